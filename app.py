@@ -1,0 +1,41 @@
+"""WSGI entry: `app = create_app()`; `python app.py` serves every flow on http://127.0.0.1:5000.
+
+`gunicorn app:app` serves production (IVR_ENV defaults to production there and needs
+TWILIO_AUTH_TOKEN); `python app.py` runs in development mode with no account needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from ivr import IvrError, create_app
+
+HOST, PORT = "127.0.0.1", 5000
+
+
+def main() -> int:
+    """Serve the flows for development on http://127.0.0.1:5000."""
+    os.environ.setdefault("IVR_ENV", "development")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app()
+    except IvrError as exc:
+        print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
+        return 1
+    base = app.config.get("IVR_PUBLIC_URL") or f"http://{HOST}:{PORT}"
+    print(f"ivr ({app.config['IVR_ENV']}): serving {len(app.extensions['ivr.flows'].engines)} flow(s)")
+    for flow_id in sorted(app.extensions["ivr.flows"].engines):
+        print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
+    print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
+    if not app.config.get("TWILIO_AUTH_TOKEN"):
+        print("  WARNING: TWILIO_AUTH_TOKEN is not set: requests are NOT verified; only local requests are served.")
+    app.run(host=HOST, port=PORT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:
+    app = create_app()

@@ -1,0 +1,21 @@
+"""ivr: a code-first interactive voice menu for Twilio, with flows written in YAML."""
+
+from ivr.engine import Engine, Step
+from ivr.errors import ConfigError, FlowError, FlowLoadError, IvrError, StoreError, TwilioCallError, WebhookError
+from ivr.loader import load_flow, load_flows
+from ivr.web import create_app
+
+__all__ = [
+    "ConfigError",
+    "Engine",
+    "FlowError",
+    "FlowLoadError",
+    "IvrError",
+    "Step",
+    "StoreError",
+    "TwilioCallError",
+    "WebhookError",
+    "create_app",
+    "load_flow",
+    "load_flows",
+]

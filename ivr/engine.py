@@ -1,0 +1,350 @@
+"""The engine: one prebuilt `transitions` machine per flow, and a step per webhook. No I/O.
+
+A step takes the flow, the state named by the request's URL, the request's parameters and the
+call's session, and returns the TwiML to answer with, the new session and a list of effects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from transitions import Machine
+
+from ivr import flow as f
+from ivr.errors import WebhookError
+from ivr.twiml import GOODBYE, Renderer, Urls
+
+__all__ = ["Engine", "Step", "new_session"]
+
+SESSION_VERSION = 1
+_NUMBER_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_SPACED_DIGITS = re.compile(r"[0-9](?: [0-9])*\Z")
+
+
+def new_session(flow_id: str) -> dict:
+    """An empty session for a call that enters `flow_id`."""
+    return {"v": SESSION_VERSION, "flow": flow_id, "vars": {}, "counts": {}, "visits": {}}
+
+
+@dataclass(slots=True)
+class Step:
+    """What a webhook answers: the TwiML, the state the call is left in, the session and effects."""
+
+    twiml: str
+    flow: str
+    state: str
+    session: dict
+    effects: list = field(default_factory=list)
+    outcome: str | None = None
+
+
+class _Call:
+    """The per-request model the prebuilt machine moves: a state name and the call's memory."""
+
+    __slots__ = ("engine", "state", "session", "params", "now", "retry", "_context")
+
+    def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
+        self.engine = engine
+        self.state = state
+        self.session = session
+        self.params = params
+        self.now = now
+        self.retry: str | None = None
+        self._context: dict | None = None
+
+    def context(self) -> dict:
+        """The values templates and conditions see; built at most once per change."""
+        if self._context is None:
+            session = self.session
+            variables = session["vars"]
+            self._context = {
+                **variables,
+                "vars": variables,
+                "call": self.params,
+                "input": session.get("input", {}),
+                "recording": session.get("recording", {}),
+                "dial": session.get("dial", {}),
+                "queue": session.get("queue", {}),
+                "now": self.now,
+                "flow": self.engine.flow.id,
+                "state": self.state,
+            }
+        return self._context
+
+    def key(self, state: str | None = None) -> str:
+        return f"{self.engine.flow.id}/{state or self.state}"
+
+
+class Engine:
+    """One flow's prebuilt machine and renderer; `start` and `resume` answer webhooks."""
+
+    def __init__(self, flow: f.Flow, urls: Urls | None = None, *, timezone: str = "UTC") -> None:
+        self.flow = flow
+        self.zone = ZoneInfo(flow.defaults.timezone or timezone)
+        self.renderer = Renderer(flow, urls or Urls())
+        self.speech_routes = {
+            name: _speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
+        }
+        self.machine = Machine(
+            model=None,
+            states=[{"name": name, "on_enter": [self._on_enter]} for name in flow.states] + [GOODBYE],
+            transitions=self._transitions(),
+            initial=flow.start,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
+        self.events = self.machine.events
+
+    # -- building the machine -----------------------------------------------------------------
+
+    def _transitions(self) -> list[dict]:
+        out: list[dict] = []
+        for state in self.flow.states.values():
+            name = state.name
+            routed = set()
+            for route in state.routes:
+                out.append({"trigger": route.outcome, "source": name, "dest": route.target})
+                routed.add(route.outcome)
+            action = state.action
+            fallbacks = {f.NEXT_EVENT} if action is None or state.next else set()
+            if isinstance(action, f.Dial):
+                fallbacks = set(f.DIAL_OUTCOMES) - routed
+            elif isinstance(action, f.Record):
+                fallbacks = set(f.RECORD_OUTCOMES) - routed
+            elif isinstance(action, f.Enqueue):
+                fallbacks = set(f.ENQUEUE_OUTCOMES) - routed
+            elif isinstance(action, f.Gather) and state.next:
+                fallbacks = {f.NEXT_EVENT}
+            for event in sorted(fallbacks):
+                if state.next is None:
+                    continue
+                for cond in state.when:
+                    out.append({"trigger": event, "source": name, "dest": cond.target,
+                                "conditions": [_condition(cond)]})  # fmt: skip
+                out.append({"trigger": event, "source": name, "dest": state.next})
+            if isinstance(action, f.Gather):
+                for kind in f.RETRY_EVENTS:
+                    handler: f.Handler = getattr(state, kind)
+                    out.append({"trigger": kind, "source": name, "dest": None, "prepare": [_counter(kind)],
+                                "conditions": [_below(kind, handler.max)], "after": [_mark_retry(kind)]})  # fmt: skip
+                    out.append({"trigger": kind, "source": name, "dest": handler.on_max or GOODBYE})
+        return out
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _on_enter(self, event) -> None:
+        self.enter(event.model)
+
+    def enter(self, call: _Call) -> None:
+        """Entering a state: its retry counts start over, its visit is counted, its `set:` runs."""
+        key = call.key()
+        session = call.session
+        session["counts"].pop(key, None)
+        session["visits"][key] = session["visits"].get(key, 0) + 1
+        call._context = None
+        state = self.flow.states.get(call.state)
+        if state is not None and state.set:
+            from ivr.templates import render
+
+            for var, value, _pos in state.set:
+                if isinstance(value, f.Text):
+                    value = value.source if value.template is None else render(value.template, call.context())
+                session["vars"][var] = value
+                call._context = None
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def start(self, session: dict, params: dict, now: datetime, state: str | None = None) -> Step:
+        """A call enters the flow (at its start, or at `state`)."""
+        name = state or self.flow.start
+        if name not in self.flow.states:
+            raise WebhookError(f"flow '{self.flow.id}' has no state '{name}'")
+        session["flow"] = self.flow.id
+        call = _Call(self, name, session, params, self._local(now))
+        self.enter(call)
+        return self._render(call, "enter", None)
+
+    def resume(self, state: str, session: dict, params: dict, now: datetime, event: str | None = None) -> Step:
+        """The result of `state`'s waiting verb (or the no-input / no-recording redirect)."""
+        current = self.flow.states.get(state)
+        if current is None:
+            raise WebhookError(f"flow '{self.flow.id}' has no state '{state}'")
+        session["flow"] = self.flow.id
+        call = _Call(self, state, session, params, self._local(now))
+        outcome = self.outcome(current, params, event, session)
+        call._context = None
+        self.fire(call, outcome)
+        if call.retry:
+            return self._render(call, call.retry, outcome)
+        return self._render(call, "enter", outcome)
+
+    def error_step(self, session: dict, params: dict, now: datetime) -> Step | None:
+        """The flow's error state, if it has one; None when it has not."""
+        if self.flow.error_state is None:
+            return None
+        return self.start(session, params, now, self.flow.error_state)
+
+    def fire(self, call: _Call, event: str) -> None:
+        """Fire one outcome through the prebuilt machine."""
+        trigger = self.events.get(event)
+        if trigger is None or call.state not in trigger.transitions:
+            raise WebhookError(f"state '{call.state}' of flow '{self.flow.id}' has no outcome '{event}'")
+        trigger.trigger(call)
+
+    # -- reading the request -----------------------------------------------------------------
+
+    def outcome(self, state: f.State, params: dict, event: str | None, session: dict) -> str:
+        """The outcome a request reports for a state's waiting verb."""
+        action = state.action
+        if event is not None:
+            allowed = {f.Gather: "no_input", f.Record: "no_recording"}.get(type(action))
+            if event != allowed:
+                raise WebhookError(f"event '{event}' does not fit state '{state.name}'")
+            return event
+        if isinstance(action, f.Gather):
+            return self._gather_outcome(state, params, session)
+        if isinstance(action, f.Record):
+            url = params.get("RecordingUrl")
+            if not url:
+                return "no_recording"
+            session["recording"] = {
+                "url": url,
+                "sid": params.get("RecordingSid", ""),
+                "duration": _int(params.get("RecordingDuration")),
+                "digits": params.get("Digits", ""),
+            }
+            return "recorded"
+        if isinstance(action, f.Dial):
+            status = params.get("DialCallStatus", "")
+            session["dial"] = {
+                "status": status,
+                "sid": params.get("DialCallSid", ""),
+                "duration": _int(params.get("DialCallDuration")),
+            }
+            return status if status in f.DIAL_OUTCOMES else "failed"
+        if isinstance(action, f.Enqueue):
+            result = params.get("QueueResult", "")
+            session["queue"] = {"result": result, "time": _int(params.get("QueueTime"))}
+            return result if result in f.ENQUEUE_OUTCOMES else "error"
+        raise WebhookError(f"state '{state.name}' waits for nothing; it takes no results")
+
+    def _gather_outcome(self, state: f.State, params: dict, session: dict) -> str:
+        digits = params.get("Digits", "")
+        speech = params.get("SpeechResult", "")
+        confidence = _float(params.get("Confidence"))
+        if state.sensitive:
+            session["input"] = {"digits": digits, "speech": speech, "confidence": confidence, "sensitive": True}
+        else:
+            session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
+        unmatched = f.NEXT_EVENT if state.next else "no_match"
+        if digits:
+            return digits if self._routes_key(state, digits) else unmatched
+        if not speech:
+            return "no_input"
+        gather: f.Gather = state.action
+        if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
+            return "no_match"
+        text = f" {f.normalize_speech(speech)} "
+        for phrase, outcome in self.speech_routes[state.name]:
+            if phrase in text:
+                return outcome
+        # "one" or "1" said to a keypad menu means the key.
+        spoken = text.strip()
+        key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPACED_DIGITS.match(spoken) else None)
+        if key and self._routes_key(state, key):
+            return key
+        return unmatched
+
+    @staticmethod
+    def _routes_key(state: f.State, key: str) -> bool:
+        return any(r.outcome == key for r in state.routes)
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
+        segments: list[tuple[str, str]] = []
+        states = self.flow.states
+        # Input-less states flow on into the same document, up to one that waits or ends.
+        for _ in range(len(states) + 1):
+            name = call.state
+            segments.append((name, variant))
+            state = states.get(name)
+            if state is None or state.action is not None:
+                break
+            variant = "enter"
+            self.fire(call, f.NEXT_EVENT)
+        else:  # pragma: no cover - validation refuses cycles of input-less states
+            raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
+        twiml = self.renderer.document(segments, call.context)
+        call.session["state"] = call.state
+        return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
+
+    def _local(self, now: datetime) -> datetime:
+        return now.astimezone(self.zone)
+
+
+def _speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
+    """(padded phrase, outcome) pairs in declared order, for word-boundary matching."""
+    table = []
+    for route in state.routes:
+        if f.is_digit_key(route.outcome):
+            continue
+        for phrase in (route.outcome, *route.synonyms):
+            normal = f.normalize_speech(phrase)
+            if normal:
+                table.append((f" {normal} ", route.outcome))
+    return tuple(table)
+
+
+def _condition(cond: f.Condition):
+    def check(event) -> bool:
+        return bool(cond.test(**event.model.context()))
+
+    check.__name__ = f"when_{cond.source}"
+    return check
+
+
+def _counter(kind: str):
+    def count(event) -> None:
+        call: _Call = event.model
+        counts = call.session["counts"].setdefault(call.key(), {})
+        counts[kind] = counts.get(kind, 0) + 1
+
+    return count
+
+
+def _below(kind: str, maximum: int):
+    def below(event) -> bool:
+        call: _Call = event.model
+        return call.session["counts"].get(call.key(), {}).get(kind, 0) < maximum
+
+    below.__name__ = f"{kind}_below_{maximum}"
+    return below
+
+
+def _mark_retry(kind: str):
+    def mark(event) -> None:
+        event.model.retry = kind
+
+    return mark
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

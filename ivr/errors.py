@@ -1,0 +1,82 @@
+"""The one exception tree of ivr.
+
+    IvrError
+    ├── ConfigError         a setting is missing or wrong; the message names it
+    ├── FlowError           one problem in a flow file, with file:line:col and the key's path
+    │   └── FlowLoadError   a flow (or several) failed to load; carries every FlowError found
+    ├── StoreError          the session store failed (down, corrupt, timed out)
+    ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
+    └── TwilioCallError     a REST call to Twilio failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "FlowError",
+    "FlowLoadError",
+    "IvrError",
+    "StoreError",
+    "TwilioCallError",
+    "WebhookError",
+]
+
+
+class IvrError(Exception):
+    """Base of every error ivr raises on purpose."""
+
+
+class ConfigError(IvrError):
+    """A setting is missing or has a bad value."""
+
+
+class FlowError(IvrError):
+    """One problem in a flow file, located as file:line:col and a dotted key path."""
+
+    def __init__(
+        self,
+        file: str,
+        line: int,
+        column: int,
+        path: str,
+        message: str,
+        severity: str = "error",
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        self.message = message
+        self.severity = severity
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """Render as `file:line:col: error: path: message`, the format of the loader and `check`."""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {where}{self.message}"
+
+    def sort_key(self) -> tuple:
+        return (self.file, self.line, self.column, self.path, self.message)
+
+
+class FlowLoadError(IvrError):
+    """One or more flow files failed to load; `errors` lists every problem found."""
+
+    def __init__(self, errors: list[FlowError]) -> None:
+        self.errors = sorted(errors, key=FlowError.sort_key)
+        count = len(self.errors)
+        lines = [e.format() for e in self.errors]
+        lines.append(f"{count} error{'s' if count != 1 else ''} in flow files")
+        super().__init__("\n".join(lines))
+
+
+class StoreError(IvrError):
+    """The session store could not read or write a session."""
+
+
+class WebhookError(IvrError):
+    """A webhook request names an unknown flow or state, or carries an event that does not fit."""
+
+
+class TwilioCallError(IvrError):
+    """A call to Twilio's REST API failed; the message says what to fix."""

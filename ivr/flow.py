@@ -1,0 +1,267 @@
+"""The flow model: frozen dataclasses for a flow and its states, each keeping where it was written.
+
+`ivr.loader` builds these from YAML; the engine and the TwiML renderer only read them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ivr.source import Pos
+
+__all__ = [
+    "DIAL_OUTCOMES",
+    "ENQUEUE_OUTCOMES",
+    "RECORD_OUTCOMES",
+    "Condition",
+    "Defaults",
+    "Dial",
+    "DialTarget",
+    "Enqueue",
+    "Flow",
+    "Gather",
+    "Handler",
+    "Hangup",
+    "Pause",
+    "Play",
+    "Record",
+    "Redirect",
+    "Reject",
+    "Route",
+    "Say",
+    "State",
+    "Text",
+    "is_digit_key",
+    "normalize_speech",
+]
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
+
+# Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports.
+DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+# Twilio's QueueResult values for <Enqueue action>.
+ENQUEUE_OUTCOMES = (
+    "bridged",
+    "bridging-in-process",
+    "queue-full",
+    "error",
+    "system-error",
+    "hangup",
+    "redirected",
+    "leave",
+)
+# A <Record> either requests its action with a recording, or falls through on an empty one.
+RECORD_OUTCOMES = ("recorded", "no_recording")
+# Events the engine fires itself; no route may be named after them.
+RETRY_EVENTS = ("no_input", "no_match")
+NEXT_EVENT = "next"
+
+
+def is_digit_key(key: str) -> bool:
+    """Whether a route key is pressed on the keypad (digits, * and #) rather than spoken."""
+    return bool(DIGIT_KEY_RE.match(key))
+
+
+_PUNCT_RE = re.compile(r"[^\w\s']|_")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def normalize_speech(text: str) -> str:
+    """Lower case, punctuation removed, spaces folded: 'Billing, please!' -> 'billing please'."""
+    text = _PUNCT_RE.sub(" ", text.casefold()).replace("'", "")
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string as written, with its compiled template when it has `{{ }}` markup."""
+
+    source: str
+    pos: Pos
+    template: object | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: Text
+    voice: str | None
+    language: str | None
+    loop: int | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    url: Text
+    loop: int | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    length: int
+    pos: Pos
+
+
+Prompt = Say | Play | Pause
+
+
+@dataclass(frozen=True, slots=True)
+class Gather:
+    input: tuple[str, ...]
+    num_digits: int | None
+    timeout: int | None
+    finish_on_key: str | None
+    hints: str | None
+    speech_timeout: str | None
+    language: str | None
+    speech_model: str | None
+    min_confidence: float | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    max_length: int | None
+    timeout: int | None
+    finish_on_key: str | None
+    play_beep: bool | None
+    transcribe: bool | None
+    trim: bool | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    kind: str  # number, client, sip, conference, queue
+    value: Text
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    targets: tuple[DialTarget, ...]
+    caller_id: Text | None
+    timeout: int | None
+    record: str | None
+    time_limit: int | None
+    hangup_on_star: bool | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    name: Text
+    wait_url: Text | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    state: str | None
+    flow: str | None
+    url: Text | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str
+    pos: Pos
+
+
+Action = Gather | Record | Dial | Enqueue | Redirect | Hangup | Reject
+WAITING_ACTIONS = (Gather, Record, Dial, Enqueue)
+ENDING_ACTIONS = (Redirect, Hangup, Reject)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An outcome (key, phrase or status) and the state it leads to."""
+
+    outcome: str
+    target: str
+    synonyms: tuple[str, ...]
+    pos: Pos
+    target_pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One `when:` entry: a compiled expression and the state taken when it is true."""
+
+    source: str
+    test: object = field(compare=False, repr=False)
+    target: str = ""
+    pos: Pos | None = None
+    target_pos: Pos | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """A retry handler (`no_input`, `no_match`): its message, how many failures, where to go then."""
+
+    prompts: tuple[Prompt, ...]
+    max: int
+    on_max: str | None
+    pos: Pos | None
+    on_max_pos: Pos | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    name: str
+    prompts: tuple[Prompt, ...]
+    action: Action | None
+    routes: tuple[Route, ...]
+    next: str | None
+    when: tuple[Condition, ...]
+    no_input: Handler
+    no_match: Handler
+    reprompt: tuple[Prompt, ...] | None
+    set: tuple[tuple[str, object, Pos], ...]
+    sensitive: bool
+    pos: Pos
+    next_pos: Pos | None = None
+
+    @property
+    def waits(self) -> bool:
+        """Whether the state ends its document waiting for the caller or the far end."""
+        return isinstance(self.action, WAITING_ACTIONS)
+
+    @property
+    def ends(self) -> bool:
+        """Whether the state leaves this flow (hang-up, reject, redirect)."""
+        return isinstance(self.action, ENDING_ACTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    voice: str | None
+    language: str | None
+    timezone: str | None
+    no_input: Handler
+    no_match: Handler
+    on_max: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    id: str
+    file: str
+    title: str | None
+    defaults: Defaults
+    start: str
+    error_state: str | None
+    states: dict[str, State]
+    content_hash: str
+    pos: Pos
+    start_pos: Pos | None = None
+    error_state_pos: Pos | None = None

@@ -1,0 +1,591 @@
+"""Read flow files into the flow model, reporting every problem with file:line:col and key path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from ivr import flow as f
+from ivr.errors import FlowError, FlowLoadError
+from ivr.source import Pos, Reader, compose, path_join
+from ivr.templates import TemplateProblem, compile_condition, compile_text, is_template
+
+__all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
+
+FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "states")
+DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max")
+PROMPT_KEYS = ("say", "play", "pause", "prompts")
+ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject")
+STATE_KEYS = (
+    ("description", "sensitive", "set")
+    + PROMPT_KEYS
+    + ACTION_KEYS
+    + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max")
+)
+SAY_KEYS = ("text", "voice", "language", "loop")
+PLAY_KEYS = ("url", "loop")
+PAUSE_KEYS = ("length",)
+HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
+GATHER_KEYS = (
+    "input", "num_digits", "timeout", "finish_on_key", "hints",
+    "speech_timeout", "language", "speech_model", "min_confidence",
+)  # fmt: skip
+RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
+DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
+DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star")
+DIAL_RECORD = (
+    "do-not-record", "record-from-answer", "record-from-ringing",
+    "record-from-answer-dual", "record-from-ringing-dual",
+)  # fmt: skip
+ENQUEUE_KEYS = ("name", "wait_url")
+REDIRECT_KEYS = ("state", "flow", "url")
+ROUTE_KEYS = ("to", "synonyms")
+WHEN_KEYS = ("if", "next")
+RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
+VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+KEYS_RE = re.compile(r"[0-9*#]\Z")
+DEFAULT_MAX = 3
+DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
+DEFAULT_NO_MATCH = "Sorry, that's not an option."
+
+
+def display_path(path: Path) -> str:
+    """The path as the author knows it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def flow_files(directory: Path) -> list[Path]:
+    """Every flow file in a directory: *.yaml and *.yml, sorted."""
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
+    """Load and validate every flow in a directory; raise FlowLoadError listing every problem."""
+    from ivr.validate import validate_flows
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FlowLoadError([FlowError(str(directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")])
+    flows: dict[str, f.Flow] = {}
+    errors: list[FlowError] = []
+    for path in flow_files(directory):
+        try:
+            flow = load_flow(path, validate=False)
+        except FlowLoadError as exc:
+            errors.extend(exc.errors)
+            continue
+        if flow.id in flows:
+            errors.append(FlowError(flow.file, 1, 1, "", f"flow id '{flow.id}' is also used by {flows[flow.id].file}"))
+            continue
+        flows[flow.id] = flow
+    errors.extend(e for e in validate_flows(flows) if e.severity == "error")
+    if errors:
+        raise FlowLoadError(errors)
+    return flows
+
+
+def load_flow(path: str | os.PathLike, *, validate: bool = True) -> f.Flow:
+    """Load one flow file; its id is the file name without extension."""
+    path = Path(path)
+    return load_flow_text(path.read_text(encoding="utf-8"), display_path(path), path.stem, validate=validate)
+
+
+def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True) -> f.Flow:
+    """Load a flow from YAML text; raise FlowLoadError with every problem found."""
+    flow, errors = read_flow(text, file, flow_id)
+    if flow is not None and validate:
+        from ivr.validate import validate_flows
+
+        errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
+    if errors or flow is None:
+        raise FlowLoadError(errors)
+    return flow
+
+
+def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[FlowError]]:
+    """Structural reading only: the flow (None if unusable) and the problems found."""
+    try:
+        root = compose(text, file)
+    except FlowError as exc:
+        return None, [exc]
+    reader = _FlowReader(file)
+    if not f.NAME_RE.match(flow_id):
+        reader.error(Pos(file, 1, 1), "", f"flow id '{flow_id}' (the file name) must match [A-Za-z0-9_-]+")
+    if root is None:
+        reader.error(Pos(file, 1, 1), "", "the flow file is empty")
+        return None, reader.errors
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    flow = reader.flow(root, flow_id, digest)
+    return flow, reader.errors
+
+
+class _FlowReader(Reader):
+    """Turns the nodes of one flow file into the flow model."""
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def flow(self, root: yaml.Node, flow_id: str, digest: str) -> f.Flow | None:
+        items = self.mapping(root, "")
+        if items is None:
+            return None
+        self.known_keys(items, FLOW_KEYS, "")
+        title = self._opt(items, "title", "", self.string)
+        self._opt(items, "description", "", self.string)
+        defaults = self.defaults(items["defaults"][1] if "defaults" in items else None)
+        start = start_pos = None
+        if "start" not in items:
+            self.error(Pos(self.file, 1, 1), "start", "missing key: name the state a call starts in")
+        else:
+            start = self.name(items["start"][1], "start", "state")
+            start_pos = self.pos(items["start"][1])
+        error_state = self._opt(items, "error_state", "", lambda n, p: self.name(n, p, "state"))
+        error_pos = self.pos(items["error_state"][1]) if "error_state" in items else None
+        states: dict[str, f.State] = {}
+        if "states" not in items:
+            self.error(Pos(self.file, 1, 1), "states", "missing key: a flow needs states")
+        else:
+            state_items = self.mapping(items["states"][1], "states") or {}
+            if not state_items and isinstance(items["states"][1], yaml.MappingNode):
+                self.error(items["states"][1], "states", "a flow needs at least one state")
+            for name, (key_node, value_node) in state_items.items():
+                path = path_join("states", name)
+                if not f.NAME_RE.match(name):
+                    self.error(key_node, path, "state names may use only letters, digits, '_' and '-'")
+                    continue
+                state = self.state(name, value_node, path, defaults)
+                if state is not None:
+                    states[name] = state
+        if defaults is None or start is None:
+            return None
+        return f.Flow(
+            id=flow_id, file=self.file, title=title, defaults=defaults, start=start,
+            error_state=error_state, states=states, content_hash=digest,
+            pos=self.pos(root), start_pos=start_pos, error_state_pos=error_pos,
+        )  # fmt: skip
+
+    def defaults(self, node: yaml.Node | None) -> f.Defaults | None:
+        builtin_input = f.Handler((self._builtin_say(DEFAULT_NO_INPUT),), DEFAULT_MAX, None, None)
+        builtin_match = f.Handler((self._builtin_say(DEFAULT_NO_MATCH),), DEFAULT_MAX, None, None)
+        if node is None:
+            return f.Defaults(None, None, None, builtin_input, builtin_match, None)
+        items = self.mapping(node, "defaults")
+        if items is None:
+            return None
+        self.known_keys(items, DEFAULTS_KEYS, "defaults")
+        timezone = self._opt(items, "timezone", "defaults", self.timezone)
+        on_max = self._opt(items, "on_max", "defaults", lambda n, p: self.name(n, p, "state"))
+        on_max_pos = self.pos(items["on_max"][1]) if "on_max" in items else None
+        no_input = self._handler(items, "no_input", "defaults", builtin_input, None, None, None)
+        no_match = self._handler(items, "no_match", "defaults", builtin_match, None, None, None)
+        return f.Defaults(
+            voice=self._opt(items, "voice", "defaults", self.string),
+            language=self._opt(items, "language", "defaults", self.string),
+            timezone=timezone,
+            no_input=f.Handler(no_input.prompts, no_input.max, no_input.on_max or on_max, no_input.pos,
+                               no_input.on_max_pos or on_max_pos),
+            no_match=f.Handler(no_match.prompts, no_match.max, no_match.on_max or on_max, no_match.pos,
+                               no_match.on_max_pos or on_max_pos),
+            on_max=on_max,
+        )
+
+    # -- states ------------------------------------------------------------------------------
+
+    def state(self, name: str, node: yaml.Node, path: str, defaults: f.Defaults | None) -> f.State | None:
+        items = self.mapping(node, path)
+        if items is None:
+            return None
+        self.known_keys(items, STATE_KEYS, path)
+        self._opt(items, "description", path, self.string)
+        voice = defaults.voice if defaults else None
+        language = defaults.language if defaults else None
+        prompts = self.prompts(items, path, voice, language)
+        actions = [k for k in ACTION_KEYS if k in items]
+        for extra in actions[1:]:
+            self.error(items[extra][0], path_join(path, extra),
+                       f"a state does one thing; it already has '{actions[0]}' (split it into two states)")  # fmt: skip
+        action = self.action(actions[0], items[actions[0]][1], path_join(path, actions[0])) if actions else None
+        routes = self.routes(items, path, action)
+        next_ = self._opt(items, "next", path, lambda n, p: self.name(n, p, "state"))
+        next_pos = self.pos(items["next"][1]) if "next" in items else None
+        when = self.when(items["when"][1], path_join(path, "when")) if "when" in items else ()
+        on_max = self._opt(items, "on_max", path, lambda n, p: self.name(n, p, "state"))
+        on_max_pos = self.pos(items["on_max"][1]) if "on_max" in items else None
+        base_input = defaults.no_input if defaults else f.Handler((), DEFAULT_MAX, None, None)
+        base_match = defaults.no_match if defaults else f.Handler((), DEFAULT_MAX, None, None)
+        reprompt = None
+        if "reprompt" in items:
+            reprompt = self.prompt_value(items["reprompt"][1], path_join(path, "reprompt"), voice, language)
+        if action is not None and not isinstance(action, f.Gather):
+            for key in ("reprompt", "no_input", "no_match"):
+                if key in items:
+                    self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
+        sensitive = self._opt(items, "sensitive", path, self.boolean) or False
+        return f.State(
+            name=name, prompts=prompts, action=action, routes=routes, next=next_, when=when,
+            no_input=self._handler(items, "no_input", path, base_input, on_max, on_max_pos, (voice, language)),
+            no_match=self._handler(items, "no_match", path, base_match, on_max, on_max_pos, (voice, language)),
+            reprompt=reprompt, set=self.set_vars(items, path), sensitive=sensitive,
+            pos=self.pos(node), next_pos=next_pos,
+        )  # fmt: skip
+
+    def set_vars(self, items: dict, path: str) -> tuple:
+        if "set" not in items:
+            return ()
+        out = []
+        set_path = path_join(path, "set")
+        for var, (key_node, value_node) in (self.mapping(items["set"][1], set_path) or {}).items():
+            var_path = path_join(set_path, var)
+            if not VAR_RE.match(var) or var in RESERVED_VARS:
+                why = f"'{var}' is reserved" if var in RESERVED_VARS else "names start with a letter"
+                self.error(key_node, var_path, f"not a usable variable name ({why})")
+                continue
+            value = self.plain(value_node, var_path)
+            if isinstance(value, str):
+                value = self.text(value_node, var_path)
+            out.append((var, value, self.pos(key_node)))
+        return tuple(out)
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    def prompts(self, items: dict, path: str, voice, language) -> tuple:
+        singles = [k for k in ("say", "play", "pause") if k in items]
+        if "prompts" in items:
+            for key in singles:
+                self.error(items[key][0], path_join(path, key), "use either 'prompts' or single say/play/pause keys")
+            return self.prompt_list(items["prompts"][1], path_join(path, "prompts"), voice, language)
+        return tuple(
+            p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language))
+        )
+
+    def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
+        out = []
+        for i, item in enumerate(self.sequence(node, path) or ()):
+            item_path = path_join(path, i)
+            entry = self.mapping(item, item_path)
+            if entry is None:
+                continue
+            kinds = [k for k in entry if k in ("say", "play", "pause")]
+            if len(entry) != 1 or len(kinds) != 1:
+                self.error(item, item_path, "each prompt is one of say, play or pause, e.g. - say: Hello")
+                continue
+            prompt = self.prompt(kinds[0], entry[kinds[0]][1], path_join(item_path, kinds[0]), voice, language)
+            if prompt is not None:
+                out.append(prompt)
+        return tuple(out)
+
+    def prompt_value(self, node: yaml.Node, path: str, voice, language) -> tuple:
+        """A reprompt or handler message: text to say, or a prompts list."""
+        if isinstance(node, yaml.SequenceNode):
+            return self.prompt_list(node, path, voice, language)
+        say = self.prompt("say", node, path, voice, language)
+        return (say,) if say else ()
+
+    def prompt(self, kind: str, node: yaml.Node, path: str, voice, language):
+        if kind == "say":
+            if isinstance(node, yaml.ScalarNode):
+                text = self.text(node, path)
+                return f.Say(text, voice, language, None, self.pos(node)) if text else None
+            items = self.mapping(node, path)
+            if items is None:
+                return None
+            self.known_keys(items, SAY_KEYS, path)
+            if "text" not in items:
+                self.error(node, path, "missing key: text")
+                return None
+            text = self.text(items["text"][1], path_join(path, "text"))
+            loop = self._opt(items, "loop", path, self.number)
+            return f.Say(
+                text,
+                self._opt(items, "voice", path, self.string) or voice,
+                self._opt(items, "language", path, self.string) or language,
+                loop,
+                self.pos(node),
+            ) if text else None  # fmt: skip
+        if kind == "play":
+            if isinstance(node, yaml.ScalarNode):
+                url = self.text(node, path)
+                return f.Play(url, None, self.pos(node)) if url else None
+            items = self.mapping(node, path)
+            if items is None:
+                return None
+            self.known_keys(items, PLAY_KEYS, path)
+            if "url" not in items:
+                self.error(node, path, "missing key: url")
+                return None
+            url = self.text(items["url"][1], path_join(path, "url"))
+            return f.Play(url, self._opt(items, "loop", path, self.number), self.pos(node)) if url else None
+        # pause
+        if isinstance(node, yaml.MappingNode):
+            items = self.mapping(node, path) or {}
+            self.known_keys(items, PAUSE_KEYS, path)
+            length = self._opt(items, "length", path, lambda n, p: self.number(n, p, minimum=1, maximum=600))
+        else:
+            length = self.number(node, path, minimum=1, maximum=600)
+        return f.Pause(length or 1, self.pos(node)) if length is not None or isinstance(node, yaml.MappingNode) else None
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action(self, kind: str, node: yaml.Node, path: str):
+        pos = self.pos(node)
+        if kind == "hangup":
+            if self.boolean(node, path) is False:
+                self.error(node, path, "hangup: false does nothing; remove the key")
+            return f.Hangup(pos)
+        if kind == "reject":
+            if isinstance(node, yaml.ScalarNode) and node.value in ("busy", "rejected"):
+                return f.Reject(node.value, pos)
+            if isinstance(node, yaml.ScalarNode) and node.value == "true" and not node.style:
+                return f.Reject("rejected", pos)
+            self.error(node, path, "expected busy, rejected or true")
+            return None
+        if kind in ("gather", "record") and isinstance(node, yaml.ScalarNode) and node.value == "true":
+            node = yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
+        if kind == "dial" and isinstance(node, yaml.ScalarNode):
+            value = self.text(node, path)
+            return f.Dial((f.DialTarget("number", value, pos),), None, None, None, None, None, pos) if value else None
+        if kind == "enqueue" and isinstance(node, yaml.ScalarNode):
+            value = self.text(node, path)
+            return f.Enqueue(value, None, pos) if value else None
+        items = self.mapping(node, path)
+        if items is None:
+            return None
+        return getattr(self, f"_{kind}")(items, path, pos, node)
+
+    def _gather(self, items, path, pos, node):
+        self.known_keys(items, GATHER_KEYS, path)
+        inputs: tuple[str, ...] = ()
+        if "input" in items:
+            value_node = items["input"][1]
+            values = self.sequence(value_node, path_join(path, "input")) if isinstance(
+                value_node, yaml.SequenceNode) else [value_node]  # fmt: skip
+            words = [self.string(v, path_join(path, "input")) for v in values or ()]
+            for word, v in zip(words, values or (), strict=False):
+                if word is not None and word not in ("dtmf", "speech"):
+                    self.error(v, path_join(path, "input"), f"expected dtmf or speech, got '{word}'")
+            inputs = tuple(sorted({w for w in words if w in ("dtmf", "speech")}))
+        finish = self._opt(items, "finish_on_key", path, lambda n, p: self.string(n, p, empty_ok=True))
+        if finish not in (None, "") and not KEYS_RE.match(finish):
+            self.error(items["finish_on_key"][1], path_join(path, "finish_on_key"),
+                       "expected one key: 0-9, * or #, or \"\" for none")  # fmt: skip
+        speech_timeout = None
+        if "speech_timeout" in items:
+            raw = self.string(items["speech_timeout"][1], path_join(path, "speech_timeout"))
+            if raw is not None and raw != "auto" and not raw.isdigit():
+                self.error(items["speech_timeout"][1], path_join(path, "speech_timeout"),
+                           "expected auto or a whole number of seconds")  # fmt: skip
+            speech_timeout = raw
+        return f.Gather(
+            input=inputs,
+            num_digits=self._opt(items, "num_digits", path, lambda n, p: self.number(n, p, minimum=1, maximum=99)),
+            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=1, maximum=60)),
+            finish_on_key=finish,
+            hints=self._opt(items, "hints", path, self.string),
+            speech_timeout=speech_timeout,
+            language=self._opt(items, "language", path, self.string),
+            speech_model=self._opt(items, "speech_model", path, self.string),
+            min_confidence=self._opt(items, "min_confidence", path,
+                                     lambda n, p: self.number(n, p, maximum=1, integer=False)),
+            pos=pos,
+        )  # fmt: skip
+
+    def _record(self, items, path, pos, node):
+        self.known_keys(items, RECORD_KEYS, path)
+        finish = self._opt(items, "finish_on_key", path, lambda n, p: self.string(n, p, empty_ok=True))
+        if finish and not all(KEYS_RE.match(ch) for ch in finish):
+            self.error(items["finish_on_key"][1], path_join(path, "finish_on_key"), "expected keys among 0-9, * and #")
+        return f.Record(
+            max_length=self._opt(items, "max_length", path, lambda n, p: self.number(n, p, minimum=1, maximum=14400)),
+            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=0, maximum=600)),
+            finish_on_key=finish,
+            play_beep=self._opt(items, "play_beep", path, self.boolean),
+            transcribe=self._opt(items, "transcribe", path, self.boolean),
+            trim=self._opt(items, "trim", path, self.boolean),
+            pos=pos,
+        )
+
+    def _dial(self, items, path, pos, node):
+        self.known_keys(items, DIAL_KEYS, path)
+        targets = []
+        for kind in DIAL_TARGET_KINDS:
+            if kind not in items:
+                continue
+            kind_path = path_join(path, kind)
+            value_node = items[kind][1]
+            many = isinstance(value_node, yaml.SequenceNode)
+            if many and kind in ("conference", "queue"):
+                self.error(value_node, kind_path, f"a dial joins one {kind}")
+                continue
+            for v in self.sequence(value_node, kind_path) if many else [value_node]:
+                text = self.text(v, kind_path)
+                if text:
+                    targets.append(f.DialTarget(kind, text, self.pos(v)))
+        kinds = {t.kind for t in targets}
+        if not targets and not any(k in items for k in DIAL_TARGET_KINDS):
+            self.error(node, path, "missing what to dial: number, client, sip, conference or queue")
+        elif kinds & {"conference", "queue"} and len(targets) > 1:
+            self.error(node, path, "a conference or queue is dialled alone, without other targets")
+        record = None
+        if "record" in items:
+            rec_node = items["record"][1]
+            if isinstance(rec_node, yaml.ScalarNode) and rec_node.value in ("true", "false") and not rec_node.style:
+                record = "record-from-answer" if rec_node.value == "true" else "do-not-record"
+            else:
+                record = self.string(rec_node, path_join(path, "record"))
+                if record is not None and record not in DIAL_RECORD:
+                    self.error(rec_node, path_join(path, "record"), "expected true, false or one of " + ", ".join(DIAL_RECORD))
+        caller_id = self.text(items["caller_id"][1], path_join(path, "caller_id")) if "caller_id" in items else None
+        return f.Dial(
+            targets=tuple(targets),
+            caller_id=caller_id,
+            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=5, maximum=600)),
+            record=record,
+            time_limit=self._opt(items, "time_limit", path, lambda n, p: self.number(n, p, minimum=1, maximum=14400)),
+            hangup_on_star=self._opt(items, "hangup_on_star", path, self.boolean),
+            pos=pos,
+        )
+
+    def _enqueue(self, items, path, pos, node):
+        self.known_keys(items, ENQUEUE_KEYS, path)
+        if "name" not in items:
+            self.error(node, path, "missing key: name (the queue's name)")
+            return None
+        name = self.text(items["name"][1], path_join(path, "name"))
+        wait = self.text(items["wait_url"][1], path_join(path, "wait_url")) if "wait_url" in items else None
+        return f.Enqueue(name, wait, pos) if name else None
+
+    def _redirect(self, items, path, pos, node):
+        self.known_keys(items, REDIRECT_KEYS, path)
+        given = [k for k in REDIRECT_KEYS if k in items]
+        if not given:
+            self.error(node, path, "say where to: state, flow (optionally with state) or url")
+            return None
+        if "url" in items and len(given) > 1:
+            self.error(node, path, "a redirect goes to a url, or to a flow and state, not both")
+        state = self._opt(items, "state", path, lambda n, p: self.name(n, p, "state"))
+        flow_id = self._opt(items, "flow", path, lambda n, p: self.name(n, p, "flow"))
+        url = self.text(items["url"][1], path_join(path, "url")) if "url" in items else None
+        return f.Redirect(state, flow_id, url, pos)
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def routes(self, items: dict, path: str, action) -> tuple:
+        if "routes" not in items:
+            return ()
+        routes_path = path_join(path, "routes")
+        out = []
+        for key, (key_node, value_node) in (self.mapping(items["routes"][1], routes_path) or {}).items():
+            key_path = path_join(routes_path, key)
+            synonyms: tuple[str, ...] = ()
+            if isinstance(value_node, yaml.MappingNode):
+                entry = self.mapping(value_node, key_path) or {}
+                self.known_keys(entry, ROUTE_KEYS, key_path)
+                if "to" not in entry:
+                    self.error(value_node, key_path, "missing key: to (the state this route leads to)")
+                    continue
+                target_node = entry["to"][1]
+                if "synonyms" in entry:
+                    syn_path = path_join(key_path, "synonyms")
+                    words = [self.string(n, syn_path) for n in self.sequence(entry["synonyms"][1], syn_path) or ()]
+                    synonyms = tuple(w for w in words if w)
+            else:
+                target_node = value_node
+            target = self.name(target_node, key_path, "state")
+            if target is not None:
+                out.append(f.Route(key, target, synonyms, self.pos(key_node), self.pos(target_node)))
+        return tuple(out)
+
+    def when(self, node: yaml.Node, path: str) -> tuple:
+        out = []
+        for i, item in enumerate(self.sequence(node, path) or ()):
+            item_path = path_join(path, i)
+            entry = self.mapping(item, item_path)
+            if entry is None:
+                continue
+            self.known_keys(entry, WHEN_KEYS, item_path)
+            if "if" not in entry or "next" not in entry:
+                self.error(item, item_path, "each condition needs if: (an expression) and next: (a state)")
+                continue
+            source = self.string(entry["if"][1], path_join(item_path, "if"))
+            target = self.name(entry["next"][1], path_join(item_path, "next"), "state")
+            if source is None or target is None:
+                continue
+            try:
+                test = compile_condition(source)
+            except TemplateProblem as exc:
+                self.error(entry["if"][1], path_join(item_path, "if"), str(exc))
+                continue
+            out.append(f.Condition(source, test, target, self.pos(entry["if"][1]), self.pos(entry["next"][1])))
+        return tuple(out)
+
+    def _handler(self, items, key, path, base: f.Handler, on_max, on_max_pos, voices) -> f.Handler:
+        """A retry handler, inheriting what it leaves out from `base` (the flow's defaults)."""
+        fallback_on_max = on_max or base.on_max
+        fallback_pos = on_max_pos or base.on_max_pos
+        if key not in items:
+            return f.Handler(base.prompts, base.max, fallback_on_max, base.pos, fallback_pos)
+        node = items[key][1]
+        hpath = path_join(path, key)
+        voice, language = voices or (None, None)
+        if not isinstance(node, yaml.MappingNode):
+            prompts = self.prompt_value(node, hpath, voice, language)
+            return f.Handler(prompts, base.max, fallback_on_max, self.pos(node), fallback_pos)
+        entry = self.mapping(node, hpath) or {}
+        self.known_keys(entry, HANDLER_KEYS, hpath)
+        has_prompts = any(k in entry for k in PROMPT_KEYS)
+        prompts = self.prompts(entry, hpath, voice, language) if has_prompts else base.prompts
+        max_ = self._opt(entry, "max", hpath, lambda n, p: self.number(n, p, minimum=1, maximum=10))
+        own = self._opt(entry, "on_max", hpath, lambda n, p: self.name(n, p, "state"))
+        own_pos = self.pos(entry["on_max"][1]) if "on_max" in entry else None
+        return f.Handler(prompts, max_ or base.max, own or fallback_on_max, self.pos(node), own_pos or fallback_pos)
+
+    # -- scalars -----------------------------------------------------------------------------
+
+    def name(self, node: yaml.Node, path: str, what: str) -> str | None:
+        value = self.string(node, path)
+        if value is not None and not f.NAME_RE.match(value):
+            self.error(node, path, f"a {what} name may use only letters, digits, '_' and '-', got '{value}'")
+            return None
+        return value
+
+    def text(self, node: yaml.Node, path: str) -> f.Text | None:
+        value = self.string(node, path)
+        if value is None:
+            return None
+        template = None
+        if is_template(value):
+            try:
+                template = compile_text(value)
+            except TemplateProblem as exc:
+                self.error(node, path, str(exc))
+                return None
+        return f.Text(value, self.pos(node), template)
+
+    def timezone(self, node: yaml.Node, path: str) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        value = self.string(node, path)
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(node, path, f"unknown time zone '{value}' (use an IANA name such as America/New_York)")
+            return None
+        return value
+
+    def _opt(self, items: dict, key: str, path: str, read):
+        """Read an optional key with `read(node, path)`; None when absent."""
+        if key not in items:
+            return None
+        return read(items[key][1], path_join(path, key))
+
+    def _builtin_say(self, text: str) -> f.Say:
+        return f.Say(f.Text(text, Pos(self.file, 1, 1)), None, None, None, Pos(self.file, 1, 1))
+

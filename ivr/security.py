@@ -1,0 +1,81 @@
+"""Webhook signatures (X-Twilio-Signature) and the no-token rule (DESIGN principle 8)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from flask import Flask, abort, current_app, request
+from twilio.request_validator import RequestValidator
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ivr.errors import ConfigError
+
+__all__ = ["check_webhook", "init_app", "signed_url"]
+
+log = logging.getLogger("ivr.security")
+_FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
+              "X-Forwarded-Prefix", "Forwarded")  # fmt: skip
+
+
+def init_app(app: Flask) -> None:
+    """Set up signature checks; refuse to start in production without TWILIO_AUTH_TOKEN."""
+    token = app.config.get("TWILIO_AUTH_TOKEN")
+    env = app.config["IVR_ENV"]
+    if not token and env == "production":
+        raise ConfigError(
+            "TWILIO_AUTH_TOKEN is not set: in production every webhook must carry a valid X-Twilio-Signature. "
+            "Set TWILIO_AUTH_TOKEN to your account's auth token (or IVR_ENV=development on your own machine)."
+        )
+    app.extensions["ivr.validator"] = RequestValidator(token) if token else None
+    hops = app.config["IVR_TRUSTED_PROXIES"]
+    if hops:
+        # Only the proxies we were told about may say which scheme and host Twilio used.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    if not token:
+        log.warning(
+            "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT verified. Only requests from this machine "
+            "without X-Forwarded-* headers are served; set TWILIO_AUTH_TOKEN before exposing the app."
+        )
+
+
+def signed_url() -> str:
+    """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL."""
+    query = request.query_string.decode("latin-1")
+    suffix = request.path + (f"?{query}" if query else "")
+    public = current_app.config.get("IVR_PUBLIC_URL")
+    if public:
+        return public.rstrip("/") + suffix
+    return request.host_url.rstrip("/") + request.script_root + suffix
+
+
+def check_webhook() -> None:
+    """Abort with 403 unless the request is signed by Twilio (or, without a token, local)."""
+    validator: RequestValidator | None = current_app.extensions["ivr.validator"]
+    if validator is None:
+        forwarded = [h for h in _FORWARDED if h in request.headers]
+        if forwarded or not _is_loopback(request.remote_addr):
+            log.warning(
+                "refused %s %s from %s: no TWILIO_AUTH_TOKEN is set, so only local requests without proxy "
+                "headers are served (%s); set TWILIO_AUTH_TOKEN to accept Twilio's signed requests",
+                request.method, request.path, request.remote_addr, ", ".join(forwarded) or "not loopback",
+            )  # fmt: skip
+            abort(403)
+        return
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = signed_url()
+    # request.form, never request.values: Twilio signs the URL (query included) and the POST body apart.
+    if not signature or not validator.validate(url, request.form, signature):
+        log.warning(
+            "refused %s %s: %s X-Twilio-Signature for URL %s (checked with TWILIO_AUTH_TOKEN). If Twilio calls "
+            "another URL, set IVR_PUBLIC_URL to its base, or IVR_TRUSTED_PROXIES to the number of proxies in front.",
+            request.method, request.path, "invalid" if signature else "missing", url,
+        )  # fmt: skip
+        abort(403)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False

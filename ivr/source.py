@@ -1,0 +1,235 @@
+"""YAML text -> positioned nodes, read under the flow language's rules.
+
+The loader composes YAML into nodes (never constructs Python objects from tags) and the flow
+reader turns nodes into typed values itself. That gives every value its file:line:col and lets
+the language use YAML 1.2 scalars: `yes`, `no`, `on` and `off` are strings, `01` written as an
+outcome key stays the string "01", and a duplicate key is an error instead of last-wins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import yaml
+
+from ivr.errors import FlowError
+
+try:  # libyaml's composer is several times faster on large flows
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# YAML 1.2 core schema: only these spellings are booleans, nulls and numbers.
+_NULL = {"", "~", "null", "Null", "NULL"}
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """Where a node starts: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def pos_of(file: str, node: yaml.Node) -> Pos:
+    """The 1-based position of a YAML node."""
+    mark = node.start_mark
+    return Pos(file, mark.line + 1, mark.column + 1)
+
+
+def compose(text: str, file: str) -> yaml.Node | None:
+    """Parse one YAML document into nodes; raise FlowError at the syntax error's position."""
+    try:
+        loader = _Loader(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise FlowError(file, line, col, "", f"YAML syntax: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise FlowError(file, 1, 1, "", f"YAML: {exc}") from None
+
+
+def path_join(path: str, key: str | int) -> str:
+    """Extend a dotted key path; keys that are not plain words are quoted: routes."1"."""
+    if isinstance(key, int):
+        part = f"[{key}]"
+        return f"{path}{part}" if path else part
+    part = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) else f'"{key}"'
+    return f"{path}.{part}" if path else part
+
+
+def did_you_mean(word: str, options) -> str:
+    """A ' (did you mean 'x'?)' suffix when something close exists, else ''."""
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Reader:
+    """Collects every problem found while reading a file's nodes, with positions and key paths."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[FlowError] = []
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def error(self, node_or_pos, path: str, message: str, severity: str = "error") -> None:
+        """Record one problem at a node (or a Pos)."""
+        pos = node_or_pos if isinstance(node_or_pos, Pos) else pos_of(self.file, node_or_pos)
+        self.errors.append(FlowError(pos.file, pos.line, pos.column, path, message, severity))
+
+    def pos(self, node: yaml.Node) -> Pos:
+        """The node's position in this file."""
+        return pos_of(self.file, node)
+
+    # -- shapes ------------------------------------------------------------------------------
+
+    def mapping(self, node: yaml.Node, path: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        """A mapping node as {key: (key_node, value_node)}, keys as written; None after an error."""
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, path, f"expected a mapping, got {describe(node)}")
+            return None
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in _merged_pairs(node):
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "" and not key_node.style:
+                self.error(key_node, path, f"keys must be plain text, got {describe(key_node)}")
+                continue
+            key = key_node.value
+            if key in out:
+                first = self.pos(out[key][0])
+                self.error(key_node, path_join(path, key), f"duplicate key (first defined at line {first.line})")
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def known_keys(self, items: dict, allowed, path: str) -> None:
+        """Report every key that is not in `allowed`, with a did-you-mean."""
+        for key, (key_node, _) in items.items():
+            if key not in allowed:
+                self.error(key_node, path_join(path, key), f"unknown key{did_you_mean(key, allowed)}")
+
+    def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node] | None:
+        """A sequence node's items; None after an error."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(node, path, f"expected a list, got {describe(node)}")
+            return None
+        return list(node.value)
+
+    # -- scalars -----------------------------------------------------------------------------
+
+    def string(self, node: yaml.Node, path: str, *, empty_ok: bool = False) -> str | None:
+        """A scalar read as the text written (YAML 1.2: `no` is the string "no")."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.error(node, path, f"expected text, got {describe(node)}")
+            return None
+        if node.value == "" and not empty_ok:
+            self.error(node, path, "must not be empty")
+            return None
+        return node.value
+
+    def boolean(self, node: yaml.Node, path: str) -> bool | None:
+        """true or false only (YAML 1.2: `yes`, `on` are not booleans)."""
+        if isinstance(node, yaml.ScalarNode) and not node.style:
+            if node.value in _TRUE:
+                return True
+            if node.value in _FALSE:
+                return False
+        shown = node.value if isinstance(node, yaml.ScalarNode) else describe(node)
+        self.error(node, path, f"expected true or false, got '{shown}'")
+        return None
+
+    def number(self, node: yaml.Node, path: str, *, minimum: float = 0, maximum: float | None = None,
+               integer: bool = True) -> float | int | None:
+        """A number in [minimum, maximum]; integers unless integer=False."""
+        if isinstance(node, yaml.ScalarNode) and not node.style:
+            text = node.value
+            if _INT.match(text):
+                value: float | int = int(text)
+            elif not integer and _FLOAT.match(text):
+                value = float(text)
+            else:
+                value = None  # type: ignore[assignment]
+            if value is not None:
+                if value < minimum or (maximum is not None and value > maximum):
+                    upper = f" to {maximum}" if maximum is not None else " or more"
+                    self.error(node, path, f"must be {minimum}{upper}, got {value}")
+                    return None
+                return value
+        kind = "a whole number" if integer else "a number"
+        shown = node.value if isinstance(node, yaml.ScalarNode) else describe(node)
+        self.error(node, path, f"expected {kind}, got '{shown}'")
+        return None
+
+    def plain(self, node: yaml.Node, path: str):
+        """A scalar under the YAML 1.2 core schema (null, bool, int, float, else text)."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.error(node, path, f"expected a single value, got {describe(node)}")
+            return None
+        return core_scalar(node)
+
+
+def core_scalar(node: yaml.ScalarNode):
+    """Resolve a scalar by the YAML 1.2 core schema."""
+    text = node.value
+    if node.style:  # quoted or block text is always a string
+        return text
+    if text in _NULL:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text) and any(ch.isdigit() for ch in text):
+        return float(text)
+    return text
+
+
+def describe(node: yaml.Node) -> str:
+    """A short name of a node's kind, for messages."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.value == "" and not node.style:
+        return "nothing"
+    return f"'{node.value}'"
+
+
+def _merged_pairs(node: yaml.MappingNode):
+    """The node's key/value pairs with `<<: *anchor` merges expanded (explicit keys win)."""
+    own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+    merged = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if isinstance(source, yaml.MappingNode):
+                merged.extend(_merged_pairs(source))
+    written = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
+    seen: set[str] = set()
+    extra = []
+    for key_node, value_node in merged:
+        if key_node.value in written or key_node.value in seen:
+            continue
+        seen.add(key_node.value)
+        extra.append((key_node, value_node))
+    return own + extra

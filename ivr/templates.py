@@ -1,0 +1,65 @@
+"""Author templates: `{{ ... }}` in Say text, URLs and numbers, and `when:` conditions.
+
+Templates are compiled once when a flow loads, in Jinja's immutable sandbox. What a caller says or
+types reaches a template only as data: a SpeechResult of `{{7*7}}` is a string value, never
+re-rendered, and the TwiML builder escapes it as XML text.
+"""
+
+from __future__ import annotations
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+__all__ = ["TemplateProblem", "compile_condition", "compile_text", "is_template", "render"]
+
+_env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+
+class TemplateProblem(ValueError):
+    """A template that does not compile or reaches for Python internals."""
+
+
+def is_template(text: str) -> bool:
+    """Whether the text has Jinja markup and must be rendered per call."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def _check_safe(tree: nodes.Node) -> None:
+    # The sandbox also refuses these at run time; refusing at load tells the author where.
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value if isinstance(node.arg.value, str) else ""
+        elif isinstance(node, nodes.Name):
+            name = node.name
+        else:
+            continue
+        if name.startswith("_"):
+            raise TemplateProblem(f"'{name}' is not allowed in templates (names starting with '_' are private)")
+
+
+def compile_text(source: str):
+    """Compile a text template; raise TemplateProblem with a readable reason."""
+    try:
+        _check_safe(_env.parse(source))
+        return _env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax: {exc.message}") from None
+
+
+def compile_condition(source: str):
+    """Compile a `when:` expression into a callable of the template context."""
+    try:
+        _check_safe(_env.parse("{{ (" + source + ") }}"))
+        return _env.compile_expression(source, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"condition syntax: {exc.message}") from None
+
+
+def render(template, context: dict) -> str:
+    """Render a compiled template; a sandbox violation becomes TemplateProblem."""
+    try:
+        return template.render(context)
+    except SecurityError as exc:
+        raise TemplateProblem(f"template refused by the sandbox: {exc}") from None

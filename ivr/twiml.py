@@ -1,0 +1,228 @@
+"""States -> TwiML verbs, through the twilio library's VoiceResponse builders only.
+
+What does not depend on the call (a state without templates) is built once and reused; a
+document whose every part is static is serialised once and cached by its chain of states.
+"""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import (
+    Client,
+    Conference,
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    Number,
+    Pause,
+    Play,
+    Queue,
+    Record,
+    Redirect,
+    Reject,
+    Say,
+    Sip,
+    VoiceResponse,
+)
+
+from ivr import flow as f
+from ivr.templates import render
+
+__all__ = ["GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
+
+GOODBYE_TEXT = "Sorry, we could not get your answer. Please call again later. Goodbye."
+APOLOGY_TEXT = "We're sorry, something went wrong. Please call again later. Goodbye."
+
+
+class Urls:
+    """Builds the URLs the app writes into TwiML (DESIGN's URL table); root-relative or absolute."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, public_url: str | None = None) -> None:
+        self.base = (public_url or "").rstrip("/")
+
+    def entry(self, flow_id: str, state: str | None = None) -> str:
+        """Where a call enters a flow: /voice/<flow>[?state=S]."""
+        url = f"{self.base}/voice/{flow_id}"
+        return f"{url}?state={state}" if state else url
+
+    def action(self, flow_id: str, state: str, event: str | None = None) -> str:
+        """Where a state's waiting verb reports: /voice/<flow>/<state>[?event=E]."""
+        url = f"{self.base}/voice/{flow_id}/{state}"
+        return f"{url}?event={event}" if event else url
+
+
+def apology_document(voice: str | None = None, language: str | None = None) -> str:
+    """A complete document that apologises and hangs up; the last resort of every error."""
+    response = VoiceResponse()
+    response.say(APOLOGY_TEXT, voice=voice, language=language)
+    response.hangup()
+    return response.to_xml()
+
+
+def empty_document() -> str:
+    """`<Response/>`: the answer to callbacks whose body Twilio ignores."""
+    return VoiceResponse().to_xml()
+
+
+def _is_static(state: f.State) -> bool:
+    texts: list[f.Text | None] = []
+    prompts = list(state.prompts) + list(state.reprompt or ())
+    prompts += list(state.no_input.prompts) + list(state.no_match.prompts)
+    for prompt in prompts:
+        if isinstance(prompt, f.Say):
+            texts.append(prompt.text)
+        elif isinstance(prompt, f.Play):
+            texts.append(prompt.url)
+    action = state.action
+    if isinstance(action, f.Dial):
+        texts += [t.value for t in action.targets] + [action.caller_id]
+    elif isinstance(action, f.Enqueue):
+        texts += [action.name, action.wait_url]
+    elif isinstance(action, f.Redirect):
+        texts.append(action.url)
+    return all(t is None or t.template is None for t in texts)
+
+
+class Renderer:
+    """Renders one flow's states; built once per flow and URL base."""
+
+    def __init__(self, flow: f.Flow, urls: Urls) -> None:
+        self.flow = flow
+        self.urls = urls
+        self.static = {name: _is_static(state) for name, state in flow.states.items()}
+        self._verbs: dict[tuple[str, str], list] = {}  # prebuilt verbs of static states
+        self._documents: dict[tuple, str] = {}  # serialised documents of all-static chains
+        self._gather_defaults = {
+            name: self._gather_attrs(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
+        }
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def document(self, segments: list[tuple[str, str]], context) -> str:
+        """Serialise the chain of (state, variant) segments; `context()` gives template values."""
+        key = tuple(segments)
+        cached = self._documents.get(key)
+        if cached is not None:
+            return cached
+        response = VoiceResponse()
+        static = True
+        for name, variant in segments:
+            for verb in self.verbs(name, variant, context):
+                response.append(verb)
+            static = static and (name == GOODBYE or self.static[name])
+        xml = response.to_xml()
+        if static and len(self._documents) < 100_000:
+            self._documents[key] = xml
+        return xml
+
+    def verbs(self, name: str, variant: str, context) -> list:
+        """The verbs of one state: variant is 'enter', 'no_input' or 'no_match' (a retry)."""
+        if name == GOODBYE:
+            return [Say(GOODBYE_TEXT, voice=self.flow.defaults.voice, language=self.flow.defaults.language), Hangup()]
+        if self.static[name]:
+            key = (name, variant)
+            verbs = self._verbs.get(key)
+            if verbs is None:
+                verbs = self._verbs[key] = self._build(self.flow.states[name], variant, None)
+            return verbs
+        return self._build(self.flow.states[name], variant, context())
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self, state: f.State, variant: str, ctx: dict | None) -> list:
+        action = state.action
+        if isinstance(action, f.Gather):
+            if variant == "enter":
+                prompts = state.prompts
+            else:
+                handler = state.no_input if variant == "no_input" else state.no_match
+                prompts = handler.prompts + (state.reprompt if state.reprompt is not None else state.prompts)
+            gather = Gather(action=self.urls.action(self.flow.id, state.name), method="POST",
+                            **self._gather_defaults[state.name])  # fmt: skip
+            for prompt in prompts:
+                gather.append(self._prompt(prompt, ctx))
+            # Twilio falls through a Gather that got nothing; the server counts that retry.
+            return [gather, Redirect(self.urls.action(self.flow.id, state.name, "no_input"), method="POST")]
+        verbs = [self._prompt(p, ctx) for p in state.prompts]
+        if action is None:
+            return verbs
+        return verbs + self._action(state, action, ctx)
+
+    def _action(self, state: f.State, action, ctx) -> list:
+        flow_id = self.flow.id
+        if isinstance(action, f.Record):
+            record = Record(
+                action=self.urls.action(flow_id, state.name), method="POST",
+                max_length=action.max_length, timeout=action.timeout, finish_on_key=action.finish_on_key,
+                play_beep=action.play_beep, transcribe=action.transcribe,
+                trim=None if action.trim is None else ("trim-silence" if action.trim else "do-not-trim"),
+            )  # fmt: skip
+            # An empty recording falls through without a request: route it as no_recording.
+            return [record, Redirect(self.urls.action(flow_id, state.name, "no_recording"), method="POST")]
+        if isinstance(action, f.Dial):
+            dial = Dial(
+                action=self.urls.action(flow_id, state.name), method="POST",
+                timeout=action.timeout, caller_id=self._text(action.caller_id, ctx), record=action.record,
+                time_limit=action.time_limit, hangup_on_star=action.hangup_on_star,
+            )  # fmt: skip
+            for target in action.targets:
+                value = self._text(target.value, ctx)
+                noun = {"number": Number, "client": Client, "sip": Sip, "conference": Conference, "queue": Queue}
+                dial.append(noun[target.kind](value))
+            return [dial]
+        if isinstance(action, f.Enqueue):
+            return [Enqueue(self._text(action.name, ctx), action=self.urls.action(flow_id, state.name), method="POST",
+                            wait_url=self._text(action.wait_url, ctx))]  # fmt: skip
+        if isinstance(action, f.Redirect):
+            if action.url is not None:
+                return [Redirect(self._text(action.url, ctx), method="POST")]
+            return [Redirect(self.urls.entry(action.flow or flow_id, action.state), method="POST")]
+        if isinstance(action, f.Hangup):
+            return [Hangup()]
+        if isinstance(action, f.Reject):
+            return [Reject(reason=action.reason)]
+        raise TypeError(f"unknown action {action!r}")
+
+    def _prompt(self, prompt, ctx):
+        if isinstance(prompt, f.Say):
+            voice = prompt.voice or self.flow.defaults.voice
+            language = prompt.language or self.flow.defaults.language
+            return Say(self._text(prompt.text, ctx), voice=voice, language=language, loop=prompt.loop)
+        if isinstance(prompt, f.Play):
+            return Play(self._text(prompt.url, ctx), loop=prompt.loop)
+        return Pause(length=prompt.length)
+
+    @staticmethod
+    def _text(text: f.Text | None, ctx: dict | None) -> str | None:
+        if text is None:
+            return None
+        if text.template is None:
+            return text.source
+        return render(text.template, ctx)
+
+    def _gather_attrs(self, state: f.State) -> dict:
+        gather: f.Gather = state.action
+        keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
+        words = [w for r in state.routes if not f.is_digit_key(r.outcome) for w in (r.outcome, *r.synonyms)]
+        inputs = gather.input or (("dtmf", "speech") if words else ("dtmf",))
+        num_digits = gather.num_digits
+        # Each key waits out the timeout unless Twilio knows how many to expect.
+        if num_digits is None and keys and all(len(k) == 1 for k in keys) and state.next is None:
+            num_digits = 1
+        speech = "speech" in inputs
+        hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
+        return {
+            "input": " ".join(inputs),
+            "num_digits": num_digits,
+            "timeout": gather.timeout,
+            "finish_on_key": gather.finish_on_key,
+            "hints": hints if speech else None,
+            "speech_timeout": gather.speech_timeout if speech else None,
+            "language": (gather.language or self.flow.defaults.language) if speech else None,
+            "speech_model": gather.speech_model if speech else None,
+        }
+
+
+GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set

@@ -1,0 +1,275 @@
+"""Checks on loaded flows beyond their shape: targets, outcomes, cycles, sizes, Twilio's limits.
+
+Every problem is returned at once, in the loader's format; nothing here raises.
+"""
+
+from __future__ import annotations
+
+from ivr import flow as f
+from ivr.errors import FlowError
+from ivr.source import Pos, did_you_mean, path_join
+
+__all__ = ["MAX_DOCUMENT_BYTES", "say_limit", "validate_flow", "validate_flows"]
+
+MAX_DOCUMENT_BYTES = 64_000  # Twilio refuses a TwiML body over 64 kB (error 11750)
+_VERB_OVERHEAD = 120  # bytes of markup a verb adds around its text, generously
+_ACTION_OUTCOMES = {f.Dial: f.DIAL_OUTCOMES, f.Record: f.RECORD_OUTCOMES, f.Enqueue: f.ENQUEUE_OUTCOMES}
+
+
+def say_limit(voice: str | None) -> int:
+    """Twilio's <Say> text limit for a voice: Polly 3,000, Google 5,000, basic voices 4,096."""
+    if voice and voice.startswith("Polly."):
+        return 3000
+    if voice and voice.startswith("Google."):
+        return 5000
+    return 4096
+
+
+def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True) -> list[FlowError]:
+    """Check every flow; with closed=True a redirect to a flow not in `flows` is an error."""
+    errors: list[FlowError] = []
+    for flow in flows.values():
+        errors.extend(validate_flow(flow, flows if closed else None))
+    return errors
+
+
+def validate_flow(flow: f.Flow, flows: dict[str, f.Flow] | None = None) -> list[FlowError]:
+    """Check one flow's graph; `flows` (all loaded flows) lets redirects to other flows be checked."""
+    return _Checker(flow, flows).run()
+
+
+class _Checker:
+    def __init__(self, flow: f.Flow, flows: dict[str, f.Flow] | None) -> None:
+        self.flow = flow
+        self.flows = flows
+        self.errors: list[FlowError] = []
+
+    def error(self, pos: Pos | None, path: str, message: str) -> None:
+        pos = pos or self.flow.pos
+        self.errors.append(FlowError(pos.file, pos.line, pos.column, path, message))
+
+    def target(self, name: str | None, pos: Pos | None, path: str) -> None:
+        if name is not None and name not in self.flow.states:
+            self.error(pos, path, f"unknown state '{name}'{did_you_mean(name, self.flow.states)}")
+
+    def run(self) -> list[FlowError]:
+        flow = self.flow
+        self.target(flow.start, flow.start_pos, "start")
+        self.target(flow.error_state, flow.error_state_pos, "error_state")
+        for handler, key in ((flow.defaults.no_input, "no_input"), (flow.defaults.no_match, "no_match")):
+            self.target(handler.on_max, handler.on_max_pos, f"defaults.{key}.on_max")
+        for state in flow.states.values():
+            self.state(state)
+        self.cycles()
+        self.chain_sizes()
+        self.reject_placement()
+        return self.errors
+
+    # -- one state ---------------------------------------------------------------------------
+
+    def state(self, state: f.State) -> None:
+        path = path_join("states", state.name)
+        for route in state.routes:
+            self.target(route.target, route.target_pos, path_join(path_join(path, "routes"), route.outcome))
+        self.target(state.next, state.next_pos, path_join(path, "next"))
+        for i, cond in enumerate(state.when):
+            self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
+        if state.when and state.next is None:
+            self.error(state.when[0].pos, path_join(path, "when"), "conditions need a default: add next: STATE")
+        for prompt_path, prompt in self.prompts(state, path):
+            if isinstance(prompt, f.Say) and prompt.text.template is None:
+                limit = say_limit(prompt.voice)
+                size = len(prompt.text.source.encode("utf-8"))
+                if size > limit:
+                    self.error(prompt.pos, prompt_path,
+                               f"Say text is {size} bytes; Twilio's limit for voice {prompt.voice or 'default'}"
+                               f" is {limit} (split it into several prompts)")  # fmt: skip
+        action = state.action
+        if action is None:
+            if state.routes:
+                self.error(state.routes[0].pos, path_join(path, "routes"),
+                           "routes need something to wait for (gather, record, dial, enqueue); use next")  # fmt: skip
+            if state.next is None:
+                self.error(state.pos, path, "the state waits for nothing and has no next: add next: STATE or hangup: true")
+        elif isinstance(action, f.Gather):
+            self.gather(state, action, path)
+            self.target(state.no_input.on_max, state.no_input.on_max_pos, path_join(path, "no_input.on_max"))
+            self.target(state.no_match.on_max, state.no_match.on_max_pos, path_join(path, "no_match.on_max"))
+        elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
+            outcomes = _ACTION_OUTCOMES[type(action)]
+            for route in state.routes:
+                if route.outcome not in outcomes:
+                    self.error(route.pos, path_join(path_join(path, "routes"), route.outcome),
+                               f"not an outcome of {type(action).__name__.lower()}"
+                               f"{did_you_mean(route.outcome, outcomes)}; outcomes: {', '.join(outcomes)}")  # fmt: skip
+            routed = {r.outcome for r in state.routes}
+            missing = [o for o in outcomes if o not in routed]
+            if missing and state.next is None:
+                self.error(action.pos, path,
+                           f"outcome{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                           f"{'have' if len(missing) > 1 else 'has'} nowhere to go: add next: STATE")  # fmt: skip
+        else:
+            what = type(action).__name__.lower()
+            for key, present, pos in (("routes", state.routes, state.routes[0].pos if state.routes else None),
+                                      ("next", state.next, state.next_pos),
+                                      ("when", state.when, state.when[0].pos if state.when else None)):  # fmt: skip
+                if present:
+                    self.error(pos, path_join(path, key), f"nothing comes after {what}; remove {key}")
+            if isinstance(action, f.Redirect):
+                self.redirect(action, path)
+
+    def prompts(self, state: f.State, path: str):
+        for i, prompt in enumerate(state.prompts):
+            yield path_join(path, f"prompts[{i}]"), prompt
+        for handler, key in ((state.no_input, "no_input"), (state.no_match, "no_match")):
+            for prompt in handler.prompts:
+                yield path_join(path, key), prompt
+        for prompt in state.reprompt or ():
+            yield path_join(path, "reprompt"), prompt
+
+    def gather(self, state: f.State, gather: f.Gather, path: str) -> None:
+        if not state.routes and state.next is None:
+            self.error(gather.pos, path_join(path, "gather"), "a gather needs routes (or next for any input)")
+            return
+        finish = "#" if gather.finish_on_key is None else gather.finish_on_key
+        routes_path = path_join(path, "routes")
+        for route in state.routes:
+            key_path = path_join(routes_path, route.outcome)
+            if route.outcome in (f.NEXT_EVENT, *f.RETRY_EVENTS):
+                self.error(route.pos, key_path, f"'{route.outcome}' is reserved; use the state's {route.outcome}: key")
+            elif f.is_digit_key(route.outcome):
+                if finish and finish in route.outcome:
+                    default = " (the default)" if gather.finish_on_key is None else ""
+                    self.error(route.pos, key_path,
+                               f"'{finish}' is the gather's finish key{default} and can never be pressed as input;"
+                               f" set gather.finish_on_key to \"\" or another key")  # fmt: skip
+                if gather.input and "dtmf" not in gather.input:
+                    self.error(route.pos, key_path, "a key route needs gather.input to include dtmf")
+                if route.synonyms and "speech" not in (gather.input or ("speech",)):
+                    self.error(route.pos, key_path, "synonyms need gather.input to include speech")
+            else:
+                if not f.normalize_speech(route.outcome):
+                    self.error(route.pos, key_path, "a spoken route needs words")
+                if gather.input and "speech" not in gather.input:
+                    self.error(route.pos, key_path, "a spoken route needs gather.input to include speech")
+
+    def redirect(self, action: f.Redirect, path: str) -> None:
+        rpath = path_join(path, "redirect")
+        if action.flow is None:
+            self.target(action.state, action.pos, path_join(rpath, "state"))
+            return
+        if self.flows is None:
+            return
+        other = self.flows.get(action.flow)
+        if other is None:
+            self.error(action.pos, path_join(rpath, "flow"),
+                       f"unknown flow '{action.flow}'{did_you_mean(action.flow, self.flows)}")  # fmt: skip
+        elif action.state is not None and action.state not in other.states:
+            self.error(action.pos, path_join(rpath, "state"),
+                       f"flow '{action.flow}' has no state '{action.state}'{did_you_mean(action.state, other.states)}")  # fmt: skip
+
+    # -- the graph ---------------------------------------------------------------------------
+
+    def _inline_successors(self, state: f.State):
+        """States rendered in the same document after this one (it waits for nothing)."""
+        if state.action is not None:
+            return []
+        names = [c.target for c in state.when] + ([state.next] if state.next else [])
+        return [self.flow.states[n] for n in dict.fromkeys(names) if n in self.flow.states]
+
+    def cycles(self) -> None:
+        color: dict[str, int] = {}  # 1 on the stack, 2 done
+        reported: set[frozenset] = set()
+
+        def visit(state: f.State, stack: list[str]) -> None:
+            color[state.name] = 1
+            stack.append(state.name)
+            for succ in self._inline_successors(state):
+                if color.get(succ.name) == 1:
+                    loop = stack[stack.index(succ.name) :] + [succ.name]
+                    key = frozenset(loop)
+                    if key not in reported:
+                        reported.add(key)
+                        self.error(succ.pos, path_join("states", succ.name),
+                                   "these states wait for nothing and loop forever: " + " -> ".join(loop)
+                                   + " (add a gather, or a pause and redirect)")  # fmt: skip
+                elif succ.name not in color:
+                    visit(succ, stack)
+            stack.pop()
+            color[state.name] = 2
+
+        for state in self.flow.states.values():
+            if state.name not in color:
+                visit(state, [])
+
+    def chain_sizes(self) -> None:
+        if any("loop forever" in e.message for e in self.errors):
+            return
+        memo: dict[str, int] = {}
+
+        def size(state: f.State) -> int:
+            if state.name not in memo:
+                own = sum(_prompt_bytes(p) for p in state.prompts) + _VERB_OVERHEAD
+                if isinstance(state.action, f.Gather):
+                    retry = max(sum(_prompt_bytes(p) for p in h.prompts) for h in (state.no_input, state.no_match))
+                    reprompt = sum(_prompt_bytes(p) for p in state.reprompt or state.prompts)
+                    own = max(own, retry + reprompt + _VERB_OVERHEAD)
+                memo[state.name] = own + max((size(s) for s in self._inline_successors(state)), default=0)
+            return memo[state.name]
+
+        oversize = [s for s in self.flow.states.values() if size(s) > MAX_DOCUMENT_BYTES]
+        # Report where an oversize chain starts, not at every state inside it.
+        inside = {succ.name for s in oversize for succ in self._inline_successors(s)}
+        for state in oversize:
+            if state.name not in inside:
+                self.error(state.pos, path_join("states", state.name),
+                           f"the states from here up to the next one that waits make a TwiML document of about"
+                           f" {size(state)} bytes, over Twilio's 64 kB; add a gather or split the text")  # fmt: skip
+
+    def reject_placement(self) -> None:
+        flow = self.flow
+        silent: set[str] = set()  # states reached from the start before any verb is emitted
+        todo = [flow.start] if flow.start in flow.states else []
+        while todo:
+            name = todo.pop()
+            state = flow.states[name]
+            if name in silent:
+                continue
+            silent.add(name)
+            if not state.prompts and state.action is None:
+                todo.extend(s.name for s in self._inline_successors(state))
+        for state in flow.states.values():
+            if not isinstance(state.action, f.Reject):
+                continue
+            path = path_join(path_join("states", state.name), "reject")
+            if state.prompts or state.name not in silent:
+                self.error(state.action.pos, path,
+                           "reject only works as the first verb of a call's first document (it avoids answering);"
+                           " reach it from the start without prompts, or use hangup")  # fmt: skip
+                continue
+            for other in flow.states.values():
+                if other.name in silent and not other.prompts and other.action is None:
+                    continue
+                if state.name in _targets(other):
+                    self.error(state.action.pos, path,
+                               f"reject is reached from state '{other.name}' after the call was answered;"
+                               " use hangup there")  # fmt: skip
+                    break
+
+
+def _targets(state: f.State) -> set[str]:
+    out = {r.target for r in state.routes} | {c.target for c in state.when}
+    if state.next:
+        out.add(state.next)
+    for handler in (state.no_input, state.no_match):
+        if handler.on_max and isinstance(state.action, f.Gather):
+            out.add(handler.on_max)
+    return out
+
+
+def _prompt_bytes(prompt) -> int:
+    if isinstance(prompt, f.Say):
+        return len(prompt.text.source.encode("utf-8")) + _VERB_OVERHEAD
+    if isinstance(prompt, f.Play):
+        return len(prompt.url.source.encode("utf-8")) + _VERB_OVERHEAD
+    return _VERB_OVERHEAD

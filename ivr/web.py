@@ -1,0 +1,206 @@
+"""The Flask adapter: create_app(), the voice and Twilio callback routes, and the error guard.
+
+Each webhook: check the signature, load the call's session, let the engine step, store the
+session, answer TwiML. Any failure after the signature check still answers 200 with valid TwiML
+(the flow's error state, else an apology and a hang-up) and logs the traceback with the CallSid.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+
+from ivr import security
+from ivr.engine import Engine, Step, new_session
+from ivr.errors import IvrError, WebhookError
+from ivr.loader import load_flows
+from ivr.settings import load_settings
+from ivr.store import open_store
+from ivr.twiml import Urls, apology_document, empty_document
+
+__all__ = ["SESSION_GRACE", "SESSION_TTL", "Flows", "create_app"]
+
+log = logging.getLogger("ivr.web")
+
+SESSION_GRACE = 30 * 60  # seconds a session is kept after the call ended, for late callbacks
+SESSION_TTL = 4 * 3600 + SESSION_GRACE  # a call lasts at most 4 hours
+_TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+_STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(_TERMINAL, 4)}
+_XML = "text/xml; charset=utf-8"
+
+voice = Blueprint("voice", __name__)
+voice.before_request(security.check_webhook)
+callbacks = Blueprint("twilio", __name__)
+
+
+class Flows:
+    """The loaded flows and their engines, by flow id."""
+
+    def __init__(self, directory: str, urls: Urls, timezone: str) -> None:
+        self.flows = load_flows(directory)
+        self.engines = {fid: Engine(flow, urls, timezone=timezone) for fid, flow in self.flows.items()}
+
+    def engine(self, flow_id: str) -> Engine:
+        """The engine of a flow; WebhookError when there is none."""
+        engine = self.engines.get(flow_id)
+        if engine is None:
+            raise WebhookError(f"unknown flow '{flow_id}'")
+        return engine
+
+
+def create_app(config: dict | None = None, *, clock=None) -> Flask:
+    """Build the app: settings (code, environment, `config`), flows, store, security, routes."""
+    settings = load_settings(config)
+    app = Flask("ivr")
+    app.config.update(settings)
+    app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
+    urls = Urls(settings["IVR_PUBLIC_URL"])
+    app.extensions["ivr.flows"] = Flows(settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"])
+    app.extensions["ivr.store"] = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
+    security.init_app(app)
+    app.register_blueprint(voice)
+    app.register_blueprint(callbacks)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    return app
+
+
+# -- voice --------------------------------------------------------------------------------------
+
+
+@voice.route("/voice/<flow_id>", methods=["GET", "POST"])
+def enter(flow_id: str):
+    """A call enters a flow, at its start or at ?state=S."""
+    state = request.args.get("state")
+    return _answer(flow_id, state, lambda engine, session, params, now: engine.start(session, params, now, state))
+
+
+@voice.route("/voice/<flow_id>/<state>", methods=["GET", "POST"])
+def resume(flow_id: str, state: str):
+    """The result of a state's waiting verb, or its no-input / no-recording redirect."""
+    event = request.args.get("event")
+    return _answer(flow_id, state, lambda engine, session, params, now: engine.resume(state, session, params, now, event))
+
+
+@voice.route("/voice/<path:rest>", methods=["GET", "POST"])
+def unknown(rest: str):
+    """A URL under /voice/ that names no flow and state: an apology, never an HTML 404."""
+    params = _params()
+    log.error("CallSid=%s unknown voice URL /voice/%s; answered with an apology", params.get("CallSid", "-"), rest)
+    return _xml(apology_document())
+
+
+def _params() -> dict:
+    return request.form.to_dict() if request.method == "POST" else request.args.to_dict()
+
+
+def _answer(flow_id: str, state: str | None, step_fn):
+    params = _params()
+    sid = params.get("CallSid", "")
+    store = current_app.extensions["ivr.store"]
+    now = current_app.extensions["ivr.clock"]()
+    engine = None
+    try:
+        engine = current_app.extensions["ivr.flows"].engine(flow_id)
+        if not sid:
+            raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
+        steps: list[Step] = []
+
+        def update(session):
+            step = step_fn(engine, session or new_session(flow_id), params, now)
+            steps.append(step)
+            return step.session
+
+        store.update(sid, update, SESSION_TTL)
+        step = steps[-1]
+        log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
+        return _xml(step.twiml)
+    except Exception:
+        log.exception("CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",
+                      sid or "-", flow_id, state or "(entry)")  # fmt: skip
+        return _xml(_error_twiml(engine, sid, params, now))
+
+
+def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -> str:
+    """The flow's error state if it has one and it renders, else the apology."""
+    if engine is not None and engine.flow.error_state is not None:
+        store = current_app.extensions["ivr.store"]
+        steps: list[Step] = []
+
+        def update(session):
+            step = engine.error_step(session or new_session(engine.flow.id), params, now)
+            steps.append(step)
+            return step.session
+
+        try:
+            if sid:
+                store.update(sid, update, SESSION_TTL)
+            else:
+                update(None)
+            return steps[-1].twiml
+        except Exception:
+            log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
+            if steps:  # rendered, but the store failed: the caller still hears the error state
+                return steps[-1].twiml
+    defaults = engine.flow.defaults if engine is not None else None
+    return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
+
+
+def _xml(body: str, status: int = 200):
+    return current_app.response_class(body, status=status, mimetype=None, content_type=_XML)
+
+
+# -- Twilio callbacks ---------------------------------------------------------------------------
+
+
+@callbacks.before_request
+def _check_callback() -> None:
+    if request.endpoint != "twilio.fallback":  # the fallback must answer whatever happened to the app
+        security.check_webhook()
+
+
+@callbacks.route("/twilio/status", methods=["POST"])
+def status():
+    """Call status callbacks: remember how the call went; a terminal status is never undone."""
+    params = request.form
+    sid = params.get("CallSid", "")
+    new = params.get("CallStatus", "")
+    if not sid or new not in _STATUS_RANK:
+        log.warning("CallSid=%s status callback with CallStatus=%r ignored", sid or "-", new)
+        return _xml(empty_document())
+
+    def update(session):
+        if session is None:
+            return None
+        old = session.get("status")
+        if old is None or _STATUS_RANK[new] > _STATUS_RANK.get(old, -1):
+            session["status"] = new
+            if new in _TERMINAL:
+                session["ended"] = True
+                session["duration"] = params.get("CallDuration")
+        return session
+
+    try:
+        ended = new in _TERMINAL
+        store = current_app.extensions["ivr.store"]
+        # An ended call's session only waits out the grace period for late callbacks.
+        store.update(sid, update, SESSION_GRACE if ended else SESSION_TTL)
+        log.info("CallSid=%s status %s", sid, new)
+    except IvrError:
+        log.exception("CallSid=%s status callback could not be stored", sid)
+    return _xml(empty_document())
+
+
+@callbacks.route("/twilio/fallback", methods=["GET", "POST"])
+def fallback():
+    """The number's Fallback URL: a static apology, nothing else."""
+    params = request.values
+    log.error("CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
+              params.get("CallSid", "-"), params.get("ErrorCode", "-"), params.get("ErrorUrl", "-"))  # fmt: skip
+    return _xml(apology_document())
+
+
+def _healthz():
+    flows = current_app.extensions["ivr.flows"]
+    return jsonify(status="ok", flows=sorted(flows.engines))
