@@ -15,15 +15,25 @@ from transitions import Machine
 
 from ivr import flow as f
 from ivr.errors import WebhookError
+from ivr.loader import gc_paused
 from ivr.twiml import GOODBYE, Renderer, Urls
 
 __all__ = ["Engine", "Step", "new_session"]
 
 SESSION_VERSION = 1
 _NUMBER_WORDS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-}  # fmt: skip
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
 _SPACED_DIGITS = re.compile(r"[0-9](?: [0-9])*\Z")
 
 
@@ -47,7 +57,7 @@ class Step:
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("engine", "state", "session", "params", "now", "retry", "_context")
+    __slots__ = ("_context", "engine", "now", "params", "retry", "session", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -91,16 +101,20 @@ class Engine:
         self.speech_routes = {
             name: _speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
         }
-        self.machine = Machine(
+        with gc_paused():
+            self.machine = self._build_machine()
+        self.events = self.machine.events
+
+    def _build_machine(self) -> Machine:
+        return Machine(
             model=None,
-            states=[{"name": name, "on_enter": [self._on_enter]} for name in flow.states] + [GOODBYE],
+            states=[{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE],
             transitions=self._transitions(),
-            initial=flow.start,
+            initial=self.flow.start,
             auto_transitions=False,
             send_event=True,
             ignore_invalid_triggers=False,
         )
-        self.events = self.machine.events
 
     # -- building the machine -----------------------------------------------------------------
 
@@ -126,14 +140,23 @@ class Engine:
                 if state.next is None:
                     continue
                 for cond in state.when:
-                    out.append({"trigger": event, "source": name, "dest": cond.target,
-                                "conditions": [_condition(cond)]})  # fmt: skip
+                    out.append(
+                        {"trigger": event, "source": name, "dest": cond.target, "conditions": [_condition(cond)]}
+                    )
                 out.append({"trigger": event, "source": name, "dest": state.next})
             if isinstance(action, f.Gather):
                 for kind in f.RETRY_EVENTS:
                     handler: f.Handler = getattr(state, kind)
-                    out.append({"trigger": kind, "source": name, "dest": None, "prepare": [_counter(kind)],
-                                "conditions": [_below(kind, handler.max)], "after": [_mark_retry(kind)]})  # fmt: skip
+                    out.append(
+                        {
+                            "trigger": kind,
+                            "source": name,
+                            "dest": None,
+                            "prepare": [_counter(kind)],
+                            "conditions": [_below(kind, handler.max)],
+                            "after": [_mark_retry(kind)],
+                        }
+                    )
                     out.append({"trigger": kind, "source": name, "dest": handler.on_max or GOODBYE})
         return out
 

@@ -1,12 +1,12 @@
 """The one exception tree of ivr.
 
-    IvrError
-    ├── ConfigError         a setting is missing or wrong; the message names it
-    ├── FlowError           one problem in a flow file, with file:line:col and the key's path
-    │   └── FlowLoadError   a flow (or several) failed to load; carries every FlowError found
-    ├── StoreError          the session store failed (down, corrupt, timed out)
-    ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
-    └── TwilioCallError     a REST call to Twilio failed
+IvrError
+├── ConfigError         a setting is missing or wrong; the message names it
+├── FlowError           one problem in a flow file, with file:line:col and the key's path
+│   └── FlowLoadError   a flow (or several) failed to load; carries every FlowError found
+├── StoreError          the session store failed (down, corrupt, timed out)
+├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
+└── TwilioCallError     a REST call to Twilio failed
 """
 
 from __future__ import annotations

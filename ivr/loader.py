@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import re
@@ -10,9 +12,10 @@ from pathlib import Path
 import yaml
 
 from ivr import flow as f
+from ivr.actions import ActionReader
 from ivr.errors import FlowError, FlowLoadError
-from ivr.source import Pos, Reader, compose, path_join
-from ivr.templates import TemplateProblem, compile_condition, compile_text, is_template
+from ivr.source import Pos, compose, path_join
+from ivr.templates import TemplateProblem, compile_condition
 
 __all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
 
@@ -30,24 +33,10 @@ SAY_KEYS = ("text", "voice", "language", "loop")
 PLAY_KEYS = ("url", "loop")
 PAUSE_KEYS = ("length",)
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
-GATHER_KEYS = (
-    "input", "num_digits", "timeout", "finish_on_key", "hints",
-    "speech_timeout", "language", "speech_model", "min_confidence",
-)  # fmt: skip
-RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
-DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
-DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star")
-DIAL_RECORD = (
-    "do-not-record", "record-from-answer", "record-from-ringing",
-    "record-from-answer-dual", "record-from-ringing-dual",
-)  # fmt: skip
-ENQUEUE_KEYS = ("name", "wait_url")
-REDIRECT_KEYS = ("state", "flow", "url")
 ROUTE_KEYS = ("to", "synonyms")
 WHEN_KEYS = ("if", "next")
 RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
 VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-KEYS_RE = re.compile(r"[0-9*#]\Z")
 DEFAULT_MAX = 3
 DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
@@ -77,7 +66,7 @@ def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
     errors: list[FlowError] = []
     for path in flow_files(directory):
         try:
-            flow = load_flow(path, validate=False)
+            flow = load_flow(path, validate=False)  # cross-flow checks follow, once all are read
         except FlowLoadError as exc:
             errors.extend(exc.errors)
             continue
@@ -85,7 +74,8 @@ def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
             errors.append(FlowError(flow.file, 1, 1, "", f"flow id '{flow.id}' is also used by {flows[flow.id].file}"))
             continue
         flows[flow.id] = flow
-    errors.extend(e for e in validate_flows(flows) if e.severity == "error")
+    with gc_paused():
+        errors.extend(e for e in validate_flows(flows) if e.severity == "error")
     if errors:
         raise FlowLoadError(errors)
     return flows
@@ -97,9 +87,26 @@ def load_flow(path: str | os.PathLike, *, validate: bool = True) -> f.Flow:
     return load_flow_text(path.read_text(encoding="utf-8"), display_path(path), path.stem, validate=validate)
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while building many objects that all stay alive.
+
+    Loading makes hundreds of thousands of long-lived objects; each collection would walk them
+    all again, making a 10,000-state flow load in quadratic rather than linear time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True) -> f.Flow:
     """Load a flow from YAML text; raise FlowLoadError with every problem found."""
-    flow, errors = read_flow(text, file, flow_id)
+    with gc_paused():
+        flow, errors = read_flow(text, file, flow_id)
     if flow is not None and validate:
         from ivr.validate import validate_flows
 
@@ -126,7 +133,7 @@ def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[F
     return flow, reader.errors
 
 
-class _FlowReader(Reader):
+class _FlowReader(ActionReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -165,10 +172,18 @@ class _FlowReader(Reader):
         if defaults is None or start is None:
             return None
         return f.Flow(
-            id=flow_id, file=self.file, title=title, defaults=defaults, start=start,
-            error_state=error_state, states=states, content_hash=digest,
-            pos=self.pos(root), start_pos=start_pos, error_state_pos=error_pos,
-        )  # fmt: skip
+            id=flow_id,
+            file=self.file,
+            title=title,
+            defaults=defaults,
+            start=start,
+            error_state=error_state,
+            states=states,
+            content_hash=digest,
+            pos=self.pos(root),
+            start_pos=start_pos,
+            error_state_pos=error_pos,
+        )
 
     def defaults(self, node: yaml.Node | None) -> f.Defaults | None:
         builtin_input = f.Handler((self._builtin_say(DEFAULT_NO_INPUT),), DEFAULT_MAX, None, None)
@@ -188,10 +203,20 @@ class _FlowReader(Reader):
             voice=self._opt(items, "voice", "defaults", self.string),
             language=self._opt(items, "language", "defaults", self.string),
             timezone=timezone,
-            no_input=f.Handler(no_input.prompts, no_input.max, no_input.on_max or on_max, no_input.pos,
-                               no_input.on_max_pos or on_max_pos),
-            no_match=f.Handler(no_match.prompts, no_match.max, no_match.on_max or on_max, no_match.pos,
-                               no_match.on_max_pos or on_max_pos),
+            no_input=f.Handler(
+                no_input.prompts,
+                no_input.max,
+                no_input.on_max or on_max,
+                no_input.pos,
+                no_input.on_max_pos or on_max_pos,
+            ),
+            no_match=f.Handler(
+                no_match.prompts,
+                no_match.max,
+                no_match.on_max or on_max,
+                no_match.pos,
+                no_match.on_max_pos or on_max_pos,
+            ),
             on_max=on_max,
         )
 
@@ -208,8 +233,11 @@ class _FlowReader(Reader):
         prompts = self.prompts(items, path, voice, language)
         actions = [k for k in ACTION_KEYS if k in items]
         for extra in actions[1:]:
-            self.error(items[extra][0], path_join(path, extra),
-                       f"a state does one thing; it already has '{actions[0]}' (split it into two states)")  # fmt: skip
+            self.error(
+                items[extra][0],
+                path_join(path, extra),
+                f"a state does one thing; it already has '{actions[0]}' (split it into two states)",
+            )
         action = self.action(actions[0], items[actions[0]][1], path_join(path, actions[0])) if actions else None
         routes = self.routes(items, path, action)
         next_ = self._opt(items, "next", path, lambda n, p: self.name(n, p, "state"))
@@ -228,12 +256,20 @@ class _FlowReader(Reader):
                     self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
         sensitive = self._opt(items, "sensitive", path, self.boolean) or False
         return f.State(
-            name=name, prompts=prompts, action=action, routes=routes, next=next_, when=when,
+            name=name,
+            prompts=prompts,
+            action=action,
+            routes=routes,
+            next=next_,
+            when=when,
             no_input=self._handler(items, "no_input", path, base_input, on_max, on_max_pos, (voice, language)),
             no_match=self._handler(items, "no_match", path, base_match, on_max, on_max_pos, (voice, language)),
-            reprompt=reprompt, set=self.set_vars(items, path), sensitive=sensitive,
-            pos=self.pos(node), next_pos=next_pos,
-        )  # fmt: skip
+            reprompt=reprompt,
+            set=self.set_vars(items, path),
+            sensitive=sensitive,
+            pos=self.pos(node),
+            next_pos=next_pos,
+        )
 
     def set_vars(self, items: dict, path: str) -> tuple:
         if "set" not in items:
@@ -260,9 +296,7 @@ class _FlowReader(Reader):
             for key in singles:
                 self.error(items[key][0], path_join(path, key), "use either 'prompts' or single say/play/pause keys")
             return self.prompt_list(items["prompts"][1], path_join(path, "prompts"), voice, language)
-        return tuple(
-            p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language))
-        )
+        return tuple(p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language)))
 
     def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
         out = []
@@ -301,13 +335,17 @@ class _FlowReader(Reader):
                 return None
             text = self.text(items["text"][1], path_join(path, "text"))
             loop = self._opt(items, "loop", path, self.number)
-            return f.Say(
-                text,
-                self._opt(items, "voice", path, self.string) or voice,
-                self._opt(items, "language", path, self.string) or language,
-                loop,
-                self.pos(node),
-            ) if text else None  # fmt: skip
+            return (
+                f.Say(
+                    text,
+                    self._opt(items, "voice", path, self.string) or voice,
+                    self._opt(items, "language", path, self.string) or language,
+                    loop,
+                    self.pos(node),
+                )
+                if text
+                else None
+            )
         if kind == "play":
             if isinstance(node, yaml.ScalarNode):
                 url = self.text(node, path)
@@ -328,150 +366,11 @@ class _FlowReader(Reader):
             length = self._opt(items, "length", path, lambda n, p: self.number(n, p, minimum=1, maximum=600))
         else:
             length = self.number(node, path, minimum=1, maximum=600)
-        return f.Pause(length or 1, self.pos(node)) if length is not None or isinstance(node, yaml.MappingNode) else None
+        return (
+            f.Pause(length or 1, self.pos(node)) if length is not None or isinstance(node, yaml.MappingNode) else None
+        )
 
     # -- actions -----------------------------------------------------------------------------
-
-    def action(self, kind: str, node: yaml.Node, path: str):
-        pos = self.pos(node)
-        if kind == "hangup":
-            if self.boolean(node, path) is False:
-                self.error(node, path, "hangup: false does nothing; remove the key")
-            return f.Hangup(pos)
-        if kind == "reject":
-            if isinstance(node, yaml.ScalarNode) and node.value in ("busy", "rejected"):
-                return f.Reject(node.value, pos)
-            if isinstance(node, yaml.ScalarNode) and node.value == "true" and not node.style:
-                return f.Reject("rejected", pos)
-            self.error(node, path, "expected busy, rejected or true")
-            return None
-        if kind in ("gather", "record") and isinstance(node, yaml.ScalarNode) and node.value == "true":
-            node = yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
-        if kind == "dial" and isinstance(node, yaml.ScalarNode):
-            value = self.text(node, path)
-            return f.Dial((f.DialTarget("number", value, pos),), None, None, None, None, None, pos) if value else None
-        if kind == "enqueue" and isinstance(node, yaml.ScalarNode):
-            value = self.text(node, path)
-            return f.Enqueue(value, None, pos) if value else None
-        items = self.mapping(node, path)
-        if items is None:
-            return None
-        return getattr(self, f"_{kind}")(items, path, pos, node)
-
-    def _gather(self, items, path, pos, node):
-        self.known_keys(items, GATHER_KEYS, path)
-        inputs: tuple[str, ...] = ()
-        if "input" in items:
-            value_node = items["input"][1]
-            values = self.sequence(value_node, path_join(path, "input")) if isinstance(
-                value_node, yaml.SequenceNode) else [value_node]  # fmt: skip
-            words = [self.string(v, path_join(path, "input")) for v in values or ()]
-            for word, v in zip(words, values or (), strict=False):
-                if word is not None and word not in ("dtmf", "speech"):
-                    self.error(v, path_join(path, "input"), f"expected dtmf or speech, got '{word}'")
-            inputs = tuple(sorted({w for w in words if w in ("dtmf", "speech")}))
-        finish = self._opt(items, "finish_on_key", path, lambda n, p: self.string(n, p, empty_ok=True))
-        if finish not in (None, "") and not KEYS_RE.match(finish):
-            self.error(items["finish_on_key"][1], path_join(path, "finish_on_key"),
-                       "expected one key: 0-9, * or #, or \"\" for none")  # fmt: skip
-        speech_timeout = None
-        if "speech_timeout" in items:
-            raw = self.string(items["speech_timeout"][1], path_join(path, "speech_timeout"))
-            if raw is not None and raw != "auto" and not raw.isdigit():
-                self.error(items["speech_timeout"][1], path_join(path, "speech_timeout"),
-                           "expected auto or a whole number of seconds")  # fmt: skip
-            speech_timeout = raw
-        return f.Gather(
-            input=inputs,
-            num_digits=self._opt(items, "num_digits", path, lambda n, p: self.number(n, p, minimum=1, maximum=99)),
-            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=1, maximum=60)),
-            finish_on_key=finish,
-            hints=self._opt(items, "hints", path, self.string),
-            speech_timeout=speech_timeout,
-            language=self._opt(items, "language", path, self.string),
-            speech_model=self._opt(items, "speech_model", path, self.string),
-            min_confidence=self._opt(items, "min_confidence", path,
-                                     lambda n, p: self.number(n, p, maximum=1, integer=False)),
-            pos=pos,
-        )  # fmt: skip
-
-    def _record(self, items, path, pos, node):
-        self.known_keys(items, RECORD_KEYS, path)
-        finish = self._opt(items, "finish_on_key", path, lambda n, p: self.string(n, p, empty_ok=True))
-        if finish and not all(KEYS_RE.match(ch) for ch in finish):
-            self.error(items["finish_on_key"][1], path_join(path, "finish_on_key"), "expected keys among 0-9, * and #")
-        return f.Record(
-            max_length=self._opt(items, "max_length", path, lambda n, p: self.number(n, p, minimum=1, maximum=14400)),
-            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=0, maximum=600)),
-            finish_on_key=finish,
-            play_beep=self._opt(items, "play_beep", path, self.boolean),
-            transcribe=self._opt(items, "transcribe", path, self.boolean),
-            trim=self._opt(items, "trim", path, self.boolean),
-            pos=pos,
-        )
-
-    def _dial(self, items, path, pos, node):
-        self.known_keys(items, DIAL_KEYS, path)
-        targets = []
-        for kind in DIAL_TARGET_KINDS:
-            if kind not in items:
-                continue
-            kind_path = path_join(path, kind)
-            value_node = items[kind][1]
-            many = isinstance(value_node, yaml.SequenceNode)
-            if many and kind in ("conference", "queue"):
-                self.error(value_node, kind_path, f"a dial joins one {kind}")
-                continue
-            for v in self.sequence(value_node, kind_path) if many else [value_node]:
-                text = self.text(v, kind_path)
-                if text:
-                    targets.append(f.DialTarget(kind, text, self.pos(v)))
-        kinds = {t.kind for t in targets}
-        if not targets and not any(k in items for k in DIAL_TARGET_KINDS):
-            self.error(node, path, "missing what to dial: number, client, sip, conference or queue")
-        elif kinds & {"conference", "queue"} and len(targets) > 1:
-            self.error(node, path, "a conference or queue is dialled alone, without other targets")
-        record = None
-        if "record" in items:
-            rec_node = items["record"][1]
-            if isinstance(rec_node, yaml.ScalarNode) and rec_node.value in ("true", "false") and not rec_node.style:
-                record = "record-from-answer" if rec_node.value == "true" else "do-not-record"
-            else:
-                record = self.string(rec_node, path_join(path, "record"))
-                if record is not None and record not in DIAL_RECORD:
-                    self.error(rec_node, path_join(path, "record"), "expected true, false or one of " + ", ".join(DIAL_RECORD))
-        caller_id = self.text(items["caller_id"][1], path_join(path, "caller_id")) if "caller_id" in items else None
-        return f.Dial(
-            targets=tuple(targets),
-            caller_id=caller_id,
-            timeout=self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=5, maximum=600)),
-            record=record,
-            time_limit=self._opt(items, "time_limit", path, lambda n, p: self.number(n, p, minimum=1, maximum=14400)),
-            hangup_on_star=self._opt(items, "hangup_on_star", path, self.boolean),
-            pos=pos,
-        )
-
-    def _enqueue(self, items, path, pos, node):
-        self.known_keys(items, ENQUEUE_KEYS, path)
-        if "name" not in items:
-            self.error(node, path, "missing key: name (the queue's name)")
-            return None
-        name = self.text(items["name"][1], path_join(path, "name"))
-        wait = self.text(items["wait_url"][1], path_join(path, "wait_url")) if "wait_url" in items else None
-        return f.Enqueue(name, wait, pos) if name else None
-
-    def _redirect(self, items, path, pos, node):
-        self.known_keys(items, REDIRECT_KEYS, path)
-        given = [k for k in REDIRECT_KEYS if k in items]
-        if not given:
-            self.error(node, path, "say where to: state, flow (optionally with state) or url")
-            return None
-        if "url" in items and len(given) > 1:
-            self.error(node, path, "a redirect goes to a url, or to a flow and state, not both")
-        state = self._opt(items, "state", path, lambda n, p: self.name(n, p, "state"))
-        flow_id = self._opt(items, "flow", path, lambda n, p: self.name(n, p, "flow"))
-        url = self.text(items["url"][1], path_join(path, "url")) if "url" in items else None
-        return f.Redirect(state, flow_id, url, pos)
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -545,47 +444,5 @@ class _FlowReader(Reader):
         own_pos = self.pos(entry["on_max"][1]) if "on_max" in entry else None
         return f.Handler(prompts, max_ or base.max, own or fallback_on_max, self.pos(node), own_pos or fallback_pos)
 
-    # -- scalars -----------------------------------------------------------------------------
-
-    def name(self, node: yaml.Node, path: str, what: str) -> str | None:
-        value = self.string(node, path)
-        if value is not None and not f.NAME_RE.match(value):
-            self.error(node, path, f"a {what} name may use only letters, digits, '_' and '-', got '{value}'")
-            return None
-        return value
-
-    def text(self, node: yaml.Node, path: str) -> f.Text | None:
-        value = self.string(node, path)
-        if value is None:
-            return None
-        template = None
-        if is_template(value):
-            try:
-                template = compile_text(value)
-            except TemplateProblem as exc:
-                self.error(node, path, str(exc))
-                return None
-        return f.Text(value, self.pos(node), template)
-
-    def timezone(self, node: yaml.Node, path: str) -> str | None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        value = self.string(node, path)
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.error(node, path, f"unknown time zone '{value}' (use an IANA name such as America/New_York)")
-            return None
-        return value
-
-    def _opt(self, items: dict, key: str, path: str, read):
-        """Read an optional key with `read(node, path)`; None when absent."""
-        if key not in items:
-            return None
-        return read(items[key][1], path_join(path, key))
-
     def _builtin_say(self, text: str) -> f.Say:
         return f.Say(f.Text(text, Pos(self.file, 1, 1)), None, None, None, Pos(self.file, 1, 1))
-

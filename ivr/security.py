@@ -14,8 +14,14 @@ from ivr.errors import ConfigError
 __all__ = ["check_webhook", "init_app", "signed_url"]
 
 log = logging.getLogger("ivr.security")
-_FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
-              "X-Forwarded-Prefix", "Forwarded")  # fmt: skip
+_FORWARDED = (
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "Forwarded",
+)
 
 
 def init_app(app: Flask) -> None:
@@ -58,8 +64,11 @@ def check_webhook() -> None:
             log.warning(
                 "refused %s %s from %s: no TWILIO_AUTH_TOKEN is set, so only local requests without proxy "
                 "headers are served (%s); set TWILIO_AUTH_TOKEN to accept Twilio's signed requests",
-                request.method, request.path, request.remote_addr, ", ".join(forwarded) or "not loopback",
-            )  # fmt: skip
+                request.method,
+                request.path,
+                request.remote_addr,
+                ", ".join(forwarded) or "not loopback",
+            )
             abort(403)
         return
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -69,8 +78,11 @@ def check_webhook() -> None:
         log.warning(
             "refused %s %s: %s X-Twilio-Signature for URL %s (checked with TWILIO_AUTH_TOKEN). If Twilio calls "
             "another URL, set IVR_PUBLIC_URL to its base, or IVR_TRUSTED_PROXIES to the number of proxies in front.",
-            request.method, request.path, "invalid" if signature else "missing", url,
-        )  # fmt: skip
+            request.method,
+            request.path,
+            "invalid" if signature else "missing",
+            url,
+        )
         abort(403)
 
 

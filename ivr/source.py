@@ -107,7 +107,7 @@ class Reader:
             return None
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in _merged_pairs(node):
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "" and not key_node.style:
+            if not isinstance(key_node, yaml.ScalarNode) or (key_node.value == "" and not key_node.style):
                 self.error(key_node, path, f"keys must be plain text, got {describe(key_node)}")
                 continue
             key = key_node.value
@@ -154,8 +154,9 @@ class Reader:
         self.error(node, path, f"expected true or false, got '{shown}'")
         return None
 
-    def number(self, node: yaml.Node, path: str, *, minimum: float = 0, maximum: float | None = None,
-               integer: bool = True) -> float | int | None:
+    def number(
+        self, node: yaml.Node, path: str, *, minimum: float = 0, maximum: float | None = None, integer: bool = True
+    ) -> float | int | None:
         """A number in [minimum, maximum]; integers unless integer=False."""
         if isinstance(node, yaml.ScalarNode) and not node.style:
             text = node.value

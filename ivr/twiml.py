@@ -139,8 +139,9 @@ class Renderer:
             else:
                 handler = state.no_input if variant == "no_input" else state.no_match
                 prompts = handler.prompts + (state.reprompt if state.reprompt is not None else state.prompts)
-            gather = Gather(action=self.urls.action(self.flow.id, state.name), method="POST",
-                            **self._gather_defaults[state.name])  # fmt: skip
+            gather = Gather(
+                action=self.urls.action(self.flow.id, state.name), method="POST", **self._gather_defaults[state.name]
+            )
             for prompt in prompts:
                 gather.append(self._prompt(prompt, ctx))
             # Twilio falls through a Gather that got nothing; the server counts that retry.
@@ -154,27 +155,41 @@ class Renderer:
         flow_id = self.flow.id
         if isinstance(action, f.Record):
             record = Record(
-                action=self.urls.action(flow_id, state.name), method="POST",
-                max_length=action.max_length, timeout=action.timeout, finish_on_key=action.finish_on_key,
-                play_beep=action.play_beep, transcribe=action.transcribe,
+                action=self.urls.action(flow_id, state.name),
+                method="POST",
+                max_length=action.max_length,
+                timeout=action.timeout,
+                finish_on_key=action.finish_on_key,
+                play_beep=action.play_beep,
+                transcribe=action.transcribe,
                 trim=None if action.trim is None else ("trim-silence" if action.trim else "do-not-trim"),
-            )  # fmt: skip
+            )
             # An empty recording falls through without a request: route it as no_recording.
             return [record, Redirect(self.urls.action(flow_id, state.name, "no_recording"), method="POST")]
         if isinstance(action, f.Dial):
             dial = Dial(
-                action=self.urls.action(flow_id, state.name), method="POST",
-                timeout=action.timeout, caller_id=self._text(action.caller_id, ctx), record=action.record,
-                time_limit=action.time_limit, hangup_on_star=action.hangup_on_star,
-            )  # fmt: skip
+                action=self.urls.action(flow_id, state.name),
+                method="POST",
+                timeout=action.timeout,
+                caller_id=self._text(action.caller_id, ctx),
+                record=action.record,
+                time_limit=action.time_limit,
+                hangup_on_star=action.hangup_on_star,
+            )
             for target in action.targets:
                 value = self._text(target.value, ctx)
                 noun = {"number": Number, "client": Client, "sip": Sip, "conference": Conference, "queue": Queue}
                 dial.append(noun[target.kind](value))
             return [dial]
         if isinstance(action, f.Enqueue):
-            return [Enqueue(self._text(action.name, ctx), action=self.urls.action(flow_id, state.name), method="POST",
-                            wait_url=self._text(action.wait_url, ctx))]  # fmt: skip
+            return [
+                Enqueue(
+                    self._text(action.name, ctx),
+                    action=self.urls.action(flow_id, state.name),
+                    method="POST",
+                    wait_url=self._text(action.wait_url, ctx),
+                )
+            ]
         if isinstance(action, f.Redirect):
             if action.url is not None:
                 return [Redirect(self._text(action.url, ctx), method="POST")]

@@ -81,16 +81,24 @@ class _Checker:
                 limit = say_limit(prompt.voice)
                 size = len(prompt.text.source.encode("utf-8"))
                 if size > limit:
-                    self.error(prompt.pos, prompt_path,
-                               f"Say text is {size} bytes; Twilio's limit for voice {prompt.voice or 'default'}"
-                               f" is {limit} (split it into several prompts)")  # fmt: skip
+                    self.error(
+                        prompt.pos,
+                        prompt_path,
+                        f"Say text is {size} bytes; Twilio's limit for voice {prompt.voice or 'default'}"
+                        f" is {limit} (split it into several prompts)",
+                    )
         action = state.action
         if action is None:
             if state.routes:
-                self.error(state.routes[0].pos, path_join(path, "routes"),
-                           "routes need something to wait for (gather, record, dial, enqueue); use next")  # fmt: skip
+                self.error(
+                    state.routes[0].pos,
+                    path_join(path, "routes"),
+                    "routes need something to wait for (gather, record, dial, enqueue); use next",
+                )
             if state.next is None:
-                self.error(state.pos, path, "the state waits for nothing and has no next: add next: STATE or hangup: true")
+                self.error(
+                    state.pos, path, "the state waits for nothing and has no next: add next: STATE or hangup: true"
+                )
         elif isinstance(action, f.Gather):
             self.gather(state, action, path)
             self.target(state.no_input.on_max, state.no_input.on_max_pos, path_join(path, "no_input.on_max"))
@@ -99,20 +107,28 @@ class _Checker:
             outcomes = _ACTION_OUTCOMES[type(action)]
             for route in state.routes:
                 if route.outcome not in outcomes:
-                    self.error(route.pos, path_join(path_join(path, "routes"), route.outcome),
-                               f"not an outcome of {type(action).__name__.lower()}"
-                               f"{did_you_mean(route.outcome, outcomes)}; outcomes: {', '.join(outcomes)}")  # fmt: skip
+                    self.error(
+                        route.pos,
+                        path_join(path_join(path, "routes"), route.outcome),
+                        f"not an outcome of {type(action).__name__.lower()}"
+                        f"{did_you_mean(route.outcome, outcomes)}; outcomes: {', '.join(outcomes)}",
+                    )
             routed = {r.outcome for r in state.routes}
             missing = [o for o in outcomes if o not in routed]
             if missing and state.next is None:
-                self.error(action.pos, path,
-                           f"outcome{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                           f"{'have' if len(missing) > 1 else 'has'} nowhere to go: add next: STATE")  # fmt: skip
+                self.error(
+                    action.pos,
+                    path,
+                    f"outcome{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                    f"{'have' if len(missing) > 1 else 'has'} nowhere to go: add next: STATE",
+                )
         else:
             what = type(action).__name__.lower()
-            for key, present, pos in (("routes", state.routes, state.routes[0].pos if state.routes else None),
-                                      ("next", state.next, state.next_pos),
-                                      ("when", state.when, state.when[0].pos if state.when else None)):  # fmt: skip
+            for key, present, pos in (
+                ("routes", state.routes, state.routes[0].pos if state.routes else None),
+                ("next", state.next, state.next_pos),
+                ("when", state.when, state.when[0].pos if state.when else None),
+            ):
                 if present:
                     self.error(pos, path_join(path, key), f"nothing comes after {what}; remove {key}")
             if isinstance(action, f.Redirect):
@@ -140,9 +156,12 @@ class _Checker:
             elif f.is_digit_key(route.outcome):
                 if finish and finish in route.outcome:
                     default = " (the default)" if gather.finish_on_key is None else ""
-                    self.error(route.pos, key_path,
-                               f"'{finish}' is the gather's finish key{default} and can never be pressed as input;"
-                               f" set gather.finish_on_key to \"\" or another key")  # fmt: skip
+                    self.error(
+                        route.pos,
+                        key_path,
+                        f"'{finish}' is the gather's finish key{default} and can never be pressed as input;"
+                        f' set gather.finish_on_key to "" or another key',
+                    )
                 if gather.input and "dtmf" not in gather.input:
                     self.error(route.pos, key_path, "a key route needs gather.input to include dtmf")
                 if route.synonyms and "speech" not in (gather.input or ("speech",)):
@@ -162,11 +181,17 @@ class _Checker:
             return
         other = self.flows.get(action.flow)
         if other is None:
-            self.error(action.pos, path_join(rpath, "flow"),
-                       f"unknown flow '{action.flow}'{did_you_mean(action.flow, self.flows)}")  # fmt: skip
+            self.error(
+                action.pos,
+                path_join(rpath, "flow"),
+                f"unknown flow '{action.flow}'{did_you_mean(action.flow, self.flows)}",
+            )
         elif action.state is not None and action.state not in other.states:
-            self.error(action.pos, path_join(rpath, "state"),
-                       f"flow '{action.flow}' has no state '{action.state}'{did_you_mean(action.state, other.states)}")  # fmt: skip
+            self.error(
+                action.pos,
+                path_join(rpath, "state"),
+                f"flow '{action.flow}' has no state '{action.state}'{did_you_mean(action.state, other.states)}",
+            )
 
     # -- the graph ---------------------------------------------------------------------------
 
@@ -190,9 +215,13 @@ class _Checker:
                     key = frozenset(loop)
                     if key not in reported:
                         reported.add(key)
-                        self.error(succ.pos, path_join("states", succ.name),
-                                   "these states wait for nothing and loop forever: " + " -> ".join(loop)
-                                   + " (add a gather, or a pause and redirect)")  # fmt: skip
+                        self.error(
+                            succ.pos,
+                            path_join("states", succ.name),
+                            "these states wait for nothing and loop forever: "
+                            + " -> ".join(loop)
+                            + " (add a gather, or a pause and redirect)",
+                        )
                 elif succ.name not in color:
                     visit(succ, stack)
             stack.pop()
@@ -222,9 +251,12 @@ class _Checker:
         inside = {succ.name for s in oversize for succ in self._inline_successors(s)}
         for state in oversize:
             if state.name not in inside:
-                self.error(state.pos, path_join("states", state.name),
-                           f"the states from here up to the next one that waits make a TwiML document of about"
-                           f" {size(state)} bytes, over Twilio's 64 kB; add a gather or split the text")  # fmt: skip
+                self.error(
+                    state.pos,
+                    path_join("states", state.name),
+                    f"the states from here up to the next one that waits make a TwiML document of about"
+                    f" {size(state)} bytes, over Twilio's 64 kB; add a gather or split the text",
+                )
 
     def reject_placement(self) -> None:
         flow = self.flow
@@ -243,17 +275,22 @@ class _Checker:
                 continue
             path = path_join(path_join("states", state.name), "reject")
             if state.prompts or state.name not in silent:
-                self.error(state.action.pos, path,
-                           "reject only works as the first verb of a call's first document (it avoids answering);"
-                           " reach it from the start without prompts, or use hangup")  # fmt: skip
+                self.error(
+                    state.action.pos,
+                    path,
+                    "reject only works as the first verb of a call's first document (it avoids answering);"
+                    " reach it from the start without prompts, or use hangup",
+                )
                 continue
             for other in flow.states.values():
                 if other.name in silent and not other.prompts and other.action is None:
                     continue
                 if state.name in _targets(other):
-                    self.error(state.action.pos, path,
-                               f"reject is reached from state '{other.name}' after the call was answered;"
-                               " use hangup there")  # fmt: skip
+                    self.error(
+                        state.action.pos,
+                        path,
+                        f"reject is reached from state '{other.name}' after the call was answered; use hangup there",
+                    )
                     break
 
 

@@ -80,7 +80,9 @@ def enter(flow_id: str):
 def resume(flow_id: str, state: str):
     """The result of a state's waiting verb, or its no-input / no-recording redirect."""
     event = request.args.get("event")
-    return _answer(flow_id, state, lambda engine, session, params, now: engine.resume(state, session, params, now, event))
+    return _answer(
+        flow_id, state, lambda engine, session, params, now: engine.resume(state, session, params, now, event)
+    )
 
 
 @voice.route("/voice/<path:rest>", methods=["GET", "POST"])
@@ -117,8 +119,12 @@ def _answer(flow_id: str, state: str | None, step_fn):
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         return _xml(step.twiml)
     except Exception:
-        log.exception("CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",
-                      sid or "-", flow_id, state or "(entry)")  # fmt: skip
+        log.exception(
+            "CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",
+            sid or "-",
+            flow_id,
+            state or "(entry)",
+        )
         return _xml(_error_twiml(engine, sid, params, now))
 
 
@@ -196,8 +202,12 @@ def status():
 def fallback():
     """The number's Fallback URL: a static apology, nothing else."""
     params = request.values
-    log.error("CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
-              params.get("CallSid", "-"), params.get("ErrorCode", "-"), params.get("ErrorUrl", "-"))  # fmt: skip
+    log.error(
+        "CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
+        params.get("CallSid", "-"),
+        params.get("ErrorCode", "-"),
+        params.get("ErrorUrl", "-"),
+    )
     return _xml(apology_document())
 
 

@@ -246,7 +246,9 @@ class Call:
         return following.text
 
     def press(self, digits: str, finished_on_key: str = "") -> Doc:
-        return self.post(self._action("Gather"), {"Digits": digits, "FinishedOnKey": finished_on_key, "msg": "Gather End"})
+        return self.post(
+            self._action("Gather"), {"Digits": digits, "FinishedOnKey": finished_on_key, "msg": "Gather End"}
+        )
 
     def speak(self, text: str, confidence: str = "0.0") -> Doc:
         return self.post(self._action("Gather"), {"SpeechResult": text, "Confidence": confidence, "Language": "en-US"})

@@ -1,0 +1,100 @@
+"""The engine on its own: per-request work that does not grow with the flow, and its machine."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from conftest import Call
+
+from ivr.engine import Engine, new_session
+from ivr.loader import load_flow_text
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def generated_flow(states: int) -> str:
+    """A flow of `states` three-option menus, each about 200 bytes of YAML."""
+    lines = ["title: generated", "start: s0", "states:"]
+    for i in range(states):
+        a, b, c = ((i + k) % states for k in (1, 2, 3))
+        lines += [
+            f"  s{i}:",
+            f"    say: Menu {i}. For A press 1, for B press 2, for C press 3.",
+            "    gather: {timeout: 5}",
+            f'    routes: {{"1": s{a}, "2": s{b}, "3": s{c}}}',
+            "    on_max: bye",
+        ]
+    lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
+    return "\n".join(lines) + "\n"
+
+
+def count_work(fn) -> int:
+    """How much `fn()` executes: Python bytecodes run plus calls into C functions."""
+    work = 0
+
+    def tracer(frame, event, arg):
+        nonlocal work
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            work += 1
+        return tracer
+
+    def profiler(frame, event, arg):
+        nonlocal work
+        if event == "c_call":
+            work += 1
+
+    sys.setprofile(profiler)
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    return work
+
+
+@pytest.fixture(scope="module")
+def flow_dirs(tmp_path_factory):
+    dirs = {}
+    for size in (10, 5000):
+        directory = tmp_path_factory.mktemp(f"flows{size}")
+        (directory / "gen.yaml").write_text(generated_flow(size))
+        dirs[size] = directory
+    return dirs
+
+
+def test_a_menu_step_costs_the_same_on_10_and_5000_states(make_app, flow_dirs):
+    """Entering the flow and answering its menu executes as much code whatever the flow's size."""
+    counts = {}
+    for size, directory in flow_dirs.items():
+        client = make_app({"IVR_FLOWS_DIR": str(directory)}).test_client()
+        Call(client, "CA" + "9" * 32, "+15551230000", "+15559870000").start("gen")  # warm the caches
+
+        def step(client=client):
+            call = Call(client, "CA" + "1" * 32, "+15551230000", "+15559870000")
+            call.start("gen")
+            call.press("2")
+            assert call.heard == ["Menu 2. For A press 1, for B press 2, for C press 3."]
+
+        counts[size] = count_work(step)
+    small, large = counts[10], counts[5000]
+    assert small > 1000, counts  # the profiler saw the whole request
+    assert abs(large - small) <= 0.02 * small, counts
+
+
+def test_firing_an_outcome_moves_only_the_request_model():
+    flow = load_flow_text(generated_flow(3), "gen.yaml", "gen")
+    engine = Engine(flow)
+    step = engine.resume("s0", new_session("gen"), {"Digits": "1"}, NOW)
+    assert step.state == "s1"
+    assert engine.machine.models == []  # no model was ever added to the shared machine
+
+
+def test_the_machine_has_one_event_per_outcome_and_no_auto_transitions():
+    flow = load_flow_text(generated_flow(3), "gen.yaml", "gen")
+    engine = Engine(flow)
+    assert set(engine.machine.events) == {"1", "2", "3", "no_input", "no_match"}
+    assert not any(name.startswith("to_") for name in engine.machine.events)
