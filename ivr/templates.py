@@ -26,13 +26,18 @@ def is_template(text: str) -> bool:
 
 def _check_safe(tree: nodes.Node) -> None:
     # The sandbox also refuses these at run time; refusing at load tells the author where.
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):
         if isinstance(node, nodes.Getattr):
             name = node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             name = node.arg.value if isinstance(node.arg.value, str) else ""
         elif isinstance(node, nodes.Name):
             name = node.name
+        elif isinstance(node, nodes.Filter) and node.name == "attr":
+            first = node.args[0] if node.args else None
+            if not (isinstance(first, nodes.Const) and isinstance(first.value, str)):
+                raise TemplateProblem("the attr filter needs a plain attribute name")
+            name = first.value
         else:
             continue
         if name.startswith("_"):

@@ -55,6 +55,9 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     settings = load_settings(config)
     app = Flask("ivr")
     app.config.update(settings)
+    # transitions logs every callback at INFO; an IVR's log is about calls.
+    if logging.getLogger("transitions").level == logging.NOTSET:
+        logging.getLogger("transitions").setLevel(logging.WARNING)
     app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
     urls = Urls(settings["IVR_PUBLIC_URL"])
     app.extensions["ivr.flows"] = Flows(settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"])
@@ -118,6 +121,14 @@ def _answer(flow_id: str, state: str | None, step_fn):
         step = steps[-1]
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         return _xml(step.twiml)
+    except WebhookError as exc:  # a request that names what does not exist: no traceback needed
+        log.error(
+            "CallSid=%s flow=%s state=%s: %s; answering with the error state",
+            sid or "-",
+            flow_id,
+            state or "(entry)",
+            exc,
+        )
     except Exception:
         log.exception(
             "CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",
@@ -125,7 +136,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             flow_id,
             state or "(entry)",
         )
-        return _xml(_error_twiml(engine, sid, params, now))
+    return _xml(_error_twiml(engine, sid, params, now))
 
 
 def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -> str:
