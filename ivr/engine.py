@@ -157,7 +157,9 @@ class Engine:
                             "after": [_mark_retry(kind)],
                         }
                     )
-                    out.append({"trigger": kind, "source": name, "dest": handler.on_max or GOODBYE})
+                    out.append(
+                        {"trigger": kind, "source": name, "dest": handler.on_max.name if handler.on_max else GOODBYE}
+                    )
         return out
 
     # -- callbacks ---------------------------------------------------------------------------

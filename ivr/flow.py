@@ -31,9 +31,11 @@ __all__ = [
     "Route",
     "Say",
     "State",
+    "Target",
     "Text",
     "is_digit_key",
     "normalize_speech",
+    "say_limit",
 ]
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -57,6 +59,15 @@ RECORD_OUTCOMES = ("recorded", "no_recording")
 # Events the engine fires itself; no route may be named after them.
 RETRY_EVENTS = ("no_input", "no_match")
 NEXT_EVENT = "next"
+
+
+def say_limit(voice: str | None) -> int:
+    """Twilio's <Say> text limit for a voice: Polly 3,000, Google 5,000, basic voices 4,096."""
+    if voice and voice.startswith("Polly."):
+        return 3000
+    if voice and voice.startswith("Google."):
+        return 5000
+    return 4096
 
 
 def is_digit_key(key: str) -> bool:
@@ -205,14 +216,22 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A state named where the author wrote it: its position and key path."""
+
+    name: str
+    pos: Pos
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class Handler:
     """A retry handler (`no_input`, `no_match`): its message, how many failures, where to go then."""
 
     prompts: tuple[Prompt, ...]
     max: int
-    on_max: str | None
+    on_max: Target | None  # None: the built-in goodbye
     pos: Pos | None
-    on_max_pos: Pos | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +268,7 @@ class Defaults:
     timezone: str | None
     no_input: Handler
     no_match: Handler
-    on_max: str | None
+    on_max: Target | None
 
 
 @dataclass(frozen=True, slots=True)

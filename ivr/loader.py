@@ -14,6 +14,7 @@ import yaml
 from ivr import flow as f
 from ivr.actions import ActionReader
 from ivr.errors import FlowError, FlowLoadError
+from ivr.flow import say_limit
 from ivr.source import Pos, compose, path_join
 from ivr.templates import TemplateProblem, compile_condition
 
@@ -194,29 +195,15 @@ class _FlowReader(ActionReader):
         if items is None:
             return None
         self.known_keys(items, DEFAULTS_KEYS, "defaults")
-        timezone = self._opt(items, "timezone", "defaults", self.timezone)
-        on_max = self._opt(items, "on_max", "defaults", lambda n, p: self.name(n, p, "state"))
-        on_max_pos = self.pos(items["on_max"][1]) if "on_max" in items else None
-        no_input = self._handler(items, "no_input", "defaults", builtin_input, None, None, None)
-        no_match = self._handler(items, "no_match", "defaults", builtin_match, None, None, None)
+        on_max = self.target(items, "on_max", "defaults")
+        voice = self._opt(items, "voice", "defaults", self.string)
+        language = self._opt(items, "language", "defaults", self.string)
         return f.Defaults(
-            voice=self._opt(items, "voice", "defaults", self.string),
-            language=self._opt(items, "language", "defaults", self.string),
-            timezone=timezone,
-            no_input=f.Handler(
-                no_input.prompts,
-                no_input.max,
-                no_input.on_max or on_max,
-                no_input.pos,
-                no_input.on_max_pos or on_max_pos,
-            ),
-            no_match=f.Handler(
-                no_match.prompts,
-                no_match.max,
-                no_match.on_max or on_max,
-                no_match.pos,
-                no_match.on_max_pos or on_max_pos,
-            ),
+            voice=voice,
+            language=language,
+            timezone=self._opt(items, "timezone", "defaults", self.timezone),
+            no_input=self._handler(items, "no_input", "defaults", builtin_input, on_max, (voice, language)),
+            no_match=self._handler(items, "no_match", "defaults", builtin_match, on_max, (voice, language)),
             on_max=on_max,
         )
 
@@ -243,15 +230,14 @@ class _FlowReader(ActionReader):
         next_ = self._opt(items, "next", path, lambda n, p: self.name(n, p, "state"))
         next_pos = self.pos(items["next"][1]) if "next" in items else None
         when = self.when(items["when"][1], path_join(path, "when")) if "when" in items else ()
-        on_max = self._opt(items, "on_max", path, lambda n, p: self.name(n, p, "state"))
-        on_max_pos = self.pos(items["on_max"][1]) if "on_max" in items else None
+        on_max = self.target(items, "on_max", path)
         base_input = defaults.no_input if defaults else f.Handler((), DEFAULT_MAX, None, None)
         base_match = defaults.no_match if defaults else f.Handler((), DEFAULT_MAX, None, None)
         reprompt = None
         if "reprompt" in items:
             reprompt = self.prompt_value(items["reprompt"][1], path_join(path, "reprompt"), voice, language)
         if action is not None and not isinstance(action, f.Gather):
-            for key in ("reprompt", "no_input", "no_match"):
+            for key in ("reprompt", "no_input", "no_match", "on_max"):
                 if key in items:
                     self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
         sensitive = self._opt(items, "sensitive", path, self.boolean) or False
@@ -262,8 +248,8 @@ class _FlowReader(ActionReader):
             routes=routes,
             next=next_,
             when=when,
-            no_input=self._handler(items, "no_input", path, base_input, on_max, on_max_pos, (voice, language)),
-            no_match=self._handler(items, "no_match", path, base_match, on_max, on_max_pos, (voice, language)),
+            no_input=self._handler(items, "no_input", path, base_input, on_max, (voice, language)),
+            no_match=self._handler(items, "no_match", path, base_match, on_max, (voice, language)),
             reprompt=reprompt,
             set=self.set_vars(items, path),
             sensitive=sensitive,
@@ -324,28 +310,31 @@ class _FlowReader(ActionReader):
     def prompt(self, kind: str, node: yaml.Node, path: str, voice, language):
         if kind == "say":
             if isinstance(node, yaml.ScalarNode):
-                text = self.text(node, path)
-                return f.Say(text, voice, language, None, self.pos(node)) if text else None
-            items = self.mapping(node, path)
-            if items is None:
+                text, text_path = self.text(node, path), path
+            else:
+                items = self.mapping(node, path)
+                if items is None:
+                    return None
+                self.known_keys(items, SAY_KEYS, path)
+                if "text" not in items:
+                    self.error(node, path, "missing key: text")
+                    return None
+                text_path = path_join(path, "text")
+                text = self.text(items["text"][1], text_path)
+                loop = self._opt(items, "loop", path, self.number)
+                voice = self._opt(items, "voice", path, self.string) or voice
+                language = self._opt(items, "language", path, self.string) or language
+            if text is None:
                 return None
-            self.known_keys(items, SAY_KEYS, path)
-            if "text" not in items:
-                self.error(node, path, "missing key: text")
-                return None
-            text = self.text(items["text"][1], path_join(path, "text"))
-            loop = self._opt(items, "loop", path, self.number)
-            return (
-                f.Say(
-                    text,
-                    self._opt(items, "voice", path, self.string) or voice,
-                    self._opt(items, "language", path, self.string) or language,
-                    loop,
-                    self.pos(node),
+            size, limit = len(text.source.encode("utf-8")), say_limit(voice)
+            if text.template is None and size > limit:
+                self.error(
+                    text.pos,
+                    text_path,
+                    f"Say text is {size} bytes; Twilio's limit for voice {voice or 'default'} is {limit}"
+                    " (split it into several prompts)",
                 )
-                if text
-                else None
-            )
+            return f.Say(text, voice, language, None if isinstance(node, yaml.ScalarNode) else loop, self.pos(node))
         if kind == "play":
             if isinstance(node, yaml.ScalarNode):
                 url = self.text(node, path)
@@ -423,26 +412,31 @@ class _FlowReader(ActionReader):
             out.append(f.Condition(source, test, target, self.pos(entry["if"][1]), self.pos(entry["next"][1])))
         return tuple(out)
 
-    def _handler(self, items, key, path, base: f.Handler, on_max, on_max_pos, voices) -> f.Handler:
+    def _handler(self, items, key, path, base: f.Handler, on_max: f.Target | None, voices) -> f.Handler:
         """A retry handler, inheriting what it leaves out from `base` (the flow's defaults)."""
-        fallback_on_max = on_max or base.on_max
-        fallback_pos = on_max_pos or base.on_max_pos
+        fallback = on_max or base.on_max
         if key not in items:
-            return f.Handler(base.prompts, base.max, fallback_on_max, base.pos, fallback_pos)
+            return f.Handler(base.prompts, base.max, fallback, base.pos)
         node = items[key][1]
         hpath = path_join(path, key)
-        voice, language = voices or (None, None)
+        voice, language = voices
         if not isinstance(node, yaml.MappingNode):
-            prompts = self.prompt_value(node, hpath, voice, language)
-            return f.Handler(prompts, base.max, fallback_on_max, self.pos(node), fallback_pos)
+            return f.Handler(self.prompt_value(node, hpath, voice, language), base.max, fallback, self.pos(node))
         entry = self.mapping(node, hpath) or {}
         self.known_keys(entry, HANDLER_KEYS, hpath)
         has_prompts = any(k in entry for k in PROMPT_KEYS)
         prompts = self.prompts(entry, hpath, voice, language) if has_prompts else base.prompts
         max_ = self._opt(entry, "max", hpath, lambda n, p: self.number(n, p, minimum=1, maximum=10))
-        own = self._opt(entry, "on_max", hpath, lambda n, p: self.name(n, p, "state"))
-        own_pos = self.pos(entry["on_max"][1]) if "on_max" in entry else None
-        return f.Handler(prompts, max_ or base.max, own or fallback_on_max, self.pos(node), own_pos or fallback_pos)
+        own = self.target(entry, "on_max", hpath)
+        return f.Handler(prompts, max_ or base.max, own or fallback, self.pos(node))
+
+    def target(self, items: dict, key: str, path: str) -> f.Target | None:
+        """An optional state name, kept with where it was written."""
+        if key not in items:
+            return None
+        key_path = path_join(path, key)
+        name = self.name(items[key][1], key_path, "state")
+        return f.Target(name, self.pos(items[key][1]), key_path) if name else None
 
     def _builtin_say(self, text: str) -> f.Say:
         return f.Say(f.Text(text, Pos(self.file, 1, 1)), None, None, None, Pos(self.file, 1, 1))

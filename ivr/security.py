@@ -36,8 +36,9 @@ def init_app(app: Flask) -> None:
     app.extensions["ivr.validator"] = RequestValidator(token) if token else None
     hops = app.config["IVR_TRUSTED_PROXIES"]
     if hops:
-        # Only the proxies we were told about may say which scheme and host Twilio used.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+        # Only the proxies we were told about may say which scheme and host Twilio used. Not the
+        # path prefix: the TwiML's root-relative URLs could not carry it; IVR_PUBLIC_URL can.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=0)
     if not token:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT verified. Only requests from this machine "

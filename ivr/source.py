@@ -57,9 +57,14 @@ def compose(text: str, file: str) -> yaml.Node | None:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or "invalid YAML"
         mark = exc.problem_mark or exc.context_mark
+        # At the end of the file, where a construct was opened (a quote, a bracket) says more.
+        if exc.context_mark and (mark is None or "end of stream" in problem):
+            mark = exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark:
+            problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
         raise FlowError(file, line, col, "", f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:
         raise FlowError(file, 1, 1, "", f"YAML: {exc}") from None

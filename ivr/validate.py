@@ -9,20 +9,11 @@ from ivr import flow as f
 from ivr.errors import FlowError
 from ivr.source import Pos, did_you_mean, path_join
 
-__all__ = ["MAX_DOCUMENT_BYTES", "say_limit", "validate_flow", "validate_flows"]
+__all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 
 MAX_DOCUMENT_BYTES = 64_000  # Twilio refuses a TwiML body over 64 kB (error 11750)
 _VERB_OVERHEAD = 120  # bytes of markup a verb adds around its text, generously
 _ACTION_OUTCOMES = {f.Dial: f.DIAL_OUTCOMES, f.Record: f.RECORD_OUTCOMES, f.Enqueue: f.ENQUEUE_OUTCOMES}
-
-
-def say_limit(voice: str | None) -> int:
-    """Twilio's <Say> text limit for a voice: Polly 3,000, Google 5,000, basic voices 4,096."""
-    if voice and voice.startswith("Polly."):
-        return 3000
-    if voice and voice.startswith("Google."):
-        return 5000
-    return 4096
 
 
 def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True) -> list[FlowError]:
@@ -56,8 +47,13 @@ class _Checker:
         flow = self.flow
         self.target(flow.start, flow.start_pos, "start")
         self.target(flow.error_state, flow.error_state_pos, "error_state")
-        for handler, key in ((flow.defaults.no_input, "no_input"), (flow.defaults.no_match, "no_match")):
-            self.target(handler.on_max, handler.on_max_pos, f"defaults.{key}.on_max")
+        # Each on_max is checked once where it is written, however many handlers inherit it.
+        on_max = {flow.defaults.no_input.on_max, flow.defaults.no_match.on_max}
+        for state in flow.states.values():
+            if isinstance(state.action, f.Gather):
+                on_max |= {state.no_input.on_max, state.no_match.on_max}
+        for target in sorted((t for t in on_max if t), key=lambda t: (t.pos.line, t.pos.column)):
+            self.target(target.name, target.pos, target.path)
         for state in flow.states.values():
             self.state(state)
         self.cycles()
@@ -76,17 +72,6 @@ class _Checker:
             self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
         if state.when and state.next is None:
             self.error(state.when[0].pos, path_join(path, "when"), "conditions need a default: add next: STATE")
-        for prompt_path, prompt in self.prompts(state, path):
-            if isinstance(prompt, f.Say) and prompt.text.template is None:
-                limit = say_limit(prompt.voice)
-                size = len(prompt.text.source.encode("utf-8"))
-                if size > limit:
-                    self.error(
-                        prompt.pos,
-                        prompt_path,
-                        f"Say text is {size} bytes; Twilio's limit for voice {prompt.voice or 'default'}"
-                        f" is {limit} (split it into several prompts)",
-                    )
         action = state.action
         if action is None:
             if state.routes:
@@ -95,14 +80,13 @@ class _Checker:
                     path_join(path, "routes"),
                     "routes need something to wait for (gather, record, dial, enqueue); use next",
                 )
-            if state.next is None:
+            # A next that could not be read, or conditions without a default, are reported already.
+            if state.next is None and state.next_pos is None and not state.when:
                 self.error(
                     state.pos, path, "the state waits for nothing and has no next: add next: STATE or hangup: true"
                 )
         elif isinstance(action, f.Gather):
             self.gather(state, action, path)
-            self.target(state.no_input.on_max, state.no_input.on_max_pos, path_join(path, "no_input.on_max"))
-            self.target(state.no_match.on_max, state.no_match.on_max_pos, path_join(path, "no_match.on_max"))
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
             outcomes = _ACTION_OUTCOMES[type(action)]
             for route in state.routes:
@@ -133,15 +117,6 @@ class _Checker:
                     self.error(pos, path_join(path, key), f"nothing comes after {what}; remove {key}")
             if isinstance(action, f.Redirect):
                 self.redirect(action, path)
-
-    def prompts(self, state: f.State, path: str):
-        for i, prompt in enumerate(state.prompts):
-            yield path_join(path, f"prompts[{i}]"), prompt
-        for handler, key in ((state.no_input, "no_input"), (state.no_match, "no_match")):
-            for prompt in handler.prompts:
-                yield path_join(path, key), prompt
-        for prompt in state.reprompt or ():
-            yield path_join(path, "reprompt"), prompt
 
     def gather(self, state: f.State, gather: f.Gather, path: str) -> None:
         if not state.routes and state.next is None:
@@ -202,6 +177,14 @@ class _Checker:
         names = [c.target for c in state.when] + ([state.next] if state.next else [])
         return [self.flow.states[n] for n in dict.fromkeys(names) if n in self.flow.states]
 
+    def _silent_successors(self, state: f.State):
+        """States the call reaches without waiting for anyone: inline, or through a redirect in this flow."""
+        action = state.action
+        if isinstance(action, f.Redirect) and action.url is None and action.flow in (None, self.flow.id):
+            name = action.state or self.flow.start
+            return [self.flow.states[name]] if name in self.flow.states else []
+        return self._inline_successors(state)
+
     def cycles(self) -> None:
         color: dict[str, int] = {}  # 1 on the stack, 2 done
         reported: set[frozenset] = set()
@@ -209,7 +192,7 @@ class _Checker:
         def visit(state: f.State, stack: list[str]) -> None:
             color[state.name] = 1
             stack.append(state.name)
-            for succ in self._inline_successors(state):
+            for succ in self._silent_successors(state):
                 if color.get(succ.name) == 1:
                     loop = stack[stack.index(succ.name) :] + [succ.name]
                     key = frozenset(loop)
@@ -220,7 +203,7 @@ class _Checker:
                             path_join("states", succ.name),
                             "these states wait for nothing and loop forever: "
                             + " -> ".join(loop)
-                            + " (add a gather, or a pause and redirect)",
+                            + " (add a gather or record so the caller can act)",
                         )
                 elif succ.name not in color:
                     visit(succ, stack)
@@ -300,7 +283,7 @@ def _targets(state: f.State) -> set[str]:
         out.add(state.next)
     for handler in (state.no_input, state.no_match):
         if handler.on_max and isinstance(state.action, f.Gather):
-            out.add(handler.on_max)
+            out.add(handler.on_max.name)
     return out
 
 

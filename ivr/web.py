@@ -153,13 +153,15 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
         try:
             if sid:
                 store.update(sid, update, SESSION_TTL)
-            else:
+                return steps[-1].twiml
+        except Exception:
+            log.exception("CallSid=%s flow=%s: storing the error state failed", sid or "-", engine.flow.id)
+        try:  # without the store: the caller still hears the flow's own error state
+            if not steps:
                 update(None)
             return steps[-1].twiml
         except Exception:
             log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
-            if steps:  # rendered, but the store failed: the caller still hears the error state
-                return steps[-1].twiml
     defaults = engine.flow.defaults if engine is not None else None
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
 
@@ -199,9 +201,10 @@ def status():
         return session
 
     try:
-        ended = new in _TERMINAL
         store = current_app.extensions["ivr.store"]
-        # An ended call's session only waits out the grace period for late callbacks.
+        # An ended call's session only waits out the grace period for late callbacks, whatever
+        # order they come in.
+        ended = new in _TERMINAL or (store.get(sid) or {}).get("ended", False)
         store.update(sid, update, SESSION_GRACE if ended else SESSION_TTL)
         log.info("CallSid=%s status %s", sid, new)
     except IvrError:

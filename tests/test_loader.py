@@ -63,21 +63,7 @@ def test_mistake_is_reported_at_its_position(name, line, column, path, message):
     assert Path(error.file).resolve() == BAD / name
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            m[0],
-            marks=pytest.mark.xfail(
-                reason="validate.py adds 'the state waits for nothing and has no next' for a next: it could not read",
-                strict=True,
-            ),
-        )
-        if m[0] == "text_is_mapping.yaml"
-        else m[0]
-        for m in MISTAKES
-    ],
-)
+@pytest.mark.parametrize("name", [m[0] for m in MISTAKES])
 def test_one_mistake_gives_one_error(name):
     errors = errors_of(name)
     assert len(errors) == 1, "\n".join(e.format() for e in errors)
@@ -111,11 +97,6 @@ def test_all_problems_of_a_file_are_reported_at_once_sorted_by_line():
     ]
 
 
-@pytest.mark.xfail(
-    reason="source.compose reports an unclosed quote at the end of the file ('found unexpected end of stream')"
-    " and drops the context mark and text ('while scanning a quoted scalar', line 4)",
-    strict=True,
-)
 def test_unclosed_quote_is_reported_where_the_quote_opens():
     [error] = errors_of("yaml_unclosed_quote.yaml")
     assert "quoted scalar" in error.message

@@ -101,21 +101,7 @@ def test_mistake_is_reported_at_its_position(name, line, column, path, message):
     assert Path(error.file).resolve() == BAD / name
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            m[0],
-            marks=pytest.mark.xfail(
-                reason="validate.py also reports 'the state waits for nothing and has no next' for when: without next",
-                strict=True,
-            ),
-        )
-        if m[0] == "when_without_next.yaml"
-        else m[0]
-        for m in MISTAKES
-    ],
-)
+@pytest.mark.parametrize("name", [m[0] for m in MISTAKES])
 def test_one_mistake_gives_one_error(name):
     errors = errors_of(name)
     assert len(errors) == 1, "\n".join(e.format() for e in errors)
@@ -138,41 +124,23 @@ def test_unknown_on_max_target_is_an_error_with_did_you_mean():
     }
 
 
-@pytest.mark.xfail(
-    reason="validate._Checker.state checks no_input and no_match separately with path_join(path, 'no_input.on_max'):"
-    ' two errors, paths states.menu."no_input.on_max" and ."no_match.on_max", for one on_max key',
-    strict=True,
-)
 def test_unknown_on_max_target_is_one_error_at_its_key():
     [error] = errors_of("unknown_target_on_max.yaml")
     assert error.path == "states.menu.on_max"
 
 
-@pytest.mark.xfail(
-    reason="a misspelled defaults.on_max is reported for defaults.no_input, defaults.no_match and twice per gather"
-    " state (4 errors here, all at 1:20)",
-    strict=True,
-)
 def test_unknown_default_on_max_is_one_error_at_its_key():
     [error] = errors_of("unknown_default_on_max.yaml")
     assert (error.line, error.column, error.path) == (1, 20, "defaults.on_max")
     assert error.message == "unknown state 'goodby' (did you mean 'goodbye'?)"
 
 
-@pytest.mark.xfail(
-    reason='validate._Checker.state joins "no_input.on_max" as one key, so the path is quoted',
-    strict=True,
-)
 def test_unknown_handler_on_max_path_names_the_key():
     [error] = errors_of("unknown_handler_on_max.yaml")
     assert (error.line, error.column) == (7, 32)
     assert error.path == "states.menu.no_input.on_max"
 
 
-@pytest.mark.xfail(
-    reason="loader accepts on_max on a state without gather and validate never checks its target",
-    strict=True,
-)
 def test_on_max_on_a_state_without_gather_is_an_error():
     errors = errors_of("on_max_without_gather.yaml")
     assert [(e.line, e.path) for e in errors] == [(6, "states.sales.on_max")]
@@ -201,11 +169,6 @@ def test_one_file_alone_does_not_judge_redirects_to_other_flows():
     assert flow.states["hours"].action.flow == "hour"
 
 
-@pytest.mark.xfail(
-    reason="validate._inline_successors ignores redirect states, so two silent states redirecting to each other"
-    " load, and Twilio would loop between them with the caller hearing nothing",
-    strict=True,
-)
 def test_silent_redirect_loop_is_an_error():
     errors = errors_of("redirect_loop.yaml")
     assert any("loop" in e.message for e in errors)
@@ -229,11 +192,6 @@ def test_say_over_the_voice_limit_is_an_error(name, line, message):
     assert error.message == message + " (split it into several prompts)"
 
 
-@pytest.mark.xfail(
-    reason='validate._Checker.prompts uses path_join(path, f"prompts[{i}]"): the path reads states.story."prompts[0]"'
-    " for a say: key",
-    strict=True,
-)
 def test_say_over_the_limit_names_the_key_as_written():
     [error] = errors_of("say_too_long_polly.yaml")
     assert error.path == "states.story.say"

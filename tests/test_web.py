@@ -177,11 +177,6 @@ def test_store_failing_still_answers_200_and_hangs_up(app, dial, caplog, monkeyp
     assert "StoreError: session store: updating session failed: disk I/O error" in caplog.text
 
 
-@pytest.mark.xfail(
-    reason="ivr/web.py _error_twiml renders the error state only inside store.update's callback; a store that "
-    "raises before calling it leaves `steps` empty, so the caller gets the generic apology instead",
-    strict=True,
-)
 def test_store_failing_still_answers_the_error_state(app, dial, monkeypatch):
     call = dial("main")
 
@@ -265,11 +260,6 @@ def test_live_session_lasts_the_whole_call(app, store_clock, dial):
     assert session(app, call.sid) is None
 
 
-@pytest.mark.xfail(
-    reason="ivr/web.py status(): the ttl is chosen from the incoming status only, so a late 'in-progress' after "
-    "'completed' leaves the status alone but renews the expiry to SESSION_TTL (4.5 h) instead of the grace period",
-    strict=True,
-)
 def test_late_status_after_completed_keeps_the_grace_period(app, store_clock, dial):
     call = dial("main")
     call.status("completed")
