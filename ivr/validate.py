@@ -99,6 +99,8 @@ class _Checker:
                     )
             routed = {r.outcome for r in state.routes}
             missing = [o for o in outcomes if o not in routed]
+            if isinstance(action, f.Dial) and all(t.kind != "conference" for t in action.targets):
+                missing = [o for o in missing if o != "answered"]  # only a conference reports answered
             if missing and state.next is None:
                 self.error(
                     action.pos,

@@ -54,7 +54,7 @@ MISTAKES = [
         4,
         11,
         "states.sales",
-        "outcomes answered, busy, no-answer, failed, canceled have nowhere to go: add next: STATE",
+        "outcomes busy, no-answer, failed, canceled have nowhere to go: add next: STATE",
     ),
     ("record_without_next.yaml", 5, 13, "states.voicemail", "outcomes recorded, no_recording have nowhere to go"),
     ("waits_for_nothing.yaml", 4, 5, "states.welcome", "the state waits for nothing and has no next: add next: STATE"),
