@@ -39,7 +39,7 @@ def init_app(app: Flask) -> None:
         # Only the proxies we were told about may say which scheme and host Twilio used. Not the
         # path prefix: the TwiML's root-relative URLs could not carry it; IVR_PUBLIC_URL can.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=0)
-    if not token:
+    if not token and env == "development":  # tests and replays need no warning
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT verified. Only requests from this machine "
             "without X-Forwarded-* headers are served; set TWILIO_AUTH_TOKEN before exposing the app."

@@ -22,7 +22,11 @@ DEFAULTS: dict[str, str | None] = {
     "TWILIO_ACCOUNT_SID": None,
     "TWILIO_AUTH_TOKEN": None,
     "IVR_TIMEZONE": "UTC",
+    "IVR_RECORD_DIR": None,
+    "IVR_MASK_NUMBERS": "0",
 }
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 def load_settings(config: dict | None = None, environ: dict | None = None) -> dict:
@@ -45,6 +49,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             "of the app (0 when Twilio reaches it directly)"
         ) from None
     settings["IVR_TRUSTED_PROXIES"] = hops
+    settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
     public = settings["IVR_PUBLIC_URL"]
     if public and not public.startswith(("http://", "https://")):
         raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// (the URL Twilio calls)")
@@ -57,3 +62,13 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_TIMEZONE={settings['IVR_TIMEZONE']!r} is not a time zone; use an IANA name such as Europe/London"
         ) from None
     return settings
+
+
+def _flag(settings: dict, key: str) -> bool:
+    value = settings[key]
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(f"{key}={value!r}: use 1 or 0 (true/false, on/off)")

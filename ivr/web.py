@@ -16,6 +16,7 @@ from ivr import security
 from ivr.engine import Engine, Step, new_session
 from ivr.errors import IvrError, WebhookError
 from ivr.loader import load_flows
+from ivr.recording import Recorder
 from ivr.settings import load_settings
 from ivr.store import open_store
 from ivr.twiml import Urls, apology_document, empty_document
@@ -63,6 +64,11 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     app.extensions["ivr.flows"] = Flows(settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"])
     app.extensions["ivr.store"] = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
     security.init_app(app)
+    if settings["IVR_RECORD_DIR"]:
+        app.extensions["ivr.recorder"] = Recorder(
+            settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
+        )
+        app.after_request(_record)
     app.register_blueprint(voice)
     app.register_blueprint(callbacks)
     app.add_url_rule("/healthz", "healthz", _healthz)
@@ -223,6 +229,34 @@ def fallback():
         params.get("ErrorUrl", "-"),
     )
     return _xml(apology_document())
+
+
+def _record(response):
+    """With IVR_RECORD_DIR set, append each webhook of a call to its recording."""
+    if request.blueprint not in ("voice", "twilio") or request.endpoint == "twilio.fallback":
+        return response
+    if response.status_code == 403:  # a refused request is no part of the call
+        return response
+    params = _params()
+    try:
+        flows = current_app.extensions["ivr.flows"].flows
+        view = request.view_args or {}
+        flow = flows.get(view.get("flow_id", ""))
+        state = flow.states.get(view.get("state", "")) if flow else None
+        current_app.extensions["ivr.recorder"].record(
+            call_sid=params.get("CallSid", ""),
+            method=request.method,
+            url=security.signed_url(),
+            params=params,
+            status=response.status_code,
+            twiml=response.get_data(as_text=True),
+            flows={fid: flow.content_hash for fid, flow in flows.items()},
+            now=current_app.extensions["ivr.clock"](),
+            sensitive=bool(state and state.sensitive),
+        )
+    except Exception:  # recording is for developers; the caller must not notice it failing
+        log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
+    return response
 
 
 def _healthz():

@@ -1,0 +1,631 @@
+"""The built-in phone: a TwiML interpreter that plays Twilio's part in a call.
+
+A Phone requests a voice URL as Twilio would (the full parameter set, signed), runs the answer
+verb by verb, and stops where Twilio would wait for the caller. The caller's methods (press,
+say, record, dial_result, ...) continue the call with the request Twilio would send then.
+WsgiTransport drives any WSGI app in-process; HttpTransport talks to a running server.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Protocol
+from xml.etree import ElementTree
+
+from twilio.request_validator import RequestValidator
+from werkzeug.test import Client
+
+from ivr.errors import IvrError
+
+__all__ = [
+    "APPLICATION_ERROR_TEXT",
+    "CallError",
+    "Exchange",
+    "Heard",
+    "HttpTransport",
+    "Phone",
+    "PhoneCall",
+    "PhoneError",
+    "Transport",
+    "TransportError",
+    "WsgiTransport",
+    "url_with_params",
+]
+
+APPLICATION_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
+MAX_BODY = 64 * 1024  # Twilio refuses larger documents (error 11750)
+_VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
+_FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
+_DTMF = frozenset("0123456789*#")
+_PROMPTS = ("Say", "Play", "Pause")
+_DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+_QUEUE_RESULTS = (
+    "bridged",
+    "bridging-in-process",
+    "error",
+    "hangup",
+    "leave",
+    "queue-full",
+    "redirected",
+    "redirected-from-waitUrl",
+    "system-error",
+    "system-shutdown",
+)
+# Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
+_UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
+_WAITING_HELP = {
+    "gather": "input to a <Gather> (use press, say or wait)",
+    "record": "a recording (use record, record_nothing or hangup)",
+    "dial": "the dialled party (use dial_result)",
+    "enqueue": "the queue (use queue_result)",
+}
+
+
+class PhoneError(IvrError):
+    """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
+
+
+class TransportError(PhoneError):
+    """A webhook could not be fetched; `code` is Twilio's error code for it (11205)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One thing the caller heard: a Say's text, a Play's URL, or a Pause's seconds."""
+
+    kind: str
+    text: str
+    voice: str | None
+    language: str | None
+    loop: int
+    flow: str | None
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One webhook request and its answer (status 0: no answer at all)."""
+
+    method: str
+    url: str
+    params: dict[str, str]
+    status: int
+    body: str
+    flow: str | None
+    state: str | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    """A Twilio error or warning code and what happened; code 0 is the phone's own loop bound."""
+
+    code: int
+    message: str
+
+
+class Transport(Protocol):
+    """How the phone reaches the app: one request, its status and body."""
+
+    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """Send `params` (query for GET, form body for POST) and return (status, body)."""
+        ...
+
+
+def url_with_params(url: str, params: dict[str, str]) -> str:
+    """The URL of a GET request: `params` appended to the query, as Twilio sends and signs it."""
+    if not params:
+        return url
+    separator = "&" if urllib.parse.urlsplit(url).query else "?"
+    return url + separator + urllib.parse.urlencode(params)
+
+
+class WsgiTransport:
+    """Calls a WSGI app in-process through werkzeug's test client."""
+
+    def __init__(self, app) -> None:
+        self.client = Client(app, use_cookies=False)
+
+    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """Send one request to the app and return (status, body)."""
+        parts = urllib.parse.urlsplit(url_with_params(url, params) if method == "GET" else url)
+        response = self.client.open(
+            parts.path or "/",
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            method=method,
+            query_string=parts.query or None,
+            data=None if method == "GET" else params,
+            headers=headers,
+            # The phone runs on this machine: the app's loopback rule must see it as local.
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        try:
+            return response.status_code, response.get_data(as_text=True)
+        finally:
+            response.close()
+
+
+class HttpTransport:
+    """Calls a running server over HTTP with urllib; no answer in `timeout` seconds is error 11205."""
+
+    def __init__(self, timeout: float = 15.0) -> None:
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """Send one request and return (status, body); TransportError(11205) when it fails."""
+        data = None
+        headers = dict(headers)
+        if method == "GET":
+            url = url_with_params(url, params)
+        else:
+            data = urllib.parse.urlencode(params).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, exc.read().decode("utf-8", "replace")
+            finally:
+                exc.close()
+        except TimeoutError:
+            raise TransportError(11205, f"{method} {url}: no answer within {self.timeout:g} s") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise TransportError(11205, f"{method} {url}: no answer within {self.timeout:g} s") from None
+            raise TransportError(11205, f"{method} {url}: connection failed ({exc.reason})") from None
+        except OSError as exc:  # reset or closed mid-answer
+            raise TransportError(11205, f"{method} {url}: connection failed ({exc})") from None
+
+
+@functools.cache
+def _schema(path: str):
+    try:
+        from lxml import etree
+    except ImportError:
+        raise PhoneError(f"checking TwiML against {path} needs lxml: pip install lxml") from None
+    return etree.XMLSchema(etree.parse(path))
+
+
+def _voice_url(url: str) -> tuple[str | None, str | None]:
+    """Flow and state named by a URL of DESIGN's table (/voice/F[?state=S], /voice/F/S)."""
+    parts = urllib.parse.urlsplit(url)
+    match = _VOICE_PATH.search(parts.path)
+    if match is None:
+        return None, None
+    flow, state = match.groups()
+    if state is None:
+        state = urllib.parse.parse_qs(parts.query).get("state", [None])[0]
+    return flow, state
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _method(verb) -> str:
+    return "GET" if (verb.get("method") or "POST").upper() == "GET" else "POST"
+
+
+class Phone:
+    """Places calls against a voice app the way Twilio would."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        base_url: str = "http://localhost",
+        *,
+        auth_token: str | None = None,
+        account_sid: str = "AC" + "0" * 32,
+        status_callback: str | None = "/twilio/status",
+        schema_path: str | None = None,
+        max_requests: int = 200,
+        max_automatic: int = 25,
+        clock=time.time,
+    ) -> None:
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.account_sid = account_sid
+        self.status_callback = status_callback
+        self.schema_path = schema_path or os.environ.get("IVR_TWIML_XSD") or None
+        self.max_requests = max_requests
+        self.max_automatic = max_automatic
+        self.clock = clock
+        self._serial = itertools.count(1)
+
+    def dial(
+        self,
+        target: str,
+        *,
+        from_: str = "+15551230000",
+        to: str = "+15559870000",
+        direction: str = "inbound",
+        call_sid: str | None = None,
+        params: dict | None = None,
+    ) -> PhoneCall:
+        """Place a call to a flow id, a path or an absolute URL; returns it waiting or ended."""
+        call = PhoneCall(self, call_sid or self.new_sid("CA"), from_, to, direction, params)
+        call._go(self.url(target), "POST")
+        return call
+
+    def url(self, target: str) -> str:
+        """The absolute URL of a flow id ('main'), a path ('/voice/main?state=menu') or a URL."""
+        if target.startswith(("http://", "https://")):
+            return target
+        if target.startswith("/"):
+            return self.base_url + target  # keeps a path prefix of base_url, unlike urljoin
+        if _FLOW_ID.fullmatch(target):
+            return f"{self.base_url}/voice/{target}"
+        raise PhoneError(f"cannot dial {target!r}: give a flow id ('main'), a path ('/voice/main') or a URL")
+
+    def new_sid(self, prefix: str) -> str:
+        """A fresh 34-character SID such as CA..., RE..., QU..."""
+        return f"{prefix}{next(self._serial):032x}"
+
+    def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
+        """The X-Twilio-Signature header (none without a token); GET signs the URL with its query."""
+        if self.validator is None:
+            return {}
+        if method == "GET":
+            return {"X-Twilio-Signature": self.validator.compute_signature(url_with_params(url, params), {})}
+        return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+
+    def check_schema(self, body: str) -> str | None:
+        """Why `body` fails Twilio's schema, or None (also None when no schema is configured)."""
+        if not self.schema_path:
+            return None
+        from lxml import etree
+
+        schema = _schema(self.schema_path)
+        if schema.validate(etree.fromstring(body.encode())):
+            return None
+        return "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
+
+
+class PhoneCall:
+    """One call placed by a Phone: what was heard, every request, and the caller's actions."""
+
+    def __init__(self, phone: Phone, sid: str, from_: str, to: str, direction: str, params: dict | None) -> None:
+        self.phone = phone
+        self.sid = sid
+        self.from_ = from_
+        self.to = to
+        self.direction = direction
+        self.flow: str | None = None
+        self.state: str | None = None
+        self.transcript: list[Heard] = []
+        self.exchanges: list[Exchange] = []
+        self.callbacks: list[Exchange] = []  # status callbacks, kept apart from the TwiML exchanges
+        self.ended = False
+        self.end_reason: str | None = None
+        self.reject_reason: str | None = None
+        self.error: CallError | None = None
+        self.warnings: list[CallError] = []
+        self.waiting_for: str | None = None
+        self._extra = {k: str(v) for k, v in (params or {}).items()}
+        self._started = phone.clock()
+        self._answered = False
+        self._mark = 0  # transcript length at the caller's last action
+        self._recent: list[str] = []  # URLs requested since the caller's last action
+        self._verb = None  # the verb the call waits on
+        self._rest: list = []  # the verbs after it
+        self._doc_url = ""
+
+    # -- what the caller hears ---------------------------------------------------------------
+
+    @property
+    def heard(self) -> list[str]:
+        """Say texts (and 'play: URL') heard since the caller's last action."""
+        return [
+            h.text if h.kind == "say" else f"play: {h.text}" for h in self.transcript[self._mark :] if h.kind != "pause"
+        ]
+
+    @property
+    def documents(self) -> list[str]:
+        """The body of every TwiML request, in order."""
+        return [e.body for e in self.exchanges]
+
+    # -- what the caller does ----------------------------------------------------------------
+
+    def press(self, keys: str) -> None:
+        """Press keys during a Gather ('12#'); Twilio submits at numDigits, the finish key or the timeout."""
+        bad = sorted(set(keys) - _DTMF)
+        if bad:
+            raise PhoneError(f"cannot press {''.join(bad)!r}: a keypad has only 0-9, * and #")
+        gather = self._expect("press keys", "gather")
+        self._acted()
+        if "dtmf" not in (gather.get("input") or "dtmf").split():
+            return self._no_input(gather)
+        finish = gather.get("finishOnKey", "#")
+        wanted = _int(gather.get("numDigits"), 0)
+        digits, finished = "", ""
+        for key in keys:
+            if finish and key in finish:
+                finished = key
+                break
+            digits += key
+            if wanted and len(digits) >= wanted:
+                break
+        if not digits:  # the finish key alone counts as no input, as silence does
+            return self._no_input(gather)
+        self._submit(gather, {"Digits": digits, "FinishedOnKey": finished, "msg": "Gather End"})
+
+    def say(self, text: str, confidence: float = 0.0) -> None:
+        """Speak during a Gather; heard only when its input includes speech."""
+        gather = self._expect("speak", "gather")
+        self._acted()
+        if "speech" not in (gather.get("input") or "dtmf").split() or not text.strip():
+            return self._no_input(gather)
+        language = gather.get("language") or "en-US"
+        self._submit(gather, {"SpeechResult": text, "Confidence": str(confidence), "Language": language})
+
+    def wait(self) -> None:
+        """Stay silent until a Gather or Record times out."""
+        verb = self._expect("wait", "gather", "record")
+        kind = self.waiting_for
+        self._acted()
+        if kind == "gather":
+            return self._no_input(verb)
+        self._continue(self._rest, self._doc_url)
+
+    def record(self, seconds: int = 5, *, finish_key: str = "#") -> None:
+        """Leave a recording of `seconds`, ended by `finish_key` ('' for the silence timeout)."""
+        verb = self._expect("record", "record")
+        keys = verb.get("finishOnKey", "1234567890*#")
+        if finish_key and (len(finish_key) > 1 or finish_key not in keys):
+            raise PhoneError(f"cannot end the recording with {finish_key!r}: this <Record> ends on {keys!r}")
+        self._acted()
+        if seconds <= 0:  # an empty recording: no request, the next verb runs
+            return self._continue(self._rest, self._doc_url)
+        max_length = _int(verb.get("maxLength"), 3600)
+        extra = self._recording(min(seconds, max_length))
+        if finish_key and seconds < max_length:
+            extra["Digits"] = finish_key
+        self._submit(verb, extra)
+
+    def record_nothing(self) -> None:
+        """Leave an empty recording: Twilio sends nothing and runs the next verb."""
+        self._expect("record nothing", "record")
+        self._acted()
+        self._continue(self._rest, self._doc_url)
+
+    def dial_result(self, status: str, *, duration: int = 30) -> None:
+        """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on."""
+        if status not in _DIAL_STATUSES:
+            raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(_DIAL_STATUSES)}")
+        verb = self._expect("give a dial result", "dial")
+        self._acted()
+        if not verb.get("action"):
+            return self._continue(self._rest, self._doc_url)
+        talked = duration if status in ("completed", "answered") else 0
+        self._submit(
+            verb, {"DialCallStatus": status, "DialCallSid": self.phone.new_sid("CA"), "DialCallDuration": str(talked)}
+        )
+
+    def queue_result(self, result: str, *, wait_seconds: int = 30) -> None:
+        """Leave the <Enqueue> queue with a QueueResult; its action is requested, else the document goes on."""
+        if result not in _QUEUE_RESULTS:
+            raise PhoneError(f"unknown QueueResult {result!r}; one of {', '.join(_QUEUE_RESULTS)}")
+        verb = self._expect("give a queue result", "enqueue")
+        self._acted()
+        if not verb.get("action"):
+            return self._continue(self._rest, self._doc_url)
+        self._submit(verb, self._queue(result, wait_seconds))
+
+    def hangup(self, *, seconds: int = 5) -> None:
+        """Hang up; a recording in progress (`seconds` long) or a queue still reports to its action."""
+        if self.ended:
+            raise PhoneError(f"cannot hang up: the call has already ended ({self.end_reason})")
+        kind, verb = self.waiting_for, self._verb
+        self._acted()
+        extra = None
+        if kind == "record" and seconds > 0:
+            extra = {**self._recording(seconds), "Digits": "hangup"}
+        elif kind == "enqueue" and verb.get("action"):
+            extra = self._queue("hangup", seconds)
+        if extra is not None:
+            # Twilio reports the hang-up to the action but ignores the TwiML it answers.
+            url = urllib.parse.urljoin(self._doc_url, verb.get("action") or self._doc_url)
+            self._request(url, _method(verb), extra, status="completed")
+        self._end("caller-hangup")
+
+    # -- running documents -------------------------------------------------------------------
+
+    def _expect(self, doing: str, *kinds: str):
+        if self.ended:
+            raise PhoneError(f"cannot {doing}: the call has ended ({self.end_reason})")
+        if self.waiting_for not in kinds:
+            waiting = _WAITING_HELP.get(self.waiting_for, "nothing")
+            raise PhoneError(f"cannot {doing}: the call is waiting for {waiting}")
+        return self._verb
+
+    def _acted(self) -> None:
+        self._mark = len(self.transcript)
+        self._recent = []
+        self.waiting_for = None
+
+    def _no_input(self, gather) -> None:
+        if gather.get("actionOnEmptyResult") == "true":
+            return self._submit(gather, {"Digits": "", "FinishedOnKey": "", "msg": "Gather End"})
+        self._continue(self._rest, self._doc_url)
+
+    def _submit(self, verb, extra: dict[str, str]) -> None:
+        # Gather and Record default to the current document's URL; Dial and Enqueue only come here with one.
+        url = urllib.parse.urljoin(self._doc_url, verb.get("action") or self._doc_url)
+        self._go(url, _method(verb), extra)
+
+    def _continue(self, verbs: list, url: str) -> None:
+        target = self._run(verbs, url)
+        if target is not None:
+            self._go(*target)
+
+    def _go(self, url: str, method: str, extra: dict[str, str] | None = None) -> None:
+        """Request `url` and run what it answers, following Redirects, until the call waits or ends."""
+        target: tuple[str, str] | None = (url, method)
+        while target is not None:
+            root = self._request(*target, extra)
+            if root is None:
+                return
+            target, extra = self._run(list(root), target[0]), None
+
+    def _run(self, verbs: list, url: str) -> tuple[str, str] | None:
+        """Run verbs in order; returns where a Redirect leads, None when the call waits or ended."""
+        while verbs:
+            verb = verbs.pop(0)
+            tag = verb.tag
+            if tag in _PROMPTS:
+                self._hear(verb)
+            elif tag in ("Gather", "Record", "Dial", "Enqueue"):
+                self._wait(tag.lower(), verb, verbs, url)
+                return None
+            elif tag == "Redirect":
+                return urllib.parse.urljoin(url, (verb.text or "").strip()), _method(verb)
+            elif tag == "Hangup":
+                self._end("hangup")
+                return None
+            elif tag == "Reject":
+                self.reject_reason = verb.get("reason") or "rejected"
+                self._end("reject")
+                return None
+            elif tag in _UNSIMULATED:
+                self.warnings.append(CallError(0, f"{url}: <{tag}> is not simulated by the phone; skipped"))
+            else:  # Twilio skips what its schema does not know and logs a 12200 warning
+                self.warnings.append(CallError(12200, f"{url}: unknown verb <{tag}> skipped"))
+        self._end("end-of-document")
+        return None
+
+    def _wait(self, kind: str, verb, rest: list, url: str) -> None:
+        self.waiting_for, self._verb, self._rest, self._doc_url = kind, verb, rest, url
+        action = verb.get("action")
+        if action:
+            flow, state = _voice_url(urllib.parse.urljoin(url, action))
+            if flow is not None:  # the waiting state is the one its action URL names
+                self.flow, self.state = flow, state
+        if kind == "gather":
+            for prompt in verb:
+                if prompt.tag in _PROMPTS:
+                    self._hear(prompt)
+
+    def _hear(self, verb) -> None:
+        if verb.tag == "Pause":
+            heard = Heard("pause", verb.get("length") or "1", None, None, 1, self.flow, self.state)
+        else:
+            kind = verb.tag.lower()
+            # SSML children (<break/>, <emphasis>) are part of what is said; spacing is not.
+            text = " ".join("".join(verb.itertext()).split()) if kind == "say" else (verb.text or "").strip()
+            loop = _int(verb.get("loop"), 1)
+            heard = Heard(kind, text, verb.get("voice"), verb.get("language"), loop, self.flow, self.state)
+        self.transcript.append(heard)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _params(self, status: str | None = None) -> dict[str, str]:
+        if status is None:
+            status = "ringing" if not self._answered and self.direction == "inbound" else "in-progress"
+        params = {
+            "AccountSid": self.phone.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.sid,
+            "CallStatus": status,
+            "Direction": self.direction,
+            "From": self.from_,
+            "To": self.to,
+            "Caller": self.from_,
+            "Called": self.to,
+        }
+        for prefix in ("From", "To", "Caller", "Called"):
+            for part in ("City", "State", "Zip", "Country"):
+                params[prefix + part] = "US" if part == "Country" else ""
+        params.update(self._extra)
+        return params
+
+    def _recording(self, seconds: int) -> dict[str, str]:
+        sid = self.phone.new_sid("RE")
+        url = f"https://api.twilio.com/2010-04-01/Accounts/{self.phone.account_sid}/Recordings/{sid}"
+        return {"RecordingUrl": url, "RecordingSid": sid, "RecordingDuration": str(seconds)}
+
+    def _queue(self, result: str, seconds: int) -> dict[str, str]:
+        return {"QueueResult": result, "QueueSid": self.phone.new_sid("QU"), "QueueTime": str(seconds)}
+
+    def _request(self, url: str, method: str, extra: dict[str, str] | None, status: str | None = None):
+        """One webhook: the parsed <Response>, or None when the call ended instead."""
+        phone = self.phone
+        if len(self.exchanges) >= phone.max_requests:
+            trail = " -> ".join(dict.fromkeys(e.url for e in self.exchanges[-10:]))
+            return self._end(
+                "error", CallError(0, f"loop: over {phone.max_requests} requests in one call; last: {trail}")
+            )
+        if len(self._recent) >= phone.max_automatic:
+            trail = " -> ".join(dict.fromkeys(self._recent))
+            message = f"loop: over {phone.max_automatic} requests in a row with no caller action: {trail}"
+            return self._end("error", CallError(0, message))
+        self._recent.append(url)
+        params = {**self._params(status), **(extra or {})}
+        self._answered = True
+        flow, state = _voice_url(url)
+        if flow is not None:
+            self.flow, self.state = flow, state
+        when = phone.clock()
+        try:
+            code, body = phone.transport.request(method, url, params, phone.sign(method, url, params))
+        except TransportError as exc:
+            self.exchanges.append(Exchange(method, url, params, 0, "", flow, state, when))
+            return self._fail(CallError(exc.code, str(exc)))
+        self.exchanges.append(Exchange(method, url, params, code, body, flow, state, when))
+        if code >= 400:
+            return self._fail(CallError(11217, f"{method} {url} answered HTTP {code}"))
+        if len(body.encode()) > MAX_BODY:
+            return self._fail(CallError(11750, f"{method} {url}: the document is over 64 kB"))
+        try:
+            root = ElementTree.fromstring(body.encode())
+        except ElementTree.ParseError as exc:
+            return self._fail(CallError(12100, f"{method} {url}: the answer is not XML ({exc})"))
+        if root.tag != "Response":
+            return self._fail(CallError(12100, f"{method} {url}: the root element is <{root.tag}>, not <Response>"))
+        problem = phone.check_schema(body)
+        if problem:
+            self.warnings.append(CallError(12200, f"{url}: {problem}"))
+        return root
+
+    def _fail(self, error: CallError) -> None:
+        # What Twilio plays when it cannot get or read the next document (no fallback URL here).
+        self.transcript.append(Heard("say", APPLICATION_ERROR_TEXT, None, None, 1, self.flow, self.state))
+        self._end("error", error)
+
+    def _end(self, reason: str, error: CallError | None = None) -> None:
+        if self.ended:
+            return
+        self.ended, self.end_reason, self.error = True, reason, error
+        self.waiting_for, self._verb, self._rest = None, None, []
+        callback = self.phone.status_callback
+        if not callback:
+            return
+        url = callback if callback.startswith(("http://", "https://")) else self.phone.url("/" + callback.lstrip("/"))
+        if reason == "reject":  # a rejected call is never answered: busy, or no-answer for 'rejected'
+            status, duration = ("busy" if self.reject_reason == "busy" else "no-answer"), 0
+        else:
+            status, duration = "completed", int(self.phone.clock() - self._started)
+        params = {**self._params(status), "CallDuration": str(duration)}
+        when = self.phone.clock()
+        try:
+            code, body = self.phone.transport.request("POST", url, params, self.phone.sign("POST", url, params))
+        except TransportError as exc:
+            code, body = 0, str(exc)
+        self.callbacks.append(Exchange("POST", url, params, code, body, self.flow, self.state, when))

@@ -1,0 +1,178 @@
+"""Replay a recorded call against the current flows and show, step by step, where the TwiML differs.
+
+Replays are deterministic: a fresh memory store, each request at its recorded time, no signature
+check, and the recorded public URL (host and path prefix) mapped onto the local app.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+from ivr.recording import FORMAT_VERSION, mask_numbers, read_recording
+
+__all__ = ["ReplayResult", "StepResult", "replay"]
+
+
+@dataclass(slots=True)
+class StepResult:
+    """One recorded webhook and how the current flows answered it."""
+
+    index: int
+    method: str
+    url: str
+    params: dict
+    expected_status: int
+    actual_status: int
+    expected: str
+    actual: str
+    compared: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """Whether the answer is the recorded one (always, for redacted steps)."""
+        if not self.compared:
+            return True
+        return self.expected_status == self.actual_status and _pretty(self.expected) == _pretty(self.actual)
+
+    def diff(self) -> str:
+        """A unified diff of the recorded and the current TwiML, one element per line."""
+        lines = difflib.unified_diff(
+            _pretty(self.expected).splitlines(),
+            _pretty(self.actual).splitlines(),
+            "recorded",
+            "now",
+            lineterm="",
+        )
+        status = ""
+        if self.expected_status != self.actual_status:
+            status = f"  status: recorded {self.expected_status}, now {self.actual_status}\n"
+        return status + "\n".join(f"  {line}" for line in lines)
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """The outcome of replaying one recording."""
+
+    path: Path
+    header: dict
+    steps: list[StepResult] = field(default_factory=list)
+    changed_flows: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def report(self) -> str:
+        """What a developer reads: each differing step with its request and a diff."""
+        lines = []
+        for step in self.steps:
+            if step.ok:
+                continue
+            inputs = {k: v for k, v in step.params.items() if k in _SHOWN}
+            shown = " ".join(f"{k}={v}" for k, v in inputs.items())
+            lines.append(f"step {step.index}: {step.method} {step.url} {shown}".rstrip() + ": the TwiML differs")
+            lines.append(step.diff())
+        total = len(self.steps)
+        bad = sum(not s.ok for s in self.steps)
+        verdict = "same as recorded" if not bad else f"{bad} of {total} steps differ"
+        changed = f" (changed since recording: {', '.join(self.changed_flows)})" if self.changed_flows else ""
+        lines.append(f"{self.path}: {total} steps, {verdict}{changed}")
+        return "\n".join(lines)
+
+
+_SHOWN = ("Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult", "CallStatus")
+
+
+def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool = False) -> ReplayResult:
+    """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers."""
+    from ivr.web import create_app
+
+    path = Path(path)
+    header, lines = read_recording(path)
+    public_url = header.get("public_url")
+    moment = {"now": _parse_time(header.get("started") or lines[0]["t"]) if lines else None}
+    app = create_app(
+        {
+            "IVR_ENV": "test",
+            "IVR_STORE": "memory://",
+            "IVR_FLOWS_DIR": str(flows_dir),
+            "IVR_PUBLIC_URL": public_url,
+            "IVR_TRUSTED_PROXIES": 0,
+            "TWILIO_AUTH_TOKEN": None,
+            "IVR_RECORD_DIR": None,
+        },
+        clock=lambda: moment["now"],
+    )
+    flows = app.extensions["ivr.flows"].flows
+    result = ReplayResult(path, header)
+    result.changed_flows = sorted(
+        fid for fid, digest in header.get("flows", {}).items() if fid in flows and flows[fid].content_hash != digest
+    )
+    client = app.test_client()
+    for index, line in enumerate(lines, 1):
+        moment["now"] = _parse_time(line["t"])
+        target = _local_target(line["url"], public_url)
+        params = line.get("params", {})
+        if line["method"].upper() == "GET":
+            response = client.get(target)
+        else:
+            response = client.open(target, method=line["method"], data=params)
+        actual = response.get_data(as_text=True)
+        if header.get("masked"):
+            actual = mask_numbers(actual)
+        result.steps.append(
+            StepResult(
+                index=index,
+                method=line["method"],
+                url=line["url"],
+                params=params,
+                expected_status=line.get("status", 200),
+                actual_status=response.status_code,
+                expected=line.get("twiml", ""),
+                actual=actual,
+                compared=not line.get("redacted", False),
+            )
+        )
+    if rerecord:
+        _rewrite(path, header, lines, result, {fid: flow.content_hash for fid, flow in flows.items()})
+    return result
+
+
+def _rewrite(path: Path, header: dict, lines: list[dict], result: ReplayResult, hashes: dict) -> None:
+    header = {**header, "ivr_recording": FORMAT_VERSION, "flows": hashes}
+    out = [header]
+    for line, step in zip(lines, result.steps, strict=True):
+        out.append({**line, "status": step.actual_status, "twiml": step.actual if step.compared else line["twiml"]})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(item, separators=(",", ":")) + "\n" for item in out), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _local_target(url: str, public_url: str | None) -> str:
+    """The recorded URL as a path on the local app: the recorded host and path prefix removed."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path
+    if public_url:
+        prefix = urllib.parse.urlsplit(public_url).path.rstrip("/")
+        if prefix and path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _pretty(body: str) -> str:
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return body
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode")
