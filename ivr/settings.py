@@ -21,6 +21,8 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_TRUSTED_PROXIES": "0",
     "TWILIO_ACCOUNT_SID": None,
     "TWILIO_AUTH_TOKEN": None,
+    "TWILIO_API_KEY": None,
+    "TWILIO_API_SECRET": None,
     "IVR_TIMEZONE": "UTC",
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
