@@ -3,18 +3,23 @@
 from ivr.engine import Engine, Step
 from ivr.errors import ConfigError, FlowError, FlowLoadError, IvrError, StoreError, TwilioCallError, WebhookError
 from ivr.loader import load_flow, load_flows
+from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
 from ivr.web import create_app
 
 __all__ = [
+    "CallError",
     "ConfigError",
     "Engine",
     "FlowError",
     "FlowLoadError",
     "IvrError",
+    "Phone",
+    "PhoneCall",
     "Step",
     "StoreError",
     "TwilioCallError",
     "WebhookError",
+    "WsgiTransport",
     "create_app",
     "load_flow",
     "load_flows",

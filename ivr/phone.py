@@ -1,9 +1,7 @@
 """The built-in phone: a TwiML interpreter that plays Twilio's part in a call.
 
-A Phone requests a voice URL as Twilio would (the full parameter set, signed), runs the answer
-verb by verb, and stops where Twilio would wait for the caller. The caller's methods (press,
-say, record, dial_result, ...) continue the call with the request Twilio would send then.
-WsgiTransport drives any WSGI app in-process; HttpTransport talks to a running server.
+A Phone requests a voice URL as Twilio would (every parameter, signed), runs the answer verb by
+verb and stops where Twilio waits for the caller; the caller's methods send what Twilio sends then.
 """
 
 from __future__ import annotations
@@ -47,18 +45,6 @@ _FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
 _DTMF = frozenset("0123456789*#")
 _PROMPTS = ("Say", "Play", "Pause")
 _DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-_QUEUE_RESULTS = (
-    "bridged",
-    "bridging-in-process",
-    "error",
-    "hangup",
-    "leave",
-    "queue-full",
-    "redirected",
-    "redirected-from-waitUrl",
-    "system-error",
-    "system-shutdown",
-)
 # Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
 _UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
 _WAITING_HELP = {
@@ -121,7 +107,6 @@ class Transport(Protocol):
 
     def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
         """Send `params` (query for GET, form body for POST) and return (status, body)."""
-        ...
 
 
 def url_with_params(url: str, params: dict[str, str]) -> str:
@@ -165,39 +150,35 @@ class HttpTransport:
 
     def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
         """Send one request and return (status, body); TransportError(11205) when it fails."""
-        data = None
-        headers = dict(headers)
-        if method == "GET":
-            url = url_with_params(url, params)
-        else:
-            data = urllib.parse.urlencode(params).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        # urllib sends a body as application/x-www-form-urlencoded, as Twilio does.
+        data = None if method == "GET" else urllib.parse.urlencode(params).encode()
+        url = url_with_params(url, params) if method == "GET" else url
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
-            try:
+            with exc:
                 return exc.code, exc.read().decode("utf-8", "replace")
-            finally:
-                exc.close()
-        except TimeoutError:
-            raise TransportError(11205, f"{method} {url}: no answer within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise TransportError(11205, f"{method} {url}: no answer within {self.timeout:g} s") from None
-            raise TransportError(11205, f"{method} {url}: connection failed ({exc.reason})") from None
-        except OSError as exc:  # reset or closed mid-answer
-            raise TransportError(11205, f"{method} {url}: connection failed ({exc})") from None
+        except OSError as exc:  # URLError, a timeout, or a connection reset mid-answer
+            reason = getattr(exc, "reason", exc)
+            why = f"no answer within {self.timeout:g} s" if isinstance(reason, TimeoutError) else f"failed ({reason})"
+            raise TransportError(11205, f"{method} {url}: {why}") from None
 
 
 @functools.cache
 def _schema(path: str):
-    try:
-        from lxml import etree
-    except ImportError:
-        raise PhoneError(f"checking TwiML against {path} needs lxml: pip install lxml") from None
-    return etree.XMLSchema(etree.parse(path))
+    """Loaded once per path: TwiML bytes -> why they fail the schema, or None."""
+    from lxml import etree  # needed only when a schema is configured
+
+    schema = etree.XMLSchema(etree.parse(path))
+
+    def problems(body: bytes) -> str | None:
+        if schema.validate(etree.fromstring(body)):
+            return None
+        return "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
+
+    return problems
 
 
 def _voice_url(url: str) -> tuple[str | None, str | None]:
@@ -213,10 +194,7 @@ def _voice_url(url: str) -> tuple[str | None, str | None]:
 
 
 def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value not in (None, "") else default
-    except ValueError:
-        return default
+    return int(value) if value and value.isdigit() else default
 
 
 def _method(verb) -> str:
@@ -242,12 +220,9 @@ class Phone:
         self.transport = transport
         self.base_url = base_url.rstrip("/")
         self.validator = RequestValidator(auth_token) if auth_token else None
-        self.account_sid = account_sid
-        self.status_callback = status_callback
+        self.account_sid, self.status_callback = account_sid, status_callback
         self.schema_path = schema_path or os.environ.get("IVR_TWIML_XSD") or None
-        self.max_requests = max_requests
-        self.max_automatic = max_automatic
-        self.clock = clock
+        self.max_requests, self.max_automatic, self.clock = max_requests, max_automatic, clock
         self._serial = itertools.count(1)
 
     def dial(
@@ -287,27 +262,12 @@ class Phone:
             return {"X-Twilio-Signature": self.validator.compute_signature(url_with_params(url, params), {})}
         return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
 
-    def check_schema(self, body: str) -> str | None:
-        """Why `body` fails Twilio's schema, or None (also None when no schema is configured)."""
-        if not self.schema_path:
-            return None
-        from lxml import etree
-
-        schema = _schema(self.schema_path)
-        if schema.validate(etree.fromstring(body.encode())):
-            return None
-        return "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
-
 
 class PhoneCall:
     """One call placed by a Phone: what was heard, every request, and the caller's actions."""
 
     def __init__(self, phone: Phone, sid: str, from_: str, to: str, direction: str, params: dict | None) -> None:
-        self.phone = phone
-        self.sid = sid
-        self.from_ = from_
-        self.to = to
-        self.direction = direction
+        self.phone, self.sid, self.from_, self.to, self.direction = phone, sid, from_, to, direction
         self.flow: str | None = None
         self.state: str | None = None
         self.transcript: list[Heard] = []
@@ -324,33 +284,25 @@ class PhoneCall:
         self._answered = False
         self._mark = 0  # transcript length at the caller's last action
         self._recent: list[str] = []  # URLs requested since the caller's last action
-        self._verb = None  # the verb the call waits on
-        self._rest: list = []  # the verbs after it
-        self._doc_url = ""
-
-    # -- what the caller hears ---------------------------------------------------------------
+        # The verb the call waits on, the verbs after it, and the URL of their document.
+        self._verb, self._rest, self._doc_url = None, [], ""
 
     @property
     def heard(self) -> list[str]:
         """Say texts (and 'play: URL') heard since the caller's last action."""
-        return [
-            h.text if h.kind == "say" else f"play: {h.text}" for h in self.transcript[self._mark :] if h.kind != "pause"
-        ]
+        recent = self.transcript[self._mark :]
+        return [h.text if h.kind == "say" else f"play: {h.text}" for h in recent if h.kind != "pause"]
 
     @property
     def documents(self) -> list[str]:
-        """The body of every TwiML request, in order."""
+        """The body the app answered to each TwiML request, in order."""
         return [e.body for e in self.exchanges]
-
-    # -- what the caller does ----------------------------------------------------------------
 
     def press(self, keys: str) -> None:
         """Press keys during a Gather ('12#'); Twilio submits at numDigits, the finish key or the timeout."""
-        bad = sorted(set(keys) - _DTMF)
-        if bad:
+        if bad := sorted(set(keys) - _DTMF):
             raise PhoneError(f"cannot press {''.join(bad)!r}: a keypad has only 0-9, * and #")
-        gather = self._expect("press keys", "gather")
-        self._acted()
+        gather = self._take("press keys", "gather")
         if "dtmf" not in (gather.get("input") or "dtmf").split():
             return self._no_input(gather)
         finish = gather.get("finishOnKey", "#")
@@ -369,8 +321,7 @@ class PhoneCall:
 
     def say(self, text: str, confidence: float = 0.0) -> None:
         """Speak during a Gather; heard only when its input includes speech."""
-        gather = self._expect("speak", "gather")
-        self._acted()
+        gather = self._take("speak", "gather")
         if "speech" not in (gather.get("input") or "dtmf").split() or not text.strip():
             return self._no_input(gather)
         language = gather.get("language") or "en-US"
@@ -378,63 +329,44 @@ class PhoneCall:
 
     def wait(self) -> None:
         """Stay silent until a Gather or Record times out."""
-        verb = self._expect("wait", "gather", "record")
         kind = self.waiting_for
-        self._acted()
+        verb = self._take("wait", "gather", "record")
         if kind == "gather":
             return self._no_input(verb)
         self._continue(self._rest, self._doc_url)
 
     def record(self, seconds: int = 5, *, finish_key: str = "#") -> None:
         """Leave a recording of `seconds`, ended by `finish_key` ('' for the silence timeout)."""
-        verb = self._expect("record", "record")
-        keys = verb.get("finishOnKey", "1234567890*#")
-        if finish_key and (len(finish_key) > 1 or finish_key not in keys):
-            raise PhoneError(f"cannot end the recording with {finish_key!r}: this <Record> ends on {keys!r}")
-        self._acted()
+        verb = self._take("record", "record")
         if seconds <= 0:  # an empty recording: no request, the next verb runs
             return self._continue(self._rest, self._doc_url)
-        max_length = _int(verb.get("maxLength"), 3600)
-        extra = self._recording(min(seconds, max_length))
-        if finish_key and seconds < max_length:
+        extra = self._recording(min(seconds, _int(verb.get("maxLength"), 3600)))
+        # A key that is not one of the finish keys does not end it: the silence timeout does.
+        if finish_key and finish_key in verb.get("finishOnKey", "1234567890*#"):
             extra["Digits"] = finish_key
         self._submit(verb, extra)
 
     def record_nothing(self) -> None:
         """Leave an empty recording: Twilio sends nothing and runs the next verb."""
-        self._expect("record nothing", "record")
-        self._acted()
+        self._take("record nothing", "record")
         self._continue(self._rest, self._doc_url)
 
     def dial_result(self, status: str, *, duration: int = 30) -> None:
         """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on."""
         if status not in _DIAL_STATUSES:
             raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(_DIAL_STATUSES)}")
-        verb = self._expect("give a dial result", "dial")
-        self._acted()
-        if not verb.get("action"):
-            return self._continue(self._rest, self._doc_url)
-        talked = duration if status in ("completed", "answered") else 0
-        self._submit(
-            verb, {"DialCallStatus": status, "DialCallSid": self.phone.new_sid("CA"), "DialCallDuration": str(talked)}
-        )
+        talked = str(duration if status in ("completed", "answered") else 0)
+        extra = {"DialCallStatus": status, "DialCallSid": self.phone.new_sid("CA"), "DialCallDuration": talked}
+        self._report("give a dial result", "dial", extra)
 
     def queue_result(self, result: str, *, wait_seconds: int = 30) -> None:
         """Leave the <Enqueue> queue with a QueueResult; its action is requested, else the document goes on."""
-        if result not in _QUEUE_RESULTS:
-            raise PhoneError(f"unknown QueueResult {result!r}; one of {', '.join(_QUEUE_RESULTS)}")
-        verb = self._expect("give a queue result", "enqueue")
-        self._acted()
-        if not verb.get("action"):
-            return self._continue(self._rest, self._doc_url)
-        self._submit(verb, self._queue(result, wait_seconds))
+        self._report("give a queue result", "enqueue", self._queue(result, wait_seconds))
 
     def hangup(self, *, seconds: int = 5) -> None:
         """Hang up; a recording in progress (`seconds` long) or a queue still reports to its action."""
-        if self.ended:
-            raise PhoneError(f"cannot hang up: the call has already ended ({self.end_reason})")
-        kind, verb = self.waiting_for, self._verb
-        self._acted()
+        kind = self.waiting_for
+        verb = self._take("hang up", *_WAITING_HELP)
         extra = None
         if kind == "record" and seconds > 0:
             extra = {**self._recording(seconds), "Digits": "hangup"}
@@ -446,20 +378,22 @@ class PhoneCall:
             self._request(url, _method(verb), extra, status="completed")
         self._end("caller-hangup")
 
-    # -- running documents -------------------------------------------------------------------
-
-    def _expect(self, doing: str, *kinds: str):
+    def _take(self, doing: str, *kinds: str):
+        """The verb the call waits on, if it is one of `kinds`; from here on the caller has acted."""
         if self.ended:
             raise PhoneError(f"cannot {doing}: the call has ended ({self.end_reason})")
         if self.waiting_for not in kinds:
             waiting = _WAITING_HELP.get(self.waiting_for, "nothing")
             raise PhoneError(f"cannot {doing}: the call is waiting for {waiting}")
+        self._mark, self._recent, self.waiting_for = len(self.transcript), [], None
         return self._verb
 
-    def _acted(self) -> None:
-        self._mark = len(self.transcript)
-        self._recent = []
-        self.waiting_for = None
+    def _report(self, doing: str, kind: str, extra: dict[str, str]) -> None:
+        # Dial and Enqueue report to their action if they have one; without, the document goes on.
+        verb = self._take(doing, kind)
+        if verb.get("action"):
+            return self._submit(verb, extra)
+        self._continue(self._rest, self._doc_url)
 
     def _no_input(self, gather) -> None:
         if gather.get("actionOnEmptyResult") == "true":
@@ -497,17 +431,14 @@ class PhoneCall:
                 return None
             elif tag == "Redirect":
                 return urllib.parse.urljoin(url, (verb.text or "").strip()), _method(verb)
-            elif tag == "Hangup":
-                self._end("hangup")
+            elif tag in ("Hangup", "Reject"):
+                if tag == "Reject":
+                    self.reject_reason = verb.get("reason") or "rejected"
+                self._end(tag.lower())
                 return None
-            elif tag == "Reject":
-                self.reject_reason = verb.get("reason") or "rejected"
-                self._end("reject")
-                return None
-            elif tag in _UNSIMULATED:
-                self.warnings.append(CallError(0, f"{url}: <{tag}> is not simulated by the phone; skipped"))
-            else:  # Twilio skips what its schema does not know and logs a 12200 warning
-                self.warnings.append(CallError(12200, f"{url}: unknown verb <{tag}> skipped"))
+            else:  # Twilio skips what its schema does not know, with a 12200 warning
+                what = "is not simulated by the phone" if tag in _UNSIMULATED else "is not a TwiML verb"
+                self.warnings.append(CallError(0 if tag in _UNSIMULATED else 12200, f"{url}: <{tag}> {what}; skipped"))
         self._end("end-of-document")
         return None
 
@@ -518,10 +449,9 @@ class PhoneCall:
             flow, state = _voice_url(urllib.parse.urljoin(url, action))
             if flow is not None:  # the waiting state is the one its action URL names
                 self.flow, self.state = flow, state
-        if kind == "gather":
-            for prompt in verb:
-                if prompt.tag in _PROMPTS:
-                    self._hear(prompt)
+        for prompt in verb:  # only a Gather nests prompts; it plays them while it listens
+            if prompt.tag in _PROMPTS:
+                self._hear(prompt)
 
     def _hear(self, verb) -> None:
         if verb.tag == "Pause":
@@ -534,22 +464,12 @@ class PhoneCall:
             heard = Heard(kind, text, verb.get("voice"), verb.get("language"), loop, self.flow, self.state)
         self.transcript.append(heard)
 
-    # -- requests ----------------------------------------------------------------------------
-
     def _params(self, status: str | None = None) -> dict[str, str]:
         if status is None:
             status = "ringing" if not self._answered and self.direction == "inbound" else "in-progress"
-        params = {
-            "AccountSid": self.phone.account_sid,
-            "ApiVersion": "2010-04-01",
-            "CallSid": self.sid,
-            "CallStatus": status,
-            "Direction": self.direction,
-            "From": self.from_,
-            "To": self.to,
-            "Caller": self.from_,
-            "Called": self.to,
-        }
+        params = {"AccountSid": self.phone.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.sid}
+        params.update(CallStatus=status, Direction=self.direction, From=self.from_, To=self.to)
+        params.update(Caller=self.from_, Called=self.to)
         for prefix in ("From", "To", "Caller", "Called"):
             for part in ("City", "State", "Zip", "Country"):
                 params[prefix + part] = "US" if part == "Country" else ""
@@ -569,9 +489,7 @@ class PhoneCall:
         phone = self.phone
         if len(self.exchanges) >= phone.max_requests:
             trail = " -> ".join(dict.fromkeys(e.url for e in self.exchanges[-10:]))
-            return self._end(
-                "error", CallError(0, f"loop: over {phone.max_requests} requests in one call; last: {trail}")
-            )
+            return self._end("error", CallError(0, f"loop: over {phone.max_requests} requests in a call: {trail}"))
         if len(self._recent) >= phone.max_automatic:
             trail = " -> ".join(dict.fromkeys(self._recent))
             message = f"loop: over {phone.max_automatic} requests in a row with no caller action: {trail}"
@@ -599,7 +517,7 @@ class PhoneCall:
             return self._fail(CallError(12100, f"{method} {url}: the answer is not XML ({exc})"))
         if root.tag != "Response":
             return self._fail(CallError(12100, f"{method} {url}: the root element is <{root.tag}>, not <Response>"))
-        problem = phone.check_schema(body)
+        problem = _schema(phone.schema_path)(body.encode()) if phone.schema_path else None
         if problem:
             self.warnings.append(CallError(12200, f"{url}: {problem}"))
         return root

@@ -11,10 +11,14 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
 
-from ivr import create_app
+pytest.register_assert_rewrite("ivr.testing")  # imported here before pytest_plugins loads it
+
+from flask.testing import FlaskClient  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from ivr import create_app  # noqa: E402
+from ivr.testing import TwimlSchema  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -26,60 +30,18 @@ BASE = "http://localhost"
 OPEN_HOURS = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-# -- the TwiML schema ---------------------------------------------------------------------------
+# -- the TwiML schema ----------------------------------------------------------------------------
 
+pytest_plugins = ["ivr.testing"]
 
-def _schema_path() -> Path | None:
-    given = os.environ.get("IVR_TWIML_XSD")
-    if given:
-        return Path(given)
-    default = ROOT.parent / "shared" / "twiml-xsd" / "twiml.xsd"
-    return default if default.exists() else None
-
-
-class _Schema:
-    def __init__(self) -> None:
-        self.path = _schema_path()
-        self.checked = 0
-        self.validator = None
-        if self.path is not None:
-            if not self.path.exists():
-                raise pytest.UsageError(f"IVR_TWIML_XSD={self.path} does not exist")
-            from lxml import etree
-
-            self.validator = etree.XMLSchema(etree.parse(str(self.path)))
-
-    def check(self, body: bytes) -> None:
-        if self.validator is None:
-            return
-        from lxml import etree
-
-        document = etree.fromstring(body)
-        if not self.validator.validate(document):
-            errors = "\n".join(str(e) for e in self.validator.error_log)
-            raise AssertionError(f"TwiML does not validate against {self.path}:\n{errors}\n{body.decode()}")
-        self.checked += 1
-
-
-SCHEMA = _Schema()
+_DEFAULT_XSD = ROOT.parent / "shared" / "twiml-xsd" / "twiml.xsd"
+if not os.environ.get("IVR_TWIML_XSD") and _DEFAULT_XSD.exists():
+    os.environ["IVR_TWIML_XSD"] = str(_DEFAULT_XSD)  # the plugin checks every document against it
 
 
 def check_twiml(body: bytes) -> None:
     """Assert that a voice document validates against Twilio's schema (when the schema is present)."""
-    SCHEMA.check(body)
-
-
-def pytest_report_header(config):
-    if SCHEMA.validator is None:
-        return "TwiML schema: not found (set IVR_TWIML_XSD); schema checks SKIPPED"
-    return f"TwiML schema: {SCHEMA.path}"
-
-
-def pytest_terminal_summary(terminalreporter):
-    if SCHEMA.validator is None:
-        terminalreporter.write_line("TwiML schema checks skipped: no schema at IVR_TWIML_XSD or ../shared/twiml-xsd")
-    else:
-        terminalreporter.write_line(f"TwiML schema: {SCHEMA.checked} documents validated against {SCHEMA.path}")
+    TwimlSchema.shared().check(body)
 
 
 class ValidatingClient(FlaskClient):
@@ -123,6 +85,12 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def ivr_app(app):
+    """The app the plugin's `phone` fixture calls: the suite's app, with main's flows and a token."""
+    return app
 
 
 @pytest.fixture

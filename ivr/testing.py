@@ -1,0 +1,201 @@
+"""Test helpers as public API, and the pytest plugin that serves them.
+
+    pytest_plugins = ["ivr.testing"]          # in a project's tests/conftest.py
+
+    def test_sales(phone):
+        call = phone.dial("main", from_="+15551230000")
+        call.press("1")
+        assert call.heard == ["Connecting you to sales."]
+        assert call.state == "sales"
+
+Fixtures: `ivr_app` (override it to configure the app under test) and `phone` (a built-in phone
+wired to it in-process). Recorded calls (`*.jsonl` under a `calls/` directory) are collected as
+tests that replay the call against the current flows; `--ivr-rerecord` rewrites their answers
+after an intended change. Every TwiML document the phone or a replay receives is checked against
+Twilio's schema when IVR_TWIML_XSD names it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.replay import ReplayResult, replay
+
+__all__ = ["TwimlSchema", "phone_for"]
+
+
+class TwimlSchema:
+    """Twilio's TwiML schema, when present: `check(body)` raises AssertionError on an invalid document."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path else None
+        self.checked = 0
+        self._schema = None
+        if self.path is not None:
+            if not self.path.exists():
+                raise pytest.UsageError(f"IVR_TWIML_XSD={self.path} does not exist")
+            from lxml import etree
+
+            self._schema = etree.XMLSchema(etree.parse(str(self.path)))
+
+    @classmethod
+    def shared(cls) -> TwimlSchema:
+        """The schema IVR_TWIML_XSD names, one instance per path (checks are skipped when it is unset)."""
+        path = os.environ.get("IVR_TWIML_XSD") or None
+        if path not in _SCHEMAS:
+            _SCHEMAS[path] = cls(path)
+        return _SCHEMAS[path]
+
+    @property
+    def active(self) -> bool:
+        return self._schema is not None
+
+    def check(self, body: str | bytes) -> None:
+        """Assert that a voice document validates; a no-op without a schema."""
+        if self._schema is None:
+            return
+        from lxml import etree
+
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        document = etree.fromstring(raw)
+        if not self._schema.validate(document):
+            errors = "\n".join(str(e) for e in self._schema.error_log)
+            raise AssertionError(f"TwiML does not validate against {self.path}:\n{errors}\n{raw.decode()}")
+        self.checked += 1
+
+
+_SCHEMAS: dict[str | None, TwimlSchema] = {}
+
+
+class _CheckingTransport:
+    """A transport that checks every TwiML answer against the schema before the phone reads it."""
+
+    def __init__(self, inner: Transport, schema: TwimlSchema) -> None:
+        self.inner = inner
+        self.schema = schema
+
+    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        status, body = self.inner.request(method, url, params, headers)
+        if status == 200 and "<Response" in body[:200] and "/twilio/status" not in url:
+            self.schema.check(body)
+        return status, body
+
+
+def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http://localhost") -> Phone:
+    """A built-in phone that calls `app` in-process, signing requests when the app has a token."""
+    transport: Transport = WsgiTransport(app)
+    if schema is not None and schema.active:
+        transport = _CheckingTransport(transport, schema)
+    return Phone(transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"))
+
+
+# -- the pytest plugin --------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("ivr")
+    group.addoption(
+        "--ivr-rerecord",
+        action="store_true",
+        default=False,
+        help="rewrite the answers of recorded calls (tests/calls/**/*.jsonl) after an intended flow change",
+    )
+    parser.addini("ivr_flows", "flows directory recorded calls replay against (default: flows)", default="flows")
+
+
+def pytest_report_header(config):
+    schema = TwimlSchema.shared()
+    if not schema.active:
+        return "ivr: TwiML schema checks SKIPPED (set IVR_TWIML_XSD to Twilio's twiml.xsd)"
+    return f"ivr: TwiML checked against {schema.path}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    schema = TwimlSchema.shared()
+    if schema.active:
+        terminalreporter.write_line(f"ivr: {schema.checked} TwiML documents validated against {schema.path}")
+    else:
+        terminalreporter.write_line("ivr: TwiML schema checks skipped: IVR_TWIML_XSD is not set")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # CI must prove the checks ran, not merely that nothing failed them.
+    schema = TwimlSchema.shared()
+    if os.environ.get("CI") and schema.active and schema.checked == 0 and session.testscollected:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _flows_dir(config) -> Path:
+    given = Path(os.environ.get("IVR_FLOWS_DIR") or config.getini("ivr_flows"))
+    return given if given.is_absolute() else config.rootpath / given
+
+
+@pytest.fixture
+def ivr_app(pytestconfig):
+    """The app under test: test mode, memory store, the project's flows. Override to configure it."""
+    from ivr.web import create_app
+
+    return create_app(
+        {
+            "IVR_ENV": "test",
+            "IVR_STORE": "memory://",
+            "IVR_FLOWS_DIR": str(_flows_dir(pytestconfig)),
+            "IVR_RECORD_DIR": None,
+        }
+    )
+
+
+@pytest.fixture
+def phone(ivr_app) -> Phone:
+    """A built-in phone wired to `ivr_app`: `call = phone.dial("main")`, then press, say, wait..."""
+    return phone_for(ivr_app, schema=TwimlSchema.shared())
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".jsonl" and "calls" in file_path.parts:
+        return RecordedCallFile.from_parent(parent, path=file_path)
+    return None
+
+
+class RecordedCallFile(pytest.File):
+    """A recorded call, collected as one test."""
+
+    def collect(self):
+        yield RecordedCallItem.from_parent(self, name=self.path.stem)
+
+
+class ReplayMismatch(AssertionError):
+    """The current flows answer a recorded call differently."""
+
+    def __init__(self, result: ReplayResult) -> None:
+        self.result = result
+        super().__init__(result.report())
+
+
+class RecordedCallItem(pytest.Item):
+    """Replays a recorded call; passes while the flows still answer every step the same way."""
+
+    def runtest(self) -> None:
+        config = self.config
+        result = replay(self.path, flows_dir=_flows_dir(config), rerecord=config.getoption("ivr_rerecord"))
+        schema = TwimlSchema.shared()
+        for step in result.steps:
+            if step.actual_status == 200 and "<Response" in step.actual[:200] and "/twilio/status" not in step.url:
+                schema.check(step.actual)
+        if not config.getoption("ivr_rerecord") and not result.ok:
+            raise ReplayMismatch(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ReplayMismatch):
+            return excinfo.value.result.report() + "\n(run pytest --ivr-rerecord to accept the new answers)"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, 0, f"recorded call {self.name}"
+
+
+__all__ += ["PhoneCall", "RecordedCallItem", "ReplayMismatch"]
