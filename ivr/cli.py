@@ -1,0 +1,228 @@
+"""`python -m ivr ...`: the terminal phone, replays of recorded calls, and importing a real call."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ivr.errors import IvrError
+
+__all__ = ["main"]
+
+DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+HELP_TOKENS = """\
+  1 / 123# / *     press keys            wait              stay silent
+  say:TEXT         speak (quote it: 'say:I want billing')
+  busy, no-answer, completed, failed, canceled   how a dial ends (or dial:STATUS)
+  queue:RESULT     how a queue wait ends (bridged, hangup, ...)
+  record:SECONDS   leave a recording (record:0 is an empty one)
+  hangup           hang up"""
+
+
+@click.group()
+def cli() -> None:
+    """ivr: a code-first IVR for Twilio."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; IvrError becomes a message and exit status 1."""
+    try:
+        cli.main(args=argv, prog_name="python -m ivr", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except IvrError as exc:
+        click.echo(f"ivr: {exc}", err=True)
+        return 1
+    return 0
+
+
+# -- phone --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("flow")
+@click.option("--keys", "script", help='A script instead of typing, e.g. "1 wait 2 busy record:10".')
+@click.option("--from", "from_", default="+15551230000", show_default=True, help="The caller's number.")
+@click.option("--to", default="+15559870000", show_default=True, help="The number called.")
+@click.option("--state", help="Enter the flow at this state instead of its start.")
+@click.option("--url", help="Call a running app (e.g. http://127.0.0.1:5000) instead of the flows in-process.")
+@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Sign requests with this auth token (with --url).")
+def phone(flow: str, script: str | None, from_: str, to: str, state: str | None, url: str | None, token) -> None:
+    """Call FLOW on the built-in phone and hear what a caller hears.
+
+    Type keys, `wait`, `say:TEXT`, a dial outcome, `record:SECONDS` or `hangup` at each prompt,
+    or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
+    flow's error state.
+    """
+    from ivr.phone import HttpTransport, Phone, WsgiTransport
+
+    app = None
+    if url:
+        the_phone = Phone(HttpTransport(), url.rstrip("/"), auth_token=token)
+    else:
+        app = _local_app()
+        if flow not in app.extensions["ivr.flows"].engines:
+            known = ", ".join(sorted(app.extensions["ivr.flows"].engines))
+            raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
+        the_phone = Phone(WsgiTransport(app), auth_token=None)
+    target = f"/voice/{flow}" + (f"?state={state}" if state else "")
+    call = the_phone.dial(target, from_=from_, to=to)
+    click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
+    _show(call)
+    tokens = shlex.split(script) if script is not None else None
+    while not call.ended:
+        if tokens is not None:
+            if not tokens:
+                click.echo("(script ended; hanging up)")
+                call.hangup()
+                break
+            token_text = tokens.pop(0)
+            click.echo(f"> {token_text}")
+        else:
+            try:
+                token_text = click.prompt(_prompt(call), prompt_suffix="> ", default="wait", show_default=False)
+            except (EOFError, click.exceptions.Abort):
+                call.hangup()
+                break
+        try:
+            _act(call, token_text.strip())
+        except (click.BadParameter, IvrError) as exc:
+            click.echo(f"  ? {exc}\n{HELP_TOKENS}", err=True)
+            if tokens is not None:
+                raise SystemExit(2) from None
+            continue
+        _show(call)
+    sys.exit(_verdict(call, app))
+
+
+def _local_app():
+    from ivr.web import create_app
+
+    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None, "IVR_RECORD_DIR": None})
+
+
+def _prompt(call) -> str:
+    return {"gather": "keys", "record": "record", "dial": "dial outcome", "enqueue": "queue result"}.get(
+        call.waiting_for or "", "action"
+    )
+
+
+def _act(call, token: str) -> None:
+    word, _, arg = token.partition(":")
+    if token == "wait":
+        call.wait()
+    elif token == "hangup":
+        call.hangup()
+    elif word == "say" and arg:
+        call.say(arg)
+    elif word == "record":
+        seconds = int(arg) if arg else 5
+        call.record_nothing() if seconds == 0 else call.record(seconds)
+    elif word == "dial" or token in DIAL_OUTCOMES:
+        call.dial_result(arg or token)
+    elif word == "queue" and arg:
+        call.queue_result(arg)
+    elif token and all(ch in "0123456789*#" for ch in token):
+        call.press(token)
+    else:
+        raise click.BadParameter(f"'{token}' is not something a caller can do")
+
+
+def _show(call) -> None:
+    for heard in call.transcript[getattr(call, "_shown", 0) :]:
+        if heard.kind == "say":
+            click.echo(f"  {heard.text}")
+        elif heard.kind == "play":
+            click.echo(f"  (plays {heard.text})")
+        else:
+            click.echo(f"  (pause {heard.text}s)")
+    call._shown = len(call.transcript)
+    if call.ended:
+        reason = call.end_reason + (f" ({call.reject_reason})" if call.reject_reason else "")
+        click.echo(f"Call ended: {reason}")
+    else:
+        click.echo(f"  [{call.flow}/{call.state} waits for {call.waiting_for}]")
+
+
+def _verdict(call, app) -> int:
+    if call.error is not None:
+        click.echo(f"Error {call.error.code}: {call.error.message}", err=True)
+        return 1
+    if app is not None:
+        session = app.extensions["ivr.store"].get(call.sid) or {}
+        flow = app.extensions["ivr.flows"].flows.get(session.get("flow", ""))
+        if flow is not None and flow.error_state and session.get("state") == flow.error_state:
+            click.echo(f"The call ended in the flow's error state '{flow.error_state}'.", err=True)
+            return 1
+    return 0
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
+@click.option("--rerecord", is_flag=True, help="Rewrite the recordings with today's answers.")
+def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> None:
+    """Re-send recorded calls to the current flows and show where the TwiML now differs."""
+    import os
+
+    from ivr.replay import replay as run_replay
+
+    flows_dir = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
+    failed = 0
+    for path in files:
+        try:
+            result = run_replay(path, flows_dir=flows_dir, rerecord=rerecord)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(result.report())
+        failed += not result.ok and not rerecord
+    if failed:
+        sys.exit(1)
+
+
+# -- import-call --------------------------------------------------------------------------------
+
+
+@cli.command("import-call")
+@click.argument("call_sid")
+@click.option("--file", "events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A saved Events.json page instead of fetching it from Twilio.")  # fmt: skip
+@click.option("--out", "out_dir", default="tests/calls", show_default=True, type=click.Path(path_type=Path),
+              help="Where the recording is written.")  # fmt: skip
+def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
+    """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
+    from ivr.events import events_to_recording, fetch_events, load_events_file, write_recording
+    from ivr.settings import load_settings
+    from ivr.twilio_client import make_client, twilio_error
+
+    if events_file is not None:
+        events = load_events_file(events_file)
+    else:
+        client = make_client(load_settings())
+        try:
+            events = fetch_events(client, call_sid)
+        except Exception as exc:
+            from twilio.base.exceptions import TwilioException
+
+            if isinstance(exc, TwilioException):
+                raise twilio_error(exc) from None
+            raise
+    lines = events_to_recording(events, call_sid)
+    if len(lines) < 2:
+        raise click.ClickException(f"no voice webhooks of {call_sid} in the events (calls are readable 15 minutes after they end)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{call_sid}.jsonl"
+    write_recording(lines, path)
+    click.echo(f"wrote {path} ({len(lines) - 1} webhooks); check it with: python -m ivr replay {path}")
