@@ -197,10 +197,20 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
 
 @cli.command("import-call")
 @click.argument("call_sid")
-@click.option("--file", "events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A saved Events.json page instead of fetching it from Twilio.")  # fmt: skip
-@click.option("--out", "out_dir", default="tests/calls", show_default=True, type=click.Path(path_type=Path),
-              help="Where the recording is written.")  # fmt: skip
+@click.option(
+    "--file",
+    "events_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A saved Events.json page instead of fetching it from Twilio.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="tests/calls",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the recording is written.",
+)
 def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
     from ivr.events import events_to_recording, fetch_events, load_events_file, write_recording
@@ -221,7 +231,9 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
             raise
     lines = events_to_recording(events, call_sid)
     if len(lines) < 2:
-        raise click.ClickException(f"no voice webhooks of {call_sid} in the events (calls are readable 15 minutes after they end)")
+        raise click.ClickException(
+            f"no voice webhooks of {call_sid} in the events (calls are readable 15 minutes after they end)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{call_sid}.jsonl"
     write_recording(lines, path)

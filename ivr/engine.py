@@ -34,7 +34,7 @@ _NUMBER_WORDS = {
     "eight": "8",
     "nine": "9",
 }
-_SPACED_DIGITS = re.compile(r"[0-9](?: [0-9])*\Z")
+_SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
 
 
 def new_session(flow_id: str) -> dict:
@@ -165,13 +165,16 @@ class Engine:
     # -- callbacks ---------------------------------------------------------------------------
 
     def _on_enter(self, event) -> None:
-        self.enter(event.model)
+        transition = event.transition
+        self.enter(event.model, fresh=transition is None or transition.source != transition.dest)
 
-    def enter(self, call: _Call) -> None:
-        """Entering a state: its retry counts start over, its visit is counted, its `set:` runs."""
+    def enter(self, call: _Call, *, fresh: bool = True) -> None:
+        """Entering a state: its visit is counted, its `set:` runs, and, entered from another state,
+        its retry counts start over (a route back to itself does not reset them)."""
         key = call.key()
         session = call.session
-        session["counts"].pop(key, None)
+        if fresh:
+            session["counts"].pop(key, None)
         session["visits"][key] = session["visits"].get(key, 0) + 1
         call._context = None
         state = self.flow.states.get(call.state)
@@ -180,7 +183,11 @@ class Engine:
 
             for var, value, _pos in state.set:
                 if isinstance(value, f.Text):
-                    value = value.source if value.template is None else render(value.template, call.context())
+                    value = (
+                        value.source
+                        if value.template is None
+                        else _number_or_text(render(value.template, call.context()))
+                    )
                 session["vars"][var] = value
                 call._context = None
 
@@ -206,9 +213,10 @@ class Engine:
         outcome = self.outcome(current, params, event, session)
         call._context = None
         self.fire(call, outcome)
-        if call.retry:
-            return self._render(call, call.retry, outcome)
-        return self._render(call, "enter", outcome)
+        step = self._render(call, call.retry or "enter", outcome)
+        if current.sensitive:  # templates of this request saw the input; the stored session never keeps it
+            session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
+        return step
 
     def error_step(self, session: dict, params: dict, now: datetime) -> Step | None:
         """The flow's error state, if it has one; None when it has not."""
@@ -264,10 +272,7 @@ class Engine:
         digits = params.get("Digits", "")
         speech = params.get("SpeechResult", "")
         confidence = _float(params.get("Confidence"))
-        if state.sensitive:
-            session["input"] = {"digits": digits, "speech": speech, "confidence": confidence, "sensitive": True}
-        else:
-            session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
+        session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
         unmatched = f.NEXT_EVENT if state.next else "no_match"
         if digits:
             return digits if self._routes_key(state, digits) else unmatched
@@ -275,14 +280,14 @@ class Engine:
             return "no_input"
         gather: f.Gather = state.action
         if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
-            return "no_match"
+            return unmatched
         text = f" {f.normalize_speech(speech)} "
         for phrase, outcome in self.speech_routes[state.name]:
             if phrase in text:
                 return outcome
         # "one" or "1" said to a keypad menu means the key.
         spoken = text.strip()
-        key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPACED_DIGITS.match(spoken) else None)
+        key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPOKEN_DIGITS.match(spoken) else None)
         if key and self._routes_key(state, key):
             return key
         return unmatched
@@ -295,11 +300,14 @@ class Engine:
 
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
         segments: list[tuple[str, str]] = []
+        rendered: list[list | None] = []
         states = self.flow.states
+        renderer = self.renderer
         # Input-less states flow on into the same document, up to one that waits or ends.
         for _ in range(len(states) + 1):
             name = call.state
             segments.append((name, variant))
+            rendered.append(None if renderer.is_static(name) else renderer.verbs(name, variant, call.context))
             state = states.get(name)
             if state is None or state.action is not None:
                 break
@@ -307,7 +315,7 @@ class Engine:
             self.fire(call, f.NEXT_EVENT)
         else:  # pragma: no cover - validation refuses cycles of input-less states
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
-        twiml = self.renderer.document(segments, call.context)
+        twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
         return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
 
@@ -319,9 +327,9 @@ def _speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
     """(padded phrase, outcome) pairs in declared order, for word-boundary matching."""
     table = []
     for route in state.routes:
-        if f.is_digit_key(route.outcome):
-            continue
-        for phrase in (route.outcome, *route.synonyms):
+        # A key route's synonyms are what a caller may say instead of pressing it.
+        phrases = route.synonyms if f.is_digit_key(route.outcome) else (route.outcome, *route.synonyms)
+        for phrase in phrases:
             normal = f.normalize_speech(phrase)
             if normal:
                 table.append((f" {normal} ", route.outcome))
@@ -359,6 +367,17 @@ def _mark_retry(kind: str):
         event.model.retry = kind
 
     return mark
+
+
+_CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
+
+
+def _number_or_text(value: str):
+    """A rendered `set:` value: a plain number becomes a number (so `when: x > 2` compares numbers);
+    anything else, "0123" and "+15551230000" included, stays text."""
+    if _CANONICAL_NUMBER.match(value):
+        return float(value) if "." in value else int(value)
+    return value
 
 
 def _int(value) -> int | None:

@@ -321,7 +321,7 @@ class _FlowReader(ActionReader):
                     return None
                 text_path = path_join(path, "text")
                 text = self.text(items["text"][1], text_path)
-                loop = self._opt(items, "loop", path, self.number)
+                loop = self._opt(items, "loop", path, self._loop)
                 voice = self._opt(items, "voice", path, self.string) or voice
                 language = self._opt(items, "language", path, self.string) or language
             if text is None:
@@ -347,7 +347,7 @@ class _FlowReader(ActionReader):
                 self.error(node, path, "missing key: url")
                 return None
             url = self.text(items["url"][1], path_join(path, "url"))
-            return f.Play(url, self._opt(items, "loop", path, self.number), self.pos(node)) if url else None
+            return f.Play(url, self._opt(items, "loop", path, self._loop), self.pos(node)) if url else None
         # pause
         if isinstance(node, yaml.MappingNode):
             items = self.mapping(node, path) or {}
@@ -437,6 +437,13 @@ class _FlowReader(ActionReader):
         key_path = path_join(path, key)
         name = self.name(items[key][1], key_path, "state")
         return f.Target(name, self.pos(items[key][1]), key_path) if name else None
+
+    def _loop(self, node: yaml.Node, path: str) -> int | None:
+        # Twilio repeats loop: 0 until the call ends: a caller could not get past it.
+        if isinstance(node, yaml.ScalarNode) and node.value == "0" and not node.style:
+            self.error(node, path, "loop: 0 repeats until the caller hangs up; give a count from 1 to 100")
+            return None
+        return self.number(node, path, minimum=1, maximum=100)
 
     def _builtin_say(self, text: str) -> f.Say:
         return f.Say(f.Text(text, Pos(self.file, 1, 1)), None, None, None, Pos(self.file, 1, 1))

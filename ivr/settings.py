@@ -54,7 +54,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
     public = settings["IVR_PUBLIC_URL"]
     if public and not public.startswith(("http://", "https://")):
-        raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// (the URL Twilio calls)")
+        raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// or http:// (the URL Twilio calls)")
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:

@@ -179,7 +179,9 @@ class Reader:
                 return value
         kind = "a whole number" if integer else "a number"
         shown = node.value if isinstance(node, yaml.ScalarNode) else describe(node)
-        self.error(node, path, f"expected {kind}, got '{shown}'")
+        quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') and _FLOAT.match(node.value)
+        hint = " (quoted, it is text: remove the quotes)" if quoted else ""
+        self.error(node, path, f"expected {kind}, got '{shown}'{hint}")
         return None
 
     def plain(self, node: yaml.Node, path: str):

@@ -100,18 +100,26 @@ class Renderer:
 
     # -- documents ---------------------------------------------------------------------------
 
-    def document(self, segments: list[tuple[str, str]], context) -> str:
-        """Serialise the chain of (state, variant) segments; `context()` gives template values."""
+    def is_static(self, name: str) -> bool:
+        """Whether a state's verbs are the same for every call (no templates)."""
+        return name == GOODBYE or self.static[name]
+
+    def document(self, segments: list[tuple[str, str]], rendered: list[list | None]) -> str:
+        """Serialise a chain of (state, variant) segments; `rendered` holds the verbs of templated ones.
+
+        Templated states are rendered by the engine as it walks the chain, so each sees the
+        variables as they were when the call passed through it.
+        """
+        static = all(verbs is None for verbs in rendered)
         key = tuple(segments)
-        cached = self._documents.get(key)
-        if cached is not None:
-            return cached
+        if static:
+            cached = self._documents.get(key)
+            if cached is not None:
+                return cached
         response = VoiceResponse()
-        static = True
-        for name, variant in segments:
-            for verb in self.verbs(name, variant, context):
+        for (name, variant), verbs in zip(segments, rendered, strict=True):
+            for verb in self.verbs(name, variant, None) if verbs is None else verbs:
                 response.append(verb)
-            static = static and (name == GOODBYE or self.static[name])
         xml = response.to_xml()
         if static and len(self._documents) < 100_000:
             self._documents[key] = xml
@@ -220,7 +228,9 @@ class Renderer:
     def _gather_attrs(self, state: f.State) -> dict:
         gather: f.Gather = state.action
         keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
-        words = [w for r in state.routes if not f.is_digit_key(r.outcome) for w in (r.outcome, *r.synonyms)]
+        words = [
+            w for r in state.routes for w in (r.synonyms if f.is_digit_key(r.outcome) else (r.outcome, *r.synonyms))
+        ]
         inputs = gather.input or (("dtmf", "speech") if words else ("dtmf",))
         num_digits = gather.num_digits
         # Each key waits out the timeout unless Twilio knows how many to expect.

@@ -92,7 +92,7 @@ def test_press_3_leaves_a_message_and_hears_its_length(dial, app):
     assert call.doc.ended
     stored = session(app, call)
     assert stored["recording"]["duration"] == 12
-    assert stored["vars"]["message_seconds"] == "12"
+    assert stored["vars"]["message_seconds"] == 12  # a plain number is stored as a number
 
 
 def test_an_empty_recording_says_goodbye(dial):
@@ -110,7 +110,7 @@ def test_hanging_up_during_the_recording_still_takes_its_route(dial, app):
     assert call.doc.status == 200
     stored = session(app, call)
     assert stored["recording"]["digits"] == "hangup"
-    assert stored["vars"]["message_seconds"] == "9"
+    assert stored["vars"]["message_seconds"] == 9
     assert stored["state"] == "goodbye"
 
 

@@ -287,7 +287,7 @@ def test_record_action_after_hang_up_is_processed(app, dial, completed_first):
     assert doc.ended
     current = session(app, call.sid)
     assert current["state"] == "goodbye"
-    assert current["vars"] == {"message_seconds": "5"}
+    assert current["vars"] == {"message_seconds": 5}
     assert current["recording"]["digits"] == "hangup"
     assert current["recording"]["duration"] == 5
     if completed_first:

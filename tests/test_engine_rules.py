@@ -1,0 +1,175 @@
+"""The engine's rules, on small flows: speech matching, retries, variables, templates, sensitive input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from xml.etree import ElementTree
+
+import pytest
+from conftest import check_twiml
+
+from ivr.engine import Engine, new_session
+from ivr.errors import FlowLoadError
+from ivr.loader import load_flow_text
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+class Walk:
+    """Drive one flow's engine directly, as the web adapter would, keeping the session."""
+
+    def __init__(self, yaml_text: str) -> None:
+        self.engine = Engine(load_flow_text(yaml_text, "t.yaml", "t"))
+        self.session = new_session("t")
+        self.step = self.engine.start(self.session, {"CallSid": "CA1", "From": "+15551230000"}, NOW)
+
+    def send(self, params: dict | None = None, event: str | None = None):
+        self.step = self.engine.resume(self.step.state, self.session, params or {}, NOW, event)
+        return self
+
+    @property
+    def heard(self) -> list[str]:
+        check_twiml(self.step.twiml.encode())
+        return [el.text for el in ElementTree.fromstring(self.step.twiml).iter("Say")]
+
+    @property
+    def state(self) -> str:
+        return self.step.state
+
+
+MENU = """
+start: menu
+states:
+  menu:
+    say: Press 1 or say sales.
+    gather: {input: [dtmf, speech]%s}
+    routes:
+      "1": {to: sales, synonyms: [sales, buying]}
+      "12": twelve
+%s
+  sales: {say: Sales., hangup: true}
+  twelve: {say: Twelve., hangup: true}
+  other: {say: Other., hangup: true}
+"""
+
+
+@pytest.mark.parametrize("speech", ["sales", "I'm buying", "one"])
+def test_a_key_routes_synonyms_are_what_a_caller_may_say_instead(speech):
+    walk = Walk(MENU % ("", ""))
+    assert walk.send({"SpeechResult": speech, "Confidence": "0.0"}).heard == ["Sales."]
+
+
+def test_a_key_routes_synonyms_become_gather_hints():
+    walk = Walk(MENU % ("", ""))
+    gather = ElementTree.fromstring(walk.step.twiml).find("Gather")
+    assert gather.get("hints") == "sales, buying"
+
+
+@pytest.mark.parametrize("speech", ["12", "1 2", "twelve please 12"])
+def test_spoken_digits_reach_a_multi_digit_key(speech):
+    walk = Walk(MENU % ("", ""))
+    walk.send({"SpeechResult": speech})
+    assert walk.state == ("twelve" if speech != "twelve please 12" else "menu")
+
+
+def test_low_confidence_speech_is_no_match_without_next():
+    walk = Walk(MENU % (", min_confidence: 0.5", ""))
+    assert walk.send({"SpeechResult": "sales", "Confidence": "0.2"}).heard[0] == "Sorry, that's not an option."
+    assert walk.send({"SpeechResult": "sales", "Confidence": "0.9"}).heard == ["Sales."]
+
+
+def test_low_confidence_speech_takes_next_like_any_unmatched_input():
+    walk = Walk(MENU % (", min_confidence: 0.5", "    next: other"))
+    assert walk.send({"SpeechResult": "sales", "Confidence": "0.2"}).heard == ["Other."]
+
+
+RETRIES = """
+start: menu
+states:
+  menu:
+    say: Menu.
+    gather: {}
+    routes: {"1": menu, "2": done}
+    no_input: {say: Nothing?, max: 2}
+  done: {say: Done., hangup: true}
+"""
+
+
+def test_a_route_back_to_the_same_menu_keeps_its_retry_count():
+    walk = Walk(RETRIES)
+    walk.send(event="no_input")
+    walk.send({"Digits": "1"})  # the menu again, by its own route
+    walk.send(event="no_input")
+    assert walk.heard == ["Sorry, we could not get your answer. Please call again later. Goodbye."]
+
+
+VARIABLES = """
+start: count
+states:
+  count:
+    set: {n: "{{ input.digits | default(3, true) }}", account: "{{ '0123' }}", phone: "{{ call.From }}"}
+    when:
+      - if: n > 2
+        next: many
+    next: few
+  many: {say: "Many: {{ n + 1 }}. Account {{ account }}.", hangup: true}
+  few: {say: Few., hangup: true}
+"""
+
+
+def test_a_plain_number_set_by_a_template_compares_as_a_number():
+    walk = Walk(VARIABLES)
+    assert walk.heard == ["Many: 4. Account 0123."]
+    assert walk.session["vars"] == {"n": 3, "account": "0123", "phone": "+15551230000"}
+
+
+CHAIN = """
+start: first
+states:
+  first:
+    say: "Before: {{ vars.greeting | default('none') }}. State {{ state }}."
+    next: second
+  second:
+    set: {greeting: hello}
+    say: "After: {{ greeting }}. State {{ state }}."
+    hangup: true
+"""
+
+
+def test_each_state_of_a_chain_is_rendered_with_the_variables_of_its_moment():
+    assert Walk(CHAIN).heard == ["Before: none. State first.", "After: hello. State second."]
+
+
+PIN = """
+start: pin
+states:
+  pin:
+    say: Enter your PIN.
+    gather: {num_digits: 4}
+    sensitive: true
+    next: confirm
+  confirm:
+    say: "You entered {{ input.digits | list | join(' ') }}."
+    hangup: true
+"""
+
+
+def test_sensitive_input_is_read_back_in_the_request_but_never_kept_in_the_session():
+    walk = Walk(PIN)
+    walk.send({"Digits": "4321"})
+    assert walk.heard == ["You entered 4 3 2 1."]
+    assert "4321" not in str(walk.session)
+    assert walk.session["input"]["redacted"] is True
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("say: {text: Hi, loop: 0}", "loop: 0 repeats until the caller hangs up; give a count from 1 to 100"),
+        ('pause: "2"', "expected a whole number, got '2' (quoted, it is text: remove the quotes)"),
+    ],
+)
+def test_loader_messages_say_what_to_do(snippet, message):
+    with pytest.raises(FlowLoadError) as info:
+        load_flow_text(f"start: a\nstates:\n  a:\n    {snippet}\n    hangup: true\n", "t.yaml", "t")
+    assert [e.message for e in info.value.errors] == [message]
