@@ -1,0 +1,174 @@
+"""`python -m ivr`: the terminal phone, replays of recorded calls, and importing a real call."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FLOWS
+
+from ivr.cli import main
+from ivr.recording import read_recording
+
+TESTS = Path(__file__).resolve().parent
+CALLS = TESTS / "calls"
+EVENTS = TESTS / "fixtures" / "twilio" / "call_events.json"
+EVENTS_SID = "CA5e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"  # the call in call_events.json
+PROMPT = (
+    "For sales, press 1 or say sales. For support, press 2 or say support. "
+    "To leave a message, press 3. For our opening hours, press 4."
+)
+SUPPORT = "For billing, press 1 or say billing. For technical support, press 2. To go back, press 9."
+
+BROKEN_FLOW = """\
+start: menu
+error_state: oops
+states:
+  menu:
+    say: Press 1 to hear your messages.
+    gather: {num_digits: 1}
+    routes: {"1": count}
+  count:
+    say: "You have {{ missing > 3 }} messages."
+    hangup: true
+  oops:
+    say: Sorry, something went wrong.
+    hangup: true
+"""
+
+
+def run(*args: str) -> int:
+    """The CLI's exit status, whether main returns it or exits with it."""
+    try:
+        return main(list(args))
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture(autouse=True)
+def shipped_flows(monkeypatch):
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(FLOWS))
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+
+
+# -- phone ----------------------------------------------------------------------------------------
+
+
+def test_phone_with_keys_prints_the_transcript_in_order(capsys):
+    assert run("phone", "main", "--state", "menu", "--keys", "1 busy record:12") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Calling main from +15551230000 (CallSid CA")
+    assert out[1:] == [
+        f"  {PROMPT}",
+        "  [main/menu waits for gather]",
+        "> 1",
+        "  Connecting you to sales.",
+        "  [main/sales waits for dial]",
+        "> busy",
+        "  Please leave a message after the beep. Press the pound key when you are done.",
+        "  [main/voicemail waits for record]",
+        "> record:12",
+        "  Thank you, we got your 12 second message.",
+        "  Thanks for calling Acme. Goodbye.",
+        "Call ended: hangup",
+    ]
+
+
+def test_phone_hangs_up_when_the_script_runs_out(capsys):
+    assert run("phone", "main", "--state", "menu", "--keys", "2") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-4:] == [
+        "> 2",
+        f"  {SUPPORT}",
+        "  [main/support_menu waits for gather]",
+        "(script ended; hanging up)",
+    ]
+
+
+def test_phone_ending_in_the_flows_error_state_exits_1(capsys, monkeypatch, flows_dir):
+    (flows_dir / "broken.yaml").write_text(BROKEN_FLOW, encoding="utf-8")
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(flows_dir))
+    assert run("phone", "broken", "--keys", "1") == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-2:] == ["  Sorry, something went wrong.", "Call ended: hangup"]
+    assert "The call ended in the flow's error state 'oops'." in captured.err
+
+
+def test_phone_refuses_an_unknown_flow_naming_the_known_ones(capsys):
+    assert run("phone", "nosuch", "--keys", "1") == 2
+    assert "no flow 'nosuch' (flows: hours, main)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("jump", "'jump' is not something a caller can do"),
+        ("busy", "cannot give a dial result: the call is waiting for input to a <Gather>"),
+        ("12x", "'12x' is not something a caller can do"),
+    ],
+)
+def test_phone_stops_with_status_2_on_a_token_that_does_not_fit(capsys, keys, message):
+    assert run("phone", "main", "--state", "menu", "--keys", keys) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "record:SECONDS" in err  # the list of what a caller can do
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+
+def test_replay_of_the_recorded_calls_exits_0(capsys):
+    files = sorted(CALLS.glob("*.jsonl"))
+    assert run("replay", *map(str, files)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{path}: {len(read_recording(path)[1])} steps, same as recorded" for path in files]
+
+
+def test_replay_exits_1_with_the_diff_when_a_prompt_changed(capsys, monkeypatch, tmp_path):
+    flows = shutil.copytree(FLOWS, tmp_path / "flows")
+    main_yaml = flows / "main.yaml"
+    text = main_yaml.read_text(encoding="utf-8")
+    main_yaml.write_text(text.replace("say: Connecting you to sales.", "say: Sales, one moment."), encoding="utf-8")
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(flows))
+    assert run("replay", str(CALLS / "sales_busy_leaves_voicemail.jsonl")) == 1
+    out = capsys.readouterr().out
+    assert '  -  <Say language="en-US" voice="Polly.Joanna">Connecting you to sales.</Say>' in out
+    assert '  +  <Say language="en-US" voice="Polly.Joanna">Sales, one moment.</Say>' in out
+    assert "1 of 5 steps differ (changed since recording: main)" in out
+
+
+def test_replay_of_a_file_that_is_not_a_recording_exits_1_naming_it(capsys, tmp_path):
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text('{"hello": 1}\n', encoding="utf-8")
+    assert run("replay", str(bogus)) == 1
+    assert f"{bogus}:1: not an ivr recording" in capsys.readouterr().err
+
+
+# -- import-call ----------------------------------------------------------------------------------
+
+
+def test_import_call_writes_a_recording_that_replays(capsys, tmp_path):
+    assert run("import-call", EVENTS_SID, "--file", str(EVENTS), "--out", str(tmp_path)) == 0
+    path = tmp_path / f"{EVENTS_SID}.jsonl"
+    assert f"wrote {path} (4 webhooks)" in capsys.readouterr().out
+    header, lines = read_recording(path)
+    assert header["call_sid"] == EVENTS_SID
+    assert header["source"] == "twilio-events"
+    assert header["public_url"] == "https://acme.example.com/ivr"
+    assert len(lines) == 4
+    assert run("replay", str(path)) == 0
+    assert "4 steps, same as recorded" in capsys.readouterr().out
+
+
+@pytest.mark.xfail(
+    reason="cli.import_call lets events_to_recording's ValueError escape main(): a traceback instead of "
+    "a message and status 1 (its own 'no voice webhooks' ClickException is never reached)",
+    raises=ValueError,
+    strict=True,
+)
+def test_import_call_of_a_call_not_in_the_file_exits_1_with_a_message(capsys, tmp_path):
+    other = "CA" + "0" * 32
+    assert run("import-call", other, "--file", str(EVENTS), "--out", str(tmp_path)) == 1
+    assert f"no voice webhooks of {other}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,321 @@
+"""Recorded calls: what the app writes under IVR_RECORD_DIR, and reading a recording back."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from conftest import BASE, OPEN_HOURS, Call, caller_params, sign
+
+from ivr.recording import REDACTED, mask_numbers, read_recording
+
+SID = "CA" + "1" * 32
+STARTED = "2026-11-25T15:00:00.000Z"  # OPEN_HOURS as recorded
+EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+GATHER_END = {"FinishedOnKey": "", "msg": "Gather End"}
+
+PIN_FLOW = """\
+start: pin
+states:
+  pin:
+    sensitive: true
+    say: Enter your PIN, or say your password.
+    gather: {input: [dtmf, speech], num_digits: 4}
+    next: checked
+  checked:
+    say: "You entered {{ input.digits }}{{ input.speech }}."
+    hangup: true
+"""
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(raw) for raw in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def record_dir(tmp_path) -> Path:
+    return tmp_path / "recordings"
+
+
+@pytest.fixture
+def recording_app(make_app, record_dir):
+    return make_app({"IVR_RECORD_DIR": str(record_dir)})
+
+
+def sales_busy_call(app, sid: str = SID, **numbers) -> Call:
+    """Menu, 1 for sales, busy, a 12 second message, hang-up: five webhooks."""
+    call = Call(app.test_client(), sid, numbers.get("from_", "+15551230000"), numbers.get("to", "+15559870000"))
+    call.start("main")
+    call.press("1")
+    call.dial_result("busy")
+    call.record(seconds=12)
+    call.status("completed")
+    return call
+
+
+# -- what is written ------------------------------------------------------------------------------
+
+
+def test_each_call_gets_its_own_file_named_by_its_call_sid(recording_app, record_dir):
+    sales_busy_call(recording_app, "CA" + "a" * 32)
+    sales_busy_call(recording_app, "CA" + "b" * 32)
+    assert sorted(p.name for p in record_dir.iterdir()) == [f"CA{'a' * 32}.jsonl", f"CA{'b' * 32}.jsonl"]
+
+
+def test_the_first_line_is_the_header(recording_app, record_dir):
+    sales_busy_call(recording_app)
+    header = lines_of(record_dir / f"{SID}.jsonl")[0]
+    flows = recording_app.extensions["ivr.flows"].flows
+    assert header == {
+        "ivr_recording": 1,
+        "call_sid": SID,
+        "flows": {"hours": flows["hours"].content_hash, "main": flows["main"].content_hash},
+        "public_url": None,
+        "started": STARTED,
+        "masked": False,
+        "source": "app",
+    }
+
+
+def test_each_webhook_is_one_line_with_its_exact_request_and_answer(recording_app, record_dir):
+    call = sales_busy_call(recording_app)
+    lines = lines_of(record_dir / f"{SID}.jsonl")[1:]
+    params = caller_params(SID, status="in-progress")
+    assert [(line["method"], line["url"]) for line in lines] == [
+        ("POST", "http://localhost/voice/main"),
+        ("POST", "http://localhost/voice/main/menu"),
+        ("POST", "http://localhost/voice/main/sales"),
+        ("POST", "http://localhost/voice/main/voicemail"),
+        ("POST", "http://localhost/twilio/status"),
+    ]
+    assert lines[0]["params"] == caller_params(SID, status="ringing")
+    assert lines[1]["params"] == {**params, "Digits": "1", **GATHER_END}
+    assert lines[2]["params"] == {
+        **params,
+        "DialCallStatus": "busy",
+        "DialCallSid": "CA" + "d" * 32,
+        "DialCallDuration": "0",
+    }
+    assert lines[3]["params"]["RecordingDuration"] == "12"
+    assert [line["twiml"] for line in lines[:4]] == [doc.body for doc in call.docs]
+    assert {line["status"] for line in lines} == {200}
+    assert {line["t"] for line in lines} == {STARTED}
+    assert all("redacted" not in line for line in lines)
+
+
+def test_status_callbacks_are_recorded(recording_app, record_dir):
+    sales_busy_call(recording_app)
+    last = lines_of(record_dir / f"{SID}.jsonl")[-1]
+    assert last["url"] == "http://localhost/twilio/status"
+    assert last["params"] == {**caller_params(SID, status="completed"), "CallDuration": "30"}
+    assert last["twiml"] == EMPTY
+
+
+def test_the_signature_is_never_stored(recording_app, record_dir):
+    call = Call(recording_app.test_client(), SID, "+15551230000", "+15559870000")
+    call.start("main")
+    signature = sign(BASE + "/voice/main", caller_params(SID, status="ringing"))
+    text = (record_dir / f"{SID}.jsonl").read_text(encoding="utf-8")
+    assert signature not in text
+    assert "signature" not in text.lower()
+
+
+def test_refused_requests_and_the_fallback_url_are_not_recorded(recording_app, record_dir):
+    client = recording_app.test_client()
+    call = Call(client, SID, "+15551230000", "+15559870000")
+    call.start("main")
+    params = {**caller_params(SID, status="in-progress"), "Digits": "1"}
+    refused = client.post("/voice/main/menu", data=params, headers={"X-Twilio-Signature": "forged"})
+    assert refused.status_code == 403
+    fallback = client.post("/twilio/fallback", data={**params, "ErrorCode": "11200"})
+    assert fallback.status_code == 200
+    lines = lines_of(record_dir / f"{SID}.jsonl")
+    assert [line["url"] for line in lines[1:]] == ["http://localhost/voice/main"]
+
+
+def test_a_refused_request_of_a_new_call_creates_no_file(recording_app, record_dir):
+    response = recording_app.test_client().post(
+        "/voice/main", data=caller_params(SID), headers={"X-Twilio-Signature": "forged"}
+    )
+    assert response.status_code == 403
+    assert not (record_dir / f"{SID}.jsonl").exists()
+
+
+def test_recording_is_off_by_default(make_app, tmp_path, monkeypatch):
+    monkeypatch.delenv("IVR_RECORD_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    call = sales_busy_call(app)
+    assert call.docs[-1].ended
+    assert "ivr.recorder" not in app.extensions
+    assert list(tmp_path.rglob("*")) == []
+
+
+@pytest.mark.parametrize("sid", ["../../evil", "CA1/../../evil", "{tmp}/evil", "..", "CA1 evil"])
+def test_a_call_sid_never_becomes_a_path(make_app, tmp_path, sid):
+    record_dir = tmp_path / "a" / "b"
+    app = make_app({"IVR_RECORD_DIR": str(record_dir)})
+    call = Call(app.test_client(), sid.format(tmp=tmp_path), "+15551230000", "+15559870000")
+    call.start("main")
+    assert call.heard[0] == "Thanks for calling Acme."  # the caller does not notice
+    assert list(record_dir.iterdir()) == []
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["a", "a/b"]
+
+
+# -- masked numbers -------------------------------------------------------------------------------
+
+
+def test_mask_numbers_keeps_the_first_four_and_the_last_two_digits():
+    assert mask_numbers("+14155550143") == "+14150000043"
+    assert mask_numbers('<Number>+15005550006</Number> callerId="+12125550188"') == (
+        '<Number>+15000000006</Number> callerId="+12120000088"'
+    )
+    assert mask_numbers("press 1234567 or +1234567") == "press 1234567 or +1234567"  # too short to be a number
+
+
+def test_masked_recordings_keep_no_phone_number(make_app, record_dir):
+    app = make_app({"IVR_RECORD_DIR": str(record_dir), "IVR_MASK_NUMBERS": "1"})
+    call = Call(app.test_client(), SID, "+14155550143", "+12125550188")
+    call.start("main")
+    call.press("2")
+    call.press("1")  # billing: two <Number>s, our number as callerId
+    assert "+15005550007" in call.doc.body
+    call.dial_result("completed", duration=60)
+    call.status("completed")
+    path = record_dir / f"{SID}.jsonl"
+    header, lines = read_recording(path)
+    assert header["masked"] is True
+    for key, value in {"From": "+14150000043", "To": "+12120000088"}.items():
+        assert {line["params"][key] for line in lines} == {value}
+    assert {line["params"]["Caller"] for line in lines} == {"+14150000043"}
+    assert {line["params"]["Called"] for line in lines} == {"+12120000088"}
+    billing = lines[2]["twiml"]
+    assert "<Number>+15000000006</Number><Number>+15000000007</Number>" in billing
+    assert 'callerId="+12120000088"' in billing
+    text = path.read_text(encoding="utf-8")
+    for number in ("+14155550143", "+12125550188", "+15005550006", "+15005550007"):
+        assert number not in text
+        assert number[2:] not in text  # nor without the country code
+
+
+@pytest.mark.xfail(
+    reason="Recorder.record masks the recorded URL with mask_numbers, which only matches a literal '+' and "
+    "digits; a GET webhook's URL carries From/To/Caller/Called URL-encoded ('%2B14155550143'), kept in clear",
+    strict=True,
+)
+def test_a_masked_get_webhook_keeps_no_phone_number_in_its_url(make_app, record_dir):
+    app = make_app({"IVR_RECORD_DIR": str(record_dir), "IVR_MASK_NUMBERS": "1"})
+    query = urllib.parse.urlencode(caller_params(SID, "+14155550143", "+12125550188"))
+    signature = sign(f"{BASE}/voice/main?{query}", {})  # Twilio signs a GET's URL with its query
+    response = app.test_client().get(f"/voice/main?{query}", headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+    [line] = read_recording(record_dir / f"{SID}.jsonl")[1]
+    assert line["method"] == "GET"
+    assert line["params"]["From"] == "+14150000043"
+    assert "4155550143" not in line["url"]
+    assert "2125550188" not in line["url"]
+
+
+# -- sensitive states -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pin_app(make_app, flows_dir, record_dir):
+    (flows_dir / "pin.yaml").write_text(PIN_FLOW, encoding="utf-8")
+    return make_app({"IVR_FLOWS_DIR": str(flows_dir), "IVR_RECORD_DIR": str(record_dir)})
+
+
+def test_a_sensitive_states_input_is_redacted_in_params_and_twiml(pin_app, record_dir):
+    call = Call(pin_app.test_client(), SID, "+15551230000", "+15559870000")
+    call.start("pin")
+    call.press("4321")
+    assert call.heard == ["You entered 4321."]  # the caller hears it; the recording must not keep it
+    path = record_dir / f"{SID}.jsonl"
+    _header, lines = read_recording(path)
+    entry, pin = lines
+    assert "redacted" not in entry
+    assert pin["redacted"] is True
+    assert pin["params"] == {**caller_params(SID, status="in-progress"), "Digits": REDACTED, **GATHER_END}
+    assert "<Say>You entered [redacted].</Say>" in pin["twiml"]
+    assert "4321" not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.xfail(
+    reason="Recorder.record looks for the raw secret in the TwiML, where the builder has XML-escaped it "
+    "(& -> &amp;, < -> &lt;), so the spoken password stays in the recording",
+    strict=True,
+)
+def test_a_sensitive_spoken_answer_with_markup_characters_is_redacted_in_the_twiml(pin_app, record_dir):
+    call = Call(pin_app.test_client(), SID, "+15551230000", "+15559870000")
+    call.start("pin")
+    call.speak("salt & pepper <3")
+    assert call.heard == ["You entered salt & pepper <3."]
+    text = (record_dir / f"{SID}.jsonl").read_text(encoding="utf-8")
+    assert "pepper" not in text
+
+
+# -- reading a recording --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded(recording_app, record_dir) -> Path:
+    sales_busy_call(recording_app)
+    return record_dir / f"{SID}.jsonl"
+
+
+def test_read_recording_gives_the_header_and_the_webhooks(recorded):
+    header, lines = read_recording(recorded)
+    assert header["call_sid"] == SID
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail", "status"]
+
+
+def test_read_recording_drops_a_torn_last_line(recorded):
+    text = recorded.read_text(encoding="utf-8")
+    last = text.rstrip("\n").rfind("\n") + 1
+    recorded.write_text(text[: last + 40], encoding="utf-8")  # the app died writing the status line
+    header, lines = read_recording(recorded)
+    assert header["call_sid"] == SID
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail"]
+
+
+def test_read_recording_refuses_a_corrupt_middle_line_naming_it(recorded):
+    raw = recorded.read_text(encoding="utf-8").splitlines()
+    raw[2] = raw[2][:50]
+    recorded.write_text("\n".join(raw) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^{recorded}:3: not a JSON line$"):
+        read_recording(recorded)
+
+
+def test_read_recording_refuses_a_file_without_its_header(recorded):
+    raw = recorded.read_text(encoding="utf-8").splitlines(keepends=True)
+    recorded.write_text("".join(raw[1:]), encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^{recorded}:1: not an ivr recording"):
+        read_recording(recorded)
+
+
+@pytest.mark.xfail(
+    reason="Recorder.record appends to a file whose last line was torn by a crash without starting a new "
+    "line: the next webhook (answered after the restart) is glued to the torn line, and read_recording then "
+    "refuses the whole file (ValueError: line 3 is not a JSON line) instead of losing only the torn line",
+    strict=True,
+)
+def test_a_crash_mid_line_loses_only_that_line_when_the_call_goes_on(recording_app, record_dir):
+    call = Call(recording_app.test_client(), SID, "+15551230000", "+15559870000")
+    call.start("main")
+    call.press("1")
+    path = record_dir / f"{SID}.jsonl"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: text.rstrip("\n").rfind("\n") + 40], encoding="utf-8")  # torn mid-line
+    call.dial_result("busy")  # the call goes on after the restart
+    call.status("completed")
+    _header, lines = read_recording(path)
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "sales", "status"]
+
+
+def test_recording_starts_at_the_apps_clock(make_app, record_dir):
+    app = make_app({"IVR_RECORD_DIR": str(record_dir)}, now=OPEN_HOURS.replace(minute=7, microsecond=123456))
+    Call(app.test_client(), SID, "+15551230000", "+15559870000").start("main")
+    header, [line] = read_recording(record_dir / f"{SID}.jsonl")
+    assert header["started"] == line["t"] == "2026-11-25T15:07:00.123Z"
