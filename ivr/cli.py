@@ -229,7 +229,10 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
             if isinstance(exc, TwilioException):
                 raise twilio_error(exc) from None
             raise
-    lines = events_to_recording(events, call_sid)
+    try:
+        lines = events_to_recording(events, call_sid)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if len(lines) < 2:
         raise click.ClickException(
             f"no voice webhooks of {call_sid} in the events (calls are readable 15 minutes after they end)"

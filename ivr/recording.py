@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from xml.sax.saxutils import escape
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,14 +27,20 @@ __all__ = [
 
 FORMAT_VERSION = 1
 REDACTED = "[redacted]"
+_TORN_MARK = '{"torn_line_above":true}'
 _INPUT_PARAMS = ("Digits", "SpeechResult", "UnstableSpeechResult")
-_NUMBER_RE = re.compile(r"\+\d{8,15}")
+_NUMBER_RE = re.compile(r"(\+|%2B)(\d{8,15})", re.IGNORECASE)  # also URL-encoded, in GET query strings
 _SID_RE = re.compile(r"[A-Za-z0-9]{1,64}\Z")
 
 
 def mask_numbers(text: str) -> str:
     """Mask E.164 numbers, keeping the first four digits and the last two: +15551234567 -> +15550000067."""
-    return _NUMBER_RE.sub(lambda m: m.group()[:5] + "0" * (len(m.group()) - 7) + m.group()[-2:], text)
+
+    def mask(match: re.Match) -> str:
+        digits = match.group(2)
+        return match.group(1) + digits[:4] + "0" * (len(digits) - 6) + digits[-2:]
+
+    return _NUMBER_RE.sub(mask, text)
 
 
 class Recorder:
@@ -69,9 +76,10 @@ class Recorder:
             for key in _INPUT_PARAMS:
                 if params.get(key):
                     params[key] = REDACTED
-            for secret in secrets:  # a template may have read the input back
+            for secret in secrets:  # a template may have read the input back, XML-escaped in the TwiML
                 if len(secret) >= 3:
-                    twiml = twiml.replace(secret, REDACTED)
+                    for form in (secret, escape(secret), escape(secret, {'"': "&quot;"})):
+                        twiml = twiml.replace(form, REDACTED)
             line["redacted"] = True
         if self.mask:
             params = {k: mask_numbers(v) for k, v in params.items()}
@@ -81,7 +89,10 @@ class Recorder:
         path = self.directory / f"{call_sid}.jsonl"
         with self._lock:
             new = not path.exists()
+            torn = not new and _ends_torn(path)
             with path.open("a", encoding="utf-8") as out:
+                if torn:  # the app stopped mid-line: close that line and mark it, so only it is lost
+                    out.write("\n" + _TORN_MARK + "\n")
                 if new:
                     header = {
                         "ivr_recording": FORMAT_VERSION,
@@ -104,17 +115,26 @@ def read_recording(path: str | Path) -> tuple[dict, list[dict]]:
     lines = text.splitlines()
     records = []
     for number, raw in enumerate(lines, 1):
-        if not raw.strip():
+        if not raw.strip() or raw == _TORN_MARK:
             continue
         try:
             records.append(json.loads(raw))
         except json.JSONDecodeError:
-            if number == len(lines):
-                break  # the line being written when the app stopped
+            if number == len(lines) or lines[number] == _TORN_MARK:
+                continue  # a line the app was writing when it stopped
             raise ValueError(f"{path}:{number}: not a JSON line") from None
     if not records or records[0].get("ivr_recording") != FORMAT_VERSION:
         raise ValueError(f"{path}:1: not an ivr recording (format {FORMAT_VERSION} header expected)")
     return records[0], records[1:]
+
+
+def _ends_torn(path: Path) -> bool:
+    with path.open("rb") as raw:
+        raw.seek(0, 2)
+        if raw.tell() == 0:
+            return False
+        raw.seek(-1, 2)
+        return raw.read(1) != b"\n"
 
 
 def _iso(moment: datetime) -> str:

@@ -161,12 +161,6 @@ def test_import_call_writes_a_recording_that_replays(capsys, tmp_path):
     assert "4 steps, same as recorded" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    reason="cli.import_call lets events_to_recording's ValueError escape main(): a traceback instead of "
-    "a message and status 1 (its own 'no voice webhooks' ClickException is never reached)",
-    raises=ValueError,
-    strict=True,
-)
 def test_import_call_of_a_call_not_in_the_file_exits_1_with_a_message(capsys, tmp_path):
     other = "CA" + "0" * 32
     assert run("import-call", other, "--file", str(EVENTS), "--out", str(tmp_path)) == 1

@@ -200,11 +200,6 @@ def test_masked_recordings_keep_no_phone_number(make_app, record_dir):
         assert number[2:] not in text  # nor without the country code
 
 
-@pytest.mark.xfail(
-    reason="Recorder.record masks the recorded URL with mask_numbers, which only matches a literal '+' and "
-    "digits; a GET webhook's URL carries From/To/Caller/Called URL-encoded ('%2B14155550143'), kept in clear",
-    strict=True,
-)
 def test_a_masked_get_webhook_keeps_no_phone_number_in_its_url(make_app, record_dir):
     app = make_app({"IVR_RECORD_DIR": str(record_dir), "IVR_MASK_NUMBERS": "1"})
     query = urllib.parse.urlencode(caller_params(SID, "+14155550143", "+12125550188"))
@@ -242,11 +237,6 @@ def test_a_sensitive_states_input_is_redacted_in_params_and_twiml(pin_app, recor
     assert "4321" not in path.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(
-    reason="Recorder.record looks for the raw secret in the TwiML, where the builder has XML-escaped it "
-    "(& -> &amp;, < -> &lt;), so the spoken password stays in the recording",
-    strict=True,
-)
 def test_a_sensitive_spoken_answer_with_markup_characters_is_redacted_in_the_twiml(pin_app, record_dir):
     call = Call(pin_app.test_client(), SID, "+15551230000", "+15559870000")
     call.start("pin")
@@ -295,12 +285,6 @@ def test_read_recording_refuses_a_file_without_its_header(recorded):
         read_recording(recorded)
 
 
-@pytest.mark.xfail(
-    reason="Recorder.record appends to a file whose last line was torn by a crash without starting a new "
-    "line: the next webhook (answered after the restart) is glued to the torn line, and read_recording then "
-    "refuses the whole file (ValueError: line 3 is not a JSON line) instead of losing only the torn line",
-    strict=True,
-)
 def test_a_crash_mid_line_loses_only_that_line_when_the_call_goes_on(recording_app, record_dir):
     call = Call(recording_app.test_client(), SID, "+15551230000", "+15559870000")
     call.start("main")
