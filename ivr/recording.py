@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from xml.sax.saxutils import escape
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 __all__ = [
     "FORMAT_VERSION",
