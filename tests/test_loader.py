@@ -6,30 +6,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bad_flows import BAD, assert_mistake, assert_one_error, errors_of
 from conftest import check_twiml
 
 from ivr.engine import Engine, new_session
-from ivr.errors import FlowError, FlowLoadError
+from ivr.errors import FlowLoadError
 from ivr.loader import flow_files, load_flow, load_flow_text, load_flows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "flows"
-BAD = Path(__file__).resolve().parent / "flows" / "bad"
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
-
-def errors_of(name: str) -> list[FlowError]:
-    """Load a golden bad flow, which must fail, and return its errors."""
-    with pytest.raises(FlowLoadError) as info:
-        load_flow(BAD / name)
-    return info.value.errors
-
-
-def error_at(errors: list[FlowError], line: int, column: int) -> FlowError:
-    """The one error reported at line:column."""
-    found = [e for e in errors if (e.line, e.column) == (line, column)]
-    assert len(found) == 1, "\n".join(e.format() for e in errors)
-    return found[0]
 
 
 def load(text: str):
@@ -57,16 +43,12 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("name", "line", "column", "path", "message"), MISTAKES, ids=[m[0] for m in MISTAKES])
 def test_mistake_is_reported_at_its_position(name, line, column, path, message):
-    error = error_at(errors_of(name), line, column)
-    assert (error.path, error.severity) == (path, "error")
-    assert message in error.message
-    assert Path(error.file).resolve() == BAD / name
+    assert_mistake(name, line, column, path, message)
 
 
 @pytest.mark.parametrize("name", [m[0] for m in MISTAKES])
 def test_one_mistake_gives_one_error(name):
-    errors = errors_of(name)
-    assert len(errors) == 1, "\n".join(e.format() for e in errors)
+    assert_one_error(name)
 
 
 def test_error_formats_as_file_line_column_path_message():

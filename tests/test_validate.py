@@ -5,25 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bad_flows import BAD, assert_mistake, assert_one_error, errors_of
 
 from ivr.errors import FlowError, FlowLoadError
 from ivr.loader import load_flow, load_flow_text, load_flows
-
-BAD = Path(__file__).resolve().parent / "flows" / "bad"
-
-
-def errors_of(name: str) -> list[FlowError]:
-    """Load a golden bad flow, which must fail, and return its errors."""
-    with pytest.raises(FlowLoadError) as info:
-        load_flow(BAD / name)
-    return info.value.errors
-
-
-def error_at(errors: list[FlowError], line: int, column: int) -> FlowError:
-    """The one error reported at line:column."""
-    found = [e for e in errors if (e.line, e.column) == (line, column)]
-    assert len(found) == 1, "\n".join(e.format() for e in errors)
-    return found[0]
 
 
 def load(text: str):
@@ -95,16 +80,12 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("name", "line", "column", "path", "message"), MISTAKES, ids=[m[0] for m in MISTAKES])
 def test_mistake_is_reported_at_its_position(name, line, column, path, message):
-    error = error_at(errors_of(name), line, column)
-    assert (error.path, error.severity) == (path, "error")
-    assert message in error.message
-    assert Path(error.file).resolve() == BAD / name
+    assert_mistake(name, line, column, path, message)
 
 
 @pytest.mark.parametrize("name", [m[0] for m in MISTAKES])
 def test_one_mistake_gives_one_error(name):
-    errors = errors_of(name)
-    assert len(errors) == 1, "\n".join(e.format() for e in errors)
+    assert_one_error(name)
 
 
 def test_oversize_chain_message_says_how_big_and_what_to_do():
