@@ -166,7 +166,10 @@ class Engine:
 
     def _on_enter(self, event) -> None:
         transition = event.transition
-        self.enter(event.model, fresh=transition is None or transition.source != transition.dest)
+        # A menu's counters start over unless the caller routed back to it; running out of retries
+        # into itself (on_max naming its own state) starts them over too.
+        fresh = transition is None or transition.source != transition.dest or event.event.name in f.RETRY_EVENTS
+        self.enter(event.model, fresh=fresh)
 
     def enter(self, call: _Call, *, fresh: bool = True) -> None:
         """Entering a state: its visit is counted, its `set:` runs, and, entered from another state,
@@ -376,7 +379,9 @@ def _number_or_text(value: str):
     """A rendered `set:` value: a plain number becomes a number (so `when: x > 2` compares numbers);
     anything else, "0123" and "+15551230000" included, stays text."""
     if _CANONICAL_NUMBER.match(value):
-        return float(value) if "." in value else int(value)
+        number = float(value) if "." in value else int(value)
+        if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
+            return number
     return value
 
 

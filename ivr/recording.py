@@ -15,6 +15,7 @@ import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 __all__ = [
@@ -80,6 +81,7 @@ class Recorder:
                 if len(secret) >= 3:
                     for form in (secret, escape(secret), escape(secret, {'"': "&quot;"})):
                         twiml = twiml.replace(form, REDACTED)
+            twiml = _redact_speech(twiml)
             line["redacted"] = True
         if self.mask:
             params = {k: mask_numbers(v) for k, v in params.items()}
@@ -126,6 +128,19 @@ def read_recording(path: str | Path) -> tuple[dict, list[dict]]:
     if not records or records[0].get("ivr_recording") != FORMAT_VERSION:
         raise ValueError(f"{path}:1: not an ivr recording (format {FORMAT_VERSION} header expected)")
     return records[0], records[1:]
+
+
+def _redact_speech(twiml: str) -> str:
+    """Blank every Say of an answer to sensitive input: a read-back may have reformatted it ("4 3 2 1")."""
+    try:
+        root = ElementTree.fromstring(twiml)
+    except ElementTree.ParseError:
+        return REDACTED
+    for say in root.iter("Say"):
+        say.text = REDACTED
+        for child in list(say):
+            say.remove(child)
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ElementTree.tostring(root, encoding="unicode")
 
 
 def _ends_torn(path: Path) -> bool:

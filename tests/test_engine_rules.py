@@ -173,3 +173,31 @@ def test_loader_messages_say_what_to_do(snippet, message):
     with pytest.raises(FlowLoadError) as info:
         load_flow_text(f"start: a\nstates:\n  a:\n    {snippet}\n    hangup: true\n", "t.yaml", "t")
     assert [e.message for e in info.value.errors] == [message]
+
+
+SELF_ON_MAX = """
+start: menu
+states:
+  menu:
+    say: Menu.
+    gather: {}
+    routes: {"1": done}
+    no_input: {say: Nothing?, max: 2}
+    on_max: menu
+  done: {say: Done., hangup: true}
+"""
+
+
+def test_running_out_of_retries_into_the_same_menu_starts_its_counts_over():
+    walk = Walk(SELF_ON_MAX)
+    walk.send(event="no_input")
+    assert walk.heard[0] == "Nothing?"
+    walk.send(event="no_input")  # max reached: on_max is the menu itself, entered afresh
+    assert walk.heard == ["Menu."]
+    walk.send(event="no_input")
+    assert walk.heard[0] == "Nothing?"
+
+
+def test_a_number_that_would_not_read_back_as_written_stays_text():
+    walk = Walk(VARIABLES.replace("{{ '0123' }}", "{{ '2.50' }}").replace("Account {{ account }}", "{{ account }}"))
+    assert walk.session["vars"]["account"] == "2.50"
