@@ -2,6 +2,7 @@
 
 from ivr.engine import Engine, Step
 from ivr.errors import ConfigError, FlowError, FlowLoadError, IvrError, StoreError, TwilioCallError, WebhookError
+from ivr.hooks import HookContext, hook
 from ivr.loader import load_flow, load_flows
 from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
 from ivr.web import create_app
@@ -12,6 +13,7 @@ __all__ = [
     "Engine",
     "FlowError",
     "FlowLoadError",
+    "HookContext",
     "IvrError",
     "Phone",
     "PhoneCall",
@@ -21,6 +23,7 @@ __all__ = [
     "WebhookError",
     "WsgiTransport",
     "create_app",
+    "hook",
     "load_flow",
     "load_flows",
 ]

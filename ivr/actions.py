@@ -22,7 +22,12 @@ GATHER_KEYS = (
     "language",
     "speech_model",
     "min_confidence",
+    "save_as",
+    "pattern",
+    "length",
 )
+VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
 RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
 DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
 DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star")
@@ -59,6 +64,9 @@ class ActionReader(Reader):
         if kind == "dial" and isinstance(node, yaml.ScalarNode):
             value = self.text(node, path)
             return f.Dial((f.DialTarget("number", value, pos),), None, None, None, None, None, pos) if value else None
+        if kind == "run":
+            name = self.name(node, path, "hook")
+            return f.Run(name, pos) if name else None
         if kind == "enqueue" and isinstance(node, yaml.ScalarNode):
             value = self.text(node, path)
             return f.Enqueue(value, None, pos) if value else None
@@ -99,6 +107,19 @@ class ActionReader(Reader):
                     "expected auto or a whole number of seconds",
                 )
             speech_timeout = raw
+        save_as = self._opt(items, "save_as", path, self.variable)
+        pattern = pattern_source = None
+        if "pattern" in items:
+            pattern_source = self.string(items["pattern"][1], path_join(path, "pattern"))
+            if pattern_source is not None:
+                try:
+                    pattern = re.compile(pattern_source)
+                except re.error as exc:
+                    self.error(items["pattern"][1], path_join(path, "pattern"), f"not a regular expression: {exc}")
+        length = self._opt(items, "length", path, self._length)
+        for key in ("pattern", "length"):
+            if key in items and "save_as" not in items:
+                self.error(items[key][0], path_join(path, key), f"{key} checks collected input: add save_as: NAME")
         return f.Gather(
             input=inputs,
             num_digits=self._opt(items, "num_digits", path, lambda n, p: self.number(n, p, minimum=1, maximum=99)),
@@ -112,7 +133,37 @@ class ActionReader(Reader):
                 items, "min_confidence", path, lambda n, p: self.number(n, p, maximum=1, integer=False)
             ),
             pos=pos,
+            save_as=save_as,
+            pattern=pattern,
+            pattern_source=pattern_source,
+            length=length,
         )
+
+    def _length(self, node: yaml.Node, path: str) -> tuple[int, int] | None:
+        """`length: 6` or `length: [4, 8]`: how many digits collected input may have."""
+        if isinstance(node, yaml.SequenceNode):
+            items = self.sequence(node, path) or []
+            if len(items) != 2:
+                self.error(node, path, "give one number, or [fewest, most]")
+                return None
+            low, high = (self.number(n, path, minimum=1, maximum=99) for n in items)
+            if low is None or high is None:
+                return None
+            if low > high:
+                self.error(node, path, f"fewest ({low}) is more than most ({high})")
+                return None
+            return (low, high)
+        exact = self.number(node, path, minimum=1, maximum=99)
+        return (exact, exact) if exact is not None else None
+
+    def variable(self, node: yaml.Node, path: str) -> str | None:
+        """A variable name a flow may set."""
+        name = self.string(node, path)
+        if name is not None and (not VAR_RE.match(name) or name in RESERVED_VARS):
+            why = f"'{name}' is reserved" if name in RESERVED_VARS else "names start with a letter"
+            self.error(node, path, f"not a usable variable name ({why})")
+            return None
+        return name
 
     def _record(self, items, path, pos, node):
         self.known_keys(items, RECORD_KEYS, path)

@@ -16,9 +16,9 @@ from transitions import Machine
 from ivr import flow as f
 from ivr.errors import WebhookError
 from ivr.loader import gc_paused
-from ivr.twiml import GOODBYE, Renderer, Urls
+from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
 
-__all__ = ["Engine", "Step", "new_session"]
+__all__ = ["Engine", "HookCall", "HookResult", "Step", "new_session"]
 
 SESSION_VERSION = 1
 _NUMBER_WORDS = {
@@ -34,6 +34,7 @@ _NUMBER_WORDS = {
     "eight": "8",
     "nine": "9",
 }
+_MENU_DEPTH = 20
 _SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
 
 
@@ -43,8 +44,31 @@ def new_session(flow_id: str) -> dict:
 
 
 @dataclass(slots=True)
+class HookCall:
+    """An effect the adapter carries out during the request: call a hook, feed its result to `proceed`."""
+
+    name: str
+    flow: str
+    state: str
+    context: dict
+
+
+@dataclass(slots=True)
+class HookResult:
+    """What a hook answered: variables to set and an outcome to route on, or the error it met."""
+
+    outcome: str | None = None
+    vars: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(slots=True)
 class Step:
-    """What a webhook answers: the TwiML, the state the call is left in, the session and effects."""
+    """What a webhook answers: the TwiML, the state the call is left in, the session and effects.
+
+    While `pending` names a hook, the document is not finished: the adapter runs the hook and
+    passes its result to `Engine.proceed`, which goes on from where the walk stopped.
+    """
 
     twiml: str
     flow: str
@@ -52,12 +76,14 @@ class Step:
     session: dict
     effects: list = field(default_factory=list)
     outcome: str | None = None
+    pending: HookCall | None = None
+    _walk: tuple | None = field(default=None, repr=False)
 
 
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "engine", "now", "params", "retry", "session", "state")
+    __slots__ = ("_context", "back", "engine", "now", "params", "retry", "session", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -66,6 +92,7 @@ class _Call:
         self.params = params
         self.now = now
         self.retry: str | None = None
+        self.back = False
         self._context: dict | None = None
 
     def context(self) -> dict:
@@ -108,7 +135,7 @@ class Engine:
     def _build_machine(self) -> Machine:
         return Machine(
             model=None,
-            states=[{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE],
+            states=[{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE, APOLOGY],
             transitions=self._transitions(),
             initial=self.flow.start,
             auto_transitions=False,
@@ -124,18 +151,31 @@ class Engine:
             name = state.name
             routed = set()
             for route in state.routes:
-                out.append({"trigger": route.outcome, "source": name, "dest": route.target})
+                if route.target == f.REPEAT:
+                    out.append(
+                        {"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_retry("repeat")]}
+                    )
+                elif route.target == f.BACK:
+                    out.append({"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_back]})
+                else:
+                    out.append({"trigger": route.outcome, "source": name, "dest": route.target})
                 routed.add(route.outcome)
             action = state.action
             fallbacks = {f.NEXT_EVENT} if action is None or state.next else set()
+            if isinstance(action, f.Run):
+                fallbacks = {f.NEXT_EVENT}
+                failed = state.on_error.name if state.on_error else self.flow.error_state or APOLOGY
+                out.append({"trigger": f.ERROR_EVENT, "source": name, "dest": failed})
             if isinstance(action, f.Dial):
                 fallbacks = set(f.DIAL_OUTCOMES) - routed
             elif isinstance(action, f.Record):
                 fallbacks = set(f.RECORD_OUTCOMES) - routed
             elif isinstance(action, f.Enqueue):
                 fallbacks = set(f.ENQUEUE_OUTCOMES) - routed
-            elif isinstance(action, f.Gather) and state.next:
-                fallbacks = {f.NEXT_EVENT}
+            elif isinstance(action, f.Gather):
+                fallbacks = {f.NEXT_EVENT} if state.next else set()
+                if action.save_as is not None and f.VALID_EVENT not in routed:
+                    fallbacks.add(f.VALID_EVENT)
             for event in sorted(fallbacks):
                 if state.next is None:
                     continue
@@ -181,6 +221,11 @@ class Engine:
         session["visits"][key] = session["visits"].get(key, 0) + 1
         call._context = None
         state = self.flow.states.get(call.state)
+        if state is not None and isinstance(state.action, f.Gather):
+            menus = session.setdefault("menus", [])  # for `back`: the menus this call went through
+            if not menus or menus[-1] != key:
+                menus.append(key)
+                del menus[:-_MENU_DEPTH]
         if state is not None and state.set:
             from ivr.templates import render
 
@@ -216,7 +261,10 @@ class Engine:
         outcome = self.outcome(current, params, event, session)
         call._context = None
         self.fire(call, outcome)
-        step = self._render(call, call.retry or "enter", outcome)
+        if call.back:
+            step = self._go_back(call, outcome)
+        else:
+            step = self._render(call, call.retry or "enter", outcome)
         if current.sensitive:  # templates of this request saw the input; the stored session never keeps it
             session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
         return step
@@ -276,12 +324,14 @@ class Engine:
         speech = params.get("SpeechResult", "")
         confidence = _float(params.get("Confidence"))
         session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
-        unmatched = f.NEXT_EVENT if state.next else "no_match"
+        gather: f.Gather = state.action
+        unmatched = f.NEXT_EVENT if state.next and gather.save_as is None else "no_match"
         if digits:
-            return digits if self._routes_key(state, digits) else unmatched
+            if self._routes_key(state, digits):
+                return digits
+            return self._collect(gather, digits, session) if gather.save_as else unmatched
         if not speech:
             return "no_input"
-        gather: f.Gather = state.action
         if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
             return unmatched
         text = f" {f.normalize_speech(speech)} "
@@ -293,7 +343,21 @@ class Engine:
         key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPOKEN_DIGITS.match(spoken) else None)
         if key and self._routes_key(state, key):
             return key
+        if gather.save_as:
+            return self._collect(gather, key or speech.strip(), session)
         return unmatched
+
+    @staticmethod
+    def _collect(gather: f.Gather, value: str, session: dict) -> str:
+        """Collected input: kept in its variable when it has the pattern and length asked for."""
+        if gather.length is not None:
+            fewest, most = gather.length
+            if not (value.isdigit() and fewest <= len(value) <= most):
+                return "no_match"
+        if gather.pattern is not None and not gather.pattern.fullmatch(value):
+            return "no_match"
+        session["vars"][gather.save_as] = value
+        return f.VALID_EVENT
 
     @staticmethod
     def _routes_key(state: f.State, key: str) -> bool:
@@ -302,25 +366,82 @@ class Engine:
     # -- rendering ---------------------------------------------------------------------------
 
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
-        segments: list[tuple[str, str]] = []
-        rendered: list[list | None] = []
+        return self._walk(call, variant, outcome, [], [])
+
+    def _walk(self, call: _Call, variant: str, outcome, segments: list, rendered: list) -> Step:
+        """Render from the call's state on: input-less states flow on into the same document, up to
+        one that waits or ends; a hook pauses the walk until the adapter brings its result."""
         states = self.flow.states
         renderer = self.renderer
-        # Input-less states flow on into the same document, up to one that waits or ends.
         for _ in range(len(states) + 1):
             name = call.state
             segments.append((name, variant))
             rendered.append(None if renderer.is_static(name) else renderer.verbs(name, variant, call.context))
             state = states.get(name)
+            if state is not None and isinstance(state.action, f.Run):
+                hook = HookCall(state.action.name, self.flow.id, name, self._hook_context(call))
+                call.session["state"] = name
+                return Step(
+                    "",
+                    self.flow.id,
+                    name,
+                    call.session,
+                    outcome=outcome,
+                    pending=hook,
+                    _walk=(call, segments, rendered),
+                )
             if state is None or state.action is not None:
                 break
             variant = "enter"
             self.fire(call, f.NEXT_EVENT)
-        else:  # pragma: no cover - validation refuses cycles of input-less states
+        else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
         return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
+
+    def proceed(self, step: Step, result: HookResult) -> Step:
+        """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""
+        call, segments, rendered = step._walk
+        state = self.flow.states[call.state]
+        if result.error is not None:
+            event = f.ERROR_EVENT
+        else:
+            call.session["vars"].update(result.vars)
+            call._context = None
+            routed = {r.outcome for r in state.routes}
+            event = result.outcome if result.outcome in routed else f.NEXT_EVENT
+        self.fire(call, event)
+        return self._walk(call, "enter", step.outcome, segments, rendered)
+
+    def _hook_context(self, call: _Call) -> dict:
+        context = call.context()
+        return {
+            "call_sid": call.params.get("CallSid", ""),
+            "flow": self.flow.id,
+            "state": call.state,
+            "call": dict(call.params),
+            "vars": dict(call.session["vars"]),
+            "input": dict(context["input"]),
+            "recording": dict(context["recording"]),
+            "dial": dict(context["dial"]),
+            "now": call.now,
+        }
+
+    def _go_back(self, call: _Call, outcome: str | None) -> Step:
+        """`back`: the menu before this one; the same menu again when there is none."""
+        menus = call.session.get("menus", [])
+        if menus and menus[-1] == call.key():
+            menus.pop()
+        if not menus:
+            return self._render(call, "repeat", outcome)
+        flow_id, _, state = menus[-1].partition("/")
+        if flow_id != self.flow.id:  # a menu of another flow: that flow's engine renders it
+            twiml = self.renderer.redirect_document(flow_id, state)
+            return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
+        call.state = state
+        self.enter(call)
+        return self._render(call, "enter", outcome)
 
     def _local(self, now: datetime) -> datetime:
         return now.astimezone(self.zone)
@@ -363,6 +484,10 @@ def _below(kind: str, maximum: int):
 
     below.__name__ = f"{kind}_below_{maximum}"
     return below
+
+
+def _mark_back(event) -> None:
+    event.model.back = True
 
 
 def _mark_retry(kind: str):

@@ -29,6 +29,7 @@ __all__ = [
     "Redirect",
     "Reject",
     "Route",
+    "Run",
     "Say",
     "State",
     "Target",
@@ -59,6 +60,12 @@ RECORD_OUTCOMES = ("recorded", "no_recording")
 # Events the engine fires itself; no route may be named after them.
 RETRY_EVENTS = ("no_input", "no_match")
 NEXT_EVENT = "next"
+ERROR_EVENT = "error"  # a hook that failed or ran out of time
+VALID_EVENT = "valid"  # collected input that matched the gather's pattern
+# Route targets the engine understands itself: play the menu again, or return to the previous one.
+REPEAT = "repeat"
+BACK = "back"
+SPECIAL_TARGETS = (REPEAT, BACK)
 
 
 def say_limit(voice: str | None) -> int:
@@ -131,6 +138,10 @@ class Gather:
     speech_model: str | None
     min_confidence: float | None
     pos: Pos
+    save_as: str | None = None  # collected input: the variable that keeps what the caller entered
+    pattern: object | None = field(default=None, compare=False)  # compiled regex the input must match
+    pattern_source: str | None = None
+    length: tuple[int, int] | None = None  # (fewest, most) digits accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,14 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True)
+class Run:
+    """Call a registered hook; its outcome routes the call."""
+
+    name: str
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     pos: Pos
 
@@ -188,7 +207,7 @@ class Reject:
     pos: Pos
 
 
-Action = Gather | Record | Dial | Enqueue | Redirect | Hangup | Reject
+Action = Gather | Record | Dial | Enqueue | Redirect | Hangup | Reject | Run
 WAITING_ACTIONS = (Gather, Record, Dial, Enqueue)
 ENDING_ACTIONS = (Redirect, Hangup, Reject)
 
@@ -202,6 +221,7 @@ class Route:
     synonyms: tuple[str, ...]
     pos: Pos
     target_pos: Pos
+    inherited: bool = False  # from the flow's defaults.routes (a way out of every menu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +269,8 @@ class State:
     sensitive: bool
     pos: Pos
     next_pos: Pos | None = None
+    on_error: Target | None = None  # where a failed hook goes; else the flow's error state
+    on_message: str | None = None  # hook that delivers a recorded message; else the flow's
 
     @property
     def waits(self) -> bool:
@@ -269,6 +291,8 @@ class Defaults:
     no_input: Handler
     no_match: Handler
     on_max: Target | None
+    routes: tuple[Route, ...] = ()  # ways out of every menu: "0": operator, "*": repeat, "9": back
+    on_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,3 +308,4 @@ class Flow:
     pos: Pos
     start_pos: Pos | None = None
     error_state_pos: Pos | None = None
+    schedules: dict = field(default_factory=dict)  # name -> ivr.schedules.Schedule

@@ -6,7 +6,7 @@ import contextlib
 import gc
 import hashlib
 import os
-import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -21,14 +21,14 @@ from ivr.templates import TemplateProblem, compile_condition
 __all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
 
 FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "states")
-DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max")
+DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
-ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject")
+ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run")
 STATE_KEYS = (
     ("description", "sensitive", "set")
     + PROMPT_KEYS
     + ACTION_KEYS
-    + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max")
+    + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
 )
 SAY_KEYS = ("text", "voice", "language", "loop")
 PLAY_KEYS = ("url", "loop")
@@ -36,8 +36,6 @@ PAUSE_KEYS = ("length",)
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
 WHEN_KEYS = ("if", "next")
-RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
-VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 DEFAULT_MAX = 3
 DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
@@ -167,6 +165,11 @@ class _FlowReader(ActionReader):
                 if not f.NAME_RE.match(name):
                     self.error(key_node, path, "state names may use only letters, digits, '_' and '-'")
                     continue
+                if name in f.SPECIAL_TARGETS:
+                    self.error(
+                        key_node, path, f"'{name}' is a route target the engine understands itself; rename the state"
+                    )
+                    continue
                 state = self.state(name, value_node, path, defaults)
                 if state is not None:
                     states[name] = state
@@ -205,6 +208,8 @@ class _FlowReader(ActionReader):
             no_input=self._handler(items, "no_input", "defaults", builtin_input, on_max, (voice, language)),
             no_match=self._handler(items, "no_match", "defaults", builtin_match, on_max, (voice, language)),
             on_max=on_max,
+            routes=self.routes(items, "defaults", None),
+            on_message=self._opt(items, "on_message", "defaults", lambda n, p: self.name(n, p, "hook")),
         )
 
     # -- states ------------------------------------------------------------------------------
@@ -227,6 +232,10 @@ class _FlowReader(ActionReader):
             )
         action = self.action(actions[0], items[actions[0]][1], path_join(path, actions[0])) if actions else None
         routes = self.routes(items, path, action)
+        if isinstance(action, f.Gather) and defaults is not None:
+            # The flow's ways out apply to every menu, unless the menu routes that key itself.
+            own = {r.outcome for r in routes}
+            routes += tuple(replace(r, inherited=True) for r in defaults.routes if r.outcome not in own)
         next_ = self._opt(items, "next", path, lambda n, p: self.name(n, p, "state"))
         next_pos = self.pos(items["next"][1]) if "next" in items else None
         when = self.when(items["when"][1], path_join(path, "when")) if "when" in items else ()
@@ -241,6 +250,16 @@ class _FlowReader(ActionReader):
                 if key in items:
                     self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
         sensitive = self._opt(items, "sensitive", path, self.boolean) or False
+        on_error = self.target(items, "on_error", path)
+        if on_error is not None and not isinstance(action, f.Run):
+            self.error(items["on_error"][0], on_error.path, "on_error is where a failed hook goes: use it with run")
+        on_message = self._opt(items, "on_message", path, lambda n, p: self.name(n, p, "hook"))
+        if on_message is not None and not isinstance(action, f.Record):
+            self.error(
+                items["on_message"][0],
+                path_join(path, "on_message"),
+                "on_message delivers a recording: use it with record",
+            )
         return f.State(
             name=name,
             prompts=prompts,
@@ -255,6 +274,8 @@ class _FlowReader(ActionReader):
             sensitive=sensitive,
             pos=self.pos(node),
             next_pos=next_pos,
+            on_error=on_error,
+            on_message=on_message,
         )
 
     def set_vars(self, items: dict, path: str) -> tuple:
@@ -264,9 +285,7 @@ class _FlowReader(ActionReader):
         set_path = path_join(path, "set")
         for var, (key_node, value_node) in (self.mapping(items["set"][1], set_path) or {}).items():
             var_path = path_join(set_path, var)
-            if not VAR_RE.match(var) or var in RESERVED_VARS:
-                why = f"'{var}' is reserved" if var in RESERVED_VARS else "names start with a letter"
-                self.error(key_node, var_path, f"not a usable variable name ({why})")
+            if self.variable(key_node, var_path) is None:
                 continue
             value = self.plain(value_node, var_path)
             if isinstance(value, str):

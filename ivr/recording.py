@@ -3,7 +3,8 @@
 A recording is one `<CallSid>.jsonl` file. Its first line is a header
 `{"ivr_recording": 1, "call_sid", "flows": {id: content hash}, "public_url", "started", "masked",
 "source"}`; each further line is one webhook: `{"t", "method", "url", "params", "status", "twiml"}`,
-plus `"redacted": true` when a sensitive state's input was blanked. Lines are appended and flushed
+plus `"redacted": true` when a sensitive state's input was blanked and `"hooks"`, the results of
+the hooks the request ran. Lines are appended and flushed
 one at a time, so a crash mid-call loses at most the line being written. The signature header is
 never stored.
 """
@@ -66,6 +67,7 @@ class Recorder:
         flows: dict[str, str],
         now: datetime,
         sensitive: bool = False,
+        hooks: list[dict] | None = None,
     ) -> Path | None:
         """Append one webhook; the header goes first when the call's file is new."""
         if not _SID_RE.match(call_sid or ""):
@@ -88,6 +90,8 @@ class Recorder:
             twiml = mask_numbers(twiml)
             line["url"] = mask_numbers(url)
         line.update(params=params, status=status, twiml=twiml)
+        if hooks:  # replay feeds these results back instead of calling the hooks
+            line["hooks"] = [{k: v for k, v in h.items() if k != "seconds"} for h in hooks]
         path = self.directory / f"{call_sid}.jsonl"
         with self._lock:
             new = not path.exists()

@@ -115,8 +115,10 @@ def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool 
         fid for fid, digest in header.get("flows", {}).items() if fid in flows and flows[fid].content_hash != digest
     )
     client = app.test_client()
+    runner = app.extensions["ivr.hooks"]
     for index, line in enumerate(lines, 1):
         moment["now"] = _parse_time(line["t"])
+        runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks
         target = _local_target(line["url"], public_url)
         params = line.get("params", {})
         if line["method"].upper() == "GET":

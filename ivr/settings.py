@@ -24,6 +24,8 @@ DEFAULTS: dict[str, str | None] = {
     "TWILIO_API_KEY": None,
     "TWILIO_API_SECRET": None,
     "IVR_TIMEZONE": "UTC",
+    "IVR_HOOKS": None,
+    "IVR_HOOK_TIMEOUT": "3",
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
 }
@@ -52,6 +54,15 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
         ) from None
     settings["IVR_TRUSTED_PROXIES"] = hops
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
+    try:
+        settings["IVR_HOOK_TIMEOUT"] = float(settings["IVR_HOOK_TIMEOUT"])
+        if not 0 < settings["IVR_HOOK_TIMEOUT"] <= 10:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"IVR_HOOK_TIMEOUT={settings['IVR_HOOK_TIMEOUT']!r}: give seconds above 0 and at most 10 "
+            "(Twilio waits 15 s for the whole webhook)"
+        ) from None
     public = settings["IVR_PUBLIC_URL"]
     if public and not public.startswith(("http://", "https://")):
         raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// or http:// (the URL Twilio calls)")

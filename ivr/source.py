@@ -125,9 +125,12 @@ class Reader:
 
     def known_keys(self, items: dict, allowed, path: str) -> None:
         """Report every key that is not in `allowed`, with a did-you-mean."""
-        for key, (key_node, _) in items.items():
+        for key, (key_node, value_node) in items.items():
             if key not in allowed:
-                self.error(key_node, path_join(path, key), f"unknown key{did_you_mean(key, allowed)}")
+                hint = did_you_mean(key, allowed)
+                if not hint and " " in key and isinstance(value_node, yaml.ScalarNode) and value_node.value == "":
+                    hint = " (inside {...} a comma ends a value: put text with commas in quotes)"
+                self.error(key_node, path_join(path, key), f"unknown key{hint}")
 
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node] | None:
         """A sequence node's items; None after an error."""

@@ -17,7 +17,9 @@ Twilio's schema when IVR_TWIML_XSD names it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ import pytest
 from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
 from ivr.replay import ReplayResult, replay
 
-__all__ = ["TwimlSchema", "phone_for"]
+__all__ = ["HookDoubles", "TwimlSchema", "phone_for"]
 
 
 class TwimlSchema:
@@ -85,6 +87,53 @@ class _CheckingTransport:
         return status, body
 
 
+class HookDoubles:
+    """Test doubles for hooks: `hooks.returns("lookup", outcome="found", vars={...})`, `.raises`, `.slow`.
+
+    Each double records the HookContext of every call in `hooks.calls[name]`. Doubles replace the
+    registered hooks until the test ends; register them before the app is built when no real hook
+    of that name exists (the app refuses flows that run unknown hooks).
+    """
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.calls: dict[str, list] = {}
+        self._stack = contextlib.ExitStack()
+
+    def returns(self, name: str, *, outcome: str | None = None, vars: dict | None = None) -> None:
+        """Hook `name` answers with this outcome and these variables."""
+        self.use(name, lambda ctx: {"outcome": outcome, "vars": dict(vars or {})})
+
+    def raises(self, name: str, error: BaseException) -> None:
+        """Hook `name` raises `error`."""
+
+        def fail(ctx):
+            raise error
+
+        self.use(name, fail)
+
+    def slow(self, name: str, seconds: float, *, outcome: str | None = None) -> None:
+        """Hook `name` takes `seconds` (past the budget it counts as failed)."""
+
+        def wait(ctx):
+            time.sleep(seconds)
+            return {"outcome": outcome}
+
+        self.use(name, wait)
+
+    def use(self, name: str, function) -> None:
+        """Hook `name` is `function`, called with the HookContext."""
+
+        def recorded(ctx):
+            self.calls.setdefault(name, []).append(ctx)
+            return function(ctx)
+
+        self._stack.enter_context(self.registry.override(name, recorded))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http://localhost") -> Phone:
     """A built-in phone that calls `app` in-process, signing requests when the app has a token."""
     transport: Transport = WsgiTransport(app)
@@ -132,6 +181,16 @@ def pytest_sessionfinish(session, exitstatus):
 def _flows_dir(config) -> Path:
     given = Path(os.environ.get("IVR_FLOWS_DIR") or config.getini("ivr_flows"))
     return given if given.is_absolute() else config.rootpath / given
+
+
+@pytest.fixture
+def hooks():
+    """Doubles for the flows' hooks, undone when the test ends."""
+    from ivr.hooks import registry
+
+    doubles = HookDoubles(registry)
+    yield doubles
+    doubles.close()
 
 
 @pytest.fixture

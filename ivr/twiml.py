@@ -102,7 +102,7 @@ class Renderer:
 
     def is_static(self, name: str) -> bool:
         """Whether a state's verbs are the same for every call (no templates)."""
-        return name == GOODBYE or self.static[name]
+        return name in BUILT_IN or self.static[name]
 
     def document(self, segments: list[tuple[str, str]], rendered: list[list | None]) -> str:
         """Serialise a chain of (state, variant) segments; `rendered` holds the verbs of templated ones.
@@ -125,10 +125,17 @@ class Renderer:
             self._documents[key] = xml
         return xml
 
+    def redirect_document(self, flow_id: str, state: str) -> str:
+        """A document that sends the call to a state of another flow (its `back` menu)."""
+        response = VoiceResponse()
+        response.append(Redirect(self.urls.entry(flow_id, state), method="POST"))
+        return response.to_xml()
+
     def verbs(self, name: str, variant: str, context) -> list:
         """The verbs of one state: variant is 'enter', 'no_input' or 'no_match' (a retry)."""
-        if name == GOODBYE:
-            return [Say(GOODBYE_TEXT, voice=self.flow.defaults.voice, language=self.flow.defaults.language), Hangup()]
+        if name in BUILT_IN:
+            text = GOODBYE_TEXT if name == GOODBYE else APOLOGY_TEXT
+            return [Say(text, voice=self.flow.defaults.voice, language=self.flow.defaults.language), Hangup()]
         if self.static[name]:
             key = (name, variant)
             verbs = self._verbs.get(key)
@@ -142,7 +149,7 @@ class Renderer:
     def _build(self, state: f.State, variant: str, ctx: dict | None) -> list:
         action = state.action
         if isinstance(action, f.Gather):
-            if variant == "enter":
+            if variant in ("enter", "repeat"):
                 prompts = state.prompts
             else:
                 handler = state.no_input if variant == "no_input" else state.no_match
@@ -206,6 +213,8 @@ class Renderer:
             return [Hangup()]
         if isinstance(action, f.Reject):
             return [Reject(reason=action.reason)]
+        if isinstance(action, f.Run):
+            return []  # the hook runs on the server; what it chooses follows in the same document
         raise TypeError(f"unknown action {action!r}")
 
     def _prompt(self, prompt, ctx):
@@ -234,7 +243,10 @@ class Renderer:
         inputs = gather.input or (("dtmf", "speech") if words else ("dtmf",))
         num_digits = gather.num_digits
         # Each key waits out the timeout unless Twilio knows how many to expect.
-        if num_digits is None and keys and all(len(k) == 1 for k in keys) and state.next is None:
+        if num_digits is None and gather.save_as is not None:
+            if gather.length is not None and gather.length[0] == gather.length[1]:
+                num_digits = gather.length[0]
+        elif num_digits is None and keys and all(len(k) == 1 for k in keys) and state.next is None:
             num_digits = 1
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
@@ -251,3 +263,5 @@ class Renderer:
 
 
 GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set
+APOLOGY = "~apology"  # where a failed hook goes when neither its state nor the flow says
+BUILT_IN = (GOODBYE, APOLOGY)

@@ -54,6 +54,10 @@ class _Checker:
                 on_max |= {state.no_input.on_max, state.no_match.on_max}
         for target in sorted((t for t in on_max if t), key=lambda t: (t.pos.line, t.pos.column)):
             self.target(target.name, target.pos, target.path)
+        # The flow's ways out are checked once, where defaults.routes writes them.
+        for route in flow.defaults.routes:
+            if route.target not in f.SPECIAL_TARGETS:
+                self.target(route.target, route.target_pos, path_join("defaults.routes", route.outcome))
         for state in flow.states.values():
             self.state(state)
         self.cycles()
@@ -66,7 +70,16 @@ class _Checker:
     def state(self, state: f.State) -> None:
         path = path_join("states", state.name)
         for route in state.routes:
-            self.target(route.target, route.target_pos, path_join(path_join(path, "routes"), route.outcome))
+            route_path = path_join(path_join(path, "routes"), route.outcome)
+            if route.inherited:
+                continue
+            if route.target in f.SPECIAL_TARGETS:
+                if not isinstance(state.action, f.Gather):
+                    self.error(
+                        route.target_pos, route_path, f"'{route.target}' works only in a menu (a state with gather)"
+                    )
+                continue
+            self.target(route.target, route.target_pos, route_path)
         self.target(state.next, state.next_pos, path_join(path, "next"))
         for i, cond in enumerate(state.when):
             self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
@@ -87,6 +100,23 @@ class _Checker:
                 )
         elif isinstance(action, f.Gather):
             self.gather(state, action, path)
+        elif isinstance(action, f.Run):
+            for route in state.routes:
+                if route.outcome in (f.NEXT_EVENT, f.ERROR_EVENT, *f.RETRY_EVENTS):
+                    where = "on_error" if route.outcome == f.ERROR_EVENT else route.outcome
+                    self.error(
+                        route.pos,
+                        path_join(path_join(path, "routes"), route.outcome),
+                        f"'{route.outcome}' is reserved; use the state's {where}: key",
+                    )
+            if state.next is None:
+                self.error(
+                    action.pos,
+                    path_join(path, "run"),
+                    "a hook may return any outcome: add next: STATE for those not in routes",
+                )
+            if state.on_error is not None:
+                self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
             outcomes = _ACTION_OUTCOMES[type(action)]
             for route in state.routes:
@@ -121,14 +151,20 @@ class _Checker:
                 self.redirect(action, path)
 
     def gather(self, state: f.State, gather: f.Gather, path: str) -> None:
-        if not state.routes and state.next is None:
+        own = [r for r in state.routes if not r.inherited]
+        if gather.save_as is not None:
+            if state.next is None and not any(r.outcome == f.VALID_EVENT for r in own):
+                self.error(gather.pos, path_join(path, "gather"), "collected input needs routes.valid or next")
+        elif not own and state.next is None:
             self.error(gather.pos, path_join(path, "gather"), "a gather needs routes (or next for any input)")
             return
         finish = "#" if gather.finish_on_key is None else gather.finish_on_key
         routes_path = path_join(path, "routes")
-        for route in state.routes:
+        for route in own:
             key_path = path_join(routes_path, route.outcome)
-            if route.outcome in (f.NEXT_EVENT, *f.RETRY_EVENTS):
+            if route.outcome == f.VALID_EVENT and gather.save_as is None:
+                self.error(route.pos, key_path, "'valid' is the outcome of collected input: add gather.save_as")
+            elif route.outcome in (f.NEXT_EVENT, f.ERROR_EVENT, *f.RETRY_EVENTS):
                 self.error(route.pos, key_path, f"'{route.outcome}' is reserved; use the state's {route.outcome}: key")
             elif f.is_digit_key(route.outcome):
                 if finish and finish in route.outcome:
@@ -174,9 +210,11 @@ class _Checker:
 
     def _inline_successors(self, state: f.State):
         """States rendered in the same document after this one (it waits for nothing)."""
-        if state.action is not None:
-            return []
         names = [c.target for c in state.when] + ([state.next] if state.next else [])
+        if isinstance(state.action, f.Run):  # a hook answers during the request: what it picks follows inline
+            names += [r.target for r in state.routes] + ([state.on_error.name] if state.on_error else [])
+        elif state.action is not None:
+            return []
         return [self.flow.states[n] for n in dict.fromkeys(names) if n in self.flow.states]
 
     def _silent_successors(self, state: f.State):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
 from ivr.engine import Engine, Step, new_session
 from ivr.errors import IvrError, WebhookError
+from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.loader import load_flows
 from ivr.recording import Recorder
 from ivr.settings import load_settings
@@ -64,6 +65,9 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     app.extensions["ivr.flows"] = Flows(settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"])
     app.extensions["ivr.store"] = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
     security.init_app(app)
+    load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
+    app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
+    _check_hooks(app.extensions["ivr.flows"].flows, registry)
     if settings["IVR_RECORD_DIR"]:
         app.extensions["ivr.recorder"] = Recorder(
             settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
@@ -116,15 +120,10 @@ def _answer(flow_id: str, state: str | None, step_fn):
         engine = current_app.extensions["ivr.flows"].engine(flow_id)
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
-        steps: list[Step] = []
-
-        def update(session):
-            step = step_fn(engine, session or new_session(flow_id), params, now)
-            steps.append(step)
-            return step.session
-
-        store.update(sid, update, SESSION_TTL)
-        step = steps[-1]
+        # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
+        # status callbacks stored meanwhile.
+        step = _run_hooks(engine, step_fn(engine, store.get(sid) or new_session(flow_id), params, now))
+        store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         return _xml(step.twiml)
     except WebhookError as exc:  # a request that names what does not exist: no traceback needed
@@ -145,6 +144,24 @@ def _answer(flow_id: str, state: str | None, step_fn):
     return _xml(_error_twiml(engine, sid, params, now))
 
 
+def _run_hooks(engine: Engine, step: Step) -> Step:
+    """Carry out the hooks a step stops at, within their budget, and let the engine go on."""
+    runner = current_app.extensions["ivr.hooks"]
+    records = g.setdefault("ivr_hooks", [])
+    while step.pending is not None:
+        result, record = runner.run(step.pending)
+        records.append(record)
+        step = engine.proceed(step, result)
+    return step
+
+
+def _merge_status(session: dict, current: dict | None) -> dict:
+    for key in ("status", "ended", "duration"):
+        if current and key in current:
+            session[key] = current[key]
+    return session
+
+
 def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -> str:
     """The flow's error state if it has one and it renders, else the apology."""
     if engine is not None and engine.flow.error_state is not None:
@@ -152,7 +169,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
         steps: list[Step] = []
 
         def update(session):
-            step = engine.error_step(session or new_session(engine.flow.id), params, now)
+            step = _run_hooks(engine, engine.error_step(session or new_session(engine.flow.id), params, now))
             steps.append(step)
             return step.session
 
@@ -253,10 +270,30 @@ def _record(response):
             flows={fid: flow.content_hash for fid, flow in flows.items()},
             now=current_app.extensions["ivr.clock"](),
             sensitive=bool(state and state.sensitive),
+            hooks=g.get("ivr_hooks"),
         )
     except Exception:  # recording is for developers; the caller must not notice it failing
         log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
     return response
+
+
+def _check_hooks(flows: dict, hooks) -> None:
+    """Refuse to start when a flow runs a hook nobody registered."""
+    from ivr import flow as f
+    from ivr.errors import FlowError, FlowLoadError
+    from ivr.source import did_you_mean
+
+    known = hooks.names()
+    errors = []
+    for flow in flows.values():
+        named = [(s.action.name, s.action.pos, f"states.{s.name}.run") for s in flow.states.values()
+                 if isinstance(s.action, f.Run)]  # fmt: skip
+        for name, pos, path in named:
+            if name not in known:
+                hint = did_you_mean(name, known) or " (register it with @ivr.hook in the IVR_HOOKS module)"
+                errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
+    if errors:
+        raise FlowLoadError(errors)
 
 
 def _healthz():

@@ -1,0 +1,191 @@
+"""Python hooks: functions a flow calls by name (`run: lookup_account`), registered with a decorator.
+
+    # hooks.py, named by IVR_HOOKS (or flows/hooks.py beside the flows)
+    from ivr import hook
+
+    @hook
+    def lookup_account(ctx):
+        account = accounts.find(ctx.call["From"])
+        if account is None:
+            return {"outcome": "not_found"}
+        return {"outcome": "found", "vars": {"name": account.name}}
+
+A hook gets a `HookContext` and returns a dict with `vars` (set on the call) and `outcome` (routed
+on), a `HookResult`, or None. It runs during the webhook within IVR_HOOK_TIMEOUT seconds; past that,
+or when it raises, the state takes its `on_error` route (else the flow's error state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ivr.engine import HookCall, HookResult
+from ivr.errors import ConfigError
+
+__all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry"]
+
+log = logging.getLogger("ivr.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class HookContext:
+    """What a hook sees of the call: its parameters, variables, last input, recording and dial."""
+
+    call_sid: str
+    flow: str
+    state: str
+    call: dict
+    vars: dict
+    input: dict
+    recording: dict = field(default_factory=dict)
+    dial: dict = field(default_factory=dict)
+    now: datetime | None = None
+    message: dict | None = None  # for on_message hooks: the stored voicemail
+
+
+class Registry:
+    """Hooks by name. `register` is the decorator; `override` swaps one in for a test."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, object] = {}
+        self._overrides: dict[str, object] = {}
+
+    def register(self, fn=None, *, name: str | None = None):
+        """Register a function as a hook, under its own name or `name`: `@hook` or `@hook(name="x")`."""
+
+        def add(function):
+            self._hooks[name or function.__name__] = function
+            return function
+
+        return add(fn) if fn is not None else add
+
+    def get(self, name: str):
+        """The function registered as `name` (a test's override first); None when there is none."""
+        return self._overrides.get(name) or self._hooks.get(name)
+
+    def names(self) -> set[str]:
+        """Every registered hook name."""
+        return set(self._hooks) | set(self._overrides)
+
+    @contextlib.contextmanager
+    def override(self, name: str, function):
+        """Use `function` for hook `name` inside the block (test doubles)."""
+        before = self._overrides.get(name)
+        self._overrides[name] = function
+        try:
+            yield function
+        finally:
+            if before is None:
+                self._overrides.pop(name, None)
+            else:
+                self._overrides[name] = before
+
+
+registry = Registry()
+hook = registry.register
+
+
+def load_hooks(module: str | None, flows_dir: str | Path) -> str | None:
+    """Import the module that registers hooks: IVR_HOOKS, else `hooks.py` in the flows directory."""
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"IVR_HOOKS={module!r} could not be imported: {exc}") from None
+        return module
+    path = Path(flows_dir) / "hooks.py"
+    if not path.is_file():
+        return None
+    name = "ivr_flow_hooks_" + str(abs(hash(str(path.resolve()))))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except Exception as exc:
+            del sys.modules[name]
+            raise ConfigError(f"{path}: importing the flows' hooks failed: {exc!r}") from exc
+    return str(path)
+
+
+class HookRunner:
+    """Runs hooks within their time budget; failures become results, never exceptions."""
+
+    def __init__(self, hooks: Registry, timeout: float, *, workers: int = 16) -> None:
+        self.hooks = hooks
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivr-hook")
+        self.replaying: list[dict] | None = None  # results recorded with a call, fed back by replay
+
+    def run(self, call: HookCall, *, message: dict | None = None) -> tuple[HookResult, dict]:
+        """Call the hook; return its result and a record of the call (for logs and recordings)."""
+        started = time.perf_counter()
+        if self.replaying is not None:
+            result = self._replayed(call)
+        else:
+            result = self._call(call, message)
+        record = {
+            "name": call.name,
+            "outcome": result.outcome,
+            "vars": result.vars,
+            "error": result.error,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        return result, record
+
+    def _call(self, call: HookCall, message: dict | None) -> HookResult:
+        function = self.hooks.get(call.name)
+        sid = call.context.get("call_sid", "-")
+        if function is None:
+            log.error("CallSid=%s hook '%s' is not registered (set IVR_HOOKS)", sid, call.name)
+            return HookResult(error=f"hook '{call.name}' is not registered")
+        context = HookContext(**call.context, message=message)
+        future = self._pool.submit(function, context)
+        try:
+            answer = future.result(timeout=self.timeout)
+        except FutureTimeout:
+            log.error("CallSid=%s hook '%s' took longer than %ss; taking its on_error route", sid, call.name,
+                      self.timeout)  # fmt: skip
+            return HookResult(error="timeout")
+        except Exception as exc:
+            log.error("CallSid=%s hook '%s' failed; taking its on_error route", sid, call.name, exc_info=exc)
+            return HookResult(error=f"{type(exc).__name__}: {exc}")
+        try:
+            return _as_result(answer)
+        except TypeError as exc:
+            log.error("CallSid=%s hook '%s' returned %r: %s", sid, call.name, answer, exc)
+            return HookResult(error=str(exc))
+
+    def _replayed(self, call: HookCall) -> HookResult:
+        if not self.replaying:
+            return HookResult(error=f"no recorded result for hook '{call.name}'")
+        recorded = self.replaying.pop(0)
+        return HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"))
+
+
+def _as_result(answer) -> HookResult:
+    if answer is None:
+        return HookResult()
+    if isinstance(answer, HookResult):
+        return answer
+    if isinstance(answer, dict):
+        unknown = set(answer) - {"outcome", "vars"}
+        if unknown:
+            raise TypeError(f"a hook returns {{'outcome': ..., 'vars': {{...}}}}; unexpected keys {sorted(unknown)}")
+        variables = answer.get("vars") or {}
+        if not isinstance(variables, dict):
+            raise TypeError("'vars' must be a dict of variable names to values")
+        outcome = answer.get("outcome")
+        return HookResult(None if outcome is None else str(outcome), dict(variables))
+    raise TypeError("a hook returns a dict, a HookResult or None")
