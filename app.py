@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 
 from ivr import IvrError, create_app
@@ -15,8 +16,20 @@ from ivr import IvrError, create_app
 HOST, PORT = "127.0.0.1", 5000
 
 
-def main() -> int:
-    """Serve the flows for development on http://127.0.0.1:5000."""
+def main(argv: list[str] | None = None) -> int:
+    """Serve the flows for development on http://127.0.0.1:5000 (`--port N` for another port)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the flows in flows/ for development.")
+    parser.add_argument("--port", type=int, default=PORT, help=f"port on {HOST} (default {PORT})")
+    port = parser.parse_args(argv).port
+    try:  # say so before anything else when the port is taken
+        with socket.create_server((HOST, port)):
+            pass
+    except OSError as exc:
+        print(f"ivr: cannot serve on {HOST}:{port} ({exc.strerror}); try: python app.py --port {port + 1}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     os.environ.setdefault("IVR_ENV", "development")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -24,14 +37,15 @@ def main() -> int:
     except IvrError as exc:
         print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
         return 1
-    base = app.config.get("IVR_PUBLIC_URL") or f"http://{HOST}:{PORT}"
+    base = app.config.get("IVR_PUBLIC_URL") or f"http://{HOST}:{port}"
     print(f"ivr ({app.config['IVR_ENV']}): serving {len(app.extensions['ivr.flows'].engines)} flow(s)")
     for flow_id in sorted(app.extensions["ivr.flows"].engines):
         print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
     if not app.config.get("TWILIO_AUTH_TOKEN"):
         print("  WARNING: TWILIO_AUTH_TOKEN is not set: requests are NOT verified; only local requests are served.")
-    app.run(host=HOST, port=PORT)
+    print("  Flow edits take effect when the app restarts.")
+    app.run(host=HOST, port=port)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from ivr.errors import IvrError
+from ivr.source import did_you_mean
 
 __all__ = ["main"]
 
@@ -74,11 +76,18 @@ def phone(flow: str, script: str | None, from_: str, to: str, state: str | None,
             known = ", ".join(sorted(app.extensions["ivr.flows"].engines))
             raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
         the_phone = Phone(WsgiTransport(app), auth_token=None)
+        if state and state not in app.extensions["ivr.flows"].flows[flow].states:
+            known = ", ".join(sorted(app.extensions["ivr.flows"].flows[flow].states))
+            raise click.BadParameter(f"flow '{flow}' has no state '{state}' (states: {known})", param_hint="--state")
+    try:
+        tokens = shlex.split(script) if script is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} in {script!r}", param_hint="--keys") from None
     target = f"/voice/{flow}" + (f"?state={state}" if state else "")
-    call = the_phone.dial(target, from_=from_, to=to)
+    # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
+    call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
     click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
     _show(call)
-    tokens = shlex.split(script) if script is not None else None
     while not call.ended:
         if tokens is not None:
             if not tokens:
@@ -91,6 +100,7 @@ def phone(flow: str, script: str | None, from_: str, to: str, state: str | None,
             try:
                 token_text = click.prompt(_prompt(call), prompt_suffix="> ", default="wait", show_default=False)
             except (EOFError, click.exceptions.Abort):
+                click.echo("(input ended; hanging up)")
                 call.hangup()
                 break
         try:
@@ -101,13 +111,16 @@ def phone(flow: str, script: str | None, from_: str, to: str, state: str | None,
                 raise SystemExit(2) from None
             continue
         _show(call)
+    if tokens:
+        click.echo(f"(the call ended before: {' '.join(tokens)})", err=True)
     sys.exit(_verdict(call, app))
 
 
 def _local_app():
     from ivr.web import create_app
 
-    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None, "IVR_RECORD_DIR": None})
+    # IVR_RECORD_DIR, when set, records these calls too: a quick way to make a recorded-call test.
+    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None})
 
 
 def _prompt(call) -> str:
@@ -134,7 +147,8 @@ def _act(call, token: str) -> None:
     elif token and all(ch in "0123456789*#" for ch in token):
         call.press(token)
     else:
-        raise click.BadParameter(f"'{token}' is not something a caller can do")
+        hint = did_you_mean(token, (*DIAL_OUTCOMES, "wait", "hangup", "record", "say:", "queue:"))
+        raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
 
 
 def _show(call) -> None:

@@ -16,6 +16,7 @@ from transitions import Machine
 from ivr import flow as f
 from ivr.errors import WebhookError
 from ivr.loader import gc_paused
+from ivr.templates import evaluate, render
 from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
 
 __all__ = ["Engine", "HookCall", "HookResult", "Step", "new_session"]
@@ -227,14 +228,12 @@ class Engine:
                 menus.append(key)
                 del menus[:-_MENU_DEPTH]
         if state is not None and state.set:
-            from ivr.templates import render
-
             for var, value, _pos in state.set:
                 if isinstance(value, f.Text):
                     value = (
                         value.source
                         if value.template is None
-                        else _number_or_text(render(value.template, call.context()))
+                        else _number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
                     )
                 session["vars"][var] = value
                 call._context = None
@@ -461,8 +460,10 @@ def _speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
 
 
 def _condition(cond: f.Condition):
+    where = f"{cond.pos}: if {cond.source!r}"
+
     def check(event) -> bool:
-        return bool(cond.test(**event.model.context()))
+        return evaluate(cond.test, event.model.context(), where)
 
     check.__name__ = f"when_{cond.source}"
     return check

@@ -6,6 +6,7 @@ IvrError
 │   └── FlowLoadError   a flow (or several) failed to load; carries every FlowError found
 ├── StoreError          the session store failed (down, corrupt, timed out)
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
+│   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
 └── TwilioCallError     a REST call to Twilio failed
 """
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConfigError",
     "FlowError",
     "FlowLoadError",
+    "FlowRuntimeError",
     "IvrError",
     "StoreError",
     "TwilioCallError",
@@ -76,6 +78,10 @@ class StoreError(IvrError):
 
 class WebhookError(IvrError):
     """A webhook request names an unknown flow or state, or carries an event that does not fit."""
+
+
+class FlowRuntimeError(WebhookError):
+    """A template or `when:` condition failed while a call ran it; the message starts with file:line:col."""
 
 
 class TwilioCallError(IvrError):

@@ -65,6 +65,8 @@ def compose(text: str, file: str) -> yaml.Node | None:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         if exc.context and exc.context_mark:
             problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+        if "mapping values are not allowed" in problem:
+            problem += "; text with ': ' in it must be quoted"
         raise FlowError(file, line, col, "", f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:
         raise FlowError(file, 1, 1, "", f"YAML: {exc}") from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-__all__ = ["TemplateProblem", "compile_condition", "compile_text", "is_template", "render"]
+from ivr.errors import FlowRuntimeError
+
+__all__ = ["TemplateProblem", "compile_condition", "compile_text", "evaluate", "is_template", "render"]
 
 _env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 
@@ -62,9 +64,19 @@ def compile_condition(source: str):
         raise TemplateProblem(f"condition syntax: {exc.message}") from None
 
 
-def render(template, context: dict) -> str:
-    """Render a compiled template; a sandbox violation becomes TemplateProblem."""
+def render(template, context: dict, where: str = "template") -> str:
+    """Render a compiled template; any failure becomes FlowRuntimeError naming `where` (file:line:col)."""
     try:
         return template.render(context)
     except SecurityError as exc:
-        raise TemplateProblem(f"template refused by the sandbox: {exc}") from None
+        raise FlowRuntimeError(f"{where}: template refused by the sandbox: {exc}") from None
+    except Exception as exc:
+        raise FlowRuntimeError(f"{where}: template failed: {type(exc).__name__}: {exc}") from None
+
+
+def evaluate(condition, context: dict, where: str = "condition") -> bool:
+    """Evaluate a compiled `when:` expression; a failure becomes FlowRuntimeError naming `where`."""
+    try:
+        return bool(condition(**context))
+    except Exception as exc:
+        raise FlowRuntimeError(f"{where}: condition failed: {type(exc).__name__}: {exc}") from None

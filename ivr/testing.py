@@ -156,6 +156,10 @@ def pytest_addoption(parser):
     parser.addini("ivr_flows", "flows directory recorded calls replay against (default: flows)", default="flows")
 
 
+def pytest_configure(config):
+    TwimlSchema.shared()  # a wrong IVR_TWIML_XSD stops the run before any test, as a usage error
+
+
 def pytest_report_header(config):
     schema = TwimlSchema.shared()
     if not schema.active:

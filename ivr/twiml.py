@@ -232,7 +232,7 @@ class Renderer:
             return None
         if text.template is None:
             return text.source
-        return render(text.template, ctx)
+        return render(text.template, ctx, str(text.pos))
 
     def _gather_attrs(self, state: f.State) -> dict:
         gather: f.Gather = state.action

@@ -166,3 +166,32 @@ def test_import_call_of_a_call_not_in_the_file_exits_1_with_a_message(capsys, tm
     assert run("import-call", other, "--file", str(EVENTS), "--out", str(tmp_path)) == 1
     assert f"no voice webhooks of {other}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_phone_refuses_an_unknown_state_naming_the_states(capsys):
+    assert run("phone", "main", "--state", "nosuch") == 2
+    assert "flow 'main' has no state 'nosuch' (states: after_hours_menu, apology," in capsys.readouterr().err
+
+
+def test_phone_reports_an_unclosed_quote_in_the_script(capsys):
+    assert run("phone", "main", "--keys", "1 'say:large") == 2
+    assert "No closing quotation" in capsys.readouterr().err
+
+
+def test_phone_suggests_the_outcome_meant(capsys):
+    assert run("phone", "main", "--state", "sales", "--keys", "no_answer") == 2
+    assert "'no_answer' is not something a caller can do (did you mean 'no-answer'?)" in capsys.readouterr().err
+
+
+def test_phone_says_which_tokens_came_after_the_end_of_the_call(capsys):
+    assert run("phone", "main", "--state", "menu", "--keys", "1 completed 2 3") == 0
+    assert "(the call ended before: 2 3)" in capsys.readouterr().err
+
+
+def test_each_phone_call_gets_its_own_callsid_so_recordings_never_merge(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("IVR_RECORD_DIR", str(tmp_path))
+    assert run("phone", "main", "--state", "menu", "--keys", "1 completed") == 0
+    assert run("phone", "main", "--state", "menu", "--keys", "1 completed") == 0
+    files = sorted(tmp_path.glob("CA*.jsonl"))
+    assert len(files) == 2
+    assert all(len(read_recording(path)[1]) == 4 for path in files)  # entry, menu, dial, status callback

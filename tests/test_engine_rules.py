@@ -201,3 +201,43 @@ def test_running_out_of_retries_into_the_same_menu_starts_its_counts_over():
 def test_a_number_that_would_not_read_back_as_written_stays_text():
     walk = Walk(VARIABLES.replace("{{ '0123' }}", "{{ '2.50' }}").replace("Account {{ account }}", "{{ account }}"))
     assert walk.session["vars"]["account"] == "2.50"
+
+
+BROKEN_CONDITION = """
+start: check
+states:
+  check:
+    when:
+      - if: now.hours > 9
+        next: done
+    next: done
+  done: {say: Done., hangup: true}
+"""
+
+
+def test_a_condition_that_fails_at_run_time_names_its_place_in_the_file():
+    from ivr.errors import FlowRuntimeError
+
+    with pytest.raises(FlowRuntimeError) as info:
+        Walk(BROKEN_CONDITION)
+    assert str(info.value).startswith("t.yaml:6:13: if 'now.hours > 9': condition failed: UndefinedError")
+
+
+def test_a_webhook_whose_condition_fails_logs_one_line_and_answers_the_apology(make_app, tmp_path, caplog):
+    from conftest import Call
+
+    (tmp_path / "t.yaml").write_text(BROKEN_CONDITION)
+    call = Call(make_app({"IVR_FLOWS_DIR": str(tmp_path)}).test_client(), "CA" + "4" * 32, "+1555", "+1666")
+    call.start("t")
+    assert call.heard == ["We're sorry, something went wrong. Please call again later. Goodbye."]
+    [line] = [r for r in caplog.records if r.name == "ivr.web" and r.levelname == "ERROR"]
+    assert "t.yaml:6:13: if 'now.hours > 9': condition failed" in line.getMessage()
+    assert line.exc_info is None  # a flow mistake, not a crash: no traceback
+
+
+def test_text_with_a_colon_gets_a_hint_to_quote_it():
+    with pytest.raises(FlowLoadError) as info:
+        load_flow_text(
+            "start: a\nstates:\n  a:\n    say: Say small: medium or large.\n    hangup: true\n", "t.yaml", "t"
+        )
+    assert info.value.errors[0].message.endswith("text with ': ' in it must be quoted")
