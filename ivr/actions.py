@@ -30,7 +30,8 @@ VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
 RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
 DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
-DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star")
+DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star", "screen")
+SCREEN_KEYS = ("say", "play", "pause", "prompts", "key", "timeout")
 DIAL_RECORD = (
     "do-not-record",
     "record-from-answer",
@@ -221,7 +222,29 @@ class ActionReader(Reader):
             time_limit=self._opt(items, "time_limit", path, lambda n, p: self.number(n, p, minimum=1, maximum=14400)),
             hangup_on_star=self._opt(items, "hangup_on_star", path, self.boolean),
             pos=pos,
+            screen=self._screen(items["screen"][1], path_join(path, "screen"), kinds) if "screen" in items else None,
         )
+
+    def _screen(self, node: yaml.Node, path: str, kinds: set[str]) -> f.Screen | None:
+        """`screen:` text to whisper, or {say/prompts, key, timeout}: the answering party must accept."""
+        if kinds & {"conference", "queue"}:
+            self.error(node, path, "screening applies to a number, client or sip address")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            prompts = self.prompt_value(node, path, None, None)
+            return f.Screen(prompts, "1", 5, self.pos(node)) if prompts else None
+        items = self.mapping(node, path)
+        if items is None:
+            return None
+        self.known_keys(items, SCREEN_KEYS, path)
+        prompts = self.prompts(items, path, None, None)
+        if not prompts:
+            self.error(node, path, "say what the answering party hears, e.g. say: Press 1 to accept this call")
+        key = self._opt(items, "key", path, self.string) or "1"
+        if not KEYS_RE.match(key):
+            self.error(items["key"][1], path_join(path, "key"), "expected one key: 0-9, * or #")
+        timeout = self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=1, maximum=60)) or 5
+        return f.Screen(prompts, key, timeout, self.pos(node))
 
     def _enqueue(self, items, path, pos, node):
         self.known_keys(items, ENQUEUE_KEYS, path)

@@ -19,6 +19,7 @@ HELP_TOKENS = """\
   1 / 123# / *     press keys            wait              stay silent
   say:TEXT         speak (quote it: 'say:I want billing')
   busy, no-answer, completed, failed, canceled   how a dial ends (or dial:STATUS)
+  accept, accept:KEY   a screened transfer: the answering party accepts with KEY (default 1)
   queue:RESULT     how a queue wait ends (bridged, hangup, ...)
   record:SECONDS   leave a recording (record:0 is an empty one)
   hangup           hang up"""
@@ -142,6 +143,8 @@ def _act(call, token: str) -> None:
         call.record_nothing() if seconds == 0 else call.record(seconds)
     elif word == "dial" or token in DIAL_OUTCOMES:
         call.dial_result(arg or token)
+    elif word == "accept":  # a screened transfer: the answering party presses the key
+        call.dial_result("completed", screen=arg or "1")
     elif word == "queue" and arg:
         call.queue_result(arg)
     elif token and all(ch in "0123456789*#" for ch in token):
@@ -255,3 +258,37 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     path = out_dir / f"{call_sid}.jsonl"
     write_recording(lines, path)
     click.echo(f"wrote {path} ({len(lines) - 1} webhooks); check it with: python -m ivr replay {path}")
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def messages(limit: int, as_json: bool) -> None:
+    """List recent voicemail messages from the session store (IVR_STORE)."""
+    import json
+
+    from ivr.messages import MessageBox
+    from ivr.settings import load_settings
+    from ivr.store import open_store
+
+    settings = load_settings()
+    store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
+    try:
+        found = MessageBox(store).recent(limit)
+    finally:
+        store.close()
+    if not found:
+        click.echo(f"no messages in {settings['IVR_STORE']}")
+    for message in found:
+        if as_json:
+            click.echo(json.dumps(message, sort_keys=True))
+            continue
+        transcription = (message.get("transcription") or {}).get("text") or "(no transcription yet)"
+        delivered = "delivered" if message.get("delivered") else "not delivered"
+        click.echo(
+            f"{message.get('created', '?')}  {message.get('from') or '?':<14} {message['flow']}/{message['state']}"
+            f"  {message.get('duration') or 0:>3} s  {delivered}\n    {transcription}\n    {message.get('url')}"
+        )

@@ -16,6 +16,7 @@ from transitions import Machine
 from ivr import flow as f
 from ivr.errors import WebhookError
 from ivr.loader import gc_paused
+from ivr.schedules import open_function
 from ivr.templates import evaluate, render
 from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
 
@@ -112,6 +113,7 @@ class _Call:
                 "now": self.now,
                 "flow": self.engine.flow.id,
                 "state": self.state,
+                "open": open_function(self.engine.schedules, self.now),
             }
         return self._context
 
@@ -122,8 +124,12 @@ class _Call:
 class Engine:
     """One flow's prebuilt machine and renderer; `start` and `resume` answer webhooks."""
 
-    def __init__(self, flow: f.Flow, urls: Urls | None = None, *, timezone: str = "UTC") -> None:
+    def __init__(
+        self, flow: f.Flow, urls: Urls | None = None, *, timezone: str = "UTC", schedules: dict | None = None
+    ) -> None:
         self.flow = flow
+        # Shared schedules (IVR_SCHEDULES) first; the flow's own of the same name win.
+        self.schedules = {**(schedules or {}), **flow.schedules}
         self.zone = ZoneInfo(flow.defaults.timezone or timezone)
         self.renderer = Renderer(flow, urls or Urls())
         self.speech_routes = {
@@ -169,6 +175,8 @@ class Engine:
                 out.append({"trigger": f.ERROR_EVENT, "source": name, "dest": failed})
             if isinstance(action, f.Dial):
                 fallbacks = set(f.DIAL_OUTCOMES) - routed
+                if action.screen is not None and f.DECLINED not in routed:
+                    fallbacks.add(f.DECLINED)
             elif isinstance(action, f.Record):
                 fallbacks = set(f.RECORD_OUTCOMES) - routed
             elif isinstance(action, f.Enqueue):
@@ -246,6 +254,8 @@ class Engine:
         if name not in self.flow.states:
             raise WebhookError(f"flow '{self.flow.id}' has no state '{name}'")
         session["flow"] = self.flow.id
+        # Who called whom, for what outlives the call's requests (voicemail delivery).
+        session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction")})
         call = _Call(self, name, session, params, self._local(now))
         self.enter(call)
         return self._render(call, "enter", None)
@@ -255,6 +265,8 @@ class Engine:
         current = self.flow.states.get(state)
         if current is None:
             raise WebhookError(f"flow '{self.flow.id}' has no state '{state}'")
+        if event in f.SCREEN_EVENTS:
+            return self._screen_leg(current, session, params, now, event)
         session["flow"] = self.flow.id
         call = _Call(self, state, session, params, self._local(now))
         outcome = self.outcome(current, params, event, session)
@@ -311,6 +323,10 @@ class Engine:
                 "sid": params.get("DialCallSid", ""),
                 "duration": _int(params.get("DialCallDuration")),
             }
+            screened = session.get("screens", {}).pop(state.name, None)
+            # Answered but not accepted (no key, a voicemail box): whatever status Twilio reports.
+            if action.screen is not None and status in ("completed", "answered") and screened != "accepted":
+                return f.DECLINED
             return status if status in f.DIAL_OUTCOMES else "failed"
         if isinstance(action, f.Enqueue):
             result = params.get("QueueResult", "")
@@ -426,6 +442,21 @@ class Engine:
             "dial": dict(context["dial"]),
             "now": call.now,
         }
+
+    def _screen_leg(self, state: f.State, session: dict, params: dict, now: datetime, event: str) -> Step:
+        """The answering party's leg of a screened dial: the whisper, then accept (bridge) or decline."""
+        if not isinstance(state.action, f.Dial) or state.action.screen is None:
+            raise WebhookError(f"state '{state.name}' does not screen its dial")
+        screens = session.setdefault("screens", {})
+        if event == "screen":
+            # The whisper's templates speak of the caller, not of the leg being answered.
+            call = _Call(self, state.name, session, {**params, **session.get("caller", {})}, self._local(now))
+            twiml = self.renderer.whisper_document(state, call.context)
+        else:
+            accepted = params.get("Digits", "") == state.action.screen.key
+            screens[state.name] = "accepted" if accepted else "declined"
+            twiml = self.renderer.screened_document(accepted)
+        return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
 
     def _go_back(self, call: _Call, outcome: str | None) -> Step:
         """`back`: the menu before this one; the same menu again when there is none."""

@@ -31,6 +31,7 @@ __all__ = [
     "Route",
     "Run",
     "Say",
+    "Screen",
     "State",
     "Target",
     "Text",
@@ -44,6 +45,9 @@ DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 
 # Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports.
 DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+# A screened dial whose answering party did not accept (no key, a voicemail box, a wrong key).
+DECLINED = "declined"
+SCREEN_EVENTS = ("screen", "screened")  # the child leg's requests: the whisper, and its answer
 # Twilio's QueueResult values for <Enqueue action>.
 ENQUEUE_OUTCOMES = (
     "bridged",
@@ -163,6 +167,16 @@ class DialTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Screen:
+    """What the answering party hears before the caller is put through, and the key that accepts."""
+
+    prompts: tuple
+    key: str
+    timeout: int
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
 class Dial:
     targets: tuple[DialTarget, ...]
     caller_id: Text | None
@@ -171,6 +185,7 @@ class Dial:
     time_limit: int | None
     hangup_on_star: bool | None
     pos: Pos
+    screen: Screen | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from ivr.templates import TemplateProblem, compile_condition
 
 __all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
 
-FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "states")
+FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "states")
 DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
 ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run")
@@ -152,6 +152,12 @@ class _FlowReader(ActionReader):
             start = self.name(items["start"][1], "start", "state")
             start_pos = self.pos(items["start"][1])
         error_state = self._opt(items, "error_state", "", lambda n, p: self.name(n, p, "state"))
+        schedules = {}
+        if "schedules" in items:
+            from ivr.schedules import read_schedules
+
+            zone = defaults.timezone if defaults else None
+            schedules = read_schedules(self, items["schedules"][1], "schedules", default_timezone=zone)
         error_pos = self.pos(items["error_state"][1]) if "error_state" in items else None
         states: dict[str, f.State] = {}
         if "states" not in items:
@@ -187,6 +193,7 @@ class _FlowReader(ActionReader):
             pos=self.pos(root),
             start_pos=start_pos,
             error_state_pos=error_pos,
+            schedules=schedules,
         )
 
     def defaults(self, node: yaml.Node | None) -> f.Defaults | None:

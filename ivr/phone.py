@@ -273,6 +273,9 @@ class PhoneCall:
         self.transcript: list[Heard] = []
         self.exchanges: list[Exchange] = []
         self.callbacks: list[Exchange] = []  # status callbacks, kept apart from the TwiML exchanges
+        self._transcriptions: list[tuple[str, dict]] = []  # transcriptions still to come
+        self.child_exchanges: list[Exchange] = []  # a screened dial's answering-party leg
+        self.whisper: list[str] = []  # what the answering party heard
         self.ended = False
         self.end_reason: str | None = None
         self.reject_reason: str | None = None
@@ -345,19 +348,74 @@ class PhoneCall:
         if finish_key and finish_key in verb.get("finishOnKey", "1234567890*#"):
             extra["Digits"] = finish_key
         self._submit(verb, extra)
+        self._recording_ready(verb, extra)
 
     def record_nothing(self) -> None:
         """Leave an empty recording: Twilio sends nothing and runs the next verb."""
         self._take("record nothing", "record")
         self._continue(self._rest, self._doc_url)
 
-    def dial_result(self, status: str, *, duration: int = 30) -> None:
-        """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on."""
+    def dial_result(self, status: str, *, duration: int = 30, screen: str | None = None) -> None:
+        """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on.
+
+        When the dialled number has a `url` (a screened transfer) and the call is answered, the
+        answering party's leg runs first: it hears the whisper and presses `screen` (None: nothing).
+        """
         if status not in _DIAL_STATUSES:
             raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(_DIAL_STATUSES)}")
+        if self.waiting_for == "dial" and status in ("completed", "answered"):
+            noun = next((n for n in self._verb if n.get("url")), None)
+            if noun is not None and not self._answering_party(noun, screen):
+                duration = 0  # the answering party hung up before the caller was put through
         talked = str(duration if status in ("completed", "answered") else 0)
         extra = {"DialCallStatus": status, "DialCallSid": self.phone.new_sid("CA"), "DialCallDuration": talked}
         self._report("give a dial result", "dial", extra)
+
+    def _answering_party(self, noun, keys: str | None) -> bool:
+        """Run the answering party's leg of a dial (its own CallSid, ParentCallSid = this call):
+        what it hears goes to `whisper`; True when its document ends without hanging up (bridged)."""
+        child_sid = self.phone.new_sid("CA")
+        params = {
+            "AccountSid": self.phone.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": child_sid,
+            "ParentCallSid": self.sid,
+            "CallStatus": "in-progress",
+            "Direction": "outbound-dial",
+            "From": self.from_,
+            "To": (noun.text or "").strip(),
+        }
+        url, method = urllib.parse.urljoin(self._doc_url, noun.get("url")), _method(noun)
+        for _ in range(self.phone.max_automatic):
+            when = self.phone.clock()
+            try:
+                code, body = self.phone.transport.request(method, url, params, self.phone.sign(method, url, params))
+            except TransportError as exc:
+                code, body = 0, str(exc)
+            self.child_exchanges.append(Exchange(method, url, dict(params), code, body, self.flow, self.state, when))
+            if code != 200:
+                return False
+            root = ElementTree.fromstring(body)
+            next_url = None
+            for verb in root:
+                if verb.tag in _PROMPTS:
+                    self.whisper.append((verb.text or "").strip())
+                elif verb.tag == "Gather":
+                    self.whisper.extend((p.text or "").strip() for p in verb if p.tag == "Say")
+                    if keys:
+                        next_url = urllib.parse.urljoin(url, verb.get("action") or url)
+                        params = {**params, "Digits": keys, "FinishedOnKey": "", "msg": "Gather End"}
+                        keys = None
+                        break
+                elif verb.tag == "Redirect":
+                    next_url = urllib.parse.urljoin(url, (verb.text or "").strip())
+                    break
+                elif verb.tag in ("Hangup", "Reject"):
+                    return False
+            if next_url is None:
+                return True  # the document ended: Twilio connects the two parties
+            url, method = next_url, "POST"
+        return False
 
     def queue_result(self, result: str, *, wait_seconds: int = 30) -> None:
         """Leave the <Enqueue> queue with a QueueResult; its action is requested, else the document goes on."""
@@ -377,6 +435,52 @@ class PhoneCall:
             url = urllib.parse.urljoin(self._doc_url, verb.get("action") or self._doc_url)
             self._request(url, _method(verb), extra, status="completed")
         self._end("caller-hangup")
+        if kind == "record" and extra is not None:
+            self._recording_ready(verb, extra)
+
+    def transcription(self, text: str, *, status: str = "completed") -> None:
+        """The transcription of the last recording arrives (it may never come: call it, or not)."""
+        if not self._transcriptions:
+            raise PhoneError("no recording of this call asked for a transcription (transcribe: true)")
+        url, recording = self._transcriptions.pop(0)
+        sid = self.phone.new_sid("TR")
+        params = {
+            **self._params("completed" if self.ended else "in-progress"),
+            **recording,
+            "TranscriptionSid": sid,
+            "TranscriptionText": text,
+            "TranscriptionStatus": status,
+            "TranscriptionUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.phone.account_sid}/Transcriptions/{sid}",
+        }
+        self._callback(url, params)
+
+    def _recording_ready(self, verb, recording: dict[str, str]) -> None:
+        """After a recording ends, Twilio posts its status callback, and queues its transcription."""
+        fields = {k: recording[k] for k in ("RecordingSid", "RecordingUrl")}
+        callback = verb.get("recordingStatusCallback")
+        if callback:
+            params = {
+                "AccountSid": self.phone.account_sid,
+                "CallSid": self.sid,
+                **fields,
+                "RecordingStatus": "completed",
+                "RecordingDuration": recording["RecordingDuration"],
+                "RecordingChannels": "1",
+                "RecordingSource": "RecordVerb",
+            }
+            self._callback(urllib.parse.urljoin(self._doc_url or self.phone.url("/"), callback), params)
+        if verb.get("transcribe") == "true" and verb.get("transcribeCallback"):
+            url = urllib.parse.urljoin(self._doc_url or self.phone.url("/"), verb.get("transcribeCallback"))
+            self._transcriptions.append((url, fields))
+
+    def _callback(self, url: str, params: dict[str, str]) -> None:
+        """POST a callback whose answer Twilio ignores; kept in `callbacks`."""
+        when = self.phone.clock()
+        try:
+            code, body = self.phone.transport.request("POST", url, params, self.phone.sign("POST", url, params))
+        except TransportError as exc:
+            code, body = 0, str(exc)
+        self.callbacks.append(Exchange("POST", url, params, code, body, self.flow, self.state, when))
 
     def _take(self, doing: str, *kinds: str):
         """The verb the call waits on, if it is one of `kinds`; from here on the caller has acted."""
@@ -540,10 +644,4 @@ class PhoneCall:
             status, duration = ("busy" if self.reject_reason == "busy" else "no-answer"), 0
         else:
             status, duration = "completed", int(self.phone.clock() - self._started)
-        params = {**self._params(status), "CallDuration": str(duration)}
-        when = self.phone.clock()
-        try:
-            code, body = self.phone.transport.request("POST", url, params, self.phone.sign("POST", url, params))
-        except TransportError as exc:
-            code, body = 0, str(exc)
-        self.callbacks.append(Exchange("POST", url, params, code, body, self.flow, self.state, when))
+        self._callback(url, {**self._params(status), "CallDuration": str(duration)})

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, str | None] = {
     "TWILIO_API_SECRET": None,
     "IVR_TIMEZONE": "UTC",
     "IVR_HOOKS": None,
+    "IVR_SCHEDULES": None,
     "IVR_HOOK_TIMEOUT": "3",
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",

@@ -106,6 +106,10 @@ class SessionStore(abc.ABC):
         """Remove the session; a missing one is not an error."""
 
     @abc.abstractmethod
+    def scan(self, prefix: str) -> list[tuple[str, dict]]:
+        """Every live (key, value) whose key starts with `prefix` (messages, not the per-call path)."""
+
+    @abc.abstractmethod
     def purge_expired(self) -> int:
         """Delete every expired session and return how many there were."""
 
@@ -170,6 +174,13 @@ class MemoryStore(SessionStore):
         """Remove the session; a missing one is not an error."""
         with self._lock:
             self._data.pop(key, None)
+
+    def scan(self, prefix: str) -> list[tuple[str, dict]]:
+        """Every live (key, value) whose key starts with `prefix`."""
+        with self._lock:
+            now = self._clock()
+            items = [(k, t) for k, (t, exp) in self._data.items() if k.startswith(prefix) and exp > now]
+        return [(k, json.loads(t)) for k, t in items]
 
     def purge_expired(self) -> int:
         """Delete every expired session and return how many there were."""
@@ -297,6 +308,20 @@ class SQLiteStore(SessionStore):
         """Remove the session; a missing one is not an error."""
         with self._errors(f"deleting session {key!r}"):
             self._connection().execute("DELETE FROM sessions WHERE key = ?", (key,))
+
+    def scan(self, prefix: str) -> list[tuple[str, dict]]:
+        """Every live (key, value) whose key starts with `prefix`."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # a range scan on the primary key, not LIKE
+        with self._errors(f"listing {prefix!r}"):
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT key, value FROM sessions WHERE key >= ? AND key < ? AND expires_at > ?",
+                    (prefix, upper, self._clock()),
+                )
+                .fetchall()
+            )
+        return [(key, json.loads(value)) for key, value in rows]
 
     def purge_expired(self) -> int:
         """Delete every expired session and return how many there were."""

@@ -46,6 +46,19 @@ def _check_safe(tree: nodes.Node) -> None:
             raise TemplateProblem(f"'{name}' is not allowed in templates (names starting with '_' are private)")
 
 
+def schedule_names(source: str) -> list[str]:
+    """The schedules a condition asks about: the names in `open('name')` calls."""
+    try:
+        tree = _env.parse("{{ (" + source + ") }}")
+    except TemplateSyntaxError:
+        return []
+    names = []
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "open":
+            names += [a.value for a in call.args if isinstance(a, nodes.Const) and isinstance(a.value, str)]
+    return names
+
+
 def compile_text(source: str):
     """Compile a text template; raise TemplateProblem with a readable reason."""
     try:

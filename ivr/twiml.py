@@ -47,6 +47,10 @@ class Urls:
         url = f"{self.base}/voice/{flow_id}"
         return f"{url}?state={state}" if state else url
 
+    def callback(self, kind: str, flow_id: str, state: str) -> str:
+        """Where Twilio reports a recording or transcription: /twilio/<kind>?flow=F&state=S."""
+        return f"{self.base}/twilio/{kind}?flow={flow_id}&state={state}"
+
     def action(self, flow_id: str, state: str, event: str | None = None) -> str:
         """Where a state's waiting verb reports: /voice/<flow>/<state>[?event=E]."""
         url = f"{self.base}/voice/{flow_id}/{state}"
@@ -125,6 +129,27 @@ class Renderer:
             self._documents[key] = xml
         return xml
 
+    def whisper_document(self, state: f.State, context) -> str:
+        """What the answering party of a screened dial hears; no key falls through to a decline."""
+        screen: f.Screen = state.action.screen
+        ctx = context() if any(isinstance(p, f.Say) and p.text.template for p in screen.prompts) else None
+        response = VoiceResponse()
+        answer = self.urls.action(self.flow.id, state.name, "screened")
+        gather = Gather(action=answer, method="POST", num_digits=1, timeout=screen.timeout, input="dtmf")
+        for prompt in screen.prompts:
+            gather.append(self._prompt(prompt, ctx))
+        response.append(gather)
+        response.append(Redirect(answer, method="POST"))
+        return response.to_xml()
+
+    @staticmethod
+    def screened_document(accepted: bool) -> str:
+        """Accepted: an empty document, and Twilio connects the caller. Else this leg hangs up."""
+        response = VoiceResponse()
+        if not accepted:
+            response.hangup()
+        return response.to_xml()
+
     def redirect_document(self, flow_id: str, state: str) -> str:
         """A document that sends the call to a state of another flow (its `back` menu)."""
         response = VoiceResponse()
@@ -177,6 +202,11 @@ class Renderer:
                 finish_on_key=action.finish_on_key,
                 play_beep=action.play_beep,
                 transcribe=action.transcribe,
+                transcribe_callback=self.urls.callback("transcription", flow_id, state.name)
+                if action.transcribe
+                else None,
+                recording_status_callback=self.urls.callback("recording", flow_id, state.name),
+                recording_status_callback_method="POST",
                 trim=None if action.trim is None else ("trim-silence" if action.trim else "do-not-trim"),
             )
             # An empty recording falls through without a request: route it as no_recording.
@@ -191,10 +221,13 @@ class Renderer:
                 time_limit=action.time_limit,
                 hangup_on_star=action.hangup_on_star,
             )
+            screen = None
+            if action.screen is not None:  # the answering party's leg asks us what to whisper
+                screen = {"url": self.urls.action(flow_id, state.name, "screen"), "method": "POST"}
             for target in action.targets:
                 value = self._text(target.value, ctx)
                 noun = {"number": Number, "client": Client, "sip": Sip, "conference": Conference, "queue": Queue}
-                dial.append(noun[target.kind](value))
+                dial.append(noun[target.kind](value, **(screen or {})))
             return [dial]
         if isinstance(action, f.Enqueue):
             return [

@@ -119,6 +119,8 @@ class _Checker:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
             outcomes = _ACTION_OUTCOMES[type(action)]
+            if isinstance(action, f.Dial) and action.screen is not None:
+                outcomes = (*outcomes, f.DECLINED)
             for route in state.routes:
                 if route.outcome not in outcomes:
                     self.error(

@@ -13,11 +13,14 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
-from ivr.engine import Engine, Step, new_session
+from ivr.engine import Engine, HookCall, Step, new_session
 from ivr.errors import IvrError, WebhookError
+from ivr.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.loader import load_flows
+from ivr.messages import MessageBox
 from ivr.recording import Recorder
+from ivr.schedules import load_schedules_file
 from ivr.settings import load_settings
 from ivr.store import open_store
 from ivr.twiml import Urls, apology_document, empty_document
@@ -40,9 +43,12 @@ callbacks = Blueprint("twilio", __name__)
 class Flows:
     """The loaded flows and their engines, by flow id."""
 
-    def __init__(self, directory: str, urls: Urls, timezone: str) -> None:
+    def __init__(self, directory: str, urls: Urls, timezone: str, schedules_file: str | None = None) -> None:
         self.flows = load_flows(directory)
-        self.engines = {fid: Engine(flow, urls, timezone=timezone) for fid, flow in self.flows.items()}
+        self.schedules = load_schedules_file(schedules_file) if schedules_file else {}
+        self.engines = {
+            fid: Engine(flow, urls, timezone=timezone, schedules=self.schedules) for fid, flow in self.flows.items()
+        }
 
     def engine(self, flow_id: str) -> Engine:
         """The engine of a flow; WebhookError when there is none."""
@@ -62,12 +68,14 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
         logging.getLogger("transitions").setLevel(logging.WARNING)
     app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
     urls = Urls(settings["IVR_PUBLIC_URL"])
-    app.extensions["ivr.flows"] = Flows(settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"])
+    app.extensions["ivr.flows"] = Flows(
+        settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"], settings["IVR_SCHEDULES"]
+    )
     app.extensions["ivr.store"] = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
     security.init_app(app)
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
-    _check_hooks(app.extensions["ivr.flows"].flows, registry)
+    _check_names(app.extensions["ivr.flows"], registry)
     if settings["IVR_RECORD_DIR"]:
         app.extensions["ivr.recorder"] = Recorder(
             settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
@@ -113,6 +121,8 @@ def _params() -> dict:
 def _answer(flow_id: str, state: str | None, step_fn):
     params = _params()
     sid = params.get("CallSid", "")
+    if request.args.get("event") in SCREEN_EVENTS:  # a dialled party's leg belongs to the caller's session
+        sid = params.get("ParentCallSid", "")
     store = current_app.extensions["ivr.store"]
     now = current_app.extensions["ivr.clock"]()
     engine = None
@@ -277,23 +287,100 @@ def _record(response):
     return response
 
 
-def _check_hooks(flows: dict, hooks) -> None:
-    """Refuse to start when a flow runs a hook nobody registered."""
+def _check_names(loaded: Flows, hooks) -> None:
+    """Refuse to start when a flow runs a hook nobody registered or asks about an unknown schedule."""
     from ivr import flow as f
     from ivr.errors import FlowError, FlowLoadError
     from ivr.source import did_you_mean
+    from ivr.templates import schedule_names
 
     known = hooks.names()
     errors = []
-    for flow in flows.values():
-        named = [(s.action.name, s.action.pos, f"states.{s.name}.run") for s in flow.states.values()
-                 if isinstance(s.action, f.Run)]  # fmt: skip
+    for flow in loaded.flows.values():
+        named = []
+        for s in flow.states.values():
+            if isinstance(s.action, f.Run):
+                named.append((s.action.name, s.action.pos, f"states.{s.name}.run"))
+            if s.on_message:
+                named.append((s.on_message, s.action.pos, f"states.{s.name}.on_message"))
+        if flow.defaults.on_message:
+            named.append((flow.defaults.on_message, flow.pos, "defaults.on_message"))
+        schedules = set(loaded.engines[flow.id].schedules)
+        for s in flow.states.values():
+            for i, cond in enumerate(s.when):
+                for name in schedule_names(cond.source):
+                    if name not in schedules:
+                        hint = did_you_mean(name, schedules) or " (add it under schedules:, or to IVR_SCHEDULES)"
+                        path = f"states.{s.name}.when[{i}].if"
+                        errors.append(FlowError(cond.pos.file, cond.pos.line, cond.pos.column, path,
+                                                f"unknown schedule '{name}'{hint}"))  # fmt: skip
         for name, pos, path in named:
             if name not in known:
                 hint = did_you_mean(name, known) or " (register it with @ivr.hook in the IVR_HOOKS module)"
                 errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
     if errors:
         raise FlowLoadError(errors)
+
+
+@callbacks.route("/twilio/recording", methods=["POST"])
+def recording():
+    """A Record's recording is ready: store the message and deliver it through on_message."""
+    return _message_callback("recording")
+
+
+@callbacks.route("/twilio/transcription", methods=["POST"])
+def transcription():
+    """A Record's transcription arrived: store it, and update a message delivered already."""
+    return _message_callback("transcription")
+
+
+def _message_callback(kind: str):
+    params = request.form.to_dict()
+    flow_id, state_name = request.args.get("flow", ""), request.args.get("state", "")
+    sid = params.get("CallSid", "-")
+    store = current_app.extensions["ivr.store"]
+    now = current_app.extensions["ivr.clock"]()
+    box = MessageBox(store)
+    try:
+        if kind == "recording":
+            session = store.get(params.get("CallSid", ""))
+            message, deliver = box.recording(params, flow_id, state_name, session, now)
+        else:
+            message, deliver = box.transcription(params, flow_id, state_name, now)
+        log.info("CallSid=%s %s callback for %s stored", sid, kind, message["recording_sid"])
+        if deliver:
+            _deliver(flow_id, state_name, message, update=kind == "transcription", now=now)
+    except Exception:
+        log.exception("CallSid=%s %s callback for flow=%s state=%s failed", sid, kind, flow_id, state_name)
+    return _xml(empty_document())
+
+
+def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now: datetime) -> None:
+    """Hand a message to its on_message hook (the state's, else the flow's) and remember the attempt."""
+    engine = current_app.extensions["ivr.flows"].engines.get(flow_id)
+    state = engine.flow.states.get(state_name) if engine else None
+    name = (state.on_message if state else None) or (engine.flow.defaults.on_message if engine else None)
+    if name is None:
+        return
+    context = {
+        "call_sid": message.get("call_sid", ""),
+        "flow": flow_id,
+        "state": state_name,
+        "call": {"From": message.get("from", ""), "To": message.get("to", ""), "CallSid": message.get("call_sid", "")},
+        "vars": dict(message.get("vars") or {}),
+        "input": {},
+        "recording": {"url": message.get("url"), "duration": message.get("duration"), "sid": message["recording_sid"]},
+        "dial": {},
+        "now": now,
+    }
+    result, record = current_app.extensions["ivr.hooks"].run(
+        HookCall(name, flow_id, state_name, context), message={**message, "update": update}
+    )
+    g.setdefault("ivr_hooks", []).append(record)  # recorded with the callback, fed back by replay
+    kind = "transcription" if update else "recording"
+    MessageBox(current_app.extensions["ivr.store"]).delivered(
+        message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
+    )
 
 
 def _healthz():

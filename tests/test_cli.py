@@ -97,7 +97,8 @@ def test_phone_ending_in_the_flows_error_state_exits_1(capsys, monkeypatch, flow
 
 def test_phone_refuses_an_unknown_flow_naming_the_known_ones(capsys):
     assert run("phone", "nosuch", "--keys", "1") == 2
-    assert "no flow 'nosuch' (flows: hours, main)" in capsys.readouterr().err
+    known = ", ".join(sorted(p.stem for p in FLOWS.glob("*.yaml")))
+    assert f"no flow 'nosuch' (flows: {known})" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def test_the_first_line_is_the_header(recording_app, record_dir):
     assert header == {
         "ivr_recording": 1,
         "call_sid": SID,
-        "flows": {"hours": flows["hours"].content_hash, "main": flows["main"].content_hash},
+        "flows": {fid: flow.content_hash for fid, flow in flows.items()},
         "public_url": None,
         "started": STARTED,
         "masked": False,

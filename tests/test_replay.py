@@ -135,11 +135,12 @@ def test_a_recording_made_behind_a_public_url_with_a_path_prefix_replays(make_ap
         f"{public}/voice/main/sales",
         f"{public}/voice/main/voicemail",
         f"{public}/twilio/status",
+        f"{public}/twilio/recording?flow=main&state=voicemail",  # the recording is ready after the call
     ]
     assert f'action="{public}/voice/main/menu"' in lines[0]["twiml"]
     result = replay(path, flows_dir=FLOWS)
     assert result.ok, result.report()
-    assert len(result.steps) == 5
+    assert len(result.steps) == 6
 
 
 def test_a_redacted_step_is_not_compared(make_app, flows_dir, tmp_path):
