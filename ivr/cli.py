@@ -28,6 +28,12 @@ HELP_TOKENS = """\
 @click.group()
 def cli() -> None:
     """ivr: a code-first IVR for Twilio."""
+    import os
+
+    from ivr.hooks import load_hooks
+
+    # Every command sees the same hooks as the app: IVR_HOOKS, else hooks.py beside the flows.
+    load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
 def main(argv: list[str] | None = None) -> int:

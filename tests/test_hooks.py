@@ -166,3 +166,41 @@ def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hoo
     hooks.returns("balance", outcome="found", vars={"balance": 1000})  # live hooks now answer otherwise
     result = replay(tmp_path / "rec" / f"{call.sid}.jsonl", flows_dir=LINE)
     assert result.ok, result.report()
+
+
+SCHEDULED = """
+defaults: {timezone: Europe/London}
+start: check
+states:
+  check:
+    when:
+      - if: "open('%s')"
+        next: opened
+    next: shut
+  opened: {say: Open., hangup: true}
+  shut: {say: Closed., hangup: true}
+"""
+
+
+def test_a_shared_schedules_file_serves_every_flow(make_app, tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "s.yaml").write_text(SCHEDULED % "support")
+    (tmp_path / "schedules.yaml").write_text(
+        'schedules:\n  support:\n    timezone: Asia/Tokyo\n    hours: {daily: "09:00-17:00"}\n'
+    )
+    config = {"IVR_FLOWS_DIR": str(tmp_path / "flows"), "IVR_SCHEDULES": str(tmp_path / "schedules.yaml")}
+    from datetime import UTC, datetime
+
+    morning_in_tokyo = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo, 01:00 in London
+    assert phone_for(make_app(config, now=morning_in_tokyo)).dial("s").heard == ["Open."]
+    evening_in_tokyo = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # 19:00 in Tokyo
+    assert phone_for(make_app(config, now=evening_in_tokyo)).dial("s").heard == ["Closed."]
+
+
+def test_an_unknown_schedule_stops_the_app_at_its_condition(make_app, tmp_path):
+    (tmp_path / "s.yaml").write_text(SCHEDULED % "suport" + "schedules:\n  support: {timezone: UTC, hours: {}}\n")
+    with pytest.raises(FlowLoadError) as info:
+        make_app({"IVR_FLOWS_DIR": str(tmp_path)})
+    [error] = info.value.errors
+    assert (error.line, error.path) == (7, "states.check.when[0].if")
+    assert error.message == "unknown schedule 'suport' (did you mean 'support'?)"
