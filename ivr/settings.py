@@ -27,6 +27,8 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_HOOKS": None,
     "IVR_SCHEDULES": None,
     "IVR_HOOK_TIMEOUT": "3",
+    "IVR_HOT_RELOAD": None,  # on in development
+    "IVR_PHONE": None,  # on in development
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
 }
@@ -55,6 +57,8 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
         ) from None
     settings["IVR_TRUSTED_PROXIES"] = hops
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
+    for key in ("IVR_HOT_RELOAD", "IVR_PHONE"):
+        settings[key] = settings["IVR_ENV"] == "development" if settings[key] is None else _flag(settings, key)
     try:
         settings["IVR_HOOK_TIMEOUT"] = float(settings["IVR_HOOK_TIMEOUT"])
         if not 0 < settings["IVR_HOOK_TIMEOUT"] <= 10:
