@@ -256,6 +256,7 @@ class Engine:
         session["flow"] = self.flow.id
         # Who called whom, for what outlives the call's requests (voicemail delivery).
         session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction")})
+        session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         call = _Call(self, name, session, params, self._local(now))
         self.enter(call)
         return self._render(call, "enter", None)

@@ -17,15 +17,14 @@ from ivr.engine import Engine, HookCall, Step, new_session
 from ivr.errors import IvrError, WebhookError
 from ivr.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry
-from ivr.loader import load_flows
 from ivr.messages import MessageBox
 from ivr.recording import Recorder
-from ivr.schedules import load_schedules_file
+from ivr.registry import FlowRegistry
 from ivr.settings import load_settings
 from ivr.store import open_store
 from ivr.twiml import Urls, apology_document, empty_document
 
-__all__ = ["SESSION_GRACE", "SESSION_TTL", "Flows", "create_app"]
+__all__ = ["SESSION_GRACE", "SESSION_TTL", "create_app"]
 
 log = logging.getLogger("ivr.web")
 
@@ -40,24 +39,6 @@ voice.before_request(security.check_webhook)
 callbacks = Blueprint("twilio", __name__)
 
 
-class Flows:
-    """The loaded flows and their engines, by flow id."""
-
-    def __init__(self, directory: str, urls: Urls, timezone: str, schedules_file: str | None = None) -> None:
-        self.flows = load_flows(directory)
-        self.schedules = load_schedules_file(schedules_file) if schedules_file else {}
-        self.engines = {
-            fid: Engine(flow, urls, timezone=timezone, schedules=self.schedules) for fid, flow in self.flows.items()
-        }
-
-    def engine(self, flow_id: str) -> Engine:
-        """The engine of a flow; WebhookError when there is none."""
-        engine = self.engines.get(flow_id)
-        if engine is None:
-            raise WebhookError(f"unknown flow '{flow_id}'")
-        return engine
-
-
 def create_app(config: dict | None = None, *, clock=None) -> Flask:
     """Build the app: settings (code, environment, `config`), flows, store, security, routes."""
     settings = load_settings(config)
@@ -68,10 +49,15 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
         logging.getLogger("transitions").setLevel(logging.WARNING)
     app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
     urls = Urls(settings["IVR_PUBLIC_URL"])
-    app.extensions["ivr.flows"] = Flows(
-        settings["IVR_FLOWS_DIR"], urls, settings["IVR_TIMEZONE"], settings["IVR_SCHEDULES"]
+    app.extensions["ivr.store"] = store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
+    app.extensions["ivr.flows"] = FlowRegistry(
+        settings["IVR_FLOWS_DIR"],
+        urls,
+        settings["IVR_TIMEZONE"],
+        settings["IVR_SCHEDULES"],
+        store,
+        hot_reload=settings["IVR_HOT_RELOAD"],
     )
-    app.extensions["ivr.store"] = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
     security.init_app(app)
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
@@ -127,12 +113,22 @@ def _answer(flow_id: str, state: str | None, step_fn):
     now = current_app.extensions["ivr.clock"]()
     engine = None
     try:
-        engine = current_app.extensions["ivr.flows"].engine(flow_id)
+        registry = current_app.extensions["ivr.flows"]
+        registry.refresh()
+        engine = registry.engine(flow_id)  # the error state, should what follows fail
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
+        session = store.get(sid) or new_session(flow_id)
+        # A call finishes on the version of the flow it started with, when it can still be had.
+        engine = registry.engine(flow_id, session.get("versions", {}).get(flow_id))
+        gone = state is not None and state not in engine.flow.states and session.get("state") == state
+        if gone and request.args.get("event") is None:  # the call was there; an edit removed the state
+            log.warning("CallSid=%s flow=%s has no state %s any more; the call starts the flow again", sid,
+                        flow_id, state)  # fmt: skip
+            step_fn = _restart
         # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
         # status callbacks stored meanwhile.
-        step = _run_hooks(engine, step_fn(engine, store.get(sid) or new_session(flow_id), params, now))
+        step = _run_hooks(engine, step_fn(engine, session, params, now))
         store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         return _xml(step.twiml)
@@ -152,6 +148,11 @@ def _answer(flow_id: str, state: str | None, step_fn):
             state or "(entry)",
         )
     return _xml(_error_twiml(engine, sid, params, now))
+
+
+def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step:
+    """A state that is gone (an edit removed it): a safe place, the flow's start."""
+    return engine.start(session, params, now)
 
 
 def _run_hooks(engine: Engine, step: Step) -> Step:
@@ -287,7 +288,7 @@ def _record(response):
     return response
 
 
-def _check_names(loaded: Flows, hooks) -> None:
+def _check_names(loaded: FlowRegistry, hooks) -> None:
     """Refuse to start when a flow runs a hook nobody registered or asks about an unknown schedule."""
     from ivr import flow as f
     from ivr.errors import FlowError, FlowLoadError
