@@ -216,8 +216,10 @@ class Phone:
         max_requests: int = 200,
         max_automatic: int = 25,
         clock=time.time,
+        effects=None,
     ) -> None:
         self.transport = transport
+        self.effects = effects  # callable(CallSid) -> effects the app journaled for it (in-process)
         self.base_url = base_url.rstrip("/")
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.account_sid, self.status_callback = account_sid, status_callback
@@ -295,6 +297,12 @@ class PhoneCall:
         """Say texts (and 'play: URL') heard since the caller's last action."""
         recent = self.transcript[self._mark :]
         return [h.text if h.kind == "say" else f"play: {h.text}" for h in recent if h.kind != "pause"]
+
+    @property
+    def effects(self) -> list[dict]:
+        """What the app did for this call besides answering (hooks run, messages delivered), when it
+        runs in-process; never carried out towards the outside world by the phone itself."""
+        return list(self.phone.effects(self.sid)) if self.phone.effects else []
 
     @property
     def documents(self) -> list[str]:

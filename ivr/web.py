@@ -8,6 +8,8 @@ session, answer TwiML. Any failure after the signature check still answers 200 w
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -62,6 +64,10 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
     _check_names(app.extensions["ivr.flows"], registry)
+    if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
+        # For the built-in phones: what each call made the app do besides answering.
+        app.extensions["ivr.journal"] = Journal()
+        app.after_request(_journal)
     if settings["IVR_RECORD_DIR"]:
         app.extensions["ivr.recorder"] = Recorder(
             settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
@@ -257,6 +263,35 @@ def fallback():
         params.get("ErrorUrl", "-"),
     )
     return _xml(apology_document())
+
+
+class Journal:
+    """Effects per CallSid (hooks run, deliveries), newest calls kept, for the built-in phones."""
+
+    def __init__(self, calls: int = 500) -> None:
+        self._calls: OrderedDict[str, list[dict]] = OrderedDict()
+        self._size = calls
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, effects: list[dict]) -> None:
+        with self._lock:
+            self._calls.setdefault(sid, []).extend(effects)
+            self._calls.move_to_end(sid)
+            while len(self._calls) > self._size:
+                self._calls.popitem(last=False)
+
+    def __call__(self, sid: str) -> list[dict]:
+        with self._lock:
+            return list(self._calls.get(sid, ()))
+
+
+def _journal(response):
+    effects = g.get("ivr_hooks")
+    if effects:
+        params = _params()
+        sid = params.get("ParentCallSid") if request.args.get("event") in SCREEN_EVENTS else params.get("CallSid")
+        current_app.extensions["ivr.journal"].add(sid or "-", [{"kind": "hook", **e} for e in effects])
+    return response
 
 
 def _record(response):

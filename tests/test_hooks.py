@@ -204,3 +204,16 @@ def test_an_unknown_schedule_stops_the_app_at_its_condition(make_app, tmp_path):
     [error] = info.value.errors
     assert (error.line, error.path) == (7, "states.check.when[0].if")
     assert error.message == "unknown schedule 'suport' (did you mean 'support'?)"
+
+
+def test_the_phone_lists_the_hooks_a_call_ran_as_its_effects(line, hooks):
+    hooks.returns("lookup_caller", outcome="found", vars={"name": "Ada"})
+    call = line.dial("line")
+    [effect] = call.effects
+    assert (effect["kind"], effect["name"], effect["outcome"], effect["vars"], effect["error"]) == (
+        "hook",
+        "lookup_caller",
+        "found",
+        {"name": "Ada"},
+        None,
+    )
