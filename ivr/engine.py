@@ -85,7 +85,7 @@ class Step:
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "back", "engine", "now", "params", "retry", "session", "state")
+    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -95,6 +95,7 @@ class _Call:
         self.now = now
         self.retry: str | None = None
         self.back = False
+        self.effects: list[dict] = []
         self._context: dict | None = None
 
     def context(self) -> dict:
@@ -230,6 +231,8 @@ class Engine:
         session["visits"][key] = session["visits"].get(key, 0) + 1
         call._context = None
         state = self.flow.states.get(call.state)
+        if state is not None and state.sms is not None:
+            call.effects.append(self._sms_effect(call, state, session["visits"][key]))
         if state is not None and isinstance(state.action, f.Gather):
             menus = session.setdefault("menus", [])  # for `back`: the menus this call went through
             if not menus or menus[-1] != key:
@@ -259,7 +262,23 @@ class Engine:
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         call = _Call(self, name, session, params, self._local(now))
         self.enter(call)
+        answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
+        if answered is not None:  # machine detection decides before the entry state's prompts
+            call.state = answered
+            self.enter(call)
         return self._render(call, "enter", None)
+
+    @staticmethod
+    def _answered_by(state: f.State, answered_by: str) -> str | None:
+        """Where the entry state sends a call its AnsweredBy names (a value, else the machine group)."""
+        if not answered_by or not state.answered_by:
+            return None
+        routes = {r.outcome: r.target for r in state.answered_by}
+        if answered_by in routes:
+            return routes[answered_by]
+        if answered_by.startswith("machine_"):
+            return routes.get(f.MACHINE)
+        return None
 
     def resume(self, state: str, session: dict, params: dict, now: datetime, event: str | None = None) -> Step:
         """The result of `state`'s waiting verb (or the no-input / no-recording redirect)."""
@@ -402,6 +421,7 @@ class Engine:
                     self.flow.id,
                     name,
                     call.session,
+                    call.effects,
                     outcome=outcome,
                     pending=hook,
                     _walk=(call, segments, rendered),
@@ -414,7 +434,7 @@ class Engine:
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
-        return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
+        return Step(twiml, self.flow.id, call.state, call.session, call.effects, outcome)
 
     def proceed(self, step: Step, result: HookResult) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""
@@ -458,6 +478,29 @@ class Engine:
             screens[state.name] = "accepted" if accepted else "declined"
             twiml = self.renderer.screened_document(accepted)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
+
+    def _sms_effect(self, call: _Call, state: f.State, visit: int) -> dict:
+        """A text to send after the response: at most once per call, state and visit."""
+        caller = call.session.get("caller", {})
+        outbound = caller.get("Direction", "").startswith("outbound")
+        ours, theirs = (caller.get("From"), caller.get("To")) if outbound else (caller.get("To"), caller.get("From"))
+        sms: f.Sms = state.sms
+        body = (
+            sms.body.source
+            if sms.body.template is None
+            else render(sms.body.template, call.context(), str(sms.body.pos))
+        )
+        to = theirs
+        if sms.to is not None:
+            to = sms.to.source if sms.to.template is None else render(sms.to.template, call.context(), str(sms.to.pos))
+        sid = call.params.get("CallSid", "")
+        return {
+            "kind": "sms",
+            "key": f"{sid}:{self.flow.id}/{state.name}:{visit}",
+            "to": to,
+            "from": ours,
+            "body": body,
+        }
 
     def _go_back(self, call: _Call, outcome: str | None) -> Step:
         """`back`: the menu before this one; the same menu again when there is none."""

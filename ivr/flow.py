@@ -32,6 +32,7 @@ __all__ = [
     "Run",
     "Say",
     "Screen",
+    "Sms",
     "State",
     "Target",
     "Text",
@@ -45,6 +46,17 @@ DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 
 # Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports.
 DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+# Twilio's AnsweredBy values (answering machine detection); `machine` stands for every machine_* one.
+ANSWERED_BY = (
+    "human",
+    "machine_start",
+    "machine_end_beep",
+    "machine_end_silence",
+    "machine_end_other",
+    "fax",
+    "unknown",
+)
+MACHINE = "machine"
 # A screened dial whose answering party did not accept (no key, a voicemail box, a wrong key).
 DECLINED = "declined"
 SCREEN_EVENTS = ("screen", "screened")  # the child leg's requests: the whisper, and its answer
@@ -270,6 +282,15 @@ class Handler:
 
 
 @dataclass(frozen=True, slots=True)
+class Sms:
+    """A text sent when the call enters the state: to the other party unless `to` says."""
+
+    body: Text
+    to: Text | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     name: str
     prompts: tuple[Prompt, ...]
@@ -285,7 +306,9 @@ class State:
     pos: Pos
     next_pos: Pos | None = None
     on_error: Target | None = None  # where a failed hook goes; else the flow's error state
-    on_message: str | None = None  # hook that delivers a recorded message; else the flow's
+    on_message: object | None = None  # hook name, or {"sms": number}: delivers a recorded message
+    answered_by: tuple[Route, ...] = ()  # entering with AnsweredBy (machine detection): where to go first
+    sms: Sms | None = None
 
     @property
     def waits(self) -> bool:
@@ -307,7 +330,7 @@ class Defaults:
     no_match: Handler
     on_max: Target | None
     routes: tuple[Route, ...] = ()  # ways out of every menu: "0": operator, "*": repeat, "9": back
-    on_message: str | None = None
+    on_message: object | None = None  # hook name, or {"sms": number}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import hashlib
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ivr import flow as f
 from ivr.actions import ActionReader
 from ivr.errors import FlowError, FlowLoadError
 from ivr.flow import say_limit
-from ivr.source import Pos, compose, path_join
+from ivr.source import Pos, compose, did_you_mean, path_join
 from ivr.templates import TemplateProblem, compile_condition
 
 __all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
@@ -29,6 +30,7 @@ STATE_KEYS = (
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
+    + ("answered_by", "sms")
 )
 SAY_KEYS = ("text", "voice", "language", "loop")
 PLAY_KEYS = ("url", "loop")
@@ -216,7 +218,7 @@ class _FlowReader(ActionReader):
             no_match=self._handler(items, "no_match", "defaults", builtin_match, on_max, (voice, language)),
             on_max=on_max,
             routes=self.routes(items, "defaults", None),
-            on_message=self._opt(items, "on_message", "defaults", lambda n, p: self.name(n, p, "hook")),
+            on_message=self._opt(items, "on_message", "defaults", self.delivery),
         )
 
     # -- states ------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ class _FlowReader(ActionReader):
         on_error = self.target(items, "on_error", path)
         if on_error is not None and not isinstance(action, f.Run):
             self.error(items["on_error"][0], on_error.path, "on_error is where a failed hook goes: use it with run")
-        on_message = self._opt(items, "on_message", path, lambda n, p: self.name(n, p, "hook"))
+        on_message = self._opt(items, "on_message", path, self.delivery)
         if on_message is not None and not isinstance(action, f.Record):
             self.error(
                 items["on_message"][0],
@@ -283,7 +285,55 @@ class _FlowReader(ActionReader):
             next_pos=next_pos,
             on_error=on_error,
             on_message=on_message,
+            answered_by=self.answered_by(items, path),
+            sms=self._opt(items, "sms", path, self.sms),
         )
+
+    def delivery(self, node: yaml.Node, path: str):
+        """on_message: a hook's name, or {sms: NUMBER} to text each message to a number."""
+        if isinstance(node, yaml.MappingNode):
+            items = self.mapping(node, path) or {}
+            self.known_keys(items, ("sms",), path)
+            if "sms" not in items:
+                self.error(node, path, "give a hook's name, or sms: NUMBER")
+                return None
+            number = self.string(items["sms"][1], path_join(path, "sms"))
+            if number is not None and not re.match(r"\+[1-9]\d{1,14}\Z", number):
+                why = f"'{number}' is not an E.164 number (+15551234567)"
+                self.error(items["sms"][1], path_join(path, "sms"), why)
+                return None
+            return {"sms": number} if number else None
+        return self.name(node, path, "hook")
+
+    def answered_by(self, items: dict, path: str) -> tuple:
+        """Routes on Twilio's AnsweredBy, taken on entering the state before its prompts."""
+        if "answered_by" not in items:
+            return ()
+        key_path = path_join(path, "answered_by")
+        fake = {"routes": (None, items["answered_by"][1])}
+        routes = self.routes(fake, path, None)
+        allowed = (*f.ANSWERED_BY, f.MACHINE)
+        for route in routes:
+            if route.outcome not in allowed:
+                hint = did_you_mean(route.outcome, allowed)
+                self.error(route.pos, path_join(key_path, route.outcome), f"not an AnsweredBy value{hint}")
+        return tuple(r for r in routes if r.outcome in allowed)
+
+    def sms(self, node: yaml.Node, path: str) -> f.Sms | None:
+        """`sms: TEXT` (to the other party) or {body, to}."""
+        if isinstance(node, yaml.ScalarNode):
+            body = self.text(node, path)
+            return f.Sms(body, None, self.pos(node)) if body else None
+        items = self.mapping(node, path)
+        if items is None:
+            return None
+        self.known_keys(items, ("body", "to"), path)
+        if "body" not in items:
+            self.error(node, path, "missing key: body (the text to send)")
+            return None
+        body = self.text(items["body"][1], path_join(path, "body"))
+        to = self.text(items["to"][1], path_join(path, "to")) if "to" in items else None
+        return f.Sms(body, to, self.pos(node)) if body else None
 
     def set_vars(self, items: dict, path: str) -> tuple:
         if "set" not in items:

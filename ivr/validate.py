@@ -81,6 +81,8 @@ class _Checker:
                 continue
             self.target(route.target, route.target_pos, route_path)
         self.target(state.next, state.next_pos, path_join(path, "next"))
+        for route in state.answered_by:
+            self.target(route.target, route.target_pos, path_join(path_join(path, "answered_by"), route.outcome))
         for i, cond in enumerate(state.when):
             self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
         if state.when and state.next is None:

@@ -1,0 +1,359 @@
+"""The browser phone: `GET /phone`, a keypad page, and the small JSON API its calls run on.
+
+The page (`ivr/static/phone/`: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
+picks a flow, calls it, shows and speaks what the caller hears, and sends the caller's actions.
+Each call runs here, on the server, on the same interpreter as the terminal phone: an
+`ivr.phone.Phone` over `WsgiTransport(app)`, in-process, so hooks run and their effects are listed.
+
+    GET  /phone                     the page
+    GET  /phone/flows               {flows: [{id, title, start, states}], problems: [text]}
+    GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
+    POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
+    GET  /phone/calls/<id>          the call, with everything heard so far
+    POST /phone/calls/<id>          {action, value?} -> {heard (new lines), flow, state, waiting_for,
+                                    ended, end_reason, error, warnings, effects, whisper, problems}
+
+Actions: press KEYS, say TEXT, wait, dial STATUS, accept KEY (a screened transfer), queue RESULT,
+record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT.
+Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or call, 409 an action
+the call is not waiting for), never a traceback.
+
+These routes are no Twilio webhooks and carry no signature: they are served only when IVR_PHONE
+is on (by default in development only, on your own machine). Never turn IVR_PHONE on for a server
+others can reach: whoever reaches it can place calls that run your hooks. Requests must be JSON,
+which a cross-site form cannot send without the browser asking first.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ivr.errors import IvrError
+from ivr.phone import Phone, PhoneCall, WsgiTransport
+
+__all__ = ["LiveCalls", "init_app", "phone"]
+
+log = logging.getLogger("ivr.browser")
+
+DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
+QUEUE_RESULTS = ("bridged", "leave", "queue-full", "redirected", "error", "system-error")
+ACTIONS = (
+    "press",
+    "say",
+    "wait",
+    "dial",
+    "accept",
+    "queue",
+    "record",
+    "record_nothing",
+    "hangup",
+    "transcription",
+)
+_MAX_TEXT = 500  # characters of a phrase, a number or a transcription the page may send
+
+phone = Blueprint("phone", __name__, url_prefix="/phone", static_folder="static/phone", static_url_path="/static")
+
+
+def init_app(app: Flask) -> None:
+    """Serve the browser phone when `IVR_PHONE` is on; otherwise no /phone route exists."""
+    if not app.config.get("IVR_PHONE") or "phone" in app.blueprints:
+        return
+    public = app.config.get("IVR_PUBLIC_URL")
+    # The phone signs as Twilio would, for the URL the app checks signatures against.
+    the_phone = Phone(
+        WsgiTransport(app),
+        (public or "http://localhost").rstrip("/"),
+        auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
+        effects=app.extensions.get("ivr.journal"),
+    )
+    app.extensions["ivr.browser"] = LiveCalls(the_phone)
+    app.register_blueprint(phone)
+
+
+@dataclass(slots=True)
+class _Live:
+    call: PhoneCall
+    touched: float
+    shown: int = 0  # transcript lines already sent to the page
+    whispered: int = 0  # whisper lines already sent
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LiveCalls:
+    """The browser's calls in progress, newest kept: at most `size`, none idle over `idle` seconds."""
+
+    def __init__(self, the_phone: Phone, *, size: int = 50, idle: float = 3600.0, clock=time.monotonic) -> None:
+        self.phone = the_phone
+        self.size, self.idle, self.clock = size, idle, clock
+        self._calls: OrderedDict[str, _Live] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, call: PhoneCall) -> _Live:
+        """Keep `call`; the oldest calls beyond the bound are forgotten."""
+        live = _Live(call, self.clock())
+        with self._lock:
+            self._expire()
+            self._calls[call.sid] = live
+            while len(self._calls) > self.size:
+                self._calls.popitem(last=False)
+        return live
+
+    def get(self, call_id: str) -> _Live | None:
+        """The call with this id, unless it was forgotten; using it renews it."""
+        with self._lock:
+            self._expire()
+            live = self._calls.get(call_id)
+            if live is not None:
+                live.touched = self.clock()
+                self._calls.move_to_end(call_id)
+            return live
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def _expire(self) -> None:
+        limit = self.clock() - self.idle
+        for call_id in [k for k, live in self._calls.items() if live.touched < limit]:
+            del self._calls[call_id]
+
+
+class _Refused(Exception):
+    """A request the API answers with a status and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- the page and the flows ---------------------------------------------------------------------
+
+
+@phone.route("")
+def page():
+    """The browser phone."""
+    response = phone.send_static_file("index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@phone.route("/flows")
+def flows():
+    """The flows one can call, and why the newest edit of a flow is not being served."""
+    registry = current_app.extensions["ivr.flows"]
+    registry.refresh()
+    listed = [
+        {"id": fid, "title": flow.title or fid, "start": flow.start, "states": len(flow.states)}
+        for fid, flow in sorted(registry.flows.items())
+    ]
+    return jsonify(flows=listed, problems=_problems())
+
+
+@phone.route("/flows/<flow_id>/graph")
+def graph(flow_id: str):
+    """The flow as nodes and labelled edges, for the page to draw."""
+    try:
+        from ivr.graph import graph_data
+    except ImportError:
+        raise _Refused(503, "the flow graph is not available (ivr.graph is missing)") from None
+    data = graph_data(_flow(flow_id))
+    return jsonify(nodes=data["nodes"], edges=data["edges"], start=_flow(flow_id).start, flow=flow_id)
+
+
+# -- calls --------------------------------------------------------------------------------------
+
+
+@phone.route("/calls", methods=["POST"])
+def place():
+    """Call a flow; answers the call as it waits for the caller (or ended)."""
+    body = _body()
+    flow_id = _text(body, "flow")
+    if not flow_id:
+        raise _Refused(400, 'give the flow to call: {"flow": "main"}')
+    flow = _flow(flow_id)
+    state = _text(body, "state")
+    if state and state not in flow.states:
+        raise _Refused(404, f"flow '{flow_id}' has no state '{state}'")
+    calls: LiveCalls = current_app.extensions["ivr.browser"]
+    target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
+    from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
+    # A fresh CallSid per call: the session store may outlive the process (SQLite).
+    sid = "CA" + secrets.token_hex(16)
+    call = _isolated(calls.phone.dial, target, from_=from_, to=to, call_sid=sid)
+    live = calls.add(call)
+    log.info("CallSid=%s browser phone called %s from %s", sid, flow_id, from_)
+    with live.lock:
+        return jsonify(_view(live)), 201
+
+
+@phone.route("/calls/<call_id>")
+def show(call_id: str):
+    """The call, with everything heard so far."""
+    live = _live(call_id)
+    with live.lock:
+        return jsonify(_view(live, everything=True))
+
+
+@phone.route("/calls/<call_id>", methods=["POST"])
+def act(call_id: str):
+    """Do what a caller does: {"action": "press", "value": "3"}; answers what follows."""
+    live = _live(call_id)
+    body = _body()
+    action = _text(body, "action")
+    if action not in ACTIONS:
+        raise _Refused(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    value = _text(body, "value")
+    with live.lock:
+        try:
+            _isolated(_do, live.call, action, value)
+        except IvrError as exc:  # PhoneError: not what the call waits for, or a bad value
+            raise _Refused(409, str(exc)) from None
+        return jsonify(_view(live))
+
+
+def _do(call: PhoneCall, action: str, value: str) -> None:
+    if action == "press":
+        call.press(value)
+    elif action == "say":
+        call.say(value)
+    elif action == "wait":
+        call.wait()
+    elif action == "dial":
+        if value not in DIAL_STATUSES:
+            raise _Refused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_STATUSES)}")
+        call.dial_result(value)
+    elif action == "accept":  # a screened transfer: the answering party presses a key
+        call.dial_result("completed", screen=value or "1")
+    elif action == "queue":
+        if value not in QUEUE_RESULTS:
+            raise _Refused(400, f"unknown queue result {value!r}; one of {', '.join(QUEUE_RESULTS)}")
+        call.queue_result(value)
+    elif action == "record":
+        seconds = _seconds(value)
+        call.record_nothing() if seconds == 0 else call.record(seconds)
+    elif action == "record_nothing":
+        call.record_nothing()
+    elif action == "hangup":
+        call.hangup()
+    else:
+        call.transcription(value)
+
+
+def _isolated(function, *args, **kwargs):
+    """Run the phone outside this request's context.
+
+    The phone's webhooks are requests to this same app: inside our context they would share its
+    `g`, and each webhook's hooks would be journaled again with the next.
+    """
+    return contextvars.Context().run(function, *args, **kwargs)
+
+
+def _view(live: _Live, *, everything: bool = False) -> dict:
+    """What the page needs after each step; `heard` and `whisper` hold the lines not sent yet."""
+    call = live.call
+    start_heard = 0 if everything else live.shown
+    start_whisper = 0 if everything else live.whispered
+    live.shown, live.whispered = len(call.transcript), len(call.whisper)
+    return {
+        "id": call.sid,
+        "from": call.from_,
+        "to": call.to,
+        "heard": [
+            {
+                "kind": h.kind,
+                "text": h.text,
+                "voice": h.voice,
+                "language": h.language,
+                "loop": h.loop,
+                "flow": h.flow,
+                "state": h.state,
+            }
+            for h in call.transcript[start_heard:]
+        ],
+        "whisper": call.whisper[start_whisper:],
+        "flow": call.flow,
+        "state": call.state,
+        "waiting_for": call.waiting_for,
+        "ended": call.ended,
+        "end_reason": call.end_reason,
+        "reject_reason": call.reject_reason,
+        "error": _error(call.error),
+        "warnings": [_error(w) for w in call.warnings],
+        "effects": call.effects,
+        "problems": _problems(),
+    }
+
+
+def _error(error) -> dict | None:
+    return None if error is None else {"code": error.code, "message": error.message}
+
+
+# -- requests and errors ------------------------------------------------------------------------
+
+
+def _problems() -> list[str]:
+    return [p.format() for p in current_app.extensions["ivr.flows"].problems]
+
+
+def _flow(flow_id: str):
+    registry = current_app.extensions["ivr.flows"]
+    flow = registry.flows.get(flow_id)
+    if flow is None:
+        raise _Refused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")
+    return flow
+
+
+def _live(call_id: str) -> _Live:
+    live = current_app.extensions["ivr.browser"].get(call_id)
+    if live is None:
+        raise _Refused(404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)")
+    return live
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise _Refused(400, "send a JSON object (Content-Type: application/json)")
+    return body
+
+
+def _text(body: dict, key: str) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Refused(400, f"'{key}' must be text")
+    text = str(value).strip()
+    if len(text) > _MAX_TEXT:
+        raise _Refused(400, f"'{key}' is longer than {_MAX_TEXT} characters")
+    return text
+
+
+def _seconds(value: str) -> int:
+    if not value.isdigit() or int(value) > 3600:
+        raise _Refused(400, f"record takes whole seconds from 0 to 3600, not {value!r}")
+    return int(value)
+
+
+@phone.errorhandler(_Refused)
+def _refused(exc: _Refused):
+    return jsonify(error=str(exc)), exc.status
+
+
+@phone.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return jsonify(error=exc.description), exc.code
+
+
+@phone.errorhandler(Exception)
+def _failed(exc: Exception):
+    log.exception("browser phone: %s %s failed", request.method, request.path)
+    return jsonify(error=f"the server failed ({type(exc).__name__}); its log has the details"), 500
