@@ -16,6 +16,7 @@ What the picture shows:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
 
 from ivr import flow as f
+from ivr.engine import Engine
 from ivr.errors import FlowLoadError, IvrError
 from ivr.loader import display_path, flow_files, load_flow
 from ivr.source import did_you_mean
@@ -78,8 +80,6 @@ class _FlowGraphMachine(GraphMachine):
 
 def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
     """A GraphMachine of the flow's states and transitions as the engine builds them (no model)."""
-    from ivr.engine import Engine
-
     engine = Engine(flow)
     transitions = engine._transitions()  # the list the engine's machine is built from
     order: dict = {}
@@ -281,7 +281,7 @@ def _mermaid_style(attrs: dict) -> str:
 
 
 def _yaml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -313,10 +313,8 @@ def graph_command(flow: str, fmt: str | None, output: Path | None, flows_dir: st
         data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
     except IvrError as exc:
         raise click.ClickException(str(exc)) from None
-    if output is None:
-        stdout = click.get_binary_stream("stdout")
-        stdout.write(data)
-        stdout.flush()
+    if output is None:  # mermaid or svg: text
+        click.echo(data.decode("utf-8"), nl=False)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)

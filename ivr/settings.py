@@ -31,6 +31,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_PHONE": None,  # on in development
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
+    "IVR_REDIS_PREFIX": "ivr:",
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")

@@ -337,8 +337,11 @@ class SQLiteStore(SessionStore):
             self._conns = []
 
 
-def open_store(url: str, *, env: str, clock: Clock = time.time) -> SessionStore:
-    """Open the session store that an IVR_STORE URL names."""
+def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "ivr:") -> SessionStore:
+    """Open the session store that an IVR_STORE URL names; `prefix` (IVR_REDIS_PREFIX) is Redis's key prefix.
+
+    Redis keeps time by its own clock: `clock` is for the memory and SQLite stores.
+    """
     if url == "memory://":
         if env not in ("test", "development"):
             raise ConfigError(
@@ -354,10 +357,9 @@ def open_store(url: str, *, env: str, clock: Clock = time.time) -> SessionStore:
             raise ConfigError(f"IVR_STORE={url} names no file; use sqlite:///relative/path or sqlite:////absolute/path")
         return SQLiteStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://")):
-        # The URL itself is not repeated: it may carry a password.
-        raise ConfigError(
-            "IVR_STORE=redis://... needs the Redis store, which this version does not have yet; use sqlite:///path"
-        )
+        from ivr.redis_store import RedisStore  # here: it imports this module
+
+        return RedisStore(url, prefix=prefix)
     shown = url.split("://", 1)[0] + "://..." if "://" in url else repr(url)
     raise ConfigError(
         f"IVR_STORE={shown} is not a session store URL; use sqlite:///relative/path, "

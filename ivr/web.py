@@ -8,37 +8,32 @@ session, answer TwiML. Any failure after the signature check still answers 200 w
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
-from ivr.engine import Engine, HookCall, Step, new_session
-from ivr.errors import IvrError, WebhookError
+from ivr.callbacks import callbacks
+from ivr.effects import init_app as init_effects
+from ivr.engine import Engine, Step, new_session
+from ivr.errors import WebhookError
 from ivr.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry
-from ivr.messages import MessageBox
-from ivr.recording import Recorder
+from ivr.http import SESSION_GRACE, SESSION_TTL
+from ivr.http import webhook_params as _params
+from ivr.http import xml_response as _xml
 from ivr.registry import FlowRegistry
 from ivr.settings import load_settings
 from ivr.store import open_store
-from ivr.twiml import Urls, apology_document, empty_document
+from ivr.twiml import Urls, apology_document
 
 __all__ = ["SESSION_GRACE", "SESSION_TTL", "create_app"]
 
 log = logging.getLogger("ivr.web")
 
-SESSION_GRACE = 30 * 60  # seconds a session is kept after the call ended, for late callbacks
-SESSION_TTL = 4 * 3600 + SESSION_GRACE  # a call lasts at most 4 hours
-_TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
-_STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(_TERMINAL, 4)}
-_XML = "text/xml; charset=utf-8"
 
 voice = Blueprint("voice", __name__)
 voice.before_request(security.check_webhook)
-callbacks = Blueprint("twilio", __name__)
 
 
 def create_app(config: dict | None = None, *, clock=None) -> Flask:
@@ -64,15 +59,7 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
     _check_names(app.extensions["ivr.flows"], registry)
-    if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
-        # For the built-in phones: what each call made the app do besides answering.
-        app.extensions["ivr.journal"] = Journal()
-        app.after_request(_journal)
-    if settings["IVR_RECORD_DIR"]:
-        app.extensions["ivr.recorder"] = Recorder(
-            settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
-        )
-        app.after_request(_record)
+    init_effects(app)
     app.register_blueprint(voice)
     app.register_blueprint(callbacks)
     app.add_url_rule("/healthz", "healthz", _healthz)
@@ -104,10 +91,6 @@ def unknown(rest: str):
     params = _params()
     log.error("CallSid=%s unknown voice URL /voice/%s; answered with an apology", params.get("CallSid", "-"), rest)
     return _xml(apology_document())
-
-
-def _params() -> dict:
-    return request.form.to_dict() if request.method == "POST" else request.args.to_dict()
 
 
 def _answer(flow_id: str, state: str | None, step_fn):
@@ -206,123 +189,6 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
 
 
-def _xml(body: str, status: int = 200):
-    return current_app.response_class(body, status=status, mimetype=None, content_type=_XML)
-
-
-# -- Twilio callbacks ---------------------------------------------------------------------------
-
-
-@callbacks.before_request
-def _check_callback() -> None:
-    if request.endpoint != "twilio.fallback":  # the fallback must answer whatever happened to the app
-        security.check_webhook()
-
-
-@callbacks.route("/twilio/status", methods=["POST"])
-def status():
-    """Call status callbacks: remember how the call went; a terminal status is never undone."""
-    params = request.form
-    sid = params.get("CallSid", "")
-    new = params.get("CallStatus", "")
-    if not sid or new not in _STATUS_RANK:
-        log.warning("CallSid=%s status callback with CallStatus=%r ignored", sid or "-", new)
-        return _xml(empty_document())
-
-    def update(session):
-        if session is None:
-            return None
-        old = session.get("status")
-        if old is None or _STATUS_RANK[new] > _STATUS_RANK.get(old, -1):
-            session["status"] = new
-            if new in _TERMINAL:
-                session["ended"] = True
-                session["duration"] = params.get("CallDuration")
-        return session
-
-    try:
-        store = current_app.extensions["ivr.store"]
-        # An ended call's session only waits out the grace period for late callbacks, whatever
-        # order they come in.
-        ended = new in _TERMINAL or (store.get(sid) or {}).get("ended", False)
-        store.update(sid, update, SESSION_GRACE if ended else SESSION_TTL)
-        log.info("CallSid=%s status %s", sid, new)
-    except IvrError:
-        log.exception("CallSid=%s status callback could not be stored", sid)
-    return _xml(empty_document())
-
-
-@callbacks.route("/twilio/fallback", methods=["GET", "POST"])
-def fallback():
-    """The number's Fallback URL: a static apology, nothing else."""
-    params = request.values
-    log.error(
-        "CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
-        params.get("CallSid", "-"),
-        params.get("ErrorCode", "-"),
-        params.get("ErrorUrl", "-"),
-    )
-    return _xml(apology_document())
-
-
-class Journal:
-    """Effects per CallSid (hooks run, deliveries), newest calls kept, for the built-in phones."""
-
-    def __init__(self, calls: int = 500) -> None:
-        self._calls: OrderedDict[str, list[dict]] = OrderedDict()
-        self._size = calls
-        self._lock = threading.Lock()
-
-    def add(self, sid: str, effects: list[dict]) -> None:
-        with self._lock:
-            self._calls.setdefault(sid, []).extend(effects)
-            self._calls.move_to_end(sid)
-            while len(self._calls) > self._size:
-                self._calls.popitem(last=False)
-
-    def __call__(self, sid: str) -> list[dict]:
-        with self._lock:
-            return list(self._calls.get(sid, ()))
-
-
-def _journal(response):
-    effects = g.get("ivr_hooks")
-    if effects:
-        params = _params()
-        sid = params.get("ParentCallSid") if request.args.get("event") in SCREEN_EVENTS else params.get("CallSid")
-        current_app.extensions["ivr.journal"].add(sid or "-", [{"kind": "hook", **e} for e in effects])
-    return response
-
-
-def _record(response):
-    """With IVR_RECORD_DIR set, append each webhook of a call to its recording."""
-    if request.blueprint not in ("voice", "twilio") or request.endpoint == "twilio.fallback":
-        return response
-    if response.status_code == 403:  # a refused request is no part of the call
-        return response
-    params = _params()
-    try:
-        flows = current_app.extensions["ivr.flows"].flows
-        view = request.view_args or {}
-        flow = flows.get(view.get("flow_id", ""))
-        state = flow.states.get(view.get("state", "")) if flow else None
-        current_app.extensions["ivr.recorder"].record(
-            call_sid=params.get("CallSid", ""),
-            method=request.method,
-            url=security.signed_url(),
-            params=params,
-            status=response.status_code,
-            twiml=response.get_data(as_text=True),
-            flows={fid: flow.content_hash for fid, flow in flows.items()},
-            now=current_app.extensions["ivr.clock"](),
-            sensitive=bool(state and state.sensitive),
-            hooks=g.get("ivr_hooks"),
-        )
-    except Exception:  # recording is for developers; the caller must not notice it failing
-        log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
-    return response
-
-
 def _check_names(loaded: FlowRegistry, hooks) -> None:
     """Refuse to start when a flow runs a hook nobody registered or asks about an unknown schedule."""
     from ivr import flow as f
@@ -356,67 +222,6 @@ def _check_names(loaded: FlowRegistry, hooks) -> None:
                 errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
     if errors:
         raise FlowLoadError(errors)
-
-
-@callbacks.route("/twilio/recording", methods=["POST"])
-def recording():
-    """A Record's recording is ready: store the message and deliver it through on_message."""
-    return _message_callback("recording")
-
-
-@callbacks.route("/twilio/transcription", methods=["POST"])
-def transcription():
-    """A Record's transcription arrived: store it, and update a message delivered already."""
-    return _message_callback("transcription")
-
-
-def _message_callback(kind: str):
-    params = request.form.to_dict()
-    flow_id, state_name = request.args.get("flow", ""), request.args.get("state", "")
-    sid = params.get("CallSid", "-")
-    store = current_app.extensions["ivr.store"]
-    now = current_app.extensions["ivr.clock"]()
-    box = MessageBox(store)
-    try:
-        if kind == "recording":
-            session = store.get(params.get("CallSid", ""))
-            message, deliver = box.recording(params, flow_id, state_name, session, now)
-        else:
-            message, deliver = box.transcription(params, flow_id, state_name, now)
-        log.info("CallSid=%s %s callback for %s stored", sid, kind, message["recording_sid"])
-        if deliver:
-            _deliver(flow_id, state_name, message, update=kind == "transcription", now=now)
-    except Exception:
-        log.exception("CallSid=%s %s callback for flow=%s state=%s failed", sid, kind, flow_id, state_name)
-    return _xml(empty_document())
-
-
-def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now: datetime) -> None:
-    """Hand a message to its on_message hook (the state's, else the flow's) and remember the attempt."""
-    engine = current_app.extensions["ivr.flows"].engines.get(flow_id)
-    state = engine.flow.states.get(state_name) if engine else None
-    name = (state.on_message if state else None) or (engine.flow.defaults.on_message if engine else None)
-    if name is None:
-        return
-    context = {
-        "call_sid": message.get("call_sid", ""),
-        "flow": flow_id,
-        "state": state_name,
-        "call": {"From": message.get("from", ""), "To": message.get("to", ""), "CallSid": message.get("call_sid", "")},
-        "vars": dict(message.get("vars") or {}),
-        "input": {},
-        "recording": {"url": message.get("url"), "duration": message.get("duration"), "sid": message["recording_sid"]},
-        "dial": {},
-        "now": now,
-    }
-    result, record = current_app.extensions["ivr.hooks"].run(
-        HookCall(name, flow_id, state_name, context), message={**message, "update": update}
-    )
-    g.setdefault("ivr_hooks", []).append(record)  # recorded with the callback, fed back by replay
-    kind = "transcription" if update else "recording"
-    MessageBox(current_app.extensions["ivr.store"]).delivered(
-        message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
-    )
 
 
 def _healthz():

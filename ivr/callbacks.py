@@ -1,0 +1,139 @@
+"""Twilio's callbacks: call status, the fallback URL, and Record's recording and transcription
+callbacks, which store voicemail and hand it to the flow's `on_message`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Blueprint, current_app, g, request
+
+from ivr import security
+from ivr.engine import HookCall
+from ivr.errors import IvrError
+from ivr.http import SESSION_GRACE, SESSION_TTL
+from ivr.http import xml_response as _xml
+from ivr.messages import MessageBox
+from ivr.twiml import apology_document, empty_document
+
+__all__ = ["callbacks"]
+
+log = logging.getLogger("ivr.web")
+
+_TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+_STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(_TERMINAL, 4)}
+
+callbacks = Blueprint("twilio", __name__)
+
+
+@callbacks.before_request
+def _check_callback() -> None:
+    if request.endpoint != "twilio.fallback":  # the fallback must answer whatever happened to the app
+        security.check_webhook()
+
+
+@callbacks.route("/twilio/status", methods=["POST"])
+def status():
+    """Call status callbacks: remember how the call went; a terminal status is never undone."""
+    params = request.form
+    sid = params.get("CallSid", "")
+    new = params.get("CallStatus", "")
+    if not sid or new not in _STATUS_RANK:
+        log.warning("CallSid=%s status callback with CallStatus=%r ignored", sid or "-", new)
+        return _xml(empty_document())
+
+    def update(session):
+        if session is None:
+            return None
+        old = session.get("status")
+        if old is None or _STATUS_RANK[new] > _STATUS_RANK.get(old, -1):
+            session["status"] = new
+            if new in _TERMINAL:
+                session["ended"] = True
+                session["duration"] = params.get("CallDuration")
+        return session
+
+    try:
+        store = current_app.extensions["ivr.store"]
+        # An ended call's session only waits out the grace period for late callbacks, whatever
+        # order they come in.
+        ended = new in _TERMINAL or (store.get(sid) or {}).get("ended", False)
+        store.update(sid, update, SESSION_GRACE if ended else SESSION_TTL)
+        log.info("CallSid=%s status %s", sid, new)
+    except IvrError:
+        log.exception("CallSid=%s status callback could not be stored", sid)
+    return _xml(empty_document())
+
+
+@callbacks.route("/twilio/fallback", methods=["GET", "POST"])
+def fallback():
+    """The number's Fallback URL: a static apology, nothing else."""
+    params = request.values
+    log.error(
+        "CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
+        params.get("CallSid", "-"),
+        params.get("ErrorCode", "-"),
+        params.get("ErrorUrl", "-"),
+    )
+    return _xml(apology_document())
+
+
+@callbacks.route("/twilio/recording", methods=["POST"])
+def recording():
+    """A Record's recording is ready: store the message and deliver it through on_message."""
+    return _message_callback("recording")
+
+
+@callbacks.route("/twilio/transcription", methods=["POST"])
+def transcription():
+    """A Record's transcription arrived: store it, and update a message delivered already."""
+    return _message_callback("transcription")
+
+
+def _message_callback(kind: str):
+    params = request.form.to_dict()
+    flow_id, state_name = request.args.get("flow", ""), request.args.get("state", "")
+    sid = params.get("CallSid", "-")
+    store = current_app.extensions["ivr.store"]
+    now = current_app.extensions["ivr.clock"]()
+    box = MessageBox(store)
+    try:
+        if kind == "recording":
+            session = store.get(params.get("CallSid", ""))
+            message, deliver = box.recording(params, flow_id, state_name, session, now)
+        else:
+            message, deliver = box.transcription(params, flow_id, state_name, now)
+        log.info("CallSid=%s %s callback for %s stored", sid, kind, message["recording_sid"])
+        if deliver:
+            _deliver(flow_id, state_name, message, update=kind == "transcription", now=now)
+    except Exception:
+        log.exception("CallSid=%s %s callback for flow=%s state=%s failed", sid, kind, flow_id, state_name)
+    return _xml(empty_document())
+
+
+def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now: datetime) -> None:
+    """Hand a message to its on_message hook (the state's, else the flow's) and remember the attempt."""
+    engine = current_app.extensions["ivr.flows"].engines.get(flow_id)
+    state = engine.flow.states.get(state_name) if engine else None
+    name = (state.on_message if state else None) or (engine.flow.defaults.on_message if engine else None)
+    if name is None:
+        return
+    context = {
+        "call_sid": message.get("call_sid", ""),
+        "flow": flow_id,
+        "state": state_name,
+        "call": {"From": message.get("from", ""), "To": message.get("to", ""), "CallSid": message.get("call_sid", "")},
+        "vars": dict(message.get("vars") or {}),
+        "input": {},
+        "recording": {"url": message.get("url"), "duration": message.get("duration"), "sid": message["recording_sid"]},
+        "dial": {},
+        "now": now,
+    }
+    result, record = current_app.extensions["ivr.hooks"].run(
+        HookCall(name, flow_id, state_name, context), message={**message, "update": update}
+    )
+    g.setdefault("ivr_hooks", []).append(record)  # recorded with the callback, fed back by replay
+    kind = "transcription" if update else "recording"
+    MessageBox(current_app.extensions["ivr.store"]).delivered(
+        message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
+    )

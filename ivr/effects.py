@@ -1,0 +1,91 @@
+"""What a call makes the app do besides answering: a journal for the built-in phones, recordings of
+every webhook (IVR_RECORD_DIR), and texts sent after the response."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from flask import Flask, current_app, g, request
+
+from ivr import security
+from ivr.flow import SCREEN_EVENTS
+from ivr.http import webhook_params as _params
+from ivr.recording import Recorder
+
+__all__ = ["Journal", "init_app"]
+
+log = logging.getLogger("ivr.web")
+
+
+def init_app(app: Flask) -> None:
+    """The journal (phones and tests) and the recorder (IVR_RECORD_DIR), each when it is wanted."""
+    settings = app.config
+    if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
+        # For the built-in phones: what each call made the app do besides answering.
+        app.extensions["ivr.journal"] = Journal()
+        app.after_request(_journal)
+    if settings["IVR_RECORD_DIR"]:
+        app.extensions["ivr.recorder"] = Recorder(
+            settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
+        )
+        app.after_request(_record)
+
+
+class Journal:
+    """Effects per CallSid (hooks run, deliveries), newest calls kept, for the built-in phones."""
+
+    def __init__(self, calls: int = 500) -> None:
+        self._calls: OrderedDict[str, list[dict]] = OrderedDict()
+        self._size = calls
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, effects: list[dict]) -> None:
+        with self._lock:
+            self._calls.setdefault(sid, []).extend(effects)
+            self._calls.move_to_end(sid)
+            while len(self._calls) > self._size:
+                self._calls.popitem(last=False)
+
+    def __call__(self, sid: str) -> list[dict]:
+        with self._lock:
+            return list(self._calls.get(sid, ()))
+
+
+def _journal(response):
+    effects = g.get("ivr_hooks")
+    if effects:
+        params = _params()
+        sid = params.get("ParentCallSid") if request.args.get("event") in SCREEN_EVENTS else params.get("CallSid")
+        current_app.extensions["ivr.journal"].add(sid or "-", [{"kind": "hook", **e} for e in effects])
+    return response
+
+
+def _record(response):
+    """With IVR_RECORD_DIR set, append each webhook of a call to its recording."""
+    if request.blueprint not in ("voice", "twilio") or request.endpoint == "twilio.fallback":
+        return response
+    if response.status_code == 403:  # a refused request is no part of the call
+        return response
+    params = _params()
+    try:
+        flows = current_app.extensions["ivr.flows"].flows
+        view = request.view_args or {}
+        flow = flows.get(view.get("flow_id", ""))
+        state = flow.states.get(view.get("state", "")) if flow else None
+        current_app.extensions["ivr.recorder"].record(
+            call_sid=params.get("CallSid", ""),
+            method=request.method,
+            url=security.signed_url(),
+            params=params,
+            status=response.status_code,
+            twiml=response.get_data(as_text=True),
+            flows={fid: flow.content_hash for fid, flow in flows.items()},
+            now=current_app.extensions["ivr.clock"](),
+            sensitive=bool(state and state.sensitive),
+            hooks=g.get("ivr_hooks"),
+        )
+    except Exception:  # recording is for developers; the caller must not notice it failing
+        log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
+    return response
