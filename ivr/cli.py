@@ -36,6 +36,18 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
+def _register() -> None:
+    """Commands that live beside what they work on."""
+    from ivr.graph import graph_command
+
+    cli.add_command(graph_command)
+    try:
+        from ivr.check import check_command
+    except ImportError:  # pragma: no cover - while check is being written
+        return
+    cli.add_command(check_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; IvrError becomes a message and exit status 1."""
     try:
@@ -298,3 +310,6 @@ def messages(limit: int, as_json: bool) -> None:
             f"{message.get('created', '?')}  {message.get('from') or '?':<14} {message['flow']}/{message['state']}"
             f"  {message.get('duration') or 0:>3} s  {delivered}\n    {transcription}\n    {message.get('url')}"
         )
+
+
+_register()

@@ -89,3 +89,44 @@ def _record(response):
     except Exception:  # recording is for developers; the caller must not notice it failing
         log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
     return response
+
+
+def carry_out_later(response, sid: str, effects: list[dict]) -> None:
+    """Texts go out after the response is sent, never delaying the caller; each is journaled."""
+    if not effects:
+        return
+    app = current_app._get_current_object()
+    journal = app.extensions.get("ivr.journal")
+    if journal is not None:
+        journal.add(sid, effects)
+    sending = app.config["IVR_ENV"] != "test" or "ivr.twilio_http" in app.extensions
+    if sending:
+        response.call_on_close(lambda: _send_texts(app, sid, effects))
+
+
+def _send_texts(app, sid: str, effects: list[dict]) -> None:
+    from ivr.outbound import send_sms
+    from ivr.twilio_client import make_client
+
+    store = app.extensions["ivr.store"]
+    for effect in effects:
+        outcome = "sent"
+        try:
+            client = make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
+            send_sms(app.config, effect["to"], effect["body"], from_=effect.get("from"), client=client)
+        except Exception as exc:  # a text that fails never breaks the call
+            outcome = f"failed: {exc}"
+            log.error("CallSid=%s text %s to %s failed: %s", sid, effect["key"], effect["to"], exc)
+        try:
+            store.update(sid, lambda s, key=effect["key"], o=outcome: _mark(s, key, o), _TTL)
+        except Exception:
+            log.exception("CallSid=%s could not note text %s as %s", sid, effect["key"], outcome)
+
+
+def _mark(session, key: str, outcome: str):
+    if session is not None:
+        session.setdefault("effects", {})[key] = outcome
+    return session
+
+
+_TTL = 4 * 3600 + 30 * 60

@@ -140,12 +140,18 @@ class Engine:
             self.machine = self._build_machine()
         self.events = self.machine.events
 
+    def machine_definition(self) -> dict:
+        """The machine's plain dict form (states, transitions, initial): what runs, and what graphs draw."""
+        return {
+            "states": [{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE, APOLOGY],
+            "transitions": self._transitions(),
+            "initial": self.flow.start,
+        }
+
     def _build_machine(self) -> Machine:
         return Machine(
             model=None,
-            states=[{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE, APOLOGY],
-            transitions=self._transitions(),
-            initial=self.flow.start,
+            **self.machine_definition(),
             auto_transitions=False,
             send_event=True,
             ignore_invalid_triggers=False,

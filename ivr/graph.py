@@ -31,7 +31,7 @@ from ivr.engine import Engine
 from ivr.errors import FlowLoadError, IvrError
 from ivr.loader import display_path, flow_files, load_flow
 from ivr.source import did_you_mean
-from ivr.twiml import APOLOGY, BUILT_IN, GOODBYE
+from ivr.twiml import BUILT_IN
 
 __all__ = ["FORMATS", "graph_command", "graph_data", "graph_machine", "mermaid", "render"]
 
@@ -80,8 +80,8 @@ class _FlowGraphMachine(GraphMachine):
 
 def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
     """A GraphMachine of the flow's states and transitions as the engine builds them (no model)."""
-    engine = Engine(flow)
-    transitions = engine._transitions()  # the list the engine's machine is built from
+    definition = Engine(flow).machine_definition()  # what the engine's machine is built from
+    transitions = definition["transitions"]
     order: dict = {}
     for i, t in enumerate(transitions):
         order.setdefault((t["source"], t["trigger"], t["dest"]), i)
@@ -90,9 +90,9 @@ def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
         order,
         graph_engine=graph_engine,
         model=None,
-        states=[*flow.states, GOODBYE, APOLOGY],
+        states=[s["name"] if isinstance(s, dict) else s for s in definition["states"]],
         transitions=transitions,
-        initial=flow.start,
+        initial=definition["initial"],
         auto_transitions=False,
         send_event=True,
         title=flow.title or flow.id,

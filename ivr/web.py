@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
 from ivr.callbacks import callbacks
+from ivr.effects import carry_out_later
 from ivr.effects import init_app as init_effects
 from ivr.engine import Engine, Step, new_session
 from ivr.errors import WebhookError
@@ -117,10 +118,24 @@ def _answer(flow_id: str, state: str | None, step_fn):
             step_fn = _restart
         # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
         # status callbacks stored meanwhile.
+        token = request.headers.get("I-Twilio-Idempotency-Token")
+        last = session.get("last") or {}
+        if token and last.get("token") == token:  # Twilio retried this webhook: answer as before
+            log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
+            return _xml(last["twiml"])
         step = _run_hooks(engine, step_fn(engine, session, params, now))
+        # Each text at most once per call, state and visit: noted before it is sent.
+        done = step.session.setdefault("effects", {})
+        texts = [e for e in step.effects if e["kind"] == "sms" and e["key"] not in done]
+        for effect in texts:
+            done[effect["key"]] = "pending"
+        if token:
+            step.session["last"] = {"token": token, "twiml": step.twiml}
         store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
-        return _xml(step.twiml)
+        response = _xml(step.twiml)
+        carry_out_later(response, sid, texts)
+        return response
     except WebhookError as exc:  # a request that names what does not exist: no traceback needed
         log.error(
             "CallSid=%s flow=%s state=%s: %s; answering with the error state",

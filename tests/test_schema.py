@@ -22,19 +22,20 @@ DOCS = ROOT / "docs" / "flows.md"
 SCHEDULES = Path(__file__).resolve().parent / "flows" / "schedules"
 
 # Every entry of tests/flows/bad is in exactly one of these lists.
-# Shape mistakes (a wrong key, type, range or name; a missing key): the loader and the schema refuse them.
-STRUCTURAL = [
-    "bad_state_name.yaml",
-    "empty.yaml",
-    "hangup_yes.yaml",
-    "missing_start.yaml",
-    "number_is_text.yaml",
-    "on_max_without_gather.yaml",
-    "text_is_mapping.yaml",
-    "three_mistakes.yaml",
-    "two_actions.yaml",
-    "unknown_key.yaml",
-]
+# Shape mistakes (a wrong key, type, range or name; a missing key): the loader and the schema refuse
+# them. Each with where the schema says so (jsonschema reports a key refused by `false` at its mapping).
+STRUCTURAL = {
+    "bad_state_name.yaml": {"states"},
+    "empty.yaml": {""},
+    "hangup_yes.yaml": {"states/bye/hangup"},
+    "missing_start.yaml": {""},
+    "number_is_text.yaml": {"states/menu/gather"},
+    "on_max_without_gather.yaml": {"states/sales"},
+    "text_is_mapping.yaml": {"states/welcome/next"},
+    "three_mistakes.yaml": {"states/menu/gather", "states/billing/hangup"},
+    "two_actions.yaml": {"states/welcome"},
+    "unknown_key.yaml": {"states/welcome"},
+}
 # The loader's alone, the schema accepts them: the graph (targets, outcomes, loops, sizes, reject's
 # place) and values a schema cannot judge (templates, time zones, Say length in bytes per voice).
 LOADER_ONLY = [
@@ -203,7 +204,7 @@ def test_good_test_flows_are_accepted_by_the_schema():
 
 
 def test_every_bad_fixture_is_classified_once():
-    lists = STRUCTURAL + LOADER_ONLY + NOT_DATA
+    lists = [*STRUCTURAL, *LOADER_ONLY, *NOT_DATA]
     assert len(lists) == len(set(lists)), "a fixture is in two lists"
     assert sorted(p.name for p in BAD.iterdir()) == sorted(lists), "classify new fixtures in test_schema.py"
     schedules = SCHEDULE_STRUCTURAL + SCHEDULE_LOADER_ONLY + SCHEDULE_FILE_ONLY
@@ -211,10 +212,11 @@ def test_every_bad_fixture_is_classified_once():
     assert sorted(p.name for p in (SCHEDULES / "bad").iterdir()) == sorted(schedules)
 
 
-@pytest.mark.parametrize("name", STRUCTURAL)
+@pytest.mark.parametrize("name", sorted(STRUCTURAL))
 def test_structural_mistake_is_refused_by_loader_and_schema(name):
     assert errors_of(name)
-    assert schema_errors((BAD / name).read_text(encoding="utf-8")) != []
+    data = data_of((BAD / name).read_text(encoding="utf-8"))
+    assert {"/".join(map(str, e.absolute_path)) for e in VALIDATOR.iter_errors(data)} == STRUCTURAL[name]
 
 
 @pytest.mark.parametrize("name", LOADER_ONLY)
