@@ -57,12 +57,36 @@ def status():
         store = current_app.extensions["ivr.store"]
         # An ended call's session only waits out the grace period for late callbacks, whatever
         # order they come in.
-        ended = new in _TERMINAL or (store.get(sid) or {}).get("ended", False)
+        current = store.get(sid) or {}
+        ended = new in _TERMINAL or current.get("ended", False)
         store.update(sid, update, SESSION_GRACE if ended else SESSION_TTL)
         log.info("CallSid=%s status %s", sid, new)
+        if new in _TERMINAL:
+            _campaign_outcome(store, sid, new, params.get("AnsweredBy") or current.get("caller", {}).get("AnsweredBy"))
     except IvrError:
         log.exception("CallSid=%s status callback could not be stored", sid)
     return _xml(empty_document())
+
+
+def _campaign_outcome(store, sid: str, status: str, answered_by: str | None) -> None:
+    """A campaign call's fate, kept with its row for `python -m ivr campaign status`."""
+    placed = store.get(f"call:{sid}")
+    if not placed or not placed.get("campaign") or not placed.get("row"):
+        return
+    outcome = "answered" if status == "completed" else status
+    if status == "completed" and (answered_by or "").startswith(("machine", "fax")):
+        outcome = "machine"
+
+    def update(row):
+        if row is None:
+            return None
+        row["outcome"] = outcome
+        return row
+
+    store.update(placed["row"], update, _ROW_TTL)
+
+
+_ROW_TTL = 90 * 24 * 3600
 
 
 @callbacks.route("/twilio/fallback", methods=["GET", "POST"])
@@ -118,6 +142,13 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
     name = (state.on_message if state else None) or (engine.flow.defaults.on_message if engine else None)
     if name is None:
         return
+    kind = "transcription" if update else "recording"
+    if isinstance(name, dict):  # on_message: {sms: NUMBER}: the message goes out as a text
+        error = _text_message(name["sms"], message, update, engine)
+        MessageBox(current_app.extensions["ivr.store"]).delivered(
+            message["recording_sid"], {"kind": kind, "sms": name["sms"], "error": error}, now
+        )
+        return
     context = {
         "call_sid": message.get("call_sid", ""),
         "flow": flow_id,
@@ -133,7 +164,38 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
         HookCall(name, flow_id, state_name, context), message={**message, "update": update}
     )
     g.setdefault("ivr_hooks", []).append(record)  # recorded with the callback, fed back by replay
-    kind = "transcription" if update else "recording"
     MessageBox(current_app.extensions["ivr.store"]).delivered(
         message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
     )
+
+
+def voicemail_text(message: dict, update: bool) -> str:
+    """The text a voicemail is delivered as: caller, length, link, and the transcription when it came."""
+    transcription = (message.get("transcription") or {}).get("text")
+    head = "Transcription of the voicemail" if update else "New voicemail"
+    lines = [f"{head} from {message.get('from') or 'an unknown caller'} ({message.get('duration') or 0} s)"]
+    lines.append(f"Listen: {message.get('url')}")
+    lines.append(f'"{transcription}"' if transcription else "Transcription to follow.")
+    return "\n".join(lines)
+
+
+def _text_message(number: str, message: dict, update: bool, engine) -> str | None:
+    """Send a voicemail as a text; the error, or None. In tests without a fake Twilio, journaled only."""
+    app = current_app._get_current_object()
+    effect = {"kind": "sms", "key": f"message:{message['recording_sid']}:{int(update)}", "to": number,
+              "from": message.get("to") or None, "body": voicemail_text(message, update)}  # fmt: skip
+    journal = app.extensions.get("ivr.journal")
+    if journal is not None:
+        journal.add(message.get("call_sid") or "-", [effect])
+    if app.config["IVR_ENV"] == "test" and "ivr.twilio_http" not in app.extensions:
+        return None
+    try:
+        from ivr.outbound import send_sms
+        from ivr.twilio_client import make_client
+
+        client = make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
+        send_sms(app.config, number, effect["body"], from_=effect["from"], client=client)
+    except Exception as exc:  # delivery failing must not lose the stored message
+        log.error("voicemail %s could not be texted to %s: %s", message["recording_sid"], number, exc)
+        return str(exc)
+    return None

@@ -305,7 +305,12 @@ def messages(limit: int, as_json: bool) -> None:
             click.echo(json.dumps(message, sort_keys=True))
             continue
         transcription = (message.get("transcription") or {}).get("text") or "(no transcription yet)"
-        delivered = "delivered" if message.get("delivered") else "not delivered"
+        if message.get("delivered"):
+            delivered = "delivered"
+        elif message.get("deliveries"):
+            delivered = "delivery failed"
+        else:
+            delivered = "stored"
         click.echo(
             f"{message.get('created', '?')}  {message.get('from') or '?':<14} {message['flow']}/{message['state']}"
             f"  {message.get('duration') or 0:>3} s  {delivered}\n    {transcription}\n    {message.get('url')}"

@@ -264,7 +264,7 @@ class Engine:
             raise WebhookError(f"flow '{self.flow.id}' has no state '{name}'")
         session["flow"] = self.flow.id
         # Who called whom, for what outlives the call's requests (voicemail delivery).
-        session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction")})
+        session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction", "AnsweredBy")})
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         call = _Call(self, name, session, params, self._local(now))
         self.enter(call)

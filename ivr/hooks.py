@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import logging
 import sys
 import time
@@ -186,6 +187,10 @@ def _as_result(answer) -> HookResult:
         variables = answer.get("vars") or {}
         if not isinstance(variables, dict):
             raise TypeError("'vars' must be a dict of variable names to values")
+        try:  # the session keeps them as JSON: say so here, not as a crash later
+            json.dumps(variables)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"'vars' must hold JSON values (text, numbers, lists, dicts): {exc}") from None
         outcome = answer.get("outcome")
         return HookResult(None if outcome is None else str(outcome), dict(variables))
     raise TypeError("a hook returns a dict, a HookResult or None")

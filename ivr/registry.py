@@ -48,6 +48,7 @@ class FlowRegistry:
         self._lock = threading.Lock()
         self._fingerprint = self._scan()
         self._checked = time.monotonic()
+        self.checks = []  # callables(registry-to-be) -> [FlowError]: names only the app knows (hooks, schedules)
         self.flows, self.engines = self._load(initial=True)
 
     # -- serving ------------------------------------------------------------------------------
@@ -74,7 +75,11 @@ class FlowRegistry:
                 return
             self._fingerprint = fingerprint
             try:
-                self.flows, self.engines = self._load(initial=False)
+                flows, engines = self._load(initial=False)
+                errors = [e for check in self.checks for e in check(flows, engines)]
+                if errors:
+                    raise FlowLoadError(errors)
+                self.flows, self.engines = flows, engines
             except FlowLoadError as exc:
                 self.problems = exc.errors
                 log.error("flow edit NOT loaded; still serving the last good version:\n%s", exc)

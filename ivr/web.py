@@ -17,7 +17,7 @@ from ivr.callbacks import callbacks
 from ivr.effects import carry_out_later
 from ivr.effects import init_app as init_effects
 from ivr.engine import Engine, Step, new_session
-from ivr.errors import WebhookError
+from ivr.errors import FlowLoadError, WebhookError
 from ivr.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.http import SESSION_GRACE, SESSION_TTL
@@ -59,7 +59,11 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     security.init_app(app)
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
-    _check_names(app.extensions["ivr.flows"], registry)
+    flows = app.extensions["ivr.flows"]
+    errors = _check_names(flows.flows, flows.engines, registry)
+    if errors:
+        raise FlowLoadError(errors)
+    flows.checks.append(lambda loaded, engines: _check_names(loaded, engines, registry))
     init_effects(app)
     app.register_blueprint(voice)
     app.register_blueprint(callbacks)
@@ -109,6 +113,8 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         session = store.get(sid) or new_session(flow_id)
+        if state is None and request.args.get("ctx"):
+            _bring_context(store, request.args["ctx"], flow_id, session, sid)
         # A call finishes on the version of the flow it started with, when it can still be had.
         engine = registry.engine(flow_id, session.get("versions", {}).get(flow_id))
         gone = state is not None and state not in engine.flow.states and session.get("state") == state
@@ -152,6 +158,22 @@ def _answer(flow_id: str, state: str | None, step_fn):
             state or "(entry)",
         )
     return _xml(_error_twiml(engine, sid, params, now))
+
+
+def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:
+    """An outbound call's variables, kept server-side under an opaque id until its first webhook."""
+    ctx = store.get(f"ctx:{ctx_id}")
+    if ctx is None:
+        ctx = session.get("outbound")  # a retried first webhook: already moved into the session
+        if ctx is None:
+            log.warning("CallSid=%s entered %s with an unknown or expired ctx; no variables", sid, flow_id)
+        return
+    if ctx.get("flow") not in (None, flow_id):
+        log.warning("CallSid=%s ctx was made for flow %s, not %s; ignored", sid, ctx.get("flow"), flow_id)
+        return
+    session["vars"].update(ctx.get("vars") or {})
+    session["outbound"] = {"campaign": ctx.get("campaign"), "row": ctx.get("row")}
+    store.delete(f"ctx:{ctx_id}")  # re-keyed to the CallSid: the session holds it now
 
 
 def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step:
@@ -204,25 +226,25 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
 
 
-def _check_names(loaded: FlowRegistry, hooks) -> None:
-    """Refuse to start when a flow runs a hook nobody registered or asks about an unknown schedule."""
+def _check_names(flows: dict, engines: dict, hooks) -> list:
+    """Hooks nobody registered and schedules nobody defined: the app refuses them at start and reload."""
     from ivr import flow as f
-    from ivr.errors import FlowError, FlowLoadError
+    from ivr.errors import FlowError
     from ivr.source import did_you_mean
     from ivr.templates import schedule_names
 
     known = hooks.names()
     errors = []
-    for flow in loaded.flows.values():
+    for flow in flows.values():
         named = []
         for s in flow.states.values():
             if isinstance(s.action, f.Run):
                 named.append((s.action.name, s.action.pos, f"states.{s.name}.run"))
-            if s.on_message:
+            if isinstance(s.on_message, str):
                 named.append((s.on_message, s.action.pos, f"states.{s.name}.on_message"))
-        if flow.defaults.on_message:
+        if isinstance(flow.defaults.on_message, str):
             named.append((flow.defaults.on_message, flow.pos, "defaults.on_message"))
-        schedules = set(loaded.engines[flow.id].schedules)
+        schedules = set(engines[flow.id].schedules)
         for s in flow.states.values():
             for i, cond in enumerate(s.when):
                 for name in schedule_names(cond.source):
@@ -235,8 +257,7 @@ def _check_names(loaded: FlowRegistry, hooks) -> None:
             if name not in known:
                 hint = did_you_mean(name, known) or " (register it with @ivr.hook in the IVR_HOOKS module)"
                 errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
-    if errors:
-        raise FlowLoadError(errors)
+    return errors
 
 
 def _healthz():

@@ -120,3 +120,13 @@ def test_a_call_whose_state_is_gone_starts_the_flow_again(make_app, shared, tmp_
     waiting.press("1")  # to /voice/line/menu, a state the new version does not have
     assert waiting.heard == ["New menu."]
     assert not waiting.ended
+
+
+def test_an_edit_running_an_unregistered_hook_is_refused_like_any_bad_edit(make_app, shared, tmp_path):
+    app = make_app(shared)
+    (tmp_path / "flows" / "line.yaml").write_text(
+        "start: look\nstates:\n  look: {run: no_such_hook, next: bye}\n  bye: {say: Bye., hangup: true}\n"
+    )
+    assert phone_for(app).dial("line").heard == ["Version one."]
+    [problem] = app.extensions["ivr.flows"].problems
+    assert "unknown hook 'no_such_hook'" in problem.message
