@@ -190,11 +190,10 @@ def _text_message(number: str, message: dict, update: bool, engine) -> str | Non
     if app.config["IVR_ENV"] == "test" and "ivr.twilio_http" not in app.extensions:
         return None
     try:
+        from ivr.api import twilio_client
         from ivr.outbound import send_sms
-        from ivr.twilio_client import make_client
 
-        client = make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
-        send_sms(app.config, number, effect["body"], from_=effect["from"], client=client)
+        send_sms(app.config, number, effect["body"], from_=effect["from"], client=twilio_client(app))
     except Exception as exc:  # delivery failing must not lose the stored message
         log.error("voicemail %s could not be texted to %s: %s", message["recording_sid"], number, exc)
         return str(exc)

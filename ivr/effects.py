@@ -105,15 +105,14 @@ def carry_out_later(response, sid: str, effects: list[dict]) -> None:
 
 
 def _send_texts(app, sid: str, effects: list[dict]) -> None:
+    from ivr.api import twilio_client
     from ivr.outbound import send_sms
-    from ivr.twilio_client import make_client
 
     store = app.extensions["ivr.store"]
     for effect in effects:
         outcome = "sent"
         try:
-            client = make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
-            send_sms(app.config, effect["to"], effect["body"], from_=effect.get("from"), client=client)
+            send_sms(app.config, effect["to"], effect["body"], from_=effect.get("from"), client=twilio_client(app))
         except Exception as exc:  # a text that fails never breaks the call
             outcome = f"failed: {exc}"
             log.error("CallSid=%s text %s to %s failed: %s", sid, effect["key"], effect["to"], exc)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
+from ivr.api import init_app as init_api
 from ivr.callbacks import callbacks
 from ivr.effects import carry_out_later
 from ivr.effects import init_app as init_effects
@@ -26,6 +27,7 @@ from ivr.http import xml_response as _xml
 from ivr.registry import FlowRegistry
 from ivr.settings import load_settings
 from ivr.store import open_store
+from ivr.texts import texts
 from ivr.twiml import Urls, apology_document
 
 __all__ = ["SESSION_GRACE", "SESSION_TTL", "create_app"]
@@ -66,6 +68,8 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     flows.checks.append(lambda loaded, engines: _check_names(loaded, engines, registry))
     init_effects(app)
     app.register_blueprint(voice)
+    app.register_blueprint(texts)
+    init_api(app)
     app.register_blueprint(callbacks)
     app.add_url_rule("/healthz", "healthz", _healthz)
     return app
