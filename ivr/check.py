@@ -1,10 +1,9 @@
 """`python -m ivr check`: every load-time error, and warnings about what the loader lets through.
 
 Warnings, each at the key it is about: states no call reaches; states after which a call can
-never end (no path to a hangup, a reject, a redirect out of the flow or a menu's goodbye); menus
-whose prompt and keys disagree; key routes num_digits cuts off; retries that never end; dial
-targets and Play URLs Twilio refuses; prompts over 30 s before the caller can act; template
-variables nothing sets. Unknown hooks and schedules are errors, as at app start.
+never end; menus whose prompt and keys disagree; keys num_digits cuts off; retries without end;
+dial targets and Play URLs Twilio refuses; prompts over 30 s before the caller can act; template
+variables nothing sets. Unknown hooks and schedules are errors, as when the app starts.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +33,22 @@ __all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "check_command", "run_checks"]
 CONTEXT_NAMES = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state", "open")
 MAX_WAIT = 30  # seconds a caller may listen before being able to press a key or answer
 WORDS_PER_SECOND = 150 / 60
-_E164 = re.compile(r"\+[1-9]\d{1,14}\Z")
-_CLIENT = re.compile(r"[A-Za-z0-9_]{1,121}\Z")  # Twilio: alphanumerics and underscore
-_SIP = re.compile(r"sips?:[^@\s]+@[^@\s]+\Z", re.IGNORECASE)
+_TARGETS = {
+    "number": (r"\+[1-9]\d{1,14}", "an E.164 number (+, country code and number, no spaces: +15551230100)"),
+    "client": (r"[^\s\x00-\x1f<>#%\"{}|\\^\[\]`]{1,256}", 'a client identity (no spaces or <>#%"{}|\\^[]`)'),
+    "sip": (r"(?i:sips?):[^@\s]+@[^@\s]+", "a SIP URI (sip:user@host)"),
+}
 _HTTP = re.compile(r"https?://\S+\Z", re.IGNORECASE)
 _MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_KEY_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6"}
-_KEY_WORDS |= {"seven": "7", "eight": "8", "nine": "9", "star": "*", "pound": "#", "hash": "#"}
+_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_KEY_WORDS = {w: str(i) for i, w in enumerate(_DIGITS)} | {"star": "*", "pound": "#", "hash": "#"}
 _KEY = r"(?:the\s+)?(\d+|[*#]|" + "|".join(_KEY_WORDS) + r")(?:\s+(?:key|sign|button))?(?!\w)"
 _PRESS = re.compile(r"\b(?:press|dial)\s+" + _KEY)
 _MORE = re.compile(r"\s*" + _KEY + r"\s*(?:(?:for|to)\b.*)?\Z", re.DOTALL)  # "..., 2 for support, or 3"
+_UNREACHABLE = "no call can reach this state: nothing leads here from start, error_state or a redirect"
+_NO_END = "a call that comes here can never end: no path leads to a hangup, reject, redirect out or menu goodbye"
+_MIXED = " beside one-key routes turns off the one-key default: every choice waits for the timeout;"
+_LONG = ", at 150 words a minute); shorten them, or move them into a menu's prompt, which a key interrupts"
 
 
 @dataclass
@@ -52,109 +58,85 @@ class Report:
     problems: list[FlowError]
     flows: int
 
-    @property
-    def errors(self) -> int:
-        """How many problems are errors."""
-        return sum(p.severity == "error" for p in self.problems)
-
-    @property
-    def warnings(self) -> int:
-        """How many problems are warnings."""
-        return len(self.problems) - self.errors
+    def count(self, severity: str) -> int:
+        """How many problems are of a severity: "error" or "warning"."""
+        return sum(p.severity == severity for p in self.problems)
 
     def failed(self, strict: bool = False) -> bool:
         """Whether the check fails: any error, or with strict any warning too."""
-        return bool(self.errors or (strict and self.warnings))
+        return bool(self.count("error") or (strict and self.problems))
 
     def summary(self) -> str:
         """`2 errors, 3 warnings in 4 flows`, or `no problems in 3 flows`."""
-        flows = _plural(self.flows, "flow")
-        if not self.problems:
-            return f"no problems in {flows}"
-        return f"{_plural(self.errors, 'error')}, {_plural(self.warnings, 'warning')} in {flows}"
+        counts = f"{self._plural(self.count('error'), 'error')}, {self._plural(self.count('warning'), 'warning')}"
+        return f"{counts if self.problems else 'no problems'} in {self._plural(self.flows, 'flow')}"
 
     def as_json(self) -> str:
         """The problems as a JSON list of {file, line, column, severity, path, message}."""
         keys = ("file", "line", "column", "severity", "path", "message")
         return json.dumps([{k: getattr(p, k) for k in keys} for p in self.problems], indent=2)
 
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    @staticmethod
+    def _plural(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def run_checks(targets=(), *, flows_dir="flows", hooks: str | None = None, schedules: str | None = None) -> Report:
-    """Check flows (ids in flows_dir or paths to .yaml files; none: every flow in flows_dir)."""
+    """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir)."""
     problems: list[FlowError] = []
     files = _resolve(targets, Path(flows_dir), problems)
-    shared: dict = {}
-    if schedules:
-        try:
-            shared = load_schedules_file(schedules)
-        except FlowLoadError as exc:
-            problems += exc.errors
-    by_dir: dict[Path, list[Path]] = {}
-    for path in files:
-        by_dir.setdefault(path.parent, []).append(path)
-    for directory, chosen in by_dir.items():
+    try:
+        shared = load_schedules_file(schedules) if schedules else {}
+    except FlowLoadError as exc:
+        shared, problems = {}, problems + exc.errors
+    for directory in dict.fromkeys(path.parent for path in files):
         load_hooks(hooks, directory)  # the module the app would import for these flows
-        problems += _check_directory(directory, chosen, shared, registry.names())
+        problems += _check_directory(directory, files, shared, registry.names())
     unique = {p.format(): p for p in problems}
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
 
 def _resolve(targets, flows_dir: Path, problems: list) -> list[Path]:
     """The flow files named by ids and paths; what cannot be found goes to `problems`."""
-    if not targets:
-        if flows_dir.is_dir():
-            return [p.resolve() for p in flow_files(flows_dir)]
+    if not targets and not flows_dir.is_dir():
         problems.append(FlowError(str(flows_dir), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)"))
-        return []
+    if not targets:
+        return [p.resolve() for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
+    known = [p.stem for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
     files = []
     for target in dict.fromkeys(targets):
-        if target.endswith((".yaml", ".yml")) or os.sep in target or "/" in target:
-            path, missing = Path(target), f"no flow file {target}"
-        else:
-            found = [flows_dir / f"{target}{ext}" for ext in (".yaml", ".yml")]
-            path = next((p for p in found if p.is_file()), found[0])
-            known = [p.stem for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
+        path = Path(target)
+        missing = f"no flow file {target}" if path.suffix in (".yaml", ".yml") else "flow files end in .yaml or .yml"
+        if not Path(target).suffix and "/" not in target and os.sep not in target:  # a flow id
+            path = flows_dir / f"{target}.yaml"
+            path = path.with_suffix(".yml") if not path.is_file() and path.with_suffix(".yml").is_file() else path
             missing = f"no flow '{target}' in {display_path(flows_dir)}{did_you_mean(target, known)}"
-        if path.suffix not in (".yaml", ".yml"):
-            missing = f"{target} is not a flow file (*.yaml or *.yml)"
-        elif path.is_file():
+        if path.suffix in (".yaml", ".yml") and path.is_file():
             files.append(path.resolve())
-            continue
-        problems.append(FlowError(display_path(path), 1, 1, "", missing))
+        else:
+            problems.append(FlowError(display_path(path), 1, 1, "", missing))
     return list(dict.fromkeys(files))
 
 
 def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: set[str]) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
-    problems: list[FlowError] = []
-    flows: dict[str, f.Flow] = {}
-    checked = []
+    problems, flows, checked = [], {}, []
     for path in flow_files(directory):
-        mine = path.resolve() in chosen
-        file = display_path(path)
+        mine, file = path.resolve() in chosen, display_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            flow, errors = read_flow(path.read_text(encoding="utf-8"), file, path.stem)
         except (OSError, UnicodeDecodeError) as exc:
-            problems += [FlowError(file, 1, 1, "", f"cannot read the flow file: {exc}")] if mine else []
-            continue
-        flow, errors = read_flow(text, file, path.stem)
+            flow, errors = None, [FlowError(file, 1, 1, "", f"cannot read the flow file: {exc}")]
+        if flow is not None and flow.id in flows:
+            taken = f"flow id '{flow.id}' is also used by {flows[flow.id].file}"
+            flow, errors = None, [FlowError(file, 1, 1, "", taken)]
         problems += errors if mine else []
-        if flow is None:
-            continue
-        if flow.id in flows:
-            if mine:
-                problems.append(FlowError(file, 1, 1, "", f"flow id '{flow.id}' is also used by {flows[flow.id].file}"))
-            continue
-        flows[flow.id] = flow
-        if mine and not errors:
-            checked.append((flow, text))
-    for flow, text in checked:
+        if flow is not None:
+            flows[flow.id] = flow
+            checked += [(flow, path)] if mine and not errors else []
+    for flow, path in checked:
         errors = validate_flow(flow, flows)
-        checks = _FlowChecks(flow, flows, compose(text, flow.file))
+        checks = _FlowChecks(flow, flows, compose(path.read_text(encoding="utf-8"), flow.file))
         problems += errors + checks.names(shared, hooks)
         if not any(e.severity == "error" for e in errors):  # a broken graph would only echo its errors
             problems += checks.warnings()
@@ -167,15 +149,13 @@ def _node_paths(root) -> dict[tuple[int, int], str]:
     todo, seen = [(root, "")], set()
     while todo:
         node, path = todo.pop()
-        if id(node) in seen:
+        if id(node) in seen or not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             children = [(v, path_join(path, k.value)) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
-        elif isinstance(node, yaml.SequenceNode):
-            children = [(v, path_join(path, i)) for i, v in enumerate(node.value)]
         else:
-            continue
+            children = [(v, path_join(path, i)) for i, v in enumerate(node.value)]
         for child, sub in children:
             out.setdefault((child.start_mark.line + 1, child.start_mark.column + 1), sub)
             todo.append((child, sub))
@@ -194,41 +174,30 @@ def _reach(starts, step) -> dict[str, None]:
     return seen
 
 
-def _strip(text: str) -> str:
-    return _MARKUP.sub(" x ", text)
-
-
 def _announced(text: str) -> set[str]:
     """The keys a prompt tells the caller to press: "press 1", "dial 0", "press star", "1, 2 or 3"."""
     keys = set()
-    for sentence in re.split(r"[.!?;:]", _strip(text).lower()):
+    for sentence in re.split(r"[.!?;:]", _MARKUP.sub(" x ", text).lower()):
         pressed = False
         for clause in re.split(r",|\bor\b|\band\b", sentence):
             found = [_KEY_WORDS.get(m.group(1), m.group(1)) for m in _PRESS.finditer(clause)]
-            if found:
-                pressed = True
-                keys.update(found)
-            elif pressed and (more := _MORE.match(clause)):
-                keys.add(_KEY_WORDS.get(more.group(1), more.group(1)))
+            if pressed and not found and (more := _MORE.match(clause)):
+                found = [_KEY_WORDS.get(more.group(1), more.group(1))]
+            pressed = pressed or bool(found)
+            keys.update(found)
     return keys
 
 
 def _seconds(prompts) -> float:
-    """How long prompts take to play: speech at 150 words a minute plus pauses; Play is unknown (0)."""
-    total = 0.0
-    for prompt in prompts:
-        if isinstance(prompt, f.Say):
-            total += len(_strip(prompt.text.source).split()) / WORDS_PER_SECOND * (prompt.loop or 1)
-        elif isinstance(prompt, f.Pause):
-            total += prompt.length
-    return total
+    """How long prompts take: speech at 150 words a minute, plus pauses; a Play's length is unknown."""
+    words = sum(len(_MARKUP.sub(" x ", p.text.source).split()) * (p.loop or 1) for p in prompts if isinstance(p, f.Say))
+    return words / WORDS_PER_SECOND + sum(p.length for p in prompts if isinstance(p, f.Pause))
 
 
 def _prompts(state: f.State) -> list:
-    out = [*state.prompts, *(state.reprompt or ()), *state.no_input.prompts, *state.no_match.prompts]
-    if isinstance(state.action, f.Dial) and state.action.screen is not None:
-        out += state.action.screen.prompts
-    return out
+    screen = state.action.screen if isinstance(state.action, f.Dial) else None
+    return [*state.prompts, *(state.reprompt or ()), *state.no_input.prompts, *state.no_match.prompts,
+            *(screen.prompts if screen else ())]  # fmt: skip
 
 
 def _texts(state: f.State) -> list[f.Text]:
@@ -238,99 +207,96 @@ def _texts(state: f.State) -> list[f.Text]:
     action = state.action
     if isinstance(action, f.Dial):
         out += [t.value for t in action.targets] + [action.caller_id]
-    elif isinstance(action, f.Enqueue):
-        out += [action.name, action.wait_url]
-    elif isinstance(action, f.Redirect):
-        out.append(action.url)
+    elif isinstance(action, f.Enqueue | f.Redirect):
+        out += [action.name, action.wait_url] if isinstance(action, f.Enqueue) else [action.url]
     return [t for t in out if t is not None]
 
 
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
-    saved = {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather)}
-    return names | (saved - {None})
+    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather)} - {None}
+
+
+def _open_names(tree) -> set[str]:
+    """The schedules a template asks about: the names in `open('name')` calls."""
+    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "open"]
+    return {a.value for c in calls for a in c.args if isinstance(a, nodes.Const) and isinstance(a.value, str)}
 
 
 class _FlowChecks:
-    """The checks of one flow that loads without errors; `flows` are those of its directory."""
+    """The checks of one flow that reads without errors; `flows` are those of its directory."""
 
     def __init__(self, flow: f.Flow, flows: dict[str, f.Flow], root) -> None:
         self.flow, self.states, self.out = flow, flow.states, []
         self.paths = _node_paths(root)
         self.where = {path: Pos(flow.file, *at) for at, path in self.paths.items()}
         actions = [(other, s.action) for other in flows.values() for s in other.states.values()]
-        inbound = [o for o, a in actions if isinstance(a, f.Redirect) and a.flow == flow.id and o.id != flow.id]
-        entries = [a.state for o, a in actions if o in inbound and isinstance(a, f.Redirect) and a.flow == flow.id]
-        roots = [flow.start, flow.error_state, *entries]
+        inbound = [(o, a) for o, a in actions if isinstance(a, f.Redirect) and a.flow == flow.id and o.id != flow.id]
+        roots = [flow.start, flow.error_state, *(a.state for _, a in inbound)]
         self.roots = [n for n in dict.fromkeys(roots) if n in self.states]
         # Variables live as long as the call: flows that hand calls over may have set them.
-        self.set_names = _set_names(flow).union(*map(_set_names, inbound))
-        self.succ, self.ends = {}, set()
-        for state in self.states.values():
-            self.succ[state.name], ends = self._edges(state)
-            self.ends |= {state.name} if ends else set()
+        self.set_names = _set_names(flow).union(*(_set_names(o) for o, _ in inbound))
+        self.succ = {name: self._edges(state) for name, state in self.states.items()}
 
     def add(self, pos: Pos | None, message: str, path: str | None = None, severity: str = "warning") -> None:
         pos = pos or self.flow.pos
         path = self.paths.get((pos.line, pos.column), "") if path is None else path
         self.out.append(FlowError(pos.file, pos.line, pos.column, path, message, severity))
 
-    # -- the graph ---------------------------------------------------------------------------
-
-    def _edges(self, state: f.State) -> tuple[list[str], bool]:
-        """The states a state may lead to, and whether it may end the call or leave the flow."""
+    def _edges(self, state: f.State) -> list[str | None]:
+        """The states a state may lead to; None where it may end the call or leave the flow."""
         names = [r.target for r in state.routes if r.target not in f.SPECIAL_TARGETS]
-        names += [c.target for c in state.when] + ([state.next] if state.next else [])
-        action, ends = state.action, isinstance(state.action, (f.Hangup, f.Reject))
-        if isinstance(action, f.Gather):
-            for handler in (state.no_input, state.no_match):
-                names += [handler.on_max.name] if handler.on_max else []
-                ends |= handler.on_max is None  # the built-in goodbye
-        elif isinstance(action, f.Run):
-            failed = state.on_error.name if state.on_error else self.flow.error_state
-            names += [failed] if failed else []
-            ends |= failed is None  # the built-in apology
+        names += [c.target for c in state.when] + [state.next] * bool(state.next)
+        action = state.action
+        if isinstance(action, f.Hangup | f.Reject):
+            names.append(None)
+        elif isinstance(action, f.Gather):  # None: the built-in goodbye
+            names += [h.on_max.name if h.on_max else None for h in (state.no_input, state.no_match)]
+        elif isinstance(action, f.Run):  # None: the built-in apology
+            names.append(state.on_error.name if state.on_error else self.flow.error_state)
         elif isinstance(action, f.Redirect):
             inside = action.url is None and action.flow in (None, self.flow.id)
-            names += [action.state or self.flow.start] if inside else []
-            ends |= not inside
-        return [n for n in dict.fromkeys(names) if n in self.states], ends
+            names.append(action.state or self.flow.start if inside else None)
+        return [n for n in dict.fromkeys(names) if n is None or n in self.states]
+
+    def leads_to(self, name: str) -> list[str]:
+        """The states of this flow that `name` may lead to."""
+        return [n for n in self.succ[name] if n is not None]
 
     def silent(self, name: str) -> list[str]:
         """The states a call goes on to from `name` without waiting for anyone."""
         action = self.states[name].action
-        return self.succ[name] if action is None or isinstance(action, (f.Run, f.Redirect)) else []
+        return self.leads_to(name) if action is None or isinstance(action, f.Run | f.Redirect) else []
 
     def warnings(self) -> list[FlowError]:
         """The graph checks; every result a warning."""
-        reached = _reach(self.roots, self.succ.__getitem__)
+        reached = _reach(self.roots, self.leads_to)
         preds: dict[str, list[str]] = {n: [] for n in self.states}
-        for name, names in self.succ.items():
-            for succ in names:
+        for name in self.states:
+            for succ in self.leads_to(name):
                 preds[succ].append(name)
-        can_end = _reach(self.ends, preds.__getitem__)
+        can_end = _reach([n for n, succ in self.succ.items() if None in succ], preds.__getitem__)
         runs = {n for n, s in self.states.items() if isinstance(s.action, f.Run)}
-        hook_free = _reach(self.roots, lambda n: [] if n in runs else self.succ[n])
+        hook_free = _reach(self.roots, lambda n: [] if n in runs else self.leads_to(n))
         for name, state in self.states.items():
             if name not in reached:
-                self.add(state.pos, UNREACHABLE, path_join("states", name))
+                self.add(state.pos, _UNREACHABLE, path_join("states", name))
             elif name not in can_end and (name in self.roots or any(p in can_end for p in preds[name])):
-                self.add(state.pos, NO_END, path_join("states", name))
+                self.add(state.pos, _NO_END, path_join("states", name))
             if isinstance(state.action, f.Gather):
                 self.menu_keys(state)
                 self.digits(state)
                 self.retries(state)
-            elif isinstance(state.action, f.Dial):
-                self.dial(state.action)
-            for prompt in _prompts(state):
-                url = prompt.url if isinstance(prompt, f.Play) else None
-                if url is not None and url.template is None and not _HTTP.match(url.source):
+            for target in state.action.targets if isinstance(state.action, f.Dial) else ():
+                pattern, what = _TARGETS.get(target.kind, (".*", ""))
+                if target.value.template is None and not re.fullmatch(pattern, target.value.source):
+                    self.add(target.pos, f"'{target.value.source}' is not {what}")
+            for url in (p.url for p in _prompts(state) if isinstance(p, f.Play)):
+                if url.template is None and not _HTTP.match(url.source):
                     self.add(url.pos, f"Play needs an http(s) URL Twilio can fetch, got '{url.source}'")
         self.long_prompts()
         self.variables(hook_free, bool(runs))
         return self.out
-
-    # -- menus -------------------------------------------------------------------------------
 
     def menu_keys(self, state: f.State) -> None:
         gather: f.Gather = state.action
@@ -342,24 +308,28 @@ class _FlowChecks:
         for text in texts:
             keys = _announced(text.source)
             heard |= keys
-            for key in sorted(keys - {r.outcome for r in state.routes}) if state.next is None else ():
-                self.add(text.pos, f'the prompt announces key "{key}" but no route takes it{_ADD_ROUTE.format(key)}')
+            finish = "#" if gather.finish_on_key is None else gather.finish_on_key  # it only submits
+            for key in sorted(keys - {r.outcome for r in state.routes} - {finish}) if state.next is None else ():
+                message = f'the prompt announces key "{key}" but no route takes it'
+                self.add(text.pos, f'{message} (add routes."{key}" or reword the prompt)')
         if not texts or any(isinstance(p, f.Play) for p in spoken):
             return  # audio may announce what the text does not
         for route in state.routes:
-            if not route.inherited and f.is_digit_key(route.outcome) and route.outcome not in heard:
-                message = f'key "{route.outcome}" has a route but the prompt never announces it'
-                self.add(route.pos, message + f' (say "press {route.outcome}" or remove the route)', _route(state, route))
+            key = route.outcome
+            if not route.inherited and f.is_digit_key(key) and key not in heard:
+                message = f'key "{key}" has a route but the prompt never announces it'
+                self.add(route.pos, f'{message} (say "press {key}" or remove the route)', self._route_path(state, key))
 
     def digits(self, state: f.State) -> None:
         gather: f.Gather = state.action
         keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
         limit, why = gather.num_digits, "gather.num_digits is"
         # numDigits as Renderer._gather_attrs derives it
-        if limit is None and gather.save_as is not None:
-            if gather.length is not None and gather.length[0] == gather.length[1]:
-                limit, why = gather.length[0], "gather.length is"
-        elif limit is None and keys and all(len(k) == 1 for k in keys) and state.next is None:
+        if limit is None and gather.save_as is not None and gather.length and len(set(gather.length)) == 1:
+            limit, why = gather.length[0], "gather.length is"
+        elif (
+            limit is None and gather.save_as is None and keys and all(len(k) == 1 for k in keys) and state.next is None
+        ):
             limit = 1
         for route in state.routes:
             key = route.outcome
@@ -367,27 +337,95 @@ class _FlowChecks:
                 continue
             if limit is not None and len(key) > limit:
                 message = f'route "{key}" needs {len(key)} keys but {why} {limit}: callers can never enter it'
-                self.add(route.pos, message, _route(state, route))
+                self.add(route.pos, message, self._route_path(state, key))
             elif limit is None and any(len(k) == 1 for k in keys):
-                self.add(route.pos, f'route "{key}"{MIXED_KEYS}', _route(state, route))
+                message = f'route "{key}"{_MIXED} set gather.num_digits or use one-key routes'
+                self.add(route.pos, message, self._route_path(state, key))
 
     def retries(self, state: f.State) -> None:
         for target in dict.fromkeys(h.on_max for h in (state.no_input, state.no_match) if h.on_max):
-            parents: dict[str, str | None] = {target.name: None}
-            todo = [target.name]
-            while todo and state.name not in parents:
-                for succ in self.silent(todo.pop(0)):
-                    parents.setdefault(succ, todo.append(succ))  # type: ignore[func-returns-value]
-            if state.name in parents:
-                chain = [state.name]
-                while chain[-1] != target.name or len(chain) == 1:
-                    chain.append(parents[chain[-1]] or target.name)
-                    if chain[-1] == target.name:
-                        break
-                shown = " -> ".join([state.name, *reversed(chain)])
-                self.add(target.pos, f"menu '{state.name}' never lets a silent caller go: on_max leads back to it"
-                         f" ({shown}); send on_max to a state that ends the call", target.path)  # fmt: skip
-REST@click.command("check")
+            paths = {target.name: [target.name]}
+            for name in _reach([target.name], self.silent):  # any path back proves the loop
+                for succ in self.silent(name):
+                    paths.setdefault(succ, [*paths[name], succ])
+            if state.name in paths:
+                shown = " -> ".join([state.name, *paths[state.name]])
+                message = f"menu '{state.name}' never lets a silent caller go: on_max leads back to it ({shown})"
+                self.add(target.pos, message + "; send on_max to a state that ends the call", target.path)
+
+    def long_prompts(self) -> None:
+        memo: dict[str, tuple[float, str] | None] = {}
+
+        def wait(name: str) -> tuple[float, str] | None:
+            # Seconds of prompts from here until the caller can act, and the state where they can.
+            if name not in memo:
+                memo[name] = None  # loops of silent states are load errors; this only guards
+                action, own = self.states[name].action, _seconds(self.states[name].prompts)
+                if isinstance(action, f.Gather):
+                    memo[name] = (0.0, name)  # a key interrupts the gather's own prompts
+                elif isinstance(action, f.WAITING_ACTIONS):
+                    memo[name] = (own, name)
+                elif after := [w for n in self.silent(name) if (w := wait(n))]:
+                    seconds, until = max(after)
+                    memo[name] = (own + seconds, until)
+            return memo[name]
+
+        slow = {n: w for n in self.states if (w := wait(n)) and w[0] > MAX_WAIT}
+        inside = {succ for name in slow for succ in self.silent(name)}
+        for name, (seconds, until) in slow.items():
+            if name not in inside:
+                message = f"callers hear about {round(seconds)} s of prompts before they can act (from here to"
+                self.add(self.states[name].pos, f"{message} '{until}'{_LONG}", path_join("states", name))
+
+    def templates(self, state: f.State):
+        """(parsed template, position, key path) of every template and condition of a state."""
+        for text in _texts(state):
+            if text.template is not None:
+                yield _env.parse(text.source), text.pos, None
+        for i, cond in enumerate(state.when):
+            path = path_join(path_join(path_join("states", state.name), "when"), i) + ".if"
+            yield _env.parse("{{ (" + cond.source + ") }}"), cond.pos, path
+
+    def variables(self, hook_free, hooks: bool) -> None:
+        known = set(CONTEXT_NAMES) | self.set_names
+        why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
+        done = set()
+        for state in self.states.values():
+            if state.name not in hook_free:
+                continue  # reached only after a hook ran, which may have set anything
+            for tree, pos, path in self.templates(state):
+                for name in sorted(meta.find_undeclared_variables(tree) - known - set(_env.globals)):
+                    if (pos, name) not in done:
+                        done.add((pos, name))
+                        message = f"variable '{name}' is never set by set: or gather.save_as {why}"
+                        self.add(pos, message + did_you_mean(name, known), path)
+
+    def names(self, shared: dict, hooks: set[str]) -> list[FlowError]:
+        """Unknown hooks and schedules: errors, as when the app starts."""
+        named = [(self.flow.defaults.on_message, "defaults.on_message")]
+        for s in self.states.values():
+            path = path_join("states", s.name)
+            named += [(s.action.name if isinstance(s.action, f.Run) else None, path + ".run")]
+            named += [(s.on_message, path + ".on_message")]
+        for name, path in named:
+            if name is not None and name not in hooks:
+                hint = did_you_mean(name, hooks) or " (register it with @ivr.hook in the IVR_HOOKS module)"
+                self.add(self.where.get(path), f"unknown hook '{name}'{hint}", path, "error")
+        schedules = set(shared) | set(self.flow.schedules)
+        for state in self.states.values():
+            for tree, pos, path in self.templates(state):
+                for name in sorted(_open_names(tree) - schedules):
+                    hint = did_you_mean(name, schedules) or " (add it under schedules:, or to IVR_SCHEDULES)"
+                    self.add(pos, f"unknown schedule '{name}'{hint}", path, "error")
+        found, self.out = self.out, []  # names() runs first; warnings() starts afresh
+        return found
+
+    @staticmethod
+    def _route_path(state: f.State, key: str) -> str:
+        return path_join(path_join(path_join("states", state.name), "routes"), key)
+
+
+@click.command("check")
 @click.argument("flows", nargs=-1)
 @click.option("--strict", is_flag=True, help="Warnings count as errors (exit status 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -397,21 +435,15 @@ def check_command(flows: tuple[str, ...], strict: bool, fmt: str) -> None:
     FLOWS are flow ids (in IVR_FLOWS_DIR, default flows/) or paths to .yaml files; none: every
     flow. Exit status 1 on errors (with --strict, on warnings too).
     """
-    env = os.environ
+    env = os.environ.get
     try:
+        dirs = env("IVR_FLOWS_DIR") or "flows"
         report = run_checks(
-            flows,
-            flows_dir=env.get("IVR_FLOWS_DIR") or "flows",
-            hooks=env.get("IVR_HOOKS") or None,
-            schedules=env.get("IVR_SCHEDULES") or None,
+            flows, flows_dir=dirs, hooks=env("IVR_HOOKS") or None, schedules=env("IVR_SCHEDULES") or None
         )
     except IvrError as exc:
         raise click.ClickException(str(exc)) from None
-    if fmt == "json":
-        click.echo(report.as_json())
-    else:
-        for problem in report.problems:
-            click.echo(problem.format())
-        click.echo(report.summary())
+    lines = [p.format() for p in report.problems] + [report.summary()]
+    click.echo(report.as_json() if fmt == "json" else "\n".join(lines))
     if report.failed(strict):
-        raise click.exceptions.Exit(1)
+        sys.exit(1)  # as the other commands do: ivr.cli.main lets SystemExit through

@@ -16,6 +16,7 @@ from transitions import Machine
 from ivr import flow as f
 from ivr.errors import WebhookError
 from ivr.loader import gc_paused
+from ivr.outcomes import read_outcome, speech_table
 from ivr.schedules import open_function
 from ivr.templates import evaluate, render
 from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
@@ -23,21 +24,7 @@ from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
 __all__ = ["Engine", "HookCall", "HookResult", "Step", "new_session"]
 
 SESSION_VERSION = 1
-_NUMBER_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
 _MENU_DEPTH = 20
-_SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
 
 
 def new_session(flow_id: str) -> dict:
@@ -134,7 +121,7 @@ class Engine:
         self.zone = ZoneInfo(flow.defaults.timezone or timezone)
         self.renderer = Renderer(flow, urls or Urls())
         self.speech_routes = {
-            name: _speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
+            name: speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
         }
         with gc_paused():
             self.machine = self._build_machine()
@@ -295,7 +282,7 @@ class Engine:
             return self._screen_leg(current, session, params, now, event)
         session["flow"] = self.flow.id
         call = _Call(self, state, session, params, self._local(now))
-        outcome = self.outcome(current, params, event, session)
+        outcome = read_outcome(current, params, event, session, self.speech_routes.get(state, ()))
         call._context = None
         self.fire(call, outcome)
         if call.back:
@@ -320,89 +307,6 @@ class Engine:
         trigger.trigger(call)
 
     # -- reading the request -----------------------------------------------------------------
-
-    def outcome(self, state: f.State, params: dict, event: str | None, session: dict) -> str:
-        """The outcome a request reports for a state's waiting verb."""
-        action = state.action
-        if event is not None:
-            allowed = {f.Gather: "no_input", f.Record: "no_recording"}.get(type(action))
-            if event != allowed:
-                raise WebhookError(f"event '{event}' does not fit state '{state.name}'")
-            return event
-        if isinstance(action, f.Gather):
-            return self._gather_outcome(state, params, session)
-        if isinstance(action, f.Record):
-            url = params.get("RecordingUrl")
-            if not url:
-                return "no_recording"
-            session["recording"] = {
-                "url": url,
-                "sid": params.get("RecordingSid", ""),
-                "duration": _int(params.get("RecordingDuration")),
-                "digits": params.get("Digits", ""),
-            }
-            return "recorded"
-        if isinstance(action, f.Dial):
-            status = params.get("DialCallStatus", "")
-            session["dial"] = {
-                "status": status,
-                "sid": params.get("DialCallSid", ""),
-                "duration": _int(params.get("DialCallDuration")),
-            }
-            screened = session.get("screens", {}).pop(state.name, None)
-            # Answered but not accepted (no key, a voicemail box): whatever status Twilio reports.
-            if action.screen is not None and status in ("completed", "answered") and screened != "accepted":
-                return f.DECLINED
-            return status if status in f.DIAL_OUTCOMES else "failed"
-        if isinstance(action, f.Enqueue):
-            result = params.get("QueueResult", "")
-            session["queue"] = {"result": result, "time": _int(params.get("QueueTime"))}
-            return result if result in f.ENQUEUE_OUTCOMES else "error"
-        raise WebhookError(f"state '{state.name}' waits for nothing; it takes no results")
-
-    def _gather_outcome(self, state: f.State, params: dict, session: dict) -> str:
-        digits = params.get("Digits", "")
-        speech = params.get("SpeechResult", "")
-        confidence = _float(params.get("Confidence"))
-        session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
-        gather: f.Gather = state.action
-        unmatched = f.NEXT_EVENT if state.next and gather.save_as is None else "no_match"
-        if digits:
-            if self._routes_key(state, digits):
-                return digits
-            return self._collect(gather, digits, session) if gather.save_as else unmatched
-        if not speech:
-            return "no_input"
-        if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
-            return unmatched
-        text = f" {f.normalize_speech(speech)} "
-        for phrase, outcome in self.speech_routes[state.name]:
-            if phrase in text:
-                return outcome
-        # "one" or "1" said to a keypad menu means the key.
-        spoken = text.strip()
-        key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPOKEN_DIGITS.match(spoken) else None)
-        if key and self._routes_key(state, key):
-            return key
-        if gather.save_as:
-            return self._collect(gather, key or speech.strip(), session)
-        return unmatched
-
-    @staticmethod
-    def _collect(gather: f.Gather, value: str, session: dict) -> str:
-        """Collected input: kept in its variable when it has the pattern and length asked for."""
-        if gather.length is not None:
-            fewest, most = gather.length
-            if not (value.isdigit() and fewest <= len(value) <= most):
-                return "no_match"
-        if gather.pattern is not None and not gather.pattern.fullmatch(value):
-            return "no_match"
-        session["vars"][gather.save_as] = value
-        return f.VALID_EVENT
-
-    @staticmethod
-    def _routes_key(state: f.State, key: str) -> bool:
-        return any(r.outcome == key for r in state.routes)
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -527,19 +431,6 @@ class Engine:
         return now.astimezone(self.zone)
 
 
-def _speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
-    """(padded phrase, outcome) pairs in declared order, for word-boundary matching."""
-    table = []
-    for route in state.routes:
-        # A key route's synonyms are what a caller may say instead of pressing it.
-        phrases = route.synonyms if f.is_digit_key(route.outcome) else (route.outcome, *route.synonyms)
-        for phrase in phrases:
-            normal = f.normalize_speech(phrase)
-            if normal:
-                table.append((f" {normal} ", route.outcome))
-    return tuple(table)
-
-
 def _condition(cond: f.Condition):
     where = f"{cond.pos}: if {cond.source!r}"
 
@@ -590,17 +481,3 @@ def _number_or_text(value: str):
         if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
             return number
     return value
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -63,8 +63,13 @@ class RedisStore(SessionStore):
         options = _options(url)
         self.prefix = prefix
         # Where errors say the store is: scheme, host, port and database; never the password.
-        self.where = f"{url.split('://', 1)[0]}://{options.get('host', 'localhost')}:{options.get('port', 6379)}"
-        self.where += f"/{options.get('db', 0)}"
+        scheme, host, port, db = (
+            url.split("://", 1)[0],
+            options["host"],
+            options.get("port", 6379),
+            options.get("db", 0),
+        )
+        self.where = f"{scheme}://{host}:{port}/{db}"
         self._password = options.get("password")
         options.update(
             socket_timeout=timeout,

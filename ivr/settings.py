@@ -23,7 +23,9 @@ DEFAULTS: dict[str, str | None] = {
     "TWILIO_AUTH_TOKEN": None,
     "TWILIO_API_KEY": None,
     "TWILIO_API_SECRET": None,
+    "TWILIO_FROM_NUMBER": None,
     "IVR_TIMEZONE": "UTC",
+    "IVR_API_TOKEN": None,
     "IVR_HOOKS": None,
     "IVR_SCHEDULES": None,
     "IVR_HOOK_TIMEOUT": "3",
@@ -31,6 +33,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_PHONE": None,  # on in development
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
+    "IVR_CALL_HOURS": None,
     "IVR_REDIS_PREFIX": "ivr:",
 }
 _TRUE = ("1", "true", "yes", "on")

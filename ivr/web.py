@@ -18,7 +18,7 @@ from ivr.callbacks import callbacks
 from ivr.effects import carry_out_later
 from ivr.effects import init_app as init_effects
 from ivr.engine import Engine, Step, new_session
-from ivr.errors import FlowLoadError, WebhookError
+from ivr.errors import FlowLoadError, StoreError, WebhookError
 from ivr.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.http import SESSION_GRACE, SESSION_TTL
@@ -49,7 +49,9 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
         logging.getLogger("transitions").setLevel(logging.WARNING)
     app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
     urls = Urls(settings["IVR_PUBLIC_URL"])
-    app.extensions["ivr.store"] = store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
+    app.extensions["ivr.store"] = store = open_store(
+        settings["IVR_STORE"], env=settings["IVR_ENV"], prefix=settings["IVR_REDIS_PREFIX"]
+    )
     app.extensions["ivr.flows"] = FlowRegistry(
         settings["IVR_FLOWS_DIR"],
         urls,
@@ -154,6 +156,10 @@ def _answer(flow_id: str, state: str | None, step_fn):
             state or "(entry)",
             exc,
         )
+    except StoreError as exc:  # down or slow: do not wait on it again for the error state
+        log.error("CallSid=%s flow=%s state=%s: %s; answering with the error state without the store",
+                  sid or "-", flow_id, state or "(entry)", exc)  # fmt: skip
+        return _xml(_error_twiml(engine, "", params, now))
     except Exception:
         log.exception(
             "CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",

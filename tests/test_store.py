@@ -397,11 +397,6 @@ def test_open_store_memory_in_tests_and_development(env, clock):
         ),
         ("memory://", "production", "set IVR_STORE=sqlite:///... or redis://..."),
         (
-            "redis://:secret@cache:6379/0",
-            "production",
-            "IVR_STORE=redis://... needs the Redis store, which this version does not have yet; use sqlite:///path",
-        ),
-        (
             "postgres://db/ivr",
             "development",
             "IVR_STORE=postgres://... is not a session store URL; use sqlite:///relative/path, "

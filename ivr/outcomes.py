@@ -1,0 +1,138 @@
+"""What a webhook reports for a state's waiting verb: the outcome the machine fires, read from
+Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueResult)."""
+
+from __future__ import annotations
+
+import re
+
+from ivr import flow as f
+from ivr.errors import WebhookError
+
+__all__ = ["read_outcome", "speech_table"]
+
+_NUMBER_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+_SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
+
+
+def read_outcome(state: f.State, params: dict, event: str | None, session: dict, speech_routes) -> str:
+    """The outcome a request reports for a state's waiting verb."""
+    action = state.action
+    if event is not None:
+        allowed = {f.Gather: "no_input", f.Record: "no_recording"}.get(type(action))
+        if event != allowed:
+            raise WebhookError(f"event '{event}' does not fit state '{state.name}'")
+        return event
+    if isinstance(action, f.Gather):
+        return _gather_outcome(state, params, session, speech_routes)
+    if isinstance(action, f.Record):
+        url = params.get("RecordingUrl")
+        if not url:
+            return "no_recording"
+        session["recording"] = {
+            "url": url,
+            "sid": params.get("RecordingSid", ""),
+            "duration": _int(params.get("RecordingDuration")),
+            "digits": params.get("Digits", ""),
+        }
+        return "recorded"
+    if isinstance(action, f.Dial):
+        status = params.get("DialCallStatus", "")
+        session["dial"] = {
+            "status": status,
+            "sid": params.get("DialCallSid", ""),
+            "duration": _int(params.get("DialCallDuration")),
+        }
+        screened = session.get("screens", {}).pop(state.name, None)
+        # Answered but not accepted (no key, a voicemail box): whatever status Twilio reports.
+        if action.screen is not None and status in ("completed", "answered") and screened != "accepted":
+            return f.DECLINED
+        return status if status in f.DIAL_OUTCOMES else "failed"
+    if isinstance(action, f.Enqueue):
+        result = params.get("QueueResult", "")
+        session["queue"] = {"result": result, "time": _int(params.get("QueueTime"))}
+        return result if result in f.ENQUEUE_OUTCOMES else "error"
+    raise WebhookError(f"state '{state.name}' waits for nothing; it takes no results")
+
+
+def _gather_outcome(state: f.State, params: dict, session: dict, speech_routes) -> str:
+    digits = params.get("Digits", "")
+    speech = params.get("SpeechResult", "")
+    confidence = _float(params.get("Confidence"))
+    session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
+    gather: f.Gather = state.action
+    unmatched = f.NEXT_EVENT if state.next and gather.save_as is None else "no_match"
+    if digits:
+        if _routes_key(state, digits):
+            return digits
+        return _collect(gather, digits, session) if gather.save_as else unmatched
+    if not speech:
+        return "no_input"
+    if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
+        return unmatched
+    text = f" {f.normalize_speech(speech)} "
+    for phrase, outcome in speech_routes:
+        if phrase in text:
+            return outcome
+    # "one" or "1" said to a keypad menu means the key.
+    spoken = text.strip()
+    key = _NUMBER_WORDS.get(spoken) or (spoken.replace(" ", "") if _SPOKEN_DIGITS.match(spoken) else None)
+    if key and _routes_key(state, key):
+        return key
+    if gather.save_as:
+        return _collect(gather, key or speech.strip(), session)
+    return unmatched
+
+
+def _collect(gather: f.Gather, value: str, session: dict) -> str:
+    """Collected input: kept in its variable when it has the pattern and length asked for."""
+    if gather.length is not None:
+        fewest, most = gather.length
+        if not (value.isdigit() and fewest <= len(value) <= most):
+            return "no_match"
+    if gather.pattern is not None and not gather.pattern.fullmatch(value):
+        return "no_match"
+    session["vars"][gather.save_as] = value
+    return f.VALID_EVENT
+
+
+def _routes_key(state: f.State, key: str) -> bool:
+    return any(r.outcome == key for r in state.routes)
+
+
+def speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
+    """(padded phrase, outcome) pairs in declared order, for word-boundary matching."""
+    table = []
+    for route in state.routes:
+        # A key route's synonyms are what a caller may say instead of pressing it.
+        phrases = route.synonyms if f.is_digit_key(route.outcome) else (route.outcome, *route.synonyms)
+        for phrase in phrases:
+            normal = f.normalize_speech(phrase)
+            if normal:
+                table.append((f" {normal} ", route.outcome))
+    return tuple(table)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
