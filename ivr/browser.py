@@ -6,7 +6,7 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
 `ivr.phone.Phone` over `WsgiTransport(app)`, in-process, so hooks run and their effects are listed.
 
     GET  /phone                     the page
-    GET  /phone/flows               {flows: [{id, title, start, states}], problems: [text]}
+    GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text]}
     GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
     POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
     GET  /phone/calls/<id>          the call, with everything heard so far
@@ -95,6 +95,7 @@ class LiveCalls:
         self.phone = the_phone
         self.size, self.idle, self.clock = size, idle, clock
         self._calls: OrderedDict[str, _Live] = OrderedDict()
+        self.graphs: dict[tuple[str, str], dict] = {}  # (flow id, version) -> graph_data
         self._lock = threading.Lock()
 
     def add(self, call: PhoneCall) -> _Live:
@@ -140,9 +141,9 @@ class _Refused(Exception):
 @phone.route("")
 def page():
     """The browser phone."""
-    response = phone.send_static_file("index.html")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    with phone.open_resource("static/phone/index.html") as page_file:  # small; read whole, never left open
+        body = page_file.read()
+    return current_app.response_class(body, mimetype="text/html", headers={"Cache-Control": "no-cache"})
 
 
 @phone.route("/flows")
@@ -151,7 +152,13 @@ def flows():
     registry = current_app.extensions["ivr.flows"]
     registry.refresh()
     listed = [
-        {"id": fid, "title": flow.title or fid, "start": flow.start, "states": len(flow.states)}
+        {
+            "id": fid,
+            "title": flow.title or fid,
+            "start": flow.start,
+            "states": len(flow.states),
+            "version": flow.content_hash,
+        }
         for fid, flow in sorted(registry.flows.items())
     ]
     return jsonify(flows=listed, problems=_problems())
@@ -164,8 +171,15 @@ def graph(flow_id: str):
         from ivr.graph import graph_data
     except ImportError:
         raise _Refused(503, "the flow graph is not available (ivr.graph is missing)") from None
-    data = graph_data(_flow(flow_id))
-    return jsonify(nodes=data["nodes"], edges=data["edges"], start=_flow(flow_id).start, flow=flow_id)
+    flow = _flow(flow_id)
+    graphs = current_app.extensions["ivr.browser"].graphs
+    key = (flow.id, flow.content_hash)
+    if key not in graphs:  # drawing builds a machine: once per version of a flow
+        if len(graphs) >= 100:
+            graphs.clear()
+        graphs[key] = graph_data(flow)
+    data = graphs[key]
+    return jsonify(nodes=data["nodes"], edges=data["edges"], start=flow.start, flow=flow.id)
 
 
 # -- calls --------------------------------------------------------------------------------------

@@ -70,23 +70,22 @@ def status():
 
 def _campaign_outcome(store, sid: str, status: str, answered_by: str | None) -> None:
     """A campaign call's fate, kept with its row for `python -m ivr campaign status`."""
-    placed = store.get(f"call:{sid}")
-    if not placed or not placed.get("campaign") or not placed.get("row"):
-        return
+    from ivr.campaign import CAMPAIGN_TTL
+
     outcome = "answered" if status == "completed" else status
     if status == "completed" and (answered_by or "").startswith(("machine", "fax")):
         outcome = "machine"
+    placed = store.get(f"call:{sid}")
+    if placed is None:
+        # The callback beat the create request's answer: the campaign merges this in when it links the call.
+        store.update(f"call:{sid}", lambda current: {**(current or {}), "outcome": outcome}, _CALL_TTL)
+        return
+    if not placed.get("campaign") or not placed.get("row"):
+        return
+    store.update(placed["row"], lambda row: None if row is None else {**row, "outcome": outcome}, CAMPAIGN_TTL)
 
-    def update(row):
-        if row is None:
-            return None
-        row["outcome"] = outcome
-        return row
 
-    store.update(placed["row"], update, _ROW_TTL)
-
-
-_ROW_TTL = 90 * 24 * 3600
+_CALL_TTL = 7 * 24 * 3600
 
 
 @callbacks.route("/twilio/fallback", methods=["GET", "POST"])

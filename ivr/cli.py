@@ -38,14 +38,13 @@ def cli() -> None:
 
 def _register() -> None:
     """Commands that live beside what they work on."""
+    from ivr.campaign import campaign_group
+    from ivr.check import check_command
     from ivr.graph import graph_command
+    from ivr.outbound import call_command, sms_command
 
-    cli.add_command(graph_command)
-    try:
-        from ivr.check import check_command
-    except ImportError:  # pragma: no cover - while check is being written
-        return
-    cli.add_command(check_command)
+    for command in (call_command, campaign_group, check_command, graph_command, sms_command):
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,13 +15,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Protocol
 from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
-from werkzeug.test import Client
 
 from ivr.errors import IvrError
+from ivr.transport import HttpTransport, Transport, TransportError, WsgiTransport, url_with_params
 
 __all__ = [
     "APPLICATION_ERROR_TEXT",
@@ -59,14 +58,6 @@ class PhoneError(IvrError):
     """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
 
 
-class TransportError(PhoneError):
-    """A webhook could not be fetched; `code` is Twilio's error code for it (11205)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        self.code = code
-        super().__init__(message)
-
-
 @dataclass(frozen=True, slots=True)
 class Heard:
     """One thing the caller heard: a Say's text, a Play's URL, or a Pause's seconds."""
@@ -100,70 +91,6 @@ class CallError:
 
     code: int
     message: str
-
-
-class Transport(Protocol):
-    """How the phone reaches the app: one request, its status and body."""
-
-    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-        """Send `params` (query for GET, form body for POST) and return (status, body)."""
-
-
-def url_with_params(url: str, params: dict[str, str]) -> str:
-    """The URL of a GET request: `params` appended to the query, as Twilio sends and signs it."""
-    if not params:
-        return url
-    separator = "&" if urllib.parse.urlsplit(url).query else "?"
-    return url + separator + urllib.parse.urlencode(params)
-
-
-class WsgiTransport:
-    """Calls a WSGI app in-process through werkzeug's test client."""
-
-    def __init__(self, app) -> None:
-        self.client = Client(app, use_cookies=False)
-
-    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-        """Send one request to the app and return (status, body)."""
-        parts = urllib.parse.urlsplit(url_with_params(url, params) if method == "GET" else url)
-        response = self.client.open(
-            parts.path or "/",
-            base_url=f"{parts.scheme}://{parts.netloc}",
-            method=method,
-            query_string=parts.query or None,
-            data=None if method == "GET" else params,
-            headers=headers,
-            # The phone runs on this machine: the app's loopback rule must see it as local.
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        )
-        try:
-            return response.status_code, response.get_data(as_text=True)
-        finally:
-            response.close()
-
-
-class HttpTransport:
-    """Calls a running server over HTTP with urllib; no answer in `timeout` seconds is error 11205."""
-
-    def __init__(self, timeout: float = 15.0) -> None:
-        self.timeout = timeout
-
-    def request(self, method: str, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-        """Send one request and return (status, body); TransportError(11205) when it fails."""
-        # urllib sends a body as application/x-www-form-urlencoded, as Twilio does.
-        data = None if method == "GET" else urllib.parse.urlencode(params).encode()
-        url = url_with_params(url, params) if method == "GET" else url
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, exc.read().decode("utf-8", "replace")
-        except OSError as exc:  # URLError, a timeout, or a connection reset mid-answer
-            reason = getattr(exc, "reason", exc)
-            why = f"no answer within {self.timeout:g} s" if isinstance(reason, TimeoutError) else f"failed ({reason})"
-            raise TransportError(11205, f"{method} {url}: {why}") from None
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ivr import security
 from ivr.api import init_app as init_api
+from ivr.browser import init_app as init_browser
 from ivr.callbacks import callbacks
 from ivr.effects import carry_out_later
 from ivr.effects import init_app as init_effects
@@ -42,7 +43,7 @@ voice.before_request(security.check_webhook)
 def create_app(config: dict | None = None, *, clock=None) -> Flask:
     """Build the app: settings (code, environment, `config`), flows, store, security, routes."""
     settings = load_settings(config)
-    app = Flask("ivr")
+    app = Flask("ivr", static_folder=None)  # the browser phone serves its own files, only when it is on
     app.config.update(settings)
     # transitions logs every callback at INFO; an IVR's log is about calls.
     if logging.getLogger("transitions").level == logging.NOTSET:
@@ -72,6 +73,7 @@ def create_app(config: dict | None = None, *, clock=None) -> Flask:
     app.register_blueprint(voice)
     app.register_blueprint(texts)
     init_api(app)
+    init_browser(app)
     app.register_blueprint(callbacks)
     app.add_url_rule("/healthz", "healthz", _healthz)
     return app

@@ -246,3 +246,39 @@ def test_a_text_conversation_follows_the_flow_into_another_flow(app):
 def test_an_unsigned_text_is_refused(app):
     response = app.test_client().post("/sms/main", data={"From": "+1555", "To": "+1666", "Body": "1"})
     assert response.status_code == 403
+
+
+def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
+    from conftest import ACCOUNT
+
+    from ivr.campaign import Campaign, campaign_group, read_contacts
+    from ivr.twilio_client import make_client
+
+    app, http = outbound
+    sids = iter(f"CA{n:032d}" for n in range(1, 10))
+    http.respond_with("POST", r"/Calls\.json$", lambda request: (201, call_json(request, next(sids))))
+    csv = tmp_path / "spring.csv"
+    csv.write_text("to,name,order\n+14155550001,Ada,1\n+14155550002,Bob,2\n+14155550003,Cy,3\n")
+    store = app.extensions["ivr.store"]
+    settings = {**app.config, "TWILIO_ACCOUNT_SID": ACCOUNT}
+    client = make_client(settings, http_client=http)
+    campaign = Campaign(settings, "spring", "orders", client=client, store=store,
+                        flows=app.extensions["ivr.flows"].flows, sleep=lambda s: None)  # fmt: skip
+    campaign.run(read_contacts(csv))
+    web = app.test_client()
+    for sid, status, answered_by in [(f"CA{1:032d}", "completed", "human"), (f"CA{2:032d}", "completed",
+                                     "machine_end_beep"), (f"CA{3:032d}", "busy", "")]:  # fmt: skip
+        params = {"AccountSid": ACCOUNT, "CallSid": sid, "CallStatus": status, "AnsweredBy": answered_by}
+        url = f"{PUBLIC}/twilio/status"
+        assert (
+            web.post("/twilio/status", data=params, headers={"X-Twilio-Signature": sign(url, params)}).status_code
+            == 200
+        )
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(campaign_group, ["status", "spring"], obj={"settings": settings, "store": store})
+    assert result.exit_code == 0, result.output
+    lines = result.output
+    assert "+14155550001" in lines and "answered" in lines
+    assert "+14155550002" in lines and "machine" in lines
+    assert "+14155550003" in lines and "busy" in lines

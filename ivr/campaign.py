@@ -1,0 +1,599 @@
+"""Campaigns: call every row of a CSV file into a flow, politely, once each, and survive being stopped.
+
+Each row lives in the session store under `campaign:<name>:<number>` (the number normalised to E.164):
+
+    {"line": 7, "to": "+15551230007", "status": "pending" | "placed" | "failed" | "held",
+     "sid": "CA...", "reason": "...", "outcome": "answered" | "busy" | ..., "updated": "2026-...Z"}
+
+A row is marked pending before its create request and is never sent again by a later run while
+pending (the request may have reached Twilio); placed and failed rows are done; held rows (outside
+the calling hours, or left when a run stopped) are called by the next run. The app's status
+callbacks write `outcome` into the row (see `ivr.outbound`: `call:<CallSid>` names the row).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from ivr.errors import ConfigError, IvrError, TwilioCallError
+from ivr.outbound import (
+    E164,
+    VARIABLE_NAME,
+    CallOutcomeUnknown,
+    CallRequestError,
+    DryRequest,
+    caller_id,
+    check_target,
+    check_variables,
+    command_deps,
+    command_settings,
+    now_iso,
+    open_settings_store,
+    place_call,
+    public_url,
+)
+
+__all__ = [
+    "CAMPAIGN_TTL",
+    "CallHours",
+    "Campaign",
+    "Contact",
+    "Summary",
+    "campaign_group",
+    "normalise_number",
+    "read_contacts",
+    "row_key",
+    "run_campaign_command",
+    "status_report",
+]
+
+CAMPAIGN_TTL = 30 * 24 * 3600.0  # rows (and their outcomes) are kept a month after their last change
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# Twilio's answers that say nothing about the row but about the account or the setup: stop the run.
+FATAL_CODES = {20003, 20005, 20008, 20404, 21205, 21210, 21212, 21213}
+RETRIES = 5  # a rate-limited or failed-on-Twilio's-side request is tried this many more times
+DONE = ("pending", "placed", "failed")
+
+
+def row_key(name: str, number: str) -> str:
+    """The store key of a campaign's row: `campaign:<name>:<E.164 number>`."""
+    return f"campaign:{name}:{number}"
+
+
+def normalise_number(text: str | None) -> str | None:
+    """The number in E.164 with spaces, dots, dashes and brackets removed (00 becomes +); None when invalid."""
+    cleaned = re.sub(r"[\s().\-]", "", text or "")
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    return cleaned if E164.match(cleaned) else None
+
+
+# -- the CSV ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One row of a campaign's CSV: its line, the number as written and normalised, zone, variables."""
+
+    line: int
+    raw: str
+    to: str | None
+    timezone: str | None
+    variables: dict
+    problem: str | None = None
+
+
+def read_contacts(path: str | Path) -> list[Contact]:
+    """Read a campaign CSV; CallRequestError for a file-wide problem, `Contact.problem` for a bad row."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            if not header or not any(cell.strip() for cell in header):
+                raise CallRequestError(f"{path}: the file is empty; its first line names the columns (to, ...)")
+            names = _columns(path, header)
+            return [contact for cells in reader if (contact := _contact(reader.line_num, cells, names)) is not None]
+    except UnicodeDecodeError as exc:
+        raise CallRequestError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise CallRequestError(f"{path}: not a readable CSV file: {exc}") from None
+
+
+def _columns(path: Path, header: list[str]) -> list[str]:
+    names = [cell.strip() for cell in header]
+    lowered = [name.lower() for name in names]
+    if "to" not in lowered:
+        raise CallRequestError(
+            f"{path}:1: no 'to' column (columns: {', '.join(names)}); name the column of numbers 'to'"
+        )
+    for index, name in enumerate(names):
+        if lowered[index] in ("to", "timezone"):
+            names[index] = lowered[index]
+        elif not VARIABLE_NAME.match(name):
+            raise CallRequestError(
+                f"{path}:1: column {name!r} cannot be a variable: use letters, digits and _, "
+                "not starting with a digit (e.g. first_name)"
+            )
+        if names.index(names[index]) != index:
+            raise CallRequestError(f"{path}:1: column {names[index]!r} appears twice")
+    return names
+
+
+def _contact(line: int, cells: list[str], names: list[str]) -> Contact | None:
+    if not any(cell.strip() for cell in cells):
+        return None  # blank lines are not rows
+    values = dict(zip(names, cells, strict=False))
+    raw = values.pop("to", "").strip()
+    zone = values.pop("timezone", "").strip() or None
+    problem = None
+    number = normalise_number(raw)
+    if len(cells) > len(names):
+        problem = f"{len(cells)} fields but {len(names)} columns"
+    elif number is None:
+        problem = f"{raw!r} is not a phone number in E.164: write + country code and number, e.g. +15551234567"
+    elif zone is not None and not _zone_ok(zone):
+        problem = f"unknown time zone {zone!r}: use an IANA name such as America/New_York"
+    return Contact(line, raw, number, zone, values, problem)
+
+
+def _zone_ok(name: str) -> bool:
+    with suppress(ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(name) is not None
+    return False
+
+
+# -- calling hours ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallHours:
+    """Allowed calling hours such as 09:00-20:00 (an end before the start runs past midnight)."""
+
+    start: dtime
+    end: dtime
+
+    @classmethod
+    def parse(cls, text: str) -> CallHours:
+        """Read `HH:MM-HH:MM`; ConfigError naming IVR_CALL_HOURS when it is not that."""
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text or "")
+        try:
+            if not match:
+                raise ValueError
+            h1, m1, h2, m2 = (int(part) for part in match.groups())
+            start, end = dtime(h1, m1), dtime(h2, m2) if (h2, m2) != (24, 0) else dtime(0, 0)
+            if start == end:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"IVR_CALL_HOURS={text!r}: give the allowed calling hours as HH:MM-HH:MM, e.g. 09:00-20:00"
+            ) from None
+        return cls(start, end)
+
+    def allows(self, moment: datetime) -> bool:
+        """Whether a call may start at `moment` (a local time of the row's zone)."""
+        now = moment.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+# -- a run --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a run did, row by row: (line, number, detail) in each list."""
+
+    name: str
+    flow: str
+    dry_run: bool = False
+    placed: list[tuple[int, str, str]] = field(default_factory=list)
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
+    held: list[tuple[int, str, str]] = field(default_factory=list)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    requests: list[DryRequest] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped before the last row
+    not_reached: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """No row failed and the run went to the end."""
+        return not self.failed and self.stopped is None
+
+    def report(self) -> str:
+        """The summary printed at the end of a run."""
+        verb = "would place" if self.dry_run else "placed"
+        lines = [
+            f"campaign {self.name} ({self.flow}): {len(self.placed)} {verb}, {len(self.failed)} failed, "
+            f"{len(self.held)} held, {len(self.skipped)} skipped"
+        ]
+        for title, rows in (("failed", self.failed), ("held", self.held), ("skipped", self.skipped)):
+            if rows:
+                lines.append(f"{title}:")
+                lines.extend(f"  line {line} {number}: {detail}" for line, number, detail in rows)
+        if self.stopped:
+            unreached = f" ({self.not_reached} rows not reached)" if self.not_reached else ""
+            lines.append(f"stopped: {self.stopped}{unreached}")
+        if (self.held or self.stopped) and not self.dry_run:
+            lines.append("run the same command again to continue: nobody is called twice")
+        if self.dry_run:
+            lines.append("dry run: nothing sent, nothing stored")
+        return "\n".join(lines)
+
+
+class _Stop(Exception):
+    """Ends a run early; the message says why."""
+
+
+class Campaign:
+    """Places a campaign's calls: one per row, `rate` per second, inside the calling hours, at most once."""
+
+    def __init__(
+        self,
+        settings: dict,
+        name: str,
+        flow: str,
+        *,
+        client,
+        store,
+        flows: dict | None = None,
+        state: str | None = None,
+        variables: dict | None = None,
+        rate: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        retries: int = RETRIES,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        **call_options,
+    ) -> None:
+        """`call_options` go to every `place_call`: from_, machine_detection, timeout."""
+        if not NAME.match(name or ""):
+            raise CallRequestError(f"campaign name {name!r}: use letters, digits, _ and - (--campaign NAME)")
+        if not rate > 0:
+            raise CallRequestError(f"rate {rate!r}: give calls per second above 0 (--rate)")
+        if flows is None:
+            from ivr.loader import load_flows
+
+            flows = load_flows(settings.get("IVR_FLOWS_DIR") or "flows")
+        # Whatever would fail every row fails here, before the first row.
+        check_target(settings, flows, flow, state)
+        caller_id(settings, call_options.get("from_"))
+        public_url(settings)
+        hours = settings.get("IVR_CALL_HOURS")
+        self.hours = CallHours.parse(hours) if hours else None
+        self.zone = settings.get("IVR_TIMEZONE") or "UTC"
+        self.settings, self.name, self.flow, self.state = settings, name, flow, state
+        self.variables = check_variables(variables)
+        self.call_options = call_options
+        self.client, self.store, self.flows = client, store, flows
+        self.interval = 1.0 / rate
+        self.clock, self.sleep = clock, sleep
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self._last: float | None = None
+
+    def run(
+        self, contacts: Iterable[Contact], *, dry_run: bool = False, on_row: Callable[[Contact], None] | None = None
+    ) -> Summary:
+        """Call every row that is due; return what happened. Safe to run again with the same rows."""
+        summary = Summary(self.name, self.flow, dry_run=dry_run)
+        if not dry_run:
+            self._claim_name()
+        seen: dict[str, int] = {}
+        for contact in contacts:
+            if summary.stopped:
+                summary.not_reached += 1
+            else:
+                try:
+                    self._row(contact, seen, summary, dry_run)
+                except _Stop as stop:
+                    summary.stopped = f"line {contact.line}: {stop}"
+                except KeyboardInterrupt:
+                    summary.stopped = f"interrupted at line {contact.line}"
+            if on_row is not None:
+                on_row(contact)
+        return summary
+
+    def _claim_name(self) -> None:
+        """Tie the campaign's name to its flow, so that a second CSV under the same name cannot mix in."""
+        found: dict = {}
+
+        def claim(old: dict | None) -> dict:
+            found.update(old or {})
+            return old or {"flow": self.flow, "state": self.state, "created": now_iso(self.clock)}
+
+        self.store.update(f"campaign:{self.name}", claim, CAMPAIGN_TTL)
+        if found and found.get("flow") != self.flow:
+            raise CallRequestError(
+                f"campaign '{self.name}' calls flow '{found.get('flow')}', not '{self.flow}': "
+                "give another --campaign NAME"
+            )
+
+    def _row(self, contact: Contact, seen: dict[str, int], summary: Summary, dry_run: bool) -> None:
+        if contact.problem is not None:
+            summary.failed.append((contact.line, contact.raw, contact.problem))
+            return
+        number = contact.to
+        if number in seen:
+            summary.skipped.append((contact.line, number, f"duplicate of line {seen[number]}"))
+            return
+        seen[number] = contact.line
+        key = row_key(self.name, number)
+        done = _already(self.store.get(key), self.name, number)
+        if done:
+            summary.skipped.append((contact.line, number, done))
+            return
+        zone = contact.timezone or self.zone
+        local = datetime.fromtimestamp(self.clock(), ZoneInfo(zone))
+        if self.hours is not None and not self.hours.allows(local):
+            reason = f"outside calling hours {self.hours} (IVR_CALL_HOURS): {local:%H:%M} in {zone}"
+            summary.held.append((contact.line, number, reason))
+            if not dry_run:
+                self._write(key, contact, status="held", reason=reason)
+            return
+        variables = {**self.variables, **contact.variables}
+        if dry_run:
+            result = self._place(contact, variables, key, dry_run=True)
+            summary.requests.append(result.request)
+            summary.placed.append((contact.line, number, "dry run"))
+            return
+        if not self._claim(key, contact):
+            summary.skipped.append((contact.line, number, "taken by another run of this campaign"))
+            return
+        self._call(contact, variables, key, summary)
+
+    def _call(self, contact: Contact, variables: dict, key: str, summary: Summary) -> None:
+        number = contact.to
+        attempt = 0
+        while True:
+            try:
+                result = self._place(contact, variables, key)
+            except CallOutcomeUnknown as exc:
+                self._write(key, contact, reason=str(exc))  # stays pending: never sent again by itself
+                raise _Stop(str(exc)) from None
+            except TwilioCallError as exc:
+                if _retryable(exc) and attempt < self.retries:
+                    self.sleep(min(self.backoff * 2**attempt, self.max_backoff))
+                    attempt += 1
+                    continue
+                if not (_retryable(exc) or _fatal(exc)):  # a bad row: say so and go on
+                    self._write(key, contact, status="failed", reason=str(exc))
+                    summary.failed.append((contact.line, number, str(exc)))
+                    return
+                self._write(key, contact, status="held", reason=f"not placed: {exc}")
+                tries = f"Twilio still refused after {attempt + 1} tries: " if _retryable(exc) else ""
+                raise _Stop(f"{tries}{exc}") from None
+            except IvrError as exc:  # refused before sending (a setting, a variable): nothing went out
+                self._write(key, contact, status="held", reason=f"not placed: {exc}")
+                raise _Stop(str(exc)) from None
+            fields = {"status": "placed", "sid": result.sid, "reason": None}
+            if result.outcome:
+                fields["outcome"] = result.outcome
+            self._write(key, contact, **fields)
+            summary.placed.append((contact.line, number, result.sid))
+            return
+
+    def _place(self, contact: Contact, variables: dict, key: str, *, dry_run: bool = False):
+        if not dry_run:
+            self._pace()
+        return place_call(
+            self.settings,
+            self.flow,
+            contact.to,
+            state=self.state,
+            variables=variables,
+            client=self.client,
+            store=self.store,
+            flows=self.flows,
+            dry_run=dry_run,
+            campaign=self.name,
+            row=key,
+            **self.call_options,
+        )
+
+    def _pace(self) -> None:
+        """Wait until a create request is due: at most one per `interval` seconds."""
+        if self._last is not None:
+            wait = self._last + self.interval - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+        self._last = self.clock()
+
+    def _claim(self, key: str, contact: Contact) -> bool:
+        """Mark the row pending, atomically; False when another run got there first."""
+        taken = False
+
+        def claim(old: dict | None) -> dict:
+            nonlocal taken
+            if old is not None and old.get("status") in DONE:
+                taken = True
+                return old
+            return self._fields(old, contact, status="pending", sid=None, reason=None)
+
+        self.store.update(key, claim, CAMPAIGN_TTL)
+        return not taken
+
+    def _write(self, key: str, contact: Contact, **fields) -> None:
+        self.store.update(key, lambda old: self._fields(old, contact, **fields), CAMPAIGN_TTL)
+
+    def _fields(self, old: dict | None, contact: Contact, **fields) -> dict:
+        # Merged into what is there: the app's status callbacks write `outcome` into the same row.
+        row = {"line": contact.line, "to": contact.to, "status": None, "sid": None, "reason": None, "outcome": None}
+        return {**row, **(old or {}), **fields, "updated": now_iso(self.clock)}
+
+
+def _already(row: dict | None, name: str, number: str) -> str | None:
+    """Why a stored row is not called again, or None when it is due."""
+    if not row:
+        return None
+    retry = f"`python -m ivr campaign retry {name} {number}` to call it again"
+    status = row.get("status")
+    if status == "placed":
+        return f"placed in an earlier run ({row.get('sid')})"
+    if status == "failed":
+        return f"failed in an earlier run: {row.get('reason')} ({retry})"
+    if status == "pending":
+        return (
+            f"pending since {row.get('updated')}: an earlier run's request got no answer, the call may exist; "
+            f"check the Twilio Console, then {retry}"
+        )
+    return None
+
+
+def _retryable(exc: TwilioCallError) -> bool:
+    status = getattr(exc, "status", None)
+    return getattr(exc, "code", None) == 20429 or status == 429 or (status is not None and status >= 500)
+
+
+def _fatal(exc: TwilioCallError) -> bool:
+    return getattr(exc, "code", None) in FATAL_CODES or getattr(exc, "status", None) in (401, 403)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def run_campaign_command(
+    settings: dict,
+    deps: dict,
+    flow: str,
+    csv_file: str,
+    *,
+    name: str | None,
+    rate: float,
+    dry_run: bool,
+    **call_options,
+) -> Summary:
+    """`call FLOW --csv FILE`: read the rows, run with a progress bar, print the summary."""
+    from ivr.twilio_client import make_client
+
+    if name is None:
+        name = Path(csv_file).stem
+        if not NAME.match(name):
+            raise CallRequestError(
+                f"the file name {name!r} cannot name the campaign: give --campaign NAME (letters, digits, _ and -)"
+            )
+    contacts = read_contacts(csv_file)
+    client = deps.get("client")
+    if client is None and not dry_run:
+        client = make_client(settings)
+    with _store(deps, settings) as store:
+        campaign = Campaign(
+            settings,
+            name,
+            flow,
+            client=client,
+            store=store,
+            flows=deps.get("flows"),
+            rate=rate,
+            clock=deps.get("clock", time.time),
+            sleep=deps.get("sleep", time.sleep),
+            **call_options,
+        )
+        with click.progressbar(length=len(contacts), label=f"campaign {name}", file=sys.stderr) as bar:
+            summary = campaign.run(contacts, dry_run=dry_run, on_row=lambda _contact: bar.update(1))
+    if dry_run and summary.requests:
+        click.echo(summary.requests[0].show())
+        if len(summary.requests) > 1:
+            click.echo(f"  ... and {len(summary.requests) - 1} more like it, each with its own To and ctx")
+    click.echo(summary.report())
+    return summary
+
+
+def status_report(store, name: str) -> str:
+    """Each row's status and outcome, one a line in CSV order, under a line of totals."""
+    rows = sorted((row for _key, row in store.scan(f"campaign:{name}:")), key=lambda row: row.get("line") or 0)
+    meta = store.get(f"campaign:{name}")
+    if not rows and meta is None:
+        known = sorted({key.split(":")[1] for key, _ in store.scan("campaign:")})
+        raise CallRequestError(f"no campaign '{name}' in the store (campaigns: {', '.join(known) or 'none'})")
+    counts = Counter(row.get("status") or "?" for row in rows)
+    outcomes = Counter(row["outcome"] for row in rows if row.get("outcome"))
+    totals = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no rows yet"
+    lines = [f"campaign {name} ({(meta or {}).get('flow', '?')}): {len(rows)} rows: {totals}"]
+    if outcomes:
+        lines.append("outcomes: " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
+    for row in rows:
+        detail = row.get("sid") or ""
+        if row.get("reason") and row.get("status") != "placed":
+            detail = f"{detail} {row['reason']}".strip()
+        lines.append(
+            f"line {row.get('line', '?'):>4}  {row.get('to', '?'):<16} {row.get('status') or '?':<8}"
+            f" {row.get('outcome') or '-':<10} {detail}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+@click.group("campaign")
+def campaign_group() -> None:
+    """Campaigns placed with `call FLOW --csv FILE`."""
+
+
+@campaign_group.command("status")
+@click.argument("name")
+@click.pass_context
+def status_command(ctx: click.Context, name: str) -> None:
+    """Show each row of campaign NAME: status and outcome (answered, busy, no-answer, failed, machine)."""
+    deps = command_deps(ctx)
+    try:
+        with _store(deps) as store:
+            click.echo(status_report(store, name))
+    except IvrError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@campaign_group.command("retry")
+@click.argument("name")
+@click.argument("numbers", nargs=-1, required=True)
+@click.pass_context
+def retry_command(ctx: click.Context, name: str, numbers: tuple[str, ...]) -> None:
+    """Let the next run call these rows again (pending, failed or held rows of campaign NAME)."""
+    deps = command_deps(ctx)
+    problems = []
+    try:
+        with _store(deps) as store:
+            for text in numbers:
+                number = normalise_number(text)
+                key = row_key(name, number or text)
+                row = store.get(key) if number else None
+                if row is None:
+                    problems.append(f"{text}: no such row in campaign '{name}'")
+                elif row.get("status") == "placed":
+                    problems.append(f"{number}: already placed ({row.get('sid')}); not released")
+                else:
+                    released = {"status": "held", "reason": "released by hand", "updated": now_iso()}
+                    store.update(key, lambda old, released=released: {**(old or {}), **released}, CAMPAIGN_TTL)
+                    click.echo(f"line {row.get('line')} {number}: the next run calls it")
+    except IvrError as exc:
+        raise click.ClickException(str(exc)) from None
+    if problems:
+        raise click.ClickException("; ".join(problems))
+
+
+@contextmanager
+def _store(deps: dict, settings: dict | None = None) -> Iterator:
+    """The injected store (left open), else the app's store from the settings (closed afterwards)."""
+    if "store" in deps:
+        yield deps["store"]
+        return
+    store = open_settings_store(settings or command_settings(deps))
+    try:
+        yield store
+    finally:
+        store.close()

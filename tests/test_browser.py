@@ -1,0 +1,379 @@
+"""The browser phone: its JSON API through Flask's test client, and the page in a real headless
+Chromium (Debian's, with its chromedriver; the test skips when they are not installed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FLOWS, OPEN_HOURS
+
+from ivr import browser
+from ivr import registry as registry_module
+from ivr.browser import LiveCalls, init_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+MENU = (
+    "For sales, press 1 or say sales. For support, press 2 or say support. To leave a message, press 3. "
+    "For our opening hours, press 4."
+)
+LEAVE_A_MESSAGE = "Please leave a message after the beep. Press the pound key when you are done."
+
+
+@pytest.fixture
+def phone_app(make_app):
+    """The suite's app (main's flows, a token, Wednesday 10:00 in New York) with the browser phone on."""
+    app = make_app({"IVR_PHONE": "1"})
+    init_app(app)
+    return app
+
+
+@pytest.fixture
+def api(phone_app):
+    return phone_app.test_client()
+
+
+def texts(answer) -> list[str]:
+    return [h["text"] for h in answer.json["heard"]]
+
+
+def place(api, flow="main", **body):
+    response = api.post("/phone/calls", json={"flow": flow, **body})
+    assert response.status_code == 201, response.json
+    return response
+
+
+def act(api, call_id, action, value=None, status=200):
+    body = {"action": action} if value is None else {"action": action, "value": value}
+    response = api.post(f"/phone/calls/{call_id}", json=body)
+    assert response.status_code == status, response.json
+    return response
+
+
+# -- the JSON API -------------------------------------------------------------------------------
+
+
+def test_a_call_to_main_presses_through_to_voicemail(api):
+    answer = place(api)
+    call_id = answer.json["id"]
+    assert texts(answer) == ["Thanks for calling Acme.", MENU]
+    assert (answer.json["flow"], answer.json["state"], answer.json["waiting_for"]) == ("main", "menu", "gather")
+    assert answer.json["ended"] is False
+
+    answer = act(api, call_id, "press", "3")
+    assert texts(answer) == [LEAVE_A_MESSAGE]  # only the new lines
+    assert (answer.json["state"], answer.json["waiting_for"]) == ("voicemail", "record")
+
+    answer = act(api, call_id, "record", "5")
+    assert texts(answer) == ["Thank you, we got your 5 second message.", "Thanks for calling Acme. Goodbye."]
+    assert (answer.json["ended"], answer.json["end_reason"], answer.json["error"]) == (True, "hangup", None)
+    assert answer.json["waiting_for"] is None
+    assert answer.json["effects"] == []  # main's voicemail runs no hook
+    assert answer.json["warnings"] == []  # every document passed Twilio's schema (IVR_TWIML_XSD)
+
+    everything = api.get(f"/phone/calls/{call_id}").json
+    assert len(everything["heard"]) == 5
+    assert everything["heard"][0] == {
+        "kind": "say",
+        "text": "Thanks for calling Acme.",
+        "voice": "Polly.Joanna",
+        "language": "en-US",
+        "loop": 1,
+        "flow": "main",
+        "state": None,
+    }
+
+
+def test_the_effects_list_the_hooks_the_call_ran(api):
+    answer = place(api, "accounts", **{"from": "+15551230000"})
+    assert texts(answer)[0] == "Welcome back to Acme, Ada."
+    [effect] = answer.json["effects"]
+    assert (effect["kind"], effect["name"], effect["outcome"], effect["vars"]) == (
+        "hook",
+        "lookup_caller",
+        "found",
+        {"name": "Ada"},
+    )
+
+
+def test_speech_and_silence_are_heard_as_in_a_call(api):
+    call_id = place(api).json["id"]
+    answer = act(api, call_id, "wait")
+    assert texts(answer)[0] == "Sorry, I didn't hear anything."
+    answer = act(api, call_id, "say", "support")
+    assert answer.json["state"] == "support_menu"
+    assert texts(answer)[0].startswith("For billing, press 1")
+
+
+def test_a_busy_dial_leaves_a_message_and_an_empty_one_says_goodbye(api):
+    call_id = place(api).json["id"]
+    assert act(api, call_id, "press", "1").json["waiting_for"] == "dial"
+    answer = act(api, call_id, "dial", "busy")
+    assert (answer.json["state"], answer.json["waiting_for"]) == ("voicemail", "record")
+    answer = act(api, call_id, "record_nothing")
+    assert texts(answer) == ["Thanks for calling Acme. Goodbye."]
+    assert answer.json["ended"] is True
+
+
+def test_a_screened_transfer_is_accepted_with_a_key(api):
+    call_id = place(api, "accounts").json["id"]
+    assert act(api, call_id, "press", "2").json["state"] == "agent"
+    answer = act(api, call_id, "accept", "1")
+    assert answer.json["whisper"] == ["Call from +15551230000 for Acme accounts. Press 1 to accept."]
+    assert texts(answer) == ["Thank you for calling Acme. Goodbye."]
+    assert answer.json["ended"] is True
+
+
+def test_the_caller_can_hang_up(api):
+    call_id = place(api).json["id"]
+    answer = act(api, call_id, "hangup")
+    assert (answer.json["ended"], answer.json["end_reason"]) == (True, "caller-hangup")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("post", "/phone/calls", {"flow": "nope"}, 404, "no flow 'nope' (flows: accounts, hours, main)"),
+        ("post", "/phone/calls", {}, 400, 'give the flow to call: {"flow": "main"}'),
+        ("post", "/phone/calls", {"flow": "main", "state": "nowhere"}, 404, "flow 'main' has no state 'nowhere'"),
+        ("post", "/phone/calls", {"flow": ["main"]}, 400, "'flow' must be text"),
+        ("post", "/phone/calls/CAnope", {"action": "wait"}, 404, "no call 'CAnope'"),
+        ("get", "/phone/calls/CAnope", None, 404, "no call 'CAnope'"),
+        ("get", "/phone/flows/nope/graph", None, 404, "no flow 'nope'"),
+    ],
+)
+def test_bad_requests_answer_json_with_a_message(api, method, path, body, status, message):
+    response = getattr(api, method)(path, json=body) if body is not None else getattr(api, method)(path)
+    assert response.status_code == status
+    assert response.json["error"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("action", "value", "status", "message"),
+    [
+        ("dance", None, 400, "unknown action 'dance'; one of press, say, wait"),
+        ("record", "5", 409, "cannot record: the call is waiting for input to a <Gather>"),
+        ("press", "12a", 409, "cannot press 'a': a keypad has only 0-9, * and #"),
+        ("dial", "maybe", 400, "unknown dial outcome 'maybe'"),
+        ("queue", "never", 400, "unknown queue result 'never'"),
+        ("record", "ten", 400, "record takes whole seconds from 0 to 3600, not 'ten'"),
+    ],
+)
+def test_an_action_the_call_cannot_take_is_refused_with_a_message(api, action, value, status, message):
+    call_id = place(api).json["id"]
+    response = act(api, call_id, action, value, status=status)
+    assert response.json["error"].startswith(message)
+    assert act(api, call_id, "press", "3").json["state"] == "voicemail"  # the call goes on
+
+
+def test_a_body_that_is_not_json_is_refused(api):
+    response = api.post("/phone/calls", data={"flow": "main"})  # a form, as a cross-site page could send
+    assert response.status_code == 400
+    assert response.json == {"error": "send a JSON object (Content-Type: application/json)"}
+
+
+def test_a_failure_answers_json_without_a_traceback(api, monkeypatch, caplog):
+    call_id = place(api).json["id"]
+
+    def broken(self, keys):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(browser.PhoneCall, "press", broken)
+    response = act(api, call_id, "press", "1", status=500)
+    assert response.json == {"error": "the server failed (RuntimeError); its log has the details"}
+    assert "secret detail" in caplog.text  # the log has it, the answer does not
+
+
+def test_the_flows_are_listed_for_the_page(api):
+    flows = api.get("/phone/flows").json
+    assert [f["id"] for f in flows["flows"]] == ["accounts", "hours", "main"]
+    assert flows["flows"][2]["title"] == "Acme main line"
+    assert flows["problems"] == []
+
+
+def test_the_graph_of_a_flow_is_served_for_the_page(api):
+    graph = api.get("/phone/flows/main/graph").json
+    assert graph["start"] == "welcome"
+    assert {"id": "voicemail", "label": "voicemail", "kind": "state"} in graph["nodes"]
+    assert {"source": "menu", "target": "voicemail", "label": "3"} in graph["edges"]
+
+
+def test_a_bad_edit_is_listed_as_a_problem(make_app, flows_dir, monkeypatch):
+    monkeypatch.setattr(registry_module, "CHECK_EVERY", 0.0)
+    good = "start: hello\nstates:\n  hello: {say: Hello., hangup: true}\n"
+    (flows_dir / "line.yaml").write_text(good)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir), "IVR_PHONE": "1", "IVR_HOT_RELOAD": "1"})
+    init_app(app)
+    (flows_dir / "line.yaml").write_text(good.replace("hangup: true", "next: nowhere"))
+    [problem] = app.test_client().get("/phone/flows").json["problems"]
+    assert problem.startswith(f"{flows_dir.name}/line.yaml:3:") or ":3:" in problem
+    assert ": error: states.hello.next: unknown state 'nowhere'" in problem
+
+
+@pytest.mark.parametrize(
+    ("config", "served"),
+    [({"IVR_PHONE": "0"}, False), ({}, False), ({"IVR_PHONE": "1"}, True)],
+)
+def test_the_phone_is_served_only_when_ivr_phone_is_on(make_app, config, served):
+    app = make_app(config)  # IVR_ENV=test: off unless asked for
+    init_app(app)
+    client = app.test_client()
+    for path in ("/phone", "/phone/flows"):
+        assert client.get(path).status_code == (200 if served else 404)
+    assert client.post("/phone/calls", json={"flow": "main"}).status_code == (201 if served else 404)
+
+
+def test_the_phone_is_on_by_default_in_development(make_app):
+    app = make_app({"IVR_ENV": "development"})
+    init_app(app)
+    init_app(app)  # twice is harmless: create_app may already have done it
+    page = app.test_client().get("/phone")
+    assert page.status_code == 200
+    assert '<select id="flow"' in page.get_data(as_text=True)
+
+
+def test_live_calls_are_bounded_and_expire():
+    now = [0.0]
+    calls = LiveCalls(None, size=2, idle=60, clock=lambda: now[0])
+
+    class Call:
+        def __init__(self, sid):
+            self.sid = sid
+
+    for sid in ("CA1", "CA2", "CA3"):
+        calls.add(Call(sid))
+    assert calls.get("CA1") is None  # the oldest went
+    now[0] = 50
+    assert calls.get("CA2") is not None  # using a call renews it
+    now[0] = 100
+    assert calls.get("CA3") is None  # idle for 100 s
+    assert calls.get("CA2") is not None
+    assert len(calls) == 1
+
+
+# -- the page in a real browser -----------------------------------------------------------------
+
+
+@pytest.fixture
+def served_app():
+    """The app with the phone on, served by a real HTTP server on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    from ivr import create_app
+
+    app = create_app(
+        {"IVR_ENV": "test", "IVR_STORE": "memory://", "IVR_PHONE": "1", "IVR_FLOWS_DIR": str(FLOWS)},
+        clock=lambda: OPEN_HOURS,  # a Wednesday, 15:00 UTC: main's office is open
+    )
+    init_app(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="browser-phone-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Debian's headless Chromium through its own chromedriver: nothing is downloaded."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            pytest.skip(f"{path} is missing (apt-get install {package}); the browser test needs Debian's Chromium")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A driver path given: selenium skips Selenium Manager, which would otherwise download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_page_calls_main_and_leaves_a_voicemail(served_app, chromium, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium
+    wait = WebDriverWait(driver, 20)
+    started = time.perf_counter()
+
+    def transcript() -> list[str]:
+        return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#transcript li")]
+
+    def current_state() -> list[str]:
+        return [n.get_attribute("data-id") for n in driver.find_elements(By.CSS_SELECTOR, "#graph .node.current")]
+
+    driver.get(served_app + "/phone")
+    wait.until(lambda d: d.find_element(By.ID, "flow").get_attribute("value") == "main")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#graph .node[data-id='voicemail']"))
+    assert current_state() == []  # no call yet
+
+    driver.find_element(By.ID, "call").click()
+    wait.until(lambda d: MENU in transcript())
+    assert "Thanks for calling Acme." in transcript()
+    assert "main \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} menu" in driver.find_element(By.ID, "status-text").text
+    wait.until(lambda d: current_state() == ["menu"])
+
+    driver.find_element(By.CSS_SELECTOR, "#keypad button[data-key='3']").click()
+    wait.until(lambda d: LEAVE_A_MESSAGE in transcript())
+    assert "You press 3" in transcript()
+    wait.until(lambda d: current_state() == ["voicemail"])
+    assert driver.find_element(By.ID, "record").is_displayed()
+
+    seconds = driver.find_element(By.ID, "seconds")
+    seconds.clear()
+    seconds.send_keys("5")
+    driver.find_element(By.ID, "record").click()
+    wait.until(lambda d: "Call ended: the flow hung up" in transcript())
+    lines = transcript()
+    assert lines.index("Thank you, we got your 5 second message.") < lines.index("Thanks for calling Acme. Goodbye.")
+    assert "ended" in driver.find_element(By.ID, "status").get_attribute("class")
+    assert current_state() == ["voicemail"]  # where the call was when the flow hung up
+    visited = {n.get_attribute("data-id") for n in driver.find_elements(By.CSS_SELECTOR, "#graph .node.visited")}
+    assert visited == {"menu", "voicemail"}
+    assert not driver.find_element(By.ID, "hangup").is_enabled()
+    assert driver.find_element(By.ID, "call").is_enabled()
+    assert driver.find_element(By.ID, "effects").text == "None yet."
+    assert not driver.find_element(By.ID, "problems").is_displayed()
+
+    # Everything the page loaded came from the app itself; the console has no errors.
+    fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(url.startswith(served_app + "/phone") for url in fetched), fetched
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+
+    shot = tmp_path / "browser-phone.png"
+    assert driver.save_screenshot(str(shot))
+    if os.environ.get("IVR_ARTIFACTS_DIR"):
+        artifacts = Path(os.environ["IVR_ARTIFACTS_DIR"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = Path(shutil.copy(shot, artifacts / shot.name))
+    print(f"browser phone screenshot: {shot} (the call took {time.perf_counter() - started:.1f} s)")
