@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
     if not app.config.get("TWILIO_AUTH_TOKEN"):
         print("  WARNING: TWILIO_AUTH_TOKEN is not set: requests are NOT verified; only local requests are served.")
+    if app.config["IVR_PHONE"]:
+        print(f"  browser phone: {base.rstrip('/')}/phone")
     if app.config["IVR_HOT_RELOAD"]:
         print("  Flow edits are served as soon as they are saved (a bad edit is reported, never served).")
     else:
