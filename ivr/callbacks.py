@@ -168,26 +168,38 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
     )
 
 
-def voicemail_text(message: dict, update: bool) -> str:
+def sends_texts(app) -> bool:
+    """Texts go out through a test's fake Twilio, or for real calls outside tests; never for a built-in phone."""
+    if "ivr.twilio_http" in app.extensions:
+        return True
+    return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
+
+
+def voicemail_text(message: dict, update: bool, transcribed: bool = True) -> str:
     """The text a voicemail is delivered as: caller, length, link, and the transcription when it came."""
     transcription = (message.get("transcription") or {}).get("text")
     head = "Transcription of the voicemail" if update else "New voicemail"
     lines = [f"{head} from {message.get('from') or 'an unknown caller'} ({message.get('duration') or 0} s)"]
     lines.append(f"Listen: {message.get('url')}")
-    lines.append(f'"{transcription}"' if transcription else "Transcription to follow.")
+    if transcription:
+        lines.append(f'"{transcription}"')
+    elif transcribed:
+        lines.append("Transcription to follow.")
     return "\n".join(lines)
 
 
 def _text_message(number: str, message: dict, update: bool, engine) -> str | None:
     """Send a voicemail as a text; the error, or None. In tests without a fake Twilio, journaled only."""
     app = current_app._get_current_object()
+    state = engine.flow.states.get(message.get("state", "")) if engine else None
+    transcribed = bool(state and getattr(state.action, "transcribe", False))
     effect = {"kind": "sms", "key": f"message:{message['recording_sid']}:{int(update)}", "to": number,
-              "from": message.get("to") or None, "body": voicemail_text(message, update)}  # fmt: skip
+              "from": message.get("to") or None, "body": voicemail_text(message, update, transcribed)}  # fmt: skip
     journal = app.extensions.get("ivr.journal")
     if journal is not None:
         journal.add(message.get("call_sid") or "-", [effect])
-    if app.config["IVR_ENV"] == "test" and "ivr.twilio_http" not in app.extensions:
-        return None
+    if not sends_texts(app):
+        return None  # the built-in phones show deliveries; they never carry them out
     try:
         from ivr.api import twilio_client
         from ivr.outbound import send_sms

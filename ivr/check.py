@@ -247,6 +247,7 @@ class _FlowChecks:
         """The states a state may lead to; None where it may end the call or leave the flow."""
         names = [r.target for r in state.routes if r.target not in f.SPECIAL_TARGETS]
         names += [c.target for c in state.when] + [state.next] * bool(state.next)
+        names += [r.target for r in state.answered_by]
         action = state.action
         if isinstance(action, f.Hangup | f.Reject):
             names.append(None)
@@ -389,6 +390,8 @@ class _FlowChecks:
     def variables(self, hook_free, hooks: bool) -> None:
         known = set(CONTEXT_NAMES) | self.set_names
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
+        if any(s.answered_by for s in self.states.values()):  # an outbound flow: calls bring --var values
+            why = "(unless an outbound call brings it with --var or a hook sets it)"
         done = set()
         for state in self.states.values():
             if state.name not in hook_free:
@@ -402,11 +405,15 @@ class _FlowChecks:
 
     def names(self, shared: dict, hooks: set[str]) -> list[FlowError]:
         """Unknown hooks and schedules: errors, as when the app starts."""
-        named = [(self.flow.defaults.on_message, "defaults.on_message")]
+
+        def hook(delivery):  # on_message may be {sms: NUMBER}: no hook to find
+            return delivery if isinstance(delivery, str) else None
+
+        named = [(hook(self.flow.defaults.on_message), "defaults.on_message")]
         for s in self.states.values():
             path = path_join("states", s.name)
             named += [(s.action.name if isinstance(s.action, f.Run) else None, path + ".run")]
-            named += [(s.on_message, path + ".on_message")]
+            named += [(hook(s.on_message), path + ".on_message")]
         for name, path in named:
             if name is not None and name not in hooks:
                 hint = did_you_mean(name, hooks) or " (register it with @ivr.hook in the IVR_HOOKS module)"

@@ -292,7 +292,7 @@ def messages(limit: int, as_json: bool) -> None:
     from ivr.store import open_store
 
     settings = load_settings()
-    store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"])
+    store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"], prefix=settings["IVR_REDIS_PREFIX"])
     try:
         found = MessageBox(store).recent(limit)
     finally:

@@ -99,7 +99,11 @@ def carry_out_later(response, sid: str, effects: list[dict]) -> None:
     journal = app.extensions.get("ivr.journal")
     if journal is not None:
         journal.add(sid, effects)
-    sending = app.config["IVR_ENV"] != "test" or "ivr.twilio_http" in app.extensions
+    # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
+    from ivr.callbacks import sends_texts
+
+    # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
+    sending = sends_texts(app)
     if sending:
         response.call_on_close(lambda: _send_texts(app, sid, effects))
 

@@ -150,6 +150,8 @@ class Engine:
         out: list[dict] = []
         for state in self.flow.states.values():
             name = state.name
+            for route in state.answered_by:  # events named by Twilio's AnsweredBy, so graphs label them
+                out.append({"trigger": route.outcome, "source": name, "dest": route.target})
             routed = set()
             for route in state.routes:
                 if route.target == f.REPEAT:
@@ -254,23 +256,23 @@ class Engine:
         session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction", "AnsweredBy")})
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         call = _Call(self, name, session, params, self._local(now))
-        self.enter(call)
         answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
-        if answered is not None:  # machine detection decides before the entry state's prompts
-            call.state = answered
+        if answered is not None:  # machine detection decides before the entry state does anything
+            self.fire(call, answered)
+        else:
             self.enter(call)
         return self._render(call, "enter", None)
 
     @staticmethod
     def _answered_by(state: f.State, answered_by: str) -> str | None:
-        """Where the entry state sends a call its AnsweredBy names (a value, else the machine group)."""
-        if not answered_by or not state.answered_by:
+        """The answered_by route a call's AnsweredBy takes: its value, else the machine group."""
+        routes = {r.outcome for r in state.answered_by}
+        if not answered_by or not routes:
             return None
-        routes = {r.outcome: r.target for r in state.answered_by}
         if answered_by in routes:
-            return routes[answered_by]
-        if answered_by.startswith("machine_"):
-            return routes.get(f.MACHINE)
+            return answered_by
+        if answered_by.startswith("machine_") and f.MACHINE in routes:
+            return f.MACHINE
         return None
 
     def resume(self, state: str, session: dict, params: dict, now: datetime, event: str | None = None) -> Step:

@@ -33,7 +33,7 @@ from pathlib import Path
 from ivr.engine import HookCall, HookResult
 from ivr.errors import ConfigError
 
-__all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry"]
+__all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry", "run_pending"]
 
 log = logging.getLogger("ivr.hooks")
 
@@ -194,3 +194,12 @@ def _as_result(answer) -> HookResult:
         outcome = answer.get("outcome")
         return HookResult(None if outcome is None else str(outcome), dict(variables))
     raise TypeError("a hook returns a dict, a HookResult or None")
+
+
+def run_pending(engine, step, runner: HookRunner, records: list):
+    """Carry out the hooks a step stops at, within their budget, letting the engine go on after each."""
+    while step.pending is not None:
+        result, record = runner.run(step.pending)
+        records.append(record)
+        step = engine.proceed(step, result)
+    return step

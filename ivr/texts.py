@@ -21,6 +21,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ivr import security
 from ivr.engine import new_session
 from ivr.errors import IvrError
+from ivr.hooks import run_pending
 from ivr.http import xml_response
 
 __all__ = ["VOICE_ONLY", "texts"]
@@ -69,7 +70,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
         session = new_session(flow_id)
         call["CallSid"] = "TX" + (params.get("MessageSid") or "")[2:]
         session["conversation"] = call["CallSid"]
-        step = registry.engine(flow_id).start(session, call, now)
+        step = _hooks(registry.engine(flow_id), registry.engine(flow_id).start(session, call, now))
     else:
         call["CallSid"] = session.get("conversation", call["CallSid"])
         engine = registry.engine(session.get("flow", flow_id))
@@ -77,7 +78,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
             call.update(Digits=body, FinishedOnKey="", msg="Gather End")
         else:  # typed words are matched as speech would be, with full confidence
             call.update(SpeechResult=body, Confidence="1.0")
-        step = engine.resume(session["state"], session, call, now)
+        step = _hooks(engine, engine.resume(session["state"], session, call, now))
     lines: list[str] = []
     for _ in range(10):  # follow redirects between flows, as the phone would
         said, waits, target = _read(step.twiml)
@@ -85,7 +86,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
         if target is None:
             break
         flow, state = target
-        step = registry.engine(flow).start(session, call, now, state)
+        step = _hooks(registry.engine(flow), registry.engine(flow).start(session, call, now, state))
     else:
         waits = "end"
     if waits == "gather":
@@ -93,6 +94,11 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
     if waits in ("dial", "record", "enqueue"):
         lines.append(VOICE_ONLY.format(number=params.get("To", "us")))
     return "\n".join(lines) or GOODBYE, True, session
+
+
+def _hooks(engine, step):
+    """A texted conversation runs the flow's hooks as a call does (a texted state's effects are not sent)."""
+    return run_pending(engine, step, current_app.extensions["ivr.hooks"], [])
 
 
 def _read(twiml: str) -> tuple[list[str], str, tuple[str, str | None] | None]:

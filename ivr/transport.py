@@ -54,7 +54,8 @@ class WsgiTransport:
             data=None if method == "GET" else params,
             headers=headers,
             # The phone runs on this machine: the app's loopback rule must see it as local.
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            # ivr.phone: its texts and deliveries are shown, never sent (no HTTP request can carry it).
+            environ_base={"REMOTE_ADDR": "127.0.0.1", "ivr.phone": True},
         )
         try:
             return response.status_code, response.get_data(as_text=True)

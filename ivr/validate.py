@@ -81,8 +81,12 @@ class _Checker:
                 continue
             self.target(route.target, route.target_pos, route_path)
         self.target(state.next, state.next_pos, path_join(path, "next"))
+        routed = {r.outcome for r in state.routes}
         for route in state.answered_by:
-            self.target(route.target, route.target_pos, path_join(path_join(path, "answered_by"), route.outcome))
+            key_path = path_join(path_join(path, "answered_by"), route.outcome)
+            self.target(route.target, route.target_pos, key_path)
+            if route.outcome in routed:
+                self.error(route.pos, key_path, f"'{route.outcome}' is also one of this state's routes; rename one")
         for i, cond in enumerate(state.when):
             self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
         if state.when and state.next is None:

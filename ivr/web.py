@@ -21,7 +21,7 @@ from ivr.effects import init_app as init_effects
 from ivr.engine import Engine, Step, new_session
 from ivr.errors import FlowLoadError, StoreError, WebhookError
 from ivr.flow import SCREEN_EVENTS
-from ivr.hooks import HookRunner, load_hooks, registry
+from ivr.hooks import HookRunner, load_hooks, registry, run_pending
 from ivr.http import SESSION_GRACE, SESSION_TTL
 from ivr.http import webhook_params as _params
 from ivr.http import xml_response as _xml
@@ -194,14 +194,8 @@ def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step
 
 
 def _run_hooks(engine: Engine, step: Step) -> Step:
-    """Carry out the hooks a step stops at, within their budget, and let the engine go on."""
-    runner = current_app.extensions["ivr.hooks"]
-    records = g.setdefault("ivr_hooks", [])
-    while step.pending is not None:
-        result, record = runner.run(step.pending)
-        records.append(record)
-        step = engine.proceed(step, result)
-    return step
+    """Carry out the hooks a step stops at; their records go with the request (journal, recording)."""
+    return run_pending(engine, step, current_app.extensions["ivr.hooks"], g.setdefault("ivr_hooks", []))
 
 
 def _merge_status(session: dict, current: dict | None) -> dict:

@@ -282,3 +282,40 @@ def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
     assert "+14155550001" in lines and "answered" in lines
     assert "+14155550002" in lines and "machine" in lines
     assert "+14155550003" in lines and "busy" in lines
+
+
+def test_a_text_conversation_runs_the_flows_hooks(app):
+    texter = Texter(app, flow="accounts", number="+15551230000")
+    assert texter.send("hello").startswith("Welcome back to Acme, Ada.")
+    texter.send("1")
+    assert texter.send("123456").startswith("You entered 1 2 3 4 5 6.")
+    assert texter.send("1").startswith("The balance of account 1 2 3 4 5 6 is 42.50 dollars.")
+
+
+def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_call(outbound):
+    app, http = outbound
+    flow = OUTBOUND.replace("  check:\n", "  check:\n    sms: Hello from the entry state.\n")
+    (app.extensions["ivr.flows"].directory / "orders.yaml").write_text(flow)
+    app.extensions["ivr.flows"].hot_reload = True
+    from ivr import registry
+
+    registry.CHECK_EVERY, before = 0.0, registry.CHECK_EVERY
+    try:
+        call = phone(app).dial("/voice/orders", direction="outbound-api", params={"AnsweredBy": "fax"})
+    finally:
+        registry.CHECK_EVERY = before
+    assert call.ended
+    assert call.effects == []
+
+
+def test_a_browser_or_terminal_phone_never_sends_real_texts(make_app, tmp_path, monkeypatch):
+    import ivr.outbound
+
+    sent = []
+    monkeypatch.setattr(ivr.outbound, "send_sms", lambda *a, **k: sent.append(a))
+    (tmp_path / "t.yaml").write_text("start: a\nstates:\n  a: {sms: Hi there., say: Hello., hangup: true}\n")
+    app = make_app({"IVR_FLOWS_DIR": str(tmp_path), "IVR_ENV": "development", "TWILIO_FROM_NUMBER": FROM})
+    call = phone_for(app).dial("t")
+    assert call.heard == ["Hello."]
+    assert [e["body"] for e in call.effects] == ["Hi there."]
+    assert sent == []  # development with credentials: still only shown, never sent

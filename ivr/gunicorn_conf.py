@@ -1,0 +1,150 @@
+"""Production serving: `gunicorn -c ivr/gunicorn_conf.py app:app` (or `-c python:ivr.gunicorn_conf`).
+
+Twilio waits 15 s for a webhook's TwiML, then plays its application error: a stuck worker is
+killed well before that. Flows load once, in the master, before the workers fork. Every access
+line carries the call's CallSid (DESIGN principle 7: log lines name the call), and the app's own
+`ivr` log lines are kept at INFO.
+
+Settings here are defaults: `GUNICORN_CMD_ARGS` and the command line override any of them, say
+`GUNICORN_CMD_ARGS="--workers 2 --threads 4"`. `WEB_CONCURRENCY` sets the workers, as on most hosts.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import re
+
+from gunicorn.glogging import Logger
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (taskset and cgroup cpusets respected), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_bind(environ=os.environ) -> str:
+    """$PORT on every interface where a platform sets it (Heroku, Render, Cloud Run), else loopback:8000."""
+    port = environ.get("PORT")
+    return f"0.0.0.0:{port}" if port else "127.0.0.1:8000"
+
+
+# A CallSid as Twilio writes it (CA + 32 hex digits), a whole form field: no decoding needed.
+_CALL_SID = re.compile(rb"(?:^|&)CallSid=([A-Za-z0-9]{1,64})(?=&|$)")
+# Twilio's webhooks are a few hundred bytes; bigger bodies are passed on untouched.
+MAX_NOTED_BODY = 64 * 1024
+
+
+def call_sid(environ: dict) -> str:
+    """The CallSid the access line names: noted from the body by `note_call_sid`, else the query's, else "-"."""
+    sid = environ.get("ivr.call_sid")
+    if sid:
+        return sid
+    match = _CALL_SID.search(environ.get("QUERY_STRING", "").encode("latin-1"))
+    return match.group(1).decode("ascii") if match else "-"
+
+
+def note_call_sid(app):
+    """WSGI middleware: read a small form body once, note its CallSid in the environ, pass the same bytes on.
+
+    gunicorn logs after the app has consumed the body (and Flask has dropped its parsed form), so the
+    CallSid of a POSTed webhook is noted on the way in.
+    """
+
+    def middleware(environ, start_response):
+        content_type = environ.get("CONTENT_TYPE", "")
+        if environ.get("REQUEST_METHOD") == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if 0 < length <= MAX_NOTED_BODY:
+                body = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(body)
+                match = _CALL_SID.search(body)
+                if match:
+                    environ["ivr.call_sid"] = match.group(1).decode("ascii")
+        return app(environ, start_response)
+
+    return middleware
+
+
+class CallSidLogger(Logger):
+    """gunicorn's logger with one more access-log atom: `%(call_sid)s`."""
+
+    def atoms(self, resp, req, environ, request_time):
+        """gunicorn's atoms plus the request's CallSid."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["call_sid"] = call_sid(environ)
+        return atoms
+
+
+def when_ready(server) -> None:
+    """Before the workers fork: the loaded flows leave the cyclic collector's sight for good.
+
+    Flows live as long as the process; a collection that walked them (0.6 s for a 10,000-state
+    flow) would stall a webhook, and would copy into every worker the pages it touched.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def post_worker_init(worker) -> None:
+    """Each worker serves the app behind `note_call_sid`, so that access lines name the call."""
+    worker.wsgi = note_call_sid(worker.wsgi)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+bind = default_bind()
+# (2 x cores) + 1 is gunicorn's own advice. Sync workers, one request each at a time: `timeout`
+# then bounds every request. Flows with slow hooks may want threads instead, which overlap the
+# waiting (`--worker-class gthread --threads 4`), but under threads `timeout` no longer bounds a
+# request, only a worker's main loop: the hooks' own budget (IVR_HOOK_TIMEOUT) does.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * cpu_count() + 1)
+worker_class = "sync"
+# Flows are read, validated and built into machines once, before the fork; workers share them.
+preload_app = True
+
+# -- time ---------------------------------------------------------------------------------------
+
+# Twilio gives up on a webhook after 15 s. A request still running after 10 s is stuck: its worker
+# is killed and replaced, and Twilio, seeing the connection drop, plays the number's Fallback URL.
+timeout = 10
+# On a restart (deploy, HUP), requests in flight get this long to answer before workers are killed.
+graceful_timeout = 10
+# Used by threaded workers only: Twilio may send a call's next webhook on the same connection.
+keepalive = 5
+
+# -- logs ---------------------------------------------------------------------------------------
+
+logger_class = CallSidLogger
+accesslog = "-"
+errorlog = "-"
+access_log_format = (
+    'access remote=%(h)s method=%(m)s path=%(U)s query="%(q)s" status=%(s)s bytes=%(B)s ms=%(M)s CallSid=%(call_sid)s'
+)
+# The app's lines (`CallSid=... flow=... menu -> sales`) at INFO on stderr, beside gunicorn's own;
+# access lines on stdout. Each line names its worker's pid.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        "ivr": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+    },
+    "formatters": {
+        "app": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+        "access": {"format": "%(asctime)s [%(process)d] %(message)s"},
+    },
+}

@@ -1,0 +1,170 @@
+"""The production gunicorn config: loaded the way gunicorn loads it, it says what production needs.
+
+No server is started: gunicorn reads the file into its Config, and its logger formats an access line.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import inspect
+import logging
+import logging.config
+import types
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask, request
+from gunicorn.app.base import Application
+from gunicorn.config import Config
+from werkzeug.test import EnvironBuilder
+
+CONF = Path(__file__).resolve().parent.parent / "ivr" / "gunicorn_conf.py"
+SID = "CA" + "5" * 32
+
+
+class ConfigOnly(Application):
+    """gunicorn's own application loader, reading only the config file (no argv, no app)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__()
+
+    def load_config(self) -> None:
+        self.load_config_from_file(str(self.path))
+
+    def load(self):  # pragma: no cover - never served
+        raise AssertionError("the config test must not load an app")
+
+
+def load_module(monkeypatch, *, cpus: int = 2, env: dict | None = None) -> types.ModuleType:
+    """Execute the config file as gunicorn does, with `cpus` CPUs available and `env` set."""
+    for key in ("PORT", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", CONF)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def cfg(monkeypatch) -> Config:
+    for key in ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"):
+        monkeypatch.delenv(key, raising=False)
+    return ConfigOnly(CONF).cfg
+
+
+def test_every_setting_in_the_file_is_one_gunicorn_knows(monkeypatch):
+    """gunicorn silently ignores unknown names: a misspelt setting would never take effect."""
+    module = load_module(monkeypatch)
+    names = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and not inspect.isclass(value)
+        and not inspect.isfunction(value)
+        and not name.isupper()  # the file's own constants
+        and name != "annotations"
+    }
+    assert names - set(Config().settings) == set()
+    assert {"bind", "workers", "timeout", "graceful_timeout", "preload_app", "access_log_format"} <= names
+
+
+def test_gunicorn_reads_timeouts_under_twilios_15_seconds_and_preloads_the_flows(cfg):
+    assert cfg.timeout == 10
+    assert 0 < cfg.graceful_timeout <= 10
+    assert cfg.preload_app is True
+    assert cfg.worker_class_str == "sync"  # timeout bounds each request only under sync workers
+
+
+def test_the_loaded_flows_are_frozen_out_of_the_collector_before_workers_fork(cfg):
+    try:
+        cfg.when_ready(types.SimpleNamespace())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 3), (2, 5), (8, 17)])
+def test_workers_follow_the_cpus_the_process_may_use(monkeypatch, cpus, workers):
+    assert load_module(monkeypatch, cpus=cpus).workers == workers
+
+
+def test_web_concurrency_sets_the_workers(monkeypatch):
+    assert load_module(monkeypatch, cpus=8, env={"WEB_CONCURRENCY": "2"}).workers == 2
+
+
+def test_bind_is_loopback_8000_unless_the_platform_sets_port(monkeypatch):
+    assert load_module(monkeypatch).bind == "127.0.0.1:8000"
+    assert load_module(monkeypatch, env={"PORT": "5050"}).bind == "0.0.0.0:5050"
+
+
+def _access_line(cfg: Config, environ: dict) -> str:
+    """The access line gunicorn's configured logger writes for a 200 answer to `environ`."""
+    logger = cfg.logger_class.__new__(cfg.logger_class)  # no setup(): it would reconfigure logging
+    response = types.SimpleNamespace(status="200 OK", headers=[], sent=321)
+    atoms = logger.atoms(response, [], environ, timedelta(milliseconds=7))
+    return cfg.access_log_format % logger.atoms_wrapper_class(atoms)
+
+
+def _serve(cfg: Config, path: str, data: dict | None = None) -> tuple[dict, dict]:
+    """One request through a worker's app as the config sets it up: the environ, and the form the app read."""
+    app = Flask("conf-test")
+    seen = {}
+
+    @app.route("/voice/<flow>", methods=["GET", "POST"])
+    def voice(flow):
+        seen.update(request.form.to_dict() or request.args.to_dict())
+        return "<Response/>"
+
+    worker = types.SimpleNamespace(wsgi=app.wsgi_app)
+    cfg.post_worker_init(worker)
+    environ = EnvironBuilder(path=path, method="POST" if data else "GET", data=data).get_environ()
+    environ["RAW_URI"] = path
+    body = b"".join(worker.wsgi(environ, lambda status, headers, exc_info=None: None))
+    assert body == b"<Response/>"
+    return environ, seen
+
+
+def test_an_access_line_names_the_callsid_of_a_posted_webhook(cfg):
+    environ, seen = _serve(cfg, "/voice/main", {"CallSid": SID, "Digits": "1", "From": "+15551230000"})
+    assert seen == {"CallSid": SID, "Digits": "1", "From": "+15551230000"}  # the app still gets every field
+    line = _access_line(cfg, environ)
+    assert f"CallSid={SID}" in line
+    assert "status=200" in line and "path=/voice/main" in line and "ms=7" in line
+
+
+def test_an_access_line_names_the_callsid_of_a_get_webhook(cfg):
+    environ, _ = _serve(cfg, f"/voice/main?From=%2B1555&CallSid={SID}")
+    assert f"CallSid={SID}" in _access_line(cfg, environ)
+
+
+@pytest.mark.parametrize("data", [None, {"Digits": "1"}, {"NotCallSid": SID}])
+def test_an_access_line_without_a_callsid_says_so_with_a_dash(cfg, data):
+    environ, _ = _serve(cfg, "/voice/main", data)
+    assert _access_line(cfg, environ).endswith("CallSid=-")
+
+
+@pytest.fixture
+def restored_logging():
+    """Put back what applying the config's logging changes."""
+    names = ("", "gunicorn.error", "gunicorn.access", "ivr")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in map(logging.getLogger, names)]
+    yield
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers[:] = handlers
+        lg.level, lg.propagate, lg.disabled = level, propagate, disabled
+
+
+def test_the_apps_own_lines_are_logged_at_info_with_their_pid(cfg, restored_logging, capsys):
+    logging.config.dictConfig(cfg.logconfig_dict)
+    logging.getLogger("ivr.web").info("CallSid=%s flow=main menu -> sales", SID)
+    logging.getLogger("ivr.web").debug("not in production")
+    err = capsys.readouterr().err
+    assert f"INFO ivr.web: CallSid={SID} flow=main menu -> sales" in err
+    assert "not in production" not in err
