@@ -293,7 +293,7 @@ def test_a_text_conversation_runs_the_flows_hooks(app):
 
 
 def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_call(outbound):
-    app, http = outbound
+    app, _http = outbound
     flow = OUTBOUND.replace("  check:\n", "  check:\n    sms: Hello from the entry state.\n")
     (app.extensions["ivr.flows"].directory / "orders.yaml").write_text(flow)
     app.extensions["ivr.flows"].hot_reload = True
