@@ -61,6 +61,16 @@ def create_call():
         return _error(400, f"unknown fields {', '.join(unknown)}; accepted: {', '.join(_FIELDS)}")
     if not data.get("flow") or not data.get("to"):
         return _error(400, "flow and to are required")
+    wrong = [k for k in ("flow", "to", "from", "state", "machine_detection") if k in data and data[k] is not None
+             and not isinstance(data[k], str)]  # fmt: skip
+    if wrong:
+        return _error(400, f'{", ".join(wrong)} must be text (a number goes in quotes: "+15551234567")')
+    if (
+        "timeout" in data
+        and data["timeout"] is not None
+        and (isinstance(data["timeout"], bool) or not isinstance(data["timeout"], int))
+    ):
+        return _error(400, "timeout must be a whole number of seconds")
     if data.get("vars") is not None and not isinstance(data["vars"], dict):
         return _error(400, "vars must be an object of names to values")
     app = current_app._get_current_object()

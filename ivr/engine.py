@@ -72,7 +72,7 @@ class Step:
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "state")
+    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "redact", "retry", "session", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -82,6 +82,7 @@ class _Call:
         self.now = now
         self.retry: str | None = None
         self.back = False
+        self.redact = False  # the request's input is sensitive: blank it once the request is done
         self.effects: list[dict] = []
         self._context: dict | None = None
 
@@ -216,7 +217,7 @@ class Engine:
         fresh = transition is None or transition.source != transition.dest or event.event.name in f.RETRY_EVENTS
         self.enter(event.model, fresh=fresh)
 
-    def enter(self, call: _Call, *, fresh: bool = True) -> None:
+    def enter(self, call: _Call, *, fresh: bool = True, texts: bool = True) -> None:
         """Entering a state: its visit is counted, its `set:` runs, and, entered from another state,
         its retry counts start over (a route back to itself does not reset them)."""
         key = call.key()
@@ -226,7 +227,7 @@ class Engine:
         session["visits"][key] = session["visits"].get(key, 0) + 1
         call._context = None
         state = self.flow.states.get(call.state)
-        if state is not None and state.sms is not None:
+        if state is not None and state.sms is not None and texts:
             call.effects.append(self._sms_effect(call, state, session["visits"][key]))
         if state is not None and isinstance(state.action, f.Gather):
             menus = session.setdefault("menus", [])  # for `back`: the menus this call went through
@@ -257,7 +258,8 @@ class Engine:
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         call = _Call(self, name, session, params, self._local(now))
         answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
-        if answered is not None:  # machine detection decides before the entry state does anything
+        if answered is not None:  # machine detection decides before the entry state's prompts and text
+            self.enter(call, texts=False)
             self.fire(call, answered)
         else:
             self.enter(call)
@@ -291,8 +293,16 @@ class Engine:
             step = self._go_back(call, outcome)
         else:
             step = self._render(call, call.retry or "enter", outcome)
-        if current.sensitive:  # templates of this request saw the input; the stored session never keeps it
-            session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
+        call.redact = current.sensitive
+        return self._finished(step)
+
+    @staticmethod
+    def _finished(step: Step) -> Step:
+        """Once a request's walk is done (its hooks run too): sensitive input leaves the session."""
+        call = step._walk[0] if step._walk else None
+        if step.pending is None and call is not None and call.redact:
+            # Templates and hooks of this request saw the input; the stored session never keeps it.
+            call.session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
         return step
 
     def error_step(self, session: dict, params: dict, now: datetime) -> Step | None:
@@ -346,7 +356,7 @@ class Engine:
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
-        return Step(twiml, self.flow.id, call.state, call.session, call.effects, outcome)
+        return Step(twiml, self.flow.id, call.state, call.session, call.effects, outcome, _walk=(call, None, None))
 
     def proceed(self, step: Step, result: HookResult) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""
@@ -360,7 +370,7 @@ class Engine:
             routed = {r.outcome for r in state.routes}
             event = result.outcome if result.outcome in routed else f.NEXT_EVENT
         self.fire(call, event)
-        return self._walk(call, "enter", step.outcome, segments, rendered)
+        return self._finished(self._walk(call, "enter", step.outcome, segments, rendered))
 
     def _hook_context(self, call: _Call) -> dict:
         context = call.context()
@@ -424,7 +434,7 @@ class Engine:
         flow_id, _, state = menus[-1].partition("/")
         if flow_id != self.flow.id:  # a menu of another flow: that flow's engine renders it
             twiml = self.renderer.redirect_document(flow_id, state)
-            return Step(twiml=twiml, flow=self.flow.id, state=call.state, session=call.session, outcome=outcome)
+            return Step(twiml, self.flow.id, call.state, call.session, outcome=outcome, _walk=(call, None, None))
         call.state = state
         self.enter(call)
         return self._render(call, "enter", outcome)

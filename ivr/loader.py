@@ -85,7 +85,11 @@ def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
 def load_flow(path: str | os.PathLike, *, validate: bool = True) -> f.Flow:
     """Load one flow file; its id is the file name without extension."""
     path = Path(path)
-    return load_flow_text(path.read_text(encoding="utf-8"), display_path(path), path.stem, validate=validate)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowLoadError([FlowError(display_path(path), 1, 1, "", f"cannot be read as UTF-8 text: {exc}")]) from None
+    return load_flow_text(text, display_path(path), path.stem, validate=validate)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,10 @@ class FlowRegistry:
             except FlowLoadError as exc:
                 self.problems = exc.errors
                 log.error("flow edit NOT loaded; still serving the last good version:\n%s", exc)
+            except Exception as exc:  # whatever an edit holds, callers keep the flows being served
+                where = str(self.directory)
+                self.problems = [FlowError(where, 1, 1, "", f"flows could not be read: {exc}")]
+                log.exception("flow edit NOT loaded; still serving the last good version")
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -98,8 +102,13 @@ class FlowRegistry:
             )
         with gc_paused():
             for path in flow_files(self.directory):
-                text = path.read_text(encoding="utf-8")
-                flow, problems = read_flow(text, display_path(path), path.stem)
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    text, flow = "", None
+                    problems = [FlowError(display_path(path), 1, 1, "", f"cannot be read as UTF-8 text: {exc}")]
+                else:
+                    flow, problems = read_flow(text, display_path(path), path.stem)
                 if flow is not None and not problems:  # the flow's own graph; redirects are checked below
                     problems = [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
                 if flow is not None and not problems:

@@ -6,6 +6,8 @@ document whose every part is static is serialised once and cached by its chain o
 
 from __future__ import annotations
 
+import re
+
 from twilio.twiml.voice_response import (
     Client,
     Conference,
@@ -132,7 +134,9 @@ class Renderer:
     def whisper_document(self, state: f.State, context) -> str:
         """What the answering party of a screened dial hears; no key falls through to a decline."""
         screen: f.Screen = state.action.screen
-        ctx = context() if any(isinstance(p, f.Say) and p.text.template for p in screen.prompts) else None
+        templated = any(isinstance(p, f.Say | f.Play) and (p.text if isinstance(p, f.Say) else p.url).template
+                        for p in screen.prompts)  # fmt: skip
+        ctx = context() if templated else None
         response = VoiceResponse()
         answer = self.urls.action(self.flow.id, state.name, "screened")
         gather = Gather(action=answer, method="POST", num_digits=1, timeout=screen.timeout, input="dtmf")
@@ -264,8 +268,9 @@ class Renderer:
         if text is None:
             return None
         if text.template is None:
-            return text.source
-        return render(text.template, ctx, str(text.pos))
+            return _xml_text(text.source)
+        # Text from callers and hooks may hold characters XML 1.0 forbids: Twilio would refuse the document.
+        return _xml_text(render(text.template, ctx, str(text.pos)))
 
     def _gather_attrs(self, state: f.State) -> dict:
         gather: f.Gather = state.action
@@ -293,6 +298,14 @@ class Renderer:
             "language": (gather.language or self.flow.defaults.language) if speech else None,
             "speech_model": gather.speech_model if speech else None,
         }
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Text with the characters XML 1.0 cannot hold removed."""
+    return _NOT_XML.sub("", text)
 
 
 GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set

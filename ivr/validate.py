@@ -21,6 +21,51 @@ def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True) -> list[Flo
     errors: list[FlowError] = []
     for flow in flows.values():
         errors.extend(validate_flow(flow, flows if closed else None))
+    if closed:
+        errors.extend(_redirect_loops(flows))
+    return errors
+
+
+def _redirect_loops(flows: dict[str, f.Flow]) -> list[FlowError]:
+    """Flows that send a call round in a circle of redirects with nothing to wait for (each flow
+    alone is checked by its own cycle check; this sees the circles that cross flows)."""
+
+    def successors(fid: str, name: str):
+        flow = flows[fid]
+        state = flow.states.get(name)
+        if state is None:
+            return []
+        action = state.action
+        if isinstance(action, f.Redirect) and action.url is None and action.flow in flows and action.flow != fid:
+            other = flows[action.flow]
+            return [(other.id, action.state or other.start)]
+        checker = _Checker(flow, None)
+        return [(fid, s.name) for s in checker._silent_successors(state)]
+
+    errors: list[FlowError] = []
+    seen: set = set()
+    for fid, flow in flows.items():
+        for name, state in flow.states.items():
+            if not (isinstance(state.action, f.Redirect) and state.action.flow not in (None, fid)):
+                continue
+            # Follow where this redirect leads without waiting; coming back here is a loop.
+            start = (fid, name)
+            todo, visited = [(start, [start])], {start}
+            while todo:
+                node, trail = todo.pop()
+                for nxt in successors(*node):
+                    if nxt == start:
+                        loop = trail + [nxt]
+                        key = frozenset(loop)
+                        if key not in seen:
+                            seen.add(key)
+                            shown = " -> ".join(f"{a}/{b}" for a, b in loop)
+                            pos = state.action.pos
+                            message = f"redirects go round in a circle with nothing to wait for: {shown}"
+                            errors.append(FlowError(pos.file, pos.line, pos.column, f"states.{name}.redirect", message))
+                    elif nxt not in visited and nxt[0] in flows:
+                        visited.add(nxt)
+                        todo.append((nxt, trail + [nxt]))
     return errors
 
 

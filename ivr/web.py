@@ -8,6 +8,7 @@ session, answer TwiML. Any failure after the signature check still answers 200 w
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -29,7 +30,9 @@ from ivr.registry import FlowRegistry
 from ivr.settings import load_settings
 from ivr.store import open_store
 from ivr.texts import texts
-from ivr.twiml import Urls, apology_document
+from ivr.twiml import Renderer, Urls, apology_document
+
+screened_document = Renderer.screened_document
 
 __all__ = ["SESSION_GRACE", "SESSION_TTL", "create_app"]
 
@@ -109,7 +112,8 @@ def unknown(rest: str):
 def _answer(flow_id: str, state: str | None, step_fn):
     params = _params()
     sid = params.get("CallSid", "")
-    if request.args.get("event") in SCREEN_EVENTS:  # a dialled party's leg belongs to the caller's session
+    screening = request.args.get("event") in SCREEN_EVENTS
+    if screening:  # a dialled party's leg belongs to the caller's session
         sid = params.get("ParentCallSid", "")
     store = current_app.extensions["ivr.store"]
     now = current_app.extensions["ivr.clock"]()
@@ -120,8 +124,14 @@ def _answer(flow_id: str, state: str | None, step_fn):
         engine = registry.engine(flow_id)  # the error state, should what follows fail
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
+        token = request.headers.get("I-Twilio-Idempotency-Token")
         session = store.get(sid) or new_session(flow_id)
-        if state is None and request.args.get("ctx"):
+        if token:
+            answered = _claim(store, sid, token, session)
+            if answered is not None:  # Twilio retried this webhook: answer as before, redo nothing
+                log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
+                return _xml(answered)
+        if request.endpoint == "voice.enter" and request.args.get("ctx"):
             _bring_context(store, request.args["ctx"], flow_id, session, sid)
         # A call finishes on the version of the flow it started with, when it can still be had.
         engine = registry.engine(flow_id, session.get("versions", {}).get(flow_id))
@@ -132,11 +142,6 @@ def _answer(flow_id: str, state: str | None, step_fn):
             step_fn = _restart
         # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
         # status callbacks stored meanwhile.
-        token = request.headers.get("I-Twilio-Idempotency-Token")
-        last = session.get("last") or {}
-        if token and last.get("token") == token:  # Twilio retried this webhook: answer as before
-            log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
-            return _xml(last["twiml"])
         step = _run_hooks(engine, step_fn(engine, session, params, now))
         # Each text at most once per call, state and visit: noted before it is sent.
         done = step.session.setdefault("effects", {})
@@ -144,32 +149,67 @@ def _answer(flow_id: str, state: str | None, step_fn):
         for effect in texts:
             done[effect["key"]] = "pending"
         if token:
-            step.session["last"] = {"token": token, "twiml": step.twiml}
+            # A read-back of sensitive input is not kept: a retry of such a step is redone instead.
+            sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
+            step.session["last"] = {"token": token} if sensitive else {"token": token, "twiml": step.twiml}
         store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
         return response
     except WebhookError as exc:  # a request that names what does not exist: no traceback needed
-        log.error(
-            "CallSid=%s flow=%s state=%s: %s; answering with the error state",
-            sid or "-",
-            flow_id,
-            state or "(entry)",
-            exc,
-        )
+        log.error("CallSid=%s flow=%s state=%s: %s; answering with the error state", sid or "-", flow_id,
+                  state or "(entry)", exc)  # fmt: skip
     except StoreError as exc:  # down or slow: do not wait on it again for the error state
         log.error("CallSid=%s flow=%s state=%s: %s; answering with the error state without the store",
                   sid or "-", flow_id, state or "(entry)", exc)  # fmt: skip
-        return _xml(_error_twiml(engine, "", params, now))
+        sid = ""
     except Exception:
-        log.exception(
-            "CallSid=%s flow=%s state=%s: webhook failed; answering with the error state",
-            sid or "-",
-            flow_id,
-            state or "(entry)",
-        )
+        log.exception("CallSid=%s flow=%s state=%s: webhook failed; answering with the error state", sid or "-",
+                      flow_id, state or "(entry)")  # fmt: skip
+    if screening:  # the answering party's leg: never the caller's error state; the caller goes on
+        return _xml(screened_document(False))
     return _xml(_error_twiml(engine, sid, params, now))
+
+
+def _claim(store, sid: str, token: str, session: dict) -> str | None:
+    """A retried webhook's earlier answer (waiting a little while the first attempt still runs), else
+    None after noting this token as being answered."""
+    claimed = []
+
+    def claim(current):
+        current = current or session
+        last = current.get("last") or {}
+        if last.get("token") == token:
+            claimed.append(last)
+            return current
+        current["last"] = {"token": token}
+        return current
+
+    store.update(sid, claim, SESSION_TTL)
+    if not claimed:
+        return None
+    deadline = time.monotonic() + _RETRY_WAIT
+    last = claimed[0]
+    while "twiml" not in last and time.monotonic() < deadline:
+        time.sleep(0.05)
+        last = (store.get(sid) or {}).get("last") or {}
+        if last.get("token") != token:
+            return None
+    return last.get("twiml") or _retry_document(request.url)
+
+
+_RETRY_WAIT = 8.0  # seconds a retry waits for the first attempt's answer (Twilio waits 15 in all)
+
+
+def _retry_document(url: str) -> str:
+    """The first attempt has not answered: ask Twilio to come back to the same URL in a moment."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.pause(length=1)
+    response.redirect(url, method="POST")
+    return response.to_xml()
 
 
 def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:
@@ -206,28 +246,25 @@ def _merge_status(session: dict, current: dict | None) -> dict:
 
 
 def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -> str:
-    """The flow's error state if it has one and it renders, else the apology."""
+    """The flow's error state if it has one and it renders, else the apology. Its hooks run outside
+    the store's lock, as a webhook's do; without a CallSid (or a store) nothing is stored."""
     if engine is not None and engine.flow.error_state is not None:
         store = current_app.extensions["ivr.store"]
-        steps: list[Step] = []
-
-        def update(session):
-            step = _run_hooks(engine, engine.error_step(session or new_session(engine.flow.id), params, now))
-            steps.append(step)
-            return step.session
-
         try:
-            if sid:
-                store.update(sid, update, SESSION_TTL)
-                return steps[-1].twiml
+            session = (store.get(sid) if sid else None) or new_session(engine.flow.id)
         except Exception:
-            log.exception("CallSid=%s flow=%s: storing the error state failed", sid or "-", engine.flow.id)
-        try:  # without the store: the caller still hears the flow's own error state
-            if not steps:
-                update(None)
-            return steps[-1].twiml
+            session, sid = new_session(engine.flow.id), ""
+        try:
+            step = _run_hooks(engine, engine.error_step(session, params, now))
         except Exception:
             log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
+        else:
+            if sid:
+                try:
+                    store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
+                except Exception:
+                    log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
+            return step.twiml
     defaults = engine.flow.defaults if engine is not None else None
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
 
