@@ -1,0 +1,303 @@
+"""What the benchmarks share: Twilio's side of a call (parameters, signatures), the generated
+flows, the apps under test, timing, and Markdown tables. Not a benchmark itself."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import sys
+import time
+import urllib.parse
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS = ROOT / "flows"
+TOKEN = "12345678901234567890123456789012"
+ACCOUNT = "AC" + "0" * 32
+FORM = "application/x-www-form-urlencoded"
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def clean_environ() -> None:
+    """Drop IVR_* and TWILIO_* from this process's environment: every app is set up by the benchmark alone."""
+    for key in list(os.environ):
+        if key.startswith(("IVR_", "TWILIO_")):
+            del os.environ[key]
+
+
+# -- flows -----------------------------------------------------------------------------------
+
+
+def generated_flow(states: int) -> str:
+    """A flow of `states` three-option menus, each about 200 bytes of YAML (as tests/test_engine.py)."""
+    lines = ["title: generated", "start: s0", "states:"]
+    for i in range(states):
+        a, b, c = ((i + k) % states for k in (1, 2, 3))
+        lines += [
+            f"  s{i}:",
+            f"    say: Menu {i}. For A press 1, for B press 2, for C press 3.",
+            "    gather: {timeout: 5}",
+            f'    routes: {{"1": s{a}, "2": s{b}, "3": s{c}}}',
+            "    on_max: bye",
+        ]
+    lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
+    return "\n".join(lines) + "\n"
+
+
+def write_generated_flow(directory: Path, states: int) -> Path:
+    """A flows directory holding only `gen.yaml` of `states` menus."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "gen.yaml").write_text(generated_flow(states))
+    return directory
+
+
+def copy_example_flows(directory: Path) -> Path:
+    """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in FLOWS.iterdir():
+        if path.suffix in (".yaml", ".yml", ".py"):
+            shutil.copy(path, directory / path.name)
+    return directory
+
+
+def office_open(now: datetime | None = None) -> bool:
+    """main.yaml's office_hours condition: weekdays 9 to 5 in New York."""
+    now = (now or datetime.now(NEW_YORK)).astimezone(NEW_YORK)
+    return now.weekday() < 5 and 9 <= now.hour < 17
+
+
+# -- the apps --------------------------------------------------------------------------------
+
+
+def ivr_config(flows_dir: Path, store: str, *, env: str = "production") -> dict:
+    """create_app's settings for a production-like app: a token (signatures checked), no hot reload."""
+    return {
+        "IVR_ENV": env,
+        "IVR_FLOWS_DIR": str(flows_dir),
+        "IVR_STORE": store,
+        "IVR_HOT_RELOAD": "0",
+        "IVR_PHONE": "0",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+    }
+
+
+# -- Twilio's side ---------------------------------------------------------------------------
+
+
+def caller_params(sid: str, status: str = "in-progress") -> dict:
+    """The parameters Twilio sends with every voice webhook of an inbound call (as tests/conftest.py)."""
+    params = {
+        "AccountSid": ACCOUNT,
+        "ApiVersion": "2010-04-01",
+        "CallSid": sid,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "From": "+15551230000",
+        "To": "+15559870000",
+        "Caller": "+15551230000",
+        "Called": "+15559870000",
+    }
+    for prefix in ("From", "To", "Caller", "Called"):
+        for part in ("City", "State", "Zip", "Country"):
+            params[prefix + part] = "US" if part == "Country" else ""
+    return params
+
+
+def press(digits: str) -> dict:
+    """What Twilio adds when a Gather got keys."""
+    return {"Digits": digits, "FinishedOnKey": "", "msg": "Gather End"}
+
+
+DIAL_COMPLETED = {"DialCallStatus": "completed", "DialCallSid": "CA" + "d" * 32, "DialCallDuration": "30"}
+RECORDED = {
+    "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'1' * 32}",
+    "RecordingSid": "RE" + "1" * 32,
+    "RecordingDuration": "12",
+    "Digits": "#",
+}
+
+
+class Signed:
+    """One webhook as Twilio would send it: path, form body and headers, signed for `base` + path."""
+
+    __slots__ = ("body", "headers", "path")
+
+    def __init__(self, base: str, path: str, params: dict, token: str = TOKEN) -> None:
+        self.path = path
+        self.body = urllib.parse.urlencode(params).encode()
+        signature = RequestValidator(token).compute_signature(base + path, params)
+        self.headers = {
+            "X-Twilio-Signature": signature,
+            # Twilio sends one with every webhook; ivr keeps the answer for a retry of the same token.
+            "I-Twilio-Idempotency-Token": f"{params['CallSid']}-{path}",
+        }
+
+    def environ(self, host: str = "localhost") -> dict:
+        """A fresh WSGI environ of this request (its body can be read once)."""
+        from werkzeug.test import EnvironBuilder
+
+        builder = EnvironBuilder(
+            path=self.path,
+            method="POST",
+            base_url=f"http://{host}",
+            data=self.body,
+            content_type=FORM,
+            headers=self.headers,
+        )
+        try:
+            return builder.get_environ()
+        finally:
+            builder.close()
+
+
+def menu_step(base: str, sid: str, flow: str = "gen", digits: str = "2") -> list[Signed]:
+    """A whole menu step of the generated flow: the call enters, then its first Gather reports a key."""
+    return [
+        Signed(base, f"/voice/{flow}", caller_params(sid, "ringing")),
+        Signed(base, f"/voice/{flow}/s0", {**caller_params(sid), **press(digits)}),
+    ]
+
+
+def main_walk(open_now: bool) -> list[tuple[str, dict, bytes]]:
+    """A call walking flows/main.yaml end to end: (path, extra params, a piece the answer must hold).
+
+    In office hours: menu, 2 (support), 1 (billing: a Dial), the Dial completes, goodbye.
+    After hours: the after-hours menu, 1 (voicemail: a Record), a recording, thanks and goodbye.
+    """
+    if open_now:
+        return [
+            ("/voice/main", {}, b'action="/voice/main/menu"'),
+            ("/voice/main/menu", press("2"), b'action="/voice/main/support_menu"'),
+            ("/voice/main/support_menu", press("1"), b"<Number>+15005550007</Number>"),
+            ("/voice/main/billing", DIAL_COMPLETED, b"<Hangup />"),
+        ]
+    return [
+        ("/voice/main", {}, b'action="/voice/main/after_hours_menu"'),
+        ("/voice/main/after_hours_menu", press("1"), b"<Record "),
+        ("/voice/main/voicemail", RECORDED, b"second message.</Say>"),
+    ]
+
+
+def signed_walk(base: str, sid: str, open_now: bool) -> list[tuple[Signed, bytes]]:
+    """`main_walk` for one CallSid, every request signed for `base`."""
+    out = []
+    for i, (path, extra, expect) in enumerate(main_walk(open_now)):
+        params = {**caller_params(sid, "ringing" if i == 0 else "in-progress"), **extra}
+        out.append((Signed(base, path, params), expect))
+    return out
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """This process's resident memory."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def us(seconds: float) -> str:
+    """Seconds as microseconds, for tables."""
+    return f"{seconds * 1e6:,.0f} µs"
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds, for tables."""
+    return f"{seconds * 1e3:,.1f} ms"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line about where this ran."""
+    import yaml
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0))
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({model}), this process on {cores}; "
+        f"Python {platform.python_version()}, libyaml {'yes' if yaml.__with_libyaml__ else 'NO'}; "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}; ivr/*.py {code_fingerprint()}"
+    )
+
+
+def code_fingerprint() -> str:
+    """A short hash of ivr/*.py: which version of the code a result belongs to."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "ivr").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return "sha256:" + digest.hexdigest()[:12]
+
+
+def profile_table(fn, *, top: int = 15, sort: str = "tottime", only: str | None = None) -> str:
+    """Run fn under cProfile; the `top` functions by `sort` (those matching the regex `only`) as a Markdown table."""
+    import gc
+    import re
+
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    stats.sort_stats(sort)
+    total = sum(entry[2] for entry in stats.stats.values())  # tottime over all functions
+    rows = []
+    for func in stats.fcn_list:
+        calls, _primitive, tottime, cumtime, _ = stats.stats[func]
+        file, line, name = func
+        where = f"{_short(file)}:{line}({name})" if line else name
+        if only is not None and not re.search(only, where):
+            continue
+        rows.append([where, calls, f"{tottime * 1e3:.1f}", f"{tottime / total:.1%}", f"{cumtime * 1e3:.1f}",
+                     f"{cumtime / total:.1%}"])  # fmt: skip
+        if len(rows) == top:
+            break
+    return table(["function", "calls", "own ms", "own share", "cumulative ms", "cumulative share"], rows)
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", str(ROOT) + "/", "lib/python3"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+def print_header(title: str) -> None:
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    command = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
+    print(f"## {title}\n\n{machine()}  \n`{' '.join([*command, *sys.argv[1:]])}`\n")
