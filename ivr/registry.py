@@ -125,14 +125,15 @@ class FlowRegistry:
                     log.error("%s has errors; serving its last good version %s:\n%s", path, good.content_hash,
                               errors_for_log)  # fmt: skip
                     reported.extend(problems)
-            errors.extend(e for e in validate_flows(flows) if e.severity == "error")
-        if errors:
-            raise FlowLoadError(errors)
-        engines = {}
+            errors.extend(e for e in validate_flows(flows, across_only=True) if e.severity == "error")
+            if errors:
+                raise FlowLoadError(errors)
+            engines = {}
+            for fid, flow in flows.items():
+                engine = self._versions.get((fid, flow.content_hash)) or self._new_engine(flow)
+                engines[fid] = engine
+                self._keep(engine)
         for fid, flow in flows.items():
-            engine = self._versions.get((fid, flow.content_hash)) or self._new_engine(flow)
-            engines[fid] = engine
-            self._keep(engine)
             if fid not in fallbacks:
                 self._save_good(flow, texts[fid])
         self.problems = reported

@@ -72,12 +72,15 @@ def compose(text: str, file: str) -> yaml.Node | None:
         raise FlowError(file, 1, 1, "", f"YAML: {exc}") from None
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def path_join(path: str, key: str | int) -> str:
     """Extend a dotted key path; keys that are not plain words are quoted: routes."1"."""
     if isinstance(key, int):
         part = f"[{key}]"
         return f"{path}{part}" if path else part
-    part = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) else f'"{key}"'
+    part = key if _PLAIN_KEY.fullmatch(key) else f'"{key}"'
     return f"{path}.{part}" if path else part
 
 

@@ -125,12 +125,13 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
-        session = store.get(sid) or new_session(flow_id)
-        if token:
-            answered = _claim(store, sid, token, session)
+        if token:  # one read-and-write claims the webhook and brings the session
+            answered, session = _claim(store, sid, token, flow_id)
             if answered is not None:  # Twilio retried this webhook: answer as before, redo nothing
                 log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
                 return _xml(answered)
+        else:
+            session = store.get(sid) or new_session(flow_id)
         if request.endpoint == "voice.enter" and request.args.get("ctx"):
             _bring_context(store, request.args["ctx"], flow_id, session, sid)
         # A call finishes on the version of the flow it started with, when it can still be had.
@@ -172,13 +173,13 @@ def _answer(flow_id: str, state: str | None, step_fn):
     return _xml(_error_twiml(engine, sid, params, now))
 
 
-def _claim(store, sid: str, token: str, session: dict) -> str | None:
+def _claim(store, sid: str, token: str, flow_id: str) -> tuple[str | None, dict]:
     """A retried webhook's earlier answer (waiting a little while the first attempt still runs), else
-    None after noting this token as being answered."""
+    None after noting this token as being answered; and the call's session."""
     claimed = []
 
     def claim(current):
-        current = current or session
+        current = current or new_session(flow_id)
         last = current.get("last") or {}
         if last.get("token") == token:
             claimed.append(last)
@@ -186,17 +187,17 @@ def _claim(store, sid: str, token: str, session: dict) -> str | None:
         current["last"] = {"token": token}
         return current
 
-    store.update(sid, claim, SESSION_TTL)
+    session = store.update(sid, claim, SESSION_TTL)
     if not claimed:
-        return None
+        return None, session
     deadline = time.monotonic() + _RETRY_WAIT
     last = claimed[0]
     while "twiml" not in last and time.monotonic() < deadline:
         time.sleep(0.05)
         last = (store.get(sid) or {}).get("last") or {}
         if last.get("token") != token:
-            return None
-    return last.get("twiml") or _retry_document(request.url)
+            return None, session
+    return last.get("twiml") or _retry_document(request.url), session
 
 
 _RETRY_WAIT = 8.0  # seconds a retry waits for the first attempt's answer (Twilio waits 15 in all)
