@@ -445,3 +445,30 @@ def test_the_store_works_again_once_redis_is_back(own_redis):
         finally:
             server.send_signal(signal.SIGCONT)
         assert s.incr("CA1", "n") == 2
+
+
+@pytest.mark.parametrize("token", [None, "tok-1"], ids=["plain", "with-idempotency-token"])
+def test_a_webhook_with_redis_stalled_answers_the_error_state_within_a_second(own_redis, token, tmp_path):
+    """The caller hears the flow's error state, not silence and not Twilio's application error."""
+    from conftest import BASE, FLOWS, TOKEN, caller_params, check_twiml, sign
+
+    from ivr import create_app
+
+    server, port = own_redis
+    app = create_app({"IVR_ENV": "test", "IVR_STORE": f"redis://{HOST}:{port}/{DB}", "IVR_REDIS_PREFIX": "stall:",
+                      "IVR_FLOWS_DIR": str(FLOWS), "TWILIO_AUTH_TOKEN": TOKEN, "IVR_RECORD_DIR": None})  # fmt: skip
+    params = caller_params("CA" + "8" * 32)
+    headers = {"X-Twilio-Signature": sign(BASE + "/voice/main", params)}
+    if token:
+        headers["I-Twilio-Idempotency-Token"] = token
+    server.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = app.test_client().post("/voice/main", data=params, headers=headers)
+        took = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGCONT)
+    assert response.status_code == 200
+    assert b"something went wrong on our side" in response.data  # main's error state
+    check_twiml(response.data)
+    assert took < 1.0, f"answered after {took:.2f} s"
