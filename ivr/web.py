@@ -8,7 +8,6 @@ session, answer TwiML. Any failure after the signature check still answers 200 w
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -125,13 +124,12 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
-        if token:  # one read-and-write claims the webhook and brings the session
-            answered, session = _claim(store, sid, token, flow_id)
-            if answered is not None:  # Twilio retried this webhook: answer as before, redo nothing
-                log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
-                return _xml(answered)
-        else:
-            session = store.get(sid) or new_session(flow_id)
+        session = store.get(sid) or new_session(flow_id)
+        last = session.get("last") or {}
+        if token and last.get("token") == token and "twiml" in last:
+            # Twilio retried a webhook already answered: the same answer, nothing redone.
+            log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
+            return _xml(last["twiml"])
         if request.endpoint == "voice.enter" and request.args.get("ctx"):
             _bring_context(store, request.args["ctx"], flow_id, session, sid)
         # A call finishes on the version of the flow it started with, when it can still be had.
@@ -171,46 +169,6 @@ def _answer(flow_id: str, state: str | None, step_fn):
     if screening:  # the answering party's leg: never the caller's error state; the caller goes on
         return _xml(screened_document(False))
     return _xml(_error_twiml(engine, sid, params, now))
-
-
-def _claim(store, sid: str, token: str, flow_id: str) -> tuple[str | None, dict]:
-    """A retried webhook's earlier answer (waiting a little while the first attempt still runs), else
-    None after noting this token as being answered; and the call's session."""
-    claimed = []
-
-    def claim(current):
-        current = current or new_session(flow_id)
-        last = current.get("last") or {}
-        if last.get("token") == token:
-            claimed.append(last)
-            return current
-        current["last"] = {"token": token}
-        return current
-
-    session = store.update(sid, claim, SESSION_TTL)
-    if not claimed:
-        return None, session
-    deadline = time.monotonic() + _RETRY_WAIT
-    last = claimed[0]
-    while "twiml" not in last and time.monotonic() < deadline:
-        time.sleep(0.05)
-        last = (store.get(sid) or {}).get("last") or {}
-        if last.get("token") != token:
-            return None, session
-    return last.get("twiml") or _retry_document(request.url), session
-
-
-_RETRY_WAIT = 8.0  # seconds a retry waits for the first attempt's answer (Twilio waits 15 in all)
-
-
-def _retry_document(url: str) -> str:
-    """The first attempt has not answered: ask Twilio to come back to the same URL in a moment."""
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    response.pause(length=1)
-    response.redirect(url, method="POST")
-    return response.to_xml()
 
 
 def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:
