@@ -1,7 +1,16 @@
 """ivr: a code-first interactive voice menu for Twilio, with flows written in YAML."""
 
 from ivr.engine import Engine, Step
-from ivr.errors import ConfigError, FlowError, FlowLoadError, IvrError, StoreError, TwilioCallError, WebhookError
+from ivr.errors import (
+    ConfigError,
+    FlowError,
+    FlowLoadError,
+    FlowRuntimeError,
+    IvrError,
+    StoreError,
+    TwilioCallError,
+    WebhookError,
+)
 from ivr.hooks import HookContext, hook
 from ivr.loader import load_flow, load_flows
 from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
@@ -13,6 +22,7 @@ __all__ = [
     "Engine",
     "FlowError",
     "FlowLoadError",
+    "FlowRuntimeError",
     "HookContext",
     "IvrError",
     "Phone",
