@@ -49,12 +49,16 @@ def init_app(app: Flask) -> None:
 
 def signed_url() -> str:
     """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL."""
-    query = request.query_string.decode("latin-1")
+    environ = request.environ
+    query = environ.get("QUERY_STRING", "")
     suffix = request.path + (f"?{query}" if query else "")
     public = current_app.config.get("IVR_PUBLIC_URL")
     if public:
         return public.rstrip("/") + suffix
-    return request.host_url.rstrip("/") + request.script_root + suffix
+    # Straight from the environ (ProxyFix has already put the trusted proxy's scheme and host there):
+    # werkzeug's host_url parses and checks far more than a signature needs.
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{environ['wsgi.url_scheme']}://{host}{request.script_root}{suffix}"
 
 
 def check_webhook() -> None:
