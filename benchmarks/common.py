@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from twilio.request_validator import RequestValidator
 
+from ivr.testing import generated_flow  # noqa: F401 - the generated flows the tests use too
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
 TOKEN = "12345678901234567890123456789012"
@@ -35,22 +37,6 @@ def clean_environ() -> None:
 
 
 # -- flows -----------------------------------------------------------------------------------
-
-
-def generated_flow(states: int) -> str:
-    """A flow of `states` three-option menus, each about 200 bytes of YAML (as tests/test_engine.py)."""
-    lines = ["title: generated", "start: s0", "states:"]
-    for i in range(states):
-        a, b, c = ((i + k) % states for k in (1, 2, 3))
-        lines += [
-            f"  s{i}:",
-            f"    say: Menu {i}. For A press 1, for B press 2, for C press 3.",
-            "    gather: {timeout: 5}",
-            f'    routes: {{"1": s{a}, "2": s{b}, "3": s{c}}}',
-            "    on_max: bye",
-        ]
-    lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
-    return "\n".join(lines) + "\n"
 
 
 def write_generated_flow(directory: Path, states: int) -> Path:

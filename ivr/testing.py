@@ -27,7 +27,7 @@ import pytest
 from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
 from ivr.replay import ReplayResult, replay
 
-__all__ = ["HookDoubles", "TwimlSchema", "phone_for"]
+__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
 
 
 class TwimlSchema:
@@ -132,6 +132,22 @@ class HookDoubles:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def generated_flow(states: int) -> str:
+    """A flow of `states` three-option menus (about 200 bytes of YAML each): for tests and benchmarks of size."""
+    lines = ["title: generated", "start: s0", "states:"]
+    for i in range(states):
+        a, b, c = ((i + k) % states for k in (1, 2, 3))
+        lines += [
+            f"  s{i}:",
+            f"    say: Menu {i}. For A press 1, for B press 2, for C press 3.",
+            "    gather: {timeout: 5}",
+            f'    routes: {{"1": s{a}, "2": s{b}, "3": s{c}}}',
+            "    on_max: bye",
+        ]
+    lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
+    return "\n".join(lines) + "\n"
 
 
 def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http://localhost") -> Phone:

@@ -10,24 +10,9 @@ from conftest import Call
 
 from ivr.engine import Engine, new_session
 from ivr.loader import load_flow_text
+from ivr.testing import generated_flow
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
-
-def generated_flow(states: int) -> str:
-    """A flow of `states` three-option menus, each about 200 bytes of YAML."""
-    lines = ["title: generated", "start: s0", "states:"]
-    for i in range(states):
-        a, b, c = ((i + k) % states for k in (1, 2, 3))
-        lines += [
-            f"  s{i}:",
-            f"    say: Menu {i}. For A press 1, for B press 2, for C press 3.",
-            "    gather: {timeout: 5}",
-            f'    routes: {{"1": s{a}, "2": s{b}, "3": s{c}}}',
-            "    on_max: bye",
-        ]
-    lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
-    return "\n".join(lines) + "\n"
 
 
 def count_work(fn) -> int:
