@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from twilio.request_validator import RequestValidator
 
-from ivr.testing import generated_flow  # noqa: F401 - the generated flows the tests use too
+from ivr.testing import generated_flow  # the generated flows the tests use too
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
