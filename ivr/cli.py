@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 @click.option("--state", help="Enter the flow at this state instead of its start.")
 @click.option("--url", help="Call a running app (e.g. http://127.0.0.1:5000) instead of the flows in-process.")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Sign requests with this auth token (with --url).")
-def phone(flow: str, script: str | None, from_: str, to: str, state: str | None, url: str | None, token) -> None:
+@click.option("--at", "at", help="Call as if it were this time, e.g. 2026-11-25T10:00-05:00 (in-process only).")
+def phone(
+    flow: str, script: str | None, from_: str, to: str, state: str | None, url: str | None, token, at: str | None
+) -> None:
     """Call FLOW on the built-in phone and hear what a caller hears.
 
     Type keys, `wait`, `say:TEXT`, a dial outcome, `record:SECONDS` or `hangup` at each prompt,
@@ -87,9 +90,11 @@ def phone(flow: str, script: str | None, from_: str, to: str, state: str | None,
 
     app = None
     if url:
+        if at:
+            raise click.BadParameter("a running app keeps its own clock; --at works in-process only", param_hint="--at")
         the_phone = Phone(HttpTransport(), url.rstrip("/"), auth_token=token)
     else:
-        app = _local_app()
+        app = _local_app(_moment(at))
         if flow not in app.extensions["ivr.flows"].engines:
             known = ", ".join(sorted(app.extensions["ivr.flows"].engines))
             raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
@@ -134,11 +139,29 @@ def phone(flow: str, script: str | None, from_: str, to: str, state: str | None,
     sys.exit(_verdict(call, app))
 
 
-def _local_app():
+def _local_app(moment=None):
     from ivr.web import create_app
 
     # IVR_RECORD_DIR, when set, records these calls too: a quick way to make a recorded-call test.
-    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None})
+    clock = (lambda: moment) if moment is not None else None
+    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None}, clock=clock)
+
+
+def _moment(text: str | None):
+    """--at: an ISO time with its offset (or Z); scripts that depend on opening hours then always agree."""
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO time such as 2026-11-25T10:00-05:00", param_hint="--at"
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{text!r} needs its offset, e.g. {text}-05:00 or {text}Z", param_hint="--at")
+    return moment
 
 
 def _prompt(call) -> str:

@@ -10,6 +10,7 @@ import functools
 import itertools
 import os
 import re
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -153,6 +154,7 @@ class Phone:
         self.schema_path = schema_path or os.environ.get("IVR_TWIML_XSD") or None
         self.max_requests, self.max_automatic, self.clock = max_requests, max_automatic, clock
         self._serial = itertools.count(1)
+        self._run = secrets.token_hex(6)
 
     def dial(
         self,
@@ -180,8 +182,9 @@ class Phone:
         raise PhoneError(f"cannot dial {target!r}: give a flow id ('main'), a path ('/voice/main') or a URL")
 
     def new_sid(self, prefix: str) -> str:
-        """A fresh 34-character SID such as CA..., RE..., QU..."""
-        return f"{prefix}{next(self._serial):032x}"
+        """A fresh 34-character SID such as CA..., RE..., QU...: unique across runs, as Twilio's are
+        (a run's recordings must never take the place of an earlier run's in the message box)."""
+        return f"{prefix}{self._run}{next(self._serial):020x}"
 
     def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
         """The X-Twilio-Signature header (none without a token); GET signs the URL with its query."""

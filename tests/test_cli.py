@@ -196,3 +196,17 @@ def test_each_phone_call_gets_its_own_callsid_so_recordings_never_merge(capsys, 
     files = sorted(tmp_path.glob("CA*.jsonl"))
     assert len(files) == 2
     assert all(len(read_recording(path)[1]) == 4 for path in files)  # entry, menu, dial, status callback
+
+
+@pytest.mark.parametrize(
+    ("at", "first_line"),
+    [("2026-11-25T10:00-05:00", "For sales, press 1"), ("2026-11-25T20:00-05:00", "Our office is closed right now.")],
+)
+def test_phone_at_a_given_time_takes_the_route_of_that_hour(capsys, at, first_line):
+    assert run("phone", "main", "--at", at, "--keys", "hangup") == 0
+    assert capsys.readouterr().out.splitlines()[2].strip().startswith(first_line)
+
+
+def test_phone_at_needs_an_offset(capsys):
+    assert run("phone", "main", "--at", "2026-11-25T10:00", "--keys", "hangup") == 2
+    assert "needs its offset" in capsys.readouterr().err

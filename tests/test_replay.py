@@ -52,7 +52,7 @@ def test_every_recorded_call_replays_against_the_shipped_flows(path):
     result = replay(path, flows_dir=FLOWS)
     _header, lines = read_recording(path)
     assert result.ok, result.report()
-    assert len(result.steps) == len(lines) >= 5
+    assert len(result.steps) == len(lines) >= 2
     assert all(step.compared and step.actual_status == 200 for step in result.steps)
     assert result.changed_flows == []
     assert result.report() == f"{path}: {len(lines)} steps, same as recorded"
