@@ -9,6 +9,7 @@ from datetime import datetime
 from flask import Blueprint, current_app, g, request
 
 from ivr import security
+from ivr.effects import sends_texts
 from ivr.engine import HookCall
 from ivr.errors import IvrError
 from ivr.http import SESSION_GRACE, SESSION_TTL
@@ -166,13 +167,6 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
     MessageBox(current_app.extensions["ivr.store"]).delivered(
         message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
     )
-
-
-def sends_texts(app) -> bool:
-    """Texts go out through a test's fake Twilio, or for real calls outside tests; never for a built-in phone."""
-    if "ivr.twilio_http" in app.extensions:
-        return True
-    return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
 
 
 def voicemail_text(message: dict, update: bool, transcribed: bool = True) -> str:

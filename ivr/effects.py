@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, request
 
 from ivr import security
 from ivr.flow import SCREEN_EVENTS
+from ivr.http import SESSION_TTL
 from ivr.http import webhook_params as _params
 from ivr.recording import Recorder
 
@@ -91,6 +92,13 @@ def _record(response):
     return response
 
 
+def sends_texts(app) -> bool:
+    """Texts go out through a test's fake Twilio, or for real calls outside tests; never for a built-in phone."""
+    if "ivr.twilio_http" in app.extensions:
+        return True
+    return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
+
+
 def carry_out_later(response, sid: str, effects: list[dict]) -> None:
     """Texts go out after the response is sent, never delaying the caller; each is journaled."""
     if not effects:
@@ -100,8 +108,6 @@ def carry_out_later(response, sid: str, effects: list[dict]) -> None:
     if journal is not None:
         journal.add(sid, effects)
     # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
-    from ivr.callbacks import sends_texts
-
     # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
     sending = sends_texts(app)
     if sending:
@@ -121,7 +127,7 @@ def _send_texts(app, sid: str, effects: list[dict]) -> None:
             outcome = f"failed: {exc}"
             log.error("CallSid=%s text %s to %s failed: %s", sid, effect["key"], effect["to"], exc)
         try:
-            store.update(sid, lambda s, key=effect["key"], o=outcome: _mark(s, key, o), _TTL)
+            store.update(sid, lambda s, key=effect["key"], o=outcome: _mark(s, key, o), SESSION_TTL)
         except Exception:
             log.exception("CallSid=%s could not note text %s as %s", sid, effect["key"], outcome)
 
@@ -130,6 +136,3 @@ def _mark(session, key: str, outcome: str):
     if session is not None:
         session.setdefault("effects", {})[key] = outcome
     return session
-
-
-_TTL = 4 * 3600 + 30 * 60

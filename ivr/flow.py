@@ -311,11 +311,6 @@ class State:
     sms: Sms | None = None
 
     @property
-    def waits(self) -> bool:
-        """Whether the state ends its document waiting for the caller or the far end."""
-        return isinstance(self.action, WAITING_ACTIONS)
-
-    @property
     def ends(self) -> bool:
         """Whether the state leaves this flow (hang-up, reject, redirect)."""
         return isinstance(self.action, ENDING_ACTIONS)

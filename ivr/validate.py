@@ -38,6 +38,8 @@ def _redirect_loops(flows: dict[str, f.Flow]) -> list[FlowError]:
     """Flows that send a call round in a circle of redirects with nothing to wait for (each flow
     alone is checked by its own cycle check; this sees the circles that cross flows)."""
 
+    checkers = {fid: _Checker(flow, None) for fid, flow in flows.items()}
+
     def successors(fid: str, name: str):
         flow = flows[fid]
         state = flow.states.get(name)
@@ -47,8 +49,7 @@ def _redirect_loops(flows: dict[str, f.Flow]) -> list[FlowError]:
         if isinstance(action, f.Redirect) and action.url is None and action.flow in flows and action.flow != fid:
             other = flows[action.flow]
             return [(other.id, action.state or other.start)]
-        checker = _Checker(flow, None)
-        return [(fid, s.name) for s in checker._silent_successors(state)]
+        return [(fid, s.name) for s in checkers[fid]._silent_successors(state)]
 
     errors: list[FlowError] = []
     seen: set = set()
