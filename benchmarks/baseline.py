@@ -6,7 +6,7 @@ recipe). It answers the requests the benchmarks send with exactly the TwiML `ivr
 with (the benchmarks check that byte for byte), keeps no session, and handles nothing else
 beyond sending the caller back to the menu.
 
-Serve it as the benchmarks do: `TWILIO_AUTH_TOKEN=... gunicorn -c ivr/gunicorn_conf.py benchmarks.baseline:app`.
+Serve it as the benchmarks do: `TWILIO_AUTH_TOKEN=... gunicorn -c ivr/web/gunicorn_conf.py benchmarks.baseline:app`.
 """
 
 from __future__ import annotations

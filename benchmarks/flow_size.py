@@ -41,9 +41,9 @@ LOAD_TARGET = 5.0
 def load_stages(text: str, tmp: Path, size: int, runs: int) -> dict[str, float]:
     """Median seconds of each loading stage of one flow's text."""
     from ivr import create_app
-    from ivr.engine import Engine
-    from ivr.loader import gc_paused, read_flow
-    from ivr.validate import validate_flows
+    from ivr.core.engine import Engine
+    from ivr.core.loader import gc_paused, read_flow
+    from ivr.core.validate import validate_flows
 
     stages: dict[str, list[float]] = {"read": [], "validate": [], "engine": [], "create_app": []}
     for run in range(runs):

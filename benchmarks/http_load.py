@@ -1,6 +1,6 @@
 """Over HTTP: gunicorn serving flows/main.yaml to N concurrent simulated calls, against the baseline.
 
-Servers, each `gunicorn -c ivr/gunicorn_conf.py` (the production config: 3 sync workers on the
+Servers, each `gunicorn -c ivr/web/gunicorn_conf.py` (the production config: 3 sync workers on the
 one core it is pinned to) on a loopback port:
 - ivr (`app:app`, production mode, a token) with the SQLite store;
 - ivr with the Redis store (127.0.0.1:6379, database 13, a key prefix of its own, deleted after),
@@ -103,7 +103,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
-        config = common.ROOT / "ivr" / "gunicorn_conf.py"
+        config = common.ROOT / "ivr" / "web" / "gunicorn_conf.py"
         command = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "gunicorn", "-c", str(config)]
         # No control socket: three servers at once would share its one path (~/.gunicorn/gunicorn.ctl).
         command += ["--bind", f"127.0.0.1:{self.port}", "--no-control-socket", *extra_args, app]
@@ -369,7 +369,7 @@ def profile_in_process(rounds: int = 30, calls: int = 25) -> None:
     from benchmarks.baseline import app as baseline
     from ivr import create_app
 
-    spec = importlib.util.spec_from_file_location("gunicorn_conf", common.ROOT / "ivr" / "gunicorn_conf.py")
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", common.ROOT / "ivr" / "web" / "gunicorn_conf.py")
     conf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conf)
     with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:

@@ -131,7 +131,7 @@ def per_call_bytes(tmp: Path) -> list[list]:
     rows.append(["SQLite", f"{(full - empty) / SESSIONS:,.0f} B", "database file, after a WAL checkpoint"])
 
     if redis_answers():
-        from ivr.redis_store import RedisStore
+        from ivr.store.redis import RedisStore
 
         prefix = redis_prefix()
         store = RedisStore(REDIS_URL, prefix=prefix)

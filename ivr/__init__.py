@@ -1,6 +1,6 @@
 """ivr: a code-first interactive voice menu for Twilio, with flows written in YAML."""
 
-from ivr.engine import Engine, Step
+from ivr.core.engine import Engine, Step
 from ivr.errors import (
     ConfigError,
     FlowError,
@@ -12,8 +12,8 @@ from ivr.errors import (
     WebhookError,
 )
 from ivr.hooks import HookContext, hook
-from ivr.loader import load_flow, load_flows
-from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
+from ivr.core.loader import load_flow, load_flows
+from ivr.phone.interpreter import CallError, Phone, PhoneCall, WsgiTransport
 from ivr.web import create_app
 
 __all__ = [

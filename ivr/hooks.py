@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ivr.engine import HookCall, HookResult
+from ivr.core.engine import HookCall, HookResult
 from ivr.errors import ConfigError
 
 __all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry", "run_pending"]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
-from ivr.replay import ReplayResult, replay
+from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.phone.replay import ReplayResult, replay
 
 __all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
 

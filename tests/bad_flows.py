@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import FlowError, FlowLoadError
-from ivr.loader import load_flow
+from ivr.core.loader import load_flow
 
 BAD = Path(__file__).resolve().parent / "flows" / "bad"
 

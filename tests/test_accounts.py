@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ivr.messages import MessageBox
+from ivr.web.messages import MessageBox
 from ivr.testing import phone_for
 
 MENU = (

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import FLOWS, OPEN_HOURS
 
-from ivr import browser
-from ivr import registry as registry_module
-from ivr.browser import LiveCalls, init_app
+from ivr.web import browser
+from ivr.web import registry as registry_module
+from ivr.web.browser import LiveCalls, init_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
-from ivr.campaign import (
+from ivr.outbound.campaign import (
     CallHours,
     Campaign,
     campaign_group,
@@ -19,12 +19,12 @@ from ivr.campaign import (
     row_key,
 )
 from ivr.errors import ConfigError
-from ivr.fakes import FakeTwilioHttp, call_json, error_body
-from ivr.loader import load_flows
-from ivr.outbound import CallRequestError, call_command
+from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
+from ivr.core.loader import load_flows
+from ivr.outbound.calls import CallRequestError, call_command
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.twilio_client import make_client
+from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "ACf2c1b3d4e5f60718293a4b5c6d7e8f90"

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import FLOWS
 
-from ivr.check import check_command, run_checks
-from ivr.loader import display_path
+from ivr.core.lint import check_command, run_checks
+from ivr.core.loader import display_path
 
 CHECK = Path(__file__).resolve().parent / "flows" / "check"
 NO_ENV = {"IVR_FLOWS_DIR": None, "IVR_HOOKS": None, "IVR_SCHEDULES": None}

@@ -9,7 +9,7 @@ import pytest
 from conftest import FLOWS
 
 from ivr.cli import main
-from ivr.recording import read_recording
+from ivr.phone.recording import read_recording
 
 TESTS = Path(__file__).resolve().parent
 CALLS = TESTS / "calls"

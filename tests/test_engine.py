@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from conftest import Call
 
-from ivr.engine import Engine, new_session
-from ivr.loader import load_flow_text
+from ivr.core.engine import Engine, new_session
+from ivr.core.loader import load_flow_text
 from ivr.testing import generated_flow
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from xml.etree import ElementTree
 import pytest
 from conftest import check_twiml
 
-from ivr.engine import Engine, new_session
+from ivr.core.engine import Engine, new_session
 from ivr.errors import FlowLoadError
-from ivr.loader import load_flow_text
+from ivr.core.loader import load_flow_text
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

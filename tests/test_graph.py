@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from conftest import FLOWS, TEST_FLOWS
 from transitions.extensions import diagrams_graphviz
 
-from ivr import flow as f
-from ivr.engine import Engine
-from ivr.graph import graph_command, graph_data, mermaid
-from ivr.loader import load_flow, load_flow_text
+from ivr.core import flow as f
+from ivr.core.engine import Engine
+from ivr.core.graph import graph_command, graph_data, mermaid
+from ivr.core.loader import load_flow, load_flow_text
 
 GRAPH = TEST_FLOWS / "graph"
 HAS_DOT = shutil.which("dot") is not None and diagrams_graphviz.pgv is not None

@@ -20,7 +20,7 @@ from gunicorn.app.base import Application
 from gunicorn.config import Config
 from werkzeug.test import EnvironBuilder
 
-CONF = Path(__file__).resolve().parent.parent / "ivr" / "gunicorn_conf.py"
+CONF = Path(__file__).resolve().parent.parent / "ivr" / "web" / "gunicorn_conf.py"
 SID = "CA" + "5" * 32
 
 

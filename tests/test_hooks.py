@@ -153,7 +153,7 @@ def test_hooks_py_beside_the_flows_is_imported_without_setting_ivr_hooks(make_ap
 
 
 def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hooks, tmp_path):
-    from ivr.replay import replay
+    from ivr.phone.replay import replay
 
     hooks.returns("lookup_caller", outcome="found", vars={"name": "Ada"})
     hooks.returns("balance", outcome="found", vars={"balance": 7})

@@ -9,9 +9,9 @@ import pytest
 from bad_flows import BAD, assert_mistake, assert_one_error, errors_of
 from conftest import check_twiml
 
-from ivr.engine import Engine, new_session
+from ivr.core.engine import Engine, new_session
 from ivr.errors import FlowLoadError
-from ivr.loader import flow_files, load_flow, load_flow_text, load_flows
+from ivr.core.loader import flow_files, load_flow, load_flow_text, load_flows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "flows"

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
 from ivr.errors import ConfigError, TwilioCallError
-from ivr.fakes import FakeTwilioHttp, call_json, error_body
-from ivr.loader import load_flows
-from ivr.outbound import (
+from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
+from ivr.core.loader import load_flows
+from ivr.outbound.calls import (
     CallOutcomeUnknown,
     CallRequestError,
     call_command,
@@ -23,7 +23,7 @@ from ivr.outbound import (
 )
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.twilio_client import make_client
+from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import BASE, sign
 
-from ivr.fakes import FakeTwilioHttp, call_json, message_json
+from ivr.phone.fakes import FakeTwilioHttp, call_json, message_json
 from ivr.testing import phone_for
 
 PUBLIC = "https://ivr.example.com"
@@ -251,8 +251,8 @@ def test_an_unsigned_text_is_refused(app):
 def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
     from conftest import ACCOUNT
 
-    from ivr.campaign import Campaign, campaign_group, read_contacts
-    from ivr.twilio_client import make_client
+    from ivr.outbound.campaign import Campaign, campaign_group, read_contacts
+    from ivr.outbound.client import make_client
 
     app, http = outbound
     sids = iter(f"CA{n:032d}" for n in range(1, 10))
@@ -297,7 +297,7 @@ def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_ca
     flow = OUTBOUND.replace("  check:\n", "  check:\n    sms: Hello from the entry state.\n")
     (app.extensions["ivr.flows"].directory / "orders.yaml").write_text(flow)
     app.extensions["ivr.flows"].hot_reload = True
-    from ivr import registry
+    from ivr.web import registry
 
     registry.CHECK_EVERY, before = 0.0, registry.CHECK_EVERY
     try:
@@ -309,10 +309,10 @@ def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_ca
 
 
 def test_a_browser_or_terminal_phone_never_sends_real_texts(make_app, tmp_path, monkeypatch):
-    import ivr.outbound
+    import ivr.outbound.calls
 
     sent = []
-    monkeypatch.setattr(ivr.outbound, "send_sms", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(ivr.outbound.calls, "send_sms", lambda *a, **k: sent.append(a))
     (tmp_path / "t.yaml").write_text("start: a\nstates:\n  a: {sms: Hi there., say: Hello., hangup: true}\n")
     app = make_app({"IVR_FLOWS_DIR": str(tmp_path), "IVR_ENV": "development", "TWILIO_FROM_NUMBER": FROM})
     call = phone_for(app).dial("t")

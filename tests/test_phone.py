@@ -14,7 +14,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
 
-from ivr.phone import (
+from ivr.phone.interpreter import (
     APPLICATION_ERROR_TEXT,
     CallError,
     Heard,

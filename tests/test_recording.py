@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import BASE, OPEN_HOURS, Call, caller_params, sign
 
-from ivr.recording import REDACTED, mask_numbers, read_recording
+from ivr.phone.recording import REDACTED, mask_numbers, read_recording
 
 SID = "CA" + "1" * 32
 STARTED = "2026-11-25T15:00:00.000Z"  # OPEN_HOURS as recorded

@@ -22,7 +22,7 @@ import redis
 import test_store as suite
 
 from ivr.errors import ConfigError, StoreError
-from ivr.redis_store import RedisStore
+from ivr.store.redis import RedisStore
 from ivr.store import RENEW_SLACK, open_store
 
 HOST, PORT, DB = "127.0.0.1", 6379, 15
@@ -253,7 +253,7 @@ def test_update_does_not_bring_back_a_session_deleted_meanwhile(store, prefix, r
 
 CHILD = """
 import sys
-from ivr.redis_store import RedisStore
+from ivr.store.redis import RedisStore
 store = RedisStore(sys.argv[1], prefix=sys.argv[2])
 print("ready", flush=True)
 sys.stdin.readline()

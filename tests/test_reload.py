@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from ivr import registry as registry_module
+from ivr.web import registry as registry_module
 from ivr.errors import FlowLoadError
 from ivr.testing import phone_for
 

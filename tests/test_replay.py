@@ -10,10 +10,10 @@ from conftest import FLOWS, TOKEN, Call
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from ivr.loader import load_flows
-from ivr.phone import Phone, WsgiTransport
-from ivr.recording import read_recording
-from ivr.replay import replay
+from ivr.core.loader import load_flows
+from ivr.phone.interpreter import Phone, WsgiTransport
+from ivr.phone.recording import read_recording
+from ivr.phone.replay import replay
 
 pytest_plugins = ["pytester"]
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import BASE, sign
 
 from ivr.errors import FlowLoadError
-from ivr.loader import load_flows
+from ivr.core.loader import load_flows
 from ivr.testing import phone_for
 
 
@@ -80,7 +80,7 @@ def test_a_templated_screen_prompt_plays_to_the_answering_party(make_app, tmp_pa
 
 
 def test_a_failing_screen_leg_hangs_up_that_leg_and_the_caller_goes_on(make_app, tmp_path, monkeypatch):
-    from ivr.twiml import Renderer
+    from ivr.core.twiml import Renderer
 
     def broken(*args, **kwargs):
         raise RuntimeError("whisper failed")
@@ -159,7 +159,7 @@ def test_a_retried_webhook_runs_its_hooks_once_and_answers_as_before(make_app, h
 
 
 def test_a_flow_file_that_is_not_utf8_is_reported_and_callers_go_on(make_app, tmp_path, monkeypatch):
-    from ivr import registry
+    from ivr.web import registry
 
     monkeypatch.setattr(registry, "CHECK_EVERY", 0.0)
     d = flows(tmp_path, ok="start: a\nstates:\n  a: {say: Fine., hangup: true}\n")

@@ -1,4 +1,4 @@
-"""ivr/flow.schema.json, the flow language for editors, kept in step with the loader it describes."""
+"""ivr/core/flow.schema.json, the flow language for editors, kept in step with the loader it describes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import yaml
 from bad_flows import BAD, errors_of
 
 from ivr.errors import FlowError, FlowLoadError
-from ivr.loader import flow_files, load_flow, load_flow_text, load_flows, read_flow
-from ivr.source import Reader, compose, core_scalar
+from ivr.core.loader import flow_files, load_flow, load_flow_text, load_flows, read_flow
+from ivr.core.source import Reader, compose, core_scalar
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((ROOT / "ivr" / "flow.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((ROOT / "ivr" / "core" / "flow.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 DOCS = ROOT / "docs" / "flows.md"
 SCHEDULES = Path(__file__).resolve().parent / "flows" / "schedules"

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from ivr.phone import HttpTransport, Phone
-from ivr.redis_store import RedisStore
+from ivr.phone.interpreter import HttpTransport, Phone
+from ivr.store.redis import RedisStore
 
 HOST, PORT, DB = "127.0.0.1", 6379, 15
 NO_REDIS = f"no Redis on {HOST}:{PORT}: start redis-server or run .ci/run"

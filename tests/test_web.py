@@ -8,10 +8,10 @@ import re
 import pytest
 from conftest import BASE, Call, Doc, caller_params, sign
 
-from ivr.engine import Engine
+from ivr.core.engine import Engine
 from ivr.errors import ConfigError, FlowLoadError, StoreError
 from ivr.store import MemoryStore
-from ivr.web import SESSION_GRACE, SESSION_TTL
+from ivr.web.http import SESSION_GRACE, SESSION_TTL
 
 SID = "CA" + "7" * 32
 WELCOME = "Thanks for calling Acme."

@@ -18,11 +18,11 @@ from xml.etree import ElementTree
 from flask import Blueprint, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from ivr import security
-from ivr.engine import new_session
+from ivr.web import security
+from ivr.core.engine import new_session
 from ivr.errors import IvrError
 from ivr.hooks import run_pending
-from ivr.http import xml_response
+from ivr.web.http import xml_response
 
 __all__ = ["VOICE_ONLY", "texts"]
 

@@ -19,14 +19,14 @@ import click
 import yaml
 from jinja2 import meta, nodes
 
-from ivr import flow as f
+from ivr.core import flow as f
 from ivr.errors import FlowError, FlowLoadError, IvrError
 from ivr.hooks import load_hooks, registry
-from ivr.loader import display_path, flow_files, read_flow
-from ivr.schedules import load_schedules_file
-from ivr.source import Pos, compose, did_you_mean, path_join
-from ivr.templates import _env
-from ivr.validate import validate_flow
+from ivr.core.loader import display_path, flow_files, read_flow
+from ivr.core.schedules import load_schedules_file
+from ivr.core.source import Pos, compose, did_you_mean, path_join
+from ivr.core.templates import _env
+from ivr.core.validate import validate_flow
 
 __all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "check_command", "run_checks"]
 

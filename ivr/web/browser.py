@@ -1,6 +1,6 @@
 """The browser phone: `GET /phone`, a keypad page, and the small JSON API its calls run on.
 
-The page (`ivr/static/phone/`: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
+The page (`ivr/web/static/phone/`: plain HTML, CSS and JavaScript, nothing fetched from elsewhere)
 picks a flow, calls it, shows and speaks what the caller hears, and sends the caller's actions.
 Each call runs here, on the server, on the same interpreter as the terminal phone: an
 `ivr.phone.Phone` over `WsgiTransport(app)`, in-process, so hooks run and their effects are listed.
@@ -38,7 +38,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.errors import IvrError
-from ivr.phone import Phone, PhoneCall, WsgiTransport
+from ivr.phone.interpreter import Phone, PhoneCall, WsgiTransport
 
 __all__ = ["LiveCalls", "init_app", "phone"]
 
@@ -75,7 +75,7 @@ def init_app(app: Flask) -> None:
         auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
         effects=app.extensions.get("ivr.journal"),
     )
-    app.extensions["ivr.browser"] = LiveCalls(the_phone)
+    app.extensions["ivr.web.browser"] = LiveCalls(the_phone)
     app.register_blueprint(phone)
 
 
@@ -168,11 +168,11 @@ def flows():
 def graph(flow_id: str):
     """The flow as nodes and labelled edges, for the page to draw."""
     try:
-        from ivr.graph import graph_data
+        from ivr.core.graph import graph_data
     except ImportError:
-        raise _Refused(503, "the flow graph is not available (ivr.graph is missing)") from None
+        raise _Refused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
     flow = _flow(flow_id)
-    graphs = current_app.extensions["ivr.browser"].graphs
+    graphs = current_app.extensions["ivr.web.browser"].graphs
     key = (flow.id, flow.content_hash)
     if key not in graphs:  # drawing builds a machine: once per version of a flow
         if len(graphs) >= 100:
@@ -196,7 +196,7 @@ def place():
     state = _text(body, "state")
     if state and state not in flow.states:
         raise _Refused(404, f"flow '{flow_id}' has no state '{state}'")
-    calls: LiveCalls = current_app.extensions["ivr.browser"]
+    calls: LiveCalls = current_app.extensions["ivr.web.browser"]
     target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
     from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
     # A fresh CallSid per call: the session store may outlive the process (SQLite).
@@ -326,7 +326,7 @@ def _flow(flow_id: str):
 
 
 def _live(call_id: str) -> _Live:
-    live = current_app.extensions["ivr.browser"].get(call_id)
+    live = current_app.extensions["ivr.web.browser"].get(call_id)
     if live is None:
         raise _Refused(404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)")
     return live

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 from twilio.request_validator import RequestValidator
 
 from ivr.errors import IvrError
-from ivr.transport import HttpTransport, Transport, TransportError, WsgiTransport, url_with_params
+from ivr.phone.transport import HttpTransport, Transport, TransportError, WsgiTransport, url_with_params
 
 __all__ = [
     "APPLICATION_ERROR_TEXT",

@@ -8,7 +8,7 @@ Each row lives in the session store under `campaign:<name>:<number>` (the number
 A row is marked pending before its create request and is never sent again by a later run while
 pending (the request may have reached Twilio); placed and failed rows are done; held rows (outside
 the calling hours, or left when a run stopped) are called by the next run. The app's status
-callbacks write `outcome` into the row (see `ivr.outbound`: `call:<CallSid>` names the row).
+callbacks write `outcome` into the row (see `ivr.outbound.calls`: `call:<CallSid>` names the row).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from ivr.errors import ConfigError, IvrError, TwilioCallError
-from ivr.outbound import (
+from ivr.outbound.calls import (
     E164,
     VARIABLE_NAME,
     CallOutcomeUnknown,
@@ -270,7 +270,7 @@ class Campaign:
         if not rate > 0:
             raise CallRequestError(f"rate {rate!r}: give calls per second above 0 (--rate)")
         if flows is None:
-            from ivr.loader import load_flows
+            from ivr.core.loader import load_flows
 
             flows = load_flows(settings.get("IVR_FLOWS_DIR") or "flows")
         # Whatever would fail every row fails here, before the first row.
@@ -481,7 +481,7 @@ def run_campaign_command(
     **call_options,
 ) -> Summary:
     """`call FLOW --csv FILE`: read the rows, run with a progress bar, print the summary."""
-    from ivr.twilio_client import make_client
+    from ivr.outbound.client import make_client
 
     if name is None:
         name = Path(csv_file).stem

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 
 from ivr.errors import FlowError, FlowLoadError
-from ivr.source import Pos, Reader, compose, did_you_mean, path_join
+from ivr.core.source import Pos, Reader, compose, did_you_mean, path_join
 
 __all__ = ["Schedule", "Span", "load_schedules_file", "open_function", "read_schedules"]
 

@@ -363,7 +363,7 @@ def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "i
             raise ConfigError(f"IVR_STORE={url} names no file; use sqlite:///relative/path or sqlite:////absolute/path")
         return SQLiteStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://")):
-        from ivr.redis_store import RedisStore  # here: it imports this module
+        from ivr.store.redis import RedisStore  # here: it imports this module
 
         return RedisStore(url, prefix=prefix)
     shown = url.split("://", 1)[0] + "://..." if "://" in url else repr(url)

@@ -5,9 +5,9 @@ Every problem is returned at once, in the loader's format; nothing here raises.
 
 from __future__ import annotations
 
-from ivr import flow as f
+from ivr.core import flow as f
 from ivr.errors import FlowError
-from ivr.source import Pos, did_you_mean, path_join
+from ivr.core.source import Pos, did_you_mean, path_join
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 

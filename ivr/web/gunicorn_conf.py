@@ -1,4 +1,4 @@
-"""Production serving: `gunicorn -c ivr/gunicorn_conf.py app:app` (or `-c python:ivr.gunicorn_conf`).
+"""Production serving: `gunicorn -c ivr/web/gunicorn_conf.py app:app` (or `-c python:ivr.web.gunicorn_conf`).
 
 Twilio waits 15 s for a webhook's TwiML, then plays its application error: a stuck worker is
 killed well before that. Flows load once, in the master, before the workers fork. Every access

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ivr.errors import IvrError
-from ivr.source import did_you_mean
+from ivr.core.source import did_you_mean
 
 __all__ = ["main"]
 
@@ -38,10 +38,10 @@ def cli() -> None:
 
 def _register() -> None:
     """Commands that live beside what they work on."""
-    from ivr.campaign import campaign_group
-    from ivr.check import check_command
-    from ivr.graph import graph_command
-    from ivr.outbound import call_command, sms_command
+    from ivr.outbound.campaign import campaign_group
+    from ivr.core.lint import check_command
+    from ivr.core.graph import graph_command
+    from ivr.outbound.calls import call_command, sms_command
 
     for command in (call_command, campaign_group, check_command, graph_command, sms_command):
         cli.add_command(command)
@@ -86,7 +86,7 @@ def phone(
     or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
     flow's error state.
     """
-    from ivr.phone import HttpTransport, Phone, WsgiTransport
+    from ivr.phone.interpreter import HttpTransport, Phone, WsgiTransport
 
     app = None
     if url:
@@ -234,7 +234,7 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
     """Re-send recorded calls to the current flows and show where the TwiML now differs."""
     import os
 
-    from ivr.replay import replay as run_replay
+    from ivr.phone.replay import replay as run_replay
 
     flows_dir = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
     failed = 0
@@ -270,9 +270,9 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
 )
 def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
-    from ivr.events import events_to_recording, fetch_events, load_events_file, write_recording
+    from ivr.phone.events import events_to_recording, fetch_events, load_events_file, write_recording
     from ivr.settings import load_settings
-    from ivr.twilio_client import make_client, twilio_error
+    from ivr.outbound.client import make_client, twilio_error
 
     if events_file is not None:
         events = load_events_file(events_file)
@@ -310,7 +310,7 @@ def messages(limit: int, as_json: bool) -> None:
     """List recent voicemail messages from the session store (IVR_STORE)."""
     import json
 
-    from ivr.messages import MessageBox
+    from ivr.web.messages import MessageBox
     from ivr.settings import load_settings
     from ivr.store import open_store
 

@@ -7,7 +7,7 @@ after the call ends). Each event is `{"request": {"url", "method", "parameters"}
 parameter names in snake_case (`call_sid`, `dial_call_status`).
 
 `events_to_recording` keeps the voice webhooks of the call (`.../voice/<flow>[/<state>]`) in time
-order and gives back the lines of a recording in `ivr.recording`'s format, with Twilio's webhook
+order and gives back the lines of a recording in `ivr.phone.recording`'s format, with Twilio's webhook
 parameter names (`CallSid`, `DialCallStatus`). Everything else is dropped: status callbacks
 (`/twilio/status`), recording callbacks, the REST request that created an outbound call, and the
 webhooks of other call legs.
@@ -27,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.base.exceptions import TwilioException
 
 from ivr.errors import TwilioCallError
-from ivr.recording import FORMAT_VERSION
-from ivr.twilio_client import twilio_error
+from ivr.phone.recording import FORMAT_VERSION
+from ivr.outbound.client import twilio_error
 
 __all__ = ["events_to_recording", "fetch_events", "load_events_file", "webhook_name", "write_recording"]
 

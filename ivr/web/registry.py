@@ -16,13 +16,13 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from ivr import flow as f
-from ivr.engine import Engine
+from ivr.core import flow as f
+from ivr.core.engine import Engine
 from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
-from ivr.loader import display_path, flow_files, gc_paused, read_flow
-from ivr.schedules import load_schedules_file
-from ivr.twiml import Urls
-from ivr.validate import validate_flows
+from ivr.core.loader import display_path, flow_files, gc_paused, read_flow
+from ivr.core.schedules import load_schedules_file
+from ivr.core.twiml import Urls
+from ivr.core.validate import validate_flows
 
 __all__ = ["FlowRegistry"]
 

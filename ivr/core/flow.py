@@ -1,6 +1,6 @@
 """The flow model: frozen dataclasses for a flow and its states, each keeping where it was written.
 
-`ivr.loader` builds these from YAML; the engine and the TwiML renderer only read them.
+`ivr.core.loader` builds these from YAML; the engine and the TwiML renderer only read them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ivr.source import Pos
+from ivr.core.source import Pos
 
 __all__ = [
     "DIAL_OUTCOMES",

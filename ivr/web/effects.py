@@ -9,11 +9,11 @@ from collections import OrderedDict
 
 from flask import Flask, current_app, g, request
 
-from ivr import security
-from ivr.flow import SCREEN_EVENTS
-from ivr.http import SESSION_TTL
-from ivr.http import webhook_params as _params
-from ivr.recording import Recorder
+from ivr.web import security
+from ivr.core.flow import SCREEN_EVENTS
+from ivr.web.http import SESSION_TTL
+from ivr.web.http import webhook_params as _params
+from ivr.phone.recording import Recorder
 
 __all__ = ["Journal", "init_app"]
 
@@ -115,8 +115,8 @@ def carry_out_later(response, sid: str, effects: list[dict]) -> None:
 
 
 def _send_texts(app, sid: str, effects: list[dict]) -> None:
-    from ivr.api import twilio_client
-    from ivr.outbound import send_sms
+    from ivr.web.api import twilio_client
+    from ivr.outbound.calls import send_sms
 
     store = app.extensions["ivr.store"]
     for effect in effects:

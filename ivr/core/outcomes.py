@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ivr import flow as f
+from ivr.core import flow as f
 from ivr.errors import WebhookError
 
 __all__ = ["read_outcome", "speech_table"]

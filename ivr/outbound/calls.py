@@ -22,8 +22,8 @@ from twilio.http import HttpClient
 from twilio.rest import Client
 
 from ivr.errors import ConfigError, IvrError, TwilioCallError
-from ivr.source import did_you_mean
-from ivr.twilio_client import make_client, twilio_error
+from ivr.core.source import did_you_mean
+from ivr.outbound.client import make_client, twilio_error
 
 __all__ = [
     "CALL_TTL",
@@ -215,7 +215,7 @@ def place_call(
 ) -> CallResult:
     """Create a call that enters `flow` (at `state`) with `variables`; everything is checked before sending."""
     if flows is None:
-        from ivr.loader import load_flows
+        from ivr.core.loader import load_flows
 
         flows = load_flows(settings.get("IVR_FLOWS_DIR") or "flows")
     check_target(settings, flows, flow, state)
@@ -506,7 +506,7 @@ def call_command(
     try:
         settings = command_settings(deps)
         if csv_file is not None:
-            from ivr.campaign import run_campaign_command
+            from ivr.outbound.campaign import run_campaign_command
 
             summary = run_campaign_command(
                 settings,

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ivr.recording import FORMAT_VERSION, mask_numbers, read_recording
+from ivr.phone.recording import FORMAT_VERSION, mask_numbers, read_recording
 
 __all__ = ["ReplayResult", "StepResult", "replay"]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from ivr import flow as f
-from ivr.actions import ActionReader
+from ivr.core import flow as f
+from ivr.core.actions import ActionReader
 from ivr.errors import FlowError, FlowLoadError
-from ivr.flow import say_limit
-from ivr.source import Pos, compose, did_you_mean, path_join
-from ivr.templates import TemplateProblem, compile_condition
+from ivr.core.flow import say_limit
+from ivr.core.source import Pos, compose, did_you_mean, path_join
+from ivr.core.templates import TemplateProblem, compile_condition
 
 __all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
 
@@ -58,7 +58,7 @@ def flow_files(directory: Path) -> list[Path]:
 
 def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
     """Load and validate every flow in a directory; raise FlowLoadError listing every problem."""
-    from ivr.validate import validate_flows
+    from ivr.core.validate import validate_flows
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -113,7 +113,7 @@ def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True)
     with gc_paused():
         flow, errors = read_flow(text, file, flow_id)
     if flow is not None and validate:
-        from ivr.validate import validate_flows
+        from ivr.core.validate import validate_flows
 
         errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
     if errors or flow is None:
@@ -160,7 +160,7 @@ class _FlowReader(ActionReader):
         error_state = self._opt(items, "error_state", "", lambda n, p: self.name(n, p, "state"))
         schedules = {}
         if "schedules" in items:
-            from ivr.schedules import read_schedules
+            from ivr.core.schedules import read_schedules
 
             zone = defaults.timezone if defaults else None
             schedules = read_schedules(self, items["schedules"][1], "schedules", default_timezone=zone)

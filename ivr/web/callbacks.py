@@ -8,14 +8,14 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, g, request
 
-from ivr import security
-from ivr.effects import sends_texts
-from ivr.engine import HookCall
+from ivr.web import security
+from ivr.web.effects import sends_texts
+from ivr.core.engine import HookCall
 from ivr.errors import IvrError
-from ivr.http import SESSION_GRACE, SESSION_TTL
-from ivr.http import xml_response as _xml
-from ivr.messages import MessageBox
-from ivr.twiml import apology_document, empty_document
+from ivr.web.http import SESSION_GRACE, SESSION_TTL
+from ivr.web.http import xml_response as _xml
+from ivr.web.messages import MessageBox
+from ivr.core.twiml import apology_document, empty_document
 
 __all__ = ["callbacks"]
 
@@ -71,7 +71,7 @@ def status():
 
 def _campaign_outcome(store, sid: str, status: str, answered_by: str | None) -> None:
     """A campaign call's fate, kept with its row for `python -m ivr campaign status`."""
-    from ivr.campaign import CAMPAIGN_TTL
+    from ivr.outbound.campaign import CAMPAIGN_TTL
 
     outcome = "answered" if status == "completed" else status
     if status == "completed" and (answered_by or "").startswith(("machine", "fax")):
@@ -195,8 +195,8 @@ def _text_message(number: str, message: dict, update: bool, engine) -> str | Non
     if not sends_texts(app):
         return None  # the built-in phones show deliveries; they never carry them out
     try:
-        from ivr.api import twilio_client
-        from ivr.outbound import send_sms
+        from ivr.web.api import twilio_client
+        from ivr.outbound.calls import send_sms
 
         send_sms(app.config, number, effect["body"], from_=effect["from"], client=twilio_client(app))
     except Exception as exc:  # delivery failing must not lose the stored message

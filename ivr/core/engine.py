@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 
 from transitions import Machine
 
-from ivr import flow as f
+from ivr.core import flow as f
 from ivr.errors import WebhookError
-from ivr.loader import gc_paused
-from ivr.outcomes import read_outcome, speech_table
-from ivr.schedules import open_function
-from ivr.templates import evaluate, render
-from ivr.twiml import APOLOGY, GOODBYE, Renderer, Urls
+from ivr.core.loader import gc_paused
+from ivr.core.outcomes import read_outcome, speech_table
+from ivr.core.schedules import open_function
+from ivr.core.templates import evaluate, render
+from ivr.core.twiml import APOLOGY, GOODBYE, Renderer, Urls
 
 __all__ = ["Engine", "HookCall", "HookResult", "Step", "new_session"]
 

@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
 
 def twilio_client(app):
     """The app's REST client: the credentials of its settings, the fake HTTP client of a test."""
-    from ivr.twilio_client import make_client
+    from ivr.outbound.client import make_client
 
     return make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
 
@@ -51,7 +51,7 @@ def _authorize():
 @api.route("/api/calls", methods=["POST"])
 def create_call():
     """Place a call into a flow; the flow and state are checked before anything is sent."""
-    from ivr.outbound import place_call
+    from ivr.outbound.calls import place_call
 
     data = request.get_json(silent=True)
     if not isinstance(data, dict):

@@ -27,8 +27,8 @@ from twilio.twiml.voice_response import (
     VoiceResponse,
 )
 
-from ivr import flow as f
-from ivr.templates import render
+from ivr.core import flow as f
+from ivr.core.templates import render
 
 __all__ = ["GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
 

@@ -26,12 +26,12 @@ import click
 from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
 
-from ivr import flow as f
-from ivr.engine import Engine
+from ivr.core import flow as f
+from ivr.core.engine import Engine
 from ivr.errors import FlowLoadError, IvrError
-from ivr.loader import display_path, flow_files, load_flow
-from ivr.source import did_you_mean
-from ivr.twiml import BUILT_IN
+from ivr.core.loader import display_path, flow_files, load_flow
+from ivr.core.source import did_you_mean
+from ivr.core.twiml import BUILT_IN
 
 __all__ = ["FORMATS", "graph_command", "graph_data", "graph_machine", "mermaid", "render"]
 

@@ -6,9 +6,9 @@ import re
 
 import yaml
 
-from ivr import flow as f
-from ivr.source import Reader, path_join
-from ivr.templates import TemplateProblem, compile_text, is_template
+from ivr.core import flow as f
+from ivr.core.source import Reader, path_join
+from ivr.core.templates import TemplateProblem, compile_text, is_template
 
 __all__ = ["ActionReader"]
 

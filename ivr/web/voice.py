@@ -12,24 +12,24 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
-from ivr import security
-from ivr.api import init_app as init_api
-from ivr.browser import init_app as init_browser
-from ivr.callbacks import callbacks
-from ivr.effects import carry_out_later
-from ivr.effects import init_app as init_effects
-from ivr.engine import Engine, Step, new_session
+from ivr.web import security
+from ivr.web.api import init_app as init_api
+from ivr.web.browser import init_app as init_browser
+from ivr.web.callbacks import callbacks
+from ivr.web.effects import carry_out_later
+from ivr.web.effects import init_app as init_effects
+from ivr.core.engine import Engine, Step, new_session
 from ivr.errors import FlowLoadError, StoreError, WebhookError
-from ivr.flow import SCREEN_EVENTS
+from ivr.core.flow import SCREEN_EVENTS
 from ivr.hooks import HookRunner, load_hooks, registry, run_pending
-from ivr.http import SESSION_GRACE, SESSION_TTL
-from ivr.http import webhook_params as _params
-from ivr.http import xml_response as _xml
-from ivr.registry import FlowRegistry
+from ivr.web.http import SESSION_GRACE, SESSION_TTL
+from ivr.web.http import webhook_params as _params
+from ivr.web.http import xml_response as _xml
+from ivr.web.registry import FlowRegistry
 from ivr.settings import load_settings
 from ivr.store import open_store
-from ivr.texts import texts
-from ivr.twiml import Renderer, Urls, apology_document
+from ivr.web.texts import texts
+from ivr.core.twiml import Renderer, Urls, apology_document
 
 screened_document = Renderer.screened_document
 
@@ -230,10 +230,10 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
 
 def _check_names(flows: dict, engines: dict, hooks) -> list:
     """Hooks nobody registered and schedules nobody defined: the app refuses them at start and reload."""
-    from ivr import flow as f
+    from ivr.core import flow as f
     from ivr.errors import FlowError
-    from ivr.source import did_you_mean
-    from ivr.templates import schedule_names
+    from ivr.core.source import did_you_mean
+    from ivr.core.templates import schedule_names
 
     known = hooks.names()
     errors = []

@@ -1,0 +1,7 @@
+"""The built-in phone: Twilio's part of a call (a TwiML interpreter), its transports, recordings,
+replay, Call Events import and the fake Twilio HTTP client."""
+
+from ivr.phone.interpreter import CallError, Phone, PhoneCall
+from ivr.phone.transport import HttpTransport, Transport, WsgiTransport
+
+__all__ = ["CallError", "HttpTransport", "Phone", "PhoneCall", "Transport", "WsgiTransport"]
