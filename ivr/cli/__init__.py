@@ -1,50 +1,37 @@
-"""`python -m ivr ...`: the terminal phone, replays of recorded calls, and importing a real call."""
+"""`python -m ivr ...` and the `ivr` script: one click group, a module per command group.
+
+Commands raise `IvrError` (or click's own errors); `main` is the one place an `IvrError` becomes a
+message and exit status 1.
+"""
 
 from __future__ import annotations
 
-import secrets
-import shlex
-import sys
-from pathlib import Path
+import os
 
 import click
 
+from ivr.cli.campaign import campaign
+from ivr.cli.check import check
+from ivr.cli.graph import graph
+from ivr.cli.messages import messages
+from ivr.cli.outbound import call, sms
+from ivr.cli.phone import phone
+from ivr.cli.recordings import import_call, replay
 from ivr.errors import IvrError
-from ivr.core.source import did_you_mean
+from ivr.hooks import load_hooks
 
-__all__ = ["main"]
-
-DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-HELP_TOKENS = """\
-  1 / 123# / *     press keys            wait              stay silent
-  say:TEXT         speak (quote it: 'say:I want billing')
-  busy, no-answer, completed, failed, canceled   how a dial ends (or dial:STATUS)
-  accept, accept:KEY   a screened transfer: the answering party accepts with KEY (default 1)
-  queue:RESULT     how a queue wait ends (bridged, hangup, ...)
-  record:SECONDS   leave a recording (record:0 is an empty one)
-  hangup           hang up"""
+__all__ = ["cli", "main"]
 
 
 @click.group()
 def cli() -> None:
     """ivr: a code-first IVR for Twilio."""
-    import os
-
-    from ivr.hooks import load_hooks
-
     # Every command sees the same hooks as the app: IVR_HOOKS, else hooks.py beside the flows.
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-def _register() -> None:
-    """Commands that live beside what they work on."""
-    from ivr.outbound.campaign import campaign_group
-    from ivr.core.lint import check_command
-    from ivr.core.graph import graph_command
-    from ivr.outbound.calls import call_command, sms_command
-
-    for command in (call_command, campaign_group, check_command, graph_command, sms_command):
-        cli.add_command(command)
+for _command in (call, campaign, check, graph, import_call, messages, phone, replay, sms):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,280 +50,3 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"ivr: {exc}", err=True)
         return 1
     return 0
-
-
-# -- phone --------------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("flow")
-@click.option("--keys", "script", help='A script instead of typing, e.g. "1 wait 2 busy record:10".')
-@click.option("--from", "from_", default="+15551230000", show_default=True, help="The caller's number.")
-@click.option("--to", default="+15559870000", show_default=True, help="The number called.")
-@click.option("--state", help="Enter the flow at this state instead of its start.")
-@click.option("--url", help="Call a running app (e.g. http://127.0.0.1:5000) instead of the flows in-process.")
-@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Sign requests with this auth token (with --url).")
-@click.option("--at", "at", help="Call as if it were this time, e.g. 2026-11-25T10:00-05:00 (in-process only).")
-def phone(
-    flow: str, script: str | None, from_: str, to: str, state: str | None, url: str | None, token, at: str | None
-) -> None:
-    """Call FLOW on the built-in phone and hear what a caller hears.
-
-    Type keys, `wait`, `say:TEXT`, a dial outcome, `record:SECONDS` or `hangup` at each prompt,
-    or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
-    flow's error state.
-    """
-    from ivr.phone.interpreter import HttpTransport, Phone, WsgiTransport
-
-    app = None
-    if url:
-        if at:
-            raise click.BadParameter("a running app keeps its own clock; --at works in-process only", param_hint="--at")
-        the_phone = Phone(HttpTransport(), url.rstrip("/"), auth_token=token)
-    else:
-        app = _local_app(_moment(at))
-        if flow not in app.extensions["ivr.flows"].engines:
-            known = ", ".join(sorted(app.extensions["ivr.flows"].engines))
-            raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
-        the_phone = Phone(WsgiTransport(app), auth_token=None)
-        if state and state not in app.extensions["ivr.flows"].flows[flow].states:
-            known = ", ".join(sorted(app.extensions["ivr.flows"].flows[flow].states))
-            raise click.BadParameter(f"flow '{flow}' has no state '{state}' (states: {known})", param_hint="--state")
-    try:
-        tokens = shlex.split(script) if script is not None else None
-    except ValueError as exc:
-        raise click.BadParameter(f"{exc} in {script!r}", param_hint="--keys") from None
-    target = f"/voice/{flow}" + (f"?state={state}" if state else "")
-    # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
-    call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
-    click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
-    _show(call)
-    while not call.ended:
-        if tokens is not None:
-            if not tokens:
-                click.echo("(script ended; hanging up)")
-                call.hangup()
-                break
-            token_text = tokens.pop(0)
-            click.echo(f"> {token_text}")
-        else:
-            try:
-                token_text = click.prompt(_prompt(call), prompt_suffix="> ", default="wait", show_default=False)
-            except (EOFError, click.exceptions.Abort):
-                click.echo("(input ended; hanging up)")
-                call.hangup()
-                break
-        try:
-            _act(call, token_text.strip())
-        except (click.BadParameter, IvrError) as exc:
-            click.echo(f"  ? {exc}\n{HELP_TOKENS}", err=True)
-            if tokens is not None:
-                raise SystemExit(2) from None
-            continue
-        _show(call)
-    if tokens:
-        click.echo(f"(the call ended before: {' '.join(tokens)})", err=True)
-    sys.exit(_verdict(call, app))
-
-
-def _local_app(moment=None):
-    from ivr.web import create_app
-
-    # IVR_RECORD_DIR, when set, records these calls too: a quick way to make a recorded-call test.
-    clock = (lambda: moment) if moment is not None else None
-    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None}, clock=clock)
-
-
-def _moment(text: str | None):
-    """--at: an ISO time with its offset (or Z); scripts that depend on opening hours then always agree."""
-    if text is None:
-        return None
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO time such as 2026-11-25T10:00-05:00", param_hint="--at"
-        ) from None
-    if moment.tzinfo is None:
-        raise click.BadParameter(f"{text!r} needs its offset, e.g. {text}-05:00 or {text}Z", param_hint="--at")
-    return moment
-
-
-def _prompt(call) -> str:
-    return {"gather": "keys", "record": "record", "dial": "dial outcome", "enqueue": "queue result"}.get(
-        call.waiting_for or "", "action"
-    )
-
-
-def _act(call, token: str) -> None:
-    word, _, arg = token.partition(":")
-    if token == "wait":
-        call.wait()
-    elif token == "hangup":
-        call.hangup()
-    elif word == "say" and arg:
-        call.say(arg)
-    elif word == "record":
-        seconds = int(arg) if arg else 5
-        call.record_nothing() if seconds == 0 else call.record(seconds)
-    elif word == "dial" or token in DIAL_OUTCOMES:
-        call.dial_result(arg or token)
-    elif word == "accept":  # a screened transfer: the answering party presses the key
-        call.dial_result("completed", screen=arg or "1")
-    elif word == "queue" and arg:
-        call.queue_result(arg)
-    elif token and all(ch in "0123456789*#" for ch in token):
-        call.press(token)
-    else:
-        hint = did_you_mean(token, (*DIAL_OUTCOMES, "wait", "hangup", "record", "say:", "queue:"))
-        raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
-
-
-def _show(call) -> None:
-    for heard in call.transcript[getattr(call, "_shown", 0) :]:
-        if heard.kind == "say":
-            click.echo(f"  {heard.text}")
-        elif heard.kind == "play":
-            click.echo(f"  (plays {heard.text})")
-        else:
-            click.echo(f"  (pause {heard.text}s)")
-    call._shown = len(call.transcript)
-    if call.ended:
-        reason = call.end_reason + (f" ({call.reject_reason})" if call.reject_reason else "")
-        click.echo(f"Call ended: {reason}")
-    else:
-        click.echo(f"  [{call.flow}/{call.state} waits for {call.waiting_for}]")
-
-
-def _verdict(call, app) -> int:
-    if call.error is not None:
-        click.echo(f"Error {call.error.code}: {call.error.message}", err=True)
-        return 1
-    if app is not None:
-        session = app.extensions["ivr.store"].get(call.sid) or {}
-        flow = app.extensions["ivr.flows"].flows.get(session.get("flow", ""))
-        if flow is not None and flow.error_state and session.get("state") == flow.error_state:
-            click.echo(f"The call ended in the flow's error state '{flow.error_state}'.", err=True)
-            return 1
-    return 0
-
-
-# -- replay -------------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
-@click.option("--rerecord", is_flag=True, help="Rewrite the recordings with today's answers.")
-def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> None:
-    """Re-send recorded calls to the current flows and show where the TwiML now differs."""
-    import os
-
-    from ivr.phone.replay import replay as run_replay
-
-    flows_dir = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
-    failed = 0
-    for path in files:
-        try:
-            result = run_replay(path, flows_dir=flows_dir, rerecord=rerecord)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(result.report())
-        failed += not result.ok and not rerecord
-    if failed:
-        sys.exit(1)
-
-
-# -- import-call --------------------------------------------------------------------------------
-
-
-@cli.command("import-call")
-@click.argument("call_sid")
-@click.option(
-    "--file",
-    "events_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A saved Events.json page instead of fetching it from Twilio.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    default="tests/calls",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Where the recording is written.",
-)
-def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
-    """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
-    from ivr.phone.events import events_to_recording, fetch_events, load_events_file, write_recording
-    from ivr.settings import load_settings
-    from ivr.outbound.client import make_client, twilio_error
-
-    if events_file is not None:
-        events = load_events_file(events_file)
-    else:
-        client = make_client(load_settings())
-        try:
-            events = fetch_events(client, call_sid)
-        except Exception as exc:
-            from twilio.base.exceptions import TwilioException
-
-            if isinstance(exc, TwilioException):
-                raise twilio_error(exc) from None
-            raise
-    try:
-        lines = events_to_recording(events, call_sid)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    if len(lines) < 2:
-        raise click.ClickException(
-            f"no voice webhooks of {call_sid} in the events (calls are readable 15 minutes after they end)"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{call_sid}.jsonl"
-    write_recording(lines, path)
-    click.echo(f"wrote {path} ({len(lines) - 1} webhooks); check it with: python -m ivr replay {path}")
-
-
-# -- messages -----------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def messages(limit: int, as_json: bool) -> None:
-    """List recent voicemail messages from the session store (IVR_STORE)."""
-    import json
-
-    from ivr.web.messages import MessageBox
-    from ivr.settings import load_settings
-    from ivr.store import open_store
-
-    settings = load_settings()
-    store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"], prefix=settings["IVR_REDIS_PREFIX"])
-    try:
-        found = MessageBox(store).recent(limit)
-    finally:
-        store.close()
-    if not found:
-        click.echo(f"no messages in {settings['IVR_STORE']}")
-    for message in found:
-        if as_json:
-            click.echo(json.dumps(message, sort_keys=True))
-            continue
-        transcription = (message.get("transcription") or {}).get("text") or "(no transcription yet)"
-        if message.get("delivered"):
-            delivered = "delivered"
-        elif message.get("deliveries"):
-            delivered = "delivery failed"
-        else:
-            delivered = "stored"
-        click.echo(
-            f"{message.get('created', '?')}  {message.get('from') or '?':<14} {message['flow']}/{message['state']}"
-            f"  {message.get('duration') or 0:>3} s  {delivered}\n    {transcription}\n    {message.get('url')}"
-        )
-
-
-_register()

@@ -1,0 +1,5 @@
+"""`python -m ivr graph`."""
+
+from ivr.core.graph import graph_command as graph
+
+__all__ = ["graph"]
