@@ -16,10 +16,10 @@ def messages(limit: int, as_json: bool) -> None:
 
     from ivr.web.messages import MessageBox
     from ivr.settings import load_settings
-    from ivr.store import open_store
+    from ivr.store import store_from_settings
 
     settings = load_settings()
-    store = open_store(settings["IVR_STORE"], env=settings["IVR_ENV"], prefix=settings["IVR_REDIS_PREFIX"])
+    store = store_from_settings(settings)
     try:
         found = MessageBox(store).recent(limit)
     finally:

@@ -2,7 +2,7 @@
 
 Each session is one Redis string under the key prefix (`IVR_REDIS_PREFIX`, `ivr:` by default),
 holding the session's JSON and expiring by Redis's own clock (SET ... PX), so no purge is needed.
-An update reads the value and its remaining time in one round trip, lets `_plan` decide, and writes
+An update reads the value and its remaining time in one round trip, lets `plan_update` decide, and writes
 only when the value is still the one it read (a compare-and-set in Lua); another writer getting in
 first makes it read and try again. Every Redis error becomes a StoreError within the time budget:
 a webhook must answer the caller even when Redis is down or stalled.
@@ -21,7 +21,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from ivr.errors import ConfigError, StoreError
-from ivr.store import SessionStore, Updater, _plan
+from ivr.store.base import SessionStore, Updater, plan_update
 
 __all__ = ["DEFAULT_PREFIX", "REDIS_TIMEOUT", "RedisStore"]
 
@@ -119,7 +119,7 @@ class RedisStore(SessionStore):
                 pipe = self._client.pipeline(transaction=True)
                 old_text, pttl = pipe.get(name).pttl(name).execute()
             # Times relative to now: Redis keeps the expiry by its own clock (-1, none, renews).
-            new, text, write = _plan(fn, old_text, pttl / 1000 if pttl > 0 else 0.0, 0.0, ttl)
+            new, text, write = plan_update(fn, old_text, pttl / 1000 if pttl > 0 else 0.0, 0.0, ttl)
             if not write:
                 return new
             absent = "1" if old_text is None else "0"
