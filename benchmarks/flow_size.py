@@ -42,7 +42,8 @@ def load_stages(text: str, tmp: Path, size: int, runs: int) -> dict[str, float]:
     """Median seconds of each loading stage of one flow's text."""
     from ivr import create_app
     from ivr.core.engine import Engine
-    from ivr.core.loader import gc_paused, read_flow
+    from ivr.core.gc_pause import gc_paused
+    from ivr.core.loader import read_flow
     from ivr.core.validate import validate_flows
 
     stages: dict[str, list[float]] = {"read": [], "validate": [], "engine": [], "create_app": []}

@@ -3,7 +3,8 @@
 IvrError
 ├── ConfigError         a setting is missing or wrong; the message names it
 ├── FlowError           one problem in a flow file, with file:line:col and the key's path
-│   └── FlowLoadError   a flow (or several) failed to load; carries every FlowError found
+├── FlowLoadError       a flow (or several) failed to load; carries every FlowError found
+├── TemplateProblem     a template that does not compile or is unsafe; the loader places it as a FlowError
 ├── StoreError          the session store failed (down, corrupt, timed out)
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
 │   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
@@ -19,6 +20,7 @@ __all__ = [
     "FlowRuntimeError",
     "IvrError",
     "StoreError",
+    "TemplateProblem",
     "TwilioCallError",
     "WebhookError",
 ]
@@ -70,6 +72,10 @@ class FlowLoadError(IvrError):
         lines = [e.format() for e in self.errors]
         lines.append(f"{count} error{'s' if count != 1 else ''} in flow files")
         super().__init__("\n".join(lines))
+
+
+class TemplateProblem(IvrError, ValueError):
+    """A template that does not compile or reaches for Python internals; the loader reports where."""
 
 
 class StoreError(IvrError):

@@ -178,7 +178,7 @@ def test_the_wheel_carries_every_room_and_the_static_files(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"ivr/{room}/__init__.py" for room in ROOMS}
     expected |= {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
-    expected |= {"ivr/core/flow.schema.json"}
+    expected |= {"ivr/core/loader/flow.schema.json"}
     expected |= {f"ivr/web/static/phone/{f}" for f in ("index.html", "phone.css", "phone.js")}
     assert expected - names == set()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.errors import FlowLoadError
-from ivr.core.schedules import Span, load_schedules_file, open_function, read_schedules
-from ivr.core.source import Reader, compose
+from ivr.core.loader import load_schedules_file, read_schedules
+from ivr.core.schedules import Span, open_function
+from ivr.core.loader.source import Reader, compose
 from ivr.core.templates import compile_condition
 
 HERE = Path(__file__).resolve().parent / "flows" / "schedules"

@@ -1,4 +1,4 @@
-"""ivr/core/flow.schema.json, the flow language for editors, kept in step with the loader it describes."""
+"""ivr/core/loader/flow.schema.json, the flow language for editors, kept in step with the loader it describes."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from bad_flows import BAD, errors_of
 
 from ivr.errors import FlowError, FlowLoadError
 from ivr.core.loader import flow_files, load_flow, load_flow_text, load_flows, read_flow
-from ivr.core.source import Reader, compose, core_scalar
+from ivr.core.loader.source import Reader, compose, core_scalar
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((ROOT / "ivr" / "core" / "flow.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((ROOT / "ivr" / "core" / "loader" / "flow.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 DOCS = ROOT / "docs" / "flows.md"
 SCHEDULES = Path(__file__).resolve().parent / "flows" / "schedules"

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ivr.core.flow import DIAL_OUTCOMES
-from ivr.core.source import did_you_mean
+from ivr.core.hints import did_you_mean
 from ivr.errors import IvrError
 
 __all__ = ["phone"]

@@ -15,7 +15,7 @@ from transitions import Machine
 
 from ivr.core import flow as f
 from ivr.errors import WebhookError
-from ivr.core.loader import gc_paused
+from ivr.core.gc_pause import gc_paused
 from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
 from ivr.core.templates import evaluate, render

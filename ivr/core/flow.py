@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ivr.core.source import Pos
 
 __all__ = [
+    "Pos",
     "DIAL_OUTCOMES",
     "ENQUEUE_OUTCOMES",
     "RECORD_OUTCOMES",
@@ -106,6 +106,18 @@ def normalize_speech(text: str) -> str:
     """Lower case, punctuation removed, spaces folded: 'Billing, please!' -> 'billing please'."""
     text = _PUNCT_RE.sub(" ", text.casefold()).replace("'", "")
     return _SPACE_RE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """Where a node starts: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True, slots=True)

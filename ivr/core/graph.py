@@ -30,7 +30,7 @@ from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.errors import FlowLoadError, IvrError
 from ivr.core.loader import display_path, flow_files, load_flow
-from ivr.core.source import did_you_mean
+from ivr.core.hints import did_you_mean
 from ivr.core.twiml import BUILT_IN
 
 __all__ = ["FORMATS", "graph_command", "graph_data", "graph_machine", "mermaid", "render"]

@@ -23,8 +23,10 @@ from ivr.core import flow as f
 from ivr.errors import FlowError, FlowLoadError, IvrError
 from ivr.hooks import load_hooks, registry
 from ivr.core.loader import display_path, flow_files, read_flow
-from ivr.core.schedules import load_schedules_file
-from ivr.core.source import Pos, compose, did_you_mean, path_join
+from ivr.core.loader import load_schedules_file
+from ivr.core.flow import Pos
+from ivr.core.hints import did_you_mean, path_join
+from ivr.core.loader.source import compose
 from ivr.core.templates import _env
 from ivr.core.validate import validate_flow
 

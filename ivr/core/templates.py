@@ -10,15 +10,11 @@ from __future__ import annotations
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from ivr.errors import FlowRuntimeError
+from ivr.errors import FlowRuntimeError, TemplateProblem
 
-__all__ = ["TemplateProblem", "compile_condition", "compile_text", "evaluate", "is_template", "render"]
+__all__ = ["compile_condition", "compile_text", "evaluate", "is_template", "render"]
 
 _env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
-
-
-class TemplateProblem(ValueError):
-    """A template that does not compile or reaches for Python internals."""
 
 
 def is_template(text: str) -> bool:

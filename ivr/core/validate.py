@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ivr.core import flow as f
 from ivr.errors import FlowError
-from ivr.core.source import Pos, did_you_mean, path_join
+from ivr.core.flow import Pos
+from ivr.core.hints import did_you_mean, path_join
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 

@@ -22,7 +22,7 @@ from twilio.http import HttpClient
 from twilio.rest import Client
 
 from ivr.errors import ConfigError, IvrError, TwilioCallError
-from ivr.core.source import did_you_mean
+from ivr.core.hints import did_you_mean
 from ivr.outbound.client import make_client, twilio_error
 
 __all__ = [

@@ -19,8 +19,9 @@ from pathlib import Path
 from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
-from ivr.core.loader import display_path, flow_files, gc_paused, read_flow
-from ivr.core.schedules import load_schedules_file
+from ivr.core.gc_pause import gc_paused
+from ivr.core.loader import display_path, flow_files, read_flow
+from ivr.core.loader import load_schedules_file
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
 

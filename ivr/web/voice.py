@@ -232,7 +232,7 @@ def _check_names(flows: dict, engines: dict, hooks) -> list:
     """Hooks nobody registered and schedules nobody defined: the app refuses them at start and reload."""
     from ivr.core import flow as f
     from ivr.errors import FlowError
-    from ivr.core.source import did_you_mean
+    from ivr.core.hints import did_you_mean
     from ivr.core.templates import schedule_names
 
     known = hooks.names()

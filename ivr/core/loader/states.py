@@ -1,25 +1,20 @@
-"""Read flow files into the flow model, reporting every problem with file:line:col and key path."""
+"""Reading a flow's nodes into the model: the flow, its defaults, states, prompts, routes and conditions."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import hashlib
-import os
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import yaml
 
 from ivr.core import flow as f
-from ivr.core.actions import ActionReader
-from ivr.errors import FlowError, FlowLoadError
-from ivr.core.flow import say_limit
-from ivr.core.source import Pos, compose, did_you_mean, path_join
+from ivr.core.flow import Pos, say_limit
+from ivr.core.hints import did_you_mean, path_join
+from ivr.core.loader.actions import ActionReader
+from ivr.core.loader.schedules import read_schedules
 from ivr.core.templates import TemplateProblem, compile_condition
 
-__all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
+__all__ = ["FlowReader"]
 
 FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "states")
 DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
@@ -43,102 +38,7 @@ DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
 
 
-def display_path(path: Path) -> str:
-    """The path as the author knows it: relative to the working directory when inside it."""
-    try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-
-
-def flow_files(directory: Path) -> list[Path]:
-    """Every flow file in a directory: *.yaml and *.yml, sorted."""
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
-def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
-    """Load and validate every flow in a directory; raise FlowLoadError listing every problem."""
-    from ivr.core.validate import validate_flows
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FlowLoadError([FlowError(str(directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")])
-    flows: dict[str, f.Flow] = {}
-    errors: list[FlowError] = []
-    for path in flow_files(directory):
-        try:
-            flow = load_flow(path, validate=False)  # cross-flow checks follow, once all are read
-        except FlowLoadError as exc:
-            errors.extend(exc.errors)
-            continue
-        if flow.id in flows:
-            errors.append(FlowError(flow.file, 1, 1, "", f"flow id '{flow.id}' is also used by {flows[flow.id].file}"))
-            continue
-        flows[flow.id] = flow
-    with gc_paused():
-        errors.extend(e for e in validate_flows(flows) if e.severity == "error")
-    if errors:
-        raise FlowLoadError(errors)
-    return flows
-
-
-def load_flow(path: str | os.PathLike, *, validate: bool = True) -> f.Flow:
-    """Load one flow file; its id is the file name without extension."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FlowLoadError([FlowError(display_path(path), 1, 1, "", f"cannot be read as UTF-8 text: {exc}")]) from None
-    return load_flow_text(text, display_path(path), path.stem, validate=validate)
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while building many objects that all stay alive.
-
-    Loading makes hundreds of thousands of long-lived objects; each collection would walk them
-    all again, making a 10,000-state flow load in quadratic rather than linear time.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True) -> f.Flow:
-    """Load a flow from YAML text; raise FlowLoadError with every problem found."""
-    with gc_paused():
-        flow, errors = read_flow(text, file, flow_id)
-    if flow is not None and validate:
-        from ivr.core.validate import validate_flows
-
-        errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
-    if errors or flow is None:
-        raise FlowLoadError(errors)
-    return flow
-
-
-def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[FlowError]]:
-    """Structural reading only: the flow (None if unusable) and the problems found."""
-    try:
-        root = compose(text, file)
-    except FlowError as exc:
-        return None, [exc]
-    reader = _FlowReader(file)
-    if not f.NAME_RE.match(flow_id):
-        reader.error(Pos(file, 1, 1), "", f"flow id '{flow_id}' (the file name) must match [A-Za-z0-9_-]+")
-    if root is None:
-        reader.error(Pos(file, 1, 1), "", "the flow file is empty")
-        return None, reader.errors
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    flow = reader.flow(root, flow_id, digest)
-    return flow, reader.errors
-
-
-class _FlowReader(ActionReader):
+class FlowReader(ActionReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -160,8 +60,6 @@ class _FlowReader(ActionReader):
         error_state = self._opt(items, "error_state", "", lambda n, p: self.name(n, p, "state"))
         schedules = {}
         if "schedules" in items:
-            from ivr.core.schedules import read_schedules
-
             zone = defaults.timezone if defaults else None
             schedules = read_schedules(self, items["schedules"][1], "schedules", default_timezone=zone)
         error_pos = self.pos(items["error_state"][1]) if "error_state" in items else None

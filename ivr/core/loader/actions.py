@@ -7,7 +7,8 @@ import re
 import yaml
 
 from ivr.core import flow as f
-from ivr.core.source import Reader, path_join
+from ivr.core.hints import path_join
+from ivr.core.loader.source import Reader
 from ivr.core.templates import TemplateProblem, compile_text, is_template
 
 __all__ = ["ActionReader"]

@@ -8,12 +8,12 @@ outcome key stays the string "01", and a duplicate key is an error instead of la
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass
 
 import yaml
 
+from ivr.core.flow import Pos
+from ivr.core.hints import did_you_mean, path_join
 from ivr.errors import FlowError
 
 try:  # libyaml's composer is several times faster on large flows
@@ -28,18 +28,6 @@ _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class Pos:
-    """Where a node starts: file, 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
 
 
 def pos_of(file: str, node: yaml.Node) -> Pos:
@@ -70,24 +58,6 @@ def compose(text: str, file: str) -> yaml.Node | None:
         raise FlowError(file, line, col, "", f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:
         raise FlowError(file, 1, 1, "", f"YAML: {exc}") from None
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def path_join(path: str, key: str | int) -> str:
-    """Extend a dotted key path; keys that are not plain words are quoted: routes."1"."""
-    if isinstance(key, int):
-        part = f"[{key}]"
-        return f"{path}{part}" if path else part
-    part = key if _PLAIN_KEY.fullmatch(key) else f'"{key}"'
-    return f"{path}.{part}" if path else part
-
-
-def did_you_mean(word: str, options) -> str:
-    """A ' (did you mean 'x'?)' suffix when something close exists, else ''."""
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class Reader:

@@ -1,0 +1,17 @@
+"""The loader: the one part of ivr that reads YAML. Flow files become the frozen model of
+`ivr.core.flow`, with every problem reported at once as file:line:col (`flow.schema.json`, beside
+it, describes the same language for editors)."""
+
+from ivr.core.loader.files import display_path, flow_files, load_flow, load_flow_text, load_flows, read_flow
+from ivr.core.loader.schedules import load_schedules_file, read_schedules
+
+__all__ = [
+    "display_path",
+    "flow_files",
+    "load_flow",
+    "load_flow_text",
+    "load_flows",
+    "load_schedules_file",
+    "read_flow",
+    "read_schedules",
+]
