@@ -12,6 +12,7 @@ import socket
 import sys
 
 from ivr import IvrError, create_app
+from ivr.web.services import services
 
 HOST, PORT = "127.0.0.1", 5000
 
@@ -38,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
         return 1
     base = app.config.get("IVR_PUBLIC_URL") or f"http://{HOST}:{port}"
-    print(f"ivr ({app.config['IVR_ENV']}): serving {len(app.extensions['ivr.flows'].engines)} flow(s)")
-    for flow_id in sorted(app.extensions["ivr.flows"].engines):
+    engines = services(app).flows.engines
+    print(f"ivr ({app.config['IVR_ENV']}): serving {len(engines)} flow(s)")
+    for flow_id in sorted(engines):
         print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
     if not app.config.get("TWILIO_AUTH_TOKEN"):

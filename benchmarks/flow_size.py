@@ -31,6 +31,7 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.per_request import Requests, time_client
+from ivr.web.services import services
 
 SIZES = (10, 1_000, 10_000)
 REQUEST_TARGET = 1.1
@@ -68,7 +69,7 @@ def load_stages(text: str, tmp: Path, size: int, runs: int) -> dict[str, float]:
         start = time.perf_counter()
         app = create_app(common.ivr_config(flows, f"sqlite:///{tmp}/load{size}-{run}.sqlite3"))
         stages["create_app"].append(time.perf_counter() - start)
-        app.extensions["ivr.store"].close()
+        services(app).store.close()
         del app
     return {name: common.median(values) for name, values in stages.items()}
 

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import common
+from ivr.web.services import services
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 OFFICE_HOURS = datetime(2026, 11, 25, 10, 0, tzinfo=common.NEW_YORK)  # a Wednesday morning
@@ -98,7 +99,7 @@ def sample_session(tmp: Path) -> dict:
     for signed, expect in common.signed_walk("http://localhost", sid, True)[:2]:
         answer = client.post(signed.path, data=signed.body, headers=signed.headers, content_type=common.FORM)
         assert expect in answer.data, answer.data
-    return app.extensions["ivr.store"].get(sid)
+    return services(app).store.get(sid)
 
 
 def per_call_bytes(tmp: Path) -> list[list]:
@@ -187,12 +188,12 @@ def one_store(kind: str, calls: int) -> dict:
     else:
         config = {**common.ivr_config(flows, REDIS_URL), "IVR_REDIS_PREFIX": prefix}
         app = create_app(config, clock=lambda: OFFICE_HOURS)
-        store = app.extensions["ivr.store"]
+        store = services(app).store
     if kind != "Redis":
         # create_app gives its store no clock; this one's moves when the benchmark says.
-        app.extensions["ivr.store"].close()
-        app.extensions["ivr.store"] = store
-        app.extensions["ivr.flows"].store = store
+        services(app).store.close()
+        services(app).store = store
+        services(app).flows.store = store
     client = app.test_client()
     served = 0
 

@@ -26,6 +26,7 @@ import pytest
 
 from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
 from ivr.phone.replay import ReplayResult, replay
+from ivr.web.services import services
 
 __all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
 
@@ -156,7 +157,7 @@ def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http:/
     if schema is not None and schema.active:
         transport = _CheckingTransport(transport, schema)
     return Phone(
-        transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=app.extensions.get("ivr.journal")
+        transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=services(app).journal
     )
 
 

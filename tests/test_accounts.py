@@ -8,6 +8,7 @@ import pytest
 
 from ivr.web.messages import MessageBox
 from ivr.testing import phone_for
+from ivr.web.services import services
 
 MENU = (
     "To hear your balance, press 1. To talk to someone, press 2. To leave a message, press 3. "
@@ -198,7 +199,7 @@ def test_a_voicemail_is_stored_and_delivered_then_updated_with_its_transcription
     assert len(delivered) == 2
     assert delivered[1]["transcription"] == {"text": "Hi, this is Ada, please call me back.", "status": "completed"}
     assert delivered[1]["update"] is True
-    [stored] = MessageBox(app.extensions["ivr.store"]).recent()
+    [stored] = MessageBox(services(app).store).recent()
     assert stored["delivered"] is True
     assert [d["kind"] for d in stored["deliveries"]] == ["recording", "transcription"]
 
@@ -243,7 +244,7 @@ def test_messages_lists_the_recent_voicemails(accounts, tmp_path, monkeypatch, c
     call.press("3")
     call.record(seconds=21)
     call.transcription("Please call back.")
-    app.extensions["ivr.store"].close()
+    services(app).store.close()
     monkeypatch.setenv("IVR_STORE", store)
     monkeypatch.setenv("IVR_ENV", "production")
     assert main(["messages"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from ivr.web.services import services
 
 PROMPT = (
     "For sales, press 1 or say sales. For support, press 2 or say support. "
@@ -17,7 +18,7 @@ SUPPORT = "For billing, press 1 or say billing. For technical support, press 2. 
 
 
 def session(app, call) -> dict:
-    return app.extensions["ivr.store"].get(call.sid)
+    return services(app).store.get(call.sid)
 
 
 def test_a_call_hears_the_welcome_and_the_menu_in_one_document(dial):

@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import FLOWS
 
-from ivr.core.lint import check_command, run_checks
+from ivr.cli.check import check as check_command
+from ivr.cli.check import hooks_for
+from ivr.core.lint import run_checks
 from ivr.core.loader import display_path
 
 CHECK = Path(__file__).resolve().parent / "flows" / "check"
@@ -18,7 +20,7 @@ NO_ENV = {"IVR_FLOWS_DIR": None, "IVR_HOOKS": None, "IVR_SCHEDULES": None}
 
 def problems_of(name: str, **options) -> list[tuple]:
     """Check one fixture; its problems as (line, column, severity, path, message), all in that file."""
-    report = run_checks([str(CHECK / name)], **options)
+    report = run_checks([str(CHECK / name)], **{"hooks": hooks_for(None), **options})
     assert all(Path(p.file).resolve() == CHECK / name for p in report.problems)
     return [(p.line, p.column, p.severity, p.path, p.message) for p in report.problems]
 
@@ -139,7 +141,7 @@ def test_a_shared_schedules_file_makes_its_schedules_known():
 
 
 def test_the_shipped_flows_have_no_problems():
-    report = run_checks([], flows_dir=FLOWS)
+    report = run_checks([], flows_dir=FLOWS, hooks=hooks_for(None))
     assert [p.format() for p in report.problems] == []
     assert report.flows == len(list(FLOWS.glob("*.yaml")))
 

@@ -10,6 +10,7 @@ from conftest import BASE, sign
 
 from ivr.phone.fakes import FakeTwilioHttp, call_json, message_json
 from ivr.testing import phone_for
+from ivr.web.services import services
 
 PUBLIC = "https://ivr.example.com"
 FROM = "+15005550006"
@@ -43,7 +44,7 @@ def outbound(make_app, tmp_path, example_flows):
     app = make_app({"IVR_FLOWS_DIR": str(flows), "IVR_PUBLIC_URL": PUBLIC, "IVR_API_TOKEN": "s3cret",
                     "TWILIO_FROM_NUMBER": FROM})  # fmt: skip
     http = FakeTwilioHttp()
-    app.extensions["ivr.twilio_http"] = http
+    services(app).twilio_http = http
     return app, http
 
 
@@ -187,7 +188,7 @@ def test_a_voicemail_can_be_delivered_by_text(make_app, tmp_path):
     app = make_app({"IVR_FLOWS_DIR": str(tmp_path), "TWILIO_FROM_NUMBER": FROM})
     http = FakeTwilioHttp()
     http.respond_with("POST", r"/Messages\.json$", lambda request: (201, message_json(request)))
-    app.extensions["ivr.twilio_http"] = http
+    services(app).twilio_http = http
     call = phone_for(app).dial("vm", from_="+15551230000")
     call.record(seconds=11)
     call.transcription("Call me back.")
@@ -259,11 +260,11 @@ def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
     http.respond_with("POST", r"/Calls\.json$", lambda request: (201, call_json(request, next(sids))))
     csv = tmp_path / "spring.csv"
     csv.write_text("to,name,order\n+14155550001,Ada,1\n+14155550002,Bob,2\n+14155550003,Cy,3\n")
-    store = app.extensions["ivr.store"]
+    store = services(app).store
     settings = {**app.config, "TWILIO_ACCOUNT_SID": ACCOUNT}
     client = make_client(settings, http_client=http)
     campaign = Campaign(settings, "spring", "orders", client=client, store=store,
-                        flows=app.extensions["ivr.flows"].flows, sleep=lambda s: None)  # fmt: skip
+                        flows=services(app).flows.flows, sleep=lambda s: None)  # fmt: skip
     campaign.run(read_contacts(csv))
     web = app.test_client()
     for sid, status, answered_by in [(f"CA{1:032d}", "completed", "human"), (f"CA{2:032d}", "completed",
@@ -295,8 +296,8 @@ def test_a_text_conversation_runs_the_flows_hooks(app):
 def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_call(outbound):
     app, _http = outbound
     flow = OUTBOUND.replace("  check:\n", "  check:\n    sms: Hello from the entry state.\n")
-    (app.extensions["ivr.flows"].directory / "orders.yaml").write_text(flow)
-    app.extensions["ivr.flows"].hot_reload = True
+    (services(app).flows.directory / "orders.yaml").write_text(flow)
+    services(app).flows.hot_reload = True
     from ivr.web import registry
 
     registry.CHECK_EVERY, before = 0.0, registry.CHECK_EVERY

@@ -10,6 +10,7 @@ import pytest
 from conftest import BASE, OPEN_HOURS, Call, caller_params, sign
 
 from ivr.phone.recording import REDACTED, mask_numbers, read_recording
+from ivr.web.services import services
 
 SID = "CA" + "1" * 32
 STARTED = "2026-11-25T15:00:00.000Z"  # OPEN_HOURS as recorded
@@ -67,7 +68,7 @@ def test_each_call_gets_its_own_file_named_by_its_call_sid(recording_app, record
 def test_the_first_line_is_the_header(recording_app, record_dir):
     sales_busy_call(recording_app)
     header = lines_of(record_dir / f"{SID}.jsonl")[0]
-    flows = recording_app.extensions["ivr.flows"].flows
+    flows = services(recording_app).flows.flows
     assert header == {
         "ivr_recording": 1,
         "call_sid": SID,
@@ -149,7 +150,7 @@ def test_recording_is_off_by_default(make_app, tmp_path, monkeypatch):
     app = make_app()
     call = sales_busy_call(app)
     assert call.docs[-1].ended
-    assert "ivr.recorder" not in app.extensions
+    assert services(app).recorder is None
     assert list(tmp_path.rglob("*")) == []
 
 

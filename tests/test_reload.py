@@ -10,6 +10,7 @@ import pytest
 from ivr.web import registry as registry_module
 from ivr.errors import FlowLoadError
 from ivr.testing import phone_for
+from ivr.web.services import services
 
 FLOW = """\
 start: menu
@@ -62,11 +63,11 @@ def test_a_bad_edit_is_reported_and_the_last_good_version_keeps_serving(make_app
     with caplog.at_level(logging.ERROR, logger="ivr.flows"):
         assert phone.dial("line").heard == ["Version one."]
     assert "line.yaml has errors; serving its last good version" in caplog.text
-    [problem] = app.extensions["ivr.flows"].problems
+    [problem] = services(app).flows.problems
     assert problem.format().endswith("states.menu.gather: a gather needs routes (or next for any input)")
     write(tmp_path / "flows", greeting="Fixed.")
     assert phone.dial("line").heard == ["Fixed."]
-    assert app.extensions["ivr.flows"].problems == []
+    assert services(app).flows.problems == []
 
 
 def test_a_call_in_progress_finishes_on_the_version_it_started_with(make_app, shared, tmp_path):
@@ -97,7 +98,7 @@ def test_a_worker_starting_while_a_bad_edit_is_on_disk_serves_the_last_good_vers
         app = make_app(shared)
     assert "has errors; serving its last good version" in caplog.text
     assert phone_for(app).dial("line").heard == ["Version one."]
-    assert app.extensions["ivr.flows"].problems
+    assert services(app).flows.problems
 
 
 def test_a_bad_flow_with_no_good_version_stored_stops_the_app(make_app, tmp_path):
@@ -109,7 +110,7 @@ def test_a_bad_flow_with_no_good_version_stored_stops_the_app(make_app, tmp_path
 def test_a_call_whose_state_is_gone_starts_the_flow_again(make_app, shared, tmp_path):
     app = make_app(shared)
     waiting = phone_for(app).dial("line")  # waits in the menu
-    store = app.extensions["ivr.store"]
+    store = services(app).store
     for key, _ in store.scan("flow:line:"):
         store.delete(key)  # version one is gone from every process and the store
     (tmp_path / "flows" / "line.yaml").write_text(
@@ -128,5 +129,5 @@ def test_an_edit_running_an_unregistered_hook_is_refused_like_any_bad_edit(make_
         "start: look\nstates:\n  look: {run: no_such_hook, next: bye}\n  bye: {say: Bye., hangup: true}\n"
     )
     assert phone_for(app).dial("line").heard == ["Version one."]
-    [problem] = app.extensions["ivr.flows"].problems
+    [problem] = services(app).flows.problems
     assert "unknown hook 'no_such_hook'" in problem.message

@@ -11,6 +11,7 @@ from conftest import BASE, sign
 from ivr.errors import FlowLoadError
 from ivr.core.loader import load_flows
 from ivr.testing import phone_for
+from ivr.web.services import services
 
 
 def flows(tmp_path, **files):
@@ -25,7 +26,7 @@ def test_an_outbound_call_placed_into_a_state_keeps_its_variables(make_app, tmp_
     d = flows(tmp_path, o="start: a\nstates:\n  a: {say: 'Start {{ name }}', hangup: true}\n"
                           "  remind: {say: 'Hello {{ name }}, about {{ order }}.', hangup: true}\n")  # fmt: skip
     app = make_app({"IVR_FLOWS_DIR": str(d)})
-    store = app.extensions["ivr.store"]
+    store = services(app).store
     store.update("ctx:abc", lambda _: {"flow": "o", "state": "remind", "vars": {"name": "Ada", "order": "42"}}, 60)
     call = phone_for(app).dial("/voice/o?ctx=abc&state=remind", direction="outbound-api")
     assert call.heard == ["Hello Ada, about 42."]
@@ -52,7 +53,7 @@ def test_sensitive_input_stays_usable_through_the_hooks_of_its_request(make_app,
     call.press("4321")
     assert call.heard == ["Confirmed."]
     assert hooks.calls["audit"][0].input["digits"] == "4321"
-    assert "4321" not in str(app.extensions["ivr.store"].get(call.sid))
+    assert "4321" not in str(services(app).store.get(call.sid))
 
 
 SCREENED = """
@@ -130,7 +131,7 @@ def test_a_read_back_of_sensitive_input_is_not_kept_for_retries(make_app, tmp_pa
     headers = {"X-Twilio-Signature": sign(BASE + "/voice/p/pin", params), "I-Twilio-Idempotency-Token": "t1"}
     response = app.test_client().post("/voice/p/pin", data=params, headers=headers)
     assert b"You entered 4321." in response.data
-    assert "4321" not in str(app.extensions["ivr.store"].get(call.sid))
+    assert "4321" not in str(services(app).store.get(call.sid))
 
 
 def test_an_answering_machine_still_gets_the_entry_states_variables_but_not_its_text(make_app, tmp_path):
@@ -166,7 +167,7 @@ def test_a_flow_file_that_is_not_utf8_is_reported_and_callers_go_on(make_app, tm
     app = make_app({"IVR_FLOWS_DIR": str(d), "IVR_HOT_RELOAD": "1"})
     (d / "latin.yaml").write_bytes("start: a\nstates:\n  a: {say: Caf\xe9., hangup: true}\n".encode("latin-1"))
     assert phone_for(app).dial("ok").heard == ["Fine."]
-    [problem] = app.extensions["ivr.flows"].problems
+    [problem] = services(app).flows.problems
     assert "cannot be read as UTF-8 text" in problem.message
 
 

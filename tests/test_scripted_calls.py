@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.testing import phone_for
+from ivr.web.services import services
 
 GOODBYE = "Thanks for calling Acme. Goodbye."
 VOICEMAIL = "Please leave a message after the beep. Press the pound key when you are done."
@@ -41,7 +42,7 @@ def test_the_status_callback_closes_the_session_when_the_call_ends(phone, ivr_ap
     call.dial_result("completed")
     assert call.ended
     assert [c.params["CallStatus"] for c in call.callbacks] == ["completed"]
-    assert ivr_app.extensions["ivr.store"].get(call.sid)["status"] == "completed"
+    assert services(ivr_app).store.get(call.sid)["status"] == "completed"
 
 
 def test_speech_reaches_billing_through_the_support_menu(phone):
@@ -85,7 +86,7 @@ def test_an_empty_recording_and_a_hang_up_while_recording(phone, ivr_app):
     other.press("3")
     other.hangup(seconds=7)
     assert other.ended and other.end_reason == "caller-hangup"
-    session = ivr_app.extensions["ivr.store"].get(other.sid)
+    session = services(ivr_app).store.get(other.sid)
     assert session["recording"]["duration"] == 7
     assert session["state"] == "goodbye"
 

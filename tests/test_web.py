@@ -12,6 +12,7 @@ from ivr.core.engine import Engine
 from ivr.errors import ConfigError, FlowLoadError, StoreError
 from ivr.store import MemoryStore
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
+from ivr.web.services import services
 
 SID = "CA" + "7" * 32
 WELCOME = "Thanks for calling Acme."
@@ -66,12 +67,12 @@ class FakeClock:
 def store_clock(app) -> FakeClock:
     """Give the app a memory store on a fake clock (before any call is placed)."""
     clock = FakeClock()
-    app.extensions["ivr.store"] = MemoryStore(clock=clock)
+    services(app).store = MemoryStore(clock=clock)
     return clock
 
 
 def session(app, sid: str) -> dict | None:
-    return app.extensions["ivr.store"].get(sid)
+    return services(app).store.get(sid)
 
 
 # -- the error guard ----------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def test_request_without_callsid_answers_the_error_state(client, caplog):
 
 def test_store_failing_still_answers_200_and_hangs_up(app, dial, caplog, monkeypatch):
     call = dial("main")
-    store = app.extensions["ivr.store"]
+    store = services(app).store
 
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
@@ -186,7 +187,7 @@ def test_store_failing_still_answers_the_error_state(app, dial, monkeypatch):
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
 
-    monkeypatch.setattr(app.extensions["ivr.store"], "update", down)
+    monkeypatch.setattr(services(app).store, "update", down)
     assert_apology(call.press("1"), MAIN_APOLOGY)
 
 

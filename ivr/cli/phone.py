@@ -11,6 +11,7 @@ import click
 from ivr.core.flow import DIAL_OUTCOMES
 from ivr.core.hints import did_you_mean
 from ivr.errors import IvrError
+from ivr.web.services import services
 
 __all__ = ["phone"]
 
@@ -51,12 +52,12 @@ def phone(
         the_phone = Phone(HttpTransport(), url.rstrip("/"), auth_token=token)
     else:
         app = _local_app(_moment(at))
-        if flow not in app.extensions["ivr.flows"].engines:
-            known = ", ".join(sorted(app.extensions["ivr.flows"].engines))
+        if flow not in services(app).flows.engines:
+            known = ", ".join(sorted(services(app).flows.engines))
             raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
         the_phone = Phone(WsgiTransport(app), auth_token=None)
-        if state and state not in app.extensions["ivr.flows"].flows[flow].states:
-            known = ", ".join(sorted(app.extensions["ivr.flows"].flows[flow].states))
+        if state and state not in services(app).flows.flows[flow].states:
+            known = ", ".join(sorted(services(app).flows.flows[flow].states))
             raise click.BadParameter(f"flow '{flow}' has no state '{state}' (states: {known})", param_hint="--state")
     try:
         tokens = shlex.split(script) if script is not None else None
@@ -171,8 +172,8 @@ def _verdict(call, app) -> int:
         click.echo(f"Error {call.error.code}: {call.error.message}", err=True)
         return 1
     if app is not None:
-        session = app.extensions["ivr.store"].get(call.sid) or {}
-        flow = app.extensions["ivr.flows"].flows.get(session.get("flow", ""))
+        session = services(app).store.get(call.sid) or {}
+        flow = services(app).flows.flows.get(session.get("flow", ""))
         if flow is not None and flow.error_state and session.get("state") == flow.error_state:
             click.echo(f"The call ended in the flow's error state '{flow.error_state}'.", err=True)
             return 1

@@ -127,6 +127,7 @@ class Text:
     source: str
     pos: Pos
     template: object | None = field(default=None, compare=False, repr=False)
+    path: str = field(default="", compare=False, repr=False)  # the key path, for messages about it
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,7 @@ class State:
     next_pos: Pos | None = None
     on_error: Target | None = None  # where a failed hook goes; else the flow's error state
     on_message: object | None = None  # hook name, or {"sms": number}: delivers a recorded message
+    on_message_pos: Pos | None = None
     answered_by: tuple[Route, ...] = ()  # entering with AnsweredBy (machine detection): where to go first
     sms: Sms | None = None
 
@@ -338,6 +340,7 @@ class Defaults:
     on_max: Target | None
     routes: tuple[Route, ...] = ()  # ways out of every menu: "0": operator, "*": repeat, "9": back
     on_message: object | None = None  # hook name, or {"sms": number}
+    on_message_pos: Pos | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`python -m ivr check`: every load-time error, and warnings about what the loader lets through.
+"""The checks of `python -m ivr check`: every load-time error, and warnings about what the loader lets through.
 
 Warnings, each at the key it is about: states no call reaches; states after which a call can
 never end; menus whose prompt and keys disagree; keys num_digits cuts off; retries without end;
@@ -11,26 +11,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-import click
-import yaml
-from jinja2 import meta, nodes
 
 from ivr.core import flow as f
-from ivr.errors import FlowError, FlowLoadError, IvrError
-from ivr.hooks import load_hooks, registry
-from ivr.core.loader import display_path, flow_files, read_flow
-from ivr.core.loader import load_schedules_file
+from ivr.errors import FlowError, FlowLoadError
+from ivr.core.loader import display_path, flow_files, key_paths, load_schedules_file, read_flow
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
-from ivr.core.loader.source import compose
-from ivr.core.templates import _env
+from ivr.core.references import state_prompts, state_templates, unknown_names
+from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
 
-__all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "check_command", "run_checks"]
+__all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "run_checks"]
 
 CONTEXT_NAMES = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state", "open")
 MAX_WAIT = 30  # seconds a caller may listen before being able to press a key or answer
@@ -83,8 +78,15 @@ class Report:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def run_checks(targets=(), *, flows_dir="flows", hooks: str | None = None, schedules: str | None = None) -> Report:
-    """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir)."""
+def run_checks(
+    targets=(), *, flows_dir="flows", hooks: Callable[[Path], Collection[str]] = lambda directory: (),
+    schedules: str | None = None,
+) -> Report:
+    """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir).
+
+    `hooks(directory)` gives the hook names registered for the flows of a directory (the CLI
+    imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file.
+    """
     problems: list[FlowError] = []
     files = _resolve(targets, Path(flows_dir), problems)
     try:
@@ -92,8 +94,7 @@ def run_checks(targets=(), *, flows_dir="flows", hooks: str | None = None, sched
     except FlowLoadError as exc:
         shared, problems = {}, problems + exc.errors
     for directory in dict.fromkeys(path.parent for path in files):
-        load_hooks(hooks, directory)  # the module the app would import for these flows
-        problems += _check_directory(directory, files, shared, registry.names())
+        problems += _check_directory(directory, files, shared, hooks(directory))
     unique = {p.format(): p for p in problems}
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
@@ -120,7 +121,7 @@ def _resolve(targets, flows_dir: Path, problems: list) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: set[str]) -> list[FlowError]:
+def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: Collection[str]) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
     problems, flows, checked = [], {}, []
     for path in flow_files(directory):
@@ -138,30 +139,11 @@ def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: s
             checked += [(flow, path)] if mine and not errors else []
     for flow, path in checked:
         errors = validate_flow(flow, flows)
-        checks = _FlowChecks(flow, flows, compose(path.read_text(encoding="utf-8"), flow.file))
-        problems += errors + checks.names(shared, hooks)
+        checks = _FlowChecks(flow, flows, key_paths(path.read_text(encoding="utf-8"), flow.file))
+        problems += errors + unknown_names(flow, hooks, shared)
         if not any(e.severity == "error" for e in errors):  # a broken graph would only echo its errors
             problems += checks.warnings()
     return problems
-
-
-def _node_paths(root) -> dict[tuple[int, int], str]:
-    """The key path of every value in a YAML document, by its line and column."""
-    out: dict[tuple[int, int], str] = {}
-    todo, seen = [(root, "")], set()
-    while todo:
-        node, path = todo.pop()
-        if id(node) in seen or not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            children = [(v, path_join(path, k.value)) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
-        else:
-            children = [(v, path_join(path, i)) for i, v in enumerate(node.value)]
-        for child, sub in children:
-            out.setdefault((child.start_mark.line + 1, child.start_mark.column + 1), sub)
-            todo.append((child, sub))
-    return out
 
 
 def _reach(starts, step) -> dict[str, None]:
@@ -196,41 +178,17 @@ def _seconds(prompts) -> float:
     return words / WORDS_PER_SECOND + sum(p.length for p in prompts if isinstance(p, f.Pause))
 
 
-def _prompts(state: f.State) -> list:
-    screen = state.action.screen if isinstance(state.action, f.Dial) else None
-    return [*state.prompts, *(state.reprompt or ()), *state.no_input.prompts, *state.no_match.prompts,
-            *(screen.prompts if screen else ())]  # fmt: skip
-
-
-def _texts(state: f.State) -> list[f.Text]:
-    """Every text of a state that may carry a template."""
-    out = [p.text if isinstance(p, f.Say) else p.url for p in _prompts(state) if not isinstance(p, f.Pause)]
-    out += [value for _, value, _ in state.set if isinstance(value, f.Text)]
-    action = state.action
-    if isinstance(action, f.Dial):
-        out += [t.value for t in action.targets] + [action.caller_id]
-    elif isinstance(action, f.Enqueue | f.Redirect):
-        out += [action.name, action.wait_url] if isinstance(action, f.Enqueue) else [action.url]
-    return [t for t in out if t is not None]
-
-
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
     return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather)} - {None}
 
 
-def _open_names(tree) -> set[str]:
-    """The schedules a template asks about: the names in `open('name')` calls."""
-    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "open"]
-    return {a.value for c in calls for a in c.args if isinstance(a, nodes.Const) and isinstance(a.value, str)}
-
-
 class _FlowChecks:
     """The checks of one flow that reads without errors; `flows` are those of its directory."""
 
-    def __init__(self, flow: f.Flow, flows: dict[str, f.Flow], root) -> None:
+    def __init__(self, flow: f.Flow, flows: dict[str, f.Flow], paths: dict[tuple[int, int], str]) -> None:
         self.flow, self.states, self.out = flow, flow.states, []
-        self.paths = _node_paths(root)
+        self.paths = paths
         self.where = {path: Pos(flow.file, *at) for at, path in self.paths.items()}
         actions = [(other, s.action) for other in flows.values() for s in other.states.values()]
         inbound = [(o, a) for o, a in actions if isinstance(a, f.Redirect) and a.flow == flow.id and o.id != flow.id]
@@ -294,7 +252,7 @@ class _FlowChecks:
                 pattern, what = _TARGETS.get(target.kind, (".*", ""))
                 if target.value.template is None and not re.fullmatch(pattern, target.value.source):
                     self.add(target.pos, f"'{target.value.source}' is not {what}")
-            for url in (p.url for p in _prompts(state) if isinstance(p, f.Play)):
+            for url in (p.url for p in state_prompts(state) if isinstance(p, f.Play)):
                 if url.template is None and not _HTTP.match(url.source):
                     self.add(url.pos, f"Play needs an http(s) URL Twilio can fetch, got '{url.source}'")
         self.long_prompts()
@@ -380,15 +338,6 @@ class _FlowChecks:
                 message = f"callers hear about {round(seconds)} s of prompts before they can act (from here to"
                 self.add(self.states[name].pos, f"{message} '{until}'{_LONG}", path_join("states", name))
 
-    def templates(self, state: f.State):
-        """(parsed template, position, key path) of every template and condition of a state."""
-        for text in _texts(state):
-            if text.template is not None:
-                yield _env.parse(text.source), text.pos, None
-        for i, cond in enumerate(state.when):
-            path = path_join(path_join(path_join("states", state.name), "when"), i) + ".if"
-            yield _env.parse("{{ (" + cond.source + ") }}"), cond.pos, path
-
     def variables(self, hook_free, hooks: bool) -> None:
         known = set(CONTEXT_NAMES) | self.set_names
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
@@ -398,61 +347,13 @@ class _FlowChecks:
         for state in self.states.values():
             if state.name not in hook_free:
                 continue  # reached only after a hook ran, which may have set anything
-            for tree, pos, path in self.templates(state):
-                for name in sorted(meta.find_undeclared_variables(tree) - known - set(_env.globals)):
+            for tree, pos, path in state_templates(state):
+                for name in sorted(unknown_variables(tree, known)):
                     if (pos, name) not in done:
                         done.add((pos, name))
                         message = f"variable '{name}' is never set by set: or gather.save_as {why}"
                         self.add(pos, message + did_you_mean(name, known), path)
 
-    def names(self, shared: dict, hooks: set[str]) -> list[FlowError]:
-        """Unknown hooks and schedules: errors, as when the app starts."""
-
-        def hook(delivery):  # on_message may be {sms: NUMBER}: no hook to find
-            return delivery if isinstance(delivery, str) else None
-
-        named = [(hook(self.flow.defaults.on_message), "defaults.on_message")]
-        for s in self.states.values():
-            path = path_join("states", s.name)
-            named += [(s.action.name if isinstance(s.action, f.Run) else None, path + ".run")]
-            named += [(hook(s.on_message), path + ".on_message")]
-        for name, path in named:
-            if name is not None and name not in hooks:
-                hint = did_you_mean(name, hooks) or " (register it with @ivr.hook in the IVR_HOOKS module)"
-                self.add(self.where.get(path), f"unknown hook '{name}'{hint}", path, "error")
-        schedules = set(shared) | set(self.flow.schedules)
-        for state in self.states.values():
-            for tree, pos, path in self.templates(state):
-                for name in sorted(_open_names(tree) - schedules):
-                    hint = did_you_mean(name, schedules) or " (add it under schedules:, or to IVR_SCHEDULES)"
-                    self.add(pos, f"unknown schedule '{name}'{hint}", path, "error")
-        found, self.out = self.out, []  # names() runs first; warnings() starts afresh
-        return found
-
     @staticmethod
     def _route_path(state: f.State, key: str) -> str:
         return path_join(path_join(path_join("states", state.name), "routes"), key)
-
-
-@click.command("check")
-@click.argument("flows", nargs=-1)
-@click.option("--strict", is_flag=True, help="Warnings count as errors (exit status 1).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check_command(flows: tuple[str, ...], strict: bool, fmt: str) -> None:
-    """Find mistakes in flows before callers do: every load error, and warnings about the call graph.
-
-    FLOWS are flow ids (in IVR_FLOWS_DIR, default flows/) or paths to .yaml files; none: every
-    flow. Exit status 1 on errors (with --strict, on warnings too).
-    """
-    env = os.environ.get
-    try:
-        dirs = env("IVR_FLOWS_DIR") or "flows"
-        report = run_checks(
-            flows, flows_dir=dirs, hooks=env("IVR_HOOKS") or None, schedules=env("IVR_SCHEDULES") or None
-        )
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    lines = [p.format() for p in report.problems] + [report.summary()]
-    click.echo(report.as_json() if fmt == "json" else "\n".join(lines))
-    if report.failed(strict):
-        sys.exit(1)  # as the other commands do: ivr.cli.main lets SystemExit through

@@ -7,12 +7,22 @@ re-rendered, and the TwiML builder escapes it as XML text.
 
 from __future__ import annotations
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from ivr.errors import FlowRuntimeError, TemplateProblem
 
-__all__ = ["compile_condition", "compile_text", "evaluate", "is_template", "render"]
+__all__ = [
+    "compile_condition",
+    "compile_text",
+    "evaluate",
+    "is_template",
+    "open_names",
+    "parse_condition",
+    "parse_text",
+    "render",
+    "unknown_variables",
+]
 
 _env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 
@@ -42,17 +52,25 @@ def _check_safe(tree: nodes.Node) -> None:
             raise TemplateProblem(f"'{name}' is not allowed in templates (names starting with '_' are private)")
 
 
-def schedule_names(source: str) -> list[str]:
-    """The schedules a condition asks about: the names in `open('name')` calls."""
-    try:
-        tree = _env.parse("{{ (" + source + ") }}")
-    except TemplateSyntaxError:
-        return []
-    names = []
-    for call in tree.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "open":
-            names += [a.value for a in call.args if isinstance(a, nodes.Const) and isinstance(a.value, str)]
-    return names
+def parse_text(source: str) -> nodes.Template:
+    """The syntax tree of a text template (for checks that read it, not for rendering)."""
+    return _env.parse(source)
+
+
+def parse_condition(source: str) -> nodes.Template:
+    """The syntax tree of a `when:` expression."""
+    return _env.parse("{{ (" + source + ") }}")
+
+
+def open_names(tree: nodes.Template) -> set[str]:
+    """The schedules a template or condition asks about: the names in `open('name')` calls."""
+    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "open"]
+    return {a.value for c in calls for a in c.args if isinstance(a, nodes.Const) and isinstance(a.value, str)}
+
+
+def unknown_variables(tree: nodes.Template, known: set[str]) -> set[str]:
+    """The names a template reads that are neither in `known` nor the sandbox's own globals."""
+    return meta.find_undeclared_variables(tree) - known - set(_env.globals)
 
 
 def compile_text(source: str):

@@ -109,13 +109,15 @@ def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool 
         },
         clock=lambda: moment["now"],
     )
-    flows = app.extensions["ivr.flows"].flows
+    from ivr.web.services import services  # for now: the phone room must not reach into web
+
+    flows = services(app).flows.flows
     result = ReplayResult(path, header)
     result.changed_flows = sorted(
         fid for fid, digest in header.get("flows", {}).items() if fid in flows and flows[fid].content_hash != digest
     )
     client = app.test_client()
-    runner = app.extensions["ivr.hooks"]
+    runner = services(app).hooks
     for index, line in enumerate(lines, 1):
         moment["now"] = _parse_time(line["t"])
         runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks

@@ -14,6 +14,7 @@ import logging
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from ivr.errors import IvrError, TwilioCallError
+from ivr.web.services import services
 
 __all__ = ["init_app"]
 
@@ -33,7 +34,7 @@ def twilio_client(app):
     """The app's REST client: the credentials of its settings, the fake HTTP client of a test."""
     from ivr.outbound.client import make_client
 
-    return make_client(app.config, http_client=app.extensions.get("ivr.twilio_http"))
+    return make_client(app.config, http_client=services(app).twilio_http)
 
 
 @api.before_request
@@ -85,8 +86,8 @@ def create_call():
             machine_detection=data.get("machine_detection"),
             timeout=data.get("timeout"),
             client=twilio_client(app),
-            store=app.extensions["ivr.store"],
-            flows=app.extensions["ivr.flows"].flows,
+            store=services(app).store,
+            flows=services(app).flows.flows,
         )
     except TwilioCallError as exc:
         return _error(502, str(exc))

@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.errors import IvrError
 from ivr.phone.interpreter import Phone, PhoneCall, WsgiTransport
+from ivr.web.services import services
 
 __all__ = ["LiveCalls", "init_app", "phone"]
 
@@ -73,7 +74,7 @@ def init_app(app: Flask) -> None:
         WsgiTransport(app),
         (public or "http://localhost").rstrip("/"),
         auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
-        effects=app.extensions.get("ivr.journal"),
+        effects=services(app).journal,
     )
     app.extensions["ivr.web.browser"] = LiveCalls(the_phone)
     app.register_blueprint(phone)
@@ -149,7 +150,7 @@ def page():
 @phone.route("/flows")
 def flows():
     """The flows one can call, and why the newest edit of a flow is not being served."""
-    registry = current_app.extensions["ivr.flows"]
+    registry = services().flows
     registry.refresh()
     listed = [
         {
@@ -314,11 +315,11 @@ def _error(error) -> dict | None:
 
 
 def _problems() -> list[str]:
-    return [p.format() for p in current_app.extensions["ivr.flows"].problems]
+    return [p.format() for p in services().flows.problems]
 
 
 def _flow(flow_id: str):
-    registry = current_app.extensions["ivr.flows"]
+    registry = services().flows
     flow = registry.flows.get(flow_id)
     if flow is None:
         raise _Refused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")

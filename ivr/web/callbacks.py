@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Flask, current_app, request
 
 from ivr.web import security
 from ivr.web.effects import sends_texts
@@ -15,6 +15,7 @@ from ivr.errors import IvrError
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.http import xml_response as _xml
 from ivr.web.messages import MessageBox
+from ivr.web.services import hook_records, services
 from ivr.core.twiml import apology_document, empty_document
 
 __all__ = ["callbacks"]
@@ -25,6 +26,11 @@ _TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 _STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **dict.fromkeys(_TERMINAL, 4)}
 
 callbacks = Blueprint("twilio", __name__)
+
+
+def init_app(app: Flask) -> None:
+    """Twilio's callbacks: status, fallback, recording and transcription."""
+    app.register_blueprint(callbacks)
 
 
 @callbacks.before_request
@@ -55,7 +61,7 @@ def status():
         return session
 
     try:
-        store = current_app.extensions["ivr.store"]
+        store = services().store
         # An ended call's session only waits out the grace period for late callbacks, whatever
         # order they come in.
         current = store.get(sid) or {}
@@ -118,8 +124,8 @@ def _message_callback(kind: str):
     params = request.form.to_dict()
     flow_id, state_name = request.args.get("flow", ""), request.args.get("state", "")
     sid = params.get("CallSid", "-")
-    store = current_app.extensions["ivr.store"]
-    now = current_app.extensions["ivr.clock"]()
+    store = services().store
+    now = services().clock()
     box = MessageBox(store)
     try:
         if kind == "recording":
@@ -137,7 +143,7 @@ def _message_callback(kind: str):
 
 def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now: datetime) -> None:
     """Hand a message to its on_message hook (the state's, else the flow's) and remember the attempt."""
-    engine = current_app.extensions["ivr.flows"].engines.get(flow_id)
+    engine = services().flows.engines.get(flow_id)
     state = engine.flow.states.get(state_name) if engine else None
     name = (state.on_message if state else None) or (engine.flow.defaults.on_message if engine else None)
     if name is None:
@@ -145,7 +151,7 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
     kind = "transcription" if update else "recording"
     if isinstance(name, dict):  # on_message: {sms: NUMBER}: the message goes out as a text
         error = _text_message(name["sms"], message, update, engine)
-        MessageBox(current_app.extensions["ivr.store"]).delivered(
+        MessageBox(services().store).delivered(
             message["recording_sid"], {"kind": kind, "sms": name["sms"], "error": error}, now
         )
         return
@@ -160,11 +166,11 @@ def _deliver(flow_id: str, state_name: str, message: dict, *, update: bool, now:
         "dial": {},
         "now": now,
     }
-    result, record = current_app.extensions["ivr.hooks"].run(
+    result, record = services().hooks.run(
         HookCall(name, flow_id, state_name, context), message={**message, "update": update}
     )
-    g.setdefault("ivr_hooks", []).append(record)  # recorded with the callback, fed back by replay
-    MessageBox(current_app.extensions["ivr.store"]).delivered(
+    hook_records().append(record)  # recorded with the callback, fed back by replay
+    MessageBox(services().store).delivered(
         message["recording_sid"], {"kind": kind, "hook": name, "error": result.error}, now
     )
 
@@ -189,7 +195,7 @@ def _text_message(number: str, message: dict, update: bool, engine) -> str | Non
     transcribed = bool(state and getattr(state.action, "transcribe", False))
     effect = {"kind": "sms", "key": f"message:{message['recording_sid']}:{int(update)}", "to": number,
               "from": message.get("to") or None, "body": voicemail_text(message, update, transcribed)}  # fmt: skip
-    journal = app.extensions.get("ivr.journal")
+    journal = services(app).journal
     if journal is not None:
         journal.add(message.get("call_sid") or "-", [effect])
     if not sends_texts(app):

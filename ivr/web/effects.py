@@ -4,62 +4,35 @@ every webhook (IVR_RECORD_DIR), and texts sent after the response."""
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 
 from ivr.web import security
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
-from ivr.phone.recording import Recorder
+from ivr.web.services import recorded_hooks, services
 
-__all__ = ["Journal", "init_app"]
+__all__ = ["carry_out_later", "init_app", "sends_texts"]
 
 log = logging.getLogger("ivr.web")
 
 
 def init_app(app: Flask) -> None:
-    """The journal (phones and tests) and the recorder (IVR_RECORD_DIR), each when it is wanted."""
-    settings = app.config
-    if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
-        # For the built-in phones: what each call made the app do besides answering.
-        app.extensions["ivr.journal"] = Journal()
+    """Journal each request's hooks (phones and tests) and record every webhook (IVR_RECORD_DIR), when on."""
+    found = services(app)
+    if found.journal is not None:
         app.after_request(_journal)
-    if settings["IVR_RECORD_DIR"]:
-        app.extensions["ivr.recorder"] = Recorder(
-            settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
-        )
+    if found.recorder is not None:
         app.after_request(_record)
 
 
-class Journal:
-    """Effects per CallSid (hooks run, deliveries), newest calls kept, for the built-in phones."""
-
-    def __init__(self, calls: int = 500) -> None:
-        self._calls: OrderedDict[str, list[dict]] = OrderedDict()
-        self._size = calls
-        self._lock = threading.Lock()
-
-    def add(self, sid: str, effects: list[dict]) -> None:
-        with self._lock:
-            self._calls.setdefault(sid, []).extend(effects)
-            self._calls.move_to_end(sid)
-            while len(self._calls) > self._size:
-                self._calls.popitem(last=False)
-
-    def __call__(self, sid: str) -> list[dict]:
-        with self._lock:
-            return list(self._calls.get(sid, ()))
-
-
 def _journal(response):
-    effects = g.get("ivr_hooks")
+    effects = recorded_hooks()
     if effects:
         params = _params()
         sid = params.get("ParentCallSid") if request.args.get("event") in SCREEN_EVENTS else params.get("CallSid")
-        current_app.extensions["ivr.journal"].add(sid or "-", [{"kind": "hook", **e} for e in effects])
+        services().journal.add(sid or "-", [{"kind": "hook", **e} for e in effects])
     return response
 
 
@@ -71,11 +44,12 @@ def _record(response):
         return response
     params = _params()
     try:
-        flows = current_app.extensions["ivr.flows"].flows
+        found = services()
+        flows = found.flows.flows
         view = request.view_args or {}
         flow = flows.get(view.get("flow_id", ""))
         state = flow.states.get(view.get("state", "")) if flow else None
-        current_app.extensions["ivr.recorder"].record(
+        found.recorder.record(
             call_sid=params.get("CallSid", ""),
             method=request.method,
             url=security.signed_url(),
@@ -83,9 +57,9 @@ def _record(response):
             status=response.status_code,
             twiml=response.get_data(as_text=True),
             flows={fid: flow.content_hash for fid, flow in flows.items()},
-            now=current_app.extensions["ivr.clock"](),
+            now=found.clock(),
             sensitive=bool(state and state.sensitive),
-            hooks=g.get("ivr_hooks"),
+            hooks=recorded_hooks(),
         )
     except Exception:  # recording is for developers; the caller must not notice it failing
         log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
@@ -94,7 +68,7 @@ def _record(response):
 
 def sends_texts(app) -> bool:
     """Texts go out through a test's fake Twilio, or for real calls outside tests; never for a built-in phone."""
-    if "ivr.twilio_http" in app.extensions:
+    if services(app).twilio_http is not None:
         return True
     return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
 
@@ -104,10 +78,9 @@ def carry_out_later(response, sid: str, effects: list[dict]) -> None:
     if not effects:
         return
     app = current_app._get_current_object()
-    journal = app.extensions.get("ivr.journal")
+    journal = services(app).journal
     if journal is not None:
         journal.add(sid, effects)
-    # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
     # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
     sending = sends_texts(app)
     if sending:
@@ -118,7 +91,7 @@ def _send_texts(app, sid: str, effects: list[dict]) -> None:
     from ivr.web.api import twilio_client
     from ivr.outbound.calls import send_sms
 
-    store = app.extensions["ivr.store"]
+    store = services(app).store
     for effect in effects:
         outcome = "sent"
         try:

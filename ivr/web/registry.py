@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ivr.core import flow as f
@@ -22,6 +23,7 @@ from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
 from ivr.core.gc_pause import gc_paused
 from ivr.core.loader import display_path, flow_files, read_flow
 from ivr.core.loader import load_schedules_file
+from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
 
@@ -37,19 +39,29 @@ CHECK_EVERY = 1.0  # seconds between looks at the flows directory when hot reloa
 class FlowRegistry:
     """Current flows and engines, plus older versions still in use; `refresh` reloads changed files."""
 
-    def __init__(self, directory, urls: Urls, timezone: str, schedules_file=None, store=None, *, hot_reload=False):
+    def __init__(
+        self,
+        directory,
+        urls: Urls,
+        timezone: str,
+        schedules_file=None,
+        store=None,
+        *,
+        hot_reload=False,
+        hook_names: Callable[[], Collection[str]] = frozenset,
+    ):
         self.directory = Path(directory)
         self.urls = urls
         self.timezone = timezone
         self.store = store
         self.hot_reload = hot_reload
+        self.hook_names = hook_names  # the registered hooks, which a flow's run: and on_message must name
         self.schedules = load_schedules_file(schedules_file) if schedules_file else {}
         self.problems: list[FlowError] = []  # why the newest edit is not being served
         self._versions: OrderedDict[tuple[str, str], Engine] = OrderedDict()
         self._lock = threading.Lock()
         self._fingerprint = self._scan()
         self._checked = time.monotonic()
-        self.checks = []  # callables(registry-to-be) -> [FlowError]: names only the app knows (hooks, schedules)
         self.flows, self.engines = self._load(initial=True)
 
     # -- serving ------------------------------------------------------------------------------
@@ -77,9 +89,6 @@ class FlowRegistry:
             self._fingerprint = fingerprint
             try:
                 flows, engines = self._load(initial=False)
-                errors = [e for check in self.checks for e in check(flows, engines)]
-                if errors:
-                    raise FlowLoadError(errors)
                 self.flows, self.engines = flows, engines
             except FlowLoadError as exc:
                 self.problems = exc.errors
@@ -101,6 +110,7 @@ class FlowRegistry:
             raise FlowLoadError(
                 [FlowError(str(self.directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")]
             )
+        hooks = self.hook_names()
         with gc_paused():
             for path in flow_files(self.directory):
                 try:
@@ -112,6 +122,8 @@ class FlowRegistry:
                     flow, problems = read_flow(text, display_path(path), path.stem)
                 if flow is not None and not problems:  # the flow's own graph; redirects are checked below
                     problems = [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
+                if flow is not None and not problems:  # hooks and schedules, as `check` finds them
+                    problems = unknown_names(flow, hooks, self.schedules)
                 if flow is not None and not problems:
                     flows[flow.id] = flow
                     texts[flow.id] = text

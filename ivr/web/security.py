@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.errors import ConfigError
+from ivr.web.services import services
 
 __all__ = ["check_webhook", "init_app", "signed_url"]
 
@@ -34,7 +35,6 @@ def init_app(app: Flask) -> None:
             "TWILIO_AUTH_TOKEN is not set: in production every webhook must carry a valid X-Twilio-Signature. "
             "Set TWILIO_AUTH_TOKEN to your account's auth token (or IVR_ENV=development on your own machine)."
         )
-    app.extensions["ivr.validator"] = RequestValidator(token) if token else None
     hops = app.config["IVR_TRUSTED_PROXIES"]
     if hops:
         # Only the proxies we were told about may say which scheme and host Twilio used. Not the
@@ -63,7 +63,7 @@ def signed_url() -> str:
 
 def check_webhook() -> None:
     """Abort with 403 unless the request is signed by Twilio (or, without a token, local)."""
-    validator: RequestValidator | None = current_app.extensions["ivr.validator"]
+    validator: RequestValidator | None = services().validator
     if validator is None:
         forwarded = [h for h in _FORWARDED if h in request.headers]
         if forwarded or not _is_loopback(request.remote_addr):

@@ -15,7 +15,7 @@ import re
 import urllib.parse
 from xml.etree import ElementTree
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Flask, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ivr.web import security
@@ -23,6 +23,7 @@ from ivr.core.engine import new_session
 from ivr.errors import IvrError
 from ivr.hooks import run_pending
 from ivr.web.http import xml_response
+from ivr.web.services import services
 
 __all__ = ["VOICE_ONLY", "texts"]
 
@@ -38,12 +39,17 @@ texts = Blueprint("texts", __name__)
 texts.before_request(security.check_webhook)
 
 
+def init_app(app: Flask) -> None:
+    """Inbound texts on /sms/<flow>."""
+    app.register_blueprint(texts)
+
+
 @texts.route("/sms/<flow_id>", methods=["POST"])
 def inbound(flow_id: str):
     """One text in, one text back: the next step of the flow's menus."""
     params = request.form.to_dict()
     ours, theirs, body = params.get("To", ""), params.get("From", ""), params.get("Body", "").strip()
-    store = current_app.extensions["ivr.store"]
+    store = services().store
     key = f"sms:{ours}:{theirs}"
     try:
         reply, ended, session = _converse(flow_id, store.get(key), params, body)
@@ -61,8 +67,8 @@ def inbound(flow_id: str):
 
 
 def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tuple[str, bool, dict]:
-    registry = current_app.extensions["ivr.flows"]
-    now = current_app.extensions["ivr.clock"]()
+    registry = services().flows
+    now = services().clock()
     # The engine reads a call's parameters: a conversation is a "call" between the same two numbers.
     call = {"CallSid": params.get("MessageSid", ""), "From": params.get("From", ""), "To": params.get("To", "")}
     call["Direction"] = "inbound"
@@ -98,7 +104,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
 
 def _hooks(engine, step):
     """A texted conversation runs the flow's hooks as a call does (a texted state's effects are not sent)."""
-    return run_pending(engine, step, current_app.extensions["ivr.hooks"], [])
+    return run_pending(engine, step, services().hooks, [])
 
 
 def _read(twiml: str) -> tuple[list[str], str, tuple[str, str | None] | None]:

@@ -1,39 +1,33 @@
-"""The Flask adapter: create_app(), the voice and Twilio callback routes, and the error guard.
+"""The voice webhooks: a call enters a flow, each waiting verb's result resumes it, and the error guard.
 
-Each webhook: check the signature, load the call's session, let the engine step, store the
-session, answer TwiML. Any failure after the signature check still answers 200 with valid TwiML
-(the flow's error state, else an apology and a hang-up) and logs the traceback with the CallSid.
+Each webhook: check the signature, load the call's session, let the engine step (running the hooks
+it stops at), store the session, answer TwiML. Any failure after the signature check still answers
+200 with valid TwiML (the flow's error state, else an apology and a hang-up) and logs it with the
+CallSid.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 
-from ivr.web import security
-from ivr.web.api import init_app as init_api
-from ivr.web.browser import init_app as init_browser
-from ivr.web.callbacks import callbacks
-from ivr.web.effects import carry_out_later
-from ivr.web.effects import init_app as init_effects
 from ivr.core.engine import Engine, Step, new_session
-from ivr.errors import FlowLoadError, StoreError, WebhookError
 from ivr.core.flow import SCREEN_EVENTS
-from ivr.hooks import HookRunner, load_hooks, registry, run_pending
-from ivr.web.http import SESSION_GRACE, SESSION_TTL
+from ivr.core.twiml import Renderer, apology_document
+from ivr.errors import StoreError, WebhookError
+from ivr.hooks import run_pending
+from ivr.web import security
+from ivr.web.effects import carry_out_later
+from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
 from ivr.web.http import xml_response as _xml
-from ivr.web.registry import FlowRegistry
-from ivr.settings import load_settings
-from ivr.store import open_store
-from ivr.web.texts import texts
-from ivr.core.twiml import Renderer, Urls, apology_document
+from ivr.web.services import hook_records, services
+
+__all__ = ["init_app", "voice"]
 
 screened_document = Renderer.screened_document
-
-__all__ = ["SESSION_GRACE", "SESSION_TTL", "create_app"]
 
 log = logging.getLogger("ivr.web")
 
@@ -42,43 +36,10 @@ voice = Blueprint("voice", __name__)
 voice.before_request(security.check_webhook)
 
 
-def create_app(config: dict | None = None, *, clock=None) -> Flask:
-    """Build the app: settings (code, environment, `config`), flows, store, security, routes."""
-    settings = load_settings(config)
-    app = Flask("ivr", static_folder=None)  # the browser phone serves its own files, only when it is on
-    app.config.update(settings)
-    # transitions logs every callback at INFO; an IVR's log is about calls.
-    if logging.getLogger("transitions").level == logging.NOTSET:
-        logging.getLogger("transitions").setLevel(logging.WARNING)
-    app.extensions["ivr.clock"] = clock or (lambda: datetime.now(UTC))
-    urls = Urls(settings["IVR_PUBLIC_URL"])
-    app.extensions["ivr.store"] = store = open_store(
-        settings["IVR_STORE"], env=settings["IVR_ENV"], prefix=settings["IVR_REDIS_PREFIX"]
-    )
-    app.extensions["ivr.flows"] = FlowRegistry(
-        settings["IVR_FLOWS_DIR"],
-        urls,
-        settings["IVR_TIMEZONE"],
-        settings["IVR_SCHEDULES"],
-        store,
-        hot_reload=settings["IVR_HOT_RELOAD"],
-    )
-    security.init_app(app)
-    load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
-    app.extensions["ivr.hooks"] = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"])
-    flows = app.extensions["ivr.flows"]
-    errors = _check_names(flows.flows, flows.engines, registry)
-    if errors:
-        raise FlowLoadError(errors)
-    flows.checks.append(lambda loaded, engines: _check_names(loaded, engines, registry))
-    init_effects(app)
+def init_app(app: Flask) -> None:
+    """The voice routes and /healthz."""
     app.register_blueprint(voice)
-    app.register_blueprint(texts)
-    init_api(app)
-    init_browser(app)
-    app.register_blueprint(callbacks)
     app.add_url_rule("/healthz", "healthz", _healthz)
-    return app
 
 
 # -- voice --------------------------------------------------------------------------------------
@@ -114,11 +75,12 @@ def _answer(flow_id: str, state: str | None, step_fn):
     screening = request.args.get("event") in SCREEN_EVENTS
     if screening:  # a dialled party's leg belongs to the caller's session
         sid = params.get("ParentCallSid", "")
-    store = current_app.extensions["ivr.store"]
-    now = current_app.extensions["ivr.clock"]()
+    found = services()
+    store = found.store
+    now = found.clock()
     engine = None
     try:
-        registry = current_app.extensions["ivr.flows"]
+        registry = found.flows
         registry.refresh()
         engine = registry.engine(flow_id)  # the error state, should what follows fail
         if not sid:
@@ -194,7 +156,7 @@ def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step
 
 def _run_hooks(engine: Engine, step: Step) -> Step:
     """Carry out the hooks a step stops at; their records go with the request (journal, recording)."""
-    return run_pending(engine, step, current_app.extensions["ivr.hooks"], g.setdefault("ivr_hooks", []))
+    return run_pending(engine, step, services().hooks, hook_records())
 
 
 def _merge_status(session: dict, current: dict | None) -> dict:
@@ -208,7 +170,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     """The flow's error state if it has one and it renders, else the apology. Its hooks run outside
     the store's lock, as a webhook's do; without a CallSid (or a store) nothing is stored."""
     if engine is not None and engine.flow.error_state is not None:
-        store = current_app.extensions["ivr.store"]
+        store = services().store
         try:
             session = (store.get(sid) if sid else None) or new_session(engine.flow.id)
         except Exception:
@@ -228,40 +190,5 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
 
 
-def _check_names(flows: dict, engines: dict, hooks) -> list:
-    """Hooks nobody registered and schedules nobody defined: the app refuses them at start and reload."""
-    from ivr.core import flow as f
-    from ivr.errors import FlowError
-    from ivr.core.hints import did_you_mean
-    from ivr.core.templates import schedule_names
-
-    known = hooks.names()
-    errors = []
-    for flow in flows.values():
-        named = []
-        for s in flow.states.values():
-            if isinstance(s.action, f.Run):
-                named.append((s.action.name, s.action.pos, f"states.{s.name}.run"))
-            if isinstance(s.on_message, str):
-                named.append((s.on_message, s.action.pos, f"states.{s.name}.on_message"))
-        if isinstance(flow.defaults.on_message, str):
-            named.append((flow.defaults.on_message, flow.pos, "defaults.on_message"))
-        schedules = set(engines[flow.id].schedules)
-        for s in flow.states.values():
-            for i, cond in enumerate(s.when):
-                for name in schedule_names(cond.source):
-                    if name not in schedules:
-                        hint = did_you_mean(name, schedules) or " (add it under schedules:, or to IVR_SCHEDULES)"
-                        path = f"states.{s.name}.when[{i}].if"
-                        errors.append(FlowError(cond.pos.file, cond.pos.line, cond.pos.column, path,
-                                                f"unknown schedule '{name}'{hint}"))  # fmt: skip
-        for name, pos, path in named:
-            if name not in known:
-                hint = did_you_mean(name, known) or " (register it with @ivr.hook in the IVR_HOOKS module)"
-                errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
-    return errors
-
-
 def _healthz():
-    flows = current_app.extensions["ivr.flows"]
-    return jsonify(status="ok", flows=sorted(flows.engines))
+    return jsonify(status="ok", flows=sorted(services().flows.engines))

@@ -4,10 +4,12 @@ it, describes the same language for editors)."""
 
 from ivr.core.loader.files import display_path, flow_files, load_flow, load_flow_text, load_flows, read_flow
 from ivr.core.loader.schedules import load_schedules_file, read_schedules
+from ivr.core.loader.source import key_paths
 
 __all__ = [
     "display_path",
     "flow_files",
+    "key_paths",
     "load_flow",
     "load_flow_text",
     "load_flows",

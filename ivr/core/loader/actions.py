@@ -289,7 +289,7 @@ class ActionReader(Reader):
             except TemplateProblem as exc:
                 self.error(node, path, str(exc))
                 return None
-        return f.Text(value, self.pos(node), template)
+        return f.Text(value, self.pos(node), template, path)
 
     def timezone(self, node: yaml.Node, path: str) -> str | None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -16,6 +16,8 @@ from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.errors import FlowError
 
+__all__ = ["Reader", "compose", "core_scalar", "describe", "key_paths", "pos_of"]
+
 try:  # libyaml's composer is several times faster on large flows
     _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
@@ -219,3 +221,22 @@ def _merged_pairs(node: yaml.MappingNode):
         seen.add(key_node.value)
         extra.append((key_node, value_node))
     return own + extra
+
+
+def key_paths(text: str, file: str) -> dict[tuple[int, int], str]:
+    """The key path of every value in a YAML document, by its 1-based line and column."""
+    out: dict[tuple[int, int], str] = {}
+    todo, seen = [(compose(text, file), "")], set()
+    while todo:
+        node, path = todo.pop()
+        if id(node) in seen or not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = [(v, path_join(path, k.value)) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+        else:
+            children = [(v, path_join(path, i)) for i, v in enumerate(node.value)]
+        for child, sub in children:
+            out.setdefault((child.start_mark.line + 1, child.start_mark.column + 1), sub)
+            todo.append((child, sub))
+    return out

@@ -1,0 +1,113 @@
+"""Reading what a caller hears: say, play and pause, alone or as a `prompts:` list."""
+
+from __future__ import annotations
+
+import yaml
+
+from ivr.core import flow as f
+from ivr.core.flow import Pos, say_limit
+from ivr.core.hints import path_join
+from ivr.core.loader.actions import ActionReader
+
+__all__ = ["PromptReader"]
+
+SAY_KEYS = ("text", "voice", "language", "loop")
+PLAY_KEYS = ("url", "loop")
+PAUSE_KEYS = ("length",)
+
+
+class PromptReader(ActionReader):
+    """Reads prompts; the flow reader builds states on it."""
+
+    def prompts(self, items: dict, path: str, voice, language) -> tuple:
+        singles = [k for k in ("say", "play", "pause") if k in items]
+        if "prompts" in items:
+            for key in singles:
+                self.error(items[key][0], path_join(path, key), "use either 'prompts' or single say/play/pause keys")
+            return self.prompt_list(items["prompts"][1], path_join(path, "prompts"), voice, language)
+        return tuple(p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language)))
+
+    def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
+        out = []
+        for i, item in enumerate(self.sequence(node, path) or ()):
+            item_path = path_join(path, i)
+            entry = self.mapping(item, item_path)
+            if entry is None:
+                continue
+            kinds = [k for k in entry if k in ("say", "play", "pause")]
+            if len(entry) != 1 or len(kinds) != 1:
+                self.error(item, item_path, "each prompt is one of say, play or pause, e.g. - say: Hello")
+                continue
+            prompt = self.prompt(kinds[0], entry[kinds[0]][1], path_join(item_path, kinds[0]), voice, language)
+            if prompt is not None:
+                out.append(prompt)
+        return tuple(out)
+
+    def prompt_value(self, node: yaml.Node, path: str, voice, language) -> tuple:
+        """A reprompt or handler message: text to say, or a prompts list."""
+        if isinstance(node, yaml.SequenceNode):
+            return self.prompt_list(node, path, voice, language)
+        say = self.prompt("say", node, path, voice, language)
+        return (say,) if say else ()
+
+    def prompt(self, kind: str, node: yaml.Node, path: str, voice, language):
+        if kind == "say":
+            if isinstance(node, yaml.ScalarNode):
+                text, text_path = self.text(node, path), path
+            else:
+                items = self.mapping(node, path)
+                if items is None:
+                    return None
+                self.known_keys(items, SAY_KEYS, path)
+                if "text" not in items:
+                    self.error(node, path, "missing key: text")
+                    return None
+                text_path = path_join(path, "text")
+                text = self.text(items["text"][1], text_path)
+                loop = self._opt(items, "loop", path, self._loop)
+                voice = self._opt(items, "voice", path, self.string) or voice
+                language = self._opt(items, "language", path, self.string) or language
+            if text is None:
+                return None
+            size, limit = len(text.source.encode("utf-8")), say_limit(voice)
+            if text.template is None and size > limit:
+                self.error(
+                    text.pos,
+                    text_path,
+                    f"Say text is {size} bytes; Twilio's limit for voice {voice or 'default'} is {limit}"
+                    " (split it into several prompts)",
+                )
+            return f.Say(text, voice, language, None if isinstance(node, yaml.ScalarNode) else loop, self.pos(node))
+        if kind == "play":
+            if isinstance(node, yaml.ScalarNode):
+                url = self.text(node, path)
+                return f.Play(url, None, self.pos(node)) if url else None
+            items = self.mapping(node, path)
+            if items is None:
+                return None
+            self.known_keys(items, PLAY_KEYS, path)
+            if "url" not in items:
+                self.error(node, path, "missing key: url")
+                return None
+            url = self.text(items["url"][1], path_join(path, "url"))
+            return f.Play(url, self._opt(items, "loop", path, self._loop), self.pos(node)) if url else None
+        # pause
+        if isinstance(node, yaml.MappingNode):
+            items = self.mapping(node, path) or {}
+            self.known_keys(items, PAUSE_KEYS, path)
+            length = self._opt(items, "length", path, lambda n, p: self.number(n, p, minimum=1, maximum=600))
+        else:
+            length = self.number(node, path, minimum=1, maximum=600)
+        return (
+            f.Pause(length or 1, self.pos(node)) if length is not None or isinstance(node, yaml.MappingNode) else None
+        )
+
+    def _loop(self, node: yaml.Node, path: str) -> int | None:
+        # Twilio repeats loop: 0 until the call ends: a caller could not get past it.
+        if isinstance(node, yaml.ScalarNode) and node.value == "0" and not node.style:
+            self.error(node, path, "loop: 0 repeats until the caller hangs up; give a count from 1 to 100")
+            return None
+        return self.number(node, path, minimum=1, maximum=100)
+
+    def _builtin_say(self, text: str) -> f.Say:
+        return f.Say(f.Text(text, Pos(self.file, 1, 1)), None, None, None, Pos(self.file, 1, 1))

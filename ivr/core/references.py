@@ -1,0 +1,81 @@
+"""What a flow names outside itself: hooks (`run:`, `on_message:`) and schedules (`open('name')`).
+
+One home for the rule, so that `create_app`, hot reload and `python -m ivr check` agree: a hook
+nobody registered or a schedule nobody defined is an error at load, wherever the flow names it
+(a `when:` condition, a Say text, a URL, a text message...), never an apology to a caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+
+from ivr.core import flow as f
+from ivr.core.hints import did_you_mean, path_join
+from ivr.core.templates import open_names, parse_condition, parse_text
+from ivr.errors import FlowError
+
+__all__ = ["state_prompts", "state_templates", "state_texts", "unknown_names"]
+
+_HOOK_HINT = " (register it with @ivr.hook in the IVR_HOOKS module)"
+_SCHEDULE_HINT = " (add it under schedules:, or to IVR_SCHEDULES)"
+
+
+def state_prompts(state: f.State) -> list:
+    """Every prompt a state may play: its own, the reprompt, the retry messages and a screen's whisper."""
+    screen = state.action.screen if isinstance(state.action, f.Dial) else None
+    return [*state.prompts, *(state.reprompt or ()), *state.no_input.prompts, *state.no_match.prompts,
+            *(screen.prompts if screen else ())]  # fmt: skip
+
+
+def state_texts(state: f.State) -> list[f.Text]:
+    """Every text of a state that may carry a template."""
+    out = [p.text if isinstance(p, f.Say) else p.url for p in state_prompts(state) if not isinstance(p, f.Pause)]
+    out += [value for _, value, _ in state.set if isinstance(value, f.Text)]
+    action = state.action
+    if isinstance(action, f.Dial):
+        out += [t.value for t in action.targets] + [action.caller_id]
+    elif isinstance(action, f.Enqueue):
+        out += [action.name, action.wait_url]
+    elif isinstance(action, f.Redirect):
+        out.append(action.url)
+    if state.sms is not None:
+        out += [state.sms.body, state.sms.to]
+    return [t for t in out if t is not None]
+
+
+def state_templates(state: f.State) -> Iterator[tuple[object, f.Pos, str]]:
+    """(syntax tree, position, key path) of every template and `when:` condition of a state."""
+    for text in state_texts(state):
+        if text.template is not None:
+            yield parse_text(text.source), text.pos, text.path
+    for i, cond in enumerate(state.when):
+        yield parse_condition(cond.source), cond.pos, path_join(path_join(path_join("states", state.name), "when"), i) + ".if"
+
+
+def unknown_names(flow: f.Flow, hooks: Collection[str], schedules: Collection[str] = ()) -> list[FlowError]:
+    """Hooks not in `hooks` and schedules neither in `schedules` (IVR_SCHEDULES) nor the flow's own."""
+    errors = []
+    for name, pos, path in _hooks_named(flow):
+        if name not in hooks:
+            hint = did_you_mean(name, hooks) or _HOOK_HINT
+            errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
+    known = set(schedules) | set(flow.schedules)
+    for state in flow.states.values():
+        for tree, pos, path in state_templates(state):
+            for name in sorted(open_names(tree) - known):
+                hint = did_you_mean(name, known) or _SCHEDULE_HINT
+                errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown schedule '{name}'{hint}"))
+    return errors
+
+
+def _hooks_named(flow: f.Flow) -> Iterator[tuple[str, f.Pos, str]]:
+    # on_message may be {sms: NUMBER}: no hook to find there.
+    if isinstance(flow.defaults.on_message, str):
+        yield flow.defaults.on_message, flow.defaults.on_message_pos or flow.pos, "defaults.on_message"
+    for state in flow.states.values():
+        path = path_join("states", state.name)
+        if isinstance(state.action, f.Run):
+            yield state.action.name, state.action.pos, path + ".run"
+        if isinstance(state.on_message, str):
+            yield state.on_message, state.on_message_pos or state.pos, path + ".on_message"
+

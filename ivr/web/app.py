@@ -1,0 +1,34 @@
+"""create_app: settings (code defaults, then the environment, then the dict given), then each part
+of the app set up by its own init_app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask
+
+from ivr.settings import load_settings
+from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
+
+__all__ = ["create_app"]
+
+
+def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | None = None) -> Flask:
+    """Build the app: settings (code, environment, `config`), services, security, routes."""
+    settings = load_settings(config)
+    app = Flask("ivr", static_folder=None)  # the browser phone serves its own files, only when it is on
+    app.config.update(settings)
+    # transitions logs every callback at INFO; an IVR's log is about calls.
+    if logging.getLogger("transitions").level == logging.NOTSET:
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+    services.init_app(app, clock=clock)
+    security.init_app(app)
+    effects.init_app(app)
+    voice.init_app(app)
+    texts.init_app(app)
+    api.init_app(app)
+    browser.init_app(app)
+    callbacks.init_app(app)
+    return app

@@ -1,0 +1,93 @@
+"""The app's services, reached through typed accessors rather than string keys.
+
+    store = services().store          # in a request
+    services(app).flows.engines       # with an app at hand (the CLI, tests)
+
+One `Services` object per app, built by `init_app` from the settings: the session store, the flows
+(with hot reload), the hook runner, the clock, the signature validator, and the journal and
+recorder when they are on. Tests may swap a service (`services(app).store = MemoryStore(...)`).
+What one request collects for later (the hooks it ran) is reached through `hook_records()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Flask, current_app, g
+from twilio.http import HttpClient
+from twilio.request_validator import RequestValidator
+
+from ivr.core.twiml import Urls
+from ivr.hooks import HookRunner, load_hooks, registry
+from ivr.phone.recording import Recorder
+from ivr.store import SessionStore, store_from_settings
+from ivr.web.journal import Journal
+from ivr.web.registry import FlowRegistry
+
+__all__ = ["Services", "hook_records", "init_app", "recorded_hooks", "services"]
+
+_KEY = "ivr"
+_HOOKS = "ivr_hooks"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Services:
+    """What the routes use; one per app."""
+
+    store: SessionStore
+    flows: FlowRegistry
+    hooks: HookRunner
+    clock: Callable[[], datetime]
+    validator: RequestValidator | None = None
+    journal: Journal | None = None  # for the built-in phones: what each call made the app do
+    recorder: Recorder | None = None  # IVR_RECORD_DIR: every webhook of each call
+    twilio_http: HttpClient | None = None  # a test's fake Twilio HTTP client
+
+
+def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Services:
+    """Open the store, import the hooks, load the flows (checking the hooks and schedules they name)."""
+    settings = app.config
+    store = store_from_settings(settings)
+    # Before the flows: loading checks that every hook a flow names is registered.
+    load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
+    flows = FlowRegistry(
+        settings["IVR_FLOWS_DIR"],
+        Urls(settings["IVR_PUBLIC_URL"]),
+        settings["IVR_TIMEZONE"],
+        settings["IVR_SCHEDULES"],
+        store,
+        hot_reload=settings["IVR_HOT_RELOAD"],
+        hook_names=registry.names,
+    )
+    found = Services(store, flows, HookRunner(registry, settings["IVR_HOOK_TIMEOUT"]), clock or _utc_now)
+    token = settings.get("TWILIO_AUTH_TOKEN")
+    found.validator = RequestValidator(token) if token else None
+    if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
+        found.journal = Journal()
+    if settings["IVR_RECORD_DIR"]:
+        found.recorder = Recorder(
+            settings["IVR_RECORD_DIR"], mask=settings["IVR_MASK_NUMBERS"], public_url=settings["IVR_PUBLIC_URL"]
+        )
+    app.extensions[_KEY] = found
+    return found
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of `app`, else of the app handling the current request."""
+    return (app if app is not None else current_app).extensions[_KEY]
+
+
+def hook_records() -> list[dict]:
+    """The hooks this request ran (name, outcome, vars, error, seconds), for the journal and recordings."""
+    return g.setdefault(_HOOKS, [])
+
+
+def recorded_hooks() -> list[dict] | None:
+    """The hooks this request ran, or None when it ran none (without creating the list)."""
+    return g.get(_HOOKS)
