@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ivr.core.engine import HookCall, HookResult
+from ivr.core.effects import HookCall, HookResult
+from ivr.core.engine import Step
 from ivr.errors import ConfigError
 
 __all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry", "run_pending"]
@@ -205,14 +206,14 @@ def _as_result(answer) -> HookResult:
 REQUEST_BUDGET = 10.0  # seconds all the hooks of one webhook may take together: Twilio waits 15
 
 
-def run_pending(engine, step, runner: HookRunner, records: list, *, budget: float = REQUEST_BUDGET):
+def run_pending(step: Step, runner: HookRunner, records: list, *, budget: float = REQUEST_BUDGET) -> Step:
     """Carry out the hooks a step stops at, within their budget, letting the engine go on after each.
 
     Each hook has IVR_HOOK_TIMEOUT; all of a request's hooks together have `budget`, so a chain of
     slow hooks still answers Twilio in time (the rest take their on_error routes)."""
     deadline = time.monotonic() + budget
     while step.pending is not None:
-        result, record = runner.run(step.pending, budget=deadline - time.monotonic())
+        result, record = runner.run(step.pending.hook, budget=deadline - time.monotonic())
         records.append(record)
-        step = engine.proceed(step, result)
+        step = step.pending.resume(result)
     return step

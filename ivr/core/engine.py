@@ -1,27 +1,29 @@
 """The engine: one prebuilt `transitions` machine per flow, and a step per webhook. No I/O.
 
 A step takes the flow, the state named by the request's URL, the request's parameters and the
-call's session, and returns the TwiML to answer with, the new session and a list of effects.
+call's session, and returns the TwiML to answer with, the new session and its effects. A step that
+stops at a hook carries a continuation: the adapter runs the hook and hands its result to
+`step.pending.resume`, which goes on from where the walk stopped.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from transitions import Machine
-
 from ivr.core import flow as f
-from ivr.errors import WebhookError
-from ivr.core.gc_pause import gc_paused
+from ivr.core.effects import HookCall, HookResult, SendText
+from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
-from ivr.core.templates import evaluate, render
-from ivr.core.twiml import APOLOGY, GOODBYE, Renderer, Urls
+from ivr.core.templates import render
+from ivr.core.twiml import Renderer, Urls
+from ivr.errors import WebhookError
 
-__all__ = ["Engine", "HookCall", "HookResult", "Step", "new_session"]
+__all__ = ["Engine", "HookCall", "HookResult", "Pending", "Step", "new_session"]
 
 SESSION_VERSION = 1
 _MENU_DEPTH = 20
@@ -32,47 +34,35 @@ def new_session(flow_id: str) -> dict:
     return {"v": SESSION_VERSION, "flow": flow_id, "vars": {}, "counts": {}, "visits": {}}
 
 
-@dataclass(slots=True)
-class HookCall:
-    """An effect the adapter carries out during the request: call a hook, feed its result to `proceed`."""
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A hook the walk stopped at, and the continuation that goes on with its result."""
 
-    name: str
-    flow: str
-    state: str
-    context: dict
+    hook: HookCall
+    resume: Callable[[HookResult], Step]
 
 
-@dataclass(slots=True)
-class HookResult:
-    """What a hook answered: variables to set and an outcome to route on, or the error it met."""
-
-    outcome: str | None = None
-    vars: dict = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """What a webhook answers: the TwiML, the state the call is left in, the session and effects.
 
-    While `pending` names a hook, the document is not finished: the adapter runs the hook and
-    passes its result to `Engine.proceed`, which goes on from where the walk stopped.
+    While `pending` is set the document is not finished: the adapter runs `pending.hook` and calls
+    `pending.resume(result)`, which returns the next step (perhaps pending again).
     """
 
     twiml: str
     flow: str
     state: str
     session: dict
-    effects: list = field(default_factory=list)
+    effects: tuple = ()
     outcome: str | None = None
-    pending: HookCall | None = None
-    _walk: tuple | None = field(default=None, repr=False)
+    pending: Pending | None = None
 
 
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "redact", "retry", "session", "state")
+    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -82,9 +72,12 @@ class _Call:
         self.now = now
         self.retry: str | None = None
         self.back = False
-        self.redact = False  # the request's input is sensitive: blank it once the request is done
-        self.effects: list[dict] = []
+        self.effects: list = []
         self._context: dict | None = None
+
+    def changed(self) -> None:
+        """The session changed: templates must see it anew."""
+        self._context = None
 
     def context(self) -> dict:
         """The values templates and conditions see; built at most once per change."""
@@ -124,89 +117,12 @@ class Engine:
         self.speech_routes = {
             name: speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
         }
-        with gc_paused():
-            self.machine = self._build_machine()
+        self.machine = build_machine(flow, self._on_enter)
         self.events = self.machine.events
 
     def machine_definition(self) -> dict:
         """The machine's plain dict form (states, transitions, initial): what runs, and what graphs draw."""
-        return {
-            "states": [{"name": name, "on_enter": [self._on_enter]} for name in self.flow.states] + [GOODBYE, APOLOGY],
-            "transitions": self._transitions(),
-            "initial": self.flow.start,
-        }
-
-    def _build_machine(self) -> Machine:
-        return Machine(
-            model=None,
-            **self.machine_definition(),
-            auto_transitions=False,
-            send_event=True,
-            ignore_invalid_triggers=False,
-        )
-
-    # -- building the machine -----------------------------------------------------------------
-
-    def _transitions(self) -> list[dict]:
-        out: list[dict] = []
-        for state in self.flow.states.values():
-            name = state.name
-            for route in state.answered_by:  # events named by Twilio's AnsweredBy, so graphs label them
-                out.append({"trigger": route.outcome, "source": name, "dest": route.target})
-            routed = set()
-            for route in state.routes:
-                if route.target == f.REPEAT:
-                    out.append(
-                        {"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_retry("repeat")]}
-                    )
-                elif route.target == f.BACK:
-                    out.append({"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_back]})
-                else:
-                    out.append({"trigger": route.outcome, "source": name, "dest": route.target})
-                routed.add(route.outcome)
-            action = state.action
-            fallbacks = {f.NEXT_EVENT} if action is None or state.next else set()
-            if isinstance(action, f.Run):
-                fallbacks = {f.NEXT_EVENT}
-                failed = state.on_error.name if state.on_error else self.flow.error_state or APOLOGY
-                out.append({"trigger": f.ERROR_EVENT, "source": name, "dest": failed})
-            if isinstance(action, f.Dial):
-                fallbacks = set(f.DIAL_OUTCOMES) - routed
-                if action.screen is not None and f.DECLINED not in routed:
-                    fallbacks.add(f.DECLINED)
-            elif isinstance(action, f.Record):
-                fallbacks = set(f.RECORD_OUTCOMES) - routed
-            elif isinstance(action, f.Enqueue):
-                fallbacks = set(f.ENQUEUE_OUTCOMES) - routed
-            elif isinstance(action, f.Gather):
-                fallbacks = {f.NEXT_EVENT} if state.next else set()
-                if action.save_as is not None and f.VALID_EVENT not in routed:
-                    fallbacks.add(f.VALID_EVENT)
-            for event in sorted(fallbacks):
-                if state.next is None:
-                    continue
-                for cond in state.when:
-                    out.append(
-                        {"trigger": event, "source": name, "dest": cond.target, "conditions": [_condition(cond)]}
-                    )
-                out.append({"trigger": event, "source": name, "dest": state.next})
-            if isinstance(action, f.Gather):
-                for kind in f.RETRY_EVENTS:
-                    handler: f.Handler = getattr(state, kind)
-                    out.append(
-                        {
-                            "trigger": kind,
-                            "source": name,
-                            "dest": None,
-                            "prepare": [_counter(kind)],
-                            "conditions": [_below(kind, handler.max)],
-                            "after": [_mark_retry(kind)],
-                        }
-                    )
-                    out.append(
-                        {"trigger": kind, "source": name, "dest": handler.on_max.name if handler.on_max else GOODBYE}
-                    )
-        return out
+        return machine_definition(self.flow, self._on_enter)
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -225,7 +141,7 @@ class Engine:
         if fresh:
             session["counts"].pop(key, None)
         session["visits"][key] = session["visits"].get(key, 0) + 1
-        call._context = None
+        call.changed()
         state = self.flow.states.get(call.state)
         if state is not None and state.sms is not None and texts:
             call.effects.append(self._sms_effect(call, state, session["visits"][key]))
@@ -243,7 +159,7 @@ class Engine:
                         else _number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
                     )
                 session["vars"][var] = value
-                call._context = None
+                call.changed()
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -287,22 +203,19 @@ class Engine:
         session["flow"] = self.flow.id
         call = _Call(self, state, session, params, self._local(now))
         outcome = read_outcome(current, params, event, session, self.speech_routes.get(state, ()))
-        call._context = None
+        call.changed()
         self.fire(call, outcome)
+        redact = current.sensitive
         if call.back:
-            step = self._go_back(call, outcome)
-        else:
-            step = self._render(call, call.retry or "enter", outcome)
-        call.redact = current.sensitive
-        return self._finished(step)
+            return self._finished(self._go_back(call, outcome), redact)
+        return self._walk(call, call.retry or "enter", outcome, [], [], redact)
 
     @staticmethod
-    def _finished(step: Step) -> Step:
+    def _finished(step: Step, redact: bool) -> Step:
         """Once a request's walk is done (its hooks run too): sensitive input leaves the session."""
-        call = step._walk[0] if step._walk else None
-        if step.pending is None and call is not None and call.redact:
+        if step.pending is None and redact:
             # Templates and hooks of this request saw the input; the stored session never keeps it.
-            call.session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
+            step.session["input"] = {"digits": "", "speech": "", "confidence": None, "redacted": True}
         return step
 
     def error_step(self, session: dict, params: dict, now: datetime) -> Step | None:
@@ -325,9 +238,11 @@ class Engine:
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
         return self._walk(call, variant, outcome, [], [])
 
-    def _walk(self, call: _Call, variant: str, outcome, segments: list, rendered: list) -> Step:
+    def _walk(
+        self, call: _Call, variant: str, outcome, segments: list, rendered: list, redact: bool = False
+    ) -> Step:
         """Render from the call's state on: input-less states flow on into the same document, up to
-        one that waits or ends; a hook pauses the walk until the adapter brings its result."""
+        one that waits or ends; a hook pauses the walk, handing the adapter a continuation."""
         states = self.flow.states
         renderer = self.renderer
         for _ in range(len(states) + 1):
@@ -338,16 +253,11 @@ class Engine:
             if state is not None and isinstance(state.action, f.Run):
                 hook = HookCall(state.action.name, self.flow.id, name, self._hook_context(call))
                 call.session["state"] = name
-                return Step(
-                    "",
-                    self.flow.id,
-                    name,
-                    call.session,
-                    call.effects,
-                    outcome=outcome,
-                    pending=hook,
-                    _walk=(call, segments, rendered),
-                )
+
+                def resume(result: HookResult) -> Step:
+                    return self._after_hook(call, result, outcome, segments, rendered, redact)
+
+                return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, Pending(hook, resume))
             if state is None or state.action is not None:
                 break
             variant = "enter"
@@ -356,21 +266,20 @@ class Engine:
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
-        return Step(twiml, self.flow.id, call.state, call.session, call.effects, outcome, _walk=(call, None, None))
+        return self._finished(Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome), redact)
 
-    def proceed(self, step: Step, result: HookResult) -> Step:
+    def _after_hook(self, call: _Call, result: HookResult, outcome, segments, rendered, redact: bool) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""
-        call, segments, rendered = step._walk
         state = self.flow.states[call.state]
         if result.error is not None:
             event = f.ERROR_EVENT
         else:
             call.session["vars"].update(result.vars)
-            call._context = None
+            call.changed()
             routed = {r.outcome for r in state.routes}
             event = result.outcome if result.outcome in routed else f.NEXT_EVENT
         self.fire(call, event)
-        return self._finished(self._walk(call, "enter", step.outcome, segments, rendered))
+        return self._walk(call, "enter", outcome, segments, rendered, redact)
 
     def _hook_context(self, call: _Call) -> dict:
         context = call.context()
@@ -401,7 +310,7 @@ class Engine:
             twiml = self.renderer.screened_document(accepted)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
 
-    def _sms_effect(self, call: _Call, state: f.State, visit: int) -> dict:
+    def _sms_effect(self, call: _Call, state: f.State, visit: int) -> SendText:
         """A text to send after the response: at most once per call, state and visit."""
         caller = call.session.get("caller", {})
         outbound = caller.get("Direction", "").startswith("outbound")
@@ -416,13 +325,7 @@ class Engine:
         if sms.to is not None:
             to = sms.to.source if sms.to.template is None else render(sms.to.template, call.context(), str(sms.to.pos))
         sid = call.params.get("CallSid", "")
-        return {
-            "kind": "sms",
-            "key": f"{sid}:{self.flow.id}/{state.name}:{visit}",
-            "to": to,
-            "from": ours,
-            "body": body,
-        }
+        return SendText(f"{sid}:{self.flow.id}/{state.name}:{visit}", to, ours, body)
 
     def _go_back(self, call: _Call, outcome: str | None) -> Step:
         """`back`: the menu before this one; the same menu again when there is none."""
@@ -434,52 +337,13 @@ class Engine:
         flow_id, _, state = menus[-1].partition("/")
         if flow_id != self.flow.id:  # a menu of another flow: that flow's engine renders it
             twiml = self.renderer.redirect_document(flow_id, state)
-            return Step(twiml, self.flow.id, call.state, call.session, outcome=outcome, _walk=(call, None, None))
+            return Step(twiml, self.flow.id, call.state, call.session, outcome=outcome)
         call.state = state
         self.enter(call)
         return self._render(call, "enter", outcome)
 
     def _local(self, now: datetime) -> datetime:
         return now.astimezone(self.zone)
-
-
-def _condition(cond: f.Condition):
-    where = f"{cond.pos}: if {cond.source!r}"
-
-    def check(event) -> bool:
-        return evaluate(cond.test, event.model.context(), where)
-
-    check.__name__ = f"when_{cond.source}"
-    return check
-
-
-def _counter(kind: str):
-    def count(event) -> None:
-        call: _Call = event.model
-        counts = call.session["counts"].setdefault(call.key(), {})
-        counts[kind] = counts.get(kind, 0) + 1
-
-    return count
-
-
-def _below(kind: str, maximum: int):
-    def below(event) -> bool:
-        call: _Call = event.model
-        return call.session["counts"].get(call.key(), {}).get(kind, 0) < maximum
-
-    below.__name__ = f"{kind}_below_{maximum}"
-    return below
-
-
-def _mark_back(event) -> None:
-    event.model.back = True
-
-
-def _mark_retry(kind: str):
-    def mark(event) -> None:
-        event.model.retry = kind
-
-    return mark
 
 
 _CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, current_app, request
 
 from ivr.web import security
 from ivr.web.effects import sends_texts
-from ivr.core.engine import HookCall
+from ivr.core.effects import HookCall, SendText
 from ivr.errors import IvrError
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.http import xml_response as _xml

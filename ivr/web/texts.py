@@ -76,7 +76,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
         session = new_session(flow_id)
         call["CallSid"] = "TX" + (params.get("MessageSid") or "")[2:]
         session["conversation"] = call["CallSid"]
-        step = _hooks(registry.engine(flow_id), registry.engine(flow_id).start(session, call, now))
+        step = _hooks(registry.engine(flow_id).start(session, call, now))
     else:
         call["CallSid"] = session.get("conversation", call["CallSid"])
         engine = registry.engine(session.get("flow", flow_id))
@@ -84,7 +84,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
             call.update(Digits=body, FinishedOnKey="", msg="Gather End")
         else:  # typed words are matched as speech would be, with full confidence
             call.update(SpeechResult=body, Confidence="1.0")
-        step = _hooks(engine, engine.resume(session["state"], session, call, now))
+        step = _hooks(engine.resume(session["state"], session, call, now))
     lines: list[str] = []
     for _ in range(10):  # follow redirects between flows, as the phone would
         said, waits, target = _read(step.twiml)
@@ -92,7 +92,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
         if target is None:
             break
         flow, state = target
-        step = _hooks(registry.engine(flow), registry.engine(flow).start(session, call, now, state))
+        step = _hooks(registry.engine(flow).start(session, call, now, state))
     else:
         waits = "end"
     if waits == "gather":
@@ -102,9 +102,9 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
     return "\n".join(lines) or GOODBYE, True, session
 
 
-def _hooks(engine, step):
+def _hooks(step):
     """A texted conversation runs the flow's hooks as a call does (a texted state's effects are not sent)."""
-    return run_pending(engine, step, services().hooks, [])
+    return run_pending(step, services().hooks, [])
 
 
 def _read(twiml: str) -> tuple[list[str], str, tuple[str, str | None] | None]:

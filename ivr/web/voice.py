@@ -13,6 +13,7 @@ from datetime import datetime
 
 from flask import Blueprint, Flask, jsonify, request
 
+from ivr.core.effects import SendText
 from ivr.core.engine import Engine, Step, new_session
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.core.twiml import Renderer, apology_document
@@ -106,9 +107,9 @@ def _answer(flow_id: str, state: str | None, step_fn):
         step = _run_hooks(engine, step_fn(engine, session, params, now))
         # Each text at most once per call, state and visit: noted before it is sent.
         done = step.session.setdefault("effects", {})
-        texts = [e for e in step.effects if e["kind"] == "sms" and e["key"] not in done]
+        texts = [e for e in step.effects if isinstance(e, SendText) and e.key not in done]
         for effect in texts:
-            done[effect["key"]] = "pending"
+            done[effect.key] = "pending"
         if token:
             # A read-back of sensitive input is not kept: a retry of such a step is redone instead.
             sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
@@ -156,7 +157,7 @@ def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step
 
 def _run_hooks(engine: Engine, step: Step) -> Step:
     """Carry out the hooks a step stops at; their records go with the request (journal, recording)."""
-    return run_pending(engine, step, services().hooks, hook_records())
+    return run_pending(step, services().hooks, hook_records())
 
 
 def _merge_status(session: dict, current: dict | None) -> dict:
