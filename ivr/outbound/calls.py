@@ -21,8 +21,8 @@ from twilio.base.exceptions import TwilioException
 from twilio.http import HttpClient
 from twilio.rest import Client
 
-from ivr.errors import ConfigError, IvrError, TwilioCallError
 from ivr.core.source import did_you_mean
+from ivr.errors import CallOutcomeUnknown, CallRequestError, ConfigError, DryRunCaptured, IvrError, TwilioCallError
 from ivr.outbound.client import make_client, twilio_error
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "CTX_TTL",
     "MACHINE_DETECTION",
     "STATUS_EVENTS",
-    "CallOutcomeUnknown",
-    "CallRequestError",
     "CallResult",
     "DryRequest",
     "SmsResult",
@@ -81,14 +79,6 @@ _SMS_HINTS = {
     21614: "the To number cannot receive texts (not a mobile number)",
     21617: f"the body is too long: Twilio takes at most {MAX_BODY} characters",
 }
-
-
-class CallRequestError(IvrError):
-    """A call or text cannot be sent as asked (unknown flow or state, bad number or variable); nothing was sent."""
-
-
-class CallOutcomeUnknown(TwilioCallError):
-    """The create request may have reached Twilio but no answer came back: the call may exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,13 +341,6 @@ def send_sms(
 # -- dry runs -----------------------------------------------------------------------------------
 
 
-class _Captured(Exception):
-    """Carries a dry run's request out of the REST client."""
-
-    def __init__(self, request: DryRequest) -> None:
-        self.request = request
-
-
 class _Recorder(HttpClient):
     """Stops the REST client at the wire and hands back what it would have sent."""
 
@@ -369,7 +352,7 @@ class _Recorder(HttpClient):
         for name, value in (data or {}).items():
             for item in value if isinstance(value, list | tuple) else [value]:
                 form.append((name, str(item)))
-        raise _Captured(DryRequest(method.upper(), url, tuple(form)))
+        raise DryRunCaptured(DryRequest(method.upper(), url, tuple(form)))
 
 
 def _dry_run(settings: dict, client: Client | None, send: Callable[[Client], object]) -> DryRequest:
@@ -391,7 +374,7 @@ def _dry_run(settings: dict, client: Client | None, send: Callable[[Client], obj
         dry = Client(NO_ACCOUNT, "dry-run", account_sid=NO_ACCOUNT, http_client=recorder, environment={})
     try:
         send(dry)
-    except _Captured as captured:
+    except DryRunCaptured as captured:
         return captured.request
     raise AssertionError("the REST client sent nothing")  # pragma: no cover
 

@@ -28,12 +28,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from ivr.errors import ConfigError, IvrError, TwilioCallError
+from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, ConfigError, IvrError, TwilioCallError
 from ivr.outbound.calls import (
     E164,
     VARIABLE_NAME,
-    CallOutcomeUnknown,
-    CallRequestError,
     DryRequest,
     caller_id,
     check_target,
@@ -238,10 +236,6 @@ class Summary:
         return "\n".join(lines)
 
 
-class _Stop(Exception):
-    """Ends a run early; the message says why."""
-
-
 class Campaign:
     """Places a campaign's calls: one per row, `rate` per second, inside the calling hours, at most once."""
 
@@ -303,7 +297,7 @@ class Campaign:
             else:
                 try:
                     self._row(contact, seen, summary, dry_run)
-                except _Stop as stop:
+                except CampaignStopped as stop:
                     summary.stopped = f"line {contact.line}: {stop}"
                 except KeyboardInterrupt:
                     summary.stopped = f"interrupted at line {contact.line}"
@@ -367,7 +361,7 @@ class Campaign:
                 result = self._place(contact, variables, key)
             except CallOutcomeUnknown as exc:
                 self._write(key, contact, reason=str(exc))  # stays pending: never sent again by itself
-                raise _Stop(str(exc)) from None
+                raise CampaignStopped(str(exc)) from None
             except TwilioCallError as exc:
                 if _retryable(exc) and attempt < self.retries:
                     self.sleep(min(self.backoff * 2**attempt, self.max_backoff))
@@ -379,10 +373,10 @@ class Campaign:
                     return
                 self._write(key, contact, status="held", reason=f"not placed: {exc}")
                 tries = f"Twilio still refused after {attempt + 1} tries: " if _retryable(exc) else ""
-                raise _Stop(f"{tries}{exc}") from None
+                raise CampaignStopped(f"{tries}{exc}") from None
             except IvrError as exc:  # refused before sending (a setting, a variable): nothing went out
                 self._write(key, contact, status="held", reason=f"not placed: {exc}")
-                raise _Stop(str(exc)) from None
+                raise CampaignStopped(str(exc)) from None
             fields = {"status": "placed", "sid": result.sid, "reason": None}
             if result.outcome:
                 fields["outcome"] = result.outcome
