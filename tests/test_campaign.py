@@ -13,15 +13,11 @@ from twilio.base.exceptions import TwilioException
 from ivr.core.loader import load_flows
 from ivr.errors import CallRequestError, ConfigError
 from ivr.outbound.calls import call_command
-from ivr.outbound.campaign import (
-    CallHours,
-    Campaign,
-    campaign_group,
-    normalise_number,
-    read_contacts,
-    row_key,
-)
+from ivr.outbound.campaign import Campaign, campaign_group, row_key
+from ivr.outbound.checks import normalise_number
 from ivr.outbound.client import make_client
+from ivr.outbound.contacts import read_contacts
+from ivr.outbound.hours import CallHours
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
 from ivr.store import MemoryStore

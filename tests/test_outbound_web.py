@@ -251,8 +251,9 @@ def test_an_unsigned_text_is_refused(app):
 def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
     from conftest import ACCOUNT
 
-    from ivr.outbound.campaign import Campaign, campaign_group, read_contacts
+    from ivr.outbound.campaign import Campaign, campaign_group
     from ivr.outbound.client import make_client
+    from ivr.outbound.contacts import read_contacts
 
     app, http = outbound
     sids = iter(f"CA{n:032d}" for n in range(1, 10))

@@ -10,31 +10,30 @@ callbacks can record each row's outcome.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import click
 from twilio.base.exceptions import TwilioException
-from twilio.http import HttpClient
 from twilio.rest import Client
 
-from ivr.core.source import did_you_mean
-from ivr.errors import CallOutcomeUnknown, CallRequestError, ConfigError, DryRunCaptured, IvrError, TwilioCallError
+from ivr.errors import CallOutcomeUnknown, CallRequestError, ConfigError, IvrError, TwilioCallError
+from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
+from ivr.outbound.dry_run import DryRequest, capture_request
+from ivr.store import SessionStore
 
 __all__ = [
     "CALL_TTL",
     "CTX_TTL",
     "MACHINE_DETECTION",
+    "MAX_TIMEOUT",
     "STATUS_EVENTS",
     "CallResult",
-    "DryRequest",
     "SmsResult",
     "call_command",
-    "check_number",
     "place_call",
     "send_sms",
     "sms_command",
@@ -48,11 +47,7 @@ STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
 MAX_TIMEOUT = 600  # Twilio rings at most 600 s
 MAX_BODY = 1600  # Twilio refuses a longer Body (error 21617)
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NO_ACCOUNT = "{AccountSid}"  # shown in a dry run's URL when no credentials are set
 
-_NUMBER_HELP = "write it as + country code and number, digits only, e.g. +15551234567"
 _CALL_HINTS = {
     20429: "Twilio is rate-limiting this account: place calls more slowly (--rate) and try again",
     21205: "Twilio cannot use the call's Url: set IVR_PUBLIC_URL to the app's public https address",
@@ -79,19 +74,6 @@ _SMS_HINTS = {
     21614: "the To number cannot receive texts (not a mobile number)",
     21617: f"the body is too long: Twilio takes at most {MAX_BODY} characters",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class DryRequest:
-    """The request a dry run would have sent: method, absolute URL and form fields in order."""
-
-    method: str
-    url: str
-    form: tuple[tuple[str, str], ...]
-
-    def show(self) -> str:
-        """The request as a few lines: `POST url`, then one `Name=value` per form field."""
-        return "\n".join([f"{self.method} {self.url}", *(f"  {name}={value}" for name, value in self.form)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,66 +105,6 @@ class SmsResult:
     request: DryRequest | None = None
 
 
-# -- checks -------------------------------------------------------------------------------------
-
-
-def check_number(value: str | None, where: str) -> str:
-    """Return `value` when it is an E.164 number; else CallRequestError naming `where` and the value."""
-    text = (value or "").strip()
-    if not E164.match(text):
-        raise CallRequestError(f"{where} {value!r} is not an E.164 phone number: {_NUMBER_HELP}")
-    return text
-
-
-def check_target(settings: dict, flows: dict, flow: str, state: str | None) -> None:
-    """CallRequestError unless `flow` is a local flow and `state` (when given) one of its states."""
-    where = settings.get("IVR_FLOWS_DIR") or "flows"
-    if flow not in flows:
-        known = ", ".join(sorted(flows)) or "none"
-        raise CallRequestError(f"no flow '{flow}' in {where}{did_you_mean(flow, flows)} (flows: {known})")
-    if state is not None and state not in flows[flow].states:
-        states = flows[flow].states
-        raise CallRequestError(
-            f"flow '{flow}' has no state '{state}'{did_you_mean(state, states)} (states: {', '.join(sorted(states))})"
-        )
-
-
-def check_variables(variables: dict | None) -> dict:
-    """A copy of `variables`; CallRequestError when a name is not usable in a template."""
-    variables = dict(variables or {})
-    for name in variables:
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"variable name {name!r} is not usable in templates: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
-    return variables
-
-
-def caller_id(settings: dict, from_: str | None) -> str:
-    """The caller ID: `from_`, else TWILIO_FROM_NUMBER; checked as E.164; ConfigError when neither is set."""
-    if from_:
-        return check_number(from_, "--from")
-    configured = settings.get("TWILIO_FROM_NUMBER")
-    if not configured:
-        raise ConfigError(
-            "no caller ID: pass --from or set TWILIO_FROM_NUMBER to a Twilio number of the account "
-            "(or a verified caller ID), e.g. +15017122661"
-        )
-    return check_number(configured, "TWILIO_FROM_NUMBER")
-
-
-def public_url(settings: dict) -> str:
-    """IVR_PUBLIC_URL without its trailing slash; ConfigError naming it when unset."""
-    base = (settings.get("IVR_PUBLIC_URL") or "").strip().rstrip("/")
-    if not base:
-        raise ConfigError(
-            "IVR_PUBLIC_URL is not set: outbound calls need the app's public base URL (e.g. "
-            "https://ivr.example.com) so that Twilio can fetch the flow and post the call's status"
-        )
-    return base
-
-
 # -- calls --------------------------------------------------------------------------------------
 
 
@@ -197,7 +119,7 @@ def place_call(
     machine_detection: str | None = None,
     timeout: int | None = None,
     client: Client | None = None,
-    store=None,
+    store: SessionStore | None = None,
     flows: dict | None = None,
     dry_run: bool = False,
     campaign: str | None = None,
@@ -237,8 +159,8 @@ def place_call(
         params["timeout"] = timeout
     result = CallResult(flow, state, to, sender, url, ctx, None, None)
     if dry_run:
-        request = _dry_run(settings, client, lambda c: c.calls.create(**params))
-        return _replace(result, dry_run=True, request=request)
+        request = capture_request(settings, client, lambda c: c.calls.create(**params))
+        return replace(result, dry_run=True, request=request)
 
     client = client if client is not None else make_client(settings)
     own_store = store is None
@@ -264,10 +186,10 @@ def place_call(
         if own_store:
             store.close()
     log.info("placed call %s into %s%s", call.sid, flow, f"/{state}" if state else "")
-    return _replace(result, sid=call.sid, status=call.status, outcome=outcome)
+    return replace(result, sid=call.sid, status=call.status, outcome=outcome)
 
 
-def _link_call(store, sid: str, campaign: str, row: str | None) -> str | None:
+def _link_call(store: SessionStore, sid: str, campaign: str, row: str | None) -> str | None:
     """Store call:<sid> -> its campaign row; return an outcome a status callback stored before us."""
     early: dict = {}
 
@@ -322,8 +244,8 @@ def send_sms(
         raise CallRequestError(f"the text has {len(body)} characters; Twilio takes at most {MAX_BODY}")
     result = SmsResult(to, sender, None, None)
     if dry_run:
-        request = _dry_run(settings, client, lambda c: c.messages.create(to=to, from_=sender, body=body))
-        return _replace(result, dry_run=True, request=request)
+        request = capture_request(settings, client, lambda c: c.messages.create(to=to, from_=sender, body=body))
+        return replace(result, dry_run=True, request=request)
     client = client if client is not None else make_client(settings)
     try:
         message = client.messages.create(to=to, from_=sender, body=body)
@@ -335,57 +257,10 @@ def send_sms(
             "the Twilio Console (Monitor, Logs, Messaging) before sending again"
         ) from None
     log.info("sent text %s", message.sid)
-    return _replace(result, sid=message.sid, status=message.status)
-
-
-# -- dry runs -----------------------------------------------------------------------------------
-
-
-class _Recorder(HttpClient):
-    """Stops the REST client at the wire and hands back what it would have sent."""
-
-    def __init__(self) -> None:
-        super().__init__(logger=log, is_async=False)
-
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, **_):
-        form = []
-        for name, value in (data or {}).items():
-            for item in value if isinstance(value, list | tuple) else [value]:
-                form.append((name, str(item)))
-        raise DryRunCaptured(DryRequest(method.upper(), url, tuple(form)))
-
-
-def _dry_run(settings: dict, client: Client | None, send: Callable[[Client], object]) -> DryRequest:
-    """The request `send` would make, built by the real client; nothing leaves the process."""
-    recorder = _Recorder()
-    if client is not None:
-        dry = Client(
-            client.username,
-            client.password,
-            account_sid=client.account_sid,
-            region=client.region,
-            edge=client.edge,
-            http_client=recorder,
-            environment={},
-        )
-    elif any(settings.get(name) for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY")):
-        dry = make_client(settings, http_client=recorder)  # wrong credentials show up in a dry run too
-    else:
-        dry = Client(NO_ACCOUNT, "dry-run", account_sid=NO_ACCOUNT, http_client=recorder, environment={})
-    try:
-        send(dry)
-    except DryRunCaptured as captured:
-        return captured.request
-    raise AssertionError("the REST client sent nothing")  # pragma: no cover
+    return replace(result, sid=message.sid, status=message.status)
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _replace(result, **changes):
-    from dataclasses import replace
-
-    return replace(result, **changes)
 
 
 def open_settings_store(settings: dict):

@@ -9,50 +9,36 @@ A row is marked pending before its create request and is never sent again by a l
 pending (the request may have reached Twilio); placed and failed rows are done; held rows (outside
 the calling hours, or left when a run stopped) are called by the next run. The app's status
 callbacks write `outcome` into the row (see `ivr.outbound.calls`: `call:<CallSid>` names the row).
+The rows come from `ivr.outbound.contacts`, the calling hours from `ivr.outbound.hours`.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import time as dtime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 
-from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, ConfigError, IvrError, TwilioCallError
-from ivr.outbound.calls import (
-    E164,
-    VARIABLE_NAME,
-    DryRequest,
-    caller_id,
-    check_target,
-    check_variables,
-    command_deps,
-    command_settings,
-    now_iso,
-    open_settings_store,
-    place_call,
-    public_url,
-)
+from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, IvrError, TwilioCallError
+from ivr.outbound.calls import command_deps, command_settings, now_iso, open_settings_store, place_call
+from ivr.outbound.checks import caller_id, check_target, check_variables, normalise_number, public_url
+from ivr.outbound.contacts import Contact, read_contacts
+from ivr.outbound.dry_run import DryRequest
+from ivr.outbound.hours import CallHours
 
 __all__ = [
     "CAMPAIGN_TTL",
-    "CallHours",
     "Campaign",
-    "Contact",
     "Summary",
     "campaign_group",
-    "normalise_number",
-    "read_contacts",
     "row_key",
     "run_campaign_command",
     "status_report",
@@ -69,127 +55,6 @@ DONE = ("pending", "placed", "failed")
 def row_key(name: str, number: str) -> str:
     """The store key of a campaign's row: `campaign:<name>:<E.164 number>`."""
     return f"campaign:{name}:{number}"
-
-
-def normalise_number(text: str | None) -> str | None:
-    """The number in E.164 with spaces, dots, dashes and brackets removed (00 becomes +); None when invalid."""
-    cleaned = re.sub(r"[\s().\-]", "", text or "")
-    if cleaned.startswith("00"):
-        cleaned = "+" + cleaned[2:]
-    return cleaned if E164.match(cleaned) else None
-
-
-# -- the CSV ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """One row of a campaign's CSV: its line, the number as written and normalised, zone, variables."""
-
-    line: int
-    raw: str
-    to: str | None
-    timezone: str | None
-    variables: dict
-    problem: str | None = None
-
-
-def read_contacts(path: str | Path) -> list[Contact]:
-    """Read a campaign CSV; CallRequestError for a file-wide problem, `Contact.problem` for a bad row."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream)
-            header = next(reader, None)
-            if not header or not any(cell.strip() for cell in header):
-                raise CallRequestError(f"{path}: the file is empty; its first line names the columns (to, ...)")
-            names = _columns(path, header)
-            return [contact for cells in reader if (contact := _contact(reader.line_num, cells, names)) is not None]
-    except UnicodeDecodeError as exc:
-        raise CallRequestError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
-    except csv.Error as exc:
-        raise CallRequestError(f"{path}: not a readable CSV file: {exc}") from None
-
-
-def _columns(path: Path, header: list[str]) -> list[str]:
-    names = [cell.strip() for cell in header]
-    lowered = [name.lower() for name in names]
-    if "to" not in lowered:
-        raise CallRequestError(
-            f"{path}:1: no 'to' column (columns: {', '.join(names)}); name the column of numbers 'to'"
-        )
-    for index, name in enumerate(names):
-        if lowered[index] in ("to", "timezone"):
-            names[index] = lowered[index]
-        elif not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"{path}:1: column {name!r} cannot be a variable: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
-        if names.index(names[index]) != index:
-            raise CallRequestError(f"{path}:1: column {names[index]!r} appears twice")
-    return names
-
-
-def _contact(line: int, cells: list[str], names: list[str]) -> Contact | None:
-    if not any(cell.strip() for cell in cells):
-        return None  # blank lines are not rows
-    values = dict(zip(names, cells, strict=False))
-    raw = values.pop("to", "").strip()
-    zone = values.pop("timezone", "").strip() or None
-    problem = None
-    number = normalise_number(raw)
-    if len(cells) > len(names):
-        problem = f"{len(cells)} fields but {len(names)} columns"
-    elif number is None:
-        problem = f"{raw!r} is not a phone number in E.164: write + country code and number, e.g. +15551234567"
-    elif zone is not None and not _zone_ok(zone):
-        problem = f"unknown time zone {zone!r}: use an IANA name such as America/New_York"
-    return Contact(line, raw, number, zone, values, problem)
-
-
-def _zone_ok(name: str) -> bool:
-    with suppress(ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(name) is not None
-    return False
-
-
-# -- calling hours ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CallHours:
-    """Allowed calling hours such as 09:00-20:00 (an end before the start runs past midnight)."""
-
-    start: dtime
-    end: dtime
-
-    @classmethod
-    def parse(cls, text: str) -> CallHours:
-        """Read `HH:MM-HH:MM`; ConfigError naming IVR_CALL_HOURS when it is not that."""
-        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text or "")
-        try:
-            if not match:
-                raise ValueError
-            h1, m1, h2, m2 = (int(part) for part in match.groups())
-            start, end = dtime(h1, m1), dtime(h2, m2) if (h2, m2) != (24, 0) else dtime(0, 0)
-            if start == end:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(
-                f"IVR_CALL_HOURS={text!r}: give the allowed calling hours as HH:MM-HH:MM, e.g. 09:00-20:00"
-            ) from None
-        return cls(start, end)
-
-    def allows(self, moment: datetime) -> bool:
-        """Whether a call may start at `moment` (a local time of the row's zone)."""
-        now = moment.time().replace(tzinfo=None)
-        if self.start < self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 # -- a run --------------------------------------------------------------------------------------
