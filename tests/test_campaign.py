@@ -10,13 +10,15 @@ import pytest
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
+from ivr.cli.campaign import campaign as campaign_group
+from ivr.cli.outbound import call as call_command
 from ivr.core.loader import load_flows
 from ivr.errors import CallRequestError, ConfigError
-from ivr.outbound.calls import call_command
-from ivr.outbound.campaign import Campaign, campaign_group, row_key
+from ivr.outbound.campaign import Campaign, row_key
 from ivr.outbound.checks import normalise_number
 from ivr.outbound.client import make_client
 from ivr.outbound.contacts import read_contacts
+from ivr.outbound.deps import OutboundDeps
 from ivr.outbound.hours import CallHours
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
@@ -436,9 +438,8 @@ def test_setup_problems_stop_before_the_first_row(settings, store, flows, clock)
 @pytest.fixture
 def invoke(settings, store, flows, clock):
     def run(command, *args, twilio=None):
-        obj = {"settings": settings, "store": store, "flows": flows, "clock": clock, "sleep": clock.sleep}
-        if twilio is not None:
-            obj["client"] = make_client(settings, http_client=twilio.http)
+        client = make_client(settings, http_client=twilio.http) if twilio is not None else None
+        obj = OutboundDeps(settings=settings, client=client, store=store, flows=flows, clock=clock, sleep=clock.sleep)
         return CliRunner().invoke(command, list(args), obj=obj)
 
     return run

@@ -1,4 +1,4 @@
-"""Outbound calls and texts through Twilio's REST API: a call that enters a flow, a text, and their commands.
+"""Outbound calls and texts through Twilio's REST API: a call that enters a flow, and a text.
 
 A call's variables stay on the server: `place_call` stores them under an opaque id (`ctx:<id>`, 24 h)
 before the create request and puts only that id in the call's Url
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
-import click
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from ivr.errors import CallOutcomeUnknown, CallRequestError, ConfigError, IvrError, TwilioCallError
+from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
 from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
+from ivr.outbound.deps import open_store_from
 from ivr.outbound.dry_run import DryRequest, capture_request
 from ivr.store import SessionStore
 
@@ -33,10 +31,8 @@ __all__ = [
     "STATUS_EVENTS",
     "CallResult",
     "SmsResult",
-    "call_command",
     "place_call",
     "send_sms",
-    "sms_command",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,7 +160,7 @@ def place_call(
 
     client = client if client is not None else make_client(settings)
     own_store = store is None
-    store = open_settings_store(settings) if own_store else store
+    store = open_store_from(settings) if own_store else store
     try:
         ctx_key = f"ctx:{ctx}"
         entry = {"flow": flow, "state": state, "vars": variables, "campaign": campaign, "row": row}
@@ -258,171 +254,3 @@ def send_sms(
         ) from None
     log.info("sent text %s", message.sid)
     return replace(result, sid=message.sid, status=message.status)
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def open_settings_store(settings: dict):
-    """The app's session store (IVR_STORE); memory:// only in tests, as the app could not see it."""
-    from ivr.store import open_store
-
-    url = settings.get("IVR_STORE") or "memory://"
-    if url == "memory://" and settings.get("IVR_ENV") != "test":
-        raise ConfigError(
-            "IVR_STORE=memory:// keeps an outbound call's variables inside this command, where the app "
-            "answering the call cannot read them: set IVR_STORE to the app's store (sqlite:///... or redis://...)"
-        )
-    # Opened as the app opens it, so the app finds what this command stored.
-    extra = {"prefix": settings["IVR_REDIS_PREFIX"]} if settings.get("IVR_REDIS_PREFIX") else {}
-    return open_store(url, env=settings.get("IVR_ENV") or "production", **extra)
-
-
-def now_iso(clock: Callable[[], float] | None = None) -> str:
-    """The time as ISO 8601 in UTC, seconds precision."""
-    moment = datetime.now(UTC) if clock is None else datetime.fromtimestamp(clock(), UTC)
-    return moment.isoformat(timespec="seconds")
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-
-def command_deps(ctx: click.Context) -> dict:
-    """What tests inject through `obj=` (settings, client, store, flows, clock, sleep); else empty."""
-    obj = ctx.find_object(dict)
-    return obj if obj is not None else {}
-
-
-def command_settings(deps: dict) -> dict:
-    """The injected settings, else the environment's."""
-    if "settings" in deps:
-        return deps["settings"]
-    from ivr.settings import load_settings
-
-    return load_settings()
-
-
-def _parse_vars(items: tuple[str, ...]) -> dict:
-    variables = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r}: give NAME=VALUE, e.g. --var first_name=Ada", param_hint="--var")
-        variables[name.strip()] = value
-    return variables
-
-
-@click.command("call")
-@click.argument("flow")
-@click.option("--to", help="The number to call, in E.164 (e.g. +15551234567).")
-@click.option(
-    "--csv",
-    "csv_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A campaign: call every row (column `to`, optional `timezone`, other columns become variables).",
-)
-@click.option("--from", "from_", help="Caller ID (default TWILIO_FROM_NUMBER).")
-@click.option("--state", help="Enter the flow at this state instead of its start.")
-@click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE", help="A variable for the flow (repeatable).")
-@click.option("--machine-detection", type=click.Choice(MACHINE_DETECTION), help="Answering machine detection.")
-@click.option("--timeout", type=click.IntRange(1, MAX_TIMEOUT), help="Seconds to let it ring (Twilio's default 60).")
-@click.option("--campaign", "campaign_name", help="With --csv: the campaign's name (default: the file's name).")
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="With --csv: calls per second.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the exact request(s) and send nothing.")
-@click.pass_context
-def call_command(
-    ctx: click.Context,
-    flow: str,
-    to: str | None,
-    csv_file: str | None,
-    from_: str | None,
-    state: str | None,
-    var_items: tuple[str, ...],
-    machine_detection: str | None,
-    timeout: int | None,
-    campaign_name: str | None,
-    rate: float,
-    dry_run: bool,
-) -> None:
-    """Call a number (--to) or every row of a CSV file (--csv) into FLOW.
-
-    A campaign is safe to run again: nobody is called twice, held rows (outside IVR_CALL_HOURS) are
-    called by a later run. Exit status 1 when a row failed or the run stopped early.
-    """
-    if (to is None) == (csv_file is None):
-        raise click.UsageError("give either --to NUMBER (one call) or --csv FILE (a campaign)")
-    if to is not None and (campaign_name or ctx.get_parameter_source("rate") != click.core.ParameterSource.DEFAULT):
-        raise click.UsageError("--campaign and --rate go with --csv")
-    variables = _parse_vars(var_items)
-    deps = command_deps(ctx)
-    try:
-        settings = command_settings(deps)
-        if csv_file is not None:
-            from ivr.outbound.campaign import run_campaign_command
-
-            summary = run_campaign_command(
-                settings,
-                deps,
-                flow,
-                csv_file,
-                name=campaign_name,
-                from_=from_,
-                state=state,
-                variables=variables,
-                machine_detection=machine_detection,
-                timeout=timeout,
-                rate=rate,
-                dry_run=dry_run,
-            )
-            if not summary.ok:
-                ctx.exit(1)
-            return
-        result = place_call(
-            settings,
-            flow,
-            to,
-            from_=from_,
-            state=state,
-            variables=variables,
-            machine_detection=machine_detection,
-            timeout=timeout,
-            client=deps.get("client"),
-            store=deps.get("store"),
-            flows=deps.get("flows"),
-            dry_run=dry_run,
-        )
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.dry_run:
-        click.echo(result.request.show())
-        if variables:
-            click.echo(f"variables kept server-side, not sent: {', '.join(sorted(variables))}")
-        click.echo("dry run: nothing sent, nothing stored")
-    else:
-        click.echo(f"placed call {result.sid} to {result.to} into {flow} (status {result.status})")
-
-
-@click.command("sms")
-@click.option("--to", required=True, help="The number to text, in E.164 (e.g. +15551234567).")
-@click.option("--body", required=True, help="The text.")
-@click.option("--from", "from_", help="Sender (default TWILIO_FROM_NUMBER).")
-@click.option("--dry-run", is_flag=True, help="Print the exact request and send nothing.")
-@click.pass_context
-def sms_command(ctx: click.Context, to: str, body: str, from_: str | None, dry_run: bool) -> None:
-    """Send a text message."""
-    deps = command_deps(ctx)
-    try:
-        result = send_sms(command_settings(deps), to, body, from_=from_, client=deps.get("client"), dry_run=dry_run)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.dry_run:
-        click.echo(result.request.show())
-        click.echo("dry run: nothing sent")
-    else:
-        click.echo(f"sent text {result.sid} to {result.to} (status {result.status})")

@@ -15,32 +15,30 @@ The rows come from `ivr.outbound.contacts`, the calling hours from `ivr.outbound
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import click
-
 from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, IvrError, TwilioCallError
-from ivr.outbound.calls import command_deps, command_settings, now_iso, open_settings_store, place_call
+from ivr.outbound.calls import CallResult, place_call
 from ivr.outbound.checks import caller_id, check_target, check_variables, normalise_number, public_url
-from ivr.outbound.contacts import Contact, read_contacts
+from ivr.outbound.contacts import Contact
 from ivr.outbound.dry_run import DryRequest
 from ivr.outbound.hours import CallHours
+from ivr.store import SessionStore
 
 __all__ = [
     "CAMPAIGN_TTL",
     "Campaign",
     "Summary",
-    "campaign_group",
+    "campaign_name_for",
+    "now_iso",
+    "release_rows",
     "row_key",
-    "run_campaign_command",
     "status_report",
 ]
 
@@ -249,7 +247,7 @@ class Campaign:
             summary.placed.append((contact.line, number, result.sid))
             return
 
-    def _place(self, contact: Contact, variables: dict, key: str, *, dry_run: bool = False):
+    def _place(self, contact: Contact, variables: dict, key: str, *, dry_run: bool = False) -> CallResult:
         if not dry_run:
             self._pace()
         return place_call(
@@ -325,57 +323,28 @@ def _fatal(exc: TwilioCallError) -> bool:
     return getattr(exc, "code", None) in FATAL_CODES or getattr(exc, "status", None) in (401, 403)
 
 
-# -- the commands -------------------------------------------------------------------------------
+# -- names, reports and releases ----------------------------------------------------------------
 
 
-def run_campaign_command(
-    settings: dict,
-    deps: dict,
-    flow: str,
-    csv_file: str,
-    *,
-    name: str | None,
-    rate: float,
-    dry_run: bool,
-    **call_options,
-) -> Summary:
-    """`call FLOW --csv FILE`: read the rows, run with a progress bar, print the summary."""
-    from ivr.outbound.client import make_client
+def now_iso(clock: Callable[[], float] | None = None) -> str:
+    """The time as ISO 8601 in UTC, seconds precision."""
+    moment = datetime.now(UTC) if clock is None else datetime.fromtimestamp(clock(), UTC)
+    return moment.isoformat(timespec="seconds")
 
-    if name is None:
-        name = Path(csv_file).stem
-        if not NAME.match(name):
-            raise CallRequestError(
-                f"the file name {name!r} cannot name the campaign: give --campaign NAME (letters, digits, _ and -)"
-            )
-    contacts = read_contacts(csv_file)
-    client = deps.get("client")
-    if client is None and not dry_run:
-        client = make_client(settings)
-    with _store(deps, settings) as store:
-        campaign = Campaign(
-            settings,
-            name,
-            flow,
-            client=client,
-            store=store,
-            flows=deps.get("flows"),
-            rate=rate,
-            clock=deps.get("clock", time.time),
-            sleep=deps.get("sleep", time.sleep),
-            **call_options,
+
+def campaign_name_for(csv_file: str | Path, name: str | None) -> str:
+    """`name`, else the CSV file's name; CallRequestError when the file's name cannot name a campaign."""
+    if name is not None:
+        return name
+    name = Path(csv_file).stem
+    if not NAME.match(name):
+        raise CallRequestError(
+            f"the file name {name!r} cannot name the campaign: give --campaign NAME (letters, digits, _ and -)"
         )
-        with click.progressbar(length=len(contacts), label=f"campaign {name}", file=sys.stderr) as bar:
-            summary = campaign.run(contacts, dry_run=dry_run, on_row=lambda _contact: bar.update(1))
-    if dry_run and summary.requests:
-        click.echo(summary.requests[0].show())
-        if len(summary.requests) > 1:
-            click.echo(f"  ... and {len(summary.requests) - 1} more like it, each with its own To and ctx")
-    click.echo(summary.report())
-    return summary
+    return name
 
 
-def status_report(store, name: str) -> str:
+def status_report(store: SessionStore, name: str) -> str:
     """Each row's status and outcome, one a line in CSV order, under a line of totals."""
     rows = sorted((row for _key, row in store.scan(f"campaign:{name}:")), key=lambda row: row.get("line") or 0)
     meta = store.get(f"campaign:{name}")
@@ -399,60 +368,17 @@ def status_report(store, name: str) -> str:
     return "\n".join(lines)
 
 
-@click.group("campaign")
-def campaign_group() -> None:
-    """Campaigns placed with `call FLOW --csv FILE`."""
-
-
-@campaign_group.command("status")
-@click.argument("name")
-@click.pass_context
-def status_command(ctx: click.Context, name: str) -> None:
-    """Show each row of campaign NAME: status and outcome (answered, busy, no-answer, failed, machine)."""
-    deps = command_deps(ctx)
-    try:
-        with _store(deps) as store:
-            click.echo(status_report(store, name))
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@campaign_group.command("retry")
-@click.argument("name")
-@click.argument("numbers", nargs=-1, required=True)
-@click.pass_context
-def retry_command(ctx: click.Context, name: str, numbers: tuple[str, ...]) -> None:
-    """Let the next run call these rows again (pending, failed or held rows of campaign NAME)."""
-    deps = command_deps(ctx)
-    problems = []
-    try:
-        with _store(deps) as store:
-            for text in numbers:
-                number = normalise_number(text)
-                key = row_key(name, number or text)
-                row = store.get(key) if number else None
-                if row is None:
-                    problems.append(f"{text}: no such row in campaign '{name}'")
-                elif row.get("status") == "placed":
-                    problems.append(f"{number}: already placed ({row.get('sid')}); not released")
-                else:
-                    released = {"status": "held", "reason": "released by hand", "updated": now_iso()}
-                    store.update(key, lambda old, released=released: {**(old or {}), **released}, CAMPAIGN_TTL)
-                    click.echo(f"line {row.get('line')} {number}: the next run calls it")
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if problems:
-        raise click.ClickException("; ".join(problems))
-
-
-@contextmanager
-def _store(deps: dict, settings: dict | None = None) -> Iterator:
-    """The injected store (left open), else the app's store from the settings (closed afterwards)."""
-    if "store" in deps:
-        yield deps["store"]
-        return
-    store = open_settings_store(settings or command_settings(deps))
-    try:
-        yield store
-    finally:
-        store.close()
+def release_rows(store: SessionStore, name: str, numbers: Iterable[str]) -> Iterator[tuple[bool, str]]:
+    """Let the next run call these rows again; yields (released, message) per number, in order."""
+    for text in numbers:
+        number = normalise_number(text)
+        key = row_key(name, number or text)
+        row = store.get(key) if number else None
+        if row is None:
+            yield False, f"{text}: no such row in campaign '{name}'"
+        elif row.get("status") == "placed":
+            yield False, f"{number}: already placed ({row.get('sid')}); not released"
+        else:
+            released = {"status": "held", "reason": "released by hand", "updated": now_iso()}
+            store.update(key, lambda old, released=released: {**(old or {}), **released}, CAMPAIGN_TTL)
+            yield True, f"line {row.get('line')} {number}: the next run calls it"
