@@ -5,16 +5,26 @@ IvrError
 ├── FlowError           one problem in a flow file, with file:line:col and the key's path
 ├── FlowLoadError       a flow (or several) failed to load; carries every FlowError found
 ├── TemplateProblem     a template that does not compile or is unsafe; the loader places it as a FlowError
+├── CallRequestError    an outbound call or text cannot be sent as asked; nothing was sent
+├── CampaignStopped     a campaign run stops before its last row (the run catches it and reports why)
 ├── StoreError          the session store failed (down, corrupt, timed out)
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
 │   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
 └── TwilioCallError     a REST call to Twilio failed
+    └── CallOutcomeUnknown  no answer came back from a create request: the call may exist
+
+Exception
+└── DryRunCaptured      not an error: carries a dry run's request out of the REST client
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CallOutcomeUnknown",
+    "CallRequestError",
+    "CampaignStopped",
     "ConfigError",
+    "DryRunCaptured",
     "FlowError",
     "FlowLoadError",
     "FlowRuntimeError",
@@ -92,3 +102,22 @@ class FlowRuntimeError(WebhookError):
 
 class TwilioCallError(IvrError):
     """A call to Twilio's REST API failed; the message says what to fix."""
+
+
+class CallOutcomeUnknown(TwilioCallError):
+    """The create request may have reached Twilio but no answer came back: the call may exist."""
+
+
+class CallRequestError(IvrError):
+    """A call or text cannot be sent as asked (unknown flow or state, bad number or variable); nothing was sent."""
+
+
+class CampaignStopped(IvrError):
+    """Ends a campaign run early; the message says why."""
+
+
+class DryRunCaptured(Exception):  # not an IvrError: a signal that never leaves ivr.outbound.dry_run
+    """Carries a dry run's request (`request`) out of the REST client, which would otherwise send it."""
+
+    def __init__(self, request: object) -> None:
+        self.request = request

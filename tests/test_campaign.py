@@ -10,21 +10,19 @@ import pytest
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
-from ivr.outbound.campaign import (
-    CallHours,
-    Campaign,
-    campaign_group,
-    normalise_number,
-    read_contacts,
-    row_key,
-)
-from ivr.errors import ConfigError
-from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
+from ivr.cli.campaign import campaign as campaign_group
+from ivr.cli.outbound import call as call_command
 from ivr.core.loader import load_flows
-from ivr.outbound.calls import CallRequestError, call_command
+from ivr.errors import CallRequestError, ConfigError
+from ivr.outbound.campaign import Campaign, row_key
+from ivr.outbound.checks import normalise_number
+from ivr.outbound.client import make_client
+from ivr.outbound.contacts import read_contacts
+from ivr.outbound.deps import OutboundDeps
+from ivr.outbound.hours import CallHours
+from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "ACf2c1b3d4e5f60718293a4b5c6d7e8f90"
@@ -440,9 +438,8 @@ def test_setup_problems_stop_before_the_first_row(settings, store, flows, clock)
 @pytest.fixture
 def invoke(settings, store, flows, clock):
     def run(command, *args, twilio=None):
-        obj = {"settings": settings, "store": store, "flows": flows, "clock": clock, "sleep": clock.sleep}
-        if twilio is not None:
-            obj["client"] = make_client(settings, http_client=twilio.http)
+        client = make_client(settings, http_client=twilio.http) if twilio is not None else None
+        obj = OutboundDeps(settings=settings, client=client, store=store, flows=flows, clock=clock, sleep=clock.sleep)
         return CliRunner().invoke(command, list(args), obj=obj)
 
     return run

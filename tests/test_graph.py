@@ -11,7 +11,8 @@ from transitions.extensions import diagrams_graphviz
 
 from ivr.core import flow as f
 from ivr.core.engine import Engine
-from ivr.core.graph import graph_command, graph_data, mermaid
+from ivr.cli.graph import graph as graph_command
+from ivr.core.graph import graph_data, mermaid
 from ivr.core.loader import load_flow, load_flow_text
 
 GRAPH = TEST_FLOWS / "graph"
@@ -124,7 +125,7 @@ def test_graph_data_edges_are_the_engines_transitions(main_data):
     flow = load_flow(FLOWS / "main.yaml")
     engine_pairs = {
         (t["source"], t["dest"] or t["source"])
-        for t in Engine(flow)._transitions()
+        for t in Engine(flow).machine_definition()["transitions"]
         if not (t["dest"] is None and t["trigger"] in f.RETRY_EVENTS)
     }
     edges = [(e["source"], e["target"]) for e in main_data["edges"]]

@@ -10,20 +10,16 @@ import requests
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
-from ivr.errors import ConfigError, TwilioCallError
-from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
+from ivr.cli.outbound import call as call_command
+from ivr.cli.outbound import sms as sms_command
 from ivr.core.loader import load_flows
-from ivr.outbound.calls import (
-    CallOutcomeUnknown,
-    CallRequestError,
-    call_command,
-    place_call,
-    send_sms,
-    sms_command,
-)
+from ivr.errors import CallOutcomeUnknown, CallRequestError, ConfigError, TwilioCallError
+from ivr.outbound.calls import place_call, send_sms
+from ivr.outbound.client import make_client
+from ivr.outbound.deps import OutboundDeps
+from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"
@@ -405,7 +401,7 @@ def invoke(settings, http, store, flows):
     """Run a command with the fake Twilio, the memory store and the example flows injected."""
 
     def run(command, *args):
-        obj = {"settings": settings, "client": make_client(settings, http_client=http), "store": store, "flows": flows}
+        obj = OutboundDeps(settings=settings, client=make_client(settings, http_client=http), store=store, flows=flows)
         return CliRunner().invoke(command, list(args), obj=obj)
 
     return run

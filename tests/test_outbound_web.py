@@ -252,8 +252,11 @@ def test_an_unsigned_text_is_refused(app):
 def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
     from conftest import ACCOUNT
 
-    from ivr.outbound.campaign import Campaign, campaign_group, read_contacts
+    from ivr.cli.campaign import campaign as campaign_group
+    from ivr.outbound.campaign import Campaign
     from ivr.outbound.client import make_client
+    from ivr.outbound.contacts import read_contacts
+    from ivr.outbound.deps import OutboundDeps
 
     app, http = outbound
     sids = iter(f"CA{n:032d}" for n in range(1, 10))
@@ -277,7 +280,7 @@ def test_status_callbacks_record_each_campaign_rows_outcome(outbound, tmp_path):
         )
     from click.testing import CliRunner
 
-    result = CliRunner().invoke(campaign_group, ["status", "spring"], obj={"settings": settings, "store": store})
+    result = CliRunner().invoke(campaign_group, ["status", "spring"], obj=OutboundDeps(settings=settings, store=store))
     assert result.exit_code == 0, result.output
     lines = result.output
     assert "+14155550001" in lines and "answered" in lines

@@ -1,5 +1,87 @@
-"""`python -m ivr graph`."""
+"""`python -m ivr graph`: a picture of a flow, drawn from the machine the engine runs: Mermaid text
+(needs nothing), or SVG and PNG through Graphviz (Debian's graphviz and the graphviz package)."""
 
-from ivr.core.graph import graph_command as graph
+from __future__ import annotations
 
-__all__ = ["graph"]
+import os
+import shutil
+from pathlib import Path
+
+import click
+
+from ivr.core import flow as f
+from ivr.core.graph import FORMATS, NO_GRAPHVIZ, graph_source, mermaid
+from ivr.core.hints import did_you_mean
+from ivr.core.loader import display_path, flow_files, load_flow
+from ivr.errors import FlowLoadError, IvrError
+
+__all__ = ["graph", "render"]
+
+def render(flow: f.Flow, fmt: str) -> bytes:
+    """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"render draws svg or png, not {fmt!r}")
+    graph = graph_source(flow, "graphviz")
+    if shutil.which("dot") is None:
+        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH"))
+    import graphviz
+
+    try:
+        return graph.draw(None, format=fmt, prog="dot")
+    except graphviz.ExecutableNotFound:
+        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH")) from None
+
+
+@click.command("graph")
+@click.argument("flow")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="mermaid (the default, needs nothing), svg or png (need Graphviz); else taken from --output's suffix.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to standard output."
+)
+@click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
+def graph(flow: str, fmt: str | None, output: Path | None, flows_dir: str | None) -> None:
+    """Draw FLOW (a flow id or a flow file) from the machine the engine runs.
+
+    Mermaid text by default (code hosts render it); SVG or PNG through Graphviz.
+    """
+    if fmt is None:
+        fmt = {".svg": "svg", ".png": "png"}.get(output.suffix.lower() if output else "", "mermaid")
+    if fmt == "png" and output is None:
+        raise click.UsageError("png is binary: name a file with --output")
+    the_flow = _find_flow(flow, flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows")
+    try:
+        data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
+    except IvrError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None:  # mermaid or svg: text
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(data)
+    click.echo(f"wrote {display_path(output)} ({fmt}, {len(the_flow.states)} states)", err=True)
+
+
+def _find_flow(name: str, flows_dir: str) -> f.Flow:
+    """A flow by id from the flows directory, or from a file path."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        directory = Path(flows_dir)
+        files = {p.stem: p for p in flow_files(directory)} if directory.is_dir() else {}
+        if name not in files:
+            known = ", ".join(sorted(files)) or "none"
+            hint = did_you_mean(name, files)
+            raise click.BadParameter(
+                f"no flow '{name}' in {display_path(directory)}{hint} (flows: {known})", param_hint="FLOW"
+            )
+        path = files[name]
+    elif not path.is_file():
+        raise click.BadParameter(f"no flow file {name}", param_hint="FLOW")
+    try:
+        return load_flow(path)
+    except FlowLoadError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -2,7 +2,7 @@
 
 The states and transitions are the engine's (`Engine(flow)`), given to a `GraphMachine` built once
 with no model; its Mermaid backend writes text that code hosts render (no binary needed), its
-Graphviz backend SVG or PNG (needs the `graphviz` package and Graphviz's `dot`).
+Graphviz backend the graph that `python -m ivr graph` draws as SVG or PNG (ivr/cli/graph.py).
 
 What the picture shows:
 - an edge per pair of states, labelled with the outcomes that take it ("1, sales", "busy, failed");
@@ -17,31 +17,25 @@ What the picture shows:
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
-import click
 from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
 
 from ivr.core import flow as f
 from ivr.core.engine import Engine
-from ivr.errors import FlowLoadError, IvrError
-from ivr.core.loader import display_path, flow_files, load_flow
-from ivr.core.hints import did_you_mean
 from ivr.core.twiml import BUILT_IN
+from ivr.errors import IvrError
 
-__all__ = ["FORMATS", "graph_command", "graph_data", "graph_machine", "mermaid", "render"]
+__all__ = ["FORMATS", "NO_GRAPHVIZ", "graph_data", "graph_machine", "graph_source", "mermaid"]
 
 FORMATS = ("mermaid", "svg", "png")
-KINDS = ("start", "error", "end", "menu", "state")
 NO_GRAPHVIZ = (
     "{fmt} needs Graphviz: {missing}. Install Debian's graphviz package (apt-get install graphviz) "
     "and the graphviz Python package (pip install -r requirements.txt), or use --format mermaid, "
     "which needs neither"
 )
+KINDS = ("start", "error", "end", "menu", "state")
 _CONDITION_CHARS = 28
 _MERMAID_ID = re.compile(r"[A-Za-z0-9_]+\Z")
 # Words Mermaid's state diagram reads as keywords at the start of a line.
@@ -99,29 +93,16 @@ def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
     )
 
 
-def _graph(machine: GraphMachine):
+def graph_source(flow: f.Flow, engine: str):
+    """The flow's diagram from transitions' `engine` backend ("mermaid" or "graphviz"), not yet drawn."""
+    machine = graph_machine(flow, engine)
     # A graph without a model: the machine's own graph class, given the machine (as get_graph does).
     return machine.graph_cls(machine).get_graph()
 
 
 def mermaid(flow: f.Flow) -> str:
     """The flow as Mermaid `stateDiagram-v2` text."""
-    return _graph(graph_machine(flow, "mermaid")).source
-
-
-def render(flow: f.Flow, fmt: str) -> bytes:
-    """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it."""
-    if fmt not in ("svg", "png"):
-        raise ValueError(f"render draws svg or png, not {fmt!r}")
-    graph = _graph(graph_machine(flow, "graphviz"))
-    if shutil.which("dot") is None:
-        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH"))
-    import graphviz
-
-    try:
-        return graph.draw(None, format=fmt, prog="dot")
-    except graphviz.ExecutableNotFound:
-        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH")) from None
+    return graph_source(flow, "mermaid").source
 
 
 def graph_data(flow: f.Flow) -> dict:
@@ -282,61 +263,3 @@ def _mermaid_style(attrs: dict) -> str:
 
 def _yaml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
-# -- the command -------------------------------------------------------------------------------
-
-
-@click.command("graph")
-@click.argument("flow")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    help="mermaid (the default, needs nothing), svg or png (need Graphviz); else taken from --output's suffix.",
-)
-@click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to standard output."
-)
-@click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
-def graph_command(flow: str, fmt: str | None, output: Path | None, flows_dir: str | None) -> None:
-    """Draw FLOW (a flow id or a flow file) from the machine the engine runs.
-
-    Mermaid text by default (code hosts render it); SVG or PNG through Graphviz.
-    """
-    if fmt is None:
-        fmt = {".svg": "svg", ".png": "png"}.get(output.suffix.lower() if output else "", "mermaid")
-    if fmt == "png" and output is None:
-        raise click.UsageError("png is binary: name a file with --output")
-    the_flow = _find_flow(flow, flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows")
-    try:
-        data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if output is None:  # mermaid or svg: text
-        click.echo(data.decode("utf-8"), nl=False)
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
-    click.echo(f"wrote {display_path(output)} ({fmt}, {len(the_flow.states)} states)", err=True)
-
-
-def _find_flow(name: str, flows_dir: str) -> f.Flow:
-    """A flow by id from the flows directory, or from a file path."""
-    path = Path(name)
-    if path.suffix not in (".yaml", ".yml"):
-        directory = Path(flows_dir)
-        files = {p.stem: p for p in flow_files(directory)} if directory.is_dir() else {}
-        if name not in files:
-            known = ", ".join(sorted(files)) or "none"
-            hint = did_you_mean(name, files)
-            raise click.BadParameter(
-                f"no flow '{name}' in {display_path(directory)}{hint} (flows: {known})", param_hint="FLOW"
-            )
-        path = files[name]
-    elif not path.is_file():
-        raise click.BadParameter(f"no flow file {name}", param_hint="FLOW")
-    try:
-        return load_flow(path)
-    except FlowLoadError as exc:
-        raise click.ClickException(str(exc)) from None

@@ -1,4 +1,4 @@
-"""Outbound calls and texts through Twilio's REST API: a call that enters a flow, a text, and their commands.
+"""Outbound calls and texts through Twilio's REST API: a call that enters a flow, and a text.
 
 A call's variables stay on the server: `place_call` stores them under an opaque id (`ctx:<id>`, 24 h)
 before the create request and puts only that id in the call's Url
@@ -10,36 +10,29 @@ callbacks can record each row's outcome.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 
-import click
 from twilio.base.exceptions import TwilioException
-from twilio.http import HttpClient
 from twilio.rest import Client
 
-from ivr.errors import ConfigError, IvrError, TwilioCallError
-from ivr.core.hints import did_you_mean
+from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
+from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
+from ivr.store import store_from_settings
+from ivr.outbound.dry_run import DryRequest, capture_request
+from ivr.store import SessionStore
 
 __all__ = [
     "CALL_TTL",
     "CTX_TTL",
     "MACHINE_DETECTION",
+    "MAX_TIMEOUT",
     "STATUS_EVENTS",
-    "CallOutcomeUnknown",
-    "CallRequestError",
     "CallResult",
-    "DryRequest",
     "SmsResult",
-    "call_command",
-    "check_number",
     "place_call",
     "send_sms",
-    "sms_command",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,11 +43,7 @@ STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
 MAX_TIMEOUT = 600  # Twilio rings at most 600 s
 MAX_BODY = 1600  # Twilio refuses a longer Body (error 21617)
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NO_ACCOUNT = "{AccountSid}"  # shown in a dry run's URL when no credentials are set
 
-_NUMBER_HELP = "write it as + country code and number, digits only, e.g. +15551234567"
 _CALL_HINTS = {
     20429: "Twilio is rate-limiting this account: place calls more slowly (--rate) and try again",
     21205: "Twilio cannot use the call's Url: set IVR_PUBLIC_URL to the app's public https address",
@@ -81,27 +70,6 @@ _SMS_HINTS = {
     21614: "the To number cannot receive texts (not a mobile number)",
     21617: f"the body is too long: Twilio takes at most {MAX_BODY} characters",
 }
-
-
-class CallRequestError(IvrError):
-    """A call or text cannot be sent as asked (unknown flow or state, bad number or variable); nothing was sent."""
-
-
-class CallOutcomeUnknown(TwilioCallError):
-    """The create request may have reached Twilio but no answer came back: the call may exist."""
-
-
-@dataclass(frozen=True, slots=True)
-class DryRequest:
-    """The request a dry run would have sent: method, absolute URL and form fields in order."""
-
-    method: str
-    url: str
-    form: tuple[tuple[str, str], ...]
-
-    def show(self) -> str:
-        """The request as a few lines: `POST url`, then one `Name=value` per form field."""
-        return "\n".join([f"{self.method} {self.url}", *(f"  {name}={value}" for name, value in self.form)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,66 +101,6 @@ class SmsResult:
     request: DryRequest | None = None
 
 
-# -- checks -------------------------------------------------------------------------------------
-
-
-def check_number(value: str | None, where: str) -> str:
-    """Return `value` when it is an E.164 number; else CallRequestError naming `where` and the value."""
-    text = (value or "").strip()
-    if not E164.match(text):
-        raise CallRequestError(f"{where} {value!r} is not an E.164 phone number: {_NUMBER_HELP}")
-    return text
-
-
-def check_target(settings: dict, flows: dict, flow: str, state: str | None) -> None:
-    """CallRequestError unless `flow` is a local flow and `state` (when given) one of its states."""
-    where = settings.get("IVR_FLOWS_DIR") or "flows"
-    if flow not in flows:
-        known = ", ".join(sorted(flows)) or "none"
-        raise CallRequestError(f"no flow '{flow}' in {where}{did_you_mean(flow, flows)} (flows: {known})")
-    if state is not None and state not in flows[flow].states:
-        states = flows[flow].states
-        raise CallRequestError(
-            f"flow '{flow}' has no state '{state}'{did_you_mean(state, states)} (states: {', '.join(sorted(states))})"
-        )
-
-
-def check_variables(variables: dict | None) -> dict:
-    """A copy of `variables`; CallRequestError when a name is not usable in a template."""
-    variables = dict(variables or {})
-    for name in variables:
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"variable name {name!r} is not usable in templates: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
-    return variables
-
-
-def caller_id(settings: dict, from_: str | None) -> str:
-    """The caller ID: `from_`, else TWILIO_FROM_NUMBER; checked as E.164; ConfigError when neither is set."""
-    if from_:
-        return check_number(from_, "--from")
-    configured = settings.get("TWILIO_FROM_NUMBER")
-    if not configured:
-        raise ConfigError(
-            "no caller ID: pass --from or set TWILIO_FROM_NUMBER to a Twilio number of the account "
-            "(or a verified caller ID), e.g. +15017122661"
-        )
-    return check_number(configured, "TWILIO_FROM_NUMBER")
-
-
-def public_url(settings: dict) -> str:
-    """IVR_PUBLIC_URL without its trailing slash; ConfigError naming it when unset."""
-    base = (settings.get("IVR_PUBLIC_URL") or "").strip().rstrip("/")
-    if not base:
-        raise ConfigError(
-            "IVR_PUBLIC_URL is not set: outbound calls need the app's public base URL (e.g. "
-            "https://ivr.example.com) so that Twilio can fetch the flow and post the call's status"
-        )
-    return base
-
-
 # -- calls --------------------------------------------------------------------------------------
 
 
@@ -207,7 +115,7 @@ def place_call(
     machine_detection: str | None = None,
     timeout: int | None = None,
     client: Client | None = None,
-    store=None,
+    store: SessionStore | None = None,
     flows: dict | None = None,
     dry_run: bool = False,
     campaign: str | None = None,
@@ -247,12 +155,12 @@ def place_call(
         params["timeout"] = timeout
     result = CallResult(flow, state, to, sender, url, ctx, None, None)
     if dry_run:
-        request = _dry_run(settings, client, lambda c: c.calls.create(**params))
-        return _replace(result, dry_run=True, request=request)
+        request = capture_request(settings, client, lambda c: c.calls.create(**params))
+        return replace(result, dry_run=True, request=request)
 
     client = client if client is not None else make_client(settings)
     own_store = store is None
-    store = open_settings_store(settings) if own_store else store
+    store = store_from_settings(settings, for_the_app=True) if own_store else store
     try:
         ctx_key = f"ctx:{ctx}"
         entry = {"flow": flow, "state": state, "vars": variables, "campaign": campaign, "row": row}
@@ -274,10 +182,10 @@ def place_call(
         if own_store:
             store.close()
     log.info("placed call %s into %s%s", call.sid, flow, f"/{state}" if state else "")
-    return _replace(result, sid=call.sid, status=call.status, outcome=outcome)
+    return replace(result, sid=call.sid, status=call.status, outcome=outcome)
 
 
-def _link_call(store, sid: str, campaign: str, row: str | None) -> str | None:
+def _link_call(store: SessionStore, sid: str, campaign: str, row: str | None) -> str | None:
     """Store call:<sid> -> its campaign row; return an outcome a status callback stored before us."""
     early: dict = {}
 
@@ -332,8 +240,8 @@ def send_sms(
         raise CallRequestError(f"the text has {len(body)} characters; Twilio takes at most {MAX_BODY}")
     result = SmsResult(to, sender, None, None)
     if dry_run:
-        request = _dry_run(settings, client, lambda c: c.messages.create(to=to, from_=sender, body=body))
-        return _replace(result, dry_run=True, request=request)
+        request = capture_request(settings, client, lambda c: c.messages.create(to=to, from_=sender, body=body))
+        return replace(result, dry_run=True, request=request)
     client = client if client is not None else make_client(settings)
     try:
         message = client.messages.create(to=to, from_=sender, body=body)
@@ -345,226 +253,4 @@ def send_sms(
             "the Twilio Console (Monitor, Logs, Messaging) before sending again"
         ) from None
     log.info("sent text %s", message.sid)
-    return _replace(result, sid=message.sid, status=message.status)
-
-
-# -- dry runs -----------------------------------------------------------------------------------
-
-
-class _Captured(Exception):
-    """Carries a dry run's request out of the REST client."""
-
-    def __init__(self, request: DryRequest) -> None:
-        self.request = request
-
-
-class _Recorder(HttpClient):
-    """Stops the REST client at the wire and hands back what it would have sent."""
-
-    def __init__(self) -> None:
-        super().__init__(logger=log, is_async=False)
-
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, **_):
-        form = []
-        for name, value in (data or {}).items():
-            for item in value if isinstance(value, list | tuple) else [value]:
-                form.append((name, str(item)))
-        raise _Captured(DryRequest(method.upper(), url, tuple(form)))
-
-
-def _dry_run(settings: dict, client: Client | None, send: Callable[[Client], object]) -> DryRequest:
-    """The request `send` would make, built by the real client; nothing leaves the process."""
-    recorder = _Recorder()
-    if client is not None:
-        dry = Client(
-            client.username,
-            client.password,
-            account_sid=client.account_sid,
-            region=client.region,
-            edge=client.edge,
-            http_client=recorder,
-            environment={},
-        )
-    elif any(settings.get(name) for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY")):
-        dry = make_client(settings, http_client=recorder)  # wrong credentials show up in a dry run too
-    else:
-        dry = Client(NO_ACCOUNT, "dry-run", account_sid=NO_ACCOUNT, http_client=recorder, environment={})
-    try:
-        send(dry)
-    except _Captured as captured:
-        return captured.request
-    raise AssertionError("the REST client sent nothing")  # pragma: no cover
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _replace(result, **changes):
-    from dataclasses import replace
-
-    return replace(result, **changes)
-
-
-def open_settings_store(settings: dict):
-    """The app's session store (IVR_STORE); memory:// only in tests, as the app could not see it."""
-    from ivr.store import open_store
-
-    url = settings.get("IVR_STORE") or "memory://"
-    if url == "memory://" and settings.get("IVR_ENV") != "test":
-        raise ConfigError(
-            "IVR_STORE=memory:// keeps an outbound call's variables inside this command, where the app "
-            "answering the call cannot read them: set IVR_STORE to the app's store (sqlite:///... or redis://...)"
-        )
-    # Opened as the app opens it, so the app finds what this command stored.
-    extra = {"prefix": settings["IVR_REDIS_PREFIX"]} if settings.get("IVR_REDIS_PREFIX") else {}
-    return open_store(url, env=settings.get("IVR_ENV") or "production", **extra)
-
-
-def now_iso(clock: Callable[[], float] | None = None) -> str:
-    """The time as ISO 8601 in UTC, seconds precision."""
-    moment = datetime.now(UTC) if clock is None else datetime.fromtimestamp(clock(), UTC)
-    return moment.isoformat(timespec="seconds")
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-
-def command_deps(ctx: click.Context) -> dict:
-    """What tests inject through `obj=` (settings, client, store, flows, clock, sleep); else empty."""
-    obj = ctx.find_object(dict)
-    return obj if obj is not None else {}
-
-
-def command_settings(deps: dict) -> dict:
-    """The injected settings, else the environment's."""
-    if "settings" in deps:
-        return deps["settings"]
-    from ivr.settings import load_settings
-
-    return load_settings()
-
-
-def _parse_vars(items: tuple[str, ...]) -> dict:
-    variables = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r}: give NAME=VALUE, e.g. --var first_name=Ada", param_hint="--var")
-        variables[name.strip()] = value
-    return variables
-
-
-@click.command("call")
-@click.argument("flow")
-@click.option("--to", help="The number to call, in E.164 (e.g. +15551234567).")
-@click.option(
-    "--csv",
-    "csv_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A campaign: call every row (column `to`, optional `timezone`, other columns become variables).",
-)
-@click.option("--from", "from_", help="Caller ID (default TWILIO_FROM_NUMBER).")
-@click.option("--state", help="Enter the flow at this state instead of its start.")
-@click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE", help="A variable for the flow (repeatable).")
-@click.option("--machine-detection", type=click.Choice(MACHINE_DETECTION), help="Answering machine detection.")
-@click.option("--timeout", type=click.IntRange(1, MAX_TIMEOUT), help="Seconds to let it ring (Twilio's default 60).")
-@click.option("--campaign", "campaign_name", help="With --csv: the campaign's name (default: the file's name).")
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="With --csv: calls per second.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the exact request(s) and send nothing.")
-@click.pass_context
-def call_command(
-    ctx: click.Context,
-    flow: str,
-    to: str | None,
-    csv_file: str | None,
-    from_: str | None,
-    state: str | None,
-    var_items: tuple[str, ...],
-    machine_detection: str | None,
-    timeout: int | None,
-    campaign_name: str | None,
-    rate: float,
-    dry_run: bool,
-) -> None:
-    """Call a number (--to) or every row of a CSV file (--csv) into FLOW.
-
-    A campaign is safe to run again: nobody is called twice, held rows (outside IVR_CALL_HOURS) are
-    called by a later run. Exit status 1 when a row failed or the run stopped early.
-    """
-    if (to is None) == (csv_file is None):
-        raise click.UsageError("give either --to NUMBER (one call) or --csv FILE (a campaign)")
-    if to is not None and (campaign_name or ctx.get_parameter_source("rate") != click.core.ParameterSource.DEFAULT):
-        raise click.UsageError("--campaign and --rate go with --csv")
-    variables = _parse_vars(var_items)
-    deps = command_deps(ctx)
-    try:
-        settings = command_settings(deps)
-        if csv_file is not None:
-            from ivr.outbound.campaign import run_campaign_command
-
-            summary = run_campaign_command(
-                settings,
-                deps,
-                flow,
-                csv_file,
-                name=campaign_name,
-                from_=from_,
-                state=state,
-                variables=variables,
-                machine_detection=machine_detection,
-                timeout=timeout,
-                rate=rate,
-                dry_run=dry_run,
-            )
-            if not summary.ok:
-                ctx.exit(1)
-            return
-        result = place_call(
-            settings,
-            flow,
-            to,
-            from_=from_,
-            state=state,
-            variables=variables,
-            machine_detection=machine_detection,
-            timeout=timeout,
-            client=deps.get("client"),
-            store=deps.get("store"),
-            flows=deps.get("flows"),
-            dry_run=dry_run,
-        )
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.dry_run:
-        click.echo(result.request.show())
-        if variables:
-            click.echo(f"variables kept server-side, not sent: {', '.join(sorted(variables))}")
-        click.echo("dry run: nothing sent, nothing stored")
-    else:
-        click.echo(f"placed call {result.sid} to {result.to} into {flow} (status {result.status})")
-
-
-@click.command("sms")
-@click.option("--to", required=True, help="The number to text, in E.164 (e.g. +15551234567).")
-@click.option("--body", required=True, help="The text.")
-@click.option("--from", "from_", help="Sender (default TWILIO_FROM_NUMBER).")
-@click.option("--dry-run", is_flag=True, help="Print the exact request and send nothing.")
-@click.pass_context
-def sms_command(ctx: click.Context, to: str, body: str, from_: str | None, dry_run: bool) -> None:
-    """Send a text message."""
-    deps = command_deps(ctx)
-    try:
-        result = send_sms(command_settings(deps), to, body, from_=from_, client=deps.get("client"), dry_run=dry_run)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.dry_run:
-        click.echo(result.request.show())
-        click.echo("dry run: nothing sent")
-    else:
-        click.echo(f"sent text {result.sid} to {result.to} (status {result.status})")
+    return replace(result, sid=message.sid, status=message.status)

@@ -9,54 +9,36 @@ A row is marked pending before its create request and is never sent again by a l
 pending (the request may have reached Twilio); placed and failed rows are done; held rows (outside
 the calling hours, or left when a run stopped) are called by the next run. The app's status
 callbacks write `outcome` into the row (see `ivr.outbound.calls`: `call:<CallSid>` names the row).
+The rows come from `ivr.outbound.contacts`, the calling hours from `ivr.outbound.hours`.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
-from datetime import time as dtime
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import click
-
-from ivr.errors import ConfigError, IvrError, TwilioCallError
-from ivr.outbound.calls import (
-    E164,
-    VARIABLE_NAME,
-    CallOutcomeUnknown,
-    CallRequestError,
-    DryRequest,
-    caller_id,
-    check_target,
-    check_variables,
-    command_deps,
-    command_settings,
-    now_iso,
-    open_settings_store,
-    place_call,
-    public_url,
-)
+from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, IvrError, TwilioCallError
+from ivr.outbound.calls import CallResult, place_call
+from ivr.outbound.checks import caller_id, check_target, check_variables, normalise_number, public_url
+from ivr.outbound.contacts import Contact
+from ivr.outbound.dry_run import DryRequest
+from ivr.outbound.hours import CallHours
+from ivr.store import SessionStore
 
 __all__ = [
     "CAMPAIGN_TTL",
-    "CallHours",
     "Campaign",
-    "Contact",
     "Summary",
-    "campaign_group",
-    "normalise_number",
-    "read_contacts",
+    "campaign_name_for",
+    "now_iso",
+    "release_rows",
     "row_key",
-    "run_campaign_command",
     "status_report",
 ]
 
@@ -71,127 +53,6 @@ DONE = ("pending", "placed", "failed")
 def row_key(name: str, number: str) -> str:
     """The store key of a campaign's row: `campaign:<name>:<E.164 number>`."""
     return f"campaign:{name}:{number}"
-
-
-def normalise_number(text: str | None) -> str | None:
-    """The number in E.164 with spaces, dots, dashes and brackets removed (00 becomes +); None when invalid."""
-    cleaned = re.sub(r"[\s().\-]", "", text or "")
-    if cleaned.startswith("00"):
-        cleaned = "+" + cleaned[2:]
-    return cleaned if E164.match(cleaned) else None
-
-
-# -- the CSV ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """One row of a campaign's CSV: its line, the number as written and normalised, zone, variables."""
-
-    line: int
-    raw: str
-    to: str | None
-    timezone: str | None
-    variables: dict
-    problem: str | None = None
-
-
-def read_contacts(path: str | Path) -> list[Contact]:
-    """Read a campaign CSV; CallRequestError for a file-wide problem, `Contact.problem` for a bad row."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream)
-            header = next(reader, None)
-            if not header or not any(cell.strip() for cell in header):
-                raise CallRequestError(f"{path}: the file is empty; its first line names the columns (to, ...)")
-            names = _columns(path, header)
-            return [contact for cells in reader if (contact := _contact(reader.line_num, cells, names)) is not None]
-    except UnicodeDecodeError as exc:
-        raise CallRequestError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
-    except csv.Error as exc:
-        raise CallRequestError(f"{path}: not a readable CSV file: {exc}") from None
-
-
-def _columns(path: Path, header: list[str]) -> list[str]:
-    names = [cell.strip() for cell in header]
-    lowered = [name.lower() for name in names]
-    if "to" not in lowered:
-        raise CallRequestError(
-            f"{path}:1: no 'to' column (columns: {', '.join(names)}); name the column of numbers 'to'"
-        )
-    for index, name in enumerate(names):
-        if lowered[index] in ("to", "timezone"):
-            names[index] = lowered[index]
-        elif not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"{path}:1: column {name!r} cannot be a variable: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
-        if names.index(names[index]) != index:
-            raise CallRequestError(f"{path}:1: column {names[index]!r} appears twice")
-    return names
-
-
-def _contact(line: int, cells: list[str], names: list[str]) -> Contact | None:
-    if not any(cell.strip() for cell in cells):
-        return None  # blank lines are not rows
-    values = dict(zip(names, cells, strict=False))
-    raw = values.pop("to", "").strip()
-    zone = values.pop("timezone", "").strip() or None
-    problem = None
-    number = normalise_number(raw)
-    if len(cells) > len(names):
-        problem = f"{len(cells)} fields but {len(names)} columns"
-    elif number is None:
-        problem = f"{raw!r} is not a phone number in E.164: write + country code and number, e.g. +15551234567"
-    elif zone is not None and not _zone_ok(zone):
-        problem = f"unknown time zone {zone!r}: use an IANA name such as America/New_York"
-    return Contact(line, raw, number, zone, values, problem)
-
-
-def _zone_ok(name: str) -> bool:
-    with suppress(ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(name) is not None
-    return False
-
-
-# -- calling hours ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CallHours:
-    """Allowed calling hours such as 09:00-20:00 (an end before the start runs past midnight)."""
-
-    start: dtime
-    end: dtime
-
-    @classmethod
-    def parse(cls, text: str) -> CallHours:
-        """Read `HH:MM-HH:MM`; ConfigError naming IVR_CALL_HOURS when it is not that."""
-        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text or "")
-        try:
-            if not match:
-                raise ValueError
-            h1, m1, h2, m2 = (int(part) for part in match.groups())
-            start, end = dtime(h1, m1), dtime(h2, m2) if (h2, m2) != (24, 0) else dtime(0, 0)
-            if start == end:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(
-                f"IVR_CALL_HOURS={text!r}: give the allowed calling hours as HH:MM-HH:MM, e.g. 09:00-20:00"
-            ) from None
-        return cls(start, end)
-
-    def allows(self, moment: datetime) -> bool:
-        """Whether a call may start at `moment` (a local time of the row's zone)."""
-        now = moment.time().replace(tzinfo=None)
-        if self.start < self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 # -- a run --------------------------------------------------------------------------------------
@@ -236,10 +97,6 @@ class Summary:
         if self.dry_run:
             lines.append("dry run: nothing sent, nothing stored")
         return "\n".join(lines)
-
-
-class _Stop(Exception):
-    """Ends a run early; the message says why."""
 
 
 class Campaign:
@@ -303,7 +160,7 @@ class Campaign:
             else:
                 try:
                     self._row(contact, seen, summary, dry_run)
-                except _Stop as stop:
+                except CampaignStopped as stop:
                     summary.stopped = f"line {contact.line}: {stop}"
                 except KeyboardInterrupt:
                     summary.stopped = f"interrupted at line {contact.line}"
@@ -367,7 +224,7 @@ class Campaign:
                 result = self._place(contact, variables, key)
             except CallOutcomeUnknown as exc:
                 self._write(key, contact, reason=str(exc))  # stays pending: never sent again by itself
-                raise _Stop(str(exc)) from None
+                raise CampaignStopped(str(exc)) from None
             except TwilioCallError as exc:
                 if _retryable(exc) and attempt < self.retries:
                     self.sleep(min(self.backoff * 2**attempt, self.max_backoff))
@@ -379,10 +236,10 @@ class Campaign:
                     return
                 self._write(key, contact, status="held", reason=f"not placed: {exc}")
                 tries = f"Twilio still refused after {attempt + 1} tries: " if _retryable(exc) else ""
-                raise _Stop(f"{tries}{exc}") from None
+                raise CampaignStopped(f"{tries}{exc}") from None
             except IvrError as exc:  # refused before sending (a setting, a variable): nothing went out
                 self._write(key, contact, status="held", reason=f"not placed: {exc}")
-                raise _Stop(str(exc)) from None
+                raise CampaignStopped(str(exc)) from None
             fields = {"status": "placed", "sid": result.sid, "reason": None}
             if result.outcome:
                 fields["outcome"] = result.outcome
@@ -390,7 +247,7 @@ class Campaign:
             summary.placed.append((contact.line, number, result.sid))
             return
 
-    def _place(self, contact: Contact, variables: dict, key: str, *, dry_run: bool = False):
+    def _place(self, contact: Contact, variables: dict, key: str, *, dry_run: bool = False) -> CallResult:
         if not dry_run:
             self._pace()
         return place_call(
@@ -466,57 +323,28 @@ def _fatal(exc: TwilioCallError) -> bool:
     return getattr(exc, "code", None) in FATAL_CODES or getattr(exc, "status", None) in (401, 403)
 
 
-# -- the commands -------------------------------------------------------------------------------
+# -- names, reports and releases ----------------------------------------------------------------
 
 
-def run_campaign_command(
-    settings: dict,
-    deps: dict,
-    flow: str,
-    csv_file: str,
-    *,
-    name: str | None,
-    rate: float,
-    dry_run: bool,
-    **call_options,
-) -> Summary:
-    """`call FLOW --csv FILE`: read the rows, run with a progress bar, print the summary."""
-    from ivr.outbound.client import make_client
+def now_iso(clock: Callable[[], float] | None = None) -> str:
+    """The time as ISO 8601 in UTC, seconds precision."""
+    moment = datetime.now(UTC) if clock is None else datetime.fromtimestamp(clock(), UTC)
+    return moment.isoformat(timespec="seconds")
 
-    if name is None:
-        name = Path(csv_file).stem
-        if not NAME.match(name):
-            raise CallRequestError(
-                f"the file name {name!r} cannot name the campaign: give --campaign NAME (letters, digits, _ and -)"
-            )
-    contacts = read_contacts(csv_file)
-    client = deps.get("client")
-    if client is None and not dry_run:
-        client = make_client(settings)
-    with _store(deps, settings) as store:
-        campaign = Campaign(
-            settings,
-            name,
-            flow,
-            client=client,
-            store=store,
-            flows=deps.get("flows"),
-            rate=rate,
-            clock=deps.get("clock", time.time),
-            sleep=deps.get("sleep", time.sleep),
-            **call_options,
+
+def campaign_name_for(csv_file: str | Path, name: str | None) -> str:
+    """`name`, else the CSV file's name; CallRequestError when the file's name cannot name a campaign."""
+    if name is not None:
+        return name
+    name = Path(csv_file).stem
+    if not NAME.match(name):
+        raise CallRequestError(
+            f"the file name {name!r} cannot name the campaign: give --campaign NAME (letters, digits, _ and -)"
         )
-        with click.progressbar(length=len(contacts), label=f"campaign {name}", file=sys.stderr) as bar:
-            summary = campaign.run(contacts, dry_run=dry_run, on_row=lambda _contact: bar.update(1))
-    if dry_run and summary.requests:
-        click.echo(summary.requests[0].show())
-        if len(summary.requests) > 1:
-            click.echo(f"  ... and {len(summary.requests) - 1} more like it, each with its own To and ctx")
-    click.echo(summary.report())
-    return summary
+    return name
 
 
-def status_report(store, name: str) -> str:
+def status_report(store: SessionStore, name: str) -> str:
     """Each row's status and outcome, one a line in CSV order, under a line of totals."""
     rows = sorted((row for _key, row in store.scan(f"campaign:{name}:")), key=lambda row: row.get("line") or 0)
     meta = store.get(f"campaign:{name}")
@@ -540,60 +368,17 @@ def status_report(store, name: str) -> str:
     return "\n".join(lines)
 
 
-@click.group("campaign")
-def campaign_group() -> None:
-    """Campaigns placed with `call FLOW --csv FILE`."""
-
-
-@campaign_group.command("status")
-@click.argument("name")
-@click.pass_context
-def status_command(ctx: click.Context, name: str) -> None:
-    """Show each row of campaign NAME: status and outcome (answered, busy, no-answer, failed, machine)."""
-    deps = command_deps(ctx)
-    try:
-        with _store(deps) as store:
-            click.echo(status_report(store, name))
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@campaign_group.command("retry")
-@click.argument("name")
-@click.argument("numbers", nargs=-1, required=True)
-@click.pass_context
-def retry_command(ctx: click.Context, name: str, numbers: tuple[str, ...]) -> None:
-    """Let the next run call these rows again (pending, failed or held rows of campaign NAME)."""
-    deps = command_deps(ctx)
-    problems = []
-    try:
-        with _store(deps) as store:
-            for text in numbers:
-                number = normalise_number(text)
-                key = row_key(name, number or text)
-                row = store.get(key) if number else None
-                if row is None:
-                    problems.append(f"{text}: no such row in campaign '{name}'")
-                elif row.get("status") == "placed":
-                    problems.append(f"{number}: already placed ({row.get('sid')}); not released")
-                else:
-                    released = {"status": "held", "reason": "released by hand", "updated": now_iso()}
-                    store.update(key, lambda old, released=released: {**(old or {}), **released}, CAMPAIGN_TTL)
-                    click.echo(f"line {row.get('line')} {number}: the next run calls it")
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
-    if problems:
-        raise click.ClickException("; ".join(problems))
-
-
-@contextmanager
-def _store(deps: dict, settings: dict | None = None) -> Iterator:
-    """The injected store (left open), else the app's store from the settings (closed afterwards)."""
-    if "store" in deps:
-        yield deps["store"]
-        return
-    store = open_settings_store(settings or command_settings(deps))
-    try:
-        yield store
-    finally:
-        store.close()
+def release_rows(store: SessionStore, name: str, numbers: Iterable[str]) -> Iterator[tuple[bool, str]]:
+    """Let the next run call these rows again; yields (released, message) per number, in order."""
+    for text in numbers:
+        number = normalise_number(text)
+        key = row_key(name, number or text)
+        row = store.get(key) if number else None
+        if row is None:
+            yield False, f"{text}: no such row in campaign '{name}'"
+        elif row.get("status") == "placed":
+            yield False, f"{number}: already placed ({row.get('sid')}); not released"
+        else:
+            released = {"status": "held", "reason": "released by hand", "updated": now_iso()}
+            store.update(key, lambda old, released=released: {**(old or {}), **released}, CAMPAIGN_TTL)
+            yield True, f"line {row.get('line')} {number}: the next run calls it"

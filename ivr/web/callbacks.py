@@ -9,7 +9,7 @@ from datetime import datetime
 from flask import Blueprint, Flask, current_app, request
 
 from ivr.web import security
-from ivr.web.effects import sends_texts
+from ivr.web.effects import journal_texts, send_text
 from ivr.core.effects import HookCall, SendText
 from ivr.errors import IvrError
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
@@ -193,19 +193,8 @@ def _text_message(number: str, message: dict, update: bool, engine) -> str | Non
     app = current_app._get_current_object()
     state = engine.flow.states.get(message.get("state", "")) if engine else None
     transcribed = bool(state and getattr(state.action, "transcribe", False))
-    effect = {"kind": "sms", "key": f"message:{message['recording_sid']}:{int(update)}", "to": number,
-              "from": message.get("to") or None, "body": voicemail_text(message, update, transcribed)}  # fmt: skip
-    journal = services(app).journal
-    if journal is not None:
-        journal.add(message.get("call_sid") or "-", [effect])
-    if not sends_texts(app):
+    text = SendText(f"message:{message['recording_sid']}:{int(update)}", number, message.get("to") or None,
+                    voicemail_text(message, update, transcribed))  # fmt: skip
+    if not journal_texts(app, message.get("call_sid") or "-", [text]):
         return None  # the built-in phones show deliveries; they never carry them out
-    try:
-        from ivr.web.api import twilio_client
-        from ivr.outbound.calls import send_sms
-
-        send_sms(app.config, number, effect["body"], from_=effect["from"], client=twilio_client(app))
-    except Exception as exc:  # delivery failing must not lose the stored message
-        log.error("voicemail %s could not be texted to %s: %s", message["recording_sid"], number, exc)
-        return str(exc)
-    return None
+    return send_text(app, text)  # a failure is noted with the message, which stays stored

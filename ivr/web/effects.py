@@ -11,9 +11,12 @@ from ivr.web import security
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
+from ivr.core.effects import SendText
+from ivr.outbound.calls import send_sms
+from ivr.web.api import twilio_client
 from ivr.web.services import recorded_hooks, services
 
-__all__ = ["carry_out_later", "init_app", "sends_texts"]
+__all__ = ["carry_out_later", "init_app", "journal_texts", "send_text", "sends_texts"]
 
 log = logging.getLogger("ivr.web")
 
@@ -73,36 +76,42 @@ def sends_texts(app) -> bool:
     return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
 
 
-def carry_out_later(response, sid: str, effects: list[dict]) -> None:
+def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
     """Texts go out after the response is sent, never delaying the caller; each is journaled."""
-    if not effects:
+    if not texts:
         return
     app = current_app._get_current_object()
+    if journal_texts(app, sid, texts):
+        response.call_on_close(lambda: _send_texts(app, sid, texts))
+
+
+def journal_texts(app: Flask, sid: str, texts: list[SendText]) -> bool:
+    """Note texts in the journal (the built-in phones show them); whether they are to be sent for real."""
     journal = services(app).journal
     if journal is not None:
-        journal.add(sid, effects)
-    # The built-in phones (marked in the WSGI environ, which no HTTP request can set) show texts only.
-    sending = sends_texts(app)
-    if sending:
-        response.call_on_close(lambda: _send_texts(app, sid, effects))
+        journal.add(sid, [text.as_record() for text in texts])
+    return sends_texts(app)
 
 
-def _send_texts(app, sid: str, effects: list[dict]) -> None:
-    from ivr.web.api import twilio_client
-    from ivr.outbound.calls import send_sms
+def send_text(app: Flask, text: SendText) -> str | None:
+    """Send one text through the app's Twilio client; the error's message, or None when it went."""
+    try:
+        send_sms(app.config, text.to, text.body, from_=text.from_, client=twilio_client(app))
+    except Exception as exc:  # a text that fails never breaks the call, nor loses what it was about
+        log.error("text %s to %s failed: %s", text.key, text.to, exc)
+        return str(exc)
+    return None
 
+
+def _send_texts(app: Flask, sid: str, texts: list[SendText]) -> None:
     store = services(app).store
-    for effect in effects:
-        outcome = "sent"
+    for text in texts:
+        error = send_text(app, text)
+        outcome = "sent" if error is None else f"failed: {error}"
         try:
-            send_sms(app.config, effect["to"], effect["body"], from_=effect.get("from"), client=twilio_client(app))
-        except Exception as exc:  # a text that fails never breaks the call
-            outcome = f"failed: {exc}"
-            log.error("CallSid=%s text %s to %s failed: %s", sid, effect["key"], effect["to"], exc)
-        try:
-            store.update(sid, lambda s, key=effect["key"], o=outcome: _mark(s, key, o), SESSION_TTL)
+            store.update(sid, lambda s, key=text.key, o=outcome: _mark(s, key, o), SESSION_TTL)
         except Exception:
-            log.exception("CallSid=%s could not note text %s as %s", sid, effect["key"], outcome)
+            log.exception("CallSid=%s could not note text %s as %s", sid, text.key, outcome)
 
 
 def _mark(session, key: str, outcome: str):
