@@ -53,9 +53,9 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
 )
 def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
+    from ivr.outbound.client import make_client, twilio_error
     from ivr.phone.events import events_to_recording, fetch_events, load_events_file, write_recording
     from ivr.settings import load_settings
-    from ivr.outbound.client import make_client, twilio_error
 
     if events_file is not None:
         events = load_events_file(events_file)
