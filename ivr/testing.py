@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.errors import ReplayMismatch
 from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
-from ivr.phone.replay import ReplayResult, replay
+from ivr.phone.replay import replay
 
 __all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
 
@@ -247,14 +248,6 @@ class RecordedCallFile(pytest.File):
 
     def collect(self):
         yield RecordedCallItem.from_parent(self, name=self.path.stem)
-
-
-class ReplayMismatch(AssertionError):
-    """The current flows answer a recorded call differently."""
-
-    def __init__(self, result: ReplayResult) -> None:
-        self.result = result
-        super().__init__(result.report())
 
 
 class RecordedCallItem(pytest.Item):

@@ -14,14 +14,13 @@ import pytest
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
 
+from ivr.errors import PhoneError, TransportError
 from ivr.phone.interpreter import (
     APPLICATION_ERROR_TEXT,
     CallError,
     Heard,
     HttpTransport,
     Phone,
-    PhoneError,
-    TransportError,
     WsgiTransport,
     url_with_params,
 )

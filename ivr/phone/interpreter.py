@@ -20,8 +20,8 @@ from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
-from ivr.errors import IvrError
-from ivr.phone.transport import HttpTransport, Transport, TransportError, WsgiTransport, url_with_params
+from ivr.errors import PhoneError, TransportError
+from ivr.phone.transport import HttpTransport, Transport, WsgiTransport, url_with_params
 
 __all__ = [
     "APPLICATION_ERROR_TEXT",
@@ -31,9 +31,7 @@ __all__ = [
     "HttpTransport",
     "Phone",
     "PhoneCall",
-    "PhoneError",
     "Transport",
-    "TransportError",
     "WsgiTransport",
     "url_with_params",
 ]
@@ -53,10 +51,6 @@ _WAITING_HELP = {
     "dial": "the dialled party (use dial_result)",
     "enqueue": "the queue (use queue_result)",
 }
-
-
-class PhoneError(IvrError):
-    """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ivr.errors import IvrError
+from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone.interpreter import Phone, PhoneCall, WsgiTransport
 
 __all__ = ["LiveCalls", "init_app", "phone"]
@@ -127,14 +127,6 @@ class LiveCalls:
             del self._calls[call_id]
 
 
-class _Refused(Exception):
-    """A request the API answers with a status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 # -- the page and the flows ---------------------------------------------------------------------
 
 
@@ -170,7 +162,7 @@ def graph(flow_id: str):
     try:
         from ivr.core.graph import graph_data
     except ImportError:
-        raise _Refused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
+        raise PhoneRequestRefused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
     flow = _flow(flow_id)
     graphs = current_app.extensions["ivr.web.browser"].graphs
     key = (flow.id, flow.content_hash)
@@ -191,11 +183,11 @@ def place():
     body = _body()
     flow_id = _text(body, "flow")
     if not flow_id:
-        raise _Refused(400, 'give the flow to call: {"flow": "main"}')
+        raise PhoneRequestRefused(400, 'give the flow to call: {"flow": "main"}')
     flow = _flow(flow_id)
     state = _text(body, "state")
     if state and state not in flow.states:
-        raise _Refused(404, f"flow '{flow_id}' has no state '{state}'")
+        raise PhoneRequestRefused(404, f"flow '{flow_id}' has no state '{state}'")
     calls: LiveCalls = current_app.extensions["ivr.web.browser"]
     target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
     from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
@@ -223,13 +215,15 @@ def act(call_id: str):
     body = _body()
     action = _text(body, "action")
     if action not in ACTIONS:
-        raise _Refused(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        raise PhoneRequestRefused(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     value = _text(body, "value")
     with live.lock:
         try:
             _isolated(_do, live.call, action, value)
+        except PhoneRequestRefused:
+            raise  # a bad value, refused with its own status
         except IvrError as exc:  # PhoneError: not what the call waits for, or a bad value
-            raise _Refused(409, str(exc)) from None
+            raise PhoneRequestRefused(409, str(exc)) from None
         return jsonify(_view(live))
 
 
@@ -242,13 +236,13 @@ def _do(call: PhoneCall, action: str, value: str) -> None:
         call.wait()
     elif action == "dial":
         if value not in DIAL_STATUSES:
-            raise _Refused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_STATUSES)}")
+            raise PhoneRequestRefused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_STATUSES)}")
         call.dial_result(value)
     elif action == "accept":  # a screened transfer: the answering party presses a key
         call.dial_result("completed", screen=value or "1")
     elif action == "queue":
         if value not in QUEUE_RESULTS:
-            raise _Refused(400, f"unknown queue result {value!r}; one of {', '.join(QUEUE_RESULTS)}")
+            raise PhoneRequestRefused(400, f"unknown queue result {value!r}; one of {', '.join(QUEUE_RESULTS)}")
         call.queue_result(value)
     elif action == "record":
         seconds = _seconds(value)
@@ -321,21 +315,23 @@ def _flow(flow_id: str):
     registry = current_app.extensions["ivr.flows"]
     flow = registry.flows.get(flow_id)
     if flow is None:
-        raise _Refused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")
+        raise PhoneRequestRefused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")
     return flow
 
 
 def _live(call_id: str) -> _Live:
     live = current_app.extensions["ivr.web.browser"].get(call_id)
     if live is None:
-        raise _Refused(404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)")
+        raise PhoneRequestRefused(
+            404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)"
+        )
     return live
 
 
 def _body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise _Refused(400, "send a JSON object (Content-Type: application/json)")
+        raise PhoneRequestRefused(400, "send a JSON object (Content-Type: application/json)")
     return body
 
 
@@ -344,21 +340,21 @@ def _text(body: dict, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Refused(400, f"'{key}' must be text")
+        raise PhoneRequestRefused(400, f"'{key}' must be text")
     text = str(value).strip()
     if len(text) > _MAX_TEXT:
-        raise _Refused(400, f"'{key}' is longer than {_MAX_TEXT} characters")
+        raise PhoneRequestRefused(400, f"'{key}' is longer than {_MAX_TEXT} characters")
     return text
 
 
 def _seconds(value: str) -> int:
     if not value.isdigit() or int(value) > 3600:
-        raise _Refused(400, f"record takes whole seconds from 0 to 3600, not {value!r}")
+        raise PhoneRequestRefused(400, f"record takes whole seconds from 0 to 3600, not {value!r}")
     return int(value)
 
 
-@phone.errorhandler(_Refused)
-def _refused(exc: _Refused):
+@phone.errorhandler(PhoneRequestRefused)
+def _refused(exc: PhoneRequestRefused):
     return jsonify(error=str(exc)), exc.status
 
 
