@@ -254,8 +254,11 @@ class RecordedCallItem(pytest.Item):
     """Replays a recorded call; passes while the flows still answer every step the same way."""
 
     def runtest(self) -> None:
+        from ivr.web import create_app
+
         config = self.config
-        result = replay(self.path, flows_dir=_flows_dir(config), rerecord=config.getoption("ivr_rerecord"))
+        rerecord = config.getoption("ivr_rerecord")
+        result = replay(self.path, create_app, flows_dir=_flows_dir(config), rerecord=rerecord)
         schema = TwimlSchema.shared()
         for step in result.steps:
             if step.actual_status == 200 and "<Response" in step.actual[:200] and "/twilio/status" not in step.url:

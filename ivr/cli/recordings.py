@@ -19,20 +19,19 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
     import os
 
     from ivr.phone.replay import replay as run_replay
+    from ivr.web import create_app
 
     flows_dir = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
     failed = 0
     for path in files:
         try:
-            result = run_replay(path, flows_dir=flows_dir, rerecord=rerecord)
+            result = run_replay(path, create_app, flows_dir=flows_dir, rerecord=rerecord)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(result.report())
         failed += not result.ok and not rerecord
     if failed:
         sys.exit(1)
-
-
 
 
 @click.command("import-call")
@@ -81,5 +80,3 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     path = out_dir / f"{call_sid}.jsonl"
     write_recording(lines, path)
     click.echo(f"wrote {path} ({len(lines) - 1} webhooks); check it with: python -m ivr replay {path}")
-
-

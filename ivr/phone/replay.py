@@ -89,15 +89,17 @@ class ReplayResult:
 _SHOWN = ("Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult", "CallStatus")
 
 
-def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool = False) -> ReplayResult:
-    """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers."""
-    from ivr.web import create_app
+def replay(path: str | Path, app_factory, *, flows_dir: str | Path = "flows", rerecord: bool = False) -> ReplayResult:
+    """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers.
 
+    `app_factory(config, clock=...)` builds that app: `ivr.web.create_app`, passed in by the caller
+    because the phone sits below the web room.
+    """
     path = Path(path)
     header, lines = read_recording(path)
     public_url = header.get("public_url")
     moment = {"now": _parse_time(header.get("started") or lines[0]["t"]) if lines else None}
-    app = create_app(
+    app = app_factory(
         {
             "IVR_ENV": "test",
             "IVR_STORE": "memory://",
