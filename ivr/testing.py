@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import ReplayMismatch
-from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
 from ivr.phone.replay import replay
 
 __all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]

@@ -11,7 +11,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ivr.core.loader import load_flows
-from ivr.phone.interpreter import Phone, WsgiTransport
+from ivr.phone import Phone, WsgiTransport
 from ivr.phone.recording import read_recording
 from ivr.phone.replay import replay
 from ivr.web import create_app

@@ -42,7 +42,7 @@ def phone(
     or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
     flow's error state.
     """
-    from ivr.phone.interpreter import HttpTransport, Phone, WsgiTransport
+    from ivr.phone import HttpTransport, Phone, WsgiTransport
 
     app = None
     if url:

@@ -38,7 +38,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.errors import IvrError, PhoneRequestRefused
-from ivr.phone.interpreter import Phone, PhoneCall, WsgiTransport
+from ivr.phone import Phone, PhoneCall, WsgiTransport
 
 __all__ = ["LiveCalls", "init_app", "phone"]
 
