@@ -6,7 +6,8 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
 `ivr.phone.Phone` over `WsgiTransport(app)`, in-process, so hooks run and their effects are listed.
 
     GET  /phone                     the page
-    GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text]}
+    GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text],
+                                     dial_outcomes: [status], queue_results: [result]}
     GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
     POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
     GET  /phone/calls/<id>          the call, with everything heard so far
@@ -14,7 +15,8 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
                                     ended, end_reason, error, warnings, effects, whisper, problems}
 
 Actions: press KEYS, say TEXT, wait, dial STATUS, accept KEY (a screened transfer), queue RESULT,
-record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT.
+record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT. The page offers
+the dial outcomes and queue results /phone/flows lists, so the server's vocabulary is the only one.
 Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or call, 409 an action
 the call is not waiting for), never a traceback.
 
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
 
@@ -44,8 +47,9 @@ __all__ = ["LiveCalls", "init_app", "phone"]
 
 log = logging.getLogger("ivr.browser")
 
-DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-QUEUE_RESULTS = ("bridged", "leave", "queue-full", "redirected", "error", "system-error")
+# How a queue wait may end, as the page offers it: hanging up is the caller's own action, and
+# bridging-in-process is Twilio's passing state, never a result the caller chooses.
+QUEUE_RESULTS = tuple(r for r in ENQUEUE_OUTCOMES if r not in ("hangup", "bridging-in-process"))
 ACTIONS = (
     "press",
     "say",
@@ -153,7 +157,7 @@ def flows():
         }
         for fid, flow in sorted(registry.flows.items())
     ]
-    return jsonify(flows=listed, problems=_problems())
+    return jsonify(flows=listed, problems=_problems(), dial_outcomes=DIAL_OUTCOMES, queue_results=QUEUE_RESULTS)
 
 
 @phone.route("/flows/<flow_id>/graph")
@@ -235,8 +239,8 @@ def _do(call: PhoneCall, action: str, value: str) -> None:
     elif action == "wait":
         call.wait()
     elif action == "dial":
-        if value not in DIAL_STATUSES:
-            raise PhoneRequestRefused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_STATUSES)}")
+        if value not in DIAL_OUTCOMES:
+            raise PhoneRequestRefused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_OUTCOMES)}")
         call.dial_result(value)
     elif action == "accept":  # a screened transfer: the answering party presses a key
         call.dial_result("completed", screen=value or "1")
