@@ -43,7 +43,7 @@ from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
 
-__all__ = ["LiveCalls", "init_app", "phone"]
+__all__ = ["LiveCalls", "init_app", "live_calls", "phone"]
 
 log = logging.getLogger("ivr.browser")
 
@@ -62,6 +62,7 @@ ACTIONS = (
     "hangup",
     "transcription",
 )
+_EXTENSION = "ivr.web.browser"
 _MAX_TEXT = 500  # characters of a phrase, a number or a transcription the page may send
 
 phone = Blueprint("phone", __name__, url_prefix="/phone", static_folder="static/phone", static_url_path="/static")
@@ -79,8 +80,13 @@ def init_app(app: Flask) -> None:
         auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
         effects=app.extensions.get("ivr.journal"),
     )
-    app.extensions["ivr.web.browser"] = LiveCalls(the_phone)
+    app.extensions[_EXTENSION] = LiveCalls(the_phone)
     app.register_blueprint(phone)
+
+
+def live_calls() -> LiveCalls:
+    """The browser phone's calls in progress, of the app handling this request."""
+    return current_app.extensions[_EXTENSION]
 
 
 @dataclass(slots=True)
@@ -168,7 +174,7 @@ def graph(flow_id: str):
     except ImportError:
         raise PhoneRequestRefused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
     flow = _flow(flow_id)
-    graphs = current_app.extensions["ivr.web.browser"].graphs
+    graphs = live_calls().graphs
     key = (flow.id, flow.content_hash)
     if key not in graphs:  # drawing builds a machine: once per version of a flow
         if len(graphs) >= 100:
@@ -192,7 +198,7 @@ def place():
     state = _text(body, "state")
     if state and state not in flow.states:
         raise PhoneRequestRefused(404, f"flow '{flow_id}' has no state '{state}'")
-    calls: LiveCalls = current_app.extensions["ivr.web.browser"]
+    calls = live_calls()
     target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
     from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
     # A fresh CallSid per call: the session store may outlive the process (SQLite).
@@ -324,7 +330,7 @@ def _flow(flow_id: str):
 
 
 def _live(call_id: str) -> _Live:
-    live = current_app.extensions["ivr.web.browser"].get(call_id)
+    live = live_calls().get(call_id)
     if live is None:
         raise PhoneRequestRefused(
             404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)"
