@@ -13,7 +13,7 @@ from ivr.errors import (
 )
 from ivr.hooks import HookContext, hook
 from ivr.core.loader import load_flow, load_flows
-from ivr.phone.interpreter import CallError, Phone, PhoneCall, WsgiTransport
+from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
 from ivr.web import create_app
 
 __all__ = [

@@ -10,11 +10,17 @@ IvrError
 ├── StoreError          the session store failed (down, corrupt, timed out)
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
 │   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
-└── TwilioCallError     a REST call to Twilio failed
-    └── CallOutcomeUnknown  no answer came back from a create request: the call may exist
+├── TwilioCallError     a REST call to Twilio failed
+│   └── CallOutcomeUnknown  no answer came back from a create request: the call may exist
+├── PhoneError          a built-in phone's caller action that does not fit the call, or a target it cannot dial
+├── TransportError      the built-in phone could not fetch a webhook; carries Twilio's error code (11205)
+└── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
 
 Exception
 └── DryRunCaptured      not an error: carries a dry run's request out of the REST client
+
+AssertionError
+└── ReplayMismatch      the pytest plugin's failure: the flows answer a recorded call differently now
 """
 
 from __future__ import annotations
@@ -29,8 +35,12 @@ __all__ = [
     "FlowLoadError",
     "FlowRuntimeError",
     "IvrError",
+    "PhoneError",
+    "PhoneRequestRefused",
+    "ReplayMismatch",
     "StoreError",
     "TemplateProblem",
+    "TransportError",
     "TwilioCallError",
     "WebhookError",
 ]
@@ -121,3 +131,29 @@ class DryRunCaptured(Exception):  # not an IvrError: a signal that never leaves 
 
     def __init__(self, request: object) -> None:
         self.request = request
+class PhoneError(IvrError):
+    """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
+
+
+class TransportError(IvrError):
+    """A webhook could not be fetched; `code` is Twilio's error code for it (11205)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class PhoneRequestRefused(IvrError):
+    """A request the browser phone's API answers with `status` and the message, as JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReplayMismatch(AssertionError):
+    """The current flows answer a recorded call differently; `result` is the ivr.phone.replay.ReplayResult."""
+
+    def __init__(self, result) -> None:
+        self.result = result
+        super().__init__(result.report())

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
-from ivr.phone.replay import ReplayResult, replay
+from ivr.errors import ReplayMismatch
+from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.phone.replay import replay
 from ivr.web.services import services
 
 __all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
@@ -250,20 +251,15 @@ class RecordedCallFile(pytest.File):
         yield RecordedCallItem.from_parent(self, name=self.path.stem)
 
 
-class ReplayMismatch(AssertionError):
-    """The current flows answer a recorded call differently."""
-
-    def __init__(self, result: ReplayResult) -> None:
-        self.result = result
-        super().__init__(result.report())
-
-
 class RecordedCallItem(pytest.Item):
     """Replays a recorded call; passes while the flows still answer every step the same way."""
 
     def runtest(self) -> None:
+        from ivr.web import replay_target
+
         config = self.config
-        result = replay(self.path, flows_dir=_flows_dir(config), rerecord=config.getoption("ivr_rerecord"))
+        rerecord = config.getoption("ivr_rerecord")
+        result = replay(self.path, replay_target, flows_dir=_flows_dir(config), rerecord=rerecord)
         schema = TwimlSchema.shared()
         for step in result.steps:
             if step.actual_status == 200 and "<Response" in step.actual[:200] and "/twilio/status" not in step.url:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FLOWS, OPEN_HOURS
 
+from ivr.core.flow import DIAL_OUTCOMES
 from ivr.web import browser
 from ivr.web import registry as registry_module
 from ivr.web.browser import LiveCalls, init_app
@@ -196,6 +197,18 @@ def test_the_flows_are_listed_for_the_page(api):
     assert flows["problems"] == []
 
 
+def test_the_page_gets_the_dial_outcomes_and_queue_results_from_the_server(api):
+    flows = api.get("/phone/flows").json
+    assert flows["dial_outcomes"] == list(DIAL_OUTCOMES)
+    assert sorted(flows["queue_results"]) == ["bridged", "error", "leave", "queue-full", "redirected", "system-error"]
+
+
+@pytest.mark.parametrize("outcome", DIAL_OUTCOMES)
+def test_every_dial_outcome_offered_is_accepted(api, outcome):
+    call_id = place(api, state="sales").json["id"]
+    assert act(api, call_id, "dial", outcome).json["waiting_for"] != "dial"
+
+
 def test_the_graph_of_a_flow_is_served_for_the_page(api):
     graph = api.get("/phone/flows/main/graph").json
     assert graph["start"] == "welcome"
@@ -377,3 +390,20 @@ def test_the_page_calls_main_and_leaves_a_voicemail(served_app, chromium, tmp_pa
         artifacts.mkdir(parents=True, exist_ok=True)
         shot = Path(shutil.copy(shot, artifacts / shot.name))
     print(f"browser phone screenshot: {shot} (the call took {time.perf_counter() - started:.1f} s)")
+
+
+def test_the_page_offers_the_outcomes_the_server_lists(served_app, chromium, monkeypatch):
+    """The page keeps no list of its own: an outcome only the server knows gets a button."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    monkeypatch.setattr(browser, "DIAL_OUTCOMES", ("busy", "completed", "invented-outcome"))
+    monkeypatch.setattr(browser, "QUEUE_RESULTS", ("leave", "bridged"))
+
+    def offered(kind: str) -> list[str]:
+        buttons = chromium.find_elements(By.CSS_SELECTOR, f"#{kind}-choices button")
+        return [b.get_attribute(f"data-{kind}") for b in buttons]
+
+    chromium.get(served_app + "/phone")
+    WebDriverWait(chromium, 20).until(lambda d: offered("dial") == ["busy", "completed", "invented-outcome"])
+    assert offered("queue") == ["leave", "bridged"]

@@ -154,6 +154,7 @@ def test_hooks_py_beside_the_flows_is_imported_without_setting_ivr_hooks(make_ap
 
 def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hooks, tmp_path):
     from ivr.phone.replay import replay
+    from ivr.web import replay_target
 
     hooks.returns("lookup_caller", outcome="found", vars={"name": "Ada"})
     hooks.returns("balance", outcome="found", vars={"balance": 7})
@@ -164,7 +165,7 @@ def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hoo
     call.press("1")
     assert call.heard == ["Your balance is 7 dollars."]
     hooks.returns("balance", outcome="found", vars={"balance": 1000})  # live hooks now answer otherwise
-    result = replay(tmp_path / "rec" / f"{call.sid}.jsonl", flows_dir=LINE)
+    result = replay(tmp_path / "rec" / f"{call.sid}.jsonl", replay_target, flows_dir=LINE)
     assert result.ok, result.report()
 
 

@@ -14,17 +14,11 @@ import pytest
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
 
-from ivr.phone.interpreter import (
-    APPLICATION_ERROR_TEXT,
-    CallError,
-    Heard,
-    HttpTransport,
-    Phone,
-    PhoneError,
-    TransportError,
-    WsgiTransport,
-    url_with_params,
-)
+from ivr.errors import PhoneError, TransportError
+from ivr.phone import CallError, HttpTransport, Phone, WsgiTransport
+from ivr.phone.records import Heard
+from ivr.phone.transport import url_with_params
+from ivr.phone.twiml import APPLICATION_ERROR_TEXT
 
 ACCOUNT = "AC" + "0" * 32
 FROM, TO = "+15551230000", "+15559870000"

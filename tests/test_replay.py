@@ -11,9 +11,10 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ivr.core.loader import load_flows
-from ivr.phone.interpreter import Phone, WsgiTransport
+from ivr.phone import Phone, WsgiTransport
 from ivr.phone.recording import read_recording
 from ivr.phone.replay import replay
+from ivr.web import replay_target
 
 pytest_plugins = ["pytester"]
 
@@ -49,7 +50,7 @@ def recording(tmp_path) -> Path:
 
 @pytest.mark.parametrize("path", sorted(CALLS.glob("*.jsonl")), ids=lambda p: p.stem)
 def test_every_recorded_call_replays_against_the_shipped_flows(path):
-    result = replay(path, flows_dir=FLOWS)
+    result = replay(path, replay_target, flows_dir=FLOWS)
     _header, lines = read_recording(path)
     assert result.ok, result.report()
     assert len(result.steps) == len(lines) >= 2
@@ -59,14 +60,26 @@ def test_every_recorded_call_replays_against_the_shipped_flows(path):
 
 
 def test_the_recorded_time_is_the_clock_so_after_hours_stays_after_hours():
-    result = replay(CALLS / "after_hours_menu_offers_voicemail.jsonl", flows_dir=FLOWS)
+    result = replay(CALLS / "after_hours_menu_offers_voicemail.jsonl", replay_target, flows_dir=FLOWS)
     assert result.ok
     assert AFTER_HOURS in result.steps[0].actual
     assert 'action="/voice/main/after_hours_menu"' in result.steps[0].actual
 
 
+def test_the_app_comes_from_the_factory_the_caller_gives():
+    """The phone room builds no web app itself: replay asks its caller's factory, once, for a test app."""
+    built = []
+
+    def factory(config, clock=None):
+        built.append(config)
+        return replay_target(config, clock=clock)
+
+    assert replay(SALES_BUSY, factory, flows_dir=FLOWS).ok
+    assert [(c["IVR_ENV"], c["IVR_STORE"], c["IVR_FLOWS_DIR"]) for c in built] == [("test", "memory://", str(FLOWS))]
+
+
 def test_a_changed_prompt_fails_the_replay_at_the_step_that_hears_it(recording, changed):
-    result = replay(recording, flows_dir=changed)
+    result = replay(recording, replay_target, flows_dir=changed)
     assert not result.ok
     assert [step.index for step in result.steps if not step.ok] == [2]
     assert result.changed_flows == ["main"]
@@ -85,7 +98,7 @@ def test_a_changed_prompt_fails_the_replay_at_the_step_that_hears_it(recording, 
 
 def test_rerecord_rewrites_the_answers_and_the_flow_hashes(recording, changed):
     before_header, before = read_recording(recording)
-    replay(recording, flows_dir=changed, rerecord=True)
+    replay(recording, replay_target, flows_dir=changed, rerecord=True)
     header, after = read_recording(recording)
     new_hash = load_flows(changed)["main"].content_hash
     assert header["flows"]["main"] == new_hash != before_header["flows"]["main"]
@@ -94,7 +107,7 @@ def test_rerecord_rewrites_the_answers_and_the_flow_hashes(recording, changed):
     assert OLD not in after[1]["twiml"]
     # only the answers change: the requests and their times stay as recorded
     assert [(a["url"], a["params"], a["t"]) for a in after] == [(b["url"], b["params"], b["t"]) for b in before]
-    again = replay(recording, flows_dir=changed)
+    again = replay(recording, replay_target, flows_dir=changed)
     assert again.ok
     assert again.changed_flows == []
 
@@ -109,7 +122,7 @@ def test_a_masked_recording_replays(make_app, tmp_path):
     call.record(seconds=8)
     call.status("completed")
     path = tmp_path / f"CA{'4' * 32}.jsonl"
-    result = replay(path, flows_dir=FLOWS)
+    result = replay(path, replay_target, flows_dir=FLOWS)
     assert read_recording(path)[0]["masked"] is True
     assert result.ok, result.report()
     assert len(result.steps) == 6
@@ -138,7 +151,7 @@ def test_a_recording_made_behind_a_public_url_with_a_path_prefix_replays(make_ap
         f"{public}/twilio/recording?flow=main&state=voicemail",  # the recording is ready after the call
     ]
     assert f'action="{public}/voice/main/menu"' in lines[0]["twiml"]
-    result = replay(path, flows_dir=FLOWS)
+    result = replay(path, replay_target, flows_dir=FLOWS)
     assert result.ok, result.report()
     assert len(result.steps) == 6
 
@@ -154,7 +167,7 @@ def test_a_redacted_step_is_not_compared(make_app, flows_dir, tmp_path):
     call = Call(app.test_client(), "CA" + "6" * 32, "+15551230000", "+15559870000")
     call.start("pin")
     call.press("9876")
-    result = replay(tmp_path / "rec" / f"CA{'6' * 32}.jsonl", flows_dir=flows_dir)
+    result = replay(tmp_path / "rec" / f"CA{'6' * 32}.jsonl", replay_target, flows_dir=flows_dir)
     assert [step.compared for step in result.steps] == [True, False]
     assert result.ok
 

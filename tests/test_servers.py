@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ivr.phone.interpreter import HttpTransport, Phone
+from ivr.phone import HttpTransport, Phone
 from ivr.store.redis import RedisStore
 
 HOST, PORT, DB = "127.0.0.1", 6379, 15

@@ -43,7 +43,7 @@ def phone(
     or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
     flow's error state.
     """
-    from ivr.phone.interpreter import HttpTransport, Phone, WsgiTransport
+    from ivr.phone import HttpTransport, Phone, WsgiTransport
 
     app = None
     if url:
@@ -67,7 +67,7 @@ def phone(
     # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
     call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
     click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
-    _show(call)
+    shown = _show(call, 0)  # transcript lines already on the terminal
     while not call.ended:
         if tokens is not None:
             if not tokens:
@@ -90,7 +90,7 @@ def phone(
             if tokens is not None:
                 raise SystemExit(2) from None
             continue
-        _show(call)
+        shown = _show(call, shown)
     if tokens:
         click.echo(f"(the call ended before: {' '.join(tokens)})", err=True)
     sys.exit(_verdict(call, app))
@@ -151,20 +151,21 @@ def _act(call, token: str) -> None:
         raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
 
 
-def _show(call) -> None:
-    for heard in call.transcript[getattr(call, "_shown", 0) :]:
+def _show(call, shown: int) -> int:
+    """Echo what the caller heard after the first `shown` lines, and where the call is; returns the lines shown."""
+    for heard in call.transcript[shown:]:
         if heard.kind == "say":
             click.echo(f"  {heard.text}")
         elif heard.kind == "play":
             click.echo(f"  (plays {heard.text})")
         else:
             click.echo(f"  (pause {heard.text}s)")
-    call._shown = len(call.transcript)
     if call.ended:
         reason = call.end_reason + (f" ({call.reject_reason})" if call.reject_reason else "")
         click.echo(f"Call ended: {reason}")
     else:
         click.echo(f"  [{call.flow}/{call.state} waits for {call.waiting_for}]")
+    return len(call.transcript)
 
 
 def _verdict(call, app) -> int:
@@ -178,5 +179,3 @@ def _verdict(call, app) -> int:
             click.echo(f"The call ended in the flow's error state '{flow.error_state}'.", err=True)
             return 1
     return 0
-
-

@@ -19,20 +19,19 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
     import os
 
     from ivr.phone.replay import replay as run_replay
+    from ivr.web import replay_target
 
     flows_dir = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
     failed = 0
     for path in files:
         try:
-            result = run_replay(path, flows_dir=flows_dir, rerecord=rerecord)
+            result = run_replay(path, replay_target, flows_dir=flows_dir, rerecord=rerecord)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(result.report())
         failed += not result.ok and not rerecord
     if failed:
         sys.exit(1)
-
-
 
 
 @click.command("import-call")
@@ -53,9 +52,9 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
 )
 def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     """Turn a real call (Twilio's Call Events) into a recorded call that replays as a test."""
+    from ivr.outbound.client import make_client, twilio_error
     from ivr.phone.events import events_to_recording, fetch_events, load_events_file, write_recording
     from ivr.settings import load_settings
-    from ivr.outbound.client import make_client, twilio_error
 
     if events_file is not None:
         events = load_events_file(events_file)
@@ -81,5 +80,3 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
     path = out_dir / f"{call_sid}.jsonl"
     write_recording(lines, path)
     click.echo(f"wrote {path} ({len(lines) - 1} webhooks); check it with: python -m ivr replay {path}")
-
-

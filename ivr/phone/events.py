@@ -27,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.base.exceptions import TwilioException
 
 from ivr.errors import TwilioCallError
-from ivr.phone.recording import FORMAT_VERSION
 from ivr.outbound.client import twilio_error
+from ivr.phone.recording import FORMAT_VERSION
 
 __all__ = ["events_to_recording", "fetch_events", "load_events_file", "webhook_name", "write_recording"]
 

@@ -2,131 +2,38 @@
 
 A Phone requests a voice URL as Twilio would (every parameter, signed), runs the answer verb by
 verb and stops where Twilio waits for the caller; the caller's methods send what Twilio sends then.
+How a document is read is ivr.phone.twiml's part, what each request carries ivr.phone.params's.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import re
 import secrets
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
-from ivr.errors import IvrError
-from ivr.phone.transport import HttpTransport, Transport, TransportError, WsgiTransport, url_with_params
+from ivr.core.flow import DIAL_OUTCOMES
+from ivr.errors import PhoneError, TransportError
+from ivr.phone import params as twilio_params
+from ivr.phone import twiml
+from ivr.phone.records import CallError, Exchange, Heard
+from ivr.phone.screening import put_through
+from ivr.phone.transport import Transport, url_with_params
 
-__all__ = [
-    "APPLICATION_ERROR_TEXT",
-    "CallError",
-    "Exchange",
-    "Heard",
-    "HttpTransport",
-    "Phone",
-    "PhoneCall",
-    "PhoneError",
-    "Transport",
-    "TransportError",
-    "WsgiTransport",
-    "url_with_params",
-]
+__all__ = ["Phone", "PhoneCall"]
 
-APPLICATION_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
-MAX_BODY = 64 * 1024  # Twilio refuses larger documents (error 11750)
-_VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
 _FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
 _DTMF = frozenset("0123456789*#")
-_PROMPTS = ("Say", "Play", "Pause")
-_DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-# Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
-_UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
 _WAITING_HELP = {
     "gather": "input to a <Gather> (use press, say or wait)",
     "record": "a recording (use record, record_nothing or hangup)",
     "dial": "the dialled party (use dial_result)",
     "enqueue": "the queue (use queue_result)",
 }
-
-
-class PhoneError(IvrError):
-    """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """One thing the caller heard: a Say's text, a Play's URL, or a Pause's seconds."""
-
-    kind: str
-    text: str
-    voice: str | None
-    language: str | None
-    loop: int
-    flow: str | None
-    state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One webhook request and its answer (status 0: no answer at all)."""
-
-    method: str
-    url: str
-    params: dict[str, str]
-    status: int
-    body: str
-    flow: str | None
-    state: str | None
-    time: float
-
-
-@dataclass(frozen=True, slots=True)
-class CallError:
-    """A Twilio error or warning code and what happened; code 0 is the phone's own loop bound."""
-
-    code: int
-    message: str
-
-
-@functools.cache
-def _schema(path: str):
-    """Loaded once per path: TwiML bytes -> why they fail the schema, or None."""
-    from lxml import etree  # needed only when a schema is configured
-
-    schema = etree.XMLSchema(etree.parse(path))
-
-    def problems(body: bytes) -> str | None:
-        if schema.validate(etree.fromstring(body)):
-            return None
-        return "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
-
-    return problems
-
-
-def _voice_url(url: str) -> tuple[str | None, str | None]:
-    """Flow and state named by a URL of DESIGN's table (/voice/F[?state=S], /voice/F/S)."""
-    parts = urllib.parse.urlsplit(url)
-    match = _VOICE_PATH.search(parts.path)
-    if match is None:
-        return None, None
-    flow, state = match.groups()
-    if state is None:
-        state = urllib.parse.parse_qs(parts.query).get("state", [None])[0]
-    return flow, state
-
-
-def _int(value: str | None, default: int) -> int:
-    return int(value) if value and value.isdigit() else default
-
-
-def _method(verb) -> str:
-    return "GET" if (verb.get("method") or "POST").upper() == "GET" else "POST"
 
 
 class Phone:
@@ -186,6 +93,10 @@ class Phone:
         (a run's recordings must never take the place of an earlier run's in the message box)."""
         return f"{prefix}{self._run}{next(self._serial):020x}"
 
+    def request(self, method: str, url: str, params: dict[str, str]) -> tuple[int, str]:
+        """Send one signed request through the transport: (status, body); TransportError when it fails."""
+        return self.transport.request(method, url, params, self.sign(method, url, params))
+
     def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
         """The X-Twilio-Signature header (none without a token); GET signs the URL with its query."""
         if self.validator is None:
@@ -244,18 +155,9 @@ class PhoneCall:
         if bad := sorted(set(keys) - _DTMF):
             raise PhoneError(f"cannot press {''.join(bad)!r}: a keypad has only 0-9, * and #")
         gather = self._take("press keys", "gather")
-        if "dtmf" not in (gather.get("input") or "dtmf").split():
+        if not twiml.listens_for(gather, "dtmf"):
             return self._no_input(gather)
-        finish = gather.get("finishOnKey", "#")
-        wanted = _int(gather.get("numDigits"), 0)
-        digits, finished = "", ""
-        for key in keys:
-            if finish and key in finish:
-                finished = key
-                break
-            digits += key
-            if wanted and len(digits) >= wanted:
-                break
+        digits, finished = twiml.gathered_digits(gather, keys)
         if not digits:  # the finish key alone counts as no input, as silence does
             return self._no_input(gather)
         self._submit(gather, {"Digits": digits, "FinishedOnKey": finished, "msg": "Gather End"})
@@ -263,7 +165,7 @@ class PhoneCall:
     def say(self, text: str, confidence: float = 0.0) -> None:
         """Speak during a Gather; heard only when its input includes speech."""
         gather = self._take("speak", "gather")
-        if "speech" not in (gather.get("input") or "dtmf").split() or not text.strip():
+        if not twiml.listens_for(gather, "speech") or not text.strip():
             return self._no_input(gather)
         language = gather.get("language") or "en-US"
         self._submit(gather, {"SpeechResult": text, "Confidence": str(confidence), "Language": language})
@@ -281,7 +183,7 @@ class PhoneCall:
         verb = self._take("record", "record")
         if seconds <= 0:  # an empty recording: no request, the next verb runs
             return self._continue(self._rest, self._doc_url)
-        extra = self._recording(min(seconds, _int(verb.get("maxLength"), 3600)))
+        extra = self._recording(min(seconds, twiml.whole_number(verb.get("maxLength"), 3600)))
         # A key that is not one of the finish keys does not end it: the silence timeout does.
         if finish_key and finish_key in verb.get("finishOnKey", "1234567890*#"):
             extra["Digits"] = finish_key
@@ -299,61 +201,14 @@ class PhoneCall:
         When the dialled number has a `url` (a screened transfer) and the call is answered, the
         answering party's leg runs first: it hears the whisper and presses `screen` (None: nothing).
         """
-        if status not in _DIAL_STATUSES:
-            raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(_DIAL_STATUSES)}")
-        if self.waiting_for == "dial" and status in ("completed", "answered"):
-            noun = next((n for n in self._verb if n.get("url")), None)
-            if noun is not None and not self._answering_party(noun, screen):
-                duration = 0  # the answering party hung up before the caller was put through
+        if status not in DIAL_OUTCOMES:
+            raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(DIAL_OUTCOMES)}")
+        answered = self.waiting_for == "dial" and status in ("completed", "answered")
+        if answered and not put_through(self, self._verb, self._doc_url, screen):
+            duration = 0  # the answering party hung up before the caller was put through
         talked = str(duration if status in ("completed", "answered") else 0)
         extra = {"DialCallStatus": status, "DialCallSid": self.phone.new_sid("CA"), "DialCallDuration": talked}
         self._report("give a dial result", "dial", extra)
-
-    def _answering_party(self, noun, keys: str | None) -> bool:
-        """Run the answering party's leg of a dial (its own CallSid, ParentCallSid = this call):
-        what it hears goes to `whisper`; True when its document ends without hanging up (bridged)."""
-        child_sid = self.phone.new_sid("CA")
-        params = {
-            "AccountSid": self.phone.account_sid,
-            "ApiVersion": "2010-04-01",
-            "CallSid": child_sid,
-            "ParentCallSid": self.sid,
-            "CallStatus": "in-progress",
-            "Direction": "outbound-dial",
-            "From": self.from_,
-            "To": (noun.text or "").strip(),
-        }
-        url, method = urllib.parse.urljoin(self._doc_url, noun.get("url")), _method(noun)
-        for _ in range(self.phone.max_automatic):
-            when = self.phone.clock()
-            try:
-                code, body = self.phone.transport.request(method, url, params, self.phone.sign(method, url, params))
-            except TransportError as exc:
-                code, body = 0, str(exc)
-            self.child_exchanges.append(Exchange(method, url, dict(params), code, body, self.flow, self.state, when))
-            if code != 200:
-                return False
-            root = ElementTree.fromstring(body)
-            next_url = None
-            for verb in root:
-                if verb.tag in _PROMPTS:
-                    self.whisper.append((verb.text or "").strip())
-                elif verb.tag == "Gather":
-                    self.whisper.extend((p.text or "").strip() for p in verb if p.tag == "Say")
-                    if keys:
-                        next_url = urllib.parse.urljoin(url, verb.get("action") or url)
-                        params = {**params, "Digits": keys, "FinishedOnKey": "", "msg": "Gather End"}
-                        keys = None
-                        break
-                elif verb.tag == "Redirect":
-                    next_url = urllib.parse.urljoin(url, (verb.text or "").strip())
-                    break
-                elif verb.tag in ("Hangup", "Reject"):
-                    return False
-            if next_url is None:
-                return True  # the document ended: Twilio connects the two parties
-            url, method = next_url, "POST"
-        return False
 
     def queue_result(self, result: str, *, wait_seconds: int = 30) -> None:
         """Leave the <Enqueue> queue with a QueueResult; its action is requested, else the document goes on."""
@@ -370,8 +225,7 @@ class PhoneCall:
             extra = self._queue("hangup", seconds)
         if extra is not None:
             # Twilio reports the hang-up to the action but ignores the TwiML it answers.
-            url = urllib.parse.urljoin(self._doc_url, verb.get("action") or self._doc_url)
-            self._request(url, _method(verb), extra, status="completed")
+            self._request(twiml.action_url(self._doc_url, verb), twiml.verb_method(verb), extra, status="completed")
         self._end("caller-hangup")
         if kind == "record" and extra is not None:
             self._recording_ready(verb, extra)
@@ -381,41 +235,25 @@ class PhoneCall:
         if not self._transcriptions:
             raise PhoneError("no recording of this call asked for a transcription (transcribe: true)")
         url, recording = self._transcriptions.pop(0)
-        sid = self.phone.new_sid("TR")
-        params = {
-            **self._params("completed" if self.ended else "in-progress"),
-            **recording,
-            "TranscriptionSid": sid,
-            "TranscriptionText": text,
-            "TranscriptionStatus": status,
-            "TranscriptionUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.phone.account_sid}/Transcriptions/{sid}",
-        }
-        self._callback(url, params)
+        fields = twilio_params.transcription_fields(self.phone.account_sid, self.phone.new_sid("TR"), text, status)
+        self._callback(url, {**self._params("completed" if self.ended else "in-progress"), **recording, **fields})
 
     def _recording_ready(self, verb, recording: dict[str, str]) -> None:
         """After a recording ends, Twilio posts its status callback, and queues its transcription."""
-        fields = {k: recording[k] for k in ("RecordingSid", "RecordingUrl")}
+        base = self._doc_url or self.phone.url("/")
         callback = verb.get("recordingStatusCallback")
         if callback:
-            params = {
-                "AccountSid": self.phone.account_sid,
-                "CallSid": self.sid,
-                **fields,
-                "RecordingStatus": "completed",
-                "RecordingDuration": recording["RecordingDuration"],
-                "RecordingChannels": "1",
-                "RecordingSource": "RecordVerb",
-            }
-            self._callback(urllib.parse.urljoin(self._doc_url or self.phone.url("/"), callback), params)
+            params = twilio_params.recording_status_params(self.phone.account_sid, self.sid, recording)
+            self._callback(urllib.parse.urljoin(base, callback), params)
         if verb.get("transcribe") == "true" and verb.get("transcribeCallback"):
-            url = urllib.parse.urljoin(self._doc_url or self.phone.url("/"), verb.get("transcribeCallback"))
-            self._transcriptions.append((url, fields))
+            fields = {k: recording[k] for k in ("RecordingSid", "RecordingUrl")}
+            self._transcriptions.append((urllib.parse.urljoin(base, verb.get("transcribeCallback")), fields))
 
     def _callback(self, url: str, params: dict[str, str]) -> None:
         """POST a callback whose answer Twilio ignores; kept in `callbacks`."""
         when = self.phone.clock()
         try:
-            code, body = self.phone.transport.request("POST", url, params, self.phone.sign("POST", url, params))
+            code, body = self.phone.request("POST", url, params)
         except TransportError as exc:
             code, body = 0, str(exc)
         self.callbacks.append(Exchange("POST", url, params, code, body, self.flow, self.state, when))
@@ -444,8 +282,7 @@ class PhoneCall:
 
     def _submit(self, verb, extra: dict[str, str]) -> None:
         # Gather and Record default to the current document's URL; Dial and Enqueue only come here with one.
-        url = urllib.parse.urljoin(self._doc_url, verb.get("action") or self._doc_url)
-        self._go(url, _method(verb), extra)
+        self._go(twiml.action_url(self._doc_url, verb), twiml.verb_method(verb), extra)
 
     def _continue(self, verbs: list, url: str) -> None:
         target = self._run(verbs, url)
@@ -466,21 +303,20 @@ class PhoneCall:
         while verbs:
             verb = verbs.pop(0)
             tag = verb.tag
-            if tag in _PROMPTS:
-                self._hear(verb)
+            if tag in twiml.PROMPTS:
+                self.transcript.append(twiml.heard(verb, self.flow, self.state))
             elif tag in ("Gather", "Record", "Dial", "Enqueue"):
                 self._wait(tag.lower(), verb, verbs, url)
                 return None
             elif tag == "Redirect":
-                return urllib.parse.urljoin(url, (verb.text or "").strip()), _method(verb)
+                return urllib.parse.urljoin(url, (verb.text or "").strip()), twiml.verb_method(verb)
             elif tag in ("Hangup", "Reject"):
                 if tag == "Reject":
                     self.reject_reason = verb.get("reason") or "rejected"
                 self._end(tag.lower())
                 return None
             else:  # Twilio skips what its schema does not know, with a 12200 warning
-                what = "is not simulated by the phone" if tag in _UNSIMULATED else "is not a TwiML verb"
-                self.warnings.append(CallError(0 if tag in _UNSIMULATED else 12200, f"{url}: <{tag}> {what}; skipped"))
+                self.warnings.append(twiml.skipped(tag, url))
         self._end("end-of-document")
         return None
 
@@ -488,43 +324,27 @@ class PhoneCall:
         self.waiting_for, self._verb, self._rest, self._doc_url = kind, verb, rest, url
         action = verb.get("action")
         if action:
-            flow, state = _voice_url(urllib.parse.urljoin(url, action))
+            flow, state = twiml.voice_url(urllib.parse.urljoin(url, action))
             if flow is not None:  # the waiting state is the one its action URL names
                 self.flow, self.state = flow, state
         for prompt in verb:  # only a Gather nests prompts; it plays them while it listens
-            if prompt.tag in _PROMPTS:
-                self._hear(prompt)
-
-    def _hear(self, verb) -> None:
-        if verb.tag == "Pause":
-            heard = Heard("pause", verb.get("length") or "1", None, None, 1, self.flow, self.state)
-        else:
-            kind = verb.tag.lower()
-            # SSML children (<break/>, <emphasis>) are part of what is said; spacing is not.
-            text = " ".join("".join(verb.itertext()).split()) if kind == "say" else (verb.text or "").strip()
-            loop = _int(verb.get("loop"), 1)
-            heard = Heard(kind, text, verb.get("voice"), verb.get("language"), loop, self.flow, self.state)
-        self.transcript.append(heard)
+            if prompt.tag in twiml.PROMPTS:
+                self.transcript.append(twiml.heard(prompt, self.flow, self.state))
 
     def _params(self, status: str | None = None) -> dict[str, str]:
         if status is None:
             status = "ringing" if not self._answered and self.direction == "inbound" else "in-progress"
-        params = {"AccountSid": self.phone.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.sid}
-        params.update(CallStatus=status, Direction=self.direction, From=self.from_, To=self.to)
-        params.update(Caller=self.from_, Called=self.to)
-        for prefix in ("From", "To", "Caller", "Called"):
-            for part in ("City", "State", "Zip", "Country"):
-                params[prefix + part] = "US" if part == "Country" else ""
-        params.update(self._extra)
-        return params
+        account = self.phone.account_sid
+        return {
+            **twilio_params.call_params(account, self.sid, status, self.direction, self.from_, self.to),
+            **self._extra,
+        }
 
     def _recording(self, seconds: int) -> dict[str, str]:
-        sid = self.phone.new_sid("RE")
-        url = f"https://api.twilio.com/2010-04-01/Accounts/{self.phone.account_sid}/Recordings/{sid}"
-        return {"RecordingUrl": url, "RecordingSid": sid, "RecordingDuration": str(seconds)}
+        return twilio_params.recording_fields(self.phone.account_sid, self.phone.new_sid("RE"), seconds)
 
     def _queue(self, result: str, seconds: int) -> dict[str, str]:
-        return {"QueueResult": result, "QueueSid": self.phone.new_sid("QU"), "QueueTime": str(seconds)}
+        return twilio_params.queue_fields(result, self.phone.new_sid("QU"), seconds)
 
     def _request(self, url: str, method: str, extra: dict[str, str] | None, status: str | None = None):
         """One webhook: the parsed <Response>, or None when the call ended instead."""
@@ -539,34 +359,26 @@ class PhoneCall:
         self._recent.append(url)
         params = {**self._params(status), **(extra or {})}
         self._answered = True
-        flow, state = _voice_url(url)
+        flow, state = twiml.voice_url(url)
         if flow is not None:
             self.flow, self.state = flow, state
         when = phone.clock()
         try:
-            code, body = phone.transport.request(method, url, params, phone.sign(method, url, params))
+            code, body = phone.request(method, url, params)
         except TransportError as exc:
             self.exchanges.append(Exchange(method, url, params, 0, "", flow, state, when))
             return self._fail(CallError(exc.code, str(exc)))
         self.exchanges.append(Exchange(method, url, params, code, body, flow, state, when))
-        if code >= 400:
-            return self._fail(CallError(11217, f"{method} {url} answered HTTP {code}"))
-        if len(body.encode()) > MAX_BODY:
-            return self._fail(CallError(11750, f"{method} {url}: the document is over 64 kB"))
-        try:
-            root = ElementTree.fromstring(body.encode())
-        except ElementTree.ParseError as exc:
-            return self._fail(CallError(12100, f"{method} {url}: the answer is not XML ({exc})"))
-        if root.tag != "Response":
-            return self._fail(CallError(12100, f"{method} {url}: the root element is <{root.tag}>, not <Response>"))
-        problem = _schema(phone.schema_path)(body.encode()) if phone.schema_path else None
-        if problem:
-            self.warnings.append(CallError(12200, f"{url}: {problem}"))
+        root = twiml.parse_answer(method, url, code, body)
+        if isinstance(root, CallError):
+            return self._fail(root)
+        if warning := twiml.schema_warning(url, body, phone.schema_path):
+            self.warnings.append(warning)
         return root
 
     def _fail(self, error: CallError) -> None:
         # What Twilio plays when it cannot get or read the next document (no fallback URL here).
-        self.transcript.append(Heard("say", APPLICATION_ERROR_TEXT, None, None, 1, self.flow, self.state))
+        self.transcript.append(Heard("say", twiml.APPLICATION_ERROR_TEXT, None, None, 1, self.flow, self.state))
         self._end("error", error)
 
     def _end(self, reason: str, error: CallError | None = None) -> None:

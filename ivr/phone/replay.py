@@ -11,12 +11,15 @@ import json
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
+from ivr.hooks import HookRunner
 from ivr.phone.recording import FORMAT_VERSION, mask_numbers, read_recording
 
-__all__ = ["ReplayResult", "StepResult", "replay"]
+__all__ = ["ReplayResult", "ReplayTarget", "StepResult", "replay"]
 
 
 @dataclass(slots=True)
@@ -89,15 +92,33 @@ class ReplayResult:
 _SHOWN = ("Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult", "CallStatus")
 
 
-def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool = False) -> ReplayResult:
-    """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers."""
-    from ivr.web import create_app
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """What a replay drives: a Flask app, the content hash of each flow it serves, and its hook runner
+    (fed the results recorded with the call instead of running live hooks)."""
 
+    app: Any
+    flow_hashes: dict[str, str]
+    hooks: HookRunner
+
+
+def replay(
+    path: str | Path,
+    target_factory: Callable[..., ReplayTarget],
+    *,
+    flows_dir: str | Path = "flows",
+    rerecord: bool = False,
+) -> ReplayResult:
+    """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers.
+
+    `target_factory(config, clock=...)` builds that app (`ivr.web.replay_target`), passed in by the
+    caller because the phone sits below the web room.
+    """
     path = Path(path)
     header, lines = read_recording(path)
     public_url = header.get("public_url")
     moment = {"now": _parse_time(header.get("started") or lines[0]["t"]) if lines else None}
-    app = create_app(
+    target = target_factory(
         {
             "IVR_ENV": "test",
             "IVR_STORE": "memory://",
@@ -109,15 +130,13 @@ def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool 
         },
         clock=lambda: moment["now"],
     )
-    from ivr.web.services import services  # for now: the phone room must not reach into web
-
-    flows = services(app).flows.flows
+    hashes = target.flow_hashes
     result = ReplayResult(path, header)
     result.changed_flows = sorted(
-        fid for fid, digest in header.get("flows", {}).items() if fid in flows and flows[fid].content_hash != digest
+        fid for fid, digest in header.get("flows", {}).items() if fid in hashes and hashes[fid] != digest
     )
-    client = app.test_client()
-    runner = services(app).hooks
+    client = target.app.test_client()
+    runner = target.hooks
     for index, line in enumerate(lines, 1):
         moment["now"] = _parse_time(line["t"])
         runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks
@@ -144,7 +163,7 @@ def replay(path: str | Path, *, flows_dir: str | Path = "flows", rerecord: bool 
             )
         )
     if rerecord and not result.ok:  # only an answer that changed is rewritten, with today's hashes
-        _rewrite(path, header, lines, result, {fid: flow.content_hash for fid, flow in flows.items()})
+        _rewrite(path, header, lines, result, dict(hashes))
     return result
 
 

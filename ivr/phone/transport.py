@@ -9,17 +9,9 @@ from typing import Protocol
 
 from werkzeug.test import Client
 
-from ivr.errors import IvrError
+from ivr.errors import TransportError
 
-__all__ = ["HttpTransport", "Transport", "TransportError", "WsgiTransport", "url_with_params"]
-
-
-class TransportError(IvrError):
-    """A webhook could not be fetched; `code` is Twilio's error code for it (11205)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        self.code = code
-        super().__init__(message)
+__all__ = ["HttpTransport", "Transport", "WsgiTransport", "url_with_params"]
 
 
 class Transport(Protocol):

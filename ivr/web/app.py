@@ -9,10 +9,11 @@ from datetime import datetime
 
 from flask import Flask
 
+from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings
 from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "replay_target"]
 
 
 def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | None = None) -> Flask:
@@ -32,3 +33,10 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     browser.init_app(app)
     callbacks.init_app(app)
     return app
+
+
+def replay_target(config: dict, *, clock: Callable[[], datetime] | None = None) -> ReplayTarget:
+    """An app for `ivr.phone.replay.replay` to re-send a recorded call to, with what replay reads of it."""
+    app = create_app(config, clock=clock)
+    found = services.services(app)
+    return ReplayTarget(app, {fid: flow.content_hash for fid, flow in found.flows.flows.items()}, found.hooks)

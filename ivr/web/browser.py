@@ -6,7 +6,8 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
 `ivr.phone.Phone` over `WsgiTransport(app)`, in-process, so hooks run and their effects are listed.
 
     GET  /phone                     the page
-    GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text]}
+    GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text],
+                                     dial_outcomes: [status], queue_results: [result]}
     GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
     POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
     GET  /phone/calls/<id>          the call, with everything heard so far
@@ -14,7 +15,8 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
                                     ended, end_reason, error, warnings, effects, whisper, problems}
 
 Actions: press KEYS, say TEXT, wait, dial STATUS, accept KEY (a screened transfer), queue RESULT,
-record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT.
+record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT. The page offers
+the dial outcomes and queue results /phone/flows lists, so the server's vocabulary is the only one.
 Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or call, 409 an action
 the call is not waiting for), never a traceback.
 
@@ -37,16 +39,18 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ivr.errors import IvrError
-from ivr.phone.interpreter import Phone, PhoneCall, WsgiTransport
+from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
+from ivr.errors import IvrError, PhoneRequestRefused
+from ivr.phone import Phone, PhoneCall, WsgiTransport
 from ivr.web.services import services
 
-__all__ = ["LiveCalls", "init_app", "phone"]
+__all__ = ["LiveCalls", "init_app", "live_calls", "phone"]
 
 log = logging.getLogger("ivr.browser")
 
-DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-QUEUE_RESULTS = ("bridged", "leave", "queue-full", "redirected", "error", "system-error")
+# How a queue wait may end, as the page offers it: hanging up is the caller's own action, and
+# bridging-in-process is Twilio's passing state, never a result the caller chooses.
+QUEUE_RESULTS = tuple(r for r in ENQUEUE_OUTCOMES if r not in ("hangup", "bridging-in-process"))
 ACTIONS = (
     "press",
     "say",
@@ -59,6 +63,7 @@ ACTIONS = (
     "hangup",
     "transcription",
 )
+_EXTENSION = "ivr.web.browser"
 _MAX_TEXT = 500  # characters of a phrase, a number or a transcription the page may send
 
 phone = Blueprint("phone", __name__, url_prefix="/phone", static_folder="static/phone", static_url_path="/static")
@@ -76,8 +81,13 @@ def init_app(app: Flask) -> None:
         auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
         effects=services(app).journal,
     )
-    app.extensions["ivr.web.browser"] = LiveCalls(the_phone)
+    app.extensions[_EXTENSION] = LiveCalls(the_phone)
     app.register_blueprint(phone)
+
+
+def live_calls() -> LiveCalls:
+    """The browser phone's calls in progress, of the app handling this request."""
+    return current_app.extensions[_EXTENSION]
 
 
 @dataclass(slots=True)
@@ -128,14 +138,6 @@ class LiveCalls:
             del self._calls[call_id]
 
 
-class _Refused(Exception):
-    """A request the API answers with a status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 # -- the page and the flows ---------------------------------------------------------------------
 
 
@@ -162,7 +164,7 @@ def flows():
         }
         for fid, flow in sorted(registry.flows.items())
     ]
-    return jsonify(flows=listed, problems=_problems())
+    return jsonify(flows=listed, problems=_problems(), dial_outcomes=DIAL_OUTCOMES, queue_results=QUEUE_RESULTS)
 
 
 @phone.route("/flows/<flow_id>/graph")
@@ -171,9 +173,9 @@ def graph(flow_id: str):
     try:
         from ivr.core.graph import graph_data
     except ImportError:
-        raise _Refused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
+        raise PhoneRequestRefused(503, "the flow graph is not available (ivr.core.graph is missing)") from None
     flow = _flow(flow_id)
-    graphs = current_app.extensions["ivr.web.browser"].graphs
+    graphs = live_calls().graphs
     key = (flow.id, flow.content_hash)
     if key not in graphs:  # drawing builds a machine: once per version of a flow
         if len(graphs) >= 100:
@@ -192,12 +194,12 @@ def place():
     body = _body()
     flow_id = _text(body, "flow")
     if not flow_id:
-        raise _Refused(400, 'give the flow to call: {"flow": "main"}')
+        raise PhoneRequestRefused(400, 'give the flow to call: {"flow": "main"}')
     flow = _flow(flow_id)
     state = _text(body, "state")
     if state and state not in flow.states:
-        raise _Refused(404, f"flow '{flow_id}' has no state '{state}'")
-    calls: LiveCalls = current_app.extensions["ivr.web.browser"]
+        raise PhoneRequestRefused(404, f"flow '{flow_id}' has no state '{state}'")
+    calls = live_calls()
     target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
     from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
     # A fresh CallSid per call: the session store may outlive the process (SQLite).
@@ -224,13 +226,15 @@ def act(call_id: str):
     body = _body()
     action = _text(body, "action")
     if action not in ACTIONS:
-        raise _Refused(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        raise PhoneRequestRefused(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     value = _text(body, "value")
     with live.lock:
         try:
             _isolated(_do, live.call, action, value)
+        except PhoneRequestRefused:
+            raise  # a bad value, refused with its own status
         except IvrError as exc:  # PhoneError: not what the call waits for, or a bad value
-            raise _Refused(409, str(exc)) from None
+            raise PhoneRequestRefused(409, str(exc)) from None
         return jsonify(_view(live))
 
 
@@ -242,14 +246,14 @@ def _do(call: PhoneCall, action: str, value: str) -> None:
     elif action == "wait":
         call.wait()
     elif action == "dial":
-        if value not in DIAL_STATUSES:
-            raise _Refused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_STATUSES)}")
+        if value not in DIAL_OUTCOMES:
+            raise PhoneRequestRefused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_OUTCOMES)}")
         call.dial_result(value)
     elif action == "accept":  # a screened transfer: the answering party presses a key
         call.dial_result("completed", screen=value or "1")
     elif action == "queue":
         if value not in QUEUE_RESULTS:
-            raise _Refused(400, f"unknown queue result {value!r}; one of {', '.join(QUEUE_RESULTS)}")
+            raise PhoneRequestRefused(400, f"unknown queue result {value!r}; one of {', '.join(QUEUE_RESULTS)}")
         call.queue_result(value)
     elif action == "record":
         seconds = _seconds(value)
@@ -322,21 +326,23 @@ def _flow(flow_id: str):
     registry = services().flows
     flow = registry.flows.get(flow_id)
     if flow is None:
-        raise _Refused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")
+        raise PhoneRequestRefused(404, f"no flow '{flow_id}' (flows: {', '.join(sorted(registry.flows)) or 'none'})")
     return flow
 
 
 def _live(call_id: str) -> _Live:
-    live = current_app.extensions["ivr.web.browser"].get(call_id)
+    live = live_calls().get(call_id)
     if live is None:
-        raise _Refused(404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)")
+        raise PhoneRequestRefused(
+            404, f"no call '{call_id}' (calls idle for an hour, or from before a restart, are forgotten)"
+        )
     return live
 
 
 def _body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise _Refused(400, "send a JSON object (Content-Type: application/json)")
+        raise PhoneRequestRefused(400, "send a JSON object (Content-Type: application/json)")
     return body
 
 
@@ -345,21 +351,21 @@ def _text(body: dict, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Refused(400, f"'{key}' must be text")
+        raise PhoneRequestRefused(400, f"'{key}' must be text")
     text = str(value).strip()
     if len(text) > _MAX_TEXT:
-        raise _Refused(400, f"'{key}' is longer than {_MAX_TEXT} characters")
+        raise PhoneRequestRefused(400, f"'{key}' is longer than {_MAX_TEXT} characters")
     return text
 
 
 def _seconds(value: str) -> int:
     if not value.isdigit() or int(value) > 3600:
-        raise _Refused(400, f"record takes whole seconds from 0 to 3600, not {value!r}")
+        raise PhoneRequestRefused(400, f"record takes whole seconds from 0 to 3600, not {value!r}")
     return int(value)
 
 
-@phone.errorhandler(_Refused)
-def _refused(exc: _Refused):
+@phone.errorhandler(PhoneRequestRefused)
+def _refused(exc: PhoneRequestRefused):
     return jsonify(error=str(exc)), exc.status
 
 

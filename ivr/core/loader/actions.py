@@ -9,7 +9,8 @@ import yaml
 from ivr.core import flow as f
 from ivr.core.hints import path_join
 from ivr.core.loader.source import Reader
-from ivr.core.templates import TemplateProblem, compile_text, is_template
+from ivr.core.templates import compile_text, is_template
+from ivr.errors import TemplateProblem
 
 __all__ = ["ActionReader"]
 

@@ -12,7 +12,8 @@ from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader.prompts import PromptReader
 from ivr.core.loader.schedules import read_schedules
-from ivr.core.templates import TemplateProblem, compile_condition
+from ivr.core.templates import compile_condition
+from ivr.errors import TemplateProblem
 
 __all__ = ["FlowReader"]
 

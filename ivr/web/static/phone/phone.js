@@ -11,8 +11,6 @@
     ["1", ""], ["2", "ABC"], ["3", "DEF"], ["4", "GHI"], ["5", "JKL"], ["6", "MNO"],
     ["7", "PQRS"], ["8", "TUV"], ["9", "WXYZ"], ["*", ""], ["0", "+"], ["#", ""],
   ];
-  const DIAL = ["completed", "busy", "no-answer", "failed", "canceled", "answered"];
-  const QUEUE = ["bridged", "leave", "queue-full", "redirected", "error"];
   const WAITING = {
     gather: "waits for keys or speech",
     record: "is recording: speak, or leave nothing",
@@ -74,6 +72,8 @@
       return;
     }
     showProblems(data.problems);
+    showChoices($("dial-choices"), "dial", data.dial_outcomes, (status) => `The dial ends: ${status}`);
+    showChoices($("queue-choices"), "queue", data.queue_results, (result) => `The queue wait ends: ${result}`);
     const select = $("flow");
     const ids = data.flows.map((f) => f.id);
     if (ids.join("\n") !== [...select.options].map((o) => o.value).join("\n")) {
@@ -96,6 +96,21 @@
     list.dataset.text = text;
     list.replaceChildren(...(problems || []).map((p) => el("li", null, p)));
     $("problems").hidden = !text;
+  }
+
+  // The dial outcomes and queue results are the server's vocabulary: the page keeps no copy of them.
+  function showChoices(box, action, values, said) {
+    const text = (values || []).join("\n");
+    if (box.dataset.values === text) return;
+    box.dataset.values = text;
+    box.replaceChildren(
+      ...(values || []).map((value) => {
+        const button = el("button", { type: "button", class: "btn ghost", [`data-${action}`]: value }, value);
+        button.addEventListener("click", () => act(action, value, said(value)));
+        return button;
+      }),
+    );
+    render(); // new buttons take the page's busy state
   }
 
   // -- placing a call and acting ----------------------------------------------------------------
@@ -292,20 +307,6 @@
         const button = el("button", { type: "button", "data-key": key, "aria-label": `key ${key}` }, key);
         button.append(el("small", null, letters));
         button.addEventListener("click", () => pressKey(key));
-        return button;
-      }),
-    );
-    $("dial-choices").replaceChildren(
-      ...DIAL.map((status) => {
-        const button = el("button", { type: "button", class: "btn ghost", "data-dial": status }, status);
-        button.addEventListener("click", () => act("dial", status, `The dial ends: ${status}`));
-        return button;
-      }),
-    );
-    $("queue-choices").replaceChildren(
-      ...QUEUE.map((result) => {
-        const button = el("button", { type: "button", class: "btn ghost", "data-queue": result }, result);
-        button.addEventListener("click", () => act("queue", result, `The queue wait ends: ${result}`));
         return button;
       }),
     );

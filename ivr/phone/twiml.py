@@ -1,0 +1,135 @@
+"""Reading the TwiML an app answers, as Twilio reads it: the checks a document must pass (HTTP
+status, size, XML, a <Response> root, Twilio's schema), where a verb's URLs lead, and what a prompt
+sounds like to the caller."""
+
+from __future__ import annotations
+
+import functools
+import re
+import urllib.parse
+from xml.etree import ElementTree
+
+from ivr.phone.records import CallError, Heard
+
+__all__ = [
+    "APPLICATION_ERROR_TEXT",
+    "MAX_BODY",
+    "PROMPTS",
+    "action_url",
+    "gathered_digits",
+    "heard",
+    "listens_for",
+    "parse_answer",
+    "schema_warning",
+    "skipped",
+    "verb_method",
+    "voice_url",
+    "whole_number",
+]
+
+APPLICATION_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
+MAX_BODY = 64 * 1024  # Twilio refuses larger documents (error 11750)
+PROMPTS = ("Say", "Play", "Pause")
+_VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
+# Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
+_UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
+
+
+def parse_answer(method: str, url: str, status: int, body: str) -> ElementTree.Element | CallError:
+    """The answer's <Response>, or the error Twilio reports when it cannot use the answer."""
+    if status >= 400:
+        return CallError(11217, f"{method} {url} answered HTTP {status}")
+    if len(body.encode()) > MAX_BODY:
+        return CallError(11750, f"{method} {url}: the document is over 64 kB")
+    try:
+        root = ElementTree.fromstring(body.encode())
+    except ElementTree.ParseError as exc:
+        return CallError(12100, f"{method} {url}: the answer is not XML ({exc})")
+    if root.tag != "Response":
+        return CallError(12100, f"{method} {url}: the root element is <{root.tag}>, not <Response>")
+    return root
+
+
+def schema_warning(url: str, body: str, schema_path: str | None) -> CallError | None:
+    """Twilio's 12200 warning when the document fails the schema at `schema_path` (None without one)."""
+    problem = _schema(schema_path)(body.encode()) if schema_path else None
+    return CallError(12200, f"{url}: {problem}") if problem else None
+
+
+@functools.cache
+def _schema(path: str):
+    """Loaded once per path: TwiML bytes -> why they fail the schema, or None."""
+    from lxml import etree  # needed only when a schema is configured
+
+    schema = etree.XMLSchema(etree.parse(path))
+
+    def problems(body: bytes) -> str | None:
+        if schema.validate(etree.fromstring(body)):
+            return None
+        return "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
+
+    return problems
+
+
+def skipped(tag: str, url: str) -> CallError:
+    """The notice for a verb the phone skips: Twilio's 12200 for what is no TwiML, 0 for what it does not simulate."""
+    if tag in _UNSIMULATED:
+        return CallError(0, f"{url}: <{tag}> is not simulated by the phone; skipped")
+    return CallError(12200, f"{url}: <{tag}> is not a TwiML verb; skipped")
+
+
+def heard(verb: ElementTree.Element, flow: str | None, state: str | None) -> Heard:
+    """What a <Say>, <Play> or <Pause> sounds like, heard in `flow`/`state`."""
+    if verb.tag == "Pause":
+        return Heard("pause", verb.get("length") or "1", None, None, 1, flow, state)
+    kind = verb.tag.lower()
+    # SSML children (<break/>, <emphasis>) are part of what is said; spacing is not.
+    text = " ".join("".join(verb.itertext()).split()) if kind == "say" else (verb.text or "").strip()
+    return Heard(kind, text, verb.get("voice"), verb.get("language"), whole_number(verb.get("loop"), 1), flow, state)
+
+
+def listens_for(gather: ElementTree.Element, kind: str) -> bool:
+    """Whether a <Gather> takes `kind` of input ('dtmf' or 'speech'); keys only, unless it says otherwise."""
+    return kind in (gather.get("input") or "dtmf").split()
+
+
+def gathered_digits(gather: ElementTree.Element, keys: str) -> tuple[str, str]:
+    """The digits a <Gather> submits when `keys` are pressed, and the finish key that ended them ('' when
+    numDigits or the last key did)."""
+    finish = gather.get("finishOnKey", "#")
+    wanted = whole_number(gather.get("numDigits"), 0)
+    digits = ""
+    for key in keys:
+        if finish and key in finish:
+            return digits, key
+        digits += key
+        if wanted and len(digits) >= wanted:
+            break
+    return digits, ""
+
+
+def voice_url(url: str) -> tuple[str | None, str | None]:
+    """Flow and state named by a URL of DESIGN's table (/voice/F[?state=S], /voice/F/S)."""
+    parts = urllib.parse.urlsplit(url)
+    match = _VOICE_PATH.search(parts.path)
+    if match is None:
+        return None, None
+    flow, state = match.groups()
+    if state is None:
+        state = urllib.parse.parse_qs(parts.query).get("state", [None])[0]
+    return flow, state
+
+
+def action_url(document_url: str, verb: ElementTree.Element) -> str:
+    """Where a verb reports: its action, relative to its document; without one, the document itself."""
+    return urllib.parse.urljoin(document_url, verb.get("action") or document_url)
+
+
+def verb_method(verb: ElementTree.Element) -> str:
+    """The method a verb requests its URL with: GET only when it says so."""
+    return "GET" if (verb.get("method") or "POST").upper() == "GET" else "POST"
+
+
+def whole_number(value: str | None, default: int) -> int:
+    """An attribute such as numDigits or loop as a number; `default` when it is missing or not one."""
+    return int(value) if value and value.isdigit() else default
