@@ -21,13 +21,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
-from ivr.phone.interpreter import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.phone.interpreter import Exchange, Phone, PhoneCall, Transport, WsgiTransport
 from ivr.phone.replay import ReplayResult, replay
 
-__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
+__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "last_document", "phone_for", "status_callback"]
 
 
 class TwimlSchema:
@@ -158,6 +159,26 @@ def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http:/
     return Phone(
         transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=app.extensions.get("ivr.journal")
     )
+
+
+def last_document(call: PhoneCall) -> ElementTree.Element:
+    """The last TwiML document the app answered in `call`, parsed, for what the caller cannot hear:
+    `last_document(call).find("Gather").get("action")`."""
+    assert call.exchanges, "the call has made no request"
+    return ElementTree.fromstring(call.exchanges[-1].body)
+
+
+def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exchange:
+    """Twilio posts a status callback with CallStatus `status` for `call` now (the phone posts one by
+    itself only when the call ends); the exchange is returned and kept in `call.callbacks`."""
+    phone = call.phone
+    assert call.exchanges and phone.status_callback, "the call has made no request, or the phone has no callback URL"
+    url = phone.url("/" + phone.status_callback.lstrip("/")) if "://" not in phone.status_callback else phone.status_callback
+    params = {**call.exchanges[0].params, "CallStatus": status, "CallDuration": str(duration)}
+    code, body = phone.transport.request("POST", url, params, phone.sign("POST", url, params))
+    exchange = Exchange("POST", url, params, code, body, call.flow, call.state, phone.clock())
+    call.callbacks.append(exchange)
+    return exchange
 
 
 # -- the pytest plugin --------------------------------------------------------------------------

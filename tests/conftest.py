@@ -18,7 +18,8 @@ from flask.testing import FlaskClient  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from ivr import create_app  # noqa: E402
-from ivr.testing import TwimlSchema  # noqa: E402
+from ivr.phone import Phone  # noqa: E402
+from ivr.testing import TwimlSchema, last_document, phone_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -106,6 +107,16 @@ def client(app):
 def ivr_app(app):
     """The app the plugin's `phone` fixture calls: the suite's app, with main's flows and a token."""
     return app
+
+
+def phone_on(app) -> Phone:
+    """A built-in phone on `app` (not the suite's default app), checking every document it gets."""
+    return phone_for(app, schema=TwimlSchema.shared())
+
+
+def verb(call, tag: str):
+    """The first <tag> of the call's last TwiML document, nested ones included (None without one)."""
+    return next(last_document(call).iter(tag), None)
 
 
 @pytest.fixture
