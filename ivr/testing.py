@@ -170,10 +170,12 @@ def last_document(call: PhoneCall) -> ElementTree.Element:
 
 def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exchange:
     """Twilio posts a status callback with CallStatus `status` for `call` now (the phone posts one by
-    itself only when the call ends); the exchange is returned and kept in `call.callbacks`."""
+    itself only when the call ends, unless its `status_callback` is None); the exchange is returned
+    and kept in `call.callbacks`."""
+    assert call.exchanges, "the call has made no request"
     phone = call.phone
-    assert call.exchanges and phone.status_callback, "the call has made no request, or the phone has no callback URL"
-    url = phone.url("/" + phone.status_callback.lstrip("/")) if "://" not in phone.status_callback else phone.status_callback
+    callback = phone.status_callback or "/twilio/status"
+    url = callback if callback.startswith(("http://", "https://")) else phone.url("/" + callback.lstrip("/"))
     params = {**call.exchanges[0].params, "CallStatus": status, "CallDuration": str(duration)}
     code, body = phone.transport.request("POST", url, params, phone.sign("POST", url, params))
     exchange = Exchange("POST", url, params, code, body, call.flow, call.state, phone.clock())
