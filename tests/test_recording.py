@@ -259,7 +259,14 @@ def recorded(recording_app, record_dir) -> Path:
 def test_read_recording_gives_the_header_and_the_webhooks(recorded):
     header, lines = read_recording(recorded)
     assert header["call_sid"] == SID
-    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail", RECORDING, "status"]
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == [
+        "main",
+        "menu",
+        "sales",
+        "voicemail",
+        RECORDING,
+        "status",
+    ]
 
 
 def test_read_recording_drops_a_torn_last_line(recorded):

@@ -9,7 +9,6 @@ from xml.etree import ElementTree
 import pytest
 from conftest import BASE, caller_params, phone_on, sign, verb
 
-
 from ivr.core.engine import Engine
 from ivr.errors import ConfigError, FlowLoadError, StoreError
 from ivr.store import MemoryStore
