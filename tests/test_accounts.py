@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ivr.web.messages import MessageBox
 from ivr.testing import phone_for
+from ivr.web.messages import MessageBox
 
 MENU = (
     "To hear your balance, press 1. To talk to someone, press 2. To leave a message, press 3. "

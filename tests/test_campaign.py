@@ -10,6 +10,9 @@ import pytest
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
+from ivr.core.loader import load_flows
+from ivr.errors import ConfigError
+from ivr.outbound.calls import CallRequestError, call_command
 from ivr.outbound.campaign import (
     CallHours,
     Campaign,
@@ -18,13 +21,10 @@ from ivr.outbound.campaign import (
     read_contacts,
     row_key,
 )
-from ivr.errors import ConfigError
+from ivr.outbound.client import make_client
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
-from ivr.core.loader import load_flows
-from ivr.outbound.calls import CallRequestError, call_command
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "ACf2c1b3d4e5f60718293a4b5c6d7e8f90"

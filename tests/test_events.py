@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import TwilioCallError
+from ivr.outbound.client import make_client
 from ivr.phone.events import events_to_recording, fetch_events, load_events_file, webhook_name, write_recording
 from ivr.phone.fakes import FakeTwilioHttp, error_body
 from ivr.phone.recording import read_recording
-from ivr.outbound.client import make_client
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"
 EVENTS = FIXTURES / "call_events.json"

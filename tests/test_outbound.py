@@ -10,9 +10,8 @@ import requests
 from click.testing import CliRunner
 from twilio.base.exceptions import TwilioException
 
-from ivr.errors import ConfigError, TwilioCallError
-from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.core.loader import load_flows
+from ivr.errors import ConfigError, TwilioCallError
 from ivr.outbound.calls import (
     CallOutcomeUnknown,
     CallRequestError,
@@ -21,9 +20,10 @@ from ivr.outbound.calls import (
     send_sms,
     sms_command,
 )
+from ivr.outbound.client import make_client
+from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
 from ivr.store import MemoryStore
-from ivr.outbound.client import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"

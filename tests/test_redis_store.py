@@ -22,8 +22,8 @@ import redis
 import test_store as suite
 
 from ivr.errors import ConfigError, StoreError
-from ivr.store.redis import RedisStore
 from ivr.store import RENEW_SLACK, open_store
+from ivr.store.redis import RedisStore
 
 HOST, PORT, DB = "127.0.0.1", 6379, 15
 URL = f"redis://{HOST}:{PORT}/{DB}"

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from ivr.web import registry as registry_module
 from ivr.errors import FlowLoadError
 from ivr.testing import phone_for
+from ivr.web import registry as registry_module
 
 FLOW = """\
 start: menu

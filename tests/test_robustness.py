@@ -8,8 +8,8 @@ import time
 import pytest
 from conftest import BASE, sign
 
-from ivr.errors import FlowLoadError
 from ivr.core.loader import load_flows
+from ivr.errors import FlowLoadError
 from ivr.testing import phone_for
 
 

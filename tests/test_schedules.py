@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.errors import FlowLoadError
 from ivr.core.schedules import Span, load_schedules_file, open_function, read_schedules
 from ivr.core.source import Reader, compose
 from ivr.core.templates import compile_condition
+from ivr.errors import FlowLoadError
 
 HERE = Path(__file__).resolve().parent / "flows" / "schedules"
 BAD = HERE / "bad"
