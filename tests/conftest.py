@@ -109,9 +109,9 @@ def ivr_app(app):
     return app
 
 
-def phone_on(app) -> Phone:
+def phone_on(app, *, base_url: str = BASE) -> Phone:
     """A built-in phone on `app` (not the suite's default app), checking every document it gets."""
-    return phone_for(app, schema=TwimlSchema.shared())
+    return phone_for(app, schema=TwimlSchema.shared(), base_url=base_url)
 
 
 def verb(call, tag: str):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import phone_on
 
-from ivr.testing import phone_for
 from ivr.web.messages import MessageBox
 
 MENU = (
@@ -25,7 +25,7 @@ def accounts(make_app):
 
     def at(now: datetime = OPEN, **config):
         app = make_app({"IVR_HOOK_TIMEOUT": "0.3", **config}, now=now)
-        return app, phone_for(app)
+        return app, phone_on(app)
 
     return at
 
