@@ -15,10 +15,12 @@ import pytest
 pytest.register_assert_rewrite("ivr.testing")  # imported here before pytest_plugins loads it
 
 from flask.testing import FlaskClient  # noqa: E402
+from helpers import NO_REDIS, REDIS_URL, FakeClock, delete_own_keys, new_prefix, redis_answers  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from ivr import create_app  # noqa: E402
 from ivr.phone import Phone  # noqa: E402
+from ivr.store import MemoryStore  # noqa: E402
 from ivr.testing import TwimlSchema, last_document, phone_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +134,37 @@ def copy_flows(dest: Path, *names: str) -> Path:
     for name in names:
         shutil.copy(FLOWS / name, dest / name)
     return dest
+
+
+# -- stores, clocks and Redis --------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time that moves only when the test (or the code's sleep) moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store():
+    """A memory store, for code that takes a store (test_store and test_redis_store run every kind)."""
+    return MemoryStore()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The tests' database of the shared Redis; the test skips where none answers."""
+    if not redis_answers():
+        pytest.skip(NO_REDIS)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url):
+    """A Redis key prefix for this test alone; its keys are deleted afterwards (never FLUSHDB)."""
+    prefix = new_prefix()
+    yield prefix
+    delete_own_keys(prefix)
 
 
 # -- Twilio's side ------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from ivr.outbound.calls import (
 from ivr.outbound.client import make_client
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
-from ivr.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"
@@ -61,11 +60,6 @@ def settings():
 @pytest.fixture
 def http():
     return FakeTwilioHttp()
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 from conftest import BASE, caller_params, phone_on, sign, verb
+from helpers import FakeClock
 
 from ivr.core.engine import Engine
 from ivr.errors import ConfigError, FlowLoadError, StoreError
@@ -75,16 +76,6 @@ def mimetypes_of(app) -> list[str]:
         return response
 
     return seen
-
-
-class FakeClock:
-    """Seconds since the epoch for the session store, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
