@@ -21,15 +21,17 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from ivr.errors import ReplayMismatch
 from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
+from ivr.phone.records import Exchange
 from ivr.phone.replay import replay
 from ivr.web.services import services
 
-__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "phone_for"]
+__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "last_document", "phone_for", "status_callback"]
 
 
 class TwimlSchema:
@@ -160,6 +162,28 @@ def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http:/
     return Phone(
         transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=services(app).journal
     )
+
+
+def last_document(call: PhoneCall) -> ElementTree.Element:
+    """The last TwiML document the app answered in `call`, parsed, for what the caller cannot hear:
+    `last_document(call).find("Gather").get("action")`."""
+    assert call.exchanges, "the call has made no request"
+    return ElementTree.fromstring(call.exchanges[-1].body)
+
+
+def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exchange:
+    """Twilio posts a status callback with CallStatus `status` for `call` now (the phone posts one by
+    itself only when the call ends, unless its `status_callback` is None); the exchange is returned
+    and kept in `call.callbacks`."""
+    assert call.exchanges, "the call has made no request"
+    phone = call.phone
+    callback = phone.status_callback or "/twilio/status"
+    url = callback if callback.startswith(("http://", "https://")) else phone.url("/" + callback.lstrip("/"))
+    params = {**call.exchanges[0].params, "CallStatus": status, "CallDuration": str(duration)}
+    code, body = phone.request("POST", url, params)
+    exchange = Exchange("POST", url, params, code, body, call.flow, call.state, phone.clock())
+    call.callbacks.append(exchange)
+    return exchange
 
 
 # -- the pytest plugin --------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.errors import FlowError, FlowLoadError
 from ivr.core.loader import load_flow
+from ivr.errors import FlowError, FlowLoadError
 
 BAD = Path(__file__).resolve().parent / "flows" / "bad"
 

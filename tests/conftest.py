@@ -1,11 +1,11 @@
-"""Fixtures: the app built through create_app({...}) as flaskr does, Twilio's side of a call
-(real parameter sets, real signatures), and a schema check on every TwiML document the suite sees."""
+"""Fixtures: the app built through create_app({...}) as flaskr does, the public phone on it (the one
+way to drive a call), Twilio's side of a request the phone cannot make (real parameter sets, real
+signatures), and a schema check on every TwiML document the suite sees."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -15,10 +15,13 @@ import pytest
 pytest.register_assert_rewrite("ivr.testing")  # imported here before pytest_plugins loads it
 
 from flask.testing import FlaskClient  # noqa: E402
+from helpers import NO_REDIS, REDIS_URL, FakeClock, delete_own_keys, new_prefix, redis_answers  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from ivr import create_app  # noqa: E402
-from ivr.testing import TwimlSchema  # noqa: E402
+from ivr.phone import Phone  # noqa: E402
+from ivr.store import MemoryStore  # noqa: E402
+from ivr.testing import TwimlSchema, last_document, phone_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -108,6 +111,16 @@ def ivr_app(app):
     return app
 
 
+def phone_on(app, *, base_url: str = BASE) -> Phone:
+    """A built-in phone on `app` (not the suite's default app), checking every document it gets."""
+    return phone_for(app, schema=TwimlSchema.shared(), base_url=base_url)
+
+
+def verb(call, tag: str):
+    """The first <tag> of the call's last TwiML document, nested ones included (None without one)."""
+    return next(last_document(call).iter(tag), None)
+
+
 @pytest.fixture
 def flows_dir(tmp_path):
     """A scratch flows directory for tests that write their own flow files."""
@@ -121,6 +134,37 @@ def copy_flows(dest: Path, *names: str) -> Path:
     for name in names:
         shutil.copy(FLOWS / name, dest / name)
     return dest
+
+
+# -- stores, clocks and Redis --------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time that moves only when the test (or the code's sleep) moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store():
+    """A memory store, for code that takes a store (test_store and test_redis_store run every kind)."""
+    return MemoryStore()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The tests' database of the shared Redis; the test skips where none answers."""
+    if not redis_answers():
+        pytest.skip(NO_REDIS)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url):
+    """A Redis key prefix for this test alone; its keys are deleted afterwards (never FLUSHDB)."""
+    prefix = new_prefix()
+    yield prefix
+    delete_own_keys(prefix)
 
 
 # -- Twilio's side ------------------------------------------------------------------------------
@@ -145,144 +189,17 @@ def caller_params(sid: str, from_: str = "+15551230000", to: str = "+15559870000
     return params
 
 
+def document(response) -> ElementTree.Element:
+    """The TwiML document of a test client's response, parsed (for requests the phone cannot make)."""
+    assert response.status_code == 200, response.status_code
+    return ElementTree.fromstring(response.get_data())
+
+
+def said(root: ElementTree.Element) -> list[str]:
+    """Every Say text of a TwiML document, in order, including those inside Gather."""
+    return [say.text or "" for say in root.iter("Say")]
+
+
 def sign(url: str, params: dict, token: str = TOKEN) -> str:
     """X-Twilio-Signature for a POST to `url` with `params`, by Twilio's algorithm."""
     return RequestValidator(token).compute_signature(url, params)
-
-
-class Doc:
-    """A TwiML document as the caller meets it."""
-
-    def __init__(self, response) -> None:
-        self.response = response
-        self.status = response.status_code
-        self.body = response.get_data(as_text=True)
-        self.root = ElementTree.fromstring(self.body) if self.status == 200 else None
-
-    @property
-    def verbs(self) -> list:
-        return list(self.root) if self.root is not None else []
-
-    @property
-    def heard(self) -> list[str]:
-        """Every Say text, in order, including those inside Gather."""
-        return [el.text or "" for el in self.root.iter("Say")] if self.root is not None else []
-
-    def first(self, tag: str):
-        return next(self.root.iter(tag), None) if self.root is not None else None
-
-    @property
-    def ended(self) -> bool:
-        return bool(self.verbs) and self.verbs[-1].tag in ("Hangup", "Reject")
-
-
-class Call:
-    """One simulated call: posts what Twilio would post after each verb, signed."""
-
-    def __init__(self, client, sid: str, from_: str, to: str, token: str = TOKEN) -> None:
-        self.client = client
-        self.sid = sid
-        self.from_ = from_
-        self.to = to
-        self.token = token
-        self.doc: Doc | None = None
-        self.docs: list[Doc] = []
-        self.requests = 0
-
-    # the transport
-    def post(self, url: str, extra: dict | None = None, status: str = "in-progress") -> Doc:
-        params = caller_params(self.sid, self.from_, self.to, status)
-        params.update(extra or {})
-        absolute = url if url.startswith("http") else BASE + url
-        path = urllib.parse.urlsplit(absolute)
-        target = path.path + (f"?{path.query}" if path.query else "")
-        headers = {"X-Twilio-Signature": sign(absolute, params, self.token)}
-        self.requests += 1
-        doc = Doc(self.client.post(target, data=params, headers=headers))
-        self.doc = doc
-        self.docs.append(doc)
-        return self._follow(doc)
-
-    def _follow(self, doc: Doc) -> Doc:
-        # A document that ends in a Redirect not guarding a Gather/Record is followed at once, as Twilio does.
-        verbs = doc.verbs
-        if verbs and verbs[-1].tag == "Redirect" and (len(verbs) < 2 or verbs[-2].tag not in ("Gather", "Record")):
-            return self.post(verbs[-1].text)
-        return doc
-
-    # what the caller does
-    def start(self, flow: str = "main", state: str | None = None) -> Doc:
-        url = f"/voice/{flow}" + (f"?state={state}" if state else "")
-        return self.post(url, status="ringing")
-
-    def _action(self, tag: str) -> str:
-        el = self.doc.first(tag)
-        assert el is not None, f"no <{tag}> in the last document:\n{self.doc.body}"
-        return el.get("action")
-
-    def _redirect_after(self, tag: str) -> str:
-        verbs = self.doc.verbs
-        tags = [v.tag for v in verbs]
-        assert tag in tags, f"no <{tag}> in the last document:\n{self.doc.body}"
-        following = verbs[tags.index(tag) + 1]
-        assert following.tag == "Redirect", f"<{tag}> is not followed by a Redirect:\n{self.doc.body}"
-        return following.text
-
-    def press(self, digits: str, finished_on_key: str = "") -> Doc:
-        return self.post(
-            self._action("Gather"), {"Digits": digits, "FinishedOnKey": finished_on_key, "msg": "Gather End"}
-        )
-
-    def speak(self, text: str, confidence: str = "0.0") -> Doc:
-        return self.post(self._action("Gather"), {"SpeechResult": text, "Confidence": confidence, "Language": "en-US"})
-
-    def silence(self) -> Doc:
-        return self.post(self._redirect_after("Gather"))
-
-    def dial_result(self, status: str, duration: int = 0) -> Doc:
-        extra = {"DialCallStatus": status, "DialCallSid": "CA" + "d" * 32, "DialCallDuration": str(duration)}
-        return self.post(self._action("Dial"), extra)
-
-    def record(self, seconds: int = 12, digits: str = "#") -> Doc:
-        extra = {
-            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'1' * 32}",
-            "RecordingSid": "RE" + "1" * 32,
-            "RecordingDuration": str(seconds),
-            "Digits": digits,
-        }
-        return self.post(self._action("Record"), extra)
-
-    def record_nothing(self) -> Doc:
-        return self.post(self._redirect_after("Record"))
-
-    def hang_up_while_recording(self, seconds: int = 5) -> Doc:
-        extra = {
-            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'2' * 32}",
-            "RecordingSid": "RE" + "2" * 32,
-            "RecordingDuration": str(seconds),
-            "Digits": "hangup",
-        }
-        return self.post(self._action("Record"), extra, status="completed")
-
-    def status(self, call_status: str, duration: int = 30):
-        params = caller_params(self.sid, self.from_, self.to, call_status)
-        params["CallDuration"] = str(duration)
-        headers = {"X-Twilio-Signature": sign(BASE + "/twilio/status", params, self.token)}
-        return self.client.post("/twilio/status", data=params, headers=headers)
-
-    @property
-    def heard(self) -> list[str]:
-        return self.doc.heard
-
-
-@pytest.fixture
-def dial(client):
-    """Place a call: `call = dial("main")` returns a Call that has entered the flow."""
-    counter = iter(range(1, 10_000))
-
-    def place(flow: str = "main", *, from_: str = "+15551230000", to: str = "+15559870000", state=None, on=None):
-        call = Call(on or client, f"CA{next(counter):032d}", from_, to)
-        call.start(flow, state)
-        return call
-
-    return place

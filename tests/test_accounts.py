@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import phone_on
 
 from ivr.web.messages import MessageBox
-from ivr.testing import phone_for
 from ivr.web.services import services
 
 MENU = (
@@ -26,7 +26,7 @@ def accounts(make_app):
 
     def at(now: datetime = OPEN, **config):
         app = make_app({"IVR_HOOK_TIMEOUT": "0.3", **config}, now=now)
-        return app, phone_for(app)
+        return app, phone_on(app)
 
     return at
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import FakeClock
 from twilio.base.exceptions import TwilioException
 
 from ivr.cli.campaign import campaign as campaign_group
@@ -22,29 +23,12 @@ from ivr.outbound.deps import OutboundDeps
 from ivr.outbound.hours import CallHours
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
-from ivr.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "ACf2c1b3d4e5f60718293a4b5c6d7e8f90"
 CALLS = r"/Calls\.json$"
 # A Wednesday, 10:00 in New York, 15:00 in London, midnight in Tokyo.
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    """Time that moves only when the code under test sleeps."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Crash(Exception):
@@ -54,7 +38,7 @@ class Crash(Exception):
 class Twilio:
     """The fake API's Calls.json: a CallSid per call, chosen numbers refused, a crash after N calls."""
 
-    def __init__(self, clock: Clock, *, refuse: dict | None = None, crash_after: int | None = None) -> None:
+    def __init__(self, clock: FakeClock, *, refuse: dict | None = None, crash_after: int | None = None) -> None:
         self.clock = clock
         self.refuse = dict(refuse or {})  # number -> [(status, code), ...] answered in turn
         self.crash_after = crash_after
@@ -97,13 +81,9 @@ def settings():
 
 
 @pytest.fixture
-def store():
-    return MemoryStore()
-
-
-@pytest.fixture
 def clock():
-    return Clock()
+    """Time that moves only when the code under test sleeps, from a Wednesday morning."""
+    return FakeClock(START)
 
 
 def number(n: int) -> str:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from xml.etree import ElementTree
 
 import pytest
-from conftest import check_twiml
+from conftest import check_twiml, phone_on
 
 from ivr.core.engine import Engine, new_session
-from ivr.errors import FlowLoadError
 from ivr.core.loader import load_flow_text
+from ivr.errors import FlowLoadError
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -224,11 +224,9 @@ def test_a_condition_that_fails_at_run_time_names_its_place_in_the_file():
 
 
 def test_a_webhook_whose_condition_fails_logs_one_line_and_answers_the_apology(make_app, tmp_path, caplog):
-    from conftest import Call
 
     (tmp_path / "t.yaml").write_text(BROKEN_CONDITION)
-    call = Call(make_app({"IVR_FLOWS_DIR": str(tmp_path)}).test_client(), "CA" + "4" * 32, "+1555", "+1666")
-    call.start("t")
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("t", from_="+1555", to="+1666")
     assert call.heard == ["We're sorry, something went wrong. Please call again later. Goodbye."]
     [line] = [r for r in caplog.records if r.name == "ivr.web" and r.levelname == "ERROR"]
     assert "t.yaml:6:13: if 'now.hours > 9': condition failed" in line.getMessage()

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import phone_on
 
 from ivr.errors import FlowLoadError
-from ivr.testing import phone_for
 
 LINE = Path(__file__).resolve().parent / "flows" / "business"
 MAIN = "For your account press 1. For support press 2."
@@ -19,7 +19,7 @@ def line(make_app, hooks):
     """A phone on the test line; lookup_caller finds nobody and balance finds 42 unless a test says."""
     hooks.returns("lookup_caller", outcome="not_found")
     hooks.returns("balance", outcome="found", vars={"balance": 42})
-    return phone_for(make_app({"IVR_FLOWS_DIR": str(LINE), "IVR_HOOK_TIMEOUT": "0.2"}))
+    return phone_on(make_app({"IVR_FLOWS_DIR": str(LINE), "IVR_HOOK_TIMEOUT": "0.2"}))
 
 
 def test_a_hook_that_finds_the_caller_sets_variables_and_routes(line, hooks):
@@ -128,7 +128,7 @@ def test_a_menu_routing_a_way_out_key_itself_keeps_its_own_route(make_app, hooks
         '  menu: {say: Menu., gather: {}, routes: {"0": mine}}\n'
         "  mine: {say: Mine., hangup: true}\n  operator: {say: Operator., hangup: true}\n"
     )
-    call = phone_for(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("own")
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("own")
     call.press("0")
     assert call.heard == ["Mine."]
 
@@ -149,7 +149,7 @@ def test_hooks_py_beside_the_flows_is_imported_without_setting_ivr_hooks(make_ap
     (tmp_path / "g.yaml").write_text(
         "start: a\nstates:\n  a: {run: greet_by_file, next: b}\n  b: {say: 'Hi {{ who }}.', hangup: true}\n"
     )
-    assert phone_for(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("g").heard == ["Hi file."]
+    assert phone_on(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("g").heard == ["Hi file."]
 
 
 def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hooks, tmp_path):
@@ -159,7 +159,7 @@ def test_a_recorded_call_replays_with_the_hook_results_it_recorded(make_app, hoo
     hooks.returns("lookup_caller", outcome="found", vars={"name": "Ada"})
     hooks.returns("balance", outcome="found", vars={"balance": 7})
     app = make_app({"IVR_FLOWS_DIR": str(LINE), "IVR_RECORD_DIR": str(tmp_path / "rec")})
-    call = phone_for(app).dial("line")
+    call = phone_on(app).dial("line")
     call.press("1")
     call.press("654321")
     call.press("1")
@@ -193,9 +193,9 @@ def test_a_shared_schedules_file_serves_every_flow(make_app, tmp_path):
     from datetime import UTC, datetime
 
     morning_in_tokyo = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo, 01:00 in London
-    assert phone_for(make_app(config, now=morning_in_tokyo)).dial("s").heard == ["Open."]
+    assert phone_on(make_app(config, now=morning_in_tokyo)).dial("s").heard == ["Open."]
     evening_in_tokyo = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # 19:00 in Tokyo
-    assert phone_for(make_app(config, now=evening_in_tokyo)).dial("s").heard == ["Closed."]
+    assert phone_on(make_app(config, now=evening_in_tokyo)).dial("s").heard == ["Closed."]
 
 
 def test_an_unknown_schedule_stops_the_app_at_its_condition(make_app, tmp_path):

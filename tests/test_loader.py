@@ -10,8 +10,8 @@ from bad_flows import BAD, assert_mistake, assert_one_error, errors_of
 from conftest import check_twiml
 
 from ivr.core.engine import Engine, new_session
-from ivr.errors import FlowLoadError
 from ivr.core.loader import flow_files, load_flow, load_flow_text, load_flows
+from ivr.errors import FlowLoadError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "flows"

@@ -19,7 +19,6 @@ from ivr.outbound.client import make_client
 from ivr.outbound.deps import OutboundDeps
 from ivr.phone.fakes import FakeTwilioHttp, call_json, error_body
 from ivr.settings import load_settings
-from ivr.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"
@@ -57,11 +56,6 @@ def settings():
 @pytest.fixture
 def http():
     return FakeTwilioHttp()
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
 
 
 @pytest.fixture

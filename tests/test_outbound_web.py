@@ -6,10 +6,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import BASE, sign
+from conftest import BASE, phone_on, sign
 
 from ivr.phone.fakes import FakeTwilioHttp, call_json, message_json
-from ivr.testing import phone_for
 from ivr.web.services import services
 
 PUBLIC = "https://ivr.example.com"
@@ -54,7 +53,7 @@ def api_call(app, body: dict, token: str = "s3cret"):
 
 def phone(app):
     """A phone that calls the app as Twilio calls IVR_PUBLIC_URL, signing for that URL."""
-    return phone_for(app, base_url=PUBLIC)
+    return phone_on(app, base_url=PUBLIC)
 
 
 def test_the_api_places_a_call_with_twilios_exact_parameters(outbound):
@@ -189,7 +188,7 @@ def test_a_voicemail_can_be_delivered_by_text(make_app, tmp_path):
     http = FakeTwilioHttp()
     http.respond_with("POST", r"/Messages\.json$", lambda request: (201, message_json(request)))
     services(app).twilio_http = http
-    call = phone_for(app).dial("vm", from_="+15551230000")
+    call = phone_on(app).dial("vm", from_="+15551230000")
     call.record(seconds=11)
     call.transcription("Call me back.")
     first, second = (dict(r.form) for r in http.sent("POST", r"/Messages\.json$"))
@@ -319,7 +318,7 @@ def test_a_browser_or_terminal_phone_never_sends_real_texts(make_app, tmp_path, 
     monkeypatch.setattr(ivr.outbound.calls, "send_sms", lambda *a, **k: sent.append(a))
     (tmp_path / "t.yaml").write_text("start: a\nstates:\n  a: {sms: Hi there., say: Hello., hangup: true}\n")
     app = make_app({"IVR_FLOWS_DIR": str(tmp_path), "IVR_ENV": "development", "TWILIO_FROM_NUMBER": FROM})
-    call = phone_for(app).dial("t")
+    call = phone_on(app).dial("t")
     assert call.heard == ["Hello."]
     assert [e["body"] for e in call.effects] == ["Hi there."]
     assert sent == []  # development with credentials: still only shown, never sent

@@ -11,6 +11,7 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+from helpers import FakeClock
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
 
@@ -60,14 +61,6 @@ class TwimlApp:
     @property
     def paths(self) -> list[str]:
         return [s.path for s in self.seen]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(docs: dict, **options) -> tuple[TwimlApp, Phone]:
@@ -428,7 +421,7 @@ def test_without_a_token_requests_are_not_signed():
 
 
 def test_the_end_of_the_call_posts_the_status_callback_with_its_duration():
-    clock = Clock()
+    clock = FakeClock(1_000.0)
     app, phone = menu('numDigits="1"', clock=clock, auth_token=TOKEN)
     call = phone.dial("main")
     clock.now += 42

@@ -7,15 +7,18 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import BASE, OPEN_HOURS, Call, caller_params, sign
+from conftest import BASE, OPEN_HOURS, caller_params, phone_on, sign
 
+from ivr.phone import PhoneCall
 from ivr.phone.recording import REDACTED, mask_numbers, read_recording
 from ivr.web.services import services
+from ivr.testing import status_callback
 
 SID = "CA" + "1" * 32
 STARTED = "2026-11-25T15:00:00.000Z"  # OPEN_HOURS as recorded
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 GATHER_END = {"FinishedOnKey": "", "msg": "Gather End"}
+RECORDING = "recording?flow=main&state=voicemail"  # the voicemail's recording status callback
 
 PIN_FLOW = """\
 start: pin
@@ -45,14 +48,16 @@ def recording_app(make_app, record_dir):
     return make_app({"IVR_RECORD_DIR": str(record_dir)})
 
 
-def sales_busy_call(app, sid: str = SID, **numbers) -> Call:
-    """Menu, 1 for sales, busy, a 12 second message, hang-up: five webhooks."""
-    call = Call(app.test_client(), sid, numbers.get("from_", "+15551230000"), numbers.get("to", "+15559870000"))
-    call.start("main")
+def sales_busy_call(app, sid: str = SID) -> PhoneCall:
+    """Menu, 1 for sales, busy, a 12 second message, its recording callback, hang-up: six webhooks
+    (a 30 second call)."""
+    phone = phone_on(app)
+    phone.status_callback = None  # posted below, with a known duration
+    call = phone.dial("main", call_sid=sid)
     call.press("1")
     call.dial_result("busy")
     call.record(seconds=12)
-    call.status("completed")
+    status_callback(call, "completed", duration=30)
     return call
 
 
@@ -89,6 +94,7 @@ def test_each_webhook_is_one_line_with_its_exact_request_and_answer(recording_ap
         ("POST", "http://localhost/voice/main/menu"),
         ("POST", "http://localhost/voice/main/sales"),
         ("POST", "http://localhost/voice/main/voicemail"),
+        ("POST", "http://localhost/twilio/recording?flow=main&state=voicemail"),
         ("POST", "http://localhost/twilio/status"),
     ]
     assert lines[0]["params"] == caller_params(SID, status="ringing")
@@ -96,11 +102,11 @@ def test_each_webhook_is_one_line_with_its_exact_request_and_answer(recording_ap
     assert lines[2]["params"] == {
         **params,
         "DialCallStatus": "busy",
-        "DialCallSid": "CA" + "d" * 32,
+        "DialCallSid": call.exchanges[2].params["DialCallSid"],
         "DialCallDuration": "0",
     }
     assert lines[3]["params"]["RecordingDuration"] == "12"
-    assert [line["twiml"] for line in lines[:4]] == [doc.body for doc in call.docs]
+    assert [line["twiml"] for line in lines[:4]] == call.documents
     assert {line["status"] for line in lines} == {200}
     assert {line["t"] for line in lines} == {STARTED}
     assert all("redacted" not in line for line in lines)
@@ -115,8 +121,7 @@ def test_status_callbacks_are_recorded(recording_app, record_dir):
 
 
 def test_the_signature_is_never_stored(recording_app, record_dir):
-    call = Call(recording_app.test_client(), SID, "+15551230000", "+15559870000")
-    call.start("main")
+    phone_on(recording_app).dial("main", call_sid=SID)
     signature = sign(BASE + "/voice/main", caller_params(SID, status="ringing"))
     text = (record_dir / f"{SID}.jsonl").read_text(encoding="utf-8")
     assert signature not in text
@@ -125,8 +130,7 @@ def test_the_signature_is_never_stored(recording_app, record_dir):
 
 def test_refused_requests_and_the_fallback_url_are_not_recorded(recording_app, record_dir):
     client = recording_app.test_client()
-    call = Call(client, SID, "+15551230000", "+15559870000")
-    call.start("main")
+    phone_on(recording_app).dial("main", call_sid=SID)
     params = {**caller_params(SID, status="in-progress"), "Digits": "1"}
     refused = client.post("/voice/main/menu", data=params, headers={"X-Twilio-Signature": "forged"})
     assert refused.status_code == 403
@@ -149,8 +153,8 @@ def test_recording_is_off_by_default(make_app, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = make_app()
     call = sales_busy_call(app)
-    assert call.docs[-1].ended
-    assert services(app).recorder is None
+    assert call.end_reason == "hangup"
+    assert "ivr.recorder" not in app.extensions
     assert list(tmp_path.rglob("*")) == []
 
 
@@ -158,8 +162,7 @@ def test_recording_is_off_by_default(make_app, tmp_path, monkeypatch):
 def test_a_call_sid_never_becomes_a_path(make_app, tmp_path, sid):
     record_dir = tmp_path / "a" / "b"
     app = make_app({"IVR_RECORD_DIR": str(record_dir)})
-    call = Call(app.test_client(), sid.format(tmp=tmp_path), "+15551230000", "+15559870000")
-    call.start("main")
+    call = phone_on(app).dial("main", call_sid=sid.format(tmp=tmp_path))
     assert call.heard[0] == "Thanks for calling Acme."  # the caller does not notice
     assert list(record_dir.iterdir()) == []
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["a", "a/b"]
@@ -178,13 +181,11 @@ def test_mask_numbers_keeps_the_first_four_and_the_last_two_digits():
 
 def test_masked_recordings_keep_no_phone_number(make_app, record_dir):
     app = make_app({"IVR_RECORD_DIR": str(record_dir), "IVR_MASK_NUMBERS": "1"})
-    call = Call(app.test_client(), SID, "+14155550143", "+12125550188")
-    call.start("main")
+    call = phone_on(app).dial("main", call_sid=SID, from_="+14155550143", to="+12125550188")
     call.press("2")
     call.press("1")  # billing: two <Number>s, our number as callerId
-    assert "+15005550007" in call.doc.body
-    call.dial_result("completed", duration=60)
-    call.status("completed")
+    assert "+15005550007" in call.documents[-1]
+    call.dial_result("completed", duration=60)  # then goodbye: the phone posts the completed status
     path = record_dir / f"{SID}.jsonl"
     header, lines = read_recording(path)
     assert header["masked"] is True
@@ -224,13 +225,13 @@ def pin_app(make_app, flows_dir, record_dir):
 
 
 def test_a_sensitive_states_input_is_redacted_in_params_and_twiml(pin_app, record_dir):
-    call = Call(pin_app.test_client(), SID, "+15551230000", "+15559870000")
-    call.start("pin")
+    call = phone_on(pin_app).dial("pin", call_sid=SID)
     call.press("4321")
     assert call.heard == ["You entered 4321."]  # the caller hears it; the recording must not keep it
     path = record_dir / f"{SID}.jsonl"
     _header, lines = read_recording(path)
-    entry, pin = lines
+    entry, pin, status = lines
+    assert status["url"] == "http://localhost/twilio/status"  # the phone hung up
     assert "redacted" not in entry
     assert pin["redacted"] is True
     assert pin["params"] == {**caller_params(SID, status="in-progress"), "Digits": REDACTED, **GATHER_END}
@@ -240,9 +241,8 @@ def test_a_sensitive_states_input_is_redacted_in_params_and_twiml(pin_app, recor
 
 
 def test_a_sensitive_spoken_answer_with_markup_characters_is_redacted_in_the_twiml(pin_app, record_dir):
-    call = Call(pin_app.test_client(), SID, "+15551230000", "+15559870000")
-    call.start("pin")
-    call.speak("salt & pepper <3")
+    call = phone_on(pin_app).dial("pin", call_sid=SID)
+    call.say("salt & pepper <3")
     assert call.heard == ["You entered salt & pepper <3."]
     text = (record_dir / f"{SID}.jsonl").read_text(encoding="utf-8")
     assert "pepper" not in text
@@ -260,7 +260,14 @@ def recorded(recording_app, record_dir) -> Path:
 def test_read_recording_gives_the_header_and_the_webhooks(recorded):
     header, lines = read_recording(recorded)
     assert header["call_sid"] == SID
-    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail", "status"]
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == [
+        "main",
+        "menu",
+        "sales",
+        "voicemail",
+        RECORDING,
+        "status",
+    ]
 
 
 def test_read_recording_drops_a_torn_last_line(recorded):
@@ -269,7 +276,7 @@ def test_read_recording_drops_a_torn_last_line(recorded):
     recorded.write_text(text[: last + 40], encoding="utf-8")  # the app died writing the status line
     header, lines = read_recording(recorded)
     assert header["call_sid"] == SID
-    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail"]
+    assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "menu", "sales", "voicemail", RECORDING]
 
 
 def test_read_recording_refuses_a_corrupt_middle_line_naming_it(recorded):
@@ -288,20 +295,19 @@ def test_read_recording_refuses_a_file_without_its_header(recorded):
 
 
 def test_a_crash_mid_line_loses_only_that_line_when_the_call_goes_on(recording_app, record_dir):
-    call = Call(recording_app.test_client(), SID, "+15551230000", "+15559870000")
-    call.start("main")
+    call = phone_on(recording_app).dial("main", call_sid=SID)
     call.press("1")
     path = record_dir / f"{SID}.jsonl"
     text = path.read_text(encoding="utf-8")
     path.write_text(text[: text.rstrip("\n").rfind("\n") + 40], encoding="utf-8")  # torn mid-line
     call.dial_result("busy")  # the call goes on after the restart
-    call.status("completed")
+    status_callback(call, "completed")
     _header, lines = read_recording(path)
     assert [line["url"].rsplit("/", 1)[-1] for line in lines] == ["main", "sales", "status"]
 
 
 def test_recording_starts_at_the_apps_clock(make_app, record_dir):
     app = make_app({"IVR_RECORD_DIR": str(record_dir)}, now=OPEN_HOURS.replace(minute=7, microsecond=123456))
-    Call(app.test_client(), SID, "+15551230000", "+15559870000").start("main")
+    phone_on(app).dial("main", call_sid=SID)
     header, [line] = read_recording(record_dir / f"{SID}.jsonl")
     assert header["started"] == line["t"] == "2026-11-25T15:07:00.123Z"

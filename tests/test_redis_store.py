@@ -10,87 +10,36 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import redis
 import test_store as suite
+from helpers import DB, HOST, free_port, own_keys, redis_answers
 
 from ivr.errors import ConfigError, StoreError
-from ivr.store.redis import RedisStore
 from ivr.store import RENEW_SLACK, open_store
+from ivr.store.redis import RedisStore
 
-HOST, PORT, DB = "127.0.0.1", 6379, 15
-URL = f"redis://{HOST}:{PORT}/{DB}"
-NO_REDIS = f"no Redis on {HOST}:{PORT}: start redis-server or run .ci/run"
 TTL = suite.TTL
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 1.0  # seconds within which a store must give up on a Redis that is down or stalled
 
 
-def redis_answers(host: str = HOST, port: int = PORT) -> bool:
-    """Whether a Redis answers PING there within half a second."""
-    client = redis.Redis(host, port, socket_timeout=0.5, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on (bound for a moment, then released)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def own_keys(prefix: str) -> list[str]:
-    """Every key under `prefix` in the tests' database."""
-    with redis.Redis(HOST, PORT, DB, decode_responses=True) as client:
-        return sorted(client.scan_iter(match=prefix + "*", count=1000))  # the tests' prefixes hold no * ? [
-
-
-def delete_own_keys(prefix: str) -> None:
-    """Delete the keys under `prefix`, and nothing else (never FLUSHDB)."""
-    with redis.Redis(HOST, PORT, DB) as client:
-        keys = own_keys(prefix)
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i : i + 1000])
-
-
-@pytest.fixture(scope="module")
-def shared_redis() -> str:
-    if not redis_answers():
-        pytest.skip(NO_REDIS)
-    return URL
-
-
 @pytest.fixture
-def prefix(shared_redis):
-    """A key prefix for this test alone; its keys are deleted afterwards."""
-    prefix = f"ivr-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    delete_own_keys(prefix)
-
-
-@pytest.fixture
-def store(shared_redis, prefix):
-    s = RedisStore(shared_redis, prefix=prefix)
+def store(redis_url, redis_prefix):
+    s = RedisStore(redis_url, prefix=redis_prefix)
     yield s
     s.close()
 
 
 @pytest.fixture
-def raw(shared_redis):
+def raw(redis_url):
     """A plain client on the tests' database, to look past the store."""
-    with redis.Redis(HOST, PORT, DB, decode_responses=True) as client:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         yield client
 
 
@@ -115,8 +64,8 @@ class RedisClock:
 
 
 @pytest.fixture
-def clock(raw, prefix) -> RedisClock:
-    return RedisClock(raw, prefix)
+def clock(raw, redis_prefix) -> RedisClock:
+    return RedisClock(raw, redis_prefix)
 
 
 put = suite.put
@@ -143,41 +92,41 @@ test_incr_from_four_threads_loses_nothing = suite.test_incr_from_four_threads_lo
 # -- what only Redis does -----------------------------------------------------------------------
 
 
-def test_sessions_are_compact_json_under_the_prefix_with_a_redis_expiry(store, prefix, raw):
+def test_sessions_are_compact_json_under_the_prefix_with_a_redis_expiry(store, redis_prefix, raw):
     store.update("CA1", put({"b": 2, "a": [1, "x"]}), TTL)
-    assert own_keys(prefix) == [prefix + "CA1"]
-    assert raw.get(prefix + "CA1") == '{"a":[1,"x"],"b":2}'
-    assert TTL * 1000 - 1000 < raw.pttl(prefix + "CA1") <= TTL * 1000
+    assert own_keys(redis_prefix) == [redis_prefix + "CA1"]
+    assert raw.get(redis_prefix + "CA1") == '{"a":[1,"x"],"b":2}'
+    assert TTL * 1000 - 1000 < raw.pttl(redis_prefix + "CA1") <= TTL * 1000
 
 
-def test_redis_writes_nothing_when_unchanged_and_renews_once_outside_the_slack(store, prefix, raw, clock):
+def test_redis_writes_nothing_when_unchanged_and_renews_once_outside_the_slack(store, redis_prefix, raw, clock):
     store.update("CA1", put({"b": 2, "a": 1}), TTL)
     for _ in range(5):
         clock.advance(10)
         store.update("CA1", put({"a": 1, "b": 2}), TTL)  # same value, other key order
-    assert (TTL - 51) * 1000 < raw.pttl(prefix + "CA1") <= (TTL - 50) * 1000  # not renewed
+    assert (TTL - 51) * 1000 < raw.pttl(redis_prefix + "CA1") <= (TTL - 50) * 1000  # not renewed
 
     clock.advance(RENEW_SLACK)  # now 110 s after the write
     store.update("CA1", put({"a": 1, "b": 2}), TTL)
-    assert raw.pttl(prefix + "CA1") > (TTL - 1) * 1000  # renewed
+    assert raw.pttl(redis_prefix + "CA1") > (TTL - 1) * 1000  # renewed
     clock.advance(5)
     store.update("CA1", put({"a": 1, "b": 2}), TTL)
-    assert raw.pttl(prefix + "CA1") <= (TTL - 5) * 1000  # and not again within the slack
+    assert raw.pttl(redis_prefix + "CA1") <= (TTL - 5) * 1000  # and not again within the slack
 
 
-def test_a_session_without_an_expiry_gets_one(store, prefix, raw):
+def test_a_session_without_an_expiry_gets_one(store, redis_prefix, raw):
     """A key someone set without an expiry must not live for ever once the store touches it."""
-    raw.set(prefix + "CA1", '{"n":1}')
+    raw.set(redis_prefix + "CA1", '{"n":1}')
     assert store.update("CA1", put({"n": 1}), TTL) == {"n": 1}
-    assert raw.pttl(prefix + "CA1") > (TTL - 1) * 1000
+    assert raw.pttl(redis_prefix + "CA1") > (TTL - 1) * 1000
 
 
-def test_purge_is_left_to_redis(store, prefix, clock):
+def test_purge_is_left_to_redis(store, redis_prefix, clock):
     store.update("short", put({"a": 1}), 10)
     store.update("long", put({"a": 3}), TTL)
     clock.advance(10)
     assert store.purge_expired() == 0
-    assert own_keys(prefix) == [prefix + "long"]  # Redis dropped the expired one by itself
+    assert own_keys(redis_prefix) == [redis_prefix + "long"]  # Redis dropped the expired one by itself
 
 
 def test_a_real_expiry_by_redis_clock(store):
@@ -187,11 +136,11 @@ def test_a_real_expiry_by_redis_clock(store):
     assert store.get("CA1") is None
 
 
-def test_scan_lists_live_sessions_by_prefix_across_many_pages(store, raw, prefix):
+def test_scan_lists_live_sessions_by_prefix_across_many_pages(store, raw, redis_prefix):
     """More keys than one SCAN page or MGET batch; glob characters in prefixes are literal."""
     with raw.pipeline(transaction=False) as pipe:
         for i in range(2500):
-            pipe.set(f"{prefix}message:RE{i:04d}", f'{{"i":{i}}}', px=60_000)
+            pipe.set(f"{redis_prefix}message:RE{i:04d}", f'{{"i":{i}}}', px=60_000)
         pipe.execute()
     store.update("CA1", put({"call": True}), TTL)
     store.update("m*ss[a]ge?:1", put({"odd": True}), TTL)
@@ -206,8 +155,8 @@ def test_scan_lists_live_sessions_by_prefix_across_many_pages(store, raw, prefix
     assert store.scan("") == everything  # sorted by key
 
 
-def test_stores_with_other_prefixes_do_not_see_each_other(shared_redis, store, prefix):
-    other = RedisStore(shared_redis, prefix=prefix + "other:")
+def test_stores_with_other_prefixes_do_not_see_each_other(redis_url, store, redis_prefix):
+    other = RedisStore(redis_url, prefix=redis_prefix + "other:")
     try:
         store.update("CA1", put({"mine": True}), TTL)
         other.update("CA1", put({"theirs": True}), TTL)
@@ -220,7 +169,7 @@ def test_stores_with_other_prefixes_do_not_see_each_other(shared_redis, store, p
         other.close()
 
 
-def test_update_retries_when_another_writer_got_in_first(store, prefix, raw):
+def test_update_retries_when_another_writer_got_in_first(store, redis_prefix, raw):
     """fn runs again on the value the other writer left; nothing of either is lost."""
     store.update("CA1", put({"n": 1}), TTL)
     seen = []
@@ -228,7 +177,7 @@ def test_update_retries_when_another_writer_got_in_first(store, prefix, raw):
     def fn(old):
         seen.append(dict(old))
         if len(seen) == 1:  # another server writes between this read and the write
-            raw.set(prefix + "CA1", '{"n":5}', keepttl=True)
+            raw.set(redis_prefix + "CA1", '{"n":5}', keepttl=True)
         return {"n": old["n"] + 1}
 
     assert store.update("CA1", fn, TTL) == {"n": 6}
@@ -236,14 +185,14 @@ def test_update_retries_when_another_writer_got_in_first(store, prefix, raw):
     assert store.get("CA1") == {"n": 6}
 
 
-def test_update_does_not_bring_back_a_session_deleted_meanwhile(store, prefix, raw):
+def test_update_does_not_bring_back_a_session_deleted_meanwhile(store, redis_prefix, raw):
     store.update("CA1", put({"n": 1}), TTL)
     seen = []
 
     def fn(old):
         seen.append(old)
         if len(seen) == 1:
-            raw.delete(prefix + "CA1")
+            raw.delete(redis_prefix + "CA1")
         return None if old is None else {"n": old["n"] + 1}
 
     assert store.update("CA1", fn, TTL) is None
@@ -264,12 +213,12 @@ print("done", flush=True)
 """
 
 
-def test_incr_from_two_processes_loses_nothing(store, shared_redis, prefix):
+def test_incr_from_two_processes_loses_nothing(store, redis_url, redis_prefix):
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath}
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, shared_redis, prefix],
+            [sys.executable, "-c", CHILD, redis_url, redis_prefix],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -296,8 +245,8 @@ def test_incr_from_two_processes_loses_nothing(store, shared_redis, prefix):
     assert store.get("CA1") == {"n": 200}
 
 
-def test_use_after_close_is_refused(shared_redis, prefix):
-    s = RedisStore(shared_redis, prefix=prefix)
+def test_use_after_close_is_refused(redis_url, redis_prefix):
+    s = RedisStore(redis_url, prefix=redis_prefix)
     s.close()
     s.close()
     with pytest.raises(StoreError, match=r"redis://127\.0\.0\.1:6379/15 is closed"):

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FLOWS, TOKEN, Call
+from conftest import FLOWS, TOKEN, phone_on
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -114,18 +114,16 @@ def test_rerecord_rewrites_the_answers_and_the_flow_hashes(recording, changed):
 
 def test_a_masked_recording_replays(make_app, tmp_path):
     app = make_app({"IVR_RECORD_DIR": str(tmp_path), "IVR_MASK_NUMBERS": "1"})
-    call = Call(app.test_client(), "CA" + "4" * 32, "+14155550143", "+12125550188")
-    call.start("main")
+    call = phone_on(app).dial("main", call_sid="CA" + "4" * 32, from_="+14155550143", to="+12125550188")
     call.press("2")
     call.press("1")  # billing: callerId is the (masked) number called
     call.dial_result("busy")
-    call.record(seconds=8)
-    call.status("completed")
+    call.record(seconds=8)  # then goodbye: the phone posts the completed status
     path = tmp_path / f"CA{'4' * 32}.jsonl"
     result = replay(path, replay_target, flows_dir=FLOWS)
     assert read_recording(path)[0]["masked"] is True
     assert result.ok, result.report()
-    assert len(result.steps) == 6
+    assert len(result.steps) == 7  # five TwiML requests, the recording callback and the status callback
     assert 'callerId="+12120000088"' in result.steps[2].actual
 
 
@@ -164,11 +162,10 @@ def test_a_redacted_step_is_not_compared(make_app, flows_dir, tmp_path):
         encoding="utf-8",
     )
     app = make_app({"IVR_FLOWS_DIR": str(flows_dir), "IVR_RECORD_DIR": str(tmp_path / "rec")})
-    call = Call(app.test_client(), "CA" + "6" * 32, "+15551230000", "+15559870000")
-    call.start("pin")
+    call = phone_on(app).dial("pin", call_sid="CA" + "6" * 32)
     call.press("9876")
     result = replay(tmp_path / "rec" / f"CA{'6' * 32}.jsonl", replay_target, flows_dir=flows_dir)
-    assert [step.compared for step in result.steps] == [True, False]
+    assert [step.compared for step in result.steps] == [True, False, True]  # entry, the PIN, the status
     assert result.ok
 
 

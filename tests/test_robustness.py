@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import BASE, sign
+from conftest import BASE, phone_on, sign
 
-from ivr.errors import FlowLoadError
 from ivr.core.loader import load_flows
-from ivr.testing import phone_for
+from ivr.errors import FlowLoadError
 from ivr.web.services import services
 
 
@@ -28,7 +27,7 @@ def test_an_outbound_call_placed_into_a_state_keeps_its_variables(make_app, tmp_
     app = make_app({"IVR_FLOWS_DIR": str(d)})
     store = services(app).store
     store.update("ctx:abc", lambda _: {"flow": "o", "state": "remind", "vars": {"name": "Ada", "order": "42"}}, 60)
-    call = phone_for(app).dial("/voice/o?ctx=abc&state=remind", direction="outbound-api")
+    call = phone_on(app).dial("/voice/o?ctx=abc&state=remind", direction="outbound-api")
     assert call.heard == ["Hello Ada, about 42."]
     assert store.get("ctx:abc") is None
 
@@ -49,7 +48,7 @@ states:
 def test_sensitive_input_stays_usable_through_the_hooks_of_its_request(make_app, hooks, tmp_path):
     hooks.returns("audit", outcome="done")
     app = make_app({"IVR_FLOWS_DIR": str(flows(tmp_path, p=PIN))})
-    call = phone_for(app).dial("p")
+    call = phone_on(app).dial("p")
     call.press("4321")
     assert call.heard == ["Confirmed."]
     assert hooks.calls["audit"][0].input["digits"] == "4321"
@@ -74,7 +73,7 @@ states:
 
 def test_a_templated_screen_prompt_plays_to_the_answering_party(make_app, tmp_path):
     app = make_app({"IVR_FLOWS_DIR": str(flows(tmp_path, s=SCREENED))})
-    call = phone_for(app).dial("s", from_="+15551230000")
+    call = phone_on(app).dial("s", from_="+15551230000")
     call.dial_result("completed", screen="1")
     assert call.child_exchanges[0].body.count("https://example.com/+15551230000.mp3") == 1
     assert call.ended and call.heard == []  # accepted: connected, completed, goodbye
@@ -88,7 +87,7 @@ def test_a_failing_screen_leg_hangs_up_that_leg_and_the_caller_goes_on(make_app,
 
     monkeypatch.setattr(Renderer, "whisper_document", broken)
     app = make_app({"IVR_FLOWS_DIR": str(flows(tmp_path, s=SCREENED))})
-    call = phone_for(app).dial("s")
+    call = phone_on(app).dial("s")
     call.dial_result("completed", screen="1")
     assert "<Hangup" in call.child_exchanges[0].body
     assert "operator" not in call.child_exchanges[0].body  # never the caller's error state on this leg
@@ -110,7 +109,7 @@ def test_a_chain_of_slow_hooks_still_answers_within_the_requests_budget(make_app
     hooks.slow("slow", 0.2, outcome="done")
     app = make_app({"IVR_FLOWS_DIR": str(flows(tmp_path, c=CHAIN)), "IVR_HOOK_TIMEOUT": "0.3"})
     started = time.monotonic()
-    call = phone_for(app).dial("c")
+    call = phone_on(app).dial("c")
     assert time.monotonic() - started < 1.0
     assert call.heard == ["Hi.", "Done ."]  # the hooks past the budget took their on_error route
     assert len(hooks.calls["slow"]) < 4  # and were never started
@@ -119,14 +118,14 @@ def test_a_chain_of_slow_hooks_still_answers_within_the_requests_budget(make_app
 def test_characters_xml_cannot_hold_are_left_out_of_the_document(make_app, hooks, tmp_path):
     hooks.returns("fetch", vars={"name": "A\x0bda\x00"})
     d = flows(tmp_path, x="start: a\nstates:\n  a: {run: fetch, next: b}\n  b: {say: 'Hi {{ name }}.', hangup: true}\n")
-    assert phone_for(make_app({"IVR_FLOWS_DIR": str(d)})).dial("x").heard == ["Hi Ada."]
+    assert phone_on(make_app({"IVR_FLOWS_DIR": str(d)})).dial("x").heard == ["Hi Ada."]
 
 
 def test_a_read_back_of_sensitive_input_is_not_kept_for_retries(make_app, tmp_path):
     d = flows(tmp_path, p="start: pin\nstates:\n  pin: {say: PIN?, gather: {num_digits: 4}, sensitive: true, next: b}\n"
                           "  b: {say: 'You entered {{ input.digits }}.', hangup: true}\n")  # fmt: skip
     app = make_app({"IVR_FLOWS_DIR": str(d)})
-    call = phone_for(app).dial("p")
+    call = phone_on(app).dial("p")
     params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": "4321"}
     headers = {"X-Twilio-Signature": sign(BASE + "/voice/p/pin", params), "I-Twilio-Idempotency-Token": "t1"}
     response = app.test_client().post("/voice/p/pin", data=params, headers=headers)
@@ -138,7 +137,7 @@ def test_an_answering_machine_still_gets_the_entry_states_variables_but_not_its_
     d = flows(tmp_path, m="start: a\nstates:\n  a:\n    set: {who: Ada}\n    sms: Hello.\n"
                           "    answered_by: {machine: drop}\n    say: Hi.\n    hangup: true\n"
                           "  drop: {say: 'Message for {{ who }}.', hangup: true}\n")  # fmt: skip
-    call = phone_for(make_app({"IVR_FLOWS_DIR": str(d)})).dial("m", params={"AnsweredBy": "machine_end_beep"})
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(d)})).dial("m", params={"AnsweredBy": "machine_end_beep"})
     assert call.heard == ["Message for Ada."]
     assert call.effects == []
 
@@ -148,7 +147,7 @@ def test_a_retried_webhook_runs_its_hooks_once_and_answers_as_before(make_app, h
     d = flows(tmp_path, r="start: m\nstates:\n  m: {say: Menu., gather: {}, routes: {'1': h}}\n"
                           "  h: {run: slow, next: e}\n  e: {say: Done., hangup: true}\n")  # fmt: skip
     app = make_app({"IVR_FLOWS_DIR": str(d)})
-    call = phone_for(app).dial("r")
+    call = phone_on(app).dial("r")
     params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": "1"}
     headers = {"X-Twilio-Signature": sign(BASE + "/voice/r/m", params), "I-Twilio-Idempotency-Token": "same"}
     client = app.test_client()
@@ -166,7 +165,7 @@ def test_a_flow_file_that_is_not_utf8_is_reported_and_callers_go_on(make_app, tm
     d = flows(tmp_path, ok="start: a\nstates:\n  a: {say: Fine., hangup: true}\n")
     app = make_app({"IVR_FLOWS_DIR": str(d), "IVR_HOT_RELOAD": "1"})
     (d / "latin.yaml").write_bytes("start: a\nstates:\n  a: {say: Caf\xe9., hangup: true}\n".encode("latin-1"))
-    assert phone_for(app).dial("ok").heard == ["Fine."]
+    assert phone_on(app).dial("ok").heard == ["Fine."]
     [problem] = services(app).flows.problems
     assert "cannot be read as UTF-8 text" in problem.message
 

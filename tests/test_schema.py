@@ -11,9 +11,9 @@ import pytest
 import yaml
 from bad_flows import BAD, errors_of
 
-from ivr.errors import FlowError, FlowLoadError
 from ivr.core.loader import flow_files, load_flow, load_flow_text, load_flows, read_flow
 from ivr.core.loader.source import Reader, compose, core_scalar
+from ivr.errors import FlowError, FlowLoadError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "ivr" / "core" / "loader" / "flow.schema.json").read_text(encoding="utf-8"))

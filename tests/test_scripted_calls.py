@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ivr.testing import phone_for
 from ivr.web.services import services
+from conftest import phone_on
 
 GOODBYE = "Thanks for calling Acme. Goodbye."
 VOICEMAIL = "Please leave a message after the beep. Press the pound key when you are done."
@@ -124,7 +124,7 @@ def test_a_technician_queue_that_the_caller_leaves_goes_to_voicemail(phone):
     ],
 )
 def test_the_clock_picks_the_menu(make_app, when, menu):
-    phone = phone_for(make_app(now=when))
+    phone = phone_on(make_app(now=when))
     call = phone.dial("main")
     assert call.state == menu
 

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import redis
+from conftest import ROOT, TOKEN
+from helpers import DB, HOST, free_port
 
 from ivr.phone import HttpTransport, Phone
 from ivr.store.redis import RedisStore
 
-HOST, PORT, DB = "127.0.0.1", 6379, 15
-NO_REDIS = f"no Redis on {HOST}:{PORT}: start redis-server or run .ci/run"
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "12345678901234567890123456789012"
 PUBLIC = "http://ivr.test"  # the address callers' webhooks are signed for, in front of both servers
 APOLOGY = "We're sorry, something went wrong on our side. Please call again later."
 
@@ -50,22 +45,6 @@ server = make_server("127.0.0.1", 0, app, threaded=True)
 print(server.port, flush=True)
 server.serve_forever()
 """
-
-
-def redis_answers() -> bool:
-    client = redis.Redis(HOST, PORT, socket_timeout=0.5, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Servers:
@@ -124,19 +103,6 @@ def servers(tmp_path):
     started.stop()
 
 
-@pytest.fixture
-def prefix():
-    """A Redis key prefix for this test alone; its keys are deleted afterwards (never FLUSHDB)."""
-    if not redis_answers():
-        pytest.skip(NO_REDIS)
-    prefix = f"ivr-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    with redis.Redis(HOST, PORT, DB) as client:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
 class RoundRobin:
     """The load balancer: each request to the public address goes to the next server in turn."""
 
@@ -153,13 +119,15 @@ class RoundRobin:
 
 
 @pytest.fixture
-def two_servers(servers, prefix):
+def two_servers(servers, redis_url, redis_prefix):
     """Two app servers on one Redis, behind a round-robin balancer."""
-    settings = {"IVR_STORE": f"redis://{HOST}:{PORT}/{DB}", "IVR_REDIS_PREFIX": prefix}
+    settings = {"IVR_STORE": redis_url, "IVR_REDIS_PREFIX": redis_prefix}
     return RoundRobin(servers.start(**settings), servers.start(**settings))
 
 
-def test_a_call_alternating_between_two_servers_keeps_its_retries_and_variables(two_servers, prefix, servers):
+def test_a_call_alternating_between_two_servers_keeps_its_retries_and_variables(
+    two_servers, redis_url, redis_prefix, servers
+):
     phone = Phone(two_servers, PUBLIC, auth_token=TOKEN)
     call = phone.dial("main")
     assert call.heard[0] == "Thanks for calling Acme.", servers.logs()
@@ -177,7 +145,7 @@ def test_a_call_alternating_between_two_servers_keeps_its_retries_and_variables(
     assert [e.status for e in call.exchanges + call.callbacks] == [200] * len(two_servers.served)
     assert set(two_servers.served) == set(two_servers.bases)  # each server answered some requests
 
-    with RedisStore(f"redis://{HOST}:{PORT}/{DB}", prefix=prefix) as store:
+    with RedisStore(redis_url, prefix=redis_prefix) as store:
         session = store.get(call.sid)
         # The message was stored by the server that got the recording callback, with the variables
         # that the other one set.

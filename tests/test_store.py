@@ -11,31 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import T0
 
 from ivr.errors import ConfigError, StoreError
 from ivr.store import RENEW_SLACK, MemoryStore, SQLiteStore, open_store
 
-T0 = 1_700_000_000.0
 TTL = 3600.0
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class FakeClock:
-    """Seconds since the epoch that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture(params=["memory", "sqlite"])

@@ -9,8 +9,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.rest import Client
 
 from ivr.errors import ConfigError, TwilioCallError
-from ivr.phone.fakes import FakeTwilioHttp, RecordedRequest, error_body
 from ivr.outbound.client import make_client, twilio_error
+from ivr.phone.fakes import FakeTwilioHttp, RecordedRequest, error_body
 
 ACCOUNT = "ACf2c1b3d4e5f60718293a4b5c6d7e8f90"
 TOKEN = "0123456789abcdef0123456789abcdef"

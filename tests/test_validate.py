@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from bad_flows import BAD, assert_mistake, assert_one_error, errors_of
 
-from ivr.errors import FlowError, FlowLoadError
 from ivr.core.loader import load_flow, load_flow_text, load_flows
+from ivr.errors import FlowError, FlowLoadError
 
 
 def load(text: str):

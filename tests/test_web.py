@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+from xml.etree import ElementTree
 
 import pytest
-from conftest import BASE, Call, Doc, caller_params, sign
+from conftest import BASE, caller_params, phone_on, sign, verb
+from helpers import FakeClock
 
 from ivr.core.engine import Engine
 from ivr.errors import ConfigError, FlowLoadError, StoreError
 from ivr.store import MemoryStore
+from ivr.testing import last_document, status_callback
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.services import services
 
@@ -44,23 +47,36 @@ def failures(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "ivr.web" and r.levelno == logging.ERROR]
 
 
-def assert_apology(doc: Doc, text: str, voice: str | None = "Polly.Joanna") -> None:
-    """A 200 TwiML document that says `text` and hangs up."""
-    assert doc.status == 200
-    assert doc.response.mimetype == "text/xml"
-    assert doc.heard == [text]
-    assert [v.tag for v in doc.verbs] == ["Say", "Hangup"]
-    assert doc.first("Say").get("voice") == voice
+def assert_apology(response, text: str, voice: str | None = "Polly.Joanna") -> None:
+    """A 200 TwiML response that says `text` and hangs up."""
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    root = ElementTree.fromstring(response.get_data())
+    assert [say.text for say in root.iter("Say")] == [text]
+    assert [v.tag for v in root] == ["Say", "Hangup"]
+    assert root.find("Say").get("voice") == voice
 
 
-class FakeClock:
-    """Seconds since the epoch for the session store, moved by the test."""
+def assert_call_apologised(call, mimetypes: list[str], text: str, voice: str | None = "Polly.Joanna") -> None:
+    """The call's last answer was a 200 TwiML document that says `text` and hangs up."""
+    assert call.exchanges[-1].status == 200
+    assert mimetypes[-1] == "text/xml"
+    assert call.heard == [text]
+    assert [v.tag for v in last_document(call)] == ["Say", "Hangup"]
+    assert call.end_reason == "hangup"
+    assert verb(call, "Say").get("voice") == voice
 
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
 
-    def __call__(self) -> float:
-        return self.now
+def mimetypes_of(app) -> list[str]:
+    """The mimetype of every response `app` gives from now on (the phone sees bodies only)."""
+    seen: list[str] = []
+
+    @app.after_request
+    def remember(response):
+        seen.append(response.mimetype)
+        return response
+
+    return seen
 
 
 @pytest.fixture
@@ -82,14 +98,15 @@ def _explode(*args, **kwargs):
     raise RuntimeError("engine exploded")
 
 
-def test_engine_exception_answers_the_flows_error_state(app, dial, caplog, monkeypatch):
-    call = dial("main")
+def test_engine_exception_answers_the_flows_error_state(app, phone, caplog, monkeypatch):
+    mimetypes = mimetypes_of(app)
+    call = phone.dial("main")
     assert call.heard[0] == WELCOME
     monkeypatch.setattr(Engine, "resume", _explode)
 
-    doc = call.press("1")
+    call.press("1")
 
-    assert_apology(doc, MAIN_APOLOGY)
+    assert_call_apologised(call, mimetypes, MAIN_APOLOGY)
     assert session(app, call.sid)["state"] == "apology"
     (record,) = failures(caplog)
     assert (
@@ -103,15 +120,16 @@ def test_engine_exception_answers_the_flows_error_state(app, dial, caplog, monke
 
 def test_engine_exception_without_error_state_apologises_and_hangs_up(make_app, flows_dir, caplog, monkeypatch):
     (flows_dir / "plain.yaml").write_text(PLAIN_FLOW)
-    client = make_app({"IVR_FLOWS_DIR": str(flows_dir)}).test_client()
-    call = Call(client, SID, "+15551230000", "+15559870000")
-    assert call.start("plain").heard == ["Press 1."]
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir)})
+    mimetypes = mimetypes_of(app)
+    call = phone_on(app).dial("plain", call_sid=SID)
+    assert call.heard == ["Press 1."]
     monkeypatch.setattr(Engine, "resume", _explode)
 
-    doc = call.press("1")
+    call.press("1")
 
-    assert_apology(doc, APOLOGY, voice="Polly.Amy")
-    assert doc.first("Say").get("language") == "en-GB"
+    assert_call_apologised(call, mimetypes, APOLOGY, voice="Polly.Amy")
+    assert verb(call, "Say").get("language") == "en-GB"
     (record,) = failures(caplog)
     assert record.getMessage().startswith(f"CallSid={SID} flow=plain state=menu: webhook failed")
     assert "RuntimeError: engine exploded" in caplog.text
@@ -145,9 +163,9 @@ def test_engine_exception_without_error_state_apologises_and_hangs_up(make_app, 
     ],
 )
 def test_bad_voice_urls_answer_an_apology_not_an_html_404(client, caplog, path, text, logged):
-    doc = Doc(signed_post(client, path, caller_params(SID, status="in-progress") | {"Digits": "1"}))
+    response = signed_post(client, path, caller_params(SID, status="in-progress") | {"Digits": "1"})
     voice = "Polly.Joanna" if text == MAIN_APOLOGY else None
-    assert_apology(doc, text, voice=voice)
+    assert_apology(response, text, voice=voice)
     (record,) = failures(caplog)
     assert record.getMessage().startswith(f"CallSid={SID} ")
     assert logged in caplog.text
@@ -156,24 +174,23 @@ def test_bad_voice_urls_answer_an_apology_not_an_html_404(client, caplog, path, 
 def test_request_without_callsid_answers_the_error_state(client, caplog):
     params = caller_params(SID)
     del params["CallSid"]
-    doc = Doc(signed_post(client, "/voice/main", params))
-    assert_apology(doc, MAIN_APOLOGY)
+    assert_apology(signed_post(client, "/voice/main", params), MAIN_APOLOGY)
     (record,) = failures(caplog)
     assert record.getMessage().startswith("CallSid=- flow=main state=(entry): ")
     assert "the request has no CallSid" in caplog.text
 
 
-def test_store_failing_still_answers_200_and_hangs_up(app, dial, caplog, monkeypatch):
-    call = dial("main")
+def test_store_failing_still_answers_200_and_hangs_up(app, phone, caplog, monkeypatch):
+    call = phone.dial("main")
     store = services(app).store
 
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
 
     monkeypatch.setattr(store, "update", down)
-    doc = call.press("1")
-    assert doc.status == 200
-    assert doc.ended
+    call.press("1")
+    assert call.exchanges[-1].status == 200
+    assert call.end_reason == "hangup"
     message = failures(caplog)[0].getMessage()
     assert message == (
         f"CallSid={call.sid} flow=main state=menu: session store: updating session failed: disk I/O error; "
@@ -181,74 +198,75 @@ def test_store_failing_still_answers_200_and_hangs_up(app, dial, caplog, monkeyp
     )
 
 
-def test_store_failing_still_answers_the_error_state(app, dial, monkeypatch):
-    call = dial("main")
+def test_store_failing_still_answers_the_error_state(app, phone, monkeypatch):
+    mimetypes = mimetypes_of(app)
+    call = phone.dial("main")
 
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
 
     monkeypatch.setattr(services(app).store, "update", down)
-    assert_apology(call.press("1"), MAIN_APOLOGY)
+    call.press("1")
+    assert_call_apologised(call, mimetypes, MAIN_APOLOGY)
 
 
 # -- status callbacks ---------------------------------------------------------------------------
 
 
-def test_status_callbacks_mark_the_session(app, dial, caplog):
+def test_status_callbacks_mark_the_session(app, phone, caplog):
     caplog.set_level(logging.INFO, logger="ivr.web")
-    call = dial("main")
+    call = phone.dial("main")
     assert "status" not in session(app, call.sid)
 
     for status in ("ringing", "in-progress"):
-        response = call.status(status)
-        assert response.status_code == 200
-        assert Doc(response).verbs == []
+        response = status_callback(call, status)
+        assert response.status == 200
+        assert list(ElementTree.fromstring(response.body)) == []
         current = session(app, call.sid)
         assert current["status"] == status
         assert "ended" not in current
         assert f"CallSid={call.sid} status {status}" in caplog.messages
 
-    assert call.status("completed", duration=42).status_code == 200
+    assert status_callback(call, "completed", duration=42).status == 200
     current = session(app, call.sid)
     assert (current["status"], current["ended"], current["duration"]) == ("completed", True, "42")
     assert current["state"] == "menu"  # the call's place in the flow is kept
 
 
 @pytest.mark.parametrize("late", ["in-progress", "ringing", "queued", "busy"])
-def test_late_status_does_not_undo_completed(app, dial, late):
-    call = dial("main")
-    call.status("in-progress")
-    call.status("completed", duration=42)
-    assert call.status(late).status_code == 200
+def test_late_status_does_not_undo_completed(app, phone, late):
+    call = phone.dial("main")
+    status_callback(call, "in-progress")
+    status_callback(call, "completed", duration=42)
+    assert status_callback(call, late).status == 200
     current = session(app, call.sid)
     assert (current["status"], current["ended"], current["duration"]) == ("completed", True, "42")
 
 
-def test_earlier_status_does_not_undo_in_progress(app, dial):
-    call = dial("main")
-    call.status("in-progress")
-    call.status("ringing")
+def test_earlier_status_does_not_undo_in_progress(app, phone):
+    call = phone.dial("main")
+    status_callback(call, "in-progress")
+    status_callback(call, "ringing")
     assert session(app, call.sid)["status"] == "in-progress"
 
 
 def test_status_of_an_unknown_call_creates_no_session(app, client):
-    call = Call(client, SID, "+15551230000", "+15559870000")
-    assert call.status("completed").status_code == 200
+    params = caller_params(SID, status="completed") | {"CallDuration": "30"}
+    assert signed_post(client, "/twilio/status", params).status_code == 200
     assert session(app, SID) is None
 
 
-def test_unknown_call_status_is_ignored_with_a_warning(app, dial, caplog):
-    call = dial("main")
-    response = call.status("exploded")
-    assert response.status_code == 200
+def test_unknown_call_status_is_ignored_with_a_warning(app, phone, caplog):
+    call = phone.dial("main")
+    assert status_callback(call, "exploded").status == 200
     assert "status" not in session(app, call.sid)
     assert f"CallSid={call.sid} status callback with CallStatus='exploded' ignored" in caplog.messages
 
 
-def test_completed_session_expires_after_the_grace_period(app, store_clock, dial):
-    call = dial("main")
+def test_completed_session_expires_after_the_grace_period(app, store_clock, phone):
+    call = phone.dial("main")
     store_clock.now += 60
-    call.status("completed")
+    status_callback(call, "completed")
 
     store_clock.now += SESSION_GRACE - 1
     assert session(app, call.sid)["status"] == "completed"
@@ -256,19 +274,19 @@ def test_completed_session_expires_after_the_grace_period(app, store_clock, dial
     assert session(app, call.sid) is None
 
 
-def test_live_session_lasts_the_whole_call(app, store_clock, dial):
-    call = dial("main")
+def test_live_session_lasts_the_whole_call(app, store_clock, phone):
+    call = phone.dial("main")
     store_clock.now += SESSION_TTL - 1
     assert session(app, call.sid)["state"] == "menu"
     store_clock.now += 2
     assert session(app, call.sid) is None
 
 
-def test_late_status_after_completed_keeps_the_grace_period(app, store_clock, dial):
-    call = dial("main")
-    call.status("completed")
+def test_late_status_after_completed_keeps_the_grace_period(app, store_clock, phone):
+    call = phone.dial("main")
+    status_callback(call, "completed")
     store_clock.now += 10
-    call.status("in-progress")
+    status_callback(call, "in-progress")
 
     store_clock.now += SESSION_GRACE
     assert session(app, call.sid) is None
@@ -278,17 +296,22 @@ def test_late_status_after_completed_keeps_the_grace_period(app, store_clock, di
 
 
 @pytest.mark.parametrize("completed_first", [False, True], ids=["action-first", "status-first"])
-def test_record_action_after_hang_up_is_processed(app, dial, completed_first):
-    call = dial("main", state="voicemail")
+def test_record_action_after_hang_up_is_processed(app, phone, completed_first):
+    call = phone.dial("/voice/main?state=voicemail")
     assert call.heard == ["Please leave a message after the beep. Press the pound key when you are done."]
     if completed_first:
-        call.status("completed")
+        status_callback(call, "completed")
 
-    doc = call.hang_up_while_recording(seconds=5)
+    call.hangup(seconds=5)
 
-    assert doc.status == 200
-    assert doc.heard == ["Thank you, we got your 5 second message.", "Thanks for calling Acme. Goodbye."]
-    assert doc.ended
+    # Twilio ignores the answer to a hang-up's Record action, but the flow still takes its route.
+    assert call.exchanges[-1].status == 200
+    root = last_document(call)
+    assert [say.text for say in root.iter("Say")] == [
+        "Thank you, we got your 5 second message.",
+        "Thanks for calling Acme. Goodbye.",
+    ]
+    assert root[-1].tag == "Hangup"
     current = session(app, call.sid)
     assert current["state"] == "goodbye"
     assert current["vars"] == {"message_seconds": 5}

@@ -1,0 +1,74 @@
+"""Helpers shared by the test modules: a clock that moves only when a test says so, and the tests'
+own corner of the shared Redis (database 15, a key prefix per test, only their own keys deleted).
+
+Fixtures built on them (`clock`, `store`, `redis_url`, `redis_prefix`) are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import redis
+
+HOST, PORT, DB = "127.0.0.1", 6379, 15
+REDIS_URL = f"redis://{HOST}:{PORT}/{DB}"
+NO_REDIS = f"no Redis on {HOST}:{PORT}: start redis-server or run .ci/run"
+T0 = 1_700_000_000.0
+
+
+class FakeClock:
+    """Seconds since the epoch that move only when a test (or the code's `sleep`) says so."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep as the code under test does: recorded, and time moves on at once."""
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def redis_answers(host: str = HOST, port: int = PORT) -> bool:
+    """Whether a Redis answers PING there within half a second."""
+    client = redis.Redis(host, port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (bound for a moment, then released)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def new_prefix() -> str:
+    """A Redis key prefix no other test (nor another person's run) uses."""
+    return f"ivr-test-{uuid.uuid4().hex[:12]}:"
+
+
+def own_keys(prefix: str) -> list[str]:
+    """Every key under `prefix` in the tests' database."""
+    with redis.Redis(HOST, PORT, DB, decode_responses=True) as client:
+        return sorted(client.scan_iter(match=prefix + "*", count=1000))  # the tests' prefixes hold no * ? [
+
+
+def delete_own_keys(prefix: str) -> None:
+    """Delete the keys under `prefix`, and nothing else (never FLUSHDB)."""
+    with redis.Redis(HOST, PORT, DB) as client:
+        keys = own_keys(prefix)
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
