@@ -31,15 +31,9 @@ SERVER = """
 import json, sys
 from datetime import UTC, datetime
 from werkzeug.serving import make_server
-import ivr.store, ivr.web
+import ivr.web
 
-config = json.loads(sys.argv[1])
-
-def open_store(url, **options):  # until create_app passes IVR_REDIS_PREFIX itself
-    options.setdefault("prefix", config["IVR_REDIS_PREFIX"])
-    return ivr.store.open_store(url, **options)
-
-ivr.web.open_store = open_store
+config = json.loads(sys.argv[1])  # IVR_REDIS_PREFIX among them: each test's keys are its own
 app = ivr.web.create_app(config, clock=lambda: datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
 server = make_server("127.0.0.1", 0, app, threaded=True)
 print(server.port, flush=True)

@@ -14,7 +14,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.templates import open_names, parse_condition, parse_text
 from ivr.errors import FlowError
 
-__all__ = ["state_prompts", "state_templates", "state_texts", "unknown_names"]
+__all__ = ["spoken_texts", "state_prompts", "state_templates", "state_texts", "unknown_names"]
 
 _HOOK_HINT = " (register it with @ivr.hook in the IVR_HOOKS module)"
 _SCHEDULE_HINT = " (add it under schedules:, or to IVR_SCHEDULES)"
@@ -27,10 +27,9 @@ def state_prompts(state: f.State) -> list:
             *(screen.prompts if screen else ())]  # fmt: skip
 
 
-def state_texts(state: f.State) -> list[f.Text]:
-    """Every text of a state that may carry a template."""
+def spoken_texts(state: f.State) -> list[f.Text]:
+    """The texts of a state's documents that may carry a template: its prompts' and its action's."""
     out = [p.text if isinstance(p, f.Say) else p.url for p in state_prompts(state) if not isinstance(p, f.Pause)]
-    out += [value for _, value, _ in state.set if isinstance(value, f.Text)]
     action = state.action
     if isinstance(action, f.Dial):
         out += [t.value for t in action.targets] + [action.caller_id]
@@ -38,9 +37,15 @@ def state_texts(state: f.State) -> list[f.Text]:
         out += [action.name, action.wait_url]
     elif isinstance(action, f.Redirect):
         out.append(action.url)
-    if state.sms is not None:
-        out += [state.sms.body, state.sms.to]
     return [t for t in out if t is not None]
+
+
+def state_texts(state: f.State) -> list[f.Text]:
+    """Every text of a state that may carry a template: what it says and does, what it sets and texts."""
+    out = spoken_texts(state) + [value for _, value, _ in state.set if isinstance(value, f.Text)]
+    if state.sms is not None:
+        out += [t for t in (state.sms.body, state.sms.to) if t is not None]
+    return out
 
 
 def state_templates(state: f.State) -> Iterator[tuple[object, f.Pos, str]]:

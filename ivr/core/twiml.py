@@ -28,6 +28,7 @@ from twilio.twiml.voice_response import (
 )
 
 from ivr.core import flow as f
+from ivr.core.references import spoken_texts
 from ivr.core.templates import render
 
 __all__ = ["GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
@@ -73,22 +74,8 @@ def empty_document() -> str:
 
 
 def _is_static(state: f.State) -> bool:
-    texts: list[f.Text | None] = []
-    prompts = list(state.prompts) + list(state.reprompt or ())
-    prompts += list(state.no_input.prompts) + list(state.no_match.prompts)
-    for prompt in prompts:
-        if isinstance(prompt, f.Say):
-            texts.append(prompt.text)
-        elif isinstance(prompt, f.Play):
-            texts.append(prompt.url)
-    action = state.action
-    if isinstance(action, f.Dial):
-        texts += [t.value for t in action.targets] + [action.caller_id]
-    elif isinstance(action, f.Enqueue):
-        texts += [action.name, action.wait_url]
-    elif isinstance(action, f.Redirect):
-        texts.append(action.url)
-    return all(t is None or t.template is None for t in texts)
+    # No template in what the state's document says or does: its TwiML is the same for every call.
+    return all(t.template is None for t in spoken_texts(state))
 
 
 class Renderer:

@@ -29,11 +29,7 @@ class PromptReader(ActionReader):
 
     def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
         out = []
-        for i, item in enumerate(self.sequence(node, path) or ()):
-            item_path = path_join(path, i)
-            entry = self.mapping(item, item_path)
-            if entry is None:
-                continue
+        for item, item_path, entry in self.mappings(node, path):
             kinds = [k for k in entry if k in ("say", "play", "pause")]
             if len(entry) != 1 or len(kinds) != 1:
                 self.error(item, item_path, "each prompt is one of say, play or pause, e.g. - say: Hello")

@@ -284,11 +284,7 @@ class FlowReader(PromptReader):
 
     def when(self, node: yaml.Node, path: str) -> tuple:
         out = []
-        for i, item in enumerate(self.sequence(node, path) or ()):
-            item_path = path_join(path, i)
-            entry = self.mapping(item, item_path)
-            if entry is None:
-                continue
+        for item, item_path, entry in self.mappings(node, path):
             self.known_keys(entry, WHEN_KEYS, item_path)
             if "if" not in entry or "next" not in entry:
                 self.error(item, item_path, "each condition needs if: (an expression) and next: (a state)")
