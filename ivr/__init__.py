@@ -1,6 +1,7 @@
 """ivr: a code-first interactive voice menu for Twilio, with flows written in YAML."""
 
 from ivr.core.engine import Engine, Step
+from ivr.core.loader import load_flow, load_flows
 from ivr.errors import (
     ConfigError,
     FlowError,
@@ -12,7 +13,6 @@ from ivr.errors import (
     WebhookError,
 )
 from ivr.hooks import HookContext, hook
-from ivr.core.loader import load_flow, load_flows
 from ivr.phone import CallError, Phone, PhoneCall, WsgiTransport
 from ivr.web import create_app
 

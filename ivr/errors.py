@@ -131,6 +131,8 @@ class DryRunCaptured(Exception):  # not an IvrError: a signal that never leaves 
 
     def __init__(self, request: object) -> None:
         self.request = request
+
+
 class PhoneError(IvrError):
     """A caller action that does not fit the call (keys pressed while a dial rings), or a bad target."""
 

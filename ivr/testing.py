@@ -159,9 +159,7 @@ def phone_for(app, *, schema: TwimlSchema | None = None, base_url: str = "http:/
     transport: Transport = WsgiTransport(app)
     if schema is not None and schema.active:
         transport = _CheckingTransport(transport, schema)
-    return Phone(
-        transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=services(app).journal
-    )
+    return Phone(transport, base_url, auth_token=app.config.get("TWILIO_AUTH_TOKEN"), effects=services(app).journal)
 
 
 def last_document(call: PhoneCall) -> ElementTree.Element:

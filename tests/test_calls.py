@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from ivr.web.services import services
 from conftest import phone_on, verb
+
 from ivr.testing import last_document
+from ivr.web.services import services
 
 PROMPT = (
     "For sales, press 1 or say sales. For support, press 2 or say support. "

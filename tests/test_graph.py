@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from conftest import FLOWS, TEST_FLOWS
 from transitions.extensions import diagrams_graphviz
 
+from ivr.cli.graph import graph as graph_command
 from ivr.core import flow as f
 from ivr.core.engine import Engine
-from ivr.cli.graph import graph as graph_command
 from ivr.core.graph import graph_data, mermaid
 from ivr.core.loader import load_flow, load_flow_text
 

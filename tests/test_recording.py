@@ -11,8 +11,8 @@ from conftest import BASE, OPEN_HOURS, caller_params, phone_on, sign
 
 from ivr.phone import PhoneCall
 from ivr.phone.recording import REDACTED, mask_numbers, read_recording
-from ivr.web.services import services
 from ivr.testing import status_callback
+from ivr.web.services import services
 
 SID = "CA" + "1" * 32
 STARTED = "2026-11-25T15:00:00.000Z"  # OPEN_HOURS as recorded

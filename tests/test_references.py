@@ -38,8 +38,10 @@ def _flow(text: str):
     ("state", "path"),
     [
         ("say: \"{{ open('suport') }}\"\n    hangup: true", "states.a.say"),
-        ("prompts: [{say: Hi.}, {play: \"https://x.example/{{ open('suport') }}.mp3\"}]\n    hangup: true",
-         "states.a.prompts[1].play"),
+        (
+            "prompts: [{say: Hi.}, {play: \"https://x.example/{{ open('suport') }}.mp3\"}]\n    hangup: true",
+            "states.a.prompts[1].play",
+        ),
         ("sms: \"{{ open('suport') }}\"\n    hangup: true", "states.a.sms"),
         ("set: {x: \"{{ open('suport') }}\"}\n    hangup: true", "states.a.set.x"),
         ("dial: \"{{ '+15550001111' if open('suport') else '+15550002222' }}\"\n    next: b", "states.a.dial"),

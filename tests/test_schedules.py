@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.errors import FlowLoadError
 from ivr.core.loader import load_schedules_file, read_schedules
-from ivr.core.schedules import Span, open_function
 from ivr.core.loader.source import Reader, compose
+from ivr.core.schedules import Span, open_function
 from ivr.core.templates import compile_condition
+from ivr.errors import FlowLoadError
 
 HERE = Path(__file__).resolve().parent / "flows" / "schedules"
 BAD = HERE / "bad"

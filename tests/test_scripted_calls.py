@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import phone_on
 
 from ivr.web.services import services
-from conftest import phone_on
 
 GOODBYE = "Thanks for calling Acme. Goodbye."
 VOICEMAIL = "Please leave a message after the beep. Press the pound key when you are done."

@@ -17,6 +17,7 @@ from ivr.errors import FlowLoadError, IvrError
 
 __all__ = ["graph", "render"]
 
+
 def render(flow: f.Flow, fmt: str) -> bytes:
     """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it."""
     if fmt not in ("svg", "png"):

@@ -14,9 +14,9 @@ def messages(limit: int, as_json: bool) -> None:
     """List recent voicemail messages from the session store (IVR_STORE)."""
     import json
 
-    from ivr.web.messages import MessageBox
     from ivr.settings import load_settings
     from ivr.store import store_from_settings
+    from ivr.web.messages import MessageBox
 
     settings = load_settings()
     store = store_from_settings(settings)
@@ -41,4 +41,3 @@ def messages(limit: int, as_json: bool) -> None:
             f"{message.get('created', '?')}  {message.get('from') or '?':<14} {message['flow']}/{message['state']}"
             f"  {message.get('duration') or 0:>3} s  {delivered}\n    {transcription}\n    {message.get('url')}"
         )
-

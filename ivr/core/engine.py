@@ -238,9 +238,7 @@ class Engine:
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
         return self._walk(call, variant, outcome, [], [])
 
-    def _walk(
-        self, call: _Call, variant: str, outcome, segments: list, rendered: list, redact: bool = False
-    ) -> Step:
+    def _walk(self, call: _Call, variant: str, outcome, segments: list, rendered: list, redact: bool = False) -> Step:
         """Render from the call's state on: input-less states flow on into the same document, up to
         one that waits or ends; a hook pauses the walk, handing the adapter a continuation."""
         states = self.flow.states

@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-
 __all__ = [
-    "Pos",
     "DIAL_OUTCOMES",
     "ENQUEUE_OUTCOMES",
     "RECORD_OUTCOMES",
@@ -25,6 +23,7 @@ __all__ = [
     "Hangup",
     "Pause",
     "Play",
+    "Pos",
     "Record",
     "Redirect",
     "Reject",

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
-
 from ivr.core import flow as f
-from ivr.errors import FlowError, FlowLoadError
-from ivr.core.loader import display_path, flow_files, key_paths, load_schedules_file, read_flow
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.loader import display_path, flow_files, key_paths, load_schedules_file, read_flow
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
+from ivr.errors import FlowError, FlowLoadError
 
 __all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "run_checks"]
 
@@ -79,7 +78,10 @@ class Report:
 
 
 def run_checks(
-    targets=(), *, flows_dir="flows", hooks: Callable[[Path], Collection[str]] = lambda directory: (),
+    targets=(),
+    *,
+    flows_dir="flows",
+    hooks: Callable[[Path], Collection[str]] = lambda directory: (),
     schedules: str | None = None,
 ) -> Report:
     """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir).

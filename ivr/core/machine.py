@@ -49,9 +49,7 @@ def _transitions(flow: f.Flow) -> list[dict]:
         routed = set()
         for route in state.routes:
             if route.target == f.REPEAT:
-                out.append(
-                    {"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_retry("repeat")]}
-                )
+                out.append({"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_retry("repeat")]})
             elif route.target == f.BACK:
                 out.append({"trigger": route.outcome, "source": name, "dest": None, "after": [_mark_back]})
             else:
@@ -79,9 +77,7 @@ def _transitions(flow: f.Flow) -> list[dict]:
             if state.next is None:
                 continue
             for cond in state.when:
-                out.append(
-                    {"trigger": event, "source": name, "dest": cond.target, "conditions": [_condition(cond)]}
-                )
+                out.append({"trigger": event, "source": name, "dest": cond.target, "conditions": [_condition(cond)]})
             out.append({"trigger": event, "source": name, "dest": state.next})
         if isinstance(action, f.Gather):
             for kind in f.RETRY_EVENTS:

@@ -53,8 +53,9 @@ def state_templates(state: f.State) -> Iterator[tuple[object, f.Pos, str]]:
     for text in state_texts(state):
         if text.template is not None:
             yield parse_text(text.source), text.pos, text.path
+    when = path_join(path_join("states", state.name), "when")
     for i, cond in enumerate(state.when):
-        yield parse_condition(cond.source), cond.pos, path_join(path_join(path_join("states", state.name), "when"), i) + ".if"
+        yield parse_condition(cond.source), cond.pos, path_join(when, i) + ".if"
 
 
 def unknown_names(flow: f.Flow, hooks: Collection[str], schedules: Collection[str] = ()) -> list[FlowError]:
@@ -83,4 +84,3 @@ def _hooks_named(flow: f.Flow) -> Iterator[tuple[str, f.Pos, str]]:
             yield state.action.name, state.action.pos, path + ".run"
         if isinstance(state.on_message, str):
             yield state.on_message, state.on_message_pos or state.pos, path + ".on_message"
-

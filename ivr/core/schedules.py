@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean
 
-
 __all__ = ["DAYS", "GROUPS", "HORIZON", "NAME_RE", "SCHEDULE_KEYS", "Schedule", "Span", "open_function"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -6,9 +6,9 @@ Every problem is returned at once, in the loader's format; nothing here raises.
 from __future__ import annotations
 
 from ivr.core import flow as f
-from ivr.errors import FlowError
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 

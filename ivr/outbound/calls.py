@@ -19,9 +19,8 @@ from twilio.rest import Client
 from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
 from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
-from ivr.store import store_from_settings
 from ivr.outbound.dry_run import DryRequest, capture_request
-from ivr.store import SessionStore
+from ivr.store import SessionStore, store_from_settings
 
 __all__ = [
     "CALL_TTL",

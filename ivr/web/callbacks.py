@@ -8,15 +8,15 @@ from datetime import datetime
 
 from flask import Blueprint, Flask, current_app, request
 
+from ivr.core.effects import HookCall, SendText
+from ivr.core.twiml import apology_document, empty_document
+from ivr.errors import IvrError
 from ivr.web import security
 from ivr.web.effects import journal_texts, send_text
-from ivr.core.effects import HookCall, SendText
-from ivr.errors import IvrError
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.http import xml_response as _xml
 from ivr.web.messages import MessageBox
 from ivr.web.services import hook_records, services
-from ivr.core.twiml import apology_document, empty_document
 
 __all__ = ["callbacks"]
 

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from ivr.core import flow as f
 from ivr.core.engine import Engine
-from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
 from ivr.core.gc_pause import gc_paused
-from ivr.core.loader import display_path, flow_files, read_flow
-from ivr.core.loader import load_schedules_file
+from ivr.core.loader import display_path, flow_files, load_schedules_file, read_flow
 from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
+from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
 
 __all__ = ["FlowRegistry"]
 

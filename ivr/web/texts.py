@@ -18,10 +18,10 @@ from xml.etree import ElementTree
 from flask import Blueprint, Flask, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from ivr.web import security
 from ivr.core.engine import new_session
 from ivr.errors import IvrError
 from ivr.hooks import run_pending
+from ivr.web import security
 from ivr.web.http import xml_response
 from ivr.web.services import services
 

@@ -69,7 +69,7 @@ def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True)
     with gc_paused():
         flow, errors = read_flow(text, file, flow_id)
     if flow is not None and validate:
-            errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
+        errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
     if errors or flow is None:
         raise FlowLoadError(errors)
     return flow

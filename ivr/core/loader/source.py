@@ -118,7 +118,6 @@ class Reader:
 
     # -- scalars -----------------------------------------------------------------------------
 
-
     def mappings(self, node: yaml.Node, path: str):
         """Each mapping in a sequence node, as (its node, its key path, its items); others are reported."""
         for i, item in enumerate(self.sequence(node, path) or ()):
@@ -126,6 +125,7 @@ class Reader:
             entry = self.mapping(item, item_path)
             if entry is not None:
                 yield item, item_path, entry
+
     def string(self, node: yaml.Node, path: str, *, empty_ok: bool = False) -> str | None:
         """A scalar read as the text written (YAML 1.2: `no` is the string "no")."""
         if not isinstance(node, yaml.ScalarNode):
