@@ -31,7 +31,15 @@ from ivr.phone.records import Exchange
 from ivr.phone.replay import replay
 from ivr.web.services import services
 
-__all__ = ["HookDoubles", "TwimlSchema", "generated_flow", "last_document", "phone_for", "status_callback"]
+__all__ = [
+    "HookDoubles",
+    "TwimlSchema",
+    "generated_flow",
+    "last_document",
+    "phone_for",
+    "status_callback",
+    "use_fake_twilio",
+]
 
 
 class TwimlSchema:
@@ -167,6 +175,11 @@ def last_document(call: PhoneCall) -> ElementTree.Element:
     `last_document(call).find("Gather").get("action")`."""
     assert call.exchanges, "the call has made no request"
     return ElementTree.fromstring(call.exchanges[-1].body)
+
+
+def use_fake_twilio(app, http) -> None:
+    """From now on `app` sends texts and calls through `http`, a FakeTwilioHttp (tests never reach Twilio)."""
+    services(app).twilio_http = http
 
 
 def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exchange:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from conftest import FLOWS
 
@@ -210,3 +211,31 @@ def test_phone_at_a_given_time_takes_the_route_of_that_hour(capsys, at, first_li
 def test_phone_at_needs_an_offset(capsys):
     assert run("phone", "main", "--at", "2026-11-25T10:00", "--keys", "hangup") == 2
     assert "needs its offset" in capsys.readouterr().err
+
+
+def _commands(group):
+    for command in group.commands.values():
+        yield command
+        if isinstance(command, click.Group):
+            yield from _commands(command)
+
+
+def test_every_command_reports_an_ivr_error_the_same_way():
+    """Each command is built on ivr/cli/base.py's classes: the one place an IvrError becomes click's error."""
+    from ivr.cli import cli
+    from ivr.cli.base import Command, Group
+
+    strays = [c.name for c in _commands(cli) if not isinstance(c, Command | Group)]
+    assert strays == []
+
+
+def test_an_ivr_error_is_one_line_and_exit_status_1(tmp_path, monkeypatch, capsys):
+    from ivr.cli import main
+
+    monkeypatch.setenv("IVR_ENV", "production")
+    monkeypatch.setenv("IVR_STORE", "memory://")
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(tmp_path))
+    assert main(["messages"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: IVR_STORE=memory:// is for tests and single-process development only")
+    assert "Traceback" not in err

@@ -1,7 +1,7 @@
 """`python -m ivr ...` and the `ivr` script: one click group, a module per command group.
 
-Commands raise `IvrError` (or click's own errors); `main` is the one place an `IvrError` becomes a
-message and exit status 1.
+Commands raise `IvrError` (or click's own errors); their classes (ivr/cli/base.py) are the one
+place an `IvrError` becomes a message and exit status 1.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 
 import click
 
+from ivr.cli.base import Group
 from ivr.cli.campaign import campaign
 from ivr.cli.check import check
 from ivr.cli.graph import graph
@@ -17,13 +18,12 @@ from ivr.cli.messages import messages
 from ivr.cli.outbound import call, sms
 from ivr.cli.phone import phone
 from ivr.cli.recordings import import_call, replay
-from ivr.errors import IvrError
 from ivr.hooks import load_hooks
 
 __all__ = ["cli", "main"]
 
 
-@click.group()
+@click.group(cls=Group)
 def cli() -> None:
     """ivr: a code-first IVR for Twilio."""
     # Every command sees the same hooks as the app: IVR_HOOKS, else hooks.py beside the flows.
@@ -45,8 +45,5 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        return 1
-    except IvrError as exc:
-        click.echo(f"ivr: {exc}", err=True)
         return 1
     return 0

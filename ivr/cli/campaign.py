@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
+from ivr.cli.base import Group
 from ivr.cli.outbound import pass_deps
-from ivr.errors import IvrError
 from ivr.outbound.campaign import release_rows, status_report
 from ivr.outbound.deps import OutboundDeps
 
 __all__ = ["campaign"]
 
 
-@click.group("campaign")
+@click.group("campaign", cls=Group)
 def campaign() -> None:
     """Campaigns placed with `call FLOW --csv FILE`."""
 
@@ -22,11 +22,8 @@ def campaign() -> None:
 @pass_deps
 def status(deps: OutboundDeps, name: str) -> None:
     """Show each row of campaign NAME: status and outcome (answered, busy, no-answer, failed, machine)."""
-    try:
-        with deps.opened_store() as store:
-            click.echo(status_report(store, name))
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
+    with deps.opened_store() as store:
+        click.echo(status_report(store, name))
 
 
 @campaign.command("retry")
@@ -36,14 +33,11 @@ def status(deps: OutboundDeps, name: str) -> None:
 def retry(deps: OutboundDeps, name: str, numbers: tuple[str, ...]) -> None:
     """Let the next run call these rows again (pending, failed or held rows of campaign NAME)."""
     problems = []
-    try:
-        with deps.opened_store() as store:
-            for released, message in release_rows(store, name, numbers):
-                if released:
-                    click.echo(message)
-                else:
-                    problems.append(message)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
+    with deps.opened_store() as store:
+        for released, message in release_rows(store, name, numbers):
+            if released:
+                click.echo(message)
+            else:
+                problems.append(message)
     if problems:
         raise click.ClickException("; ".join(problems))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ivr.cli.base import Command
 from ivr.core.lint import run_checks
 from ivr.hooks import load_hooks, registry
 
@@ -25,7 +26,7 @@ def hooks_for(module: str | None) -> Callable[[Path], set[str]]:
     return names
 
 
-@click.command("check")
+@click.command("check", cls=Command)
 @click.argument("flows", nargs=-1)
 @click.option("--strict", is_flag=True, help="Warnings count as errors (exit status 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

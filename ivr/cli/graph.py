@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from ivr.cli.base import Command
 from ivr.core import flow as f
 from ivr.core.graph import FORMATS, NO_GRAPHVIZ, graph_source, mermaid
 from ivr.core.hints import did_you_mean
 from ivr.core.loader import display_path, flow_files, load_flow
-from ivr.errors import FlowLoadError, IvrError
+from ivr.errors import IvrError
 
 __all__ = ["graph", "render"]
 
@@ -33,7 +34,7 @@ def render(flow: f.Flow, fmt: str) -> bytes:
         raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH")) from None
 
 
-@click.command("graph")
+@click.command("graph", cls=Command)
 @click.argument("flow")
 @click.option(
     "--format",
@@ -55,10 +56,7 @@ def graph(flow: str, fmt: str | None, output: Path | None, flows_dir: str | None
     if fmt == "png" and output is None:
         raise click.UsageError("png is binary: name a file with --output")
     the_flow = _find_flow(flow, flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows")
-    try:
-        data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
+    data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
     if output is None:  # mermaid or svg: text
         click.echo(data.decode("utf-8"), nl=False)
         return
@@ -82,7 +80,4 @@ def _find_flow(name: str, flows_dir: str) -> f.Flow:
         path = files[name]
     elif not path.is_file():
         raise click.BadParameter(f"no flow file {name}", param_hint="FLOW")
-    try:
-        return load_flow(path)
-    except FlowLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_flow(path)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from ivr.cli.base import Command
+
 __all__ = ["messages"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--limit", default=20, show_default=True, help="How many, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def messages(limit: int, as_json: bool) -> None:

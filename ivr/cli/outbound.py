@@ -7,6 +7,7 @@ import time
 
 import click
 
+from ivr.cli.base import Command
 from ivr.errors import IvrError
 from ivr.outbound.calls import MACHINE_DETECTION, MAX_TIMEOUT, place_call, send_sms
 from ivr.outbound.campaign import Campaign, Summary, campaign_name_for
@@ -30,7 +31,7 @@ def _parse_vars(items: tuple[str, ...]) -> dict:
     return variables
 
 
-@click.command("call")
+@click.command("call", cls=Command)
 @click.argument("flow")
 @click.option("--to", help="The number to call, in E.164 (e.g. +15551234567).")
 @click.option(
@@ -165,7 +166,7 @@ def _run_campaign(
     return summary
 
 
-@click.command("sms")
+@click.command("sms", cls=Command)
 @click.option("--to", required=True, help="The number to text, in E.164 (e.g. +15551234567).")
 @click.option("--body", required=True, help="The text.")
 @click.option("--from", "from_", help="Sender (default TWILIO_FROM_NUMBER).")
@@ -173,10 +174,7 @@ def _run_campaign(
 @pass_deps
 def sms(deps: OutboundDeps, to: str, body: str, from_: str | None, dry_run: bool) -> None:
     """Send a text message."""
-    try:
-        result = send_sms(deps.resolved_settings(), to, body, from_=from_, client=deps.client, dry_run=dry_run)
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = send_sms(deps.resolved_settings(), to, body, from_=from_, client=deps.client, dry_run=dry_run)
     if result.dry_run:
         click.echo(result.request.show())
         click.echo("dry run: nothing sent")

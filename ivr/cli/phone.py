@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ivr.cli.base import Command
 from ivr.core.flow import DIAL_OUTCOMES
 from ivr.core.hints import did_you_mean
 from ivr.errors import IvrError
@@ -25,7 +26,7 @@ HELP_TOKENS = """\
   hangup           hang up"""
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("flow")
 @click.option("--keys", "script", help='A script instead of typing, e.g. "1 wait 2 busy record:10".')
 @click.option("--from", "from_", default="+15551230000", show_default=True, help="The caller's number.")

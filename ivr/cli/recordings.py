@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from ivr.cli.base import Command
+
 __all__ = ["import_call", "replay"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
 @click.option("--rerecord", is_flag=True, help="Rewrite the recordings with today's answers.")
@@ -34,7 +36,7 @@ def replay(files: tuple[Path, ...], flows_dir: str | None, rerecord: bool) -> No
         sys.exit(1)
 
 
-@click.command("import-call")
+@click.command("import-call", cls=Command)
 @click.argument("call_sid")
 @click.option(
     "--file",
