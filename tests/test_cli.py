@@ -237,5 +237,5 @@ def test_an_ivr_error_is_one_line_and_exit_status_1(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("IVR_FLOWS_DIR", str(tmp_path))
     assert main(["messages"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("Error: IVR_STORE=memory:// is for tests and single-process development only")
+    assert err.startswith("Error: IVR_STORE=memory:// lives inside this command")
     assert "Traceback" not in err

@@ -21,7 +21,7 @@ def messages(limit: int, as_json: bool) -> None:
     from ivr.web.messages import MessageBox
 
     settings = load_settings()
-    store = store_from_settings(settings)
+    store = store_from_settings(settings, for_the_app=True)
     try:
         found = MessageBox(store).recent(limit)
     finally:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
+from contextlib import nullcontext
+
 import click
 
 from ivr.cli.base import Command
-from ivr.errors import IvrError
 from ivr.outbound.calls import MACHINE_DETECTION, MAX_TIMEOUT, place_call, send_sms
 from ivr.outbound.campaign import Campaign, Summary, campaign_name_for
 from ivr.outbound.client import make_client
@@ -81,26 +82,27 @@ def call(
     if to is not None and (campaign_name or ctx.get_parameter_source("rate") != click.core.ParameterSource.DEFAULT):
         raise click.UsageError("--campaign and --rate go with --csv")
     variables = _parse_vars(var_items)
-    try:
-        settings = deps.resolved_settings()
-        if csv_file is not None:
-            summary = _run_campaign(
-                deps,
-                settings,
-                flow,
-                csv_file,
-                name=campaign_name,
-                from_=from_,
-                state=state,
-                variables=variables,
-                machine_detection=machine_detection,
-                timeout=timeout,
-                rate=rate,
-                dry_run=dry_run,
-            )
-            if not summary.ok:
-                ctx.exit(1)
-            return
+    settings = deps.resolved_settings()
+    if csv_file is not None:
+        summary = _run_campaign(
+            deps,
+            settings,
+            flow,
+            csv_file,
+            name=campaign_name,
+            from_=from_,
+            state=state,
+            variables=variables,
+            machine_detection=machine_detection,
+            timeout=timeout,
+            rate=rate,
+            dry_run=dry_run,
+        )
+        if not summary.ok:
+            ctx.exit(1)
+        return
+    # A dry run stores nothing, so it needs no store.
+    with nullcontext() if dry_run else deps.opened_store(settings) as store:
         result = place_call(
             settings,
             flow,
@@ -111,12 +113,10 @@ def call(
             machine_detection=machine_detection,
             timeout=timeout,
             client=deps.client,
-            store=deps.store,
+            store=store,
             flows=deps.flows,
             dry_run=dry_run,
         )
-    except IvrError as exc:
-        raise click.ClickException(str(exc)) from None
     if result.dry_run:
         click.echo(result.request.show())
         if variables:

@@ -20,7 +20,7 @@ from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
 from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
 from ivr.outbound.dry_run import DryRequest, capture_request
-from ivr.store import SessionStore, store_from_settings
+from ivr.store import SessionStore
 
 __all__ = [
     "CALL_TTL",
@@ -120,7 +120,11 @@ def place_call(
     campaign: str | None = None,
     row: str | None = None,
 ) -> CallResult:
-    """Create a call that enters `flow` (at `state`) with `variables`; everything is checked before sending."""
+    """Create a call that enters `flow` (at `state`) with `variables`; everything is checked before sending.
+
+    `store` is the app's session store, where the call's variables wait for its first webhook; a dry
+    run needs none.
+    """
     if flows is None:
         from ivr.core.loader import load_flows
 
@@ -157,29 +161,23 @@ def place_call(
         request = capture_request(settings, client, lambda c: c.calls.create(**params))
         return replace(result, dry_run=True, request=request)
 
+    if store is None:
+        raise ValueError("place_call needs the app's session store (OutboundDeps.opened_store gives it)")
     client = client if client is not None else make_client(settings)
-    own_store = store is None
-    store = store_from_settings(settings, for_the_app=True) if own_store else store
+    ctx_key = f"ctx:{ctx}"
+    entry = {"flow": flow, "state": state, "vars": variables, "campaign": campaign, "row": row}
+    store.update(ctx_key, lambda _old: entry, CTX_TTL)
     try:
-        ctx_key = f"ctx:{ctx}"
-        entry = {"flow": flow, "state": state, "vars": variables, "campaign": campaign, "row": row}
-        store.update(ctx_key, lambda _old: entry, CTX_TTL)
-        try:
-            call = client.calls.create(**params)
-        except TwilioException as exc:
-            error = _explain(exc, _CALL_HINTS)
-            if error.status is None:
-                raise _unknown(error, to) from None
-            store.delete(ctx_key)  # Twilio answered: no call exists, so nothing may be left behind
-            raise error from None
-        except OSError as exc:  # requests' errors: the request may have reached Twilio
-            raise _unknown(TwilioCallError(f"could not reach Twilio: {exc}"), to) from None
-        outcome = None
-        if campaign is not None:
-            outcome = _link_call(store, call.sid, campaign, row)
-    finally:
-        if own_store:
-            store.close()
+        call = client.calls.create(**params)
+    except TwilioException as exc:
+        error = _explain(exc, _CALL_HINTS)
+        if error.status is None:
+            raise _unknown(error, to) from None
+        store.delete(ctx_key)  # Twilio answered: no call exists, so nothing may be left behind
+        raise error from None
+    except OSError as exc:  # requests' errors: the request may have reached Twilio
+        raise _unknown(TwilioCallError(f"could not reach Twilio: {exc}"), to) from None
+    outcome = _link_call(store, call.sid, campaign, row) if campaign is not None else None
     log.info("placed call %s into %s%s", call.sid, flow, f"/{state}" if state else "")
     return replace(result, sid=call.sid, status=call.status, outcome=outcome)
 

@@ -56,14 +56,14 @@ def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "i
 def store_from_settings(settings: Mapping, *, clock: Clock = time.time, for_the_app: bool = False) -> SessionStore:
     """The store that IVR_STORE names, with IVR_ENV's rules and IVR_REDIS_PREFIX: how every caller opens it.
 
-    `for_the_app`: what is stored must be read by the app, another process (a command placing calls),
-    so memory:// is refused outside tests, even in development.
+    `for_the_app`: a command stores what the app, another process, must read (or reads what it
+    stored), so memory:// is refused outside tests, even in development.
     """
     url = settings.get("IVR_STORE") or "memory://"
     env = settings.get("IVR_ENV") or "production"
     if for_the_app and url == "memory://" and env != "test":
         raise ConfigError(
-            "IVR_STORE=memory:// keeps an outbound call's variables inside this command, where the app "
-            "answering the call cannot read them: set IVR_STORE to the app's store (sqlite:///... or redis://...)"
+            "IVR_STORE=memory:// lives inside this command, where the app cannot share it: set IVR_STORE to "
+            "the app's store (sqlite:///... or redis://...)"
         )
     return open_store(url, env=env, clock=clock, prefix=settings.get("IVR_REDIS_PREFIX") or "ivr:")
