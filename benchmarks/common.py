@@ -241,12 +241,12 @@ def machine() -> str:
 
 
 def code_fingerprint() -> str:
-    """A short hash of ivr/*.py: which version of the code a result belongs to."""
+    """A short hash of every module under ivr/: which version of the code a result belongs to."""
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "ivr").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted((ROOT / "ivr").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return "sha256:" + digest.hexdigest()[:12]
 
 

@@ -1,4 +1,4 @@
-"""`python -m ivr`: see ivr/cli.py."""
+"""`python -m ivr`: the command line (ivr/cli/)."""
 
 import sys
 

@@ -187,14 +187,7 @@ def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exch
     itself only when the call ends, unless its `status_callback` is None); the exchange is returned
     and kept in `call.callbacks`."""
     assert call.exchanges, "the call has made no request"
-    phone = call.phone
-    callback = phone.status_callback or "/twilio/status"
-    url = callback if callback.startswith(("http://", "https://")) else phone.url("/" + callback.lstrip("/"))
-    params = {**call.exchanges[0].params, "CallStatus": status, "CallDuration": str(duration)}
-    code, body = phone.request("POST", url, params)
-    exchange = Exchange("POST", url, params, code, body, call.flow, call.state, phone.clock())
-    call.callbacks.append(exchange)
-    return exchange
+    return call.post_status(status, duration)
 
 
 # -- the pytest plugin --------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_recording_is_off_by_default(make_app, tmp_path, monkeypatch):
     app = make_app()
     call = sales_busy_call(app)
     assert call.end_reason == "hangup"
-    assert "ivr.recorder" not in app.extensions
+    assert services(app).recorder is None
     assert list(tmp_path.rglob("*")) == []
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from twilio.base.exceptions import TwilioException
 
 from ivr.cli.base import Command
 
@@ -64,12 +65,8 @@ def import_call(call_sid: str, events_file: Path | None, out_dir: Path) -> None:
         client = make_client(load_settings())
         try:
             events = fetch_events(client, call_sid)
-        except Exception as exc:
-            from twilio.base.exceptions import TwilioException
-
-            if isinstance(exc, TwilioException):
-                raise twilio_error(exc) from None
-            raise
+        except TwilioException as exc:
+            raise twilio_error(exc) from None
     try:
         lines = events_to_recording(events, call_sid)
     except ValueError as exc:

@@ -355,4 +355,4 @@ class Flow:
     pos: Pos
     start_pos: Pos | None = None
     error_state_pos: Pos | None = None
-    schedules: dict = field(default_factory=dict)  # name -> ivr.schedules.Schedule
+    schedules: dict = field(default_factory=dict)  # name -> ivr.core.schedules.Schedule

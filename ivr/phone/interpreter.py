@@ -386,12 +386,15 @@ class PhoneCall:
             return
         self.ended, self.end_reason, self.error = True, reason, error
         self.waiting_for, self._verb, self._rest = None, None, []
-        callback = self.phone.status_callback
-        if not callback:
+        if not self.phone.status_callback:
             return
-        url = callback if callback.startswith(("http://", "https://")) else self.phone.url("/" + callback.lstrip("/"))
-        if reason == "reject":  # a rejected call is never answered: busy, or no-answer for 'rejected'
-            status, duration = ("busy" if self.reject_reason == "busy" else "no-answer"), 0
-        else:
-            status, duration = "completed", int(self.phone.clock() - self._started)
+        rejected = reason == "reject"  # a rejected call is never answered: busy, or no-answer for 'rejected'
+        status = ("busy" if self.reject_reason == "busy" else "no-answer") if rejected else "completed"
+        self.post_status(status, 0 if rejected else int(self.phone.clock() - self._started))
+
+    def post_status(self, status: str, duration: int) -> Exchange:
+        """Twilio posts a status callback (CallStatus `status`) to the phone's status callback URL now."""
+        callback = self.phone.status_callback or "/twilio/status"
+        url = self.phone.url(callback if callback.startswith("http") else "/" + callback.lstrip("/"))
         self._callback(url, {**self._params(status), "CallDuration": str(duration)})
+        return self.callbacks[-1]

@@ -22,7 +22,7 @@ Updater = Callable[[dict | None], dict | None]
 
 
 def dumps(value: dict) -> str:
-    # Compact and sorted: equal sessions give equal text, so "unchanged" is exact.
+    """A session as compact, sorted JSON: equal sessions give equal text, so 'unchanged' is exact."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 

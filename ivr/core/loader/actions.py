@@ -50,6 +50,7 @@ class ActionReader(Reader):
     """Reads actions and the typed scalars (names, texts, time zones) that states share."""
 
     def action(self, kind: str, node: yaml.Node, path: str):
+        """The action `kind` (gather, record, dial, ...) read from its node; None after an error."""
         pos = self.pos(node)
         if kind == "hangup":
             if self.boolean(node, path) is False:
@@ -273,6 +274,7 @@ class ActionReader(Reader):
     # -- scalars -----------------------------------------------------------------------------
 
     def name(self, node: yaml.Node, path: str, what: str) -> str | None:
+        """A state, hook or queue name matching [A-Za-z0-9_-]+; None after an error."""
         value = self.string(node, path)
         if value is not None and not f.NAME_RE.match(value):
             self.error(node, path, f"a {what} name may use only letters, digits, '_' and '-', got '{value}'")
@@ -280,6 +282,7 @@ class ActionReader(Reader):
         return value
 
     def text(self, node: yaml.Node, path: str) -> f.Text | None:
+        """A text, compiled as a template when it has `{{ }}` markup; None after an error."""
         value = self.string(node, path)
         if value is None:
             return None
@@ -293,6 +296,7 @@ class ActionReader(Reader):
         return f.Text(value, self.pos(node), template, path)
 
     def timezone(self, node: yaml.Node, path: str) -> str | None:
+        """An IANA time zone name that this machine knows; None after an error."""
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         value = self.string(node, path)

@@ -20,6 +20,7 @@ class PromptReader(ActionReader):
     """Reads prompts; the flow reader builds states on it."""
 
     def prompts(self, items: dict, path: str, voice, language) -> tuple:
+        """A state's prompts: single say/play/pause keys, or a `prompts:` list, in order."""
         singles = [k for k in ("say", "play", "pause") if k in items]
         if "prompts" in items:
             for key in singles:
@@ -28,6 +29,7 @@ class PromptReader(ActionReader):
         return tuple(p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language)))
 
     def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
+        """A `prompts:` list: each item one of say, play or pause."""
         out = []
         for item, item_path, entry in self.mappings(node, path):
             kinds = [k for k in entry if k in ("say", "play", "pause")]
@@ -47,6 +49,7 @@ class PromptReader(ActionReader):
         return (say,) if say else ()
 
     def prompt(self, kind: str, node: yaml.Node, path: str, voice, language):
+        """One say, play or pause prompt, short or long form; None after an error."""
         if kind == "say":
             if isinstance(node, yaml.ScalarNode):
                 text, text_path = self.text(node, path), path

@@ -42,6 +42,7 @@ class FlowReader(PromptReader):
     # -- the file ----------------------------------------------------------------------------
 
     def flow(self, root: yaml.Node, flow_id: str, digest: str) -> f.Flow | None:
+        """The flow from its root node; None when it is unusable (the problems are in `errors`)."""
         items = self.mapping(root, "")
         if items is None:
             return None
@@ -99,6 +100,7 @@ class FlowReader(PromptReader):
         )
 
     def defaults(self, node: yaml.Node | None) -> f.Defaults | None:
+        """The `defaults:` mapping: voice, language, time zone, retry handlers, ways out, delivery."""
         builtin_input = f.Handler((self._builtin_say(DEFAULT_NO_INPUT),), DEFAULT_MAX, None, None)
         builtin_match = f.Handler((self._builtin_say(DEFAULT_NO_MATCH),), DEFAULT_MAX, None, None)
         if node is None:
@@ -125,6 +127,7 @@ class FlowReader(PromptReader):
     # -- states ------------------------------------------------------------------------------
 
     def state(self, name: str, node: yaml.Node, path: str, defaults: f.Defaults | None) -> f.State | None:
+        """One state: its prompts, its action, where each outcome goes, its retries and conditions."""
         items = self.mapping(node, path)
         if items is None:
             return None
@@ -238,6 +241,7 @@ class FlowReader(PromptReader):
         return f.Sms(body, to, self.pos(node)) if body else None
 
     def set_vars(self, items: dict, path: str) -> tuple:
+        """A state's `set:` mapping: (variable, value or text template, position) triples."""
         if "set" not in items:
             return ()
         out = []
@@ -257,6 +261,7 @@ class FlowReader(PromptReader):
     # -- routing -----------------------------------------------------------------------------
 
     def routes(self, items: dict, path: str, action) -> tuple:
+        """A state's `routes:`, keys read as the author wrote them, plus the flow's ways out."""
         if "routes" not in items:
             return ()
         routes_path = path_join(path, "routes")
@@ -283,6 +288,7 @@ class FlowReader(PromptReader):
         return tuple(out)
 
     def when(self, node: yaml.Node, path: str) -> tuple:
+        """A state's `when:` list: conditions compiled at load, each with the state it leads to."""
         out = []
         for item, item_path, entry in self.mappings(node, path):
             self.known_keys(entry, WHEN_KEYS, item_path)
