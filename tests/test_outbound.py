@@ -484,3 +484,11 @@ def test_fake_answers_each_call_with_its_own_sid(settings, http):
     second = client.calls.create(to=TO, from_=FROM, url=PUBLIC)
 
     assert first.sid != second.sid and first.sid.startswith("CA") and len(first.sid) == 34
+
+
+@pytest.mark.parametrize("name", ["now", "open", "call", "_private", "1st"])
+def test_an_outbound_variable_cannot_take_a_name_templates_cannot_read(name):
+    from ivr.outbound.checks import check_variables
+
+    with pytest.raises(CallRequestError, match=f"variable name '{name}' is not usable in templates"):
+        check_variables({name: "x"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import TEST_FLOWS, phone_on, verb
 
+from ivr.core.loader import load_flow_text
 from ivr.core.templates import (
     compile_condition,
     compile_text,
@@ -190,3 +191,27 @@ def test_condition_reaching_for_python_internals_is_refused_at_load(make_app, fl
     (error,) = info.value.errors
     assert error.line == 5
     assert "'__class__' is not allowed in templates" in error.message
+
+
+def test_templates_see_every_context_name_the_flow_language_reserves(make_app, tmp_path):
+    """The engine's context holds exactly the names a variable may not take (ivr.core.flow.CONTEXT_NAMES)."""
+    from ivr.core.flow import CONTEXT_NAMES
+
+    names = ", ".join(CONTEXT_NAMES)
+    (tmp_path / "ctx.yaml").write_text(
+        "start: a\nstates:\n  a:\n"
+        f"    say: \"{{{{ [{names}] | select('defined') | list | length }}}}\"\n"
+        "    hangup: true\n"
+    )
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("ctx")
+    assert call.heard == [str(len(CONTEXT_NAMES))]
+
+
+@pytest.mark.parametrize("name", ["open", "now", "call", "vars"])
+def test_a_variable_cannot_take_a_context_name(name):
+    """Before, `set: {open: ...}` loaded and the caller heard the open() function's repr."""
+    text = f'start: a\nstates:\n  a:\n    set: {{{name}: x}}\n    say: "{{{{ {name} }}}}"\n    hangup: true\n'
+    with pytest.raises(
+        FlowLoadError, match=rf"states\.a\.set\.{name}: not a usable variable name \('{name}' is reserved"
+    ):
+        load_flow_text(text, "t.yaml", "t")

@@ -9,9 +9,11 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CONTEXT_NAMES",
     "DIAL_OUTCOMES",
     "ENQUEUE_OUTCOMES",
     "RECORD_OUTCOMES",
+    "VARIABLE_NAME",
     "Condition",
     "Defaults",
     "Dial",
@@ -38,9 +40,25 @@ __all__ = [
     "is_digit_key",
     "normalize_speech",
     "say_limit",
+    "variable_name_problem",
 ]
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+# What templates and conditions see besides the call's variables (the engine's context): a variable
+# may not take one of these names, which the context would shadow.
+CONTEXT_NAMES = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state", "open")
+VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def variable_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a call variable (set:, save_as, an outbound call's variables), or None."""
+    if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+        return "use letters, digits and _, starting with a letter (e.g. first_name)"
+    if name in CONTEXT_NAMES:
+        return f"'{name}' is reserved: templates see the call's {name} there"
+    return None
+
+
 DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 
 # Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports.

@@ -24,9 +24,8 @@ from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
 from ivr.errors import FlowError, FlowLoadError
 
-__all__ = ["CONTEXT_NAMES", "MAX_WAIT", "Report", "run_checks"]
+__all__ = ["MAX_WAIT", "Report", "run_checks"]
 
-CONTEXT_NAMES = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state", "open")
 MAX_WAIT = 30  # seconds a caller may listen before being able to press a key or answer
 WORDS_PER_SECOND = 150 / 60
 _TARGETS = {
@@ -341,7 +340,7 @@ class _FlowChecks:
                 self.add(self.states[name].pos, f"{message} '{until}'{_LONG}", path_join("states", name))
 
     def variables(self, hook_free, hooks: bool) -> None:
-        known = set(CONTEXT_NAMES) | self.set_names
+        known = set(f.CONTEXT_NAMES) | self.set_names
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
         if any(s.answered_by for s in self.states.values()):  # an outbound flow: calls bring --var values
             why = "(unless an outbound call brings it with --var or a hook sets it)"

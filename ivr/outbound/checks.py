@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
+from ivr.core.flow import variable_name_problem
 from ivr.core.hints import did_you_mean
 from ivr.errors import CallRequestError, ConfigError
 
 __all__ = [
     "E164",
-    "VARIABLE_NAME",
     "caller_id",
     "check_number",
     "check_target",
@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _NUMBER_HELP = "write it as + country code and number, digits only, e.g. +15551234567"
 
@@ -58,11 +57,9 @@ def check_variables(variables: dict | None) -> dict:
     """A copy of `variables`; CallRequestError when a name is not usable in a template."""
     variables = dict(variables or {})
     for name in variables:
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"variable name {name!r} is not usable in templates: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
+        problem = variable_name_problem(name)
+        if problem is not None:
+            raise CallRequestError(f"variable name {name!r} is not usable in templates: {problem}")
     return variables
 
 

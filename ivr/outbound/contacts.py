@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr.core.flow import variable_name_problem
 from ivr.errors import CallRequestError
-from ivr.outbound.checks import VARIABLE_NAME, normalise_number
+from ivr.outbound.checks import normalise_number
 
 __all__ = ["Contact", "read_contacts"]
 
@@ -57,11 +58,8 @@ def _columns(path: Path, header: list[str]) -> list[str]:
     for index, name in enumerate(names):
         if lowered[index] in ("to", "timezone"):
             names[index] = lowered[index]
-        elif not VARIABLE_NAME.match(name):
-            raise CallRequestError(
-                f"{path}:1: column {name!r} cannot be a variable: use letters, digits and _, "
-                "not starting with a digit (e.g. first_name)"
-            )
+        elif problem := variable_name_problem(name):
+            raise CallRequestError(f"{path}:1: column {name!r} cannot be a variable: {problem}")
         if names.index(names[index]) != index:
             raise CallRequestError(f"{path}:1: column {names[index]!r} appears twice")
     return names

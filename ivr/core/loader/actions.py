@@ -28,8 +28,6 @@ GATHER_KEYS = (
     "pattern",
     "length",
 )
-VAR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-RESERVED_VARS = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state")
 RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
 DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
 DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star", "screen")
@@ -163,9 +161,9 @@ class ActionReader(Reader):
     def variable(self, node: yaml.Node, path: str) -> str | None:
         """A variable name a flow may set."""
         name = self.string(node, path)
-        if name is not None and (not VAR_RE.match(name) or name in RESERVED_VARS):
-            why = f"'{name}' is reserved" if name in RESERVED_VARS else "names start with a letter"
-            self.error(node, path, f"not a usable variable name ({why})")
+        problem = None if name is None else f.variable_name_problem(name)
+        if problem is not None:
+            self.error(node, path, f"not a usable variable name ({problem})")
             return None
         return name
 
