@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "CONTEXT_NAMES",
     "DIAL_OUTCOMES",
+    "E164",
     "ENQUEUE_OUTCOMES",
     "RECORD_OUTCOMES",
     "VARIABLE_NAME",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+# A phone number as Twilio takes it: E.164, + country code and number.
+E164 = re.compile(r"\+[1-9]\d{1,14}\Z")
 # What templates and conditions see besides the call's variables (the engine's context): a variable
 # may not take one of these names, which the context would shadow.
 CONTEXT_NAMES = ("call", "input", "recording", "dial", "queue", "now", "vars", "flow", "state", "open")

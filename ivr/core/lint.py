@@ -29,7 +29,10 @@ __all__ = ["MAX_WAIT", "Report", "run_checks"]
 MAX_WAIT = 30  # seconds a caller may listen before being able to press a key or answer
 WORDS_PER_SECOND = 150 / 60
 _TARGETS = {
-    "number": (r"\+[1-9]\d{1,14}", "an E.164 number (+, country code and number, no spaces: +15551230100)"),
+    "number": (
+        f.E164.pattern.removesuffix(r"\Z"),
+        "an E.164 number (+, country code and number, no spaces: +15551230100)",
+    ),
     "client": (r"[^\s\x00-\x1f<>#%\"{}|\\^\[\]`]{1,256}", 'a client identity (no spaces or <>#%"{}|\\^[]`)'),
     "sip": (r"(?i:sips?):[^@\s]+@[^@\s]+", "a SIP URI (sip:user@host)"),
 }

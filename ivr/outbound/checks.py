@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 
-from ivr.core.flow import variable_name_problem
+from ivr.core.flow import E164, variable_name_problem
 from ivr.core.hints import did_you_mean
 from ivr.errors import CallRequestError, ConfigError
 
 __all__ = [
-    "E164",
     "caller_id",
     "check_number",
     "check_target",
@@ -19,7 +18,6 @@ __all__ = [
     "public_url",
 ]
 
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 _NUMBER_HELP = "write it as + country code and number, digits only, e.g. +15551234567"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import yaml
@@ -203,7 +202,7 @@ class FlowReader(PromptReader):
                 self.error(node, path, "give a hook's name, or sms: NUMBER")
                 return None
             number = self.string(items["sms"][1], path_join(path, "sms"))
-            if number is not None and not re.match(r"\+[1-9]\d{1,14}\Z", number):
+            if number is not None and not f.E164.match(number):
                 why = f"'{number}' is not an E.164 number (+15551234567)"
                 self.error(items["sms"][1], path_join(path, "sms"), why)
                 return None
