@@ -284,21 +284,33 @@ def test_no_unverified_warning_with_a_token(make_app, caplog):
 
 
 @pytest.mark.parametrize("token", [None, ""])
-def test_production_without_token_refuses_to_start(make_app, tmp_path, token):
-    config = {"IVR_ENV": "production", "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3", "TWILIO_AUTH_TOKEN": token}
+def test_production_without_token_refuses_to_start(make_app, production, token):
+    production["TWILIO_AUTH_TOKEN"] = token
     with pytest.raises(ConfigError, match=r"^TWILIO_AUTH_TOKEN is not set"):
-        make_app(config)
+        make_app(production)
 
 
-def test_production_with_token_and_sqlite_starts(make_app, tmp_path):
-    app = make_app({"IVR_ENV": "production", "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3"})
-    response = post(app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{BASE}/voice/main")
+def test_production_with_token_public_url_and_sqlite_starts(make_app, production):
+    app = make_app(production)
+    response = post(app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{PUBLIC}/voice/main")
     assert response.status_code == 200
 
 
-def test_production_refuses_the_memory_store(make_app):
-    with pytest.raises(ConfigError, match=r"^IVR_STORE=memory:// is for tests"):
-        make_app({"IVR_ENV": "production", "IVR_STORE": "memory://"})
+def test_production_refuses_the_memory_store(make_app, production):
+    production["IVR_STORE"] = "memory://"
+    with pytest.raises(ConfigError, match=r"^IVR_STORE=memory:// loses every call's session"):
+        make_app(production)
+
+
+@pytest.fixture
+def production(tmp_path) -> dict:
+    """What production needs besides the token the suite's apps carry."""
+    return {
+        "IVR_ENV": "production",
+        "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3",
+        "IVR_PUBLIC_URL": PUBLIC,
+        "IVR_SPOOL_DIR": str(tmp_path / "spool"),
+    }
 
 
 # -- open routes --------------------------------------------------------------------------------
