@@ -9,8 +9,8 @@ from datetime import datetime
 
 from flask import Flask
 
-from ivr.phone.replay import ReplayTarget
 from ivr.errors import ConfigError
+from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
 from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
 

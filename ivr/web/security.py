@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.web.services import services
 
-__all__ = ["check_webhook", "init_app", "signed_url"]
+__all__ = ["check_webhook", "init_app", "not_local", "signed_url"]
 
 log = logging.getLogger("ivr.security")
 _FORWARDED = (
@@ -59,15 +59,15 @@ def check_webhook() -> None:
     """Abort with 403 unless the request is signed by Twilio (or, without a token, local)."""
     validator: RequestValidator | None = services().validator
     if validator is None:
-        forwarded = [h for h in _FORWARDED if h in request.headers]
-        if forwarded or not _is_loopback(request.remote_addr):
+        why = not_local()
+        if why:
             log.warning(
                 "refused %s %s from %s: no TWILIO_AUTH_TOKEN is set, so only local requests without proxy "
                 "headers are served (%s); set TWILIO_AUTH_TOKEN to accept Twilio's signed requests",
                 request.method,
                 request.path,
                 request.remote_addr,
-                ", ".join(forwarded) or "not loopback",
+                why,
             )
             abort(403)
         return
@@ -87,6 +87,20 @@ def check_webhook() -> None:
             url,
         )
         abort(403)
+
+
+def not_local() -> str | None:
+    """Why this request may not be one from this machine (a proxy header, or not loopback), else None.
+
+    The rule for whatever is served unverified: unsigned webhooks without a token, the browser phone.
+    A tunnel or proxy on this machine connects from loopback, so any forwarding header disqualifies.
+    """
+    forwarded = [h for h in _FORWARDED if h in request.headers]
+    if forwarded:
+        return ", ".join(forwarded)
+    if not _is_loopback(request.remote_addr):
+        return "not loopback"
+    return None
 
 
 def _is_loopback(address: str | None) -> bool:
