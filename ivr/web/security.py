@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
@@ -23,6 +24,7 @@ _FORWARDED = (
     "X-Forwarded-Prefix",
     "Forwarded",
 )
+_SAFE = "/:@!$&'()*+,;=~"  # what a path may hold unquoted (RFC 3986 pchar), besides letters, digits and -._
 
 
 def init_app(app: Flask) -> None:
@@ -42,17 +44,37 @@ def init_app(app: Flask) -> None:
 
 
 def signed_url() -> str:
-    """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL."""
+    """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL.
+
+    The path and query as they came on the request line, percent-encoding kept: Twilio signs the URL
+    it called, and a decoded path (/voice/m%61in/menu read as /voice/main/menu) is another string.
+    """
     environ = request.environ
-    query = environ.get("QUERY_STRING", "")
-    suffix = request.path + (f"?{query}" if query else "")
+    target = _request_target(environ)
     public = current_app.config.get("IVR_PUBLIC_URL")
     if public:
-        return public.rstrip("/") + suffix
+        # The public base carries any path prefix; what the app is mounted under is the server's business.
+        root = environ.get("SCRIPT_NAME", "")
+        if root and target.startswith(root):
+            target = target[len(root) :]
+        return public.rstrip("/") + target
     # Straight from the environ (ProxyFix has already put the trusted proxy's scheme and host there):
     # werkzeug's host_url parses and checks far more than a signature needs.
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{environ['wsgi.url_scheme']}://{host}{request.script_root}{suffix}"
+    return f"{environ['wsgi.url_scheme']}://{host}{target}"
+
+
+def _request_target(environ: dict) -> str:
+    """The path (with SCRIPT_NAME) as the client sent it, and the query (never decoded by WSGI)."""
+    query = environ.get("QUERY_STRING", "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # gunicorn and werkzeug's server set both
+    if raw:
+        # The query is taken from QUERY_STRING alone: some servers leave it out of the raw URI.
+        path = urlsplit(raw).path if not raw.startswith("/") else raw.partition("?")[0]  # absolute form: a proxy's
+        path = path or "/"
+    else:  # a server that keeps no raw URI: quote the decoded path again (WSGI strings are latin-1 bytes)
+        path = quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1"), safe=_SAFE)
+    return path + (f"?{query}" if query else "")
 
 
 def check_webhook() -> None:
