@@ -12,7 +12,7 @@ from flask import Flask
 from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
-from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
+from ivr.web import api, browser, callbacks, effects, logs, security, services, texts, voice
 
 __all__ = ["create_app", "replay_target"]
 
@@ -29,6 +29,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     # transitions logs every callback at INFO; an IVR's log is about calls.
     if logging.getLogger("transitions").level == logging.NOTSET:
         logging.getLogger("transitions").setLevel(logging.WARNING)
+    logs.init_app(app)
     services.init_app(app, clock=clock)
     security.init_app(app)
     effects.init_app(app)

@@ -11,6 +11,7 @@ from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ivr.web.logs import shown_url
 from ivr.web.services import services
 
 __all__ = ["check_webhook", "init_app", "not_local", "signed_url"]
@@ -106,7 +107,7 @@ def check_webhook() -> None:
             request.method,
             request.path,
             "invalid" if signature else "missing",
-            url,
+            shown_url(url),  # a GET webhook's query holds the caller's input: its values stay out of the log
         )
         abort(403)
 
