@@ -343,7 +343,9 @@ def test_production_without_token_refuses_to_start(make_app, production, token):
 
 def test_production_with_token_public_url_and_sqlite_starts(make_app, production):
     app = make_app(production)
-    response = post(app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{PUBLIC}/voice/main")
+    response = post(
+        app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{production['IVR_PUBLIC_URL']}/voice/main"
+    )
     assert response.status_code == 200
 
 
@@ -351,17 +353,6 @@ def test_production_refuses_the_memory_store(make_app, production):
     production["IVR_STORE"] = "memory://"
     with pytest.raises(ConfigError, match=r"^IVR_STORE=memory:// loses every call's session"):
         make_app(production)
-
-
-@pytest.fixture
-def production(tmp_path) -> dict:
-    """What production needs besides the token the suite's apps carry."""
-    return {
-        "IVR_ENV": "production",
-        "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3",
-        "IVR_PUBLIC_URL": PUBLIC,
-        "IVR_SPOOL_DIR": str(tmp_path / "spool"),
-    }
 
 
 # -- open routes --------------------------------------------------------------------------------

@@ -8,19 +8,6 @@ from ivr.errors import ConfigError
 from ivr.settings import production_problems
 
 PUBLIC = "https://ivr.example.com"
-TOKEN = "12345678901234567890123456789012"
-
-
-@pytest.fixture
-def production(tmp_path) -> dict:
-    """A production configuration with nothing missing."""
-    return {
-        "IVR_ENV": "production",
-        "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3",
-        "IVR_PUBLIC_URL": PUBLIC,
-        "IVR_SPOOL_DIR": str(tmp_path / "spool"),
-        "TWILIO_AUTH_TOKEN": TOKEN,
-    }
 
 
 def not_a_directory(tmp_path) -> str:
