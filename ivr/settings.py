@@ -6,12 +6,18 @@ Keys are the environment variables' names; the README's table lists every one.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from ivr.errors import ConfigError
 
-__all__ = ["DEFAULTS", "ENVIRONMENTS", "load_settings"]
+__all__ = ["DEFAULTS", "ENVIRONMENTS", "MEMORY_STORE_ENVS", "load_settings", "production_problems"]
 
 ENVIRONMENTS = ("development", "production", "test")
+# Where memory:// may hold sessions: lost on restart, never shared between processes.
+MEMORY_STORE_ENVS = ("development", "test")
+DEFAULT_SPOOL_DIR = "instance/spool"
 
 DEFAULTS: dict[str, str | None] = {
     "IVR_ENV": "production",
@@ -84,6 +90,60 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_TIMEZONE={settings['IVR_TIMEZONE']!r} is not a time zone; use an IANA name such as Europe/London"
         ) from None
     return settings
+
+
+def production_problems(settings: Mapping) -> list[str]:
+    """Every missing or inconsistent production setting, each saying what to set (empty when all is well)."""
+    problems = []
+    if not settings.get("TWILIO_AUTH_TOKEN"):
+        problems.append(
+            "TWILIO_AUTH_TOKEN is not set: in production every webhook must carry a valid X-Twilio-Signature. "
+            "Set TWILIO_AUTH_TOKEN to your account's auth token (or IVR_ENV=development on your own machine)."
+        )
+    public = settings.get("IVR_PUBLIC_URL")
+    if not public:
+        problems.append(
+            "IVR_PUBLIC_URL is not set: in production signatures are checked against the URL Twilio calls, never "
+            "the request's Host header. Set IVR_PUBLIC_URL to it, such as https://ivr.example.com."
+        )
+    else:
+        parts = urlsplit(public)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            problems.append(
+                f"IVR_PUBLIC_URL={public!r} is not an absolute http(s) base URL: set it to the scheme, host and "
+                "optional path prefix Twilio calls, such as https://ivr.example.com/ivr (no query, no fragment)."
+            )
+    if (settings.get("IVR_STORE") or "") == "memory://":
+        problems.append(
+            "IVR_STORE=memory:// loses every call's session on restart and shares none between workers: "
+            "set IVR_STORE=sqlite:///instance/ivr.sqlite3 (one machine) or redis://host:6379/0 (several)."
+        )
+    spool = settings.get("IVR_SPOOL_DIR") or DEFAULT_SPOOL_DIR
+    unwritable = _unwritable(spool)
+    if unwritable:
+        problems.append(
+            f"IVR_SPOOL_DIR={spool!r} is not writable ({unwritable}): callbacks are kept there until the store "
+            "has them. Set IVR_SPOOL_DIR to a directory on a persistent disk that the app can write."
+        )
+    if bool(settings.get("TWILIO_API_KEY")) != bool(settings.get("TWILIO_API_SECRET")):
+        given, missing = (
+            ("TWILIO_API_KEY", "TWILIO_API_SECRET")
+            if settings.get("TWILIO_API_KEY")
+            else ("TWILIO_API_SECRET", "TWILIO_API_KEY")
+        )
+        problems.append(f"{given} is set without {missing}: set both (an API key and its secret), or neither.")
+    return problems
+
+
+def _unwritable(directory: str) -> str | None:
+    """Why `directory` cannot be created and written, or None when a file could be written there."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def _flag(settings: dict, key: str) -> bool:

@@ -96,6 +96,18 @@ def make_app(tmp_path, example_flows):
 
 
 @pytest.fixture
+def production(tmp_path) -> dict:
+    """A production configuration with nothing missing, for make_app (which adds the token)."""
+    return {
+        "IVR_ENV": "production",
+        "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3",
+        "IVR_PUBLIC_URL": "https://ivr.example.com",
+        "IVR_SPOOL_DIR": str(tmp_path / "spool"),
+        "TWILIO_AUTH_TOKEN": TOKEN,
+    }
+
+
+@pytest.fixture
 def app(make_app):
     return make_app()
 

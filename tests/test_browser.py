@@ -250,6 +250,56 @@ def test_the_phone_is_on_by_default_in_development(make_app):
     assert '<select id="flow"' in page.get_data(as_text=True)
 
 
+PHONE_REQUESTS = [
+    ("get", "/phone", None),
+    ("get", "/phone/flows", None),
+    ("get", "/phone/flows/main/graph", None),
+    ("get", "/phone/static/phone.js", None),
+    ("post", "/phone/calls", {"flow": "main", "from": "+15551239999"}),
+    ("get", "/phone/calls/CA0", None),
+    ("post", "/phone/calls/CA0", {"action": "press", "value": "1"}),
+]
+NOT_LOCAL = [
+    ({"REMOTE_ADDR": "203.0.113.7"}, {}),
+    ({"REMOTE_ADDR": "10.0.0.2"}, {}),
+    ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "203.0.113.7"}),
+    ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-Host": "abc.ngrok.app"}),
+    ({"REMOTE_ADDR": "::1"}, {"Forwarded": "for=203.0.113.7"}),
+    ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-Proto": "https"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PHONE_REQUESTS)
+@pytest.mark.parametrize(("environ", "headers"), NOT_LOCAL)
+def test_the_phone_refuses_other_machines_and_proxied_requests(make_app, method, path, body, environ, headers):
+    """A tunnel to `python app.py` must not let anyone call flows as any caller and hear the hooks' results."""
+    app = make_app({"IVR_ENV": "development", "TWILIO_AUTH_TOKEN": None})
+    client = app.test_client()
+    response = getattr(client, method)(path, json=body, headers=headers, environ_base=environ)
+    assert response.status_code == 403
+    assert "only requests from this machine" in response.json["error"]
+
+
+def test_no_call_is_placed_for_a_refused_request(make_app, caplog):
+    app = make_app({"IVR_ENV": "development"})
+    with app.app_context():
+        calls = browser.live_calls()
+    response = app.test_client().post("/phone/calls", json={"flow": "main"}, headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.status_code == 403
+    assert len(calls) == 0
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "ivr.browser"]
+    assert line.startswith("refused POST /phone/calls from 127.0.0.1: the browser phone serves only this machine")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_the_phone_serves_this_machine_without_proxy_headers(make_app, address):
+    app = make_app({"IVR_ENV": "development", "TWILIO_AUTH_TOKEN": None})
+    client = app.test_client()
+    assert client.get("/phone", environ_base={"REMOTE_ADDR": address}).status_code == 200
+    response = client.post("/phone/calls", json={"flow": "main"}, environ_base={"REMOTE_ADDR": address})
+    assert response.status_code == 201
+
+
 def test_live_calls_are_bounded_and_expire():
     now = [0.0]
     calls = LiveCalls(None, size=2, idle=60, clock=lambda: now[0])

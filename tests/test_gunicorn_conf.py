@@ -144,6 +144,16 @@ def test_an_access_line_names_the_callsid_of_a_get_webhook(cfg):
     assert f"CallSid={SID}" in _access_line(cfg, environ)
 
 
+def test_an_access_line_never_writes_the_query_of_a_get_webhook(cfg):
+    """A GET webhook's query is the caller's input and numbers: the path and the CallSid are enough."""
+    query = f"CallSid={SID}&From=%2B15551230000&Digits=4929&SpeechResult=my+pin+is+4929"
+    environ, _ = _serve(cfg, f"/voice/main?{query}")
+    line = _access_line(cfg, environ)
+    assert "path=/voice/main " in line and line.endswith(f"CallSid={SID}")
+    for secret in ("4929", "15551230000", "Digits", "SpeechResult", "pin"):
+        assert secret not in line
+
+
 @pytest.mark.parametrize("data", [None, {"Digits": "1"}, {"NotCallSid": SID}])
 def test_an_access_line_without_a_callsid_says_so_with_a_dash(cfg, data):
     environ, _ = _serve(cfg, "/voice/main", data)

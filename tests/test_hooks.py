@@ -31,6 +31,18 @@ def test_a_hook_that_finds_the_caller_sets_variables_and_routes(line, hooks):
     assert (context.flow, context.state) == ("line", "identify")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["A\ud800da", "\udfffA\ud83d\ude00da", "A\x00d\x1ba\x08", "\ufffeAd\uffffa"],
+    ids=["lone-surrogate", "surrogates", "control-characters", "non-characters"],
+)
+def test_characters_xml_forbids_in_a_hook_value_are_dropped_and_the_document_stays_valid(line, hooks, name):
+    """A lone surrogate rendered as &#55296;, which Twilio refuses; the phone checks each document with the schema."""
+    hooks.returns("lookup_caller", outcome="found", vars={"name": name})
+    call = line.dial("line", from_="+15551230000")
+    assert call.heard == ["Welcome back, Ada.", MAIN]
+
+
 def test_an_outcome_not_routed_takes_next(line):
     assert line.dial("line").heard == ["Welcome.", MAIN]
 

@@ -124,7 +124,9 @@ def test_get_webhook_with_changed_query_is_refused(client, caplog):
     params["From"] = "+15550009999"
     query = urllib.parse.urlencode(params)
     response = client.get(f"/voice/main?{query}", headers=headers)
-    line = assert_refused(response, caplog, f"{BASE}/voice/main?{query}", "invalid")
+    # The URL checked, its query's values hidden: a GET webhook's query holds the caller's input.
+    hidden = "&".join(f"{name}=*" for name in params)
+    line = assert_refused(response, caplog, f"{BASE}/voice/main?{hidden}", "invalid")
     assert line.startswith("refused GET /voice/main:")
 
 
@@ -173,6 +175,55 @@ def test_public_url_keeps_the_query_in_the_signed_url(make_app):
 
 
 # -- proxies ------------------------------------------------------------------------------------
+
+# -- the raw request URI ------------------------------------------------------------------------
+
+MENU_PRESS = caller_params(SID, status="in-progress") | {"Digits": "2"}
+SUPPORT = "For billing, press 1 or say billing. For technical support, press 2. To go back, press 9."
+
+
+def test_a_percent_encoded_path_is_checked_as_twilio_signed_it(client, caplog):
+    """Twilio signs the URL it called: /voice/m%61in/menu, not the decoded /voice/main/menu."""
+    response = post(client, "/voice/m%61in/menu", MENU_PRESS, signed_for=f"{BASE}/voice/m%61in/menu")
+    assert response.status_code == 200
+    assert said(document(response))[0] == SUPPORT
+    assert refusals(caplog) == []
+
+
+def test_a_signature_for_the_decoded_path_does_not_fit_the_encoded_one(client, caplog):
+    response = post(client, "/voice/m%61in/menu", MENU_PRESS, signed_for=f"{BASE}/voice/main/menu")
+    assert_refused(response, caplog, f"{BASE}/voice/m%61in/menu", "invalid")
+
+
+def test_a_percent_encoded_path_behind_the_public_url(make_app, caplog):
+    client = make_app({"IVR_PUBLIC_URL": PUBLIC}).test_client()
+    response = post(client, "/voice/m%61in/menu?x=%2F", MENU_PRESS, signed_for=f"{PUBLIC}/voice/m%61in/menu?x=%2F")
+    assert response.status_code == 200
+    assert said(document(response))[0] == SUPPORT
+
+
+def test_a_percent_encoded_path_behind_a_trusted_proxy(make_app, caplog):
+    client = make_app({"IVR_TRUSTED_PROXIES": "1"}).test_client()
+    signed_for = "https://ivr.example.com/voice/m%61in/menu"
+    response = post(client, "/voice/m%61in/menu", MENU_PRESS, headers=FORWARDED, signed_for=signed_for)
+    assert response.status_code == 200
+    assert said(document(response))[0] == SUPPORT
+
+
+def test_without_a_raw_uri_the_decoded_path_is_quoted_again(client, caplog):
+    """A server that keeps no RAW_URI or REQUEST_URI: Twilio's URL is percent-encoded, so quote the path."""
+    no_raw = {"RAW_URI": "", "REQUEST_URI": ""}
+    path = "/voice/main/m%20enu"
+    response = post(client, path, MENU_PRESS, signed_for=f"{BASE}{path}", environ_overrides=no_raw)
+    assert response.status_code == 200  # the signature fits; an unknown state is the flow's apology
+    assert refusals(caplog) == []
+
+
+@pytest.mark.parametrize("path", ["/voice/", "/voice//menu", "/voice/main//menu", "/voice/main/menu/extra"])
+def test_an_unknown_voice_url_still_needs_a_signature(client, caplog, path):
+    response = post(client, path, MENU_PRESS, signed_for=f"{BASE}/voice/main")
+    assert_refused(response, caplog, f"{BASE}{path}", "invalid")
+
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example.com"}
 
@@ -284,21 +335,24 @@ def test_no_unverified_warning_with_a_token(make_app, caplog):
 
 
 @pytest.mark.parametrize("token", [None, ""])
-def test_production_without_token_refuses_to_start(make_app, tmp_path, token):
-    config = {"IVR_ENV": "production", "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3", "TWILIO_AUTH_TOKEN": token}
+def test_production_without_token_refuses_to_start(make_app, production, token):
+    production["TWILIO_AUTH_TOKEN"] = token
     with pytest.raises(ConfigError, match=r"^TWILIO_AUTH_TOKEN is not set"):
-        make_app(config)
+        make_app(production)
 
 
-def test_production_with_token_and_sqlite_starts(make_app, tmp_path):
-    app = make_app({"IVR_ENV": "production", "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3"})
-    response = post(app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{BASE}/voice/main")
+def test_production_with_token_public_url_and_sqlite_starts(make_app, production):
+    app = make_app(production)
+    response = post(
+        app.test_client(), "/voice/main", caller_params(SID), signed_for=f"{production['IVR_PUBLIC_URL']}/voice/main"
+    )
     assert response.status_code == 200
 
 
-def test_production_refuses_the_memory_store(make_app):
-    with pytest.raises(ConfigError, match=r"^IVR_STORE=memory:// is for tests"):
-        make_app({"IVR_ENV": "production", "IVR_STORE": "memory://"})
+def test_production_refuses_the_memory_store(make_app, production):
+    production["IVR_STORE"] = "memory://"
+    with pytest.raises(ConfigError, match=r"^IVR_STORE=memory:// loses every call's session"):
+        make_app(production)
 
 
 # -- open routes --------------------------------------------------------------------------------

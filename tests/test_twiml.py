@@ -118,8 +118,9 @@ def test_a_templated_state_is_rendered_per_call_and_never_cached(renderer):
         ("{{7*7}}", "You said {{7*7}}"),
         ("fish & chips <3", "You said fish & chips <3"),
         ("bell\x07 and\x00 null", "You said bell and null"),  # characters XML 1.0 cannot hold are dropped
+        ("lone\ud800 surrogate\udfff", "You said lone surrogate"),
     ],
-    ids=["markup", "template", "ampersand", "control-characters"],
+    ids=["markup", "template", "ampersand", "control-characters", "lone-surrogates"],
 )
 def test_caller_input_is_xml_text_in_the_document(renderer, speech, said):
     root = serialise(renderer, ("echo", "enter"), context=lambda: {"input": {"speech": speech}})

@@ -275,6 +275,7 @@ class Renderer:
             num_digits = 1
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
+        hints = None if hints is None else _xml_text(hints)  # YAML escapes ("\ud800") can write anything
         return {
             "input": " ".join(inputs),
             "num_digits": num_digits,
@@ -287,11 +288,13 @@ class Renderer:
         }
 
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Every character outside XML 1.0's Char production. Lone surrogates (a hook's bytes decoded with
+# surrogateescape, a bad JSON escape) cannot be encoded: ElementTree writes them as &#55296;, which no parser accepts.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(text: str) -> str:
-    """Text with the characters XML 1.0 cannot hold removed."""
+    """Text with the characters XML 1.0 cannot hold removed: every text that enters a document passes here."""
     return _NOT_XML.sub("", text)
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 from ivr.errors import ConfigError
+from ivr.settings import MEMORY_STORE_ENVS
 from ivr.store.base import DEFAULT_TTL, RENEW_SLACK, Clock, SessionStore
 from ivr.store.memory import MemoryStore
 from ivr.store.sqlite import SQLiteStore
@@ -28,7 +29,7 @@ def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "i
     Redis keeps time by its own clock: `clock` is for the memory and SQLite stores.
     """
     if url == "memory://":
-        if env not in ("test", "development"):
+        if env not in MEMORY_STORE_ENVS:
             raise ConfigError(
                 f"IVR_STORE=memory:// is for tests and single-process development only "
                 f"(IVR_ENV is {env!r}): its sessions are lost on restart and not "

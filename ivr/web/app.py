@@ -9,9 +9,10 @@ from datetime import datetime
 
 from flask import Flask
 
+from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
-from ivr.settings import load_settings
-from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
+from ivr.settings import load_settings, production_problems
+from ivr.web import api, browser, callbacks, effects, logs, security, services, texts, voice
 
 __all__ = ["create_app", "replay_target"]
 
@@ -19,11 +20,16 @@ __all__ = ["create_app", "replay_target"]
 def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | None = None) -> Flask:
     """Build the app: settings (code, environment, `config`), services, security, routes."""
     settings = load_settings(config)
+    if settings["IVR_ENV"] == "production":
+        problems = production_problems(settings)
+        if problems:  # all of them at once: a deploy should not fail one setting at a time
+            raise ConfigError("\n".join(problems))
     app = Flask("ivr", static_folder=None)  # the browser phone serves its own files, only when it is on
     app.config.update(settings)
     # transitions logs every callback at INFO; an IVR's log is about calls.
     if logging.getLogger("transitions").level == logging.NOTSET:
         logging.getLogger("transitions").setLevel(logging.WARNING)
+    logs.init_app(app)
     services.init_app(app, clock=clock)
     security.init_app(app)
     effects.init_app(app)

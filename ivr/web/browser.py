@@ -21,9 +21,11 @@ Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or ca
 the call is not waiting for), never a traceback.
 
 These routes are no Twilio webhooks and carry no signature: they are served only when IVR_PHONE
-is on (by default in development only, on your own machine). Never turn IVR_PHONE on for a server
-others can reach: whoever reaches it can place calls that run your hooks. Requests must be JSON,
-which a cross-site form cannot send without the browser asking first.
+is on (by default in development only, on your own machine), and only to requests from loopback
+without X-Forwarded-* or Forwarded headers (the rule of unsigned webhooks, `security.not_local`),
+so a tunnel to `python app.py` does not expose them; others get 403. Never turn IVR_PHONE on for a
+server others can reach: whoever reaches it can place calls that run your hooks. Requests must be
+JSON, which a cross-site form cannot send without the browser asking first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from werkzeug.exceptions import HTTPException
 from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
+from ivr.web import security
 from ivr.web.services import services
 
 __all__ = ["LiveCalls", "init_app", "live_calls", "phone"]
@@ -136,6 +139,16 @@ class LiveCalls:
         limit = self.clock() - self.idle
         for call_id in [k for k, live in self._calls.items() if live.touched < limit]:
             del self._calls[call_id]
+
+
+@phone.before_request
+def _local_only() -> None:
+    """Refuse anyone but this machine: whoever reaches the phone calls flows as any caller, hearing hook results."""
+    why = security.not_local()
+    if why:
+        log.warning("refused %s %s from %s: the browser phone serves only this machine without proxy headers (%s)",
+                    request.method, request.path, request.remote_addr, why)  # fmt: skip
+        raise PhoneRequestRefused(403, "the browser phone answers only requests from this machine, not through a proxy")
 
 
 # -- the page and the flows ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from ivr.web import security
 from ivr.web.effects import journal_texts, send_text
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.http import xml_response as _xml
+from ivr.web.logs import shown_url
 from ivr.web.messages import MessageBox
 from ivr.web.services import hook_records, services
 
@@ -103,7 +104,7 @@ def fallback():
         "CallSid=%s fallback URL called (ErrorCode=%s, ErrorUrl=%s)",
         params.get("CallSid", "-"),
         params.get("ErrorCode", "-"),
-        params.get("ErrorUrl", "-"),
+        shown_url(params.get("ErrorUrl", "-")),  # the failed URL's query may hold the caller's input
     )
     return _xml(apology_document())
 

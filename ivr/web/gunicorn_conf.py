@@ -125,9 +125,8 @@ keepalive = 5
 logger_class = CallSidLogger
 accesslog = "-"
 errorlog = "-"
-access_log_format = (
-    'access remote=%(h)s method=%(m)s path=%(U)s query="%(q)s" status=%(s)s bytes=%(B)s ms=%(M)s CallSid=%(call_sid)s'
-)
+# No query string (%(q)s, %(r)s): a GET webhook's query holds the caller's input and numbers.
+access_log_format = "access remote=%(h)s method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s ms=%(M)s CallSid=%(call_sid)s"
 # The app's lines (`CallSid=... flow=... menu -> sales`) at INFO on stderr, beside gunicorn's own;
 # access lines on stdout. Each line names its worker's pid.
 logconfig_dict = {

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr.errors import ConfigError
+from ivr.web.logs import shown_url
 from ivr.web.services import services
 
-__all__ = ["check_webhook", "init_app", "signed_url"]
+__all__ = ["check_webhook", "init_app", "not_local", "signed_url"]
 
 log = logging.getLogger("ivr.security")
 _FORWARDED = (
@@ -24,17 +25,13 @@ _FORWARDED = (
     "X-Forwarded-Prefix",
     "Forwarded",
 )
+_SAFE = "/:@!$&'()*+,;=~"  # what a path may hold unquoted (RFC 3986 pchar), besides letters, digits and -._
 
 
 def init_app(app: Flask) -> None:
-    """Set up signature checks; refuse to start in production without TWILIO_AUTH_TOKEN."""
+    """Set up signature checks (production without a token never gets here: `production_problems`)."""
     token = app.config.get("TWILIO_AUTH_TOKEN")
     env = app.config["IVR_ENV"]
-    if not token and env == "production":
-        raise ConfigError(
-            "TWILIO_AUTH_TOKEN is not set: in production every webhook must carry a valid X-Twilio-Signature. "
-            "Set TWILIO_AUTH_TOKEN to your account's auth token (or IVR_ENV=development on your own machine)."
-        )
     hops = app.config["IVR_TRUSTED_PROXIES"]
     if hops:
         # Only the proxies we were told about may say which scheme and host Twilio used. Not the
@@ -48,32 +45,52 @@ def init_app(app: Flask) -> None:
 
 
 def signed_url() -> str:
-    """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL."""
+    """The URL Twilio signed: IVR_PUBLIC_URL + path when set, else the request's (proxy-fixed) URL.
+
+    The path and query as they came on the request line, percent-encoding kept: Twilio signs the URL
+    it called, and a decoded path (/voice/m%61in/menu read as /voice/main/menu) is another string.
+    """
     environ = request.environ
-    query = environ.get("QUERY_STRING", "")
-    suffix = request.path + (f"?{query}" if query else "")
+    target = _request_target(environ)
     public = current_app.config.get("IVR_PUBLIC_URL")
     if public:
-        return public.rstrip("/") + suffix
+        # The public base carries any path prefix; what the app is mounted under is the server's business.
+        root = environ.get("SCRIPT_NAME", "")
+        if root and target.startswith(root):
+            target = target[len(root) :]
+        return public.rstrip("/") + target
     # Straight from the environ (ProxyFix has already put the trusted proxy's scheme and host there):
     # werkzeug's host_url parses and checks far more than a signature needs.
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{environ['wsgi.url_scheme']}://{host}{request.script_root}{suffix}"
+    return f"{environ['wsgi.url_scheme']}://{host}{target}"
+
+
+def _request_target(environ: dict) -> str:
+    """The path (with SCRIPT_NAME) as the client sent it, and the query (never decoded by WSGI)."""
+    query = environ.get("QUERY_STRING", "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # gunicorn and werkzeug's server set both
+    if raw:
+        # The query is taken from QUERY_STRING alone: some servers leave it out of the raw URI.
+        path = urlsplit(raw).path if not raw.startswith("/") else raw.partition("?")[0]  # absolute form: a proxy's
+        path = path or "/"
+    else:  # a server that keeps no raw URI: quote the decoded path again (WSGI strings are latin-1 bytes)
+        path = quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1"), safe=_SAFE)
+    return path + (f"?{query}" if query else "")
 
 
 def check_webhook() -> None:
     """Abort with 403 unless the request is signed by Twilio (or, without a token, local)."""
     validator: RequestValidator | None = services().validator
     if validator is None:
-        forwarded = [h for h in _FORWARDED if h in request.headers]
-        if forwarded or not _is_loopback(request.remote_addr):
+        why = not_local()
+        if why:
             log.warning(
                 "refused %s %s from %s: no TWILIO_AUTH_TOKEN is set, so only local requests without proxy "
                 "headers are served (%s); set TWILIO_AUTH_TOKEN to accept Twilio's signed requests",
                 request.method,
                 request.path,
                 request.remote_addr,
-                ", ".join(forwarded) or "not loopback",
+                why,
             )
             abort(403)
         return
@@ -90,9 +107,23 @@ def check_webhook() -> None:
             request.method,
             request.path,
             "invalid" if signature else "missing",
-            url,
+            shown_url(url),  # a GET webhook's query holds the caller's input: its values stay out of the log
         )
         abort(403)
+
+
+def not_local() -> str | None:
+    """Why this request may not be one from this machine (a proxy header, or not loopback), else None.
+
+    The rule for whatever is served unverified: unsigned webhooks without a token, the browser phone.
+    A tunnel or proxy on this machine connects from loopback, so any forwarding header disqualifies.
+    """
+    forwarded = [h for h in _FORWARDED if h in request.headers]
+    if forwarded:
+        return ", ".join(forwarded)
+    if not _is_loopback(request.remote_addr):
+        return "not loopback"
+    return None
 
 
 def _is_loopback(address: str | None) -> bool:

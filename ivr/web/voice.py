@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from flask import Blueprint, Flask, jsonify, request
+from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed, NotFound
 
 from ivr.core.effects import SendText
 from ivr.core.engine import Engine, Step, new_session
@@ -46,14 +47,15 @@ def init_app(app: Flask) -> None:
 # -- voice --------------------------------------------------------------------------------------
 
 
-@voice.route("/voice/<flow_id>", methods=["GET", "POST"])
+# merge_slashes=False: werkzeug would answer /voice//menu with a 308 to /voice/menu; Twilio must get TwiML.
+@voice.route("/voice/<flow_id>", methods=["GET", "POST"], merge_slashes=False)
 def enter(flow_id: str):
     """A call enters a flow, at its start or at ?state=S."""
     state = request.args.get("state")
     return _answer(flow_id, state, lambda engine, session, params, now: engine.start(session, params, now, state))
 
 
-@voice.route("/voice/<flow_id>/<state>", methods=["GET", "POST"])
+@voice.route("/voice/<flow_id>/<state>", methods=["GET", "POST"], merge_slashes=False)
 def resume(flow_id: str, state: str):
     """The result of a state's waiting verb, or its no-input / no-recording redirect."""
     event = request.args.get("event")
@@ -62,11 +64,18 @@ def resume(flow_id: str, state: str):
     )
 
 
-@voice.route("/voice/<path:rest>", methods=["GET", "POST"])
-def unknown(rest: str):
-    """A URL under /voice/ that names no flow and state: an apology, never an HTML 404."""
+@voice.app_errorhandler(NotFound)
+@voice.app_errorhandler(MethodNotAllowed)
+def unknown(exc: HTTPException):
+    """A URL under /voice/ that names no flow and state (/voice/, /voice//menu): an apology, never HTML."""
+    if not request.path.startswith("/voice/"):
+        return exc
+    try:  # no rule matched, so the blueprint's check did not run: a bad signature still gets 403
+        security.check_webhook()
+    except Forbidden as refused:
+        return refused
     params = _params()
-    log.error("CallSid=%s unknown voice URL /voice/%s; answered with an apology", params.get("CallSid", "-"), rest)
+    log.error("CallSid=%s unknown voice URL %s; answered with an apology", params.get("CallSid", "-"), request.path)
     return _xml(apology_document())
 
 
