@@ -11,8 +11,10 @@
         return {"outcome": "found", "vars": {"name": account.name}}
 
 A hook gets a `HookContext` and returns a dict with `vars` (set on the call) and `outcome` (routed
-on), a `HookResult`, or None. It runs during the webhook within IVR_HOOK_TIMEOUT seconds; past that,
-or when it raises, the state takes its `on_error` route (else the flow's error state).
+on), a `HookResult`, or None. It runs during the webhook within IVR_HOOK_TIMEOUT seconds and the
+webhook's deadline, on its own share of threads; past that, when its share is taken, or when it
+raises anything at all (SystemExit included), the state takes its `on_error` route (else the
+flow's error state).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import importlib.util
 import json
 import logging
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,24 +124,36 @@ def load_hooks(module: str | None, flows_dir: str | Path) -> str | None:
     return str(path)
 
 
-class HookRunner:
-    """Runs hooks within their time budget; failures become results, never exceptions."""
+HOOK_SHARE = 8  # threads one hook name may hold at once: a hanging hook cannot take another hook's threads
 
-    def __init__(self, hooks: Registry, timeout: float, *, workers: int = 16) -> None:
+
+class HookRunner:
+    """Runs hooks within their time budget; failures become results, never exceptions.
+
+    Each hook name has its own pool of `share` threads (a bulkhead): calls stuck in one hanging hook
+    hold at most that many, and a call beyond them fails at once into its on_error route, while every
+    other hook keeps its own threads.
+    """
+
+    def __init__(self, hooks: Registry, timeout: float, *, share: int = HOOK_SHARE) -> None:
         self.hooks = hooks
         self.timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivr-hook")
+        self.share = share
+        self._bulkheads: dict[str, _Bulkhead] = {}
+        self._lock = threading.Lock()
         self.replaying: list[dict] | None = None  # results recorded with a call, fed back by replay
 
     def run(
-        self, call: HookCall, *, message: dict | None = None, budget: float | None = None
+        self, call: HookCall, *, message: dict | None = None, deadline: float | None = None
     ) -> tuple[HookResult, dict]:
-        """Call the hook within min(its timeout, `budget`); return its result and a record of the call."""
+        """Call the hook within its timeout, ending by `deadline` (time.monotonic()) when given; return its
+        result and a record of the call."""
         started = time.perf_counter()
         if self.replaying is not None:
             result = self._replayed(call)
         else:
-            result = self._call(call, message, self.timeout if budget is None else min(self.timeout, budget))
+            left = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+            result = self._call(call, message, left)
         record = {
             "name": call.name,
             "outcome": result.outcome,
@@ -147,6 +162,13 @@ class HookRunner:
             "seconds": round(time.perf_counter() - started, 3),
         }
         return result, record
+
+    def _bulkhead(self, name: str) -> _Bulkhead:
+        bulkhead = self._bulkheads.get(name)
+        if bulkhead is None:
+            with self._lock:
+                bulkhead = self._bulkheads.setdefault(name, _Bulkhead(name, self.share))
+        return bulkhead
 
     def _call(self, call: HookCall, message: dict | None, timeout: float) -> HookResult:
         function = self.hooks.get(call.name)
@@ -158,15 +180,20 @@ class HookRunner:
             log.error("CallSid=%s hook '%s' not run: the request's time for hooks is spent", sid, call.name)
             return HookResult(error="timeout")
         context = HookContext(**call.context, message=message)
-        future = self._pool.submit(function, context)
+        future = self._bulkhead(call.name).submit(function, context)
+        if future is None:
+            log.error("CallSid=%s hook '%s' not run: all %d of its threads are busy (it hangs or is slow); "
+                      "taking its on_error route", sid, call.name, self.share)  # fmt: skip
+            return HookResult(error="busy")
         try:
             answer = future.result(timeout=timeout)
         except FutureTimeout:
-            future.cancel()  # still queued behind other hooks: it must not run after its caller gave up
+            # The thread is abandoned, not joined: it keeps its place in the hook's share until it returns.
             log.error("CallSid=%s hook '%s' took longer than %.1fs; taking its on_error route", sid, call.name,
                       timeout)  # fmt: skip
             return HookResult(error="timeout")
-        except Exception as exc:
+        if isinstance(answer, _Raised):
+            exc = answer.exc
             log.error("CallSid=%s hook '%s' failed; taking its on_error route", sid, call.name, exc_info=exc)
             return HookResult(error=f"{type(exc).__name__}: {exc}")
         try:
@@ -203,17 +230,49 @@ def _as_result(answer) -> HookResult:
     raise TypeError("a hook returns a dict, a HookResult or None")
 
 
-REQUEST_BUDGET = 10.0  # seconds all the hooks of one webhook may take together: Twilio waits 15
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """What a hook raised, carried back from its thread as a value."""
+
+    exc: BaseException
 
 
-def run_pending(step: Step, runner: HookRunner, records: list, *, budget: float = REQUEST_BUDGET) -> Step:
-    """Carry out the hooks a step stops at, within their budget, letting the engine go on after each.
+class _Bulkhead:
+    """One hook's threads: at most `share` calls at once; past that, `submit` refuses instead of queueing."""
 
-    Each hook has IVR_HOOK_TIMEOUT; all of a request's hooks together have `budget`, so a chain of
-    slow hooks still answers Twilio in time (the rest take their on_error routes)."""
-    deadline = time.monotonic() + budget
+    def __init__(self, name: str, share: int) -> None:
+        self._permits = threading.BoundedSemaphore(share)
+        self._pool = ThreadPoolExecutor(max_workers=share, thread_name_prefix=f"ivr-hook-{name}")
+
+    def submit(self, function, context: HookContext) -> Future | None:
+        """Start `function(context)` on one of the hook's threads; None when all of them are taken."""
+        if not self._permits.acquire(blocking=False):
+            return None
+        try:
+            return self._pool.submit(self._guarded, function, context)
+        except BaseException:
+            self._permits.release()
+            raise
+
+    def _guarded(self, function, context: HookContext):
+        try:
+            return function(context)
+        # SystemExit, KeyboardInterrupt or GeneratorExit raised by a hook is the hook's failure: let
+        # through, it would end the gunicorn worker (or the command) with no TwiML for the caller.
+        # Ctrl-C itself never arrives here: signals go to the main thread, never to a hook's thread.
+        except BaseException as exc:
+            return _Raised(exc)
+        finally:
+            self._permits.release()  # only when the hook returns: a hanging call keeps its place
+
+
+def run_pending(step: Step, runner: HookRunner, records: list, *, deadline: float | None = None) -> Step:
+    """Carry out the hooks a step stops at, each within its timeout, letting the engine go on after each.
+
+    With `deadline` (a time.monotonic() value, the web request's: `ivr.web.deadline`), a chain of slow
+    hooks ends by then, so the webhook still answers Twilio in time (the rest take their on_error routes)."""
     while step.pending is not None:
-        result, record = runner.run(step.pending.hook, budget=deadline - time.monotonic())
+        result, record = runner.run(step.pending.hook, deadline=deadline)
         records.append(record)
         step = step.pending.resume(result)
     return step

@@ -46,6 +46,7 @@ LONG = (
 NO_END = "a call that comes here can never end: no path leads to a hangup, reject, redirect out or menu goodbye"
 RETRY = "never lets a silent caller go: on_max leads back to it"
 ENDS = "; send on_max to a state that ends the call"
+CHOOSES = "; a caller could choose the {}; limit it with gather.pattern (and save_as), or use a fixed value"
 
 # fixture -> every problem it has: (line, column, severity, key path, message)
 TRIPS = {
@@ -108,6 +109,14 @@ TRIPS = {
          "variable 'balance' is never set by set: or gather.save_as (unless a hook sets it)"),
     ],
     "structural.yaml": [(4, 5, "error", "states.welcome.sya", "unknown key (did you mean 'say'?)")],
+    "dial_caller_input.yaml": [
+        (8, 11, "warning", "states.call.play",
+         "Play URL built from caller input (input.speech)" + CHOOSES.format("URL")),
+        (9, 20, "warning", "states.call.dial.number",
+         "dial number built from caller input (input.digits)" + CHOOSES.format("number called")),
+        (9, 47, "warning", "states.call.dial.sip",
+         "dial sip built from caller input (number)" + CHOOSES.format("number called")),
+    ],
 }  # fmt: skip
 
 
@@ -126,6 +135,7 @@ NEAR_MISSES = {
     "long_menu_prompt.yaml": "a long prompt inside the gather, where a key interrupts it",
     "redirected/side.yaml": "a state reached only by a redirect from another flow in the directory",
     "redirected/main.yaml": "a redirect to a flow and state that exist in the directory",
+    "dial_caller_input_limited.yaml": "a dial target and a Play URL from input that a gather's pattern limits",
 }
 
 

@@ -3,11 +3,18 @@ rules (YAML 1.2 scalars, keys as written, duplicates refused, every problem coll
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from ivr.core.flow import Pos
-from ivr.core.loader.source import Reader, compose, core_scalar, describe, key_paths
+from ivr.core.loader.source import MAX_DEPTH, MAX_FILE_BYTES, Reader, compose, core_scalar, describe, key_paths
 from ivr.errors import FlowError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
@@ -96,3 +103,73 @@ def test_a_reader_places_problems_at_a_node_or_a_position():
     reader.error(root.value[0][1], "a", "bad")
     reader.error(Pos("f.yaml", 9, 2), "z", "worse", "warning")
     assert [e.format() for e in reader.errors] == ["f.yaml:1:4: error: a: bad", "f.yaml:9:2: warning: z: worse"]
+
+
+# -- limits checked before composing ------------------------------------------------------------
+
+BOMB_DEPTH = 30_000  # 60 kB of brackets: libyaml's composer recursed until the process died
+GOOD = "start: a\nstates:\n  a: {say: Hello., hangup: true}\n"
+# Run in a child process: should a limit regress, libyaml would kill the process, not the suite.
+RELOAD = """
+import sys
+from pathlib import Path
+from ivr import create_app
+from ivr.web import registry
+from ivr.web.services import services
+registry.CHECK_EVERY = 0.0
+flows = Path(sys.argv[1])
+app = create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "IVR_FLOWS_DIR": str(flows), "IVR_HOT_RELOAD": "1"})
+(flows / "line.yaml").write_text(sys.argv[2])
+found = services(app).flows
+found.refresh()
+print("served:", found.engine("line").flow.states["a"].prompts[0].text.source)
+print("problem:", found.problems[0].format())
+"""
+
+
+def _run(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_nesting_past_the_limit_is_an_error_where_it_is_crossed():
+    text = "a:\n  b: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n"
+    with pytest.raises(FlowError) as raised:
+        compose(text, "flows/deep.yaml")
+    # a and b's mapping are two levels: the bracket that opens level 65 is the 63rd
+    assert (raised.value.line, raised.value.column) == (2, 6 + MAX_DEPTH - 2)
+    assert f"nest more than {MAX_DEPTH} deep" in raised.value.message
+
+
+def test_nesting_at_the_limit_composes():
+    assert compose("[" * MAX_DEPTH + "]" * MAX_DEPTH, "f.yaml") is not None
+
+
+def test_a_file_over_the_size_limit_is_an_error_at_the_byte_that_crosses_it():
+    line = "# " + "x" * 1021 + "\n"  # 1 kB a line
+    with pytest.raises(FlowError) as raised:
+        compose(line * (MAX_FILE_BYTES // 1024) + "a: 1\n", "flows/big.yaml")
+    assert (raised.value.line, raised.value.column) == (MAX_FILE_BYTES // 1024 + 1, 1)
+    assert "over the limit" in raised.value.message
+
+
+def test_a_bracket_bomb_is_a_load_error_for_check_start_up_and_hot_reload(tmp_path):
+    bomb = "start: a\nstates: " + "[" * BOMB_DEPTH + "]" * BOMB_DEPTH + "\n"
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "line.yaml").write_text(bomb)
+    where = f"flows/line.yaml:2:{9 + MAX_DEPTH - 1}: error: mappings and lists nest more than {MAX_DEPTH} deep"
+
+    checked = _run("-m", "ivr", "check", "flows/line.yaml", cwd=tmp_path)
+    assert checked.returncode == 1, checked.stderr  # not -11: the process lived to report
+    assert where in checked.stdout + checked.stderr
+
+    started = _run("-c", "from ivr import load_flows; load_flows('flows')", cwd=tmp_path)
+    assert "ivr.errors.FlowLoadError" in started.stderr and where in started.stderr
+
+    (flows / "line.yaml").write_text(GOOD)
+    reloaded = _run("-c", RELOAD, str(flows), bomb, cwd=tmp_path)
+    assert reloaded.returncode == 0, reloaded.stderr
+    served, problem = reloaded.stdout.splitlines()
+    assert served == "served: Hello."  # the bad edit never replaced the good flow
+    assert problem.startswith("problem: " + where)

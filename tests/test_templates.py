@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import TEST_FLOWS, phone_on, verb
 
@@ -215,3 +217,30 @@ def test_a_variable_cannot_take_a_context_name(name):
         FlowLoadError, match=rf"states\.a\.set\.{name}: not a usable variable name \('{name}' is reserved"
     ):
         load_flow_text(text, "t.yaml", "t")
+
+
+@pytest.mark.parametrize(
+    ("speech", "url"),
+    [
+        ("../../x?y#z", "https://audio.example.com/greetings/..%2F..%2Fx%3Fy%23z.mp3"),
+        ("hello world", "https://audio.example.com/greetings/hello%20world.mp3"),
+    ],
+)
+def test_caller_input_in_a_url_is_encoded_where_it_is_substituted(make_app, speech, url):
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(TEMPLATE_FLOWS)})).dial("play_back")
+    call.say(speech)  # the phone checks the document against Twilio's schema
+    assert verb(call, "Play").text == url
+
+
+def test_a_url_template_refuses_a_value_that_is_a_dot_segment():
+    template = compile_text("https://audio.example.com/{{ part }}/x.mp3", url=True)
+    with pytest.raises(FlowRuntimeError, match=re.escape("'..' cannot be a part of a URL")):
+        render(template, {"part": ".."}, "flows/f.yaml:3:5")
+
+
+def test_a_url_template_inserts_a_whole_url_the_author_marks_safe():
+    template = compile_text("{{ recording.url | safe }}", url=True)
+    assert (
+        render(template, {"recording": {"url": "https://api.twilio.com/r/RE1.mp3"}})
+        == "https://api.twilio.com/r/RE1.mp3"
+    )

@@ -2,8 +2,9 @@
 
 Warnings, each at the key it is about: states no call reaches; states after which a call can
 never end; menus whose prompt and keys disagree; keys num_digits cuts off; retries without end;
-dial targets and Play URLs Twilio refuses; prompts over 30 s before the caller can act; template
-variables nothing sets. Unknown hooks and schedules are errors, as when the app starts.
+dial targets and Play URLs Twilio refuses; dial targets and URLs built from caller input that no
+pattern limits (`caller_input`); prompts over 30 s before the caller can act; template variables
+nothing sets. Unknown hooks and schedules are errors, as when the app starts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.core import flow as f
+from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import display_path, flow_files, key_paths, load_schedules_file, read_flow
@@ -47,6 +49,7 @@ _UNREACHABLE = "no call can reach this state: nothing leads here from start, err
 _NO_END = "a call that comes here can never end: no path leads to a hangup, reject, redirect out or menu goodbye"
 _MIXED = " beside one-key routes turns off the one-key default: every choice waits for the timeout;"
 _LONG = ", at 150 words a minute); shorten them, or move them into a menu's prompt, which a key interrupts"
+_CALLER_CHOOSES = "a caller could choose {}; limit it with gather.pattern (and save_as), or use a fixed value"
 
 
 @dataclass
@@ -243,6 +246,7 @@ class _FlowChecks:
         can_end = _reach([n for n, succ in self.succ.items() if None in succ], preds.__getitem__)
         runs = {n for n, s in self.states.items() if isinstance(s.action, f.Run)}
         hook_free = _reach(self.roots, lambda n: [] if n in runs else self.leads_to(n))
+        caller = CallerInput(self.flow, preds.__getitem__)
         for name, state in self.states.items():
             if name not in reached:
                 self.add(state.pos, _UNREACHABLE, path_join("states", name))
@@ -259,6 +263,10 @@ class _FlowChecks:
             for url in (p.url for p in state_prompts(state) if isinstance(p, f.Play)):
                 if url.template is None and not _HTTP.match(url.source):
                     self.add(url.pos, f"Play needs an http(s) URL Twilio can fetch, got '{url.source}'")
+            for text, what in built_from_input(state):
+                if sources := caller.unlimited(state, text):
+                    chooses = _CALLER_CHOOSES.format("the number called" if what.startswith("dial") else "the URL")
+                    self.add(text.pos, f"{what} built from caller input ({', '.join(sources)}); {chooses}", text.path)
         self.long_prompts()
         self.variables(hook_free, bool(runs))
         return self.out

@@ -7,8 +7,11 @@ re-rendered, and the TwiML builder escapes it as XML text.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup
 
 from ivr.errors import FlowRuntimeError, TemplateProblem
 
@@ -24,7 +27,20 @@ __all__ = [
     "unknown_variables",
 ]
 
+
+def _url_value(value) -> str:
+    """A value substituted into a URL: percent-encoded whole, so that it cannot add a path, query or fragment."""
+    if isinstance(value, Markup):  # `{{ recording.url | safe }}`: the author vouches for a whole URL
+        return str(value)
+    encoded = quote("" if value is None else str(value), safe="")
+    if encoded.strip(".") == "" and encoded:  # `.` and `..` stay dot segments even encoded (%2E is read as .)
+        raise ValueError(f"{encoded!r} cannot be a part of a URL")
+    return encoded
+
+
 _env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+# Templates whose text is a URL (play, redirect url, enqueue wait_url): every value they substitute is encoded.
+_url_env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False, finalize=_url_value)
 
 
 def is_template(text: str) -> bool:
@@ -73,11 +89,12 @@ def unknown_variables(tree: nodes.Template, known: set[str]) -> set[str]:
     return meta.find_undeclared_variables(tree) - known - set(_env.globals)
 
 
-def compile_text(source: str):
-    """Compile a text template; raise TemplateProblem with a readable reason."""
+def compile_text(source: str, *, url: bool = False):
+    """Compile a text template (`url`: one that renders a URL, its values percent-encoded); raise
+    TemplateProblem with a readable reason."""
     try:
         _check_safe(_env.parse(source))
-        return _env.from_string(source)
+        return (_url_env if url else _env).from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax: {exc.message}") from None
 

@@ -12,7 +12,7 @@ from flask import Flask
 from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
-from ivr.web import api, browser, callbacks, effects, logs, security, services, texts, voice
+from ivr.web import api, browser, callbacks, deadline, effects, logs, security, services, texts, voice
 
 __all__ = ["create_app", "replay_target"]
 
@@ -38,6 +38,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     api.init_app(app)
     browser.init_app(app)
     callbacks.init_app(app)
+    deadline.init_app(app)  # last, so outermost: a request's time counts from its arrival
     return app
 
 

@@ -18,6 +18,8 @@ import re
 
 from gunicorn.glogging import Logger
 
+from ivr.web.deadline import ANSWER_BY
+
 
 def cpu_count() -> int:
     """The CPUs this process may run on (taskset and cgroup cpusets respected), at least 1."""
@@ -104,7 +106,7 @@ bind = default_bind()
 # (2 x cores) + 1 is gunicorn's own advice. Sync workers, one request each at a time: `timeout`
 # then bounds every request. Flows with slow hooks may want threads instead, which overlap the
 # waiting (`--worker-class gthread --threads 4`), but under threads `timeout` no longer bounds a
-# request, only a worker's main loop: the hooks' own budget (IVR_HOOK_TIMEOUT) does.
+# request, only a worker's main loop: the app's own deadline for each webhook does (ivr/web/deadline.py).
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * cpu_count() + 1)
 worker_class = "sync"
 # Flows are read, validated and built into machines once, before the fork; workers share them.
@@ -112,9 +114,11 @@ preload_app = True
 
 # -- time ---------------------------------------------------------------------------------------
 
-# Twilio gives up on a webhook after 15 s. A request still running after 10 s is stuck: its worker
-# is killed and replaced, and Twilio, seeing the connection drop, plays the number's Fallback URL.
-timeout = 10
+# Twilio gives up on a webhook after 15 s; the app answers every webhook by ANSWER_BY (12 s) on its
+# own, whatever the worker class (ivr/web/deadline.py). A sync worker still running a second after
+# that is stuck outside the app's reach: it is killed and replaced, and Twilio, seeing the connection
+# drop, plays the number's Fallback URL before its own 15 s are up.
+timeout = int(ANSWER_BY) + 1
 # On a restart (deploy, HUP), requests in flight get this long to answer before workers are killed.
 graceful_timeout = 10
 # Used by threaded workers only: Twilio may send a call's next webhook on the same connection.

@@ -22,6 +22,7 @@ from ivr.core.engine import new_session
 from ivr.errors import IvrError
 from ivr.hooks import run_pending
 from ivr.web import security
+from ivr.web.deadline import hooks_deadline
 from ivr.web.http import xml_response
 from ivr.web.services import services
 
@@ -104,7 +105,7 @@ def _converse(flow_id: str, session: dict | None, params: dict, body: str) -> tu
 
 def _hooks(step):
     """A texted conversation runs the flow's hooks as a call does (a texted state's effects are not sent)."""
-    return run_pending(step, services().hooks, [])
+    return run_pending(step, services().hooks, [], deadline=hooks_deadline())
 
 
 def _read(twiml: str) -> tuple[list[str], str, tuple[str, str | None] | None]:

@@ -21,6 +21,7 @@ from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
 from ivr.web import security
+from ivr.web.deadline import error_hooks_deadline, hooks_deadline
 from ivr.web.effects import carry_out_later
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
@@ -113,7 +114,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             step_fn = _restart
         # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
         # status callbacks stored meanwhile.
-        step = _run_hooks(engine, step_fn(engine, session, params, now))
+        step = _run_hooks(engine, step_fn(engine, session, params, now), hooks_deadline())
         # Each text at most once per call, state and visit: noted before it is sent.
         done = step.session.setdefault("effects", {})
         texts = [e for e in step.effects if isinstance(e, SendText) and e.key not in done]
@@ -164,9 +165,9 @@ def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step
     return engine.start(session, params, now)
 
 
-def _run_hooks(engine: Engine, step: Step) -> Step:
-    """Carry out the hooks a step stops at; their records go with the request (journal, recording)."""
-    return run_pending(step, services().hooks, hook_records())
+def _run_hooks(engine: Engine, step: Step, deadline: float) -> Step:
+    """Carry out the hooks a step stops at, by `deadline`; their records go with the request (journal, recording)."""
+    return run_pending(step, services().hooks, hook_records(), deadline=deadline)
 
 
 def _merge_status(session: dict, current: dict | None) -> dict:
@@ -186,7 +187,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
         except Exception:
             session, sid = new_session(engine.flow.id), ""
         try:
-            step = _run_hooks(engine, engine.error_step(session, params, now))
+            step = _run_hooks(engine, engine.error_step(session, params, now), error_hooks_deadline())
         except Exception:
             log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
         else:

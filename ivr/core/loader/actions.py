@@ -253,7 +253,7 @@ class ActionReader(Reader):
             self.error(node, path, "missing key: name (the queue's name)")
             return None
         name = self.text(items["name"][1], path_join(path, "name"))
-        wait = self.text(items["wait_url"][1], path_join(path, "wait_url")) if "wait_url" in items else None
+        wait = self.text(items["wait_url"][1], path_join(path, "wait_url"), url=True) if "wait_url" in items else None
         return f.Enqueue(name, wait, pos) if name else None
 
     def _redirect(self, items, path, pos, node):
@@ -266,7 +266,7 @@ class ActionReader(Reader):
             self.error(node, path, "a redirect goes to a url, or to a flow and state, not both")
         state = self._opt(items, "state", path, lambda n, p: self.name(n, p, "state"))
         flow_id = self._opt(items, "flow", path, lambda n, p: self.name(n, p, "flow"))
-        url = self.text(items["url"][1], path_join(path, "url")) if "url" in items else None
+        url = self.text(items["url"][1], path_join(path, "url"), url=True) if "url" in items else None
         return f.Redirect(state, flow_id, url, pos)
 
     # -- scalars -----------------------------------------------------------------------------
@@ -279,15 +279,15 @@ class ActionReader(Reader):
             return None
         return value
 
-    def text(self, node: yaml.Node, path: str) -> f.Text | None:
-        """A text, compiled as a template when it has `{{ }}` markup; None after an error."""
+    def text(self, node: yaml.Node, path: str, *, url: bool = False) -> f.Text | None:
+        """A text, its template compiled; `url`: the text is a URL, so its template encodes what it substitutes."""
         value = self.string(node, path)
         if value is None:
             return None
         template = None
         if is_template(value):
             try:
-                template = compile_text(value)
+                template = compile_text(value, url=url)
             except TemplateProblem as exc:
                 self.error(node, path, str(exc))
                 return None

@@ -79,7 +79,7 @@ class PromptReader(ActionReader):
             return f.Say(text, voice, language, None if isinstance(node, yaml.ScalarNode) else loop, self.pos(node))
         if kind == "play":
             if isinstance(node, yaml.ScalarNode):
-                url = self.text(node, path)
+                url = self.text(node, path, url=True)
                 return f.Play(url, None, self.pos(node)) if url else None
             items = self.mapping(node, path)
             if items is None:
@@ -88,7 +88,7 @@ class PromptReader(ActionReader):
             if "url" not in items:
                 self.error(node, path, "missing key: url")
                 return None
-            url = self.text(items["url"][1], path_join(path, "url"))
+            url = self.text(items["url"][1], path_join(path, "url"), url=True)
             return f.Play(url, self._opt(items, "loop", path, self._loop), self.pos(node)) if url else None
         # pause
         if isinstance(node, yaml.MappingNode):

@@ -16,7 +16,17 @@ from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.errors import FlowError
 
-__all__ = ["Reader", "compose", "core_scalar", "describe", "key_paths", "pos_of"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "Reader",
+    "check_limits",
+    "compose",
+    "core_scalar",
+    "describe",
+    "key_paths",
+    "pos_of",
+]
 
 try:  # libyaml's composer is several times faster on large flows
     _Loader = yaml.CSafeLoader
@@ -38,9 +48,42 @@ def pos_of(file: str, node: yaml.Node) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
+# Limits no real flow meets (a 10,000-state flow is 1.6 MB and nests 8 deep), checked before the
+# composer runs: libyaml's recurses once per level, and 30,000 nested brackets (60 kB) overflow its
+# stack, killing the process (check, start-up, a hot reload under calls in progress).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64  # mappings and lists inside one another
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def check_limits(text: str, file: str) -> None:
+    """Raise FlowError where a YAML text crosses MAX_FILE_BYTES or MAX_DEPTH, without composing it.
+
+    Depth is counted on libyaml's event stream, whose parser keeps its own stack instead of recursing.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        at = len(text.encode("utf-8", "surrogatepass")[:MAX_FILE_BYTES].decode("utf-8", "ignore"))
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        message = f"the file is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}: split it into several flows"
+        raise FlowError(file, line, column, "", message)
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                message = f"mappings and lists nest more than {MAX_DEPTH} deep here; no flow needs that many levels"
+                raise FlowError(file, mark.line + 1, mark.column + 1, "", message)
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+
+
 def compose(text: str, file: str) -> yaml.Node | None:
-    """Parse one YAML document into nodes; raise FlowError at the syntax error's position."""
+    """Parse one YAML document into nodes; raise FlowError at the syntax error's or the crossed limit's position."""
     try:
+        check_limits(text, file)
         loader = _Loader(text)
         try:
             return loader.get_single_node()
