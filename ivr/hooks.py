@@ -56,6 +56,9 @@ class HookContext:
     dial: dict = field(default_factory=dict)
     now: datetime | None = None
     message: dict | None = None  # for on_message hooks: the stored voicemail
+    # CallSid:flow/state:visit. A retried webhook may run a hook again (at least once); the same key
+    # then lets the hook recognise a side effect it already made.
+    key: str = ""
 
 
 class Registry:

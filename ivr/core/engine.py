@@ -102,6 +102,11 @@ class _Call:
     def key(self, state: str | None = None) -> str:
         return f"{self.engine.flow.id}/{state or self.state}"
 
+    def visit_key(self) -> str:
+        """CallSid:flow/state:visit, the same for every attempt at this visit: texts and hooks' side effects."""
+        key = self.key()
+        return f"{self.params.get('CallSid', '')}:{key}:{self.session['visits'].get(key, 0)}"
+
 
 class Engine:
     """One flow's prebuilt machine and renderer; `start` and `resume` answer webhooks."""
@@ -144,7 +149,7 @@ class Engine:
         call.changed()
         state = self.flow.states.get(call.state)
         if state is not None and state.sms is not None and texts:
-            call.effects.append(self._sms_effect(call, state, session["visits"][key]))
+            call.effects.append(self._sms_effect(call, state))
         if state is not None and isinstance(state.action, f.Gather):
             menus = session.setdefault("menus", [])  # for `back`: the menus this call went through
             if not menus or menus[-1] != key:
@@ -283,6 +288,7 @@ class Engine:
         context = call.context()
         return {
             "call_sid": call.params.get("CallSid", ""),
+            "key": call.visit_key(),
             "flow": self.flow.id,
             "state": call.state,
             "call": dict(call.params),
@@ -308,7 +314,7 @@ class Engine:
             twiml = self.renderer.screened_document(accepted)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
 
-    def _sms_effect(self, call: _Call, state: f.State, visit: int) -> SendText:
+    def _sms_effect(self, call: _Call, state: f.State) -> SendText:
         """A text to send after the response: at most once per call, state and visit."""
         caller = call.session.get("caller", {})
         outbound = caller.get("Direction", "").startswith("outbound")
@@ -322,8 +328,7 @@ class Engine:
         to = theirs
         if sms.to is not None:
             to = sms.to.source if sms.to.template is None else render(sms.to.template, call.context(), str(sms.to.pos))
-        sid = call.params.get("CallSid", "")
-        return SendText(f"{sid}:{self.flow.id}/{state.name}:{visit}", to, ours, body)
+        return SendText(call.visit_key(), to, ours, body)
 
     def _go_back(self, call: _Call, outcome: str | None) -> Step:
         """`back`: the menu before this one; the same menu again when there is none."""

@@ -14,16 +14,15 @@ from datetime import datetime
 from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed, NotFound
 
-from ivr.core.effects import SendText
 from ivr.core.engine import Engine, Step, new_session
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
 from ivr.web import security
+from ivr.web.answers import claim_texts, commit, remember, request_digest, revision, stored_answer
 from ivr.web.deadline import error_hooks_deadline, hooks_deadline
 from ivr.web.effects import carry_out_later
-from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
 from ivr.web.http import xml_response as _xml
 from ivr.web.services import hook_records, services
@@ -33,6 +32,9 @@ __all__ = ["init_app", "voice"]
 screened_document = Renderer.screened_document
 
 log = logging.getLogger("ivr.web")
+# Attempts at one webhook's step when other webhooks of the call step its session first (a retry
+# of the same request stops at the first: it is answered as stored).
+_ATTEMPTS = 3
 
 
 voice = Blueprint("voice", __name__)
@@ -97,34 +99,29 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
+        digest = request_digest(params) if token else None
         session = store.get(sid) or new_session(flow_id)
-        last = session.get("last") or {}
-        if token and last.get("token") == token and "twiml" in last:
-            # Twilio retried a webhook already answered: the same answer, nothing redone.
-            log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
-            return _xml(last["twiml"])
-        if request.endpoint == "voice.enter" and request.args.get("ctx"):
-            _bring_context(store, request.args["ctx"], flow_id, session, sid)
-        # A call finishes on the version of the flow it started with, when it can still be had.
-        engine = registry.engine(flow_id, session.get("versions", {}).get(flow_id))
-        gone = state is not None and state not in engine.flow.states and session.get("state") == state
-        if gone and request.args.get("event") is None:  # the call was there; an edit removed the state
-            log.warning("CallSid=%s flow=%s has no state %s any more; the call starts the flow again", sid,
-                        flow_id, state)  # fmt: skip
-            step_fn = _restart
-        # Hooks may take seconds: the step runs outside the store's lock; the write keeps whatever
-        # status callbacks stored meanwhile.
-        step = _run_hooks(engine, step_fn(engine, session, params, now), hooks_deadline())
-        # Each text at most once per call, state and visit: noted before it is sent.
-        done = step.session.setdefault("effects", {})
-        texts = [e for e in step.effects if isinstance(e, SendText) and e.key not in done]
-        for effect in texts:
-            done[effect.key] = "pending"
-        if token:
-            # A read-back of sensitive input is not kept: a retry of such a step is redone instead.
-            sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
-            step.session["last"] = {"token": token} if sensitive else {"token": token, "twiml": step.twiml}
-        store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
+        for _attempt in range(_ATTEMPTS):
+            answer = stored_answer(session, token, digest)
+            if answer is not None:
+                # Twilio retried a webhook already answered: the same answer, nothing redone or sent.
+                log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
+                return _xml(answer)
+            read = revision(session)
+            engine, step = _step(registry, flow_id, state, step_fn, session, sid, params, now)
+            texts = claim_texts(step)  # each text at most once per call, state and visit: claimed in the write
+            if token:
+                sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
+                remember(step, token, digest, sensitive=sensitive)
+            # Hooks may take seconds: the step ran outside the store's lock, so the write checks that no
+            # other attempt stepped this session meanwhile (it keeps what status callbacks stored).
+            won, stored = commit(store, sid, step.session, read)
+            if won:
+                break
+            log.info("CallSid=%s another attempt at this webhook stepped first; going on from its session", sid)
+            session = stored or new_session(flow_id)
+        else:
+            raise StoreError(f"the session of CallSid {sid} kept changing under {_ATTEMPTS} attempts to step it")
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
@@ -142,6 +139,21 @@ def _answer(flow_id: str, state: str | None, step_fn):
     if screening:  # the answering party's leg: never the caller's error state; the caller goes on
         return _xml(screened_document(False))
     return _xml(_error_twiml(engine, sid, params, now))
+
+
+def _step(registry, flow_id: str, state: str | None, step_fn, session: dict, sid: str, params: dict,
+          now: datetime) -> tuple[Engine, Step]:  # fmt: skip
+    """One attempt at the webhook's step from `session`, its hooks run: (the engine it ran on, the step)."""
+    if request.endpoint == "voice.enter" and request.args.get("ctx"):
+        _bring_context(services().store, request.args["ctx"], flow_id, session, sid)
+    # A call finishes on the version of the flow it started with, when it can still be had.
+    engine = registry.engine(flow_id, session.get("versions", {}).get(flow_id))
+    gone = state is not None and state not in engine.flow.states and session.get("state") == state
+    if gone and request.args.get("event") is None:  # the call was there; an edit removed the state
+        log.warning("CallSid=%s flow=%s has no state %s any more; the call starts the flow again", sid, flow_id,
+                    state)  # fmt: skip
+        step_fn = _restart
+    return engine, _run_hooks(engine, step_fn(engine, session, params, now), hooks_deadline())
 
 
 def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:
@@ -170,13 +182,6 @@ def _run_hooks(engine: Engine, step: Step, deadline: float) -> Step:
     return run_pending(step, services().hooks, hook_records(), deadline=deadline)
 
 
-def _merge_status(session: dict, current: dict | None) -> dict:
-    for key in ("status", "ended", "duration"):
-        if current and key in current:
-            session[key] = current[key]
-    return session
-
-
 def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -> str:
     """The flow's error state if it has one and it renders, else the apology. Its hooks run outside
     the store's lock, as a webhook's do; without a CallSid (or a store) nothing is stored."""
@@ -186,14 +191,15 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
             session = (store.get(sid) if sid else None) or new_session(engine.flow.id)
         except Exception:
             session, sid = new_session(engine.flow.id), ""
+        read = revision(session)
         try:
             step = _run_hooks(engine, engine.error_step(session, params, now), error_hooks_deadline())
         except Exception:
             log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
         else:
             if sid:
-                try:
-                    store.update(sid, lambda current: _merge_status(step.session, current), SESSION_TTL)
+                try:  # an attempt that stepped meanwhile keeps its session: the caller hears this one anyway
+                    commit(store, sid, step.session, read)
                 except Exception:
                     log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
             return step.twiml

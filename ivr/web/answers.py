@@ -1,0 +1,86 @@
+"""A webhook's step stored once: a compare-and-set against the session's revision, and retries answered from it.
+
+Twilio may send one webhook again while the first attempt is still stepping (hooks take seconds,
+outside any lock). Every attempt reads the session, steps, and writes only if no other attempt
+wrote since it read: the session's revision is checked and bumped inside the store's atomic
+update. The winner's write claims the step's texts, so only the winner sends them; a loser that
+made the same request answers with the winner's stored TwiML, and one that made another request
+steps again on the winner's session. Status callbacks do not bump the revision: what they store
+meanwhile is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import request
+
+from ivr.core.effects import SendText
+from ivr.core.engine import Step
+from ivr.store import SessionStore
+from ivr.web.http import SESSION_TTL
+
+__all__ = ["REVISION", "claim_texts", "commit", "remember", "request_digest", "revision", "stored_answer"]
+
+REVISION = "rev"
+# What status callbacks write into a session (ivr/web/callbacks.py): never a webhook's to overwrite.
+_CALLBACK_KEYS = ("status", "ended", "duration")
+
+
+def revision(session: dict | None) -> int:
+    """How many webhooks stepped this session (0 for a new one, or one stored before revisions)."""
+    return (session or {}).get(REVISION, 0)
+
+
+def request_digest(params: dict) -> str:
+    """What makes a retry the same request: method, path, query and parameters, hashed (the token is only a hint)."""
+    environ = request.environ
+    # Parameters in the order sent, unsorted: a retry resends the same body, and two requests that differ
+    # only in order are at worst stepped again, never answered with each other's TwiML. Sorting (and JSON)
+    # cost more than the rest of this check on every webhook.
+    what = (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), params)
+    return hashlib.sha256(repr(what).encode()).hexdigest()[:32]
+
+
+def stored_answer(session: dict, token: str | None, digest: str | None) -> str | None:
+    """The TwiML stored for this very request (same token, same digest), or None when it must be stepped."""
+    last = session.get("last") or {}
+    if token and last.get("token") == token and last.get("digest") == digest:
+        return last.get("twiml")  # None for a sensitive state's read-back: redone, never kept
+    return None
+
+
+def remember(step: Step, token: str, digest: str, *, sensitive: bool) -> None:
+    """Keep the answer with the session, for a retry of the same request."""
+    # A read-back of sensitive input is not kept, nor a digest that would give the input away.
+    step.session["last"] = {"token": token} if sensitive else {"token": token, "digest": digest, "twiml": step.twiml}
+
+
+def claim_texts(step: Step) -> list[SendText]:
+    """The step's texts not yet claimed for this call, state and visit; claimed in its session."""
+    done = step.session.setdefault("effects", {})
+    texts = [e for e in step.effects if isinstance(e, SendText) and e.key not in done]
+    for effect in texts:
+        done[effect.key] = "pending"
+    return texts
+
+
+def commit(store: SessionStore, sid: str, session: dict, read: int) -> tuple[bool, dict | None]:
+    """Write `session` if the stored one is still at revision `read`; (whether it was, the session stored now)."""
+    outcome: tuple[bool, dict | None] = (False, None)
+
+    def write(current: dict | None) -> dict | None:
+        nonlocal outcome
+        if revision(current) != read:  # another attempt stepped first: its session stays as it is
+            outcome = (False, current)
+            return current
+        new = {**session, REVISION: read + 1}
+        if current:
+            new.update((key, current[key]) for key in _CALLBACK_KEYS if key in current)
+            # Texts marked sent (or failed) since the read: the mark is newer than the claim read with it.
+            new["effects"] = {**new.get("effects", {}), **current.get("effects", {})}
+        outcome = (True, new)
+        return new
+
+    store.update(sid, write, SESSION_TTL)
+    return outcome
