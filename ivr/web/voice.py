@@ -153,7 +153,7 @@ def _step(registry, flow_id: str, state: str | None, step_fn, session: dict, sid
         log.warning("CallSid=%s flow=%s has no state %s any more; the call starts the flow again", sid, flow_id,
                     state)  # fmt: skip
         step_fn = _restart
-    return engine, _run_hooks(engine, step_fn(engine, session, params, now), hooks_deadline())
+    return engine, _run_hooks(step_fn(engine, session, params, now), hooks_deadline())
 
 
 def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:
@@ -177,7 +177,7 @@ def _restart(engine: Engine, session: dict, params: dict, now: datetime) -> Step
     return engine.start(session, params, now)
 
 
-def _run_hooks(engine: Engine, step: Step, deadline: float) -> Step:
+def _run_hooks(step: Step, deadline: float) -> Step:
     """Carry out the hooks a step stops at, by `deadline`; their records go with the request (journal, recording)."""
     return run_pending(step, services().hooks, hook_records(), deadline=deadline)
 
@@ -193,7 +193,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
             session, sid = new_session(engine.flow.id), ""
         read = revision(session)
         try:
-            step = _run_hooks(engine, engine.error_step(session, params, now), error_hooks_deadline())
+            step = _run_hooks(engine.error_step(session, params, now), error_hooks_deadline())
         except Exception:
             log.exception("CallSid=%s flow=%s: the error state failed too; apologising", sid or "-", engine.flow.id)
         else:
