@@ -95,6 +95,8 @@ class Phone:
 
     def request(self, method: str, url: str, params: dict[str, str]) -> tuple[int, str]:
         """Send one signed request through the transport: (status, body); TransportError when it fails."""
+        # A fragment (Twilio's connection overrides, `#rc=3...`) is for Twilio: never sent, never signed.
+        url = urllib.parse.urldefrag(url).url
         return self.transport.request(method, url, params, self.sign(method, url, params))
 
     def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
@@ -251,6 +253,7 @@ class PhoneCall:
 
     def _callback(self, url: str, params: dict[str, str]) -> None:
         """POST a callback whose answer Twilio ignores; kept in `callbacks`."""
+        url = urllib.parse.urldefrag(url).url
         when = self.phone.clock()
         try:
             code, body = self.phone.request("POST", url, params)
