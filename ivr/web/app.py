@@ -11,7 +11,7 @@ from flask import Flask
 
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings
-from ivr.web import api, browser, callbacks, effects, security, services, texts, voice
+from ivr.web import api, browser, callbacks, drain, effects, security, services, texts, voice
 
 __all__ = ["create_app", "replay_target"]
 
@@ -25,6 +25,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     if logging.getLogger("transitions").level == logging.NOTSET:
         logging.getLogger("transitions").setLevel(logging.WARNING)
     services.init_app(app, clock=clock)
+    drain.init_app(app)
     security.init_app(app)
     effects.init_app(app)
     voice.init_app(app)
