@@ -190,6 +190,18 @@ def caller_params(sid: str, from_: str = "+15551230000", to: str = "+15559870000
     return params
 
 
+def recording_params(call_sid: str, recording_sid: str, duration: int = 9) -> dict:
+    """The parameters of Twilio's recording status callback for a completed recording."""
+    return {
+        "AccountSid": ACCOUNT,
+        "CallSid": call_sid,
+        "RecordingSid": recording_sid,
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{recording_sid}",
+        "RecordingStatus": "completed",
+        "RecordingDuration": str(duration),
+    }
+
+
 def document(response) -> ElementTree.Element:
     """The TwiML document of a test client's response, parsed (for requests the phone cannot make)."""
     assert response.status_code == 200, response.status_code

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ACCOUNT, BASE, phone_on, sign
+from conftest import ACCOUNT, BASE, phone_on, recording_params, sign
 
 from ivr.outbound.calls import place_call
 from ivr.outbound.campaign import row_key
@@ -23,14 +23,7 @@ from ivr.web.services import services
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 CALL = "CA" + "8" * 32
 RECORDING = "RE" + "8" * 32
-RECORDING_PARAMS = {
-    "AccountSid": ACCOUNT,
-    "CallSid": CALL,
-    "RecordingSid": RECORDING,
-    "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{RECORDING}",
-    "RecordingStatus": "completed",
-    "RecordingDuration": "12",
-}
+RECORDING_PARAMS = recording_params(CALL, RECORDING, 12)
 TRANSCRIPTION_PARAMS = {**RECORDING_PARAMS, "TranscriptionText": "Call me back.", "TranscriptionStatus": "completed"}
 VOICEMAIL = "?flow=accounts&state=voicemail"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ACCOUNT, BASE, phone_on, sign, verb
+from conftest import ACCOUNT, BASE, phone_on, recording_params, sign, verb
 from helpers import free_port
 
 from ivr.cli.drain import drain, reconcile
@@ -34,14 +34,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "twilio"
 CALL = "CA" + "7" * 32
 RECORDING = "RE" + "7" * 32
 PATH = "/twilio/recording?flow=accounts&state=voicemail"
-RECORDING_PARAMS = {
-    "AccountSid": ACCOUNT,
-    "CallSid": CALL,
-    "RecordingSid": RECORDING,
-    "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{RECORDING}",
-    "RecordingStatus": "completed",
-    "RecordingDuration": "9",
-}
+RECORDING_PARAMS = recording_params(CALL, RECORDING, 9)
 
 
 class FlakyStore(MemoryStore):
