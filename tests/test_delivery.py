@@ -198,3 +198,13 @@ def test_a_callback_without_recording_sid_gets_one_clear_line_and_200(make_app, 
         f"CallSid={CALL} {kind} callback without RecordingSid ignored ({BASE}/twilio/{kind}{VOICEMAIL})"
     )
     assert services(app).spool.pending() == 0
+
+
+def test_a_message_of_a_flow_without_on_message_is_stored_and_never_swept_again(make_app):
+    now = {"t": NOW}
+    app = make_app(clock=lambda: now["t"])
+    assert post(app, "/twilio/recording?flow=main&state=voicemail", RECORDING_PARAMS).status_code == 200
+    box = MessageBox(services(app).store)
+    assert "claim" not in box.get(RECORDING) and not box.get(RECORDING).get("delivered")
+    now["t"] = NOW + timedelta(seconds=DELIVERY_LEASE + 1)
+    assert redeliver_stale(app) == 0

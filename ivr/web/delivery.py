@@ -113,6 +113,7 @@ def deliver(app: Flask, claim: Claim | None, *, phone: bool = False) -> None:
     while claim is not None:
         record = _deliver_once(app, claim, phone)
         if record is None:  # the flow has no on_message: nothing to hand over, nothing to remember
+            box.release(claim)
             return
         _, claim = box.delivered(claim, record, services(app).clock())
 

@@ -104,15 +104,21 @@ class MessageBox:
         message = self.store.update(_PREFIX + claim.recording_sid, update, MESSAGE_TTL)
         return message, claimed[-1]
 
+    def release(self, claim: Claim) -> None:
+        """Give a claim back with nothing delivered (the flow has no on_message to deliver to)."""
+
+        def update(message):
+            if message is not None and (message.get("claim") or {}).get("id") == claim.id:
+                del message["claim"]
+            return message
+
+        self.store.update(_PREFIX + claim.recording_sid, update, MESSAGE_TTL)
+
     def stale(self, now: datetime) -> list[str]:
-        """RecordingSids whose delivery is due and unclaimed, or claimed by a lease that ran out."""
+        """RecordingSids whose delivery was claimed by a lease that ran out without completing."""
         moment = now.timestamp()
-        return [
-            message["recording_sid"]
-            for _, message in self.store.scan(_PREFIX)
-            if _due(message) and (message.get("claim") or {}).get("until", 0) <= moment
-            and not (message.get("deliveries") and not message.get("claim"))
-        ]  # fmt: skip
+        found = self.store.scan(_PREFIX)
+        return [m["recording_sid"] for _, m in found if m.get("claim") and m["claim"]["until"] <= moment and _due(m)]
 
     def get(self, recording_sid: str) -> dict | None:
         """The message of a recording, or None when none is stored."""
