@@ -8,6 +8,7 @@ IvrError
 ├── CallRequestError    an outbound call or text cannot be sent as asked; nothing was sent
 ├── CampaignStopped     a campaign run stops before its last row (the run catches it and reports why)
 ├── StoreError          the session store failed (down, corrupt, timed out)
+├── SpoolError          a callback could not be written to the spool (IVR_SPOOL_DIR): it is not acknowledged
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
 │   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
 ├── TwilioCallError     a REST call to Twilio failed
@@ -38,6 +39,7 @@ __all__ = [
     "PhoneError",
     "PhoneRequestRefused",
     "ReplayMismatch",
+    "SpoolError",
     "StoreError",
     "TemplateProblem",
     "TransportError",
@@ -100,6 +102,10 @@ class TemplateProblem(IvrError, ValueError):
 
 class StoreError(IvrError):
     """The session store could not read or write a session."""
+
+
+class SpoolError(IvrError):
+    """A callback could not be written to the spool (IVR_SPOOL_DIR); Twilio gets a 5xx and may retry."""
 
 
 class WebhookError(IvrError):

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_MASK_NUMBERS": "0",
     "IVR_CALL_HOURS": None,
     "IVR_REDIS_PREFIX": "ivr:",
+    "IVR_SPOOL_DIR": "instance/spool",
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")

@@ -246,7 +246,7 @@ def hooks():
 
 
 @pytest.fixture
-def ivr_app(pytestconfig):
+def ivr_app(pytestconfig, tmp_path):
     """The app under test: test mode, memory store, the project's flows. Override to configure it."""
     from ivr.web import create_app
 
@@ -254,6 +254,7 @@ def ivr_app(pytestconfig):
         {
             "IVR_ENV": "test",
             "IVR_STORE": "memory://",
+            "IVR_SPOOL_DIR": str(tmp_path / "spool"),
             "IVR_FLOWS_DIR": str(_flows_dir(pytestconfig)),
             "IVR_RECORD_DIR": None,
         }

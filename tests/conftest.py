@@ -75,7 +75,7 @@ def example_flows(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path, example_flows):
+def make_app(tmp_path, tmp_path_factory, example_flows):
     """Build an app through create_app({...}); defaults: test env, memory store, a token, main's flows."""
 
     def make(config: dict | None = None, *, now: datetime = OPEN_HOURS, clock=None):
@@ -84,6 +84,7 @@ def make_app(tmp_path, example_flows):
             "IVR_STORE": "memory://",
             "IVR_FLOWS_DIR": str(example_flows),
             "IVR_RECORD_DIR": None,
+            "IVR_SPOOL_DIR": str(tmp_path_factory.mktemp("spool")),
             "TWILIO_AUTH_TOKEN": TOKEN,
             "TWILIO_ACCOUNT_SID": ACCOUNT,
         }
@@ -199,6 +200,18 @@ def caller_params(sid: str, from_: str = "+15551230000", to: str = "+15559870000
         for part in ("City", "State", "Zip", "Country"):
             params[prefix + part] = "US" if part == "Country" else ""
     return params
+
+
+def recording_params(call_sid: str, recording_sid: str, duration: int = 9) -> dict:
+    """The parameters of Twilio's recording status callback for a completed recording."""
+    return {
+        "AccountSid": ACCOUNT,
+        "CallSid": call_sid,
+        "RecordingSid": recording_sid,
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{recording_sid}",
+        "RecordingStatus": "completed",
+        "RecordingDuration": str(duration),
+    }
 
 
 def document(response) -> ElementTree.Element:

@@ -244,6 +244,7 @@ def test_messages_lists_the_recent_voicemails(accounts, tmp_path, monkeypatch, c
     call.press("3")
     call.record(seconds=21)
     call.transcription("Please call back.")
+    services(app).background.shutdown()  # in development the drainer stores callbacks in its own thread
     services(app).store.close()
     monkeypatch.setenv("IVR_STORE", store)
     monkeypatch.setenv("IVR_ENV", "production")

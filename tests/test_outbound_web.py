@@ -65,7 +65,7 @@ def test_the_api_places_a_call_with_twilios_exact_parameters(outbound):
     [request] = http.requests
     form = dict(request.form)
     assert (form["To"], form["From"], form["Method"]) == ("+15551230000", FROM, "POST")
-    assert form["StatusCallback"] == f"{PUBLIC}/twilio/status"
+    assert form["StatusCallback"] == f"{PUBLIC}/twilio/status#ct=1000&rt=2500&tt=15000&rc=3&rp=ct,rt,5xx"
     assert [v for k, v in request.form if k == "StatusCallbackEvent"] == [
         "initiated",
         "ringing",

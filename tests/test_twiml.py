@@ -8,7 +8,7 @@ import pytest
 from conftest import TEST_FLOWS, check_twiml
 
 from ivr.core.loader import load_flow_text
-from ivr.core.twiml import GOODBYE, GOODBYE_TEXT, Renderer, Urls, apology_document, empty_document
+from ivr.core.twiml import CALLBACK_OVERRIDES, GOODBYE, GOODBYE_TEXT, Renderer, Urls, apology_document, empty_document
 
 LINE = TEST_FLOWS / "twiml" / "line.yaml"
 PUBLIC = "https://ivr.example.com/acme"
@@ -40,10 +40,18 @@ def tags(root: ElementTree.Element) -> list[str]:
         (None, ("entry", "main", "menu"), "/voice/main?state=menu"),
         (None, ("action", "main", "menu"), "/voice/main/menu"),
         (None, ("action", "main", "menu", "no_input"), "/voice/main/menu?event=no_input"),
-        (None, ("callback", "recording", "main", "voicemail"), "/twilio/recording?flow=main&state=voicemail"),
+        (
+            None,
+            ("callback", "recording", "main", "voicemail"),
+            "/twilio/recording?flow=main&state=voicemail" + CALLBACK_OVERRIDES,
+        ),
         (PUBLIC, ("entry", "main"), f"{PUBLIC}/voice/main"),
         (PUBLIC + "/", ("action", "main", "menu", "no_input"), f"{PUBLIC}/voice/main/menu?event=no_input"),
-        (PUBLIC, ("callback", "transcription", "main", "vm"), f"{PUBLIC}/twilio/transcription?flow=main&state=vm"),
+        (
+            PUBLIC,
+            ("callback", "transcription", "main", "vm"),
+            f"{PUBLIC}/twilio/transcription?flow=main&state=vm" + CALLBACK_OVERRIDES,
+        ),
     ],
 )
 def test_urls_are_root_relative_or_carry_the_public_url_and_its_prefix(public, call, url):
@@ -85,7 +93,7 @@ def test_a_record_is_followed_by_the_redirect_to_its_no_recording_event(renderer
         "60",
         "#",
     )
-    assert record.get("recordingStatusCallback") == "/twilio/recording?flow=line&state=message"
+    assert record.get("recordingStatusCallback") == "/twilio/recording?flow=line&state=message" + CALLBACK_OVERRIDES
     assert root[-1].text == "/voice/line/message?event=no_recording"
 
 

@@ -13,6 +13,7 @@ import click
 from ivr.cli.base import Group
 from ivr.cli.campaign import campaign
 from ivr.cli.check import check
+from ivr.cli.drain import drain, reconcile
 from ivr.cli.graph import graph
 from ivr.cli.messages import messages
 from ivr.cli.outbound import call, sms
@@ -30,7 +31,7 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-for _command in (call, campaign, check, graph, import_call, messages, phone, replay, sms):
+for _command in (call, campaign, check, drain, graph, import_call, messages, phone, reconcile, replay, sms):
     cli.add_command(_command)
 
 

@@ -31,10 +31,19 @@ from ivr.core import flow as f
 from ivr.core.references import spoken_texts
 from ivr.core.templates import render
 
-__all__ = ["GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
+__all__ = ["CALLBACK_OVERRIDES", "GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
 
 GOODBYE_TEXT = "Sorry, we could not get your answer. Please call again later. Goodbye."
 APOLOGY_TEXT = "We're sorry, something went wrong. Please call again later. Goodbye."
+
+
+# Twilio's connection overrides for callbacks whose loss loses data (recording, transcription, call
+# status): by default Twilio tries once more, on a failed connection only. Retry 3 times on a failed
+# connection, a read timeout or a 5xx (the app answers 503 when its spool cannot write), each attempt
+# at most 1 s to connect and 2.5 s to answer, so all four fit in the 15 s total. A fragment is never
+# sent, so signatures are computed without it; the spool, not these retries, is what keeps callbacks
+# (docs/reliability.md).
+CALLBACK_OVERRIDES = "#ct=1000&rt=2500&tt=15000&rc=3&rp=ct,rt,5xx"
 
 
 class Urls:
@@ -51,8 +60,8 @@ class Urls:
         return f"{url}?state={state}" if state else url
 
     def callback(self, kind: str, flow_id: str, state: str) -> str:
-        """Where Twilio reports a recording or transcription: /twilio/<kind>?flow=F&state=S."""
-        return f"{self.base}/twilio/{kind}?flow={flow_id}&state={state}"
+        """Where Twilio reports a recording or transcription: /twilio/<kind>?flow=F&state=S, with CALLBACK_OVERRIDES."""
+        return f"{self.base}/twilio/{kind}?flow={flow_id}&state={state}{CALLBACK_OVERRIDES}"
 
     def action(self, flow_id: str, state: str, event: str | None = None) -> str:
         """Where a state's waiting verb reports: /voice/<flow>/<state>[?event=E]."""

@@ -3,8 +3,8 @@
 A call's variables stay on the server: `place_call` stores them under an opaque id (`ctx:<id>`, 24 h)
 before the create request and puts only that id in the call's Url
 (`{IVR_PUBLIC_URL}/voice/{flow}?ctx={id}[&state={state}]`); the app reads them on the call's first
-webhook. A campaign call also leaves `call:<CallSid>` -> {"campaign", "row"} (7 days) so the status
-callbacks can record each row's outcome.
+webhook. A campaign call also leaves `call:<CallSid>` -> {"campaign", "row"} (until its final status
+callback, at most CALL_TTL) so the status callbacks can record each row's outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
+from ivr.core.twiml import CALLBACK_OVERRIDES
 from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
 from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
@@ -37,7 +38,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CTX_TTL = 24 * 3600.0  # a call's variables wait this long for its first webhook
-CALL_TTL = 7 * 24 * 3600.0  # CallSid -> campaign row, for late status callbacks
+# CallSid -> campaign row, read by the call's final status callback: a call rings at most 10 minutes
+# and lasts at most 4 hours; an hour more for late callbacks. The callback shortens it once it is read.
+CALL_TTL = 5 * 3600 + 600.0
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
 MAX_TIMEOUT = 600  # Twilio rings at most 600 s
@@ -148,7 +151,7 @@ def place_call(
         "from_": sender,
         "url": url,
         "method": "POST",
-        "status_callback": f"{base}/twilio/status",
+        "status_callback": f"{base}/twilio/status{CALLBACK_OVERRIDES}",
         "status_callback_event": list(STATUS_EVENTS),
         "status_callback_method": "POST",
     }

@@ -28,12 +28,6 @@ __all__ = ["Phone", "PhoneCall"]
 
 _FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
 _DTMF = frozenset("0123456789*#")
-_WAITING_HELP = {
-    "gather": "input to a <Gather> (use press, say or wait)",
-    "record": "a recording (use record, record_nothing or hangup)",
-    "dial": "the dialled party (use dial_result)",
-    "enqueue": "the queue (use queue_result)",
-}
 
 
 class Phone:
@@ -95,6 +89,8 @@ class Phone:
 
     def request(self, method: str, url: str, params: dict[str, str]) -> tuple[int, str]:
         """Send one signed request through the transport: (status, body); TransportError when it fails."""
+        # A fragment (Twilio's connection overrides, `#rc=3...`) is for Twilio: never sent, never signed.
+        url = urllib.parse.urldefrag(url).url
         return self.transport.request(method, url, params, self.sign(method, url, params))
 
     def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
@@ -217,7 +213,7 @@ class PhoneCall:
     def hangup(self, *, seconds: int = 5) -> None:
         """Hang up; a recording in progress (`seconds` long) or a queue still reports to its action."""
         kind = self.waiting_for
-        verb = self._take("hang up", *_WAITING_HELP)
+        verb = self._take("hang up", *twiml.WAITING_HELP)
         extra = None
         if kind == "record" and seconds > 0:
             extra = {**self._recording(seconds), "Digits": "hangup"}
@@ -251,6 +247,7 @@ class PhoneCall:
 
     def _callback(self, url: str, params: dict[str, str]) -> None:
         """POST a callback whose answer Twilio ignores; kept in `callbacks`."""
+        url = urllib.parse.urldefrag(url).url
         when = self.phone.clock()
         try:
             code, body = self.phone.request("POST", url, params)
@@ -263,7 +260,7 @@ class PhoneCall:
         if self.ended:
             raise PhoneError(f"cannot {doing}: the call has ended ({self.end_reason})")
         if self.waiting_for not in kinds:
-            waiting = _WAITING_HELP.get(self.waiting_for, "nothing")
+            waiting = twiml.WAITING_HELP.get(self.waiting_for, "nothing")
             raise PhoneError(f"cannot {doing}: the call is waiting for {waiting}")
         self._mark, self._recent, self.waiting_for = len(self.transcript), [], None
         return self._verb

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import tempfile
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,11 +117,18 @@ def replay(
     """
     path = Path(path)
     header, lines = read_recording(path)
+    with tempfile.TemporaryDirectory(prefix="ivr-replay-spool-") as spool:  # callbacks stay out of the real spool
+        return _replay(path, header, lines, target_factory, flows_dir, rerecord, spool)
+
+
+def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_dir, rerecord: bool,
+            spool: str) -> ReplayResult:  # fmt: skip
     public_url = header.get("public_url")
     moment = {"now": _parse_time(header.get("started") or lines[0]["t"]) if lines else None}
     target = target_factory(
         {
             "IVR_ENV": "test",
+            "IVR_SPOOL_DIR": spool,
             "IVR_STORE": "memory://",
             "IVR_FLOWS_DIR": str(flows_dir),
             "IVR_PUBLIC_URL": public_url,

@@ -15,6 +15,7 @@ __all__ = [
     "APPLICATION_ERROR_TEXT",
     "MAX_BODY",
     "PROMPTS",
+    "WAITING_HELP",
     "action_url",
     "gathered_digits",
     "heard",
@@ -33,6 +34,15 @@ PROMPTS = ("Say", "Play", "Pause")
 _VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
 # Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
 _UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
+
+
+# What a caller can do while the call waits on each verb, for the phone's error messages.
+WAITING_HELP = {
+    "gather": "input to a <Gather> (use press, say or wait)",
+    "record": "a recording (use record, record_nothing or hangup)",
+    "dial": "the dialled party (use dial_result)",
+    "enqueue": "the queue (use queue_result)",
+}
 
 
 def parse_answer(method: str, url: str, status: int, body: str) -> ElementTree.Element | CallError:

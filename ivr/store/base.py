@@ -91,6 +91,10 @@ class SessionStore(abc.ABC):
     def purge_expired(self) -> int:
         """Delete every expired session and return how many there were."""
 
+    def keeps_on_disk(self) -> bool | None:
+        """Whether what the store holds survives its own restart; None when it cannot tell."""
+        return True
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store's resources; calling it twice is harmless."""

@@ -75,6 +75,10 @@ class MemoryStore(SessionStore):
         with self._lock:
             return self._purge(self._clock())
 
+    def keeps_on_disk(self) -> bool:
+        """Never: a memory store is gone with its process."""
+        return False
+
     def close(self) -> None:
         """Forget every session."""
         with self._lock:

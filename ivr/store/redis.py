@@ -150,6 +150,16 @@ class RedisStore(SessionStore):
         """Nothing to do: Redis deletes expired sessions itself; returns 0."""
         return 0
 
+    def keeps_on_disk(self) -> bool | None:
+        """Whether Redis writes to disk (an append-only file or snapshots); None when CONFIG is refused."""
+        try:
+            with self._errors("asking how Redis persists"):
+                aof = self._client.config_get("appendonly").get("appendonly", "no")
+                save = self._client.config_get("save").get("save", "")
+        except StoreError:
+            return None  # managed Redis services often refuse CONFIG
+        return aof == "yes" or bool(save.strip())
+
     def close(self) -> None:
         """Close the connections; the store cannot be used afterwards."""
         self._closed = True

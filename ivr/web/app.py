@@ -12,7 +12,7 @@ from flask import Flask
 from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
-from ivr.web import api, browser, callbacks, deadline, effects, logs, security, services, texts, voice
+from ivr.web import api, browser, callbacks, deadline, drain, effects, logs, security, services, texts, voice
 
 __all__ = ["create_app", "replay_target"]
 
@@ -31,6 +31,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
         logging.getLogger("transitions").setLevel(logging.WARNING)
     logs.init_app(app)
     services.init_app(app, clock=clock)
+    drain.init_app(app)
     security.init_app(app)
     effects.init_app(app)
     voice.init_app(app)

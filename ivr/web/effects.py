@@ -69,11 +69,11 @@ def _record(response):
     return response
 
 
-def sends_texts(app) -> bool:
+def sends_texts(app, *, from_phone: bool) -> bool:
     """Texts go out through a test's fake Twilio, or for real calls outside tests; never for a built-in phone."""
     if services(app).twilio_http is not None:
         return True
-    return app.config["IVR_ENV"] != "test" and not request.environ.get("ivr.phone")
+    return app.config["IVR_ENV"] != "test" and not from_phone
 
 
 def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
@@ -81,16 +81,16 @@ def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
     if not texts:
         return
     app = current_app._get_current_object()
-    if journal_texts(app, sid, texts):
+    if journal_texts(app, sid, texts, from_phone=bool(request.environ.get("ivr.phone"))):
         response.call_on_close(lambda: _send_texts(app, sid, texts))
 
 
-def journal_texts(app: Flask, sid: str, texts: list[SendText]) -> bool:
+def journal_texts(app: Flask, sid: str, texts: list[SendText], *, from_phone: bool) -> bool:
     """Note texts in the journal (the built-in phones show them); whether they are to be sent for real."""
     journal = services(app).journal
     if journal is not None:
         journal.add(sid, [text.as_record() for text in texts])
-    return sends_texts(app)
+    return sends_texts(app, from_phone=from_phone)
 
 
 def send_text(app: Flask, text: SendText) -> str | None:

@@ -96,7 +96,10 @@ def when_ready(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Each worker serves the app behind `note_call_sid`, so that access lines name the call."""
+    """Each worker starts its background thread (after the fork), then serves the app behind `note_call_sid`."""
+    from ivr.web.drain import start_background  # here: the config file is read before any app exists
+
+    start_background(worker.wsgi)  # drains what an earlier process left, then each callback's entry
     worker.wsgi = note_call_sid(worker.wsgi)
 
 

@@ -4,9 +4,10 @@
     services(app).flows.engines       # with an app at hand (the CLI, tests)
 
 One `Services` object per app, built by `init_app` from the settings: the session store, the flows
-(with hot reload), the hook runner, the clock, the signature validator, and the journal and
-recorder when they are on. Tests may swap a service (`services(app).store = MemoryStore(...)`).
-What one request collects for later (the hooks it ran) is reached through `hook_records()`.
+(with hot reload), the hook runner, the clock, the signature validator, the callback spool and the
+background work (set by `ivr.web.drain`), and the journal and recorder when they are on. Tests may
+swap a service (`services(app).store = MemoryStore(...)`). What one request collects for later (the
+hooks it ran) is reached through `hook_records()`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from ivr.core.twiml import Urls
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.phone.recording import Recorder
 from ivr.store import SessionStore, store_from_settings
+from ivr.web.background import Background
 from ivr.web.journal import Journal
 from ivr.web.registry import FlowRegistry
+from ivr.web.spool import Spool
 
 __all__ = ["Services", "hook_records", "init_app", "recorded_hooks", "services"]
 
@@ -48,6 +51,8 @@ class Services:
     journal: Journal | None = None  # for the built-in phones: what each call made the app do
     recorder: Recorder | None = None  # IVR_RECORD_DIR: every webhook of each call
     twilio_http: HttpClient | None = None  # a test's fake Twilio HTTP client
+    spool: Spool | None = None  # IVR_SPOOL_DIR: callbacks written before they are answered (`ivr.web.drain`)
+    background: Background | None = None  # work outside a request, one executor per process
 
 
 def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Services:
