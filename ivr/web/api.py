@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from ivr.errors import IvrError, TwilioCallError
-from ivr.web.services import services
+from ivr.web.services import services, twilio_client
 
 __all__ = ["init_app"]
 
@@ -28,13 +28,6 @@ def init_app(app: Flask) -> None:
     """Serve /api/calls when IVR_API_TOKEN is set (and only then)."""
     if app.config.get("IVR_API_TOKEN"):
         app.register_blueprint(api)
-
-
-def twilio_client(app):
-    """The app's REST client: the credentials of its settings, the fake HTTP client of a test."""
-    from ivr.outbound.client import make_client
-
-    return make_client(app.config, http_client=services(app).twilio_http)
 
 
 @api.before_request

@@ -11,10 +11,9 @@ from ivr.core.effects import SendText
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.outbound.calls import send_sms
 from ivr.web import security
-from ivr.web.api import twilio_client
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
-from ivr.web.services import recorded_hooks, services
+from ivr.web.services import recorded_hooks, services, twilio_client
 
 __all__ = ["carry_out_later", "init_app", "journal_texts", "send_text", "sends_texts"]
 

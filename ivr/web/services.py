@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from flask import Flask, current_app, g
 from twilio.http import HttpClient
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from ivr.core.twiml import Urls
 from ivr.hooks import HookRunner, load_hooks, registry
+from ivr.outbound.client import make_client
 from ivr.phone.recording import Recorder
 from ivr.store import SessionStore, store_from_settings
 from ivr.web.background import Background
@@ -29,7 +31,7 @@ from ivr.web.journal import Journal
 from ivr.web.registry import FlowRegistry
 from ivr.web.spool import Spool
 
-__all__ = ["Services", "hook_records", "init_app", "recorded_hooks", "services"]
+__all__ = ["Services", "hook_records", "init_app", "recorded_hooks", "services", "twilio_client"]
 
 _KEY = "ivr"
 _HOOKS = "ivr_hooks"
@@ -53,6 +55,11 @@ class Services:
     twilio_http: HttpClient | None = None  # a test's fake Twilio HTTP client
     spool: Spool | None = None  # IVR_SPOOL_DIR: callbacks written before they are answered (`ivr.web.drain`)
     background: Background | None = None  # work outside a request, one executor per process
+
+
+def twilio_client(app: Flask) -> Client:
+    """The app's REST client: the credentials of its settings, through a test's fake HTTP client when set."""
+    return make_client(app.config, http_client=services(app).twilio_http)
 
 
 def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Services:
