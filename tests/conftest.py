@@ -74,21 +74,24 @@ def example_flows(tmp_path_factory) -> Path:
     return directory
 
 
+def suite_settings(flows: Path) -> dict:
+    """The suite's settings: test env, memory store, a token, the flows in `flows`."""
+    return {
+        "IVR_ENV": "test",
+        "IVR_STORE": "memory://",
+        "IVR_FLOWS_DIR": str(flows),
+        "IVR_RECORD_DIR": None,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+    }
+
+
 @pytest.fixture
 def make_app(tmp_path, example_flows):
     """Build an app through create_app({...}); defaults: test env, memory store, a token, main's flows."""
 
     def make(config: dict | None = None, *, now: datetime = OPEN_HOURS, clock=None):
-        settings = {
-            "IVR_ENV": "test",
-            "IVR_STORE": "memory://",
-            "IVR_FLOWS_DIR": str(example_flows),
-            "IVR_RECORD_DIR": None,
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "TWILIO_ACCOUNT_SID": ACCOUNT,
-        }
-        settings.update(config or {})
-        app = create_app(settings, clock=clock or (lambda: now))
+        app = create_app({**suite_settings(example_flows), **(config or {})}, clock=clock or (lambda: now))
         app.test_client_class = ValidatingClient
         return app
 
