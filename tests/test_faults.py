@@ -60,7 +60,7 @@ def redis_stalled(tmp_path) -> Iterator[Fault]:
         config = {"IVR_STORE": f"redis://{HOST}:{server.port}/{DB}", "IVR_REDIS_PREFIX": new_prefix()}
         stall, resume = (lambda: server.send_signal(signal.SIGSTOP)), (lambda: server.send_signal(signal.SIGCONT))
         try:
-            yield Fault(config, "Timeout", 1.5, stall, resume)
+            yield Fault(config, "Timeout", 1.0, stall, resume)  # Redis timeouts are 0.5 s
         finally:
             resume()
 
