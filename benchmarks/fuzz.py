@@ -88,7 +88,11 @@ def new_app(directory: Path):
 def run(count: int, seed: int) -> tuple[dict, list]:
     """Send the requests; counts by route, and the first examples of each broken promise."""
     logging.basicConfig(handlers=[logging.NullHandler()], force=True)  # the app's log lines are not the point
-    directory = Path(tempfile.mkdtemp(prefix="ivr-fuzz-"))
+    with tempfile.TemporaryDirectory(prefix="ivr-fuzz-") as folder:
+        return _run(Path(folder), count, seed)
+
+
+def _run(directory: Path, count: int, seed: int) -> tuple[dict, list]:
     for name in EXAMPLES:
         (directory / name).write_bytes((FLOWS / name).read_bytes())
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
