@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -74,21 +75,25 @@ def example_flows(tmp_path_factory) -> Path:
     return directory
 
 
+def suite_settings(flows: Path, spool: Path | None = None) -> dict:
+    """The suite's settings: test env, memory store, a token, the flows in `flows`, a spool of its own."""
+    return {
+        "IVR_ENV": "test",
+        "IVR_STORE": "memory://",
+        "IVR_FLOWS_DIR": str(flows),
+        "IVR_RECORD_DIR": None,
+        "IVR_SPOOL_DIR": str(spool if spool is not None else Path(tempfile.mkdtemp(prefix="ivr-spool-"))),
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+    }
+
+
 @pytest.fixture
 def make_app(tmp_path, tmp_path_factory, example_flows):
     """Build an app through create_app({...}); defaults: test env, memory store, a token, main's flows."""
 
     def make(config: dict | None = None, *, now: datetime = OPEN_HOURS, clock=None):
-        settings = {
-            "IVR_ENV": "test",
-            "IVR_STORE": "memory://",
-            "IVR_FLOWS_DIR": str(example_flows),
-            "IVR_RECORD_DIR": None,
-            "IVR_SPOOL_DIR": str(tmp_path_factory.mktemp("spool")),
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "TWILIO_ACCOUNT_SID": ACCOUNT,
-        }
-        settings.update(config or {})
+        settings = {**suite_settings(example_flows, tmp_path_factory.mktemp("spool")), **(config or {})}
         app = create_app(settings, clock=clock or (lambda: now))
         app.test_client_class = ValidatingClient
         return app

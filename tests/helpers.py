@@ -6,9 +6,17 @@ Fixtures built on them (`clock`, `store`, `redis_url`, `redis_prefix`) are in co
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import signal
 import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import redis
 
 HOST, PORT, DB = "127.0.0.1", 6379, 15
@@ -53,6 +61,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path, port: int | None = None, *, durable: bool = False) -> Iterator[subprocess.Popen]:
+    """A redis-server of the tests' own on a free (or the given) loopback port, its files in `folder`;
+    `durable` keeps every write in an append-only file, so that a restart finds them. The test skips
+    where redis-server is not installed; the server is resumed and stopped afterwards, whatever happened."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: run .ci/run or apt-get install redis-server")
+    port = port or free_port()
+    keep = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+    args = [binary, "--bind", HOST, "--port", str(port), "--save", "", *keep, "--dir", str(folder)]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server.port = port  # where it listens, for the tests
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(HOST, port):
+            assert server.poll() is None, "the tests' own redis-server exited"
+            assert time.monotonic() < deadline, "the tests' own redis-server did not answer within 10 s"
+            time.sleep(0.05)
+        yield server
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGCONT)
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def new_prefix() -> str:

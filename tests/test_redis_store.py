@@ -8,7 +8,6 @@ one the tests make themselves: a port nothing listens on, or a redis-server they
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 import test_store as suite
-from helpers import DB, HOST, free_port, own_keys, redis_answers
+from helpers import DB, HOST, free_port, own_keys, redis_server
 
 from ivr.errors import ConfigError, StoreError
 from ivr.store import RENEW_SLACK, open_store
@@ -336,28 +335,8 @@ def test_redis_down_every_operation_fails_fast_with_a_store_error(name):
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory):
     """A redis-server of the tests' own on a free port, which they may stall; stopped afterwards."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed: run .ci/run or apt-get install redis-server")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    args = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not redis_answers(HOST, port):
-            assert server.poll() is None, "the tests' own redis-server exited"
-            assert time.monotonic() < deadline, "the tests' own redis-server did not answer within 10 s"
-            time.sleep(0.05)
-        yield server, port
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server, server.port
 
 
 @pytest.fixture

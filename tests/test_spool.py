@@ -330,3 +330,18 @@ def test_a_redis_that_keeps_nothing_on_disk_is_warned_about_while_it_holds_messa
     finally:
         server.terminate()
         server.wait()
+
+
+def test_a_status_callback_sent_with_get_is_stored_like_a_post(app, phone):
+    """Twilio lets a number's status callback use GET: its parameters come in the query, signed with the URL."""
+    import urllib.parse
+
+    from conftest import BASE, caller_params, sign
+
+    call = phone.dial("main")
+    params = {**caller_params(call.sid, status="completed"), "CallDuration": "42"}
+    target = "/twilio/status?" + urllib.parse.urlencode(params)
+    response = app.test_client().get(target, headers={"X-Twilio-Signature": sign(BASE + target, {})})
+    assert response.status_code == 200
+    session = services(app).store.get(call.sid)
+    assert (session["status"], session["duration"]) == ("completed", "42")

@@ -17,6 +17,7 @@ from ivr.errors import SpoolError
 from ivr.web import security
 from ivr.web.delivery import STATUS_RANK
 from ivr.web.drain import drain_soon
+from ivr.web.http import webhook_params
 from ivr.web.http import xml_response as _xml
 from ivr.web.logs import shown_url
 from ivr.web.services import services
@@ -39,10 +40,10 @@ def _check_callback() -> None:
         security.check_webhook()
 
 
-@callbacks.route("/twilio/status", methods=["POST"])
+@callbacks.route("/twilio/status", methods=["GET", "POST"])  # a number may be set to call back with GET
 def status():
     """Call status callbacks: spooled, then kept by the drainer (a terminal status is never undone)."""
-    params = request.form.to_dict()
+    params = webhook_params()
     sid, new = params.get("CallSid", ""), params.get("CallStatus", "")
     if not sid or new not in STATUS_RANK:
         log.warning("CallSid=%s status callback with CallStatus=%r ignored", sid or "-", new)
@@ -63,20 +64,20 @@ def fallback():
     return _xml(apology_document())
 
 
-@callbacks.route("/twilio/recording", methods=["POST"])
+@callbacks.route("/twilio/recording", methods=["GET", "POST"])
 def recording():
     """A Record's recording is ready: spooled, then stored and delivered through on_message by the drainer."""
     return _message_callback("recording")
 
 
-@callbacks.route("/twilio/transcription", methods=["POST"])
+@callbacks.route("/twilio/transcription", methods=["GET", "POST"])
 def transcription():
     """A Record's transcription arrived: spooled, then stored (and a delivered message updated) by the drainer."""
     return _message_callback("transcription")
 
 
 def _message_callback(kind: str):
-    params = request.form.to_dict()
+    params = webhook_params()
     sid, recording_sid = params.get("CallSid") or "-", params.get("RecordingSid", "")
     if not recording_sid:  # nothing to store: Twilio always names the recording
         log.warning("CallSid=%s %s callback without RecordingSid ignored (%s)", sid, kind, security.signed_url())

@@ -15,7 +15,7 @@ import re
 import urllib.parse
 from xml.etree import ElementTree
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ivr.core.engine import new_session
@@ -23,7 +23,7 @@ from ivr.errors import IvrError
 from ivr.hooks import run_pending
 from ivr.web import security
 from ivr.web.deadline import hooks_deadline
-from ivr.web.http import xml_response
+from ivr.web.http import webhook_params, xml_response
 from ivr.web.services import services
 
 __all__ = ["VOICE_ONLY", "texts"]
@@ -45,10 +45,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(texts)
 
 
-@texts.route("/sms/<flow_id>", methods=["POST"])
+@texts.route("/sms/<flow_id>", methods=["GET", "POST"])  # a number may be set to send texts with GET
 def inbound(flow_id: str):
     """One text in, one text back: the next step of the flow's menus."""
-    params = request.form.to_dict()
+    params = webhook_params()
     ours, theirs, body = params.get("To", ""), params.get("From", ""), params.get("Body", "").strip()
     store = services().store
     key = f"sms:{ours}:{theirs}"
