@@ -72,7 +72,7 @@ def sqlite_locked(tmp_path) -> Iterator[Fault]:
     """Another process holds the file's write lock (a long migration, a backup tool) past the busy timeout."""
     path = tmp_path / "ivr.sqlite3"
     other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    fault = Fault({"IVR_STORE": f"sqlite:///{path}"}, "database is locked", 10.0,
+    fault = Fault({"IVR_STORE": f"sqlite:///{path}"}, "database is locked", 3.0,
                   lambda: other.execute("BEGIN IMMEDIATE"), lambda: other.execute("ROLLBACK"))  # fmt: skip
     yield fault
     other.close()

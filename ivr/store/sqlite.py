@@ -16,7 +16,12 @@ from pathlib import Path
 from ivr.errors import StoreError
 from ivr.store.base import PURGE_EVERY, Clock, SessionStore, Updater, plan_update
 
-__all__ = ["SQLiteStore"]
+__all__ = ["BUSY_TIMEOUT_MS", "SQLiteStore"]
+
+# How long a write waits for another process's lock. A webhook's hooks end 8 s after it arrived
+# (ivr/web/deadline.py) and its answer must be on its way by 12 s: the store gets 2 s of that; a
+# write that waits longer gives the caller the error state rather than dead air.
+BUSY_TIMEOUT_MS = 2000
 
 # WITHOUT ROWID: the row lives in the key's b-tree, so a write touches one tree, not a table and an
 # index (half the WAL per webhook).
@@ -75,7 +80,7 @@ class SQLiteStore(SessionStore):
         # is off only so that close() can close other threads' connections.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # When two processes make the file at once, one's switch to WAL fails with
             # "database is locked" without waiting for the busy timeout: wait here.
             for _ in range(100):
