@@ -38,6 +38,7 @@ __all__ = [
     "State",
     "Target",
     "Text",
+    "expected_digits",
     "is_digit_key",
     "normalize_speech",
     "say_limit",
@@ -377,3 +378,19 @@ class Flow:
     start_pos: Pos | None = None
     error_state_pos: Pos | None = None
     schedules: dict = field(default_factory=dict)  # name -> ivr.core.schedules.Schedule
+
+
+def expected_digits(state: State) -> tuple[int | None, str]:
+    """How many keys a state's Gather takes before it submits (Twilio's numDigits), and the key that says
+    so; None: it waits for the finish key or the timeout."""
+    gather: Gather = state.action
+    if gather.num_digits is not None:
+        return gather.num_digits, "gather.num_digits"
+    if gather.save_as is not None:
+        fixed = gather.length is not None and gather.length[0] == gather.length[1]
+        return (gather.length[0], "gather.length") if fixed else (None, "gather.num_digits")
+    keys = [r.outcome for r in state.routes if is_digit_key(r.outcome)]
+    # A menu of one-key routes submits at the first key: else each key would wait out the timeout.
+    if keys and all(len(k) == 1 for k in keys) and state.next is None:
+        return 1, "gather.num_digits"
+    return None, "gather.num_digits"

@@ -294,16 +294,9 @@ class _FlowChecks:
                 self.add(route.pos, f'{message} (say "press {key}" or remove the route)', self._route_path(state, key))
 
     def digits(self, state: f.State) -> None:
-        gather: f.Gather = state.action
         keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
-        limit, why = gather.num_digits, "gather.num_digits is"
-        # numDigits as Renderer._gather_attrs derives it
-        if limit is None and gather.save_as is not None and gather.length and len(set(gather.length)) == 1:
-            limit, why = gather.length[0], "gather.length is"
-        elif (
-            limit is None and gather.save_as is None and keys and all(len(k) == 1 for k in keys) and state.next is None
-        ):
-            limit = 1
+        limit, source = f.expected_digits(state)  # numDigits as the rendered Gather has it
+        why = f"{source} is"
         for route in state.routes:
             key = route.outcome
             if route.inherited or not f.is_digit_key(key) or len(key) == 1:

@@ -270,18 +270,11 @@ class Renderer:
 
     def _gather_attrs(self, state: f.State) -> dict:
         gather: f.Gather = state.action
-        keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
         words = [
             w for r in state.routes for w in (r.synonyms if f.is_digit_key(r.outcome) else (r.outcome, *r.synonyms))
         ]
         inputs = gather.input or (("dtmf", "speech") if words else ("dtmf",))
-        num_digits = gather.num_digits
-        # Each key waits out the timeout unless Twilio knows how many to expect.
-        if num_digits is None and gather.save_as is not None:
-            if gather.length is not None and gather.length[0] == gather.length[1]:
-                num_digits = gather.length[0]
-        elif num_digits is None and keys and all(len(k) == 1 for k in keys) and state.next is None:
-            num_digits = 1
+        num_digits, _ = f.expected_digits(state)  # each key waits out the timeout unless Twilio knows how many
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
         hints = None if hints is None else _xml_text(hints)  # YAML escapes ("\ud800") can write anything
