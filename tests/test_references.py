@@ -115,3 +115,30 @@ def test_hot_reload_refuses_an_edit_naming_an_unknown_schedule_in_a_say(make_app
     [problem] = services(app).flows.problems
     assert (problem.path, problem.message) == ("states.menu.say", "unknown schedule 'suport'"
                                                " (add it under schedules:, or to IVR_SCHEDULES)")  # fmt: skip
+
+
+def test_the_app_reports_a_flows_graph_and_names_problems_together_as_check_does(make_app, tmp_path):
+    """A flow with an unknown state, hook and schedule: the app refuses all three at once, not one."""
+    (tmp_path / "m.yaml").write_text(
+        "start: look\nstates:\n"
+        "  look: {run: lokup, next: menu}\n"
+        "  menu:\n    say: \"{{ open('ofice') }}\"\n    gather: {}\n    routes: {\"1\": nowhere}\n"
+    )
+    report = run_checks([], flows_dir=tmp_path, hooks=hooks_for(None))
+    expected = sorted(p.format() for p in report.problems if p.severity == "error")
+    assert len(expected) == 3
+    with pytest.raises(FlowLoadError) as refused:
+        make_app({"IVR_FLOWS_DIR": str(tmp_path)})
+    assert sorted(e.format() for e in refused.value.errors) == expected
+
+
+def test_two_files_giving_one_flow_id_are_refused_by_the_app_and_check(make_app, tmp_path):
+    """main.yaml and main.yml: before, the app served one of them silently while check refused it."""
+    flow = "start: a\nstates:\n  a: {say: Hi., hangup: true}\n"
+    (tmp_path / "m.yaml").write_text(flow)
+    (tmp_path / "m.yml").write_text(flow)
+    report = run_checks([], flows_dir=tmp_path, hooks=hooks_for(None))
+    [problem] = report.problems
+    assert problem.message.startswith("flow id 'm' is also used by ")
+    with pytest.raises(FlowLoadError, match="flow id 'm' is also used by "):
+        make_app({"IVR_FLOWS_DIR": str(tmp_path)})

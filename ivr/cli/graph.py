@@ -12,8 +12,7 @@ import click
 from ivr.cli.base import Command
 from ivr.core import flow as f
 from ivr.core.graph import FORMATS, NO_GRAPHVIZ, graph_source, mermaid
-from ivr.core.hints import did_you_mean
-from ivr.core.loader import display_path, flow_files, load_flow
+from ivr.core.loader import display_path, find_flow_files, load_flow
 from ivr.errors import IvrError
 
 __all__ = ["graph", "render"]
@@ -66,18 +65,8 @@ def graph(flow: str, fmt: str | None, output: Path | None, flows_dir: str | None
 
 
 def _find_flow(name: str, flows_dir: str) -> f.Flow:
-    """A flow by id from the flows directory, or from a file path."""
-    path = Path(name)
-    if path.suffix not in (".yaml", ".yml"):
-        directory = Path(flows_dir)
-        files = {p.stem: p for p in flow_files(directory)} if directory.is_dir() else {}
-        if name not in files:
-            known = ", ".join(sorted(files)) or "none"
-            hint = did_you_mean(name, files)
-            raise click.BadParameter(
-                f"no flow '{name}' in {display_path(directory)}{hint} (flows: {known})", param_hint="FLOW"
-            )
-        path = files[name]
-    elif not path.is_file():
-        raise click.BadParameter(f"no flow file {name}", param_hint="FLOW")
-    return load_flow(path)
+    """A flow by id from the flows directory, or from a file path (found as `check` finds them)."""
+    [*found], problems = find_flow_files([name], flows_dir)
+    if problems:
+        raise click.BadParameter(problems[0].message, param_hint="FLOW")
+    return load_flow(found[0])

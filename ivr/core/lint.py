@@ -10,7 +10,6 @@ nothing sets. Unknown hooks and schedules are errors, as when the app starts.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from ivr.core import flow as f
 from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
-from ivr.core.loader import display_path, flow_files, key_paths, load_schedules_file, read_flow
+from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
@@ -94,8 +93,7 @@ def run_checks(
     `hooks(directory)` gives the hook names registered for the flows of a directory (the CLI
     imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file.
     """
-    problems: list[FlowError] = []
-    files = _resolve(targets, Path(flows_dir), problems)
+    files, problems = find_flow_files(targets, flows_dir)
     try:
         shared = load_schedules_file(schedules) if schedules else {}
     except FlowLoadError as exc:
@@ -106,48 +104,19 @@ def run_checks(
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
 
-def _resolve(targets, flows_dir: Path, problems: list) -> list[Path]:
-    """The flow files named by ids and paths; what cannot be found goes to `problems`."""
-    if not targets and not flows_dir.is_dir():
-        problems.append(FlowError(str(flows_dir), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)"))
-    if not targets:
-        return [p.resolve() for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
-    known = [p.stem for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
-    files = []
-    for target in dict.fromkeys(targets):
-        path = Path(target)
-        missing = f"no flow file {target}" if path.suffix in (".yaml", ".yml") else "flow files end in .yaml or .yml"
-        if not Path(target).suffix and "/" not in target and os.sep not in target:  # a flow id
-            path = flows_dir / f"{target}.yaml"
-            path = path.with_suffix(".yml") if not path.is_file() and path.with_suffix(".yml").is_file() else path
-            missing = f"no flow '{target}' in {display_path(flows_dir)}{did_you_mean(target, known)}"
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            files.append(path.resolve())
-        else:
-            problems.append(FlowError(display_path(path), 1, 1, "", missing))
-    return list(dict.fromkeys(files))
-
-
 def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: Collection[str]) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
     problems, flows, checked = [], {}, []
-    for path in flow_files(directory):
-        mine, file = path.resolve() in chosen, display_path(path)
-        try:
-            flow, errors = read_flow(path.read_text(encoding="utf-8"), file, path.stem)
-        except (OSError, UnicodeDecodeError) as exc:
-            flow, errors = None, [FlowError(file, 1, 1, "", f"cannot read the flow file: {exc}")]
-        if flow is not None and flow.id in flows:
-            taken = f"flow id '{flow.id}' is also used by {flows[flow.id].file}"
-            flow, errors = None, [FlowError(file, 1, 1, "", taken)]
-        problems += errors if mine else []
-        if flow is not None:
-            flows[flow.id] = flow
-            checked += [(flow, path)] if mine and not errors else []
-    for flow, path in checked:
-        errors = validate_flow(flow, flows)
-        checks = _FlowChecks(flow, flows, key_paths(path.read_text(encoding="utf-8"), flow.file))
-        problems += errors + unknown_names(flow, hooks, shared)
+    for read in read_directory(directory):
+        mine = read.path.resolve() in chosen
+        problems += read.problems if mine else []
+        if read.flow is not None:
+            flows[read.flow.id] = read.flow
+            checked += [read] if mine and not read.problems else []
+    for read in checked:
+        errors = validate_flow(read.flow, flows)
+        checks = _FlowChecks(read.flow, flows, key_paths(read.text, read.file))
+        problems += errors + unknown_names(read.flow, hooks, shared)
         if not any(e.severity == "error" for e in errors):  # a broken graph would only echo its errors
             problems += checks.warnings()
     return problems

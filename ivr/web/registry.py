@@ -20,7 +20,7 @@ from pathlib import Path
 from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.gc_pause import gc_paused
-from ivr.core.loader import display_path, flow_files, load_schedules_file, read_flow
+from ivr.core.loader import load_schedules_file, read_directory, read_flow
 from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
@@ -105,27 +105,17 @@ class FlowRegistry:
         fallbacks: list[str] = []
         reported: list[FlowError] = []
         texts: dict[str, str] = {}
-        if not self.directory.is_dir():
-            raise FlowLoadError(
-                [FlowError(str(self.directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")]
-            )
         hooks = self.hook_names()
+        read_files = read_directory(self.directory)
         with gc_paused():
-            for path in flow_files(self.directory):
-                try:
-                    text = path.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    text, flow = "", None
-                    problems = [FlowError(display_path(path), 1, 1, "", f"cannot be read as UTF-8 text: {exc}")]
-                else:
-                    flow, problems = read_flow(text, display_path(path), path.stem)
-                if flow is not None and not problems:  # the flow's own graph; redirects are checked below
+            for read in read_files:
+                path, flow, problems = read.path, read.flow, read.problems
+                if flow is not None and not problems:  # its own graph, hooks and schedules, as `check` finds them
                     problems = [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
-                if flow is not None and not problems:  # hooks and schedules, as `check` finds them
-                    problems = unknown_names(flow, hooks, self.schedules)
+                    problems += unknown_names(flow, hooks, self.schedules)
                 if flow is not None and not problems:
                     flows[flow.id] = flow
-                    texts[flow.id] = text
+                    texts[flow.id] = read.text
                     continue
                 good = self._last_good(path.stem) if initial else self._serving(path.stem)
                 if good is None:

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.gc_pause import gc_paused
+from ivr.core.hints import did_you_mean
 from ivr.core.loader.source import compose
 from ivr.core.loader.states import FlowReader
 from ivr.core.validate import validate_flows
 from ivr.errors import FlowError, FlowLoadError
 
-__all__ = ["display_path", "flow_files", "load_flow", "load_flow_text", "load_flows", "read_flow"]
+__all__ = [
+    "FlowFile",
+    "display_path",
+    "find_flow_files",
+    "flow_files",
+    "load_flow",
+    "load_flow_text",
+    "load_flows",
+    "missing_directory",
+    "read_directory",
+    "read_flow",
+]
 
 
 def display_path(path: Path) -> str:
@@ -30,23 +43,90 @@ def flow_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
-    """Load and validate every flow in a directory; raise FlowLoadError listing every problem."""
+@dataclass(frozen=True, slots=True)
+class FlowFile:
+    """One flow file as read: its text, its flow (None when unusable) and the problems of its reading."""
+
+    path: Path
+    file: str  # as the author knows it (display_path)
+    text: str
+    flow: f.Flow | None
+    problems: list[FlowError]
+
+
+def missing_directory(directory: str | os.PathLike) -> FlowError:
+    """The problem of a flows directory that is not there."""
+    return FlowError(str(directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")
+
+
+def read_directory(directory: str | os.PathLike) -> list[FlowFile]:
+    """Read every flow file of a directory (structure only): what the app, hot reload and `check` all read.
+
+    A flow id that two files give (main.yaml and main.yml) is a problem of the second, whose flow is
+    dropped; a missing directory raises FlowLoadError.
+    """
     directory = Path(directory)
     if not directory.is_dir():
-        raise FlowLoadError([FlowError(str(directory), 1, 1, "", "flows directory not found (set IVR_FLOWS_DIR)")])
+        raise FlowLoadError([missing_directory(directory)])
+    out: list[FlowFile] = []
+    taken: dict[str, str] = {}
+    with gc_paused():
+        for path in flow_files(directory):
+            file = display_path(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                out.append(
+                    FlowFile(path, file, "", None, [FlowError(file, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")])
+                )
+                continue
+            flow, problems = read_flow(text, file, path.stem)
+            if flow is not None and flow.id in taken:
+                flow, problems = (
+                    None,
+                    [FlowError(file, 1, 1, "", f"flow id '{flow.id}' is also used by {taken[flow.id]}")],
+                )
+            if flow is not None:
+                taken[flow.id] = file
+            out.append(FlowFile(path, file, text, flow, problems))
+    return out
+
+
+def find_flow_files(targets, flows_dir: str | os.PathLike) -> tuple[list[Path], list[FlowError]]:
+    """The flow files that flow ids (in `flows_dir`) and paths name, resolved; and what cannot be found.
+
+    No targets: every flow file of `flows_dir`."""
+    flows_dir = Path(flows_dir)
+    problems: list[FlowError] = []
+    if not targets and not flows_dir.is_dir():
+        problems.append(missing_directory(flows_dir))
+    if not targets:
+        return ([p.resolve() for p in flow_files(flows_dir)] if flows_dir.is_dir() else []), problems
+    known = [p.stem for p in flow_files(flows_dir)] if flows_dir.is_dir() else []
+    files = []
+    for target in dict.fromkeys(targets):
+        path = Path(target)
+        missing = f"no flow file {target}" if path.suffix in (".yaml", ".yml") else "flow files end in .yaml or .yml"
+        if not path.suffix and "/" not in target and os.sep not in target:  # a flow id
+            path = flows_dir / f"{target}.yaml"
+            path = path.with_suffix(".yml") if not path.is_file() and path.with_suffix(".yml").is_file() else path
+            listed = f" (flows: {', '.join(sorted(known)) or 'none'})"
+            missing = f"no flow '{target}' in {display_path(flows_dir)}{did_you_mean(target, known)}{listed}"
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            files.append(path.resolve())
+        else:
+            problems.append(FlowError(display_path(path), 1, 1, "", missing))
+    return list(dict.fromkeys(files)), problems
+
+
+def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
+    """Load and validate every flow in a directory; raise FlowLoadError listing every problem."""
     flows: dict[str, f.Flow] = {}
     errors: list[FlowError] = []
-    for path in flow_files(directory):
-        try:
-            flow = load_flow(path, validate=False)  # cross-flow checks follow, once all are read
-        except FlowLoadError as exc:
-            errors.extend(exc.errors)
-            continue
-        if flow.id in flows:
-            errors.append(FlowError(flow.file, 1, 1, "", f"flow id '{flow.id}' is also used by {flows[flow.id].file}"))
-            continue
-        flows[flow.id] = flow
+    for read in read_directory(directory):
+        errors.extend(read.problems)
+        if read.flow is not None and not read.problems:
+            flows[read.flow.id] = read.flow
     with gc_paused():
         errors.extend(e for e in validate_flows(flows) if e.severity == "error")
     if errors:
