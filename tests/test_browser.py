@@ -15,7 +15,8 @@ from conftest import FLOWS, OPEN_HOURS
 from ivr.core.flow import DIAL_OUTCOMES
 from ivr.web import browser
 from ivr.web import registry as registry_module
-from ivr.web.browser import LiveCalls, init_app
+from ivr.web.browser import init_app
+from ivr.web.live_calls import LiveCalls
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -122,7 +122,7 @@ def test_the_app_reports_a_flows_graph_and_names_problems_together_as_check_does
     (tmp_path / "m.yaml").write_text(
         "start: look\nstates:\n"
         "  look: {run: lokup, next: menu}\n"
-        "  menu:\n    say: \"{{ open('ofice') }}\"\n    gather: {}\n    routes: {\"1\": nowhere}\n"
+        '  menu:\n    say: "{{ open(\'ofice\') }}"\n    gather: {}\n    routes: {"1": nowhere}\n'
     )
     report = run_checks([], flows_dir=tmp_path, hooks=hooks_for(None))
     expected = sorted(p.format() for p in report.problems if p.severity == "error")

@@ -33,10 +33,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import secrets
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -45,9 +41,10 @@ from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
 from ivr.web import security
+from ivr.web.live_calls import LiveCall, LiveCalls
 from ivr.web.services import services
 
-__all__ = ["LiveCalls", "init_app", "live_calls", "phone"]
+__all__ = ["init_app", "live_calls", "phone"]
 
 log = logging.getLogger("ivr.browser")
 
@@ -66,7 +63,6 @@ ACTIONS = (
     "hangup",
     "transcription",
 )
-_EXTENSION = "ivr.web.browser"
 _MAX_TEXT = 500  # characters of a phrase, a number or a transcription the page may send
 
 phone = Blueprint("phone", __name__, url_prefix="/phone", static_folder="static/phone", static_url_path="/static")
@@ -84,61 +80,13 @@ def init_app(app: Flask) -> None:
         auth_token=app.config.get("TWILIO_AUTH_TOKEN"),
         effects=services(app).journal,
     )
-    app.extensions[_EXTENSION] = LiveCalls(the_phone)
+    services(app).live_calls = LiveCalls(the_phone)
     app.register_blueprint(phone)
 
 
 def live_calls() -> LiveCalls:
     """The browser phone's calls in progress, of the app handling this request."""
-    return current_app.extensions[_EXTENSION]
-
-
-@dataclass(slots=True)
-class _Live:
-    call: PhoneCall
-    touched: float
-    shown: int = 0  # transcript lines already sent to the page
-    whispered: int = 0  # whisper lines already sent
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class LiveCalls:
-    """The browser's calls in progress, newest kept: at most `size`, none idle over `idle` seconds."""
-
-    def __init__(self, the_phone: Phone, *, size: int = 50, idle: float = 3600.0, clock=time.monotonic) -> None:
-        self.phone = the_phone
-        self.size, self.idle, self.clock = size, idle, clock
-        self._calls: OrderedDict[str, _Live] = OrderedDict()
-        self.graphs: dict[tuple[str, str], dict] = {}  # (flow id, version) -> graph_data
-        self._lock = threading.Lock()
-
-    def add(self, call: PhoneCall) -> _Live:
-        """Keep `call`; the oldest calls beyond the bound are forgotten."""
-        live = _Live(call, self.clock())
-        with self._lock:
-            self._expire()
-            self._calls[call.sid] = live
-            while len(self._calls) > self.size:
-                self._calls.popitem(last=False)
-        return live
-
-    def get(self, call_id: str) -> _Live | None:
-        """The call with this id, unless it was forgotten; using it renews it."""
-        with self._lock:
-            self._expire()
-            live = self._calls.get(call_id)
-            if live is not None:
-                live.touched = self.clock()
-                self._calls.move_to_end(call_id)
-            return live
-
-    def __len__(self) -> int:
-        return len(self._calls)
-
-    def _expire(self) -> None:
-        limit = self.clock() - self.idle
-        for call_id in [k for k, live in self._calls.items() if live.touched < limit]:
-            del self._calls[call_id]
+    return services().live_calls
 
 
 @phone.before_request
@@ -288,7 +236,7 @@ def _isolated(function, *args, **kwargs):
     return contextvars.Context().run(function, *args, **kwargs)
 
 
-def _view(live: _Live, *, everything: bool = False) -> dict:
+def _view(live: LiveCall, *, everything: bool = False) -> dict:
     """What the page needs after each step; `heard` and `whisper` hold the lines not sent yet."""
     call = live.call
     start_heard = 0 if everything else live.shown
@@ -343,7 +291,7 @@ def _flow(flow_id: str):
     return flow
 
 
-def _live(call_id: str) -> _Live:
+def _live(call_id: str) -> LiveCall:
     live = live_calls().get(call_id)
     if live is None:
         raise PhoneRequestRefused(

@@ -28,6 +28,7 @@ from ivr.phone.recording import Recorder
 from ivr.store import SessionStore, store_from_settings
 from ivr.web.background import Background
 from ivr.web.journal import Journal
+from ivr.web.live_calls import LiveCalls
 from ivr.web.registry import FlowRegistry
 from ivr.web.spool import Spool
 
@@ -55,6 +56,7 @@ class Services:
     twilio_http: HttpClient | None = None  # a test's fake Twilio HTTP client
     spool: Spool | None = None  # IVR_SPOOL_DIR: callbacks written before they are answered (`ivr.web.drain`)
     background: Background | None = None  # work outside a request, one executor per process
+    live_calls: LiveCalls | None = None  # the browser phone's calls in progress, when it is on
 
 
 def twilio_client(app: Flask) -> Client:
