@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ivr.core import flow as f
+from ivr.core.flow import APOLOGY, GOODBYE
 from ivr.core.loader import load_flow_text
 from ivr.core.machine import build_machine, machine_definition
-from ivr.core.twiml import APOLOGY, GOODBYE
 
 FLOW = """\
 start: menu

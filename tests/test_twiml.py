@@ -7,8 +7,9 @@ from xml.etree import ElementTree
 import pytest
 from conftest import TEST_FLOWS, check_twiml
 
+from ivr.core.flow import GOODBYE
 from ivr.core.loader import load_flow_text
-from ivr.core.twiml import CALLBACK_OVERRIDES, GOODBYE, GOODBYE_TEXT, Renderer, Urls, apology_document, empty_document
+from ivr.core.twiml import CALLBACK_OVERRIDES, GOODBYE_TEXT, Renderer, Urls, apology_document, empty_document
 
 LINE = TEST_FLOWS / "twiml" / "line.yaml"
 PUBLIC = "https://ivr.example.com/acme"

@@ -9,10 +9,13 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "APOLOGY",
+    "BUILT_IN",
     "CONTEXT_NAMES",
     "DIAL_OUTCOMES",
     "E164",
     "ENQUEUE_OUTCOMES",
+    "GOODBYE",
     "RECORD_OUTCOMES",
     "VARIABLE_NAME",
     "Condition",
@@ -38,7 +41,6 @@ __all__ = [
     "State",
     "Target",
     "Text",
-    "expected_digits",
     "is_digit_key",
     "normalize_speech",
     "say_limit",
@@ -46,6 +48,10 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+# The machine's built-in states (names no flow state can have: they start with ~).
+GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set
+APOLOGY = "~apology"  # where a failed hook goes when neither its state nor the flow says
+BUILT_IN = (GOODBYE, APOLOGY)
 # A phone number as Twilio takes it: E.164, + country code and number.
 E164 = re.compile(r"\+[1-9]\d{1,14}\Z")
 # What templates and conditions see besides the call's variables (the engine's context): a variable
@@ -378,19 +384,3 @@ class Flow:
     start_pos: Pos | None = None
     error_state_pos: Pos | None = None
     schedules: dict = field(default_factory=dict)  # name -> ivr.core.schedules.Schedule
-
-
-def expected_digits(state: State) -> tuple[int | None, str]:
-    """How many keys a state's Gather takes before it submits (Twilio's numDigits), and the key that says
-    so; None: it waits for the finish key or the timeout."""
-    gather: Gather = state.action
-    if gather.num_digits is not None:
-        return gather.num_digits, "gather.num_digits"
-    if gather.save_as is not None:
-        fixed = gather.length is not None and gather.length[0] == gather.length[1]
-        return (gather.length[0], "gather.length") if fixed else (None, "gather.num_digits")
-    keys = [r.outcome for r in state.routes if is_digit_key(r.outcome)]
-    # A menu of one-key routes submits at the first key: else each key would wait out the timeout.
-    if keys and all(len(k) == 1 for k in keys) and state.next is None:
-        return 1, "gather.num_digits"
-    return None, "gather.num_digits"

@@ -24,7 +24,7 @@ from transitions.extensions.diagrams import GraphMachine
 
 from ivr.core import flow as f
 from ivr.core.engine import Engine
-from ivr.core.twiml import BUILT_IN
+from ivr.core.flow import BUILT_IN
 from ivr.errors import IvrError
 
 __all__ = ["FORMATS", "NO_GRAPHVIZ", "graph_data", "graph_machine", "graph_source", "mermaid"]

@@ -20,6 +20,7 @@ from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
+from ivr.core.outcomes import expected_digits
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
@@ -264,7 +265,7 @@ class _FlowChecks:
 
     def digits(self, state: f.State) -> None:
         keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
-        limit, source = f.expected_digits(state)  # numDigits as the rendered Gather has it
+        limit, source = expected_digits(state)  # numDigits as the rendered Gather has it
         why = f"{source} is"
         for route in state.routes:
             key = route.outcome

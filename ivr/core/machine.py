@@ -8,15 +8,31 @@ their retries in the call's session through `prepare` callbacks and stop at `max
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from transitions import Machine
 
 from ivr.core import flow as f
+from ivr.core.flow import APOLOGY, GOODBYE
 from ivr.core.gc_pause import gc_paused
 from ivr.core.templates import evaluate
-from ivr.core.twiml import APOLOGY, GOODBYE
 
-__all__ = ["build_machine", "machine_definition"]
+__all__ = ["CallModel", "build_machine", "machine_definition"]
+
+
+class CallModel(Protocol):
+    """What the machine's callbacks read and set on the model each request fires events on (the
+    engine's per-request call): its session, its state's key and template context, and two marks."""
+
+    session: dict
+    back: bool  # the outcome routed to `back`: the engine renders the menu before
+    retry: str | None  # the outcome was a retry (no_input, no_match, repeat): the engine renders that variant
+
+    def key(self) -> str:
+        """`flow/state`: where the call's counters and visits are kept."""
+
+    def context(self) -> dict:
+        """The values templates and conditions see."""
 
 
 def machine_definition(flow: f.Flow, on_enter: Callable) -> dict:
@@ -110,7 +126,7 @@ def _condition(cond: f.Condition):
 
 def _counter(kind: str):
     def count(event) -> None:
-        call = event.model
+        call: CallModel = event.model
         counts = call.session["counts"].setdefault(call.key(), {})
         counts[kind] = counts.get(kind, 0) + 1
 
@@ -119,7 +135,7 @@ def _counter(kind: str):
 
 def _below(kind: str, maximum: int):
     def below(event) -> bool:
-        call = event.model
+        call: CallModel = event.model
         return call.session["counts"].get(call.key(), {}).get(kind, 0) < maximum
 
     below.__name__ = f"{kind}_below_{maximum}"

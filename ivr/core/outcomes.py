@@ -8,7 +8,7 @@ import re
 from ivr.core import flow as f
 from ivr.errors import WebhookError
 
-__all__ = ["read_outcome", "speech_table"]
+__all__ = ["expected_digits", "read_outcome", "speech_table"]
 
 _NUMBER_WORDS = {
     "zero": "0",
@@ -136,3 +136,19 @@ def _float(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def expected_digits(state: f.State) -> tuple[int | None, str]:
+    """How many keys a state's Gather takes before it submits (Twilio's numDigits), and the key that says
+    so; None: it waits for the finish key or the timeout."""
+    gather: f.Gather = state.action
+    if gather.num_digits is not None:
+        return gather.num_digits, "gather.num_digits"
+    if gather.save_as is not None:
+        fixed = gather.length is not None and gather.length[0] == gather.length[1]
+        return (gather.length[0], "gather.length") if fixed else (None, "gather.num_digits")
+    keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
+    # A menu of one-key routes submits at the first key: else each key would wait out the timeout.
+    if keys and all(len(k) == 1 for k in keys) and state.next is None:
+        return 1, "gather.num_digits"
+    return None, "gather.num_digits"

@@ -28,6 +28,8 @@ from twilio.twiml.voice_response import (
 )
 
 from ivr.core import flow as f
+from ivr.core.flow import BUILT_IN, GOODBYE
+from ivr.core.outcomes import expected_digits
 from ivr.core.references import spoken_texts
 from ivr.core.templates import render
 
@@ -274,7 +276,7 @@ class Renderer:
             w for r in state.routes for w in (r.synonyms if f.is_digit_key(r.outcome) else (r.outcome, *r.synonyms))
         ]
         inputs = gather.input or (("dtmf", "speech") if words else ("dtmf",))
-        num_digits, _ = f.expected_digits(state)  # each key waits out the timeout unless Twilio knows how many
+        num_digits, _ = expected_digits(state)  # each key waits out the timeout unless Twilio knows how many
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
         hints = None if hints is None else _xml_text(hints)  # YAML escapes ("\ud800") can write anything
@@ -298,8 +300,3 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 def _xml_text(text: str) -> str:
     """Text with the characters XML 1.0 cannot hold removed: every text that enters a document passes here."""
     return _NOT_XML.sub("", text)
-
-
-GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set
-APOLOGY = "~apology"  # where a failed hook goes when neither its state nor the flow says
-BUILT_IN = (GOODBYE, APOLOGY)
