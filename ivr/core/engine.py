@@ -136,9 +136,9 @@ class Engine:
         # A menu's counters start over unless the caller routed back to it; running out of retries
         # into itself (on_max naming its own state) starts them over too.
         fresh = transition is None or transition.source != transition.dest or event.event.name in f.RETRY_EVENTS
-        self.enter(event.model, fresh=fresh)
+        self._enter(event.model, fresh=fresh)
 
-    def enter(self, call: _Call, *, fresh: bool = True, texts: bool = True) -> None:
+    def _enter(self, call: _Call, *, fresh: bool = True, texts: bool = True) -> None:
         """Entering a state: its visit is counted, its `set:` runs, and, entered from another state,
         its retry counts start over (a route back to itself does not reset them)."""
         key = call.key()
@@ -180,10 +180,10 @@ class Engine:
         call = _Call(self, name, session, params, self._local(now))
         answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
         if answered is not None:  # machine detection decides before the entry state's prompts and text
-            self.enter(call, texts=False)
-            self.fire(call, answered)
+            self._enter(call, texts=False)
+            self._fire(call, answered)
         else:
-            self.enter(call)
+            self._enter(call)
         return self._render(call, "enter", None)
 
     @staticmethod
@@ -209,7 +209,7 @@ class Engine:
         call = _Call(self, state, session, params, self._local(now))
         outcome = read_outcome(current, params, event, session, self.speech_routes.get(state, ()))
         call.changed()
-        self.fire(call, outcome)
+        self._fire(call, outcome)
         redact = current.sensitive
         if call.back:
             return self._finished(self._go_back(call, outcome), redact)
@@ -229,7 +229,7 @@ class Engine:
             return None
         return self.start(session, params, now, self.flow.error_state)
 
-    def fire(self, call: _Call, event: str) -> None:
+    def _fire(self, call: _Call, event: str) -> None:
         """Fire one outcome through the prebuilt machine."""
         trigger = self.events.get(event)
         if trigger is None or call.state not in trigger.transitions:
@@ -264,7 +264,7 @@ class Engine:
             if state is None or state.action is not None:
                 break
             variant = "enter"
-            self.fire(call, f.NEXT_EVENT)
+            self._fire(call, f.NEXT_EVENT)
         else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
@@ -281,7 +281,7 @@ class Engine:
             call.changed()
             routed = {r.outcome for r in state.routes}
             event = result.outcome if result.outcome in routed else f.NEXT_EVENT
-        self.fire(call, event)
+        self._fire(call, event)
         return self._walk(call, "enter", outcome, segments, rendered, redact)
 
     def _hook_context(self, call: _Call) -> dict:
@@ -342,7 +342,7 @@ class Engine:
             twiml = self.renderer.redirect_document(flow_id, state)
             return Step(twiml, self.flow.id, call.state, call.session, outcome=outcome)
         call.state = state
-        self.enter(call)
+        self._enter(call)
         return self._render(call, "enter", outcome)
 
     def _local(self, now: datetime) -> datetime:
