@@ -11,7 +11,16 @@ from werkzeug.test import Client
 
 from ivr.errors import TransportError
 
-__all__ = ["HttpTransport", "Transport", "WsgiTransport", "url_with_params"]
+__all__ = ["BUILT_IN_PHONE", "HttpTransport", "Transport", "WsgiTransport", "from_built_in_phone", "url_with_params"]
+
+# The WSGI environ key that marks a request from the built-in phone in this process: its texts and
+# deliveries are shown, never sent. No HTTP request can carry it: only an in-process call sets it.
+BUILT_IN_PHONE = "ivr.phone"
+
+
+def from_built_in_phone(environ: dict) -> bool:
+    """Whether a WSGI request came from the built-in phone in this process."""
+    return bool(environ.get(BUILT_IN_PHONE))
 
 
 class Transport(Protocol):
@@ -46,8 +55,7 @@ class WsgiTransport:
             data=None if method == "GET" else params,
             headers=headers,
             # The phone runs on this machine: the app's loopback rule must see it as local.
-            # ivr.phone: its texts and deliveries are shown, never sent (no HTTP request can carry it).
-            environ_base={"REMOTE_ADDR": "127.0.0.1", "ivr.phone": True},
+            environ_base={"REMOTE_ADDR": "127.0.0.1", BUILT_IN_PHONE: True},
         )
         try:
             return response.status_code, response.get_data(as_text=True)

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, request
 
 from ivr.core.twiml import apology_document, empty_document
 from ivr.errors import SpoolError
+from ivr.phone.transport import from_built_in_phone
 from ivr.web import security
 from ivr.web.delivery import STATUS_RANK
 from ivr.web.drain import drain_soon
@@ -88,7 +89,7 @@ def _message_callback(kind: str):
         "flow": request.args.get("flow", ""),
         "state": request.args.get("state", ""),
         # A built-in phone's deliveries are shown in its journal, never sent: the drainer must know.
-        "phone": bool(request.environ.get("ivr.phone")),
+        "phone": from_built_in_phone(request.environ),
     }
     return _spooled(entry, f"CallSid={sid} RecordingSid={recording_sid}")
 

@@ -10,6 +10,7 @@ from flask import Flask, current_app, request
 from ivr.core.effects import SendText
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.outbound.calls import send_sms
+from ivr.phone.transport import from_built_in_phone
 from ivr.web import security
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
@@ -80,7 +81,7 @@ def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
     if not texts:
         return
     app = current_app._get_current_object()
-    if journal_texts(app, sid, texts, from_phone=bool(request.environ.get("ivr.phone"))):
+    if journal_texts(app, sid, texts, from_phone=from_built_in_phone(request.environ)):
         response.call_on_close(lambda: _send_texts(app, sid, texts))
 
 
