@@ -27,6 +27,10 @@ NEW_YORK = ZoneInfo("America/New_York")
 VOICE = {"voice": "Polly.Joanna", "language": "en-US"}
 
 
+# URLs are absolute when IVR_PUBLIC_URL is set, as ivr writes them (DESIGN: production requires it).
+BASE = os.environ.get("IVR_PUBLIC_URL", "").rstrip("/")
+
+
 def validate_twilio_request(view):
     """Twilio's recipe: 403 unless X-Twilio-Signature signs this URL and form."""
 
@@ -54,7 +58,7 @@ def healthz():
 
 def _generated_menu(number: int) -> VoiceResponse:
     response = VoiceResponse()
-    action = f"/voice/gen/s{number}"
+    action = BASE + f"/voice/gen/s{number}"
     with response.gather(action=action, input="dtmf", method="POST", num_digits=1, timeout=5) as gather:
         gather.say(f"Menu {number}. For A press 1, for B press 2, for C press 3.")
     response.redirect(f"{action}?event=no_input", method="POST")
@@ -81,7 +85,7 @@ def generated_choice(number):
 
 def _main_menu(response: VoiceResponse) -> None:
     with response.gather(
-        action="/voice/main/menu",
+        action=BASE + "/voice/main/menu",
         hints="sales, buy, pricing, support, help, technical",
         input="dtmf speech",
         method="POST",
@@ -94,23 +98,23 @@ def _main_menu(response: VoiceResponse) -> None:
             "press 3. For our opening hours, press 4.",
             **VOICE,
         )
-    response.redirect("/voice/main/menu?event=no_input", method="POST")
+    response.redirect(BASE + "/voice/main/menu?event=no_input", method="POST")
 
 
 def _after_hours_menu(response: VoiceResponse) -> None:
     with response.gather(
-        action="/voice/main/after_hours_menu", input="dtmf", method="POST", num_digits=1, timeout=5
+        action=BASE + "/voice/main/after_hours_menu", input="dtmf", method="POST", num_digits=1, timeout=5
     ) as gather:
         gather.say(
             "Our office is closed right now. To leave a message, press 1. For our opening hours, press 2.", **VOICE
         )
-    response.redirect("/voice/main/after_hours_menu?event=no_input", method="POST")
+    response.redirect(BASE + "/voice/main/after_hours_menu?event=no_input", method="POST")
 
 
 def _voicemail(response: VoiceResponse) -> None:
     response.say("Please leave a message after the beep. Press the pound key when you are done.", **VOICE)
     response.record(
-        action="/voice/main/voicemail",
+        action=BASE + "/voice/main/voicemail",
         finish_on_key="#",
         max_length=120,
         method="POST",
@@ -118,7 +122,7 @@ def _voicemail(response: VoiceResponse) -> None:
         recording_status_callback="/twilio/recording?flow=main&state=voicemail",
         recording_status_callback_method="POST",
     )
-    response.redirect("/voice/main/voicemail?event=no_recording", method="POST")
+    response.redirect(BASE + "/voice/main/voicemail?event=no_recording", method="POST")
 
 
 def _goodbye(response: VoiceResponse) -> Response:
@@ -146,7 +150,7 @@ def menu():
     response = VoiceResponse()
     if request.form.get("Digits") == "2":
         with response.gather(
-            action="/voice/main/support_menu",
+            action=BASE + "/voice/main/support_menu",
             hints="billing, invoice, payment",
             input="dtmf speech",
             language="en-US",
@@ -156,7 +160,7 @@ def menu():
             gather.say(
                 "For billing, press 1 or say billing. For technical support, press 2. To go back, press 9.", **VOICE
             )
-        response.redirect("/voice/main/support_menu?event=no_input", method="POST")
+        response.redirect(BASE + "/voice/main/support_menu?event=no_input", method="POST")
         return twiml(response)
     if request.form.get("Digits") == "3":
         _voicemail(response)
@@ -182,7 +186,9 @@ def support_menu():
     response = VoiceResponse()
     if request.form.get("Digits") == "1":
         response.say("Connecting you to billing.", **VOICE)
-        dial = response.dial(action="/voice/main/billing", caller_id=request.form.get("To"), method="POST", timeout=20)
+        dial = response.dial(
+            action=BASE + "/voice/main/billing", caller_id=request.form.get("To"), method="POST", timeout=20
+        )
         dial.number("+15005550006")
         dial.number("+15005550007")
         return twiml(response)

@@ -64,10 +64,13 @@ def office_open(now: datetime | None = None) -> bool:
 # -- the apps --------------------------------------------------------------------------------
 
 
-def ivr_config(flows_dir: Path, store: str, *, env: str = "production") -> dict:
-    """create_app's settings for a production-like app: a token (signatures checked), no hot reload."""
+def ivr_config(flows_dir: Path, store: str, *, env: str = "production", public_url: str = "http://localhost") -> dict:
+    """create_app's settings for a production-like app: a token (signatures checked against `public_url`,
+    which requests are signed for), a spool beside the flows, no hot reload."""
     return {
         "IVR_ENV": env,
+        "IVR_PUBLIC_URL": public_url,
+        "IVR_SPOOL_DIR": str(Path(flows_dir).parent / "spool"),
         "IVR_FLOWS_DIR": str(flows_dir),
         "IVR_STORE": store,
         "IVR_HOT_RELOAD": "0",

@@ -102,6 +102,8 @@ class Server:
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # Production signs against IVR_PUBLIC_URL: the address the walks are signed for.
+        env = {**env, "IVR_PUBLIC_URL": self.base}
         self.log = log
         config = common.ROOT / "ivr" / "web" / "gunicorn_conf.py"
         command = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "gunicorn", "-c", str(config)]
@@ -302,7 +304,8 @@ def delete_redis_keys(prefix: str) -> int:
 def start_servers(tmp: Path, extra_args: list[str]) -> tuple[list[Server], str, str | None]:
     flows = common.copy_example_flows(tmp / "flows")
     prefix = f"ivr-bench-{os.getpid()}:"
-    base = {"IVR_ENV": "production", "IVR_FLOWS_DIR": str(flows), "IVR_HOT_RELOAD": "0"}
+    base = {"IVR_ENV": "production", "IVR_FLOWS_DIR": str(flows), "IVR_HOT_RELOAD": "0",
+            "IVR_SPOOL_DIR": str(tmp / "spool")}  # fmt: skip
     servers = [
         Server(
             "ivr (SQLite)",

@@ -40,6 +40,7 @@ def build_apps(tmp: Path) -> dict:
     import os
 
     os.environ["TWILIO_AUTH_TOKEN"] = common.TOKEN  # the baseline reads it per request, as Twilio's recipe does
+    os.environ["IVR_PUBLIC_URL"] = "http://localhost"  # absolute URLs in both apps, as production has them
     from benchmarks.baseline import app as baseline
     from ivr import create_app
 
