@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 
 from ivr.errors import ConfigError
 
-__all__ = ["DEFAULTS", "ENVIRONMENTS", "MEMORY_STORE_ENVS", "load_settings", "production_problems"]
+__all__ = ["DEFAULTS", "ENVIRONMENTS", "LOG_FORMATS", "MEMORY_STORE_ENVS", "load_settings", "log_format",
+           "production_problems"]  # fmt: skip
 
 ENVIRONMENTS = ("development", "production", "test")
 # Where memory:// may hold sessions: lost on restart, never shared between processes.
 MEMORY_STORE_ENVS = ("development", "test")
 DEFAULT_SPOOL_DIR = "instance/spool"
+LOG_FORMATS = ("text", "json")
 
 DEFAULTS: dict[str, str | None] = {
     "IVR_ENV": "production",
@@ -42,6 +44,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_CALL_HOURS": None,
     "IVR_REDIS_PREFIX": "ivr:",
     "IVR_SPOOL_DIR": "instance/spool",
+    "IVR_LOG_FORMAT": "text",
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -67,6 +70,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             "of the app (0 when Twilio reaches it directly)"
         ) from None
     settings["IVR_TRUSTED_PROXIES"] = hops
+    settings["IVR_LOG_FORMAT"] = log_format(settings["IVR_LOG_FORMAT"])
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
     for key in ("IVR_HOT_RELOAD", "IVR_PHONE"):
         settings[key] = settings["IVR_ENV"] == "development" if settings[key] is None else _flag(settings, key)
@@ -91,6 +95,17 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_TIMEZONE={settings['IVR_TIMEZONE']!r} is not a time zone; use an IANA name such as Europe/London"
         ) from None
     return settings
+
+
+def log_format(value: str | None) -> str:
+    """IVR_LOG_FORMAT checked: `text` (unset or empty too) or `json`; read by the app and gunicorn's config alike."""
+    text = (value or "text").strip().lower()
+    if text not in LOG_FORMATS:
+        raise ConfigError(
+            f"IVR_LOG_FORMAT={value!r} is not one of {', '.join(LOG_FORMATS)}: "
+            "use json for one JSON object per log line, text (the default) for plain lines"
+        )
+    return text
 
 
 def production_problems(settings: Mapping) -> list[str]:

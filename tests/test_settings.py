@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.settings import production_problems
+from ivr.settings import load_settings, production_problems
 
 PUBLIC = "https://ivr.example.com"
 
@@ -87,3 +87,13 @@ def test_the_problems_are_checked_in_production_only(make_app, tmp_path):
     config = {"IVR_ENV": "test", "IVR_PUBLIC_URL": None, "TWILIO_AUTH_TOKEN": None,
               "IVR_SPOOL_DIR": not_a_directory(tmp_path)}  # fmt: skip
     assert make_app(config).config["IVR_ENV"] == "test"
+
+
+@pytest.mark.parametrize(("given", "read"), [(None, "text"), ("", "text"), ("json", "json"), ("JSON", "json")])
+def test_log_format_is_text_unless_json_is_asked_for(given, read):
+    assert load_settings({"IVR_LOG_FORMAT": given}, environ={})["IVR_LOG_FORMAT"] == read
+
+
+def test_an_unknown_log_format_is_refused_naming_the_choices():
+    with pytest.raises(ConfigError, match=r"IVR_LOG_FORMAT='jsonl' is not one of text, json"):
+        load_settings({"IVR_LOG_FORMAT": "jsonl"}, environ={})
