@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import inspect
+import json
 import logging
 import logging.config
 import types
@@ -20,6 +21,7 @@ from gunicorn.app.base import Application
 from gunicorn.config import Config
 from werkzeug.test import EnvironBuilder
 
+from ivr.errors import ConfigError
 from ivr.web.deadline import ANSWER_BY, TWILIO_WAITS
 
 CONF = Path(__file__).resolve().parent.parent / "ivr" / "web" / "gunicorn_conf.py"
@@ -42,7 +44,7 @@ class ConfigOnly(Application):
 
 def load_module(monkeypatch, *, cpus: int = 2, env: dict | None = None) -> types.ModuleType:
     """Execute the config file as gunicorn does, with `cpus` CPUs available and `env` set."""
-    for key in ("PORT", "WEB_CONCURRENCY"):
+    for key in ("PORT", "WEB_CONCURRENCY", "IVR_LOG_FORMAT"):
         monkeypatch.delenv(key, raising=False)
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
@@ -55,8 +57,15 @@ def load_module(monkeypatch, *, cpus: int = 2, env: dict | None = None) -> types
 
 @pytest.fixture
 def cfg(monkeypatch) -> Config:
-    for key in ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"):
+    for key in ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "IVR_LOG_FORMAT"):
         monkeypatch.delenv(key, raising=False)
+    return ConfigOnly(CONF).cfg
+
+
+@pytest.fixture
+def json_cfg(cfg, monkeypatch) -> Config:
+    """The config as gunicorn reads it with IVR_LOG_FORMAT=json."""
+    monkeypatch.setenv("IVR_LOG_FORMAT", "json")
     return ConfigOnly(CONF).cfg
 
 
@@ -180,3 +189,41 @@ def test_the_apps_own_lines_are_logged_at_info_with_their_pid(cfg, restored_logg
     err = capsys.readouterr().err
     assert f"INFO ivr.web: CallSid={SID} flow=main menu -> sales" in err
     assert "not in production" not in err
+
+
+# -- IVR_LOG_FORMAT=json ------------------------------------------------------------------------
+
+
+def test_a_json_access_line_is_one_object_without_the_query(json_cfg):
+    query = f"CallSid={SID}&From=%2B15551230000&Digits=4929&SpeechResult=my+pin+is+4929"
+    environ, _ = _serve(json_cfg, f"/voice/main?{query}")
+    line = _access_line(json_cfg, environ)
+    fields = json.loads(line)
+    assert {k: fields[k] for k in ("logger", "level", "method", "path", "status", "duration", "bytes", "CallSid")} == {
+        "logger": "gunicorn.access", "level": "INFO", "method": "GET", "path": "/voice/main", "status": 200,
+        "duration": 0.007, "bytes": 321, "CallSid": SID,
+    }  # fmt: skip
+    assert fields["time"].endswith("Z")
+    for secret in ("4929", "15551230000", "Digits", "SpeechResult", "pin"):
+        assert secret not in line
+
+
+def test_a_json_access_line_names_a_posted_callsid_and_leaves_out_an_unknown_one(json_cfg):
+    environ, _ = _serve(json_cfg, "/voice/main", {"CallSid": SID, "Digits": "1"})
+    assert json.loads(_access_line(json_cfg, environ))["CallSid"] == SID
+    environ, _ = _serve(json_cfg, "/voice/main", {"Digits": "1"})
+    assert "CallSid" not in json.loads(_access_line(json_cfg, environ))
+
+
+def test_with_json_logs_gunicorns_and_the_apps_lines_are_json_objects(json_cfg, restored_logging, capsys):
+    logging.config.dictConfig(json_cfg.logconfig_dict)
+    logging.getLogger("ivr.web").info("CallSid=%s flow=main menu -> sales", SID, extra={"next_state": "sales"})
+    logging.getLogger("gunicorn.error").info("Booting worker")
+    first, second = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (first["logger"], first["level"], first["next_state"]) == ("ivr.web", "INFO", "sales")
+    assert (second["logger"], second["message"]) == ("gunicorn.error", "Booting worker")
+
+
+def test_an_unknown_log_format_stops_gunicorn_naming_the_setting(monkeypatch):
+    with pytest.raises(ConfigError, match="IVR_LOG_FORMAT='logfmt'"):
+        load_module(monkeypatch, env={"IVR_LOG_FORMAT": "logfmt"})

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
 import sys
 import urllib.parse
+from pathlib import Path
 
+import pytest
 from conftest import BASE, caller_params, sign
 
 from ivr.web import logs
@@ -17,6 +21,8 @@ MASKED_CALLER = "+15550000000"  # the first four digits and the last two kept
 DIGITS, SPEECH = "4929", "my secret pin is 4929"
 # An E.164 number in clear: "+1" and at least eight digits, of which not all but two are zeros.
 CLEAR_NUMBER = re.compile(r"\+1555(?!0+\d\d\b)\d{6,}")
+LINE_FLOWS = Path(__file__).resolve().parent / "flows" / "business"  # `line` runs lookup_caller first
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 
 
 def lines(caplog) -> str:
@@ -88,3 +94,91 @@ def test_the_masking_filter_is_on_every_ivr_modules_logger(make_app):
     assert len(module_loggers) >= 5
     for logger in module_loggers:
         assert any(isinstance(f, logs.MaskNumbers) for f in logger.filters), logger.name
+
+
+# -- JSON lines (IVR_LOG_FORMAT=json) -----------------------------------------------------------
+
+
+@pytest.fixture
+def json_log():
+    """The ivr loggers' lines at INFO as gunicorn's JSON config writes them: call it for the raw text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("ivr")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream.getvalue
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def signed_post(client, path: str, params: dict):
+    return client.post(path, data=params, headers={"X-Twilio-Signature": sign(BASE + path.split("?")[0], params)})
+
+
+def webhooks_with_caller_input(make_app, hooks) -> None:
+    """A call through main's menu with keys and speech, a refused GET, and a hook that fails naming the caller."""
+    params = caller_params(SID, CALLER, NUMBER)
+    client = make_app({"IVR_MASK_NUMBERS": "1"}).test_client()
+    assert signed_post(client, "/voice/main", params).status_code == 200
+    input_ = params | {"Digits": DIGITS, "SpeechResult": SPEECH}
+    assert signed_post(client, "/voice/main/menu", input_).status_code == 200
+    no_input = f"{BASE}/voice/main/menu?event=no_input"
+    headers = {"X-Twilio-Signature": sign(no_input, params)}
+    assert client.post("/voice/main/menu?event=no_input", data=params, headers=headers).status_code == 200
+    assert client.get(f"/voice/main/menu?{urllib.parse.urlencode(input_)}").status_code == 403
+    hooks.raises("lookup_caller", RuntimeError(f"no account for {CALLER}"))
+    hooks.returns("balance", outcome="found")
+    line = make_app({"IVR_MASK_NUMBERS": "1", "IVR_FLOWS_DIR": str(LINE_FLOWS)}).test_client()
+    assert signed_post(line, "/voice/line", caller_params(SID, CALLER, NUMBER)).status_code == 200
+
+
+def test_json_lines_of_real_webhooks_parse_one_by_one_and_name_the_call(make_app, hooks, json_log):
+    webhooks_with_caller_input(make_app, hooks)
+    lines = [json.loads(text) for text in json_log().splitlines()]
+    assert all(ISO_UTC.match(line["time"]) and line["level"] and line["logger"].startswith("ivr") for line in lines)
+    [step, redirect] = [line for line in lines if line["message"].endswith("menu -> menu")]
+    assert step["level"] == "INFO" and step["logger"] == "ivr.web"
+    assert (step["CallSid"], step["flow"], step["state"], step["next_state"]) == (SID, "main", "menu", "menu")
+    assert 0 <= step["duration"] < 10
+    [entry] = [line for line in lines if line["message"].endswith("(entry) -> menu")]
+    assert "state" not in entry and entry["next_state"] == "menu"
+    assert "event" not in step and redirect["event"] == "no_input"
+    [failed] = [line for line in lines if "hook 'lookup_caller' failed" in line["message"]]
+    assert (failed["level"], failed["flow"], failed["CallSid"]) == ("ERROR", "line", SID)
+    assert f"RuntimeError: no account for {MASKED_CALLER}" in failed["exception"]
+
+
+def test_json_lines_carry_no_caller_input_and_no_number_in_clear(make_app, hooks, json_log):
+    webhooks_with_caller_input(make_app, hooks)
+    text = json_log()
+    assert "refused GET /voice/main/menu" in text
+    for secret in (DIGITS, "secret", "SpeechResult=my"):
+        assert secret not in text
+    assert CLEAR_NUMBER.findall(text) == []
+
+
+def test_a_call_field_without_its_shape_is_left_out_of_a_json_line(json_log):
+    """Fields a log call passes are kept only when they look like what the app writes, never like input."""
+    log = logging.getLogger("ivr.web")
+    log.info("checked", extra={"CallSid": CALLER, "state": SPEECH, "event": "no_input", "duration": "1"})
+    [line] = [json.loads(text) for text in json_log().splitlines()]
+    assert line["event"] == "no_input"
+    assert {"CallSid", "state", "duration"}.isdisjoint(line)
+
+
+def test_a_json_line_keeps_a_multi_line_message_on_one_line(json_log):
+    logging.getLogger("ivr.web").warning("first\nsecond")
+    [text] = json_log().splitlines()
+    assert json.loads(text)["message"] == "first\nsecond"
+
+
+def test_json_lines_of_other_loggers_are_masked_too(make_app):
+    """gunicorn's and werkzeug's lines have no masking filter: the JSON formatter masks them itself."""
+    app = make_app({"IVR_MASK_NUMBERS": "1"})
+    record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, "worker for %s", (CALLER,), None)
+    with app.app_context():
+        line = json.loads(logs.JsonFormatter().format(record))
+    assert line["message"] == f"worker for {MASKED_CALLER}"

@@ -15,8 +15,8 @@ import time
 
 from flask import Flask, request
 
-__all__ = ["ANSWER_BY", "ERROR_HOOKS_BY", "HOOKS_BY", "TWILIO_WAITS", "error_hooks_deadline", "hooks_deadline",
-           "init_app"]  # fmt: skip
+__all__ = ["ANSWER_BY", "ERROR_HOOKS_BY", "HOOKS_BY", "TWILIO_WAITS", "elapsed", "error_hooks_deadline",
+           "hooks_deadline", "init_app"]  # fmt: skip
 
 TWILIO_WAITS = 15.0  # seconds Twilio waits for the TwiML before it plays "an application error has occurred"
 ANSWER_BY = 12.0  # the answer is on its way by then: 3 s for the network, TLS and Twilio's own queues
@@ -38,6 +38,12 @@ def init_app(app: Flask) -> None:
 
 def _started() -> float:
     return request.environ.get(_STARTED) or time.monotonic()
+
+
+def elapsed() -> float | None:
+    """Seconds since this request reached the app (None when it was not noted: an app without init_app)."""
+    started = request.environ.get(_STARTED)
+    return None if started is None else time.monotonic() - started
 
 
 def hooks_deadline() -> float:

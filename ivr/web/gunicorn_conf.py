@@ -15,10 +15,13 @@ import gc
 import io
 import os
 import re
+import time
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
+from ivr.settings import log_format
 from ivr.web.deadline import ANSWER_BY
+from ivr.web.logs import JsonFormatter, json_line
 
 
 def cpu_count() -> int:
@@ -75,14 +78,39 @@ def note_call_sid(app):
     return middleware
 
 
+# IVR_LOG_FORMAT=json: every line, access lines included, is one JSON object (ivr/web/logs.py).
+_JSON_LOGS = log_format(os.environ.get("IVR_LOG_FORMAT")) == "json"
+
+
+class _Atoms(SafeAtoms):
+    """gunicorn's atoms, quotes escaped for its text lines, except the JSON line's, which is already escaped."""
+
+    def __init__(self, atoms: dict) -> None:
+        super().__init__(atoms)
+        if "json" in atoms:
+            dict.__setitem__(self, "json", atoms["json"])
+
+
 class CallSidLogger(Logger):
-    """gunicorn's logger with one more access-log atom: `%(call_sid)s`."""
+    """gunicorn's logger with more access-log atoms: `%(call_sid)s`, and `%(json)s` when the logs are JSON."""
+
+    atoms_wrapper_class = _Atoms
 
     def atoms(self, resp, req, environ, request_time):
-        """gunicorn's atoms plus the request's CallSid."""
+        """gunicorn's atoms plus the request's CallSid (and the whole line as JSON)."""
         atoms = super().atoms(resp, req, environ, request_time)
         atoms["call_sid"] = call_sid(environ)
+        if _JSON_LOGS:
+            atoms["json"] = _access_json(atoms, request_time.total_seconds())
         return atoms
+
+
+def _access_json(atoms: dict, seconds: float) -> str:
+    # The path without its query, as the text line: a GET webhook's query is the caller's input.
+    status = int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"]
+    fields = {"method": atoms["m"], "path": atoms["U"], "status": status, "duration": seconds,
+              "bytes": atoms["B"], "remote": atoms["h"], "CallSid": atoms["call_sid"], "pid": os.getpid()}  # fmt: skip
+    return json_line(time.time(), "INFO", "gunicorn.access", f"{atoms['m']} {atoms['U']} {atoms['s']}", fields)
 
 
 def when_ready(server) -> None:
@@ -133,9 +161,14 @@ logger_class = CallSidLogger
 accesslog = "-"
 errorlog = "-"
 # No query string (%(q)s, %(r)s): a GET webhook's query holds the caller's input and numbers.
-access_log_format = "access remote=%(h)s method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s ms=%(M)s CallSid=%(call_sid)s"
+access_log_format = (
+    "%(json)s"
+    if _JSON_LOGS
+    else "access remote=%(h)s method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s ms=%(M)s CallSid=%(call_sid)s"
+)
 # The app's lines (`CallSid=... flow=... menu -> sales`) at INFO on stderr, beside gunicorn's own;
-# access lines on stdout. Each line names its worker's pid.
+# access lines on stdout. Each line names its worker's pid. With IVR_LOG_FORMAT=json, gunicorn's own
+# lines and the app's are JsonFormatter's objects, and an access line is its JSON atom alone.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -150,7 +183,9 @@ logconfig_dict = {
         "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
     },
     "formatters": {
-        "app": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
-        "access": {"format": "%(asctime)s [%(process)d] %(message)s"},
+        "app": {"()": JsonFormatter}
+        if _JSON_LOGS
+        else {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+        "access": {"format": "%(message)s" if _JSON_LOGS else "%(asctime)s [%(process)d] %(message)s"},
     },
 }

@@ -122,7 +122,8 @@ def _answer(flow_id: str, state: str | None, step_fn):
             session = stored or new_session(flow_id)
         else:
             raise StoreError(f"the session of CallSid {sid} kept changing under {_ATTEMPTS} attempts to step it")
-        log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state)
+        log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state,
+                 extra={"next_state": step.state})  # fmt: skip
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
         return response
