@@ -10,6 +10,7 @@ import os
 
 import click
 
+from ivr.cli.backup import backup, restore
 from ivr.cli.base import Group
 from ivr.cli.campaign import campaign
 from ivr.cli.check import check
@@ -31,7 +32,9 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-for _command in (call, campaign, check, drain, graph, import_call, messages, phone, reconcile, replay, sms):
+_COMMANDS = (backup, call, campaign, check, drain, graph, import_call, messages, phone, reconcile,
+             replay, restore, sms)  # fmt: skip
+for _command in _COMMANDS:
     cli.add_command(_command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from ivr.errors import ConfigError
 from ivr.settings import MEMORY_STORE_ENVS
@@ -19,6 +20,7 @@ __all__ = [
     "SQLiteStore",
     "SessionStore",
     "open_store",
+    "sqlite_path",
     "store_from_settings",
 ]
 
@@ -36,11 +38,8 @@ def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "i
                 f"shared between processes; set IVR_STORE=sqlite:///... or redis://..."
             )
         return MemoryStore(clock=clock)
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        # ":memory:" would give every thread a database of its own.
-        if not path or path == ":memory:":
-            raise ConfigError(f"IVR_STORE={url} names no file; use sqlite:///relative/path or sqlite:////absolute/path")
+    path = sqlite_path(url)
+    if path is not None:
         return SQLiteStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://")):
         from ivr.store.redis import RedisStore  # here: redis is only loaded when used
@@ -52,6 +51,17 @@ def open_store(url: str, *, env: str, clock: Clock = time.time, prefix: str = "i
         f"sqlite:////absolute/path, redis://host:port/db or memory:// (tests and "
         f"development only)"
     )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a `sqlite:///...` IVR_STORE URL names, None for the other stores; a URL naming no file is refused."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    # ":memory:" would give every thread a database of its own.
+    if not path or path == ":memory:":
+        raise ConfigError(f"IVR_STORE={url} names no file; use sqlite:///relative/path or sqlite:////absolute/path")
+    return Path(path)
 
 
 def store_from_settings(settings: Mapping, *, clock: Clock = time.time, for_the_app: bool = False) -> SessionStore:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ivr.errors import StoreError
 from ivr.store.base import PURGE_EVERY, Clock, SessionStore, Updater, plan_update
 
-__all__ = ["BUSY_TIMEOUT_MS", "SQLiteStore"]
+__all__ = ["BUSY_TIMEOUT_MS", "SQLiteStore", "restore"]
 
 # How long a write waits for another process's lock. A webhook's hooks end 8 s after it arrived
 # (ivr/web/deadline.py) and its answer must be on its way by 12 s: the store gets 2 s of that; a
@@ -171,6 +171,21 @@ class SQLiteStore(SessionStore):
         with self._errors("purging expired sessions"):
             return self._connection().execute(_PURGE, (self._clock(),)).rowcount
 
+    def backup_to(self, target: str | os.PathLike[str]) -> Path:
+        """Copy the store as it is at one moment into `target` (replaced atomically), while the app goes on writing."""
+        target = Path(target)
+        if target.exists() and target.samefile(self.path):
+            raise StoreError(f"session store {self.path}: a backup must go to another file, not the store itself")
+        with self._errors(f"backing up to {target}"):
+            source = self._open()
+            try:
+                # In one step: the copy reads one snapshot, and WAL lets webhooks write meanwhile (a copy
+                # in several steps starts again after each write of theirs, and may never end).
+                _copy_into(source, target)
+            finally:
+                source.close()
+        return target
+
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         with self._conns_lock:
@@ -178,3 +193,85 @@ class SQLiteStore(SessionStore):
             for _, conn in self._conns:
                 conn.close()
             self._conns = []
+
+
+def restore(backup: str | os.PathLike[str], into: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Put `backup` (made by `backup_to`) in place of the store file `into`, atomically; refused while it is open.
+
+    An existing store is replaced only with `force`: what was written since the backup is lost.
+    """
+    backup, into = Path(backup), Path(into)
+    try:
+        source = sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{backup}: cannot open the backup: {exc}") from None
+    try:
+        _check_backup(source, backup)
+        held = _hold_unused(into, force) if into.exists() else None
+        try:
+            _copy_into(source, into)
+            for leftover in ("-wal", "-shm"):  # the old store's: they would be read as the new one's
+                with suppress(FileNotFoundError):
+                    os.remove(f"{into}{leftover}")
+        finally:
+            if held is not None:
+                held.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"restoring {backup} into {into} failed: {exc}") from exc
+    finally:
+        source.close()
+
+
+def _check_backup(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        fine = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a backup of the session store: {exc}") from None
+    if not fine or "sessions" not in tables:
+        raise StoreError(f"{path} is not a backup of the session store: {'no sessions table' if fine else 'damaged'}")
+
+
+def _hold_unused(path: Path, force: bool) -> sqlite3.Connection:
+    """An exclusive lock on the store at `path`, held until the restore is done; refused when a process has it open."""
+    if not force:
+        raise StoreError(
+            f"session store {path} exists: restoring replaces it, and every session written since the backup is "
+            "lost; stop the app, then restore with --force"
+        )
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        # Leaving WAL needs every other connection closed: the one check that sees other processes'.
+        if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
+            raise sqlite3.OperationalError("database is locked")
+        conn.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError:
+        conn.close()
+        raise StoreError(
+            f"session store {path} is open in another process (the app, a command): stop it, then restore"
+        ) from None
+    return conn
+
+
+def _copy_into(source: sqlite3.Connection, target: Path) -> None:
+    """Copy `source` through SQLite's backup API into a file beside `target`, synced, then renamed over it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        dest = sqlite3.connect(partial, isolation_level=None)
+        try:
+            source.backup(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        finally:
+            dest.close()
+        with open(partial, "rb") as copied:
+            os.fsync(copied.fileno())
+        os.replace(partial, target)
+    finally:
+        with suppress(FileNotFoundError):
+            os.remove(partial)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
