@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import click
 import pytest
@@ -11,6 +12,7 @@ from conftest import FLOWS
 
 from ivr.cli import main
 from ivr.phone.recording import read_recording
+from ivr.testing import TwimlSchema
 
 TESTS = Path(__file__).resolve().parent
 CALLS = TESTS / "calls"
@@ -239,3 +241,28 @@ def test_an_ivr_error_is_one_line_and_exit_status_1(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.startswith("Error: IVR_STORE=memory:// lives inside this command")
     assert "Traceback" not in err
+
+
+# -- fallback-twiml -------------------------------------------------------------------------------
+
+
+def test_fallback_twiml_prints_the_apps_own_fallback_apology_valid_for_a_twiml_bin(client, capsys):
+    assert run("fallback-twiml") == 0
+    printed = capsys.readouterr().out
+    assert printed == client.post("/twilio/fallback").get_data(as_text=True) + "\n"
+    TwimlSchema.shared().check(printed.encode())
+
+
+def test_fallback_twiml_says_the_words_and_voice_asked_for(capsys):
+    assert (
+        run("fallback-twiml", "--say", "Acme is closed for a moment. Please call back.", "--voice", "Polly.Joanna") == 0
+    )
+    printed = capsys.readouterr().out
+    TwimlSchema.shared().check(printed.encode())
+    say = ElementTree.fromstring(printed.encode()).find("Say")
+    assert (say.text, say.get("voice")) == ("Acme is closed for a moment. Please call back.", "Polly.Joanna")
+
+
+def test_fallback_twiml_refuses_an_empty_apology(capsys):
+    assert run("fallback-twiml", "--say", " ") == 2
+    assert "give the words the caller hears" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from ivr.cli.base import Group
 from ivr.cli.campaign import campaign
 from ivr.cli.check import check
 from ivr.cli.drain import drain, reconcile
+from ivr.cli.fallback import fallback_twiml
 from ivr.cli.graph import graph
 from ivr.cli.messages import messages
 from ivr.cli.outbound import call, sms
@@ -32,7 +33,7 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-_COMMANDS = (backup, call, campaign, check, drain, graph, import_call, messages, phone, reconcile,
+_COMMANDS = (backup, call, campaign, check, drain, fallback_twiml, graph, import_call, messages, phone, reconcile,
              replay, restore, sms)  # fmt: skip
 for _command in _COMMANDS:
     cli.add_command(_command)

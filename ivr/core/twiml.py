@@ -71,10 +71,10 @@ class Urls:
         return f"{url}?event={event}" if event else url
 
 
-def apology_document(voice: str | None = None, language: str | None = None) -> str:
+def apology_document(voice: str | None = None, language: str | None = None, text: str = APOLOGY_TEXT) -> str:
     """A complete document that apologises and hangs up; the last resort of every error."""
     response = VoiceResponse()
-    response.say(APOLOGY_TEXT, voice=voice, language=language)
+    response.say(text, voice=voice, language=language)
     response.hangup()
     return response.to_xml()
 
