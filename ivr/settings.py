@@ -12,8 +12,16 @@ from urllib.parse import urlsplit
 
 from ivr.errors import ConfigError
 
-__all__ = ["DEFAULTS", "ENVIRONMENTS", "LOG_FORMATS", "MEMORY_STORE_ENVS", "load_settings", "log_format",
-           "production_problems"]  # fmt: skip
+__all__ = [
+    "DEFAULTS",
+    "ENVIRONMENTS",
+    "LOG_FORMATS",
+    "MEMORY_STORE_ENVS",
+    "load_settings",
+    "log_format",
+    "production_problems",
+    "unwritable",
+]
 
 ENVIRONMENTS = ("development", "production", "test")
 # Where memory:// may hold sessions: lost on restart, never shared between processes.
@@ -45,6 +53,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_REDIS_PREFIX": "ivr:",
     "IVR_SPOOL_DIR": "instance/spool",
     "IVR_LOG_FORMAT": "text",
+    "IVR_METRICS_TOKEN": None,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -135,10 +144,10 @@ def production_problems(settings: Mapping) -> list[str]:
             "set IVR_STORE=sqlite:///instance/ivr.sqlite3 (one machine) or redis://host:6379/0 (several)."
         )
     spool = settings.get("IVR_SPOOL_DIR") or DEFAULT_SPOOL_DIR
-    unwritable = _unwritable(spool)
-    if unwritable:
+    why = unwritable(spool)
+    if why:
         problems.append(
-            f"IVR_SPOOL_DIR={spool!r} is not writable ({unwritable}): callbacks are kept there until the store "
+            f"IVR_SPOOL_DIR={spool!r} is not writable ({why}): callbacks are kept there until the store "
             "has them. Set IVR_SPOOL_DIR to a directory on a persistent disk that the app can write."
         )
     if bool(settings.get("TWILIO_API_KEY")) != bool(settings.get("TWILIO_API_SECRET")):
@@ -151,7 +160,7 @@ def production_problems(settings: Mapping) -> list[str]:
     return problems
 
 
-def _unwritable(directory: str) -> str | None:
+def unwritable(directory: str | os.PathLike[str]) -> str | None:
     """Why `directory` cannot be created and written, or None when a file could be written there."""
     try:
         os.makedirs(directory, exist_ok=True)

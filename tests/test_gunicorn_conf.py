@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import logging.config
+import os
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,17 @@ class ConfigOnly(Application):
 
     def load(self):  # pragma: no cover - never served
         raise AssertionError("the config test must not load an app")
+
+
+@pytest.fixture(autouse=True)
+def metrics_dir(monkeypatch, tmp_path) -> Path:
+    """Loading the file prepares a metrics directory: here one of the test's own, never the suite's environment."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    monkeypatch.setenv("IVR_METRICS_DIR_OF", str(os.getpid()))  # as if this process's master had prepared it
+    monkeypatch.delenv("IVR_METRICS_DIR_MADE", raising=False)
+    return directory
 
 
 def load_module(monkeypatch, *, cpus: int = 2, env: dict | None = None) -> types.ModuleType:
@@ -227,3 +239,32 @@ def test_with_json_logs_gunicorns_and_the_apps_lines_are_json_objects(json_cfg, 
 def test_an_unknown_log_format_stops_gunicorn_naming_the_setting(monkeypatch):
     with pytest.raises(ConfigError, match="IVR_LOG_FORMAT='logfmt'"):
         load_module(monkeypatch, env={"IVR_LOG_FORMAT": "logfmt"})
+
+
+def test_a_new_master_gets_a_metrics_directory_emptied_of_an_earlier_runs_files(monkeypatch, metrics_dir):
+    """A dead run's counters would be summed into the new one's /metrics."""
+    module = load_module(monkeypatch)
+    (metrics_dir / "counter_123.db").write_bytes(b"old")
+    environ = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    assert module.prepare_metrics_dir(environ) == str(metrics_dir)
+    assert list(metrics_dir.iterdir()) == []
+    assert environ["IVR_METRICS_DIR_OF"] == str(os.getpid())
+
+
+def test_a_reloaded_config_keeps_its_masters_metrics(monkeypatch, metrics_dir):
+    """A HUP reads the file again in the same master: the workers' counts so far stay."""
+    module = load_module(monkeypatch)
+    (metrics_dir / "counter_123.db").write_bytes(b"kept")
+    module.prepare_metrics_dir()
+    assert (metrics_dir / "counter_123.db").read_bytes() == b"kept"
+
+
+def test_without_a_metrics_directory_the_master_makes_one_and_removes_it_on_exit(monkeypatch, tmp_path):
+    module = load_module(monkeypatch)
+    environ: dict = {}
+    made = Path(module.prepare_metrics_dir(environ))
+    assert made.is_dir() and environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(made))
+    monkeypatch.setenv("IVR_METRICS_DIR_MADE", environ["IVR_METRICS_DIR_MADE"])
+    module.on_exit(None)
+    assert not made.exists()

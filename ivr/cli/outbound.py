@@ -14,6 +14,7 @@ from ivr.outbound.campaign import Campaign, Summary, campaign_name_for
 from ivr.outbound.client import make_client
 from ivr.outbound.contacts import read_contacts
 from ivr.outbound.deps import OutboundDeps
+from ivr.web import metrics
 
 __all__ = ["call", "pass_deps", "sms"]
 
@@ -157,6 +158,8 @@ def _run_campaign(
         )
         with click.progressbar(length=len(contacts), label=f"campaign {name}", file=sys.stderr) as bar:
             summary = campaign.run(contacts, dry_run=dry_run, on_row=lambda _contact: bar.update(1))
+    if not dry_run:  # reaches /metrics when run with the server's PROMETHEUS_MULTIPROC_DIR
+        metrics.campaign_calls(len(summary.placed), len(summary.failed))
     if dry_run and summary.requests:
         click.echo(summary.requests[0].show())
         if len(summary.requests) > 1:

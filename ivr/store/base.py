@@ -91,6 +91,10 @@ class SessionStore(abc.ABC):
     def purge_expired(self) -> int:
         """Delete every expired session and return how many there were."""
 
+    @abc.abstractmethod
+    def ping(self, timeout: float) -> None:
+        """Raise StoreError unless the store answers a trivial request within `timeout` seconds (readiness)."""
+
     def keeps_on_disk(self) -> bool | None:
         """Whether what the store holds survives its own restart; None when it cannot tell."""
         return True

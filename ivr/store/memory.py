@@ -75,6 +75,9 @@ class MemoryStore(SessionStore):
         with self._lock:
             return self._purge(self._clock())
 
+    def ping(self, timeout: float) -> None:
+        """Always answers: the sessions are in this process."""
+
     def keeps_on_disk(self) -> bool:
         """Never: a memory store is gone with its process."""
         return False

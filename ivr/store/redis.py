@@ -83,6 +83,8 @@ class RedisStore(SessionStore):
             driver_info=None,
         )
         self._client = redis.Redis(connection_pool=redis.ConnectionPool(**options))
+        self._options = options
+        self._pinger: tuple[float, redis.Redis] | None = None  # readiness's own connection and its timeout
         self._compare_and_set = self._client.register_script(_COMPARE_AND_SET)
         self._closed = False
 
@@ -160,10 +162,20 @@ class RedisStore(SessionStore):
             return None  # managed Redis services often refuse CONFIG
         return aof == "yes" or bool(save.strip())
 
+    def ping(self, timeout: float) -> None:
+        """PING on a connection of its own, `timeout` to connect and to answer: a busy pool waits for nothing."""
+        with self._errors("PING"):
+            if self._pinger is None or self._pinger[0] != timeout:
+                options = {**self._options, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+                self._pinger = (timeout, redis.Redis(connection_pool=redis.ConnectionPool(**options)))
+            self._pinger[1].ping()
+
     def close(self) -> None:
         """Close the connections; the store cannot be used afterwards."""
         self._closed = True
         self._client.close()
+        if self._pinger is not None:
+            self._pinger[1].close()
 
 
 def _options(url: str) -> dict:

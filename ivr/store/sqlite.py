@@ -186,6 +186,16 @@ class SQLiteStore(SessionStore):
                 source.close()
         return target
 
+    def ping(self, timeout: float) -> None:
+        """Read the table within `timeout` seconds: the file opens, its schema reads, a lock is waited on no longer."""
+        with self._errors("answering a readiness check"):
+            conn = self._connection()
+            conn.execute(f"PRAGMA busy_timeout={max(1, round(timeout * 1000))}")
+            try:
+                conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         with self._conns_lock:

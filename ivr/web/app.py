@@ -12,7 +12,21 @@ from flask import Flask
 from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
-from ivr.web import api, browser, callbacks, deadline, drain, effects, logs, security, services, texts, voice
+from ivr.web import (
+    api,
+    browser,
+    callbacks,
+    deadline,
+    drain,
+    effects,
+    health,
+    logs,
+    metrics,
+    security,
+    services,
+    texts,
+    voice,
+)
 
 __all__ = ["create_app", "replay_target"]
 
@@ -32,6 +46,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     logs.init_app(app)
     services.init_app(app, clock=clock)
     drain.init_app(app)
+    metrics.init_app(app)  # before the routes' own before_request functions: a request's time counts from here
     security.init_app(app)
     effects.init_app(app)
     voice.init_app(app)
@@ -39,6 +54,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     api.init_app(app)
     browser.init_app(app)
     callbacks.init_app(app)
+    health.init_app(app)
     deadline.init_app(app)  # last, so outermost: a request's time counts from its arrival
     return app
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from flask import Flask
 
 from ivr.core.effects import HookCall, SendText
+from ivr.web import metrics
 from ivr.web.effects import journal_texts, send_text
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.messages import Claim, MessageBox
@@ -59,14 +60,17 @@ def store_status(app: Flask, params: dict) -> None:
     """Remember how a call went (a terminal status is never undone); a campaign call's outcome goes to its row."""
     sid, new = params.get("CallSid", ""), params.get("CallStatus", "")
     ended = new in _TERMINAL
+    finished: list[bool] = []  # whether this update is the one that ended the call (retried: the last try's)
 
     def update(session):
+        finished.clear()
         if session is None:
             return None
         old = session.get("status")
         if old is None or STATUS_RANK[new] > STATUS_RANK.get(old, -1):
             session["status"] = new
             if new in _TERMINAL:
+                finished.append(not session.get("ended"))
                 session["ended"] = True
                 session["duration"] = params.get("CallDuration")
         return session
@@ -75,6 +79,8 @@ def store_status(app: Flask, params: dict) -> None:
     # An ended call's session only waits out the grace period for late callbacks, whatever order they come in.
     current = store.get(sid) or {}
     session = store.update(sid, update, SESSION_GRACE if ended or current.get("ended") else SESSION_TTL)
+    if any(finished):
+        metrics.call_ended()
     log.info("CallSid=%s status %s", sid, new)
     if ended and params.get("Direction", "outbound-api").startswith("outbound"):
         # Only calls the app placed can belong to a campaign: an inbound call leaves nothing behind.
@@ -115,6 +121,7 @@ def deliver(app: Flask, claim: Claim | None, *, phone: bool = False) -> None:
         if record is None:  # the flow has no on_message: nothing to hand over, nothing to remember
             box.release(claim)
             return
+        metrics.delivered(record["kind"], record["error"] is None)
         _, claim = box.delivered(claim, record, services(app).clock())
 
 
@@ -165,6 +172,7 @@ def _deliver_once(app: Flask, claim: Claim, phone: bool) -> dict | None:
         HookCall(name, flow_id, state_name, context),
         message={**message, "update": claim.update, "attempt": claim.attempt},
     )
+    metrics.hook_called(record)
     journal = services(app).journal
     if journal is not None:  # the built-in phones show the hooks a call made the app run
         journal.add(sid, [{"kind": "hook", **record}])

@@ -11,7 +11,7 @@ from ivr.core.effects import SendText
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.outbound.calls import send_sms
 from ivr.phone.transport import from_built_in_phone
-from ivr.web import security
+from ivr.web import metrics, security
 from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
 from ivr.web.services import recorded_hooks, services, twilio_client
@@ -99,7 +99,9 @@ def send_text(app: Flask, text: SendText) -> str | None:
         send_sms(app.config, text.to, text.body, from_=text.from_, client=twilio_client(app))
     except Exception as exc:  # a text that fails never breaks the call, nor loses what it was about
         log.error("text %s to %s failed: %s", text.key, text.to, exc)
+        metrics.text_sent(False)
         return str(exc)
+    metrics.text_sent(True)
     return None
 
 

@@ -7,21 +7,51 @@ line carries the call's CallSid (DESIGN principle 7: log lines name the call), a
 
 Settings here are defaults: `GUNICORN_CMD_ARGS` and the command line override any of them, say
 `GUNICORN_CMD_ARGS="--workers 2 --threads 4"`. `WEB_CONCURRENCY` sets the workers, as on most hosts.
+
+/metrics counts across the workers through prometheus_client's multiprocess mode: this file gives the
+master a fresh PROMETHEUS_MULTIPROC_DIR before the app (and prometheus_client) is imported.
 """
 
 from __future__ import annotations
 
 import gc
+import glob
 import io
 import os
 import re
+import shutil
+import tempfile
 import time
 
 from gunicorn.glogging import Logger, SafeAtoms
 
-from ivr.settings import log_format
-from ivr.web.deadline import ANSWER_BY
-from ivr.web.logs import JsonFormatter, json_line
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_MADE_BY = "IVR_METRICS_DIR_OF"  # the master that prepared the directory: a config reload (HUP) keeps its counts
+
+
+def prepare_metrics_dir(environ=os.environ) -> str:
+    """A fresh directory for the workers' metric files, set as PROMETHEUS_MULTIPROC_DIR: the one named, emptied of
+    an earlier run's files, else a new temporary one. Must run before prometheus_client is imported."""
+    directory = environ.get(_METRICS_DIR)
+    if directory and environ.get(_MADE_BY) == str(os.getpid()):
+        return directory
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):  # a dead run's counts would be summed in
+            os.remove(stale)
+    else:
+        directory = tempfile.mkdtemp(prefix="ivr-metrics-")
+        environ["IVR_METRICS_DIR_MADE"] = directory  # ours to remove on exit
+    environ[_METRICS_DIR], environ[_MADE_BY] = directory, str(os.getpid())
+    return directory
+
+
+prepare_metrics_dir()
+
+# After the metrics directory: importing ivr imports prometheus_client, which picks its mode once.
+from ivr.settings import log_format  # noqa: E402
+from ivr.web.deadline import ANSWER_BY  # noqa: E402
+from ivr.web.logs import JsonFormatter, json_line  # noqa: E402
 
 
 def cpu_count() -> int:
@@ -129,6 +159,20 @@ def post_worker_init(worker) -> None:
 
     start_background(worker.wsgi)  # drains what an earlier process left, then each callback's entry
     worker.wsgi = note_call_sid(worker.wsgi)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its calls-in-progress stop counting (its counters stay, summed in)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """The master stops: a metrics directory this file made for it goes too."""
+    made = os.environ.get("IVR_METRICS_DIR_MADE")
+    if made and made == os.environ.get(_METRICS_DIR):
+        shutil.rmtree(made, ignore_errors=True)
 
 
 # -- processes ----------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class Spool:
 
     def append(self, entry: dict) -> None:
         """Write one entry and fsync it; SpoolError when the disk refuses (the callback must not be acknowledged)."""
+        # When it was written, for the age of the oldest waiting entry (a batch's mtime moves on each retry).
+        entry = {"spooled_at": time.time(), **entry}
         line = (json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n").encode()
         path = self.directory / _INCOMING
         try:
@@ -75,6 +77,22 @@ class Spool:
             with suppress(FileNotFoundError):
                 total += sum(1 for line in path.read_bytes().splitlines() if line.strip())
         return total
+
+    def oldest_age(self, now: float | None = None) -> float:
+        """Seconds the oldest waiting entry has waited (0 when none waits), for the spool's age metric."""
+        for path in [*self._batches(), self.directory / _INCOMING]:  # batches hold what came before incoming
+            try:
+                with open(path, "rb") as lines:
+                    first = next((line for line in lines if line.strip()), None)
+                    written = os.fstat(lines.fileno()).st_mtime
+            except FileNotFoundError:
+                continue
+            if first is None:
+                continue
+            with suppress(ValueError, TypeError, KeyError):  # an entry from before the stamp: the mtime
+                written = float(json.loads(first)["spooled_at"])
+            return max(0.0, (time.time() if now is None else now) - written)
+        return 0.0
 
     def drain(self, apply: Callable[[dict], None]) -> DrainResult | None:
         """Apply every entry, oldest first; None when another process is draining this directory.

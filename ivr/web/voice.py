@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, request
 from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed, NotFound
 
 from ivr.core.engine import Engine, Step, new_session
-from ivr.core.flow import SCREEN_EVENTS
+from ivr.core.flow import APOLOGY, SCREEN_EVENTS
 from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
-from ivr.web import security
+from ivr.web import metrics, security
 from ivr.web.answers import claim_texts, commit, remember, request_digest, revision, stored_answer
 from ivr.web.deadline import error_hooks_deadline, hooks_deadline
 from ivr.web.effects import carry_out_later
@@ -42,9 +42,8 @@ voice.before_request(security.check_webhook)
 
 
 def init_app(app: Flask) -> None:
-    """The voice routes and /healthz."""
+    """The voice routes."""
     app.register_blueprint(voice)
-    app.add_url_rule("/healthz", "healthz", _healthz)
 
 
 # -- voice --------------------------------------------------------------------------------------
@@ -79,6 +78,7 @@ def unknown(exc: HTTPException):
         return refused
     params = _params()
     log.error("CallSid=%s unknown voice URL %s; answered with an apology", params.get("CallSid", "-"), request.path)
+    metrics.error_answer(None, "apology")
     return _xml(apology_document())
 
 
@@ -100,8 +100,10 @@ def _answer(flow_id: str, state: str | None, step_fn):
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
         digest = request_digest(params) if token else None
-        session = store.get(sid) or new_session(flow_id)
-        for _attempt in range(_ATTEMPTS):
+        with metrics.store_op("get"):
+            existing = store.get(sid)
+        session = existing or new_session(flow_id)
+        for attempt in range(_ATTEMPTS):
             answer = stored_answer(session, token, digest)
             if answer is not None:
                 # Twilio retried a webhook already answered: the same answer, nothing redone or sent.
@@ -115,8 +117,11 @@ def _answer(flow_id: str, state: str | None, step_fn):
                 remember(step, token, digest, sensitive=sensitive)
             # Hooks may take seconds: the step ran outside the store's lock, so the write checks that no
             # other attempt stepped this session meanwhile (it keeps what status callbacks stored).
-            won, stored = commit(store, sid, step.session, read)
+            with metrics.store_op("update"):
+                won, stored = commit(store, sid, step.session, read)
             if won:
+                if attempt == 0 and existing is None and not screening:
+                    metrics.call_started()  # this webhook made the call's session: its first
                 break
             log.info("CallSid=%s another attempt at this webhook stepped first; going on from its session", sid)
             session = stored or new_session(flow_id)
@@ -124,6 +129,8 @@ def _answer(flow_id: str, state: str | None, step_fn):
             raise StoreError(f"the session of CallSid {sid} kept changing under {_ATTEMPTS} attempts to step it")
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state,
                  extra={"next_state": step.state})  # fmt: skip
+        if step.state != state and step.state in (engine.flow.error_state, APOLOGY):  # a failed hook sent it there
+            metrics.error_answer(engine.flow.id, "apology" if step.state == APOLOGY else "error_state")
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
         return response
@@ -188,10 +195,13 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     the store's lock, as a webhook's do; without a CallSid (or a store) nothing is stored."""
     if engine is not None and engine.flow.error_state is not None:
         store = services().store
+        existing = None
         try:
-            session = (store.get(sid) if sid else None) or new_session(engine.flow.id)
+            with metrics.store_op("get"):
+                existing = store.get(sid) if sid else None
         except Exception:
-            session, sid = new_session(engine.flow.id), ""
+            sid = ""
+        session = existing or new_session(engine.flow.id)
         read = revision(session)
         try:
             step = _run_hooks(engine.error_step(session, params, now), error_hooks_deadline())
@@ -200,13 +210,14 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
         else:
             if sid:
                 try:  # an attempt that stepped meanwhile keeps its session: the caller hears this one anyway
-                    commit(store, sid, step.session, read)
+                    with metrics.store_op("update"):
+                        won, _ = commit(store, sid, step.session, read)
+                    if won and existing is None:
+                        metrics.call_started()  # a call whose first webhook failed is still a call
                 except Exception:
                     log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
+            metrics.error_answer(engine.flow.id, "error_state")
             return step.twiml
+    metrics.error_answer(engine.flow.id if engine is not None else None, "apology")
     defaults = engine.flow.defaults if engine is not None else None
     return apology_document(defaults.voice if defaults else None, defaults.language if defaults else None)
-
-
-def _healthz():
-    return jsonify(status="ok", flows=sorted(services().flows.engines))
