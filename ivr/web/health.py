@@ -36,8 +36,15 @@ def _healthz():
 
 
 def _readyz():
-    ready, checks = readiness(services())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+    found = services()
+    ready, checks = readiness(found)
+    # An edit that did not load leaves its last good version serving: worth seeing, not a reason to
+    # take the server out (a bad edit deployed everywhere would take every server out).
+    problems = [p.format() for p in found.flows.problems]
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if problems:
+        body["flow_problems"] = problems
+    return jsonify(body), 200 if ready else 503
 
 
 def readiness(found: Services) -> tuple[bool, dict[str, dict]]:
@@ -63,8 +70,6 @@ def _flows(found: Services) -> str | None:
     registry = found.flows
     if not registry.engines:
         return f"no flow is loaded from {registry.directory}"
-    if registry.problems:  # a file that did not load: its last good version (if any) is what callers get
-        return f"{len(registry.problems)} problem(s) loading flows; first: {registry.problems[0].format()}"
     return None
 
 
