@@ -182,3 +182,19 @@ def test_json_lines_of_other_loggers_are_masked_too(make_app):
     with app.app_context():
         line = json.loads(logs.JsonFormatter().format(record))
     assert line["message"] == f"worker for {MASKED_CALLER}"
+
+
+def test_a_get_callback_without_recordingsid_logs_no_query_values(app, caplog):
+    """A number may send its callbacks with GET: the query is then Twilio's parameters, the caller's among them."""
+    import urllib.parse
+
+    from conftest import BASE, caller_params, sign
+
+    params = {**caller_params("CA" + "e" * 32), "TranscriptionText": "my pin is 4929"}
+    target = "/twilio/transcription?" + urllib.parse.urlencode(params)
+    with caplog.at_level(logging.INFO, logger="ivr"):
+        response = app.test_client().get(target, headers={"X-Twilio-Signature": sign(BASE + target, {})})
+    assert response.status_code == 200
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "without RecordingSid" in text
+    assert "4929" not in text and "15551230000" not in text

@@ -12,8 +12,8 @@ import re
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT, suite_settings
+
 from ivr import create_app
 from ivr.cli import cli
 from ivr.core.twiml import CALLBACK_OVERRIDES, apology_document

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 from datetime import UTC, datetime
@@ -166,7 +167,7 @@ def test_appends_from_many_processes_while_draining_lose_nothing(tmp_path):
         "import sys; from ivr.web.spool import Spool; s = Spool(sys.argv[1]); "
         "[s.append({'w': sys.argv[2], 'n': n}) for n in range(200)]"
     )
-    writers = [subprocess.Popen(["python", "-c", script, str(tmp_path), str(w)]) for w in range(4)]
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(w)]) for w in range(4)]
     seen = []
     spool = Spool(tmp_path)
     while any(w.poll() is None for w in writers):

@@ -81,7 +81,9 @@ def _message_callback(kind: str):
     params = webhook_params()
     sid, recording_sid = params.get("CallSid") or "-", params.get("RecordingSid", "")
     if not recording_sid:  # nothing to store: Twilio always names the recording
-        log.warning("CallSid=%s %s callback without RecordingSid ignored (%s)", sid, kind, security.signed_url())
+        log.warning(
+            "CallSid=%s %s callback without RecordingSid ignored (%s)", sid, kind, shown_url(security.signed_url())
+        )
         return _xml(empty_document())
     entry = {
         "kind": kind,
@@ -100,7 +102,9 @@ def _spooled(entry: dict, names: str):
     try:
         services(app).spool.append(entry)
     except SpoolError as exc:
-        log.error("%s %s callback NOT acknowledged (%s): %s", names, entry["kind"], security.signed_url(), exc)
+        log.error(
+            "%s %s callback NOT acknowledged (%s): %s", names, entry["kind"], shown_url(security.signed_url()), exc
+        )
         return _xml(empty_document(), status=503)
     try:
         drain_soon(app)

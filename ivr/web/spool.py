@@ -185,7 +185,8 @@ class Spool:
                 _rewrite(batch, lines[index:])
                 return applied, rejected, len(lines) - index
             except Exception:
-                log.exception("spool: entry set aside in %s: %.300s", self.directory / _REJECTED, line)
+                # Which call and recording, never the parameters: they hold what the caller said.
+                log.exception("spool: entry %s set aside in %s", _names(line), self.directory / _REJECTED)
                 _write_rejected(self.directory / _REJECTED, line)
                 rejected += 1
                 continue
@@ -241,3 +242,13 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _names(line: bytes) -> str:
+    """The CallSid and RecordingSid of a spooled line, for a log line, when they can be read."""
+    try:
+        params = json.loads(line).get("params") or {}
+    except (ValueError, AttributeError):
+        return "(unreadable)"
+    found = [f"{key}={params[key]}" for key in ("CallSid", "RecordingSid") if isinstance(params.get(key), str)]
+    return " ".join(found) or "(no CallSid)"
