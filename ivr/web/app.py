@@ -27,6 +27,7 @@ from ivr.web import (
     texts,
     voice,
 )
+from ivr.web import clock as web_clock  # the name `clock` is create_app's argument
 
 __all__ = ["create_app", "replay_target"]
 
@@ -45,6 +46,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
         logging.getLogger("transitions").setLevel(logging.WARNING)
     logs.init_app(app)
     services.init_app(app, clock=clock)
+    web_clock.init_app(app)  # development only: a local request may name its time (X-Ivr-Clock)
     drain.init_app(app)
     metrics.init_app(app)  # before the routes' own before_request functions: a request's time counts from here
     security.init_app(app)
