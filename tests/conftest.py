@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 from xml.etree import ElementTree
 
 import pytest
@@ -127,6 +129,30 @@ def client(app):
 def ivr_app(app):
     """The app the plugin's `phone` fixture calls: the suite's app, with main's flows and a token."""
     return app
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def serve():
+    """Serve a WSGI app over HTTP on 127.0.0.1; yields a function that returns its base URL."""
+    servers = []
+
+    def start(app) -> str:
+        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        thread.join()
+        server.server_close()
 
 
 def phone_on(app, *, base_url: str = BASE) -> Phone:

@@ -8,7 +8,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 from helpers import FakeClock
@@ -564,30 +563,6 @@ def test_a_target_that_is_neither_flow_path_nor_url_is_refused():
 
 
 # -- HttpTransport against a real server on this machine -----------------------------------------
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def serve():
-    """Serve a TwimlApp over HTTP on 127.0.0.1; yields a function that returns its base URL."""
-    servers = []
-
-    def start(app) -> str:
-        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 def test_http_transport_posts_and_gets_over_http(serve):

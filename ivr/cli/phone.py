@@ -9,9 +9,12 @@ import sys
 import click
 
 from ivr.cli.base import Command
-from ivr.core.flow import DIAL_OUTCOMES
+from ivr.core.flow import DIAL_OUTCOMES, NAME_RE
 from ivr.core.hints import did_you_mean
+from ivr.core.loader import find_flow_files
 from ivr.errors import IvrError
+from ivr.settings import load_settings
+from ivr.web.clock import CLOCK_HEADER, parse_moment
 from ivr.web.services import services
 
 __all__ = ["phone"]
@@ -34,25 +37,46 @@ HELP_TOKENS = """\
 @click.option("--state", help="Enter the flow at this state instead of its start.")
 @click.option("--url", help="Call a running app (e.g. http://127.0.0.1:5000) instead of the flows in-process.")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Sign requests with this auth token (with --url).")
-@click.option("--at", "at", help="Call as if it were this time, e.g. 2026-11-25T10:00-05:00 (in-process only).")
+@click.option(
+    "--public-url",
+    envvar="IVR_PUBLIC_URL",
+    help="With --url: sign for this public base URL, as Twilio does for a server with IVR_PUBLIC_URL "
+    "(default: IVR_PUBLIC_URL).",
+)
+@click.option(
+    "--at",
+    "at",
+    help="Call as if it were this time, e.g. 2026-11-25T10:00-05:00 (with --url: a development server on "
+    "this machine).",
+)
 def phone(
-    flow: str, script: str | None, from_: str, to: str, state: str | None, url: str | None, token, at: str | None
+    flow: str,
+    script: str | None,
+    from_: str,
+    to: str,
+    state: str | None,
+    url: str | None,
+    token,
+    public_url: str | None,
+    at: str | None,
 ) -> None:
-    """Call FLOW on the built-in phone and hear what a caller hears.
+    """Call FLOW (a flow id, or a flow file's path) on the built-in phone and hear what a caller hears.
 
-    Type keys, `wait`, `say:TEXT`, a dial outcome, `record:SECONDS` or `hangup` at each prompt,
-    or give them all at once with --keys. Exit status 1 when the call ends in an error or in the
-    flow's error state.
+    Type keys, `wait`, `say:TEXT`, a dial outcome, `accept`, `record:SECONDS` or `hangup` at each
+    prompt, or give them all at once with --keys. Exit status 1 when the call ends in an error or in
+    the flow's error state.
     """
     from ivr.phone import HttpTransport, Phone, WsgiTransport
 
     app = None
+    moment = _moment(at)
+    flow, flows_dir = _flow_id(flow)
     if url:
-        if at:
-            raise click.BadParameter("a running app keeps its own clock; --at works in-process only", param_hint="--at")
-        the_phone = Phone(HttpTransport(), url.rstrip("/"), auth_token=token)
+        # The server reads the time from this header only in development, and only from this machine.
+        headers = {CLOCK_HEADER: moment.isoformat()} if moment is not None else None
+        the_phone = Phone(HttpTransport(headers=headers), url.rstrip("/"), auth_token=token, public_url=public_url)
     else:
-        app = _local_app(_moment(at))
+        app = _local_app(moment, flows_dir)
         if flow not in services(app).flows.engines:
             known = ", ".join(sorted(services(app).flows.engines))
             raise click.BadParameter(f"no flow '{flow}' (flows: {known})", param_hint="FLOW")
@@ -68,7 +92,7 @@ def phone(
     # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
     call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
     click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
-    shown = _show(call, 0)  # transcript lines already on the terminal
+    shown = _show(call, (0, 0))  # lines already on the terminal
     while not call.ended:
         if tokens is not None:
             if not tokens:
@@ -97,29 +121,34 @@ def phone(
     sys.exit(_verdict(call, app))
 
 
-def _local_app(moment=None):
+def _flow_id(flow: str) -> tuple[str, str | None]:
+    """FLOW's id, and the directory to serve flows from when FLOW is a file's path (None: the settings')."""
+    if NAME_RE.match(flow):
+        return flow, None
+    # A path: found as `check` and `graph` find it; its flow runs beside the flows of its own directory.
+    [*found], problems = find_flow_files([flow], load_settings()["IVR_FLOWS_DIR"])
+    if problems:
+        raise click.BadParameter(problems[0].message, param_hint="FLOW")
+    return found[0].stem, str(found[0].parent)
+
+
+def _local_app(moment=None, flows_dir: str | None = None):
     from ivr.web import create_app
 
     # IVR_RECORD_DIR, when set, records these calls too: a quick way to make a recorded-call test.
     clock = (lambda: moment) if moment is not None else None
-    return create_app({"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None}, clock=clock)
+    config = {"IVR_ENV": "test", "IVR_STORE": "memory://", "TWILIO_AUTH_TOKEN": None}
+    return create_app({**config, "IVR_FLOWS_DIR": flows_dir} if flows_dir else config, clock=clock)
 
 
 def _moment(text: str | None):
     """--at: an ISO time with its offset (or Z); scripts that depend on opening hours then always agree."""
     if text is None:
         return None
-    from datetime import datetime
-
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO time such as 2026-11-25T10:00-05:00", param_hint="--at"
-        ) from None
-    if moment.tzinfo is None:
-        raise click.BadParameter(f"{text!r} needs its offset, e.g. {text}-05:00 or {text}Z", param_hint="--at")
-    return moment
+        return parse_moment(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
 
 
 def _prompt(call) -> str:
@@ -148,13 +177,16 @@ def _act(call, token: str) -> None:
     elif token and all(ch in "0123456789*#" for ch in token):
         call.press(token)
     else:
-        hint = did_you_mean(token, (*DIAL_OUTCOMES, "wait", "hangup", "record", "say:", "queue:"))
+        hint = did_you_mean(token, (*DIAL_OUTCOMES, "wait", "hangup", "record", "say:", "queue:", "accept", "accept:"))
         raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
 
 
-def _show(call, shown: int) -> int:
-    """Echo what the caller heard after the first `shown` lines, and where the call is; returns the lines shown."""
-    for heard in call.transcript[shown:]:
+def _show(call, shown: tuple[int, int]) -> tuple[int, int]:
+    """Echo what was heard after the `shown` (caller's, answering party's) lines, and where the call is."""
+    # A screened transfer's answering party hears its whisper before the caller hears what follows.
+    for whispered in call.whisper[shown[1] :]:
+        click.echo(f"  (answering party hears) {whispered}")
+    for heard in call.transcript[shown[0] :]:
         if heard.kind == "say":
             click.echo(f"  {heard.text}")
         elif heard.kind == "play":
@@ -166,7 +198,7 @@ def _show(call, shown: int) -> int:
         click.echo(f"Call ended: {reason}")
     else:
         click.echo(f"  [{call.flow}/{call.state} waits for {call.waiting_for}]")
-    return len(call.transcript)
+    return len(call.transcript), len(call.whisper)
 
 
 def _verdict(call, app) -> int:

@@ -20,6 +20,7 @@ from ivr.core.flow import DIAL_OUTCOMES
 from ivr.errors import PhoneError, TransportError
 from ivr.phone import params as twilio_params
 from ivr.phone import twiml
+from ivr.phone.addresses import Addresses
 from ivr.phone.records import CallError, Exchange, Heard
 from ivr.phone.screening import put_through
 from ivr.phone.transport import Transport, url_with_params
@@ -39,6 +40,7 @@ class Phone:
         base_url: str = "http://localhost",
         *,
         auth_token: str | None = None,
+        public_url: str | None = None,
         account_sid: str = "AC" + "0" * 32,
         status_callback: str | None = "/twilio/status",
         schema_path: str | None = None,
@@ -49,7 +51,7 @@ class Phone:
     ) -> None:
         self.transport = transport
         self.effects = effects  # callable(CallSid) -> effects the app journaled for it (in-process)
-        self.base_url = base_url.rstrip("/")
+        self.addresses = Addresses(base_url, public_url)  # public_url: what Twilio would call, and so signs
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.account_sid, self.status_callback = account_sid, status_callback
         self.schema_path = schema_path or os.environ.get("IVR_TWIML_XSD") or None
@@ -77,9 +79,9 @@ class Phone:
         if target.startswith(("http://", "https://")):
             return target
         if target.startswith("/"):
-            return self.base_url + target  # keeps a path prefix of base_url, unlike urljoin
+            return self.addresses.base_url + target  # keeps a path prefix of base_url, unlike urljoin
         if _FLOW_ID.fullmatch(target):
-            return f"{self.base_url}/voice/{target}"
+            return f"{self.addresses.base_url}/voice/{target}"
         raise PhoneError(f"cannot dial {target!r}: give a flow id ('main'), a path ('/voice/main') or a URL")
 
     def new_sid(self, prefix: str) -> str:
@@ -91,7 +93,8 @@ class Phone:
         """Send one signed request through the transport: (status, body); TransportError when it fails."""
         # A fragment (Twilio's connection overrides, `#rc=3...`) is for Twilio: never sent, never signed.
         url = urllib.parse.urldefrag(url).url
-        return self.transport.request(method, url, params, self.sign(method, url, params))
+        signature = self.sign(method, self.addresses.signed_for(url), params)
+        return self.transport.request(method, self.addresses.sent_to(url), params, signature)
 
     def sign(self, method: str, url: str, params: dict[str, str]) -> dict[str, str]:
         """The X-Twilio-Signature header (none without a token); GET signs the URL with its query."""
