@@ -183,6 +183,14 @@ def test_errors_exit_1():
     assert (status, lines[-1]) == (1, "4 errors, 0 warnings in 1 flow")
 
 
+def test_a_flow_with_a_reading_mistake_still_has_its_graph_checked():
+    """A dedented `hangup: true` leaves its state with no action: both are reported, as the loader does."""
+    bad = CHECK.parent / "bad" / "dedented_hangup.yaml"
+    status, lines = check(str(bad))
+    assert [line.split(": ")[2] for line in lines[:-1]] == ["states.bye", "states.hangup", "states.later.next"]
+    assert (status, lines[-1]) == (1, "3 errors, 0 warnings in 1 flow")
+
+
 def test_problems_of_several_files_are_sorted_by_file_line_and_column():
     status, lines = check(str(CHECK / "unreachable.yaml"), str(CHECK / "dial_targets.yaml"))
     where = [line.split(": ")[0] for line in lines[:-1]]

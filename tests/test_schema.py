@@ -26,6 +26,7 @@ SCHEDULES = Path(__file__).resolve().parent / "flows" / "schedules"
 # them. Each with where the schema says so (jsonschema reports a key refused by `false` at its mapping).
 STRUCTURAL = {
     "bad_state_name.yaml": {"states"},
+    "dedented_hangup.yaml": {"states/hangup"},
     "empty.yaml": {""},
     "hangup_yes.yaml": {"states/bye/hangup"},
     "missing_start.yaml": {""},
@@ -71,7 +72,10 @@ LOADER_ONLY = [
 NOT_DATA = [
     "duplicate_key.yaml",
     "non_scalar_key.yaml",
+    "yaml_dedented_key.yaml",
     "yaml_syntax.yaml",
+    "yaml_tab_after_text.yaml",
+    "yaml_tab_before_key.yaml",
     "yaml_unclosed_quote.yaml",
 ]
 

@@ -113,13 +113,12 @@ def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: C
         problems += read.problems if mine else []
         if read.flow is not None:
             flows[read.flow.id] = read.flow
-            checked += [read] if mine and not read.problems else []
+            checked += [read] if mine else []  # a file's reading mistakes do not hide what they did to its graph
     for read in checked:
         errors = validate_flow(read.flow, flows)
-        checks = _FlowChecks(read.flow, flows, key_paths(read.text, read.file))
         problems += errors + unknown_names(read.flow, hooks, shared)
-        if not any(e.severity == "error" for e in errors):  # a broken graph would only echo its errors
-            problems += checks.warnings()
+        if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
+            problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
     return problems
 
 
