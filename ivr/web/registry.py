@@ -111,9 +111,7 @@ class FlowRegistry:
             for read in read_files:
                 path, flow, problems = read.path, read.flow, read.problems
                 if flow is not None:  # its own graph, hooks and schedules, as `check` finds them
-                    problems = problems + graph_errors(flow)
-                if flow is not None and not problems:
-                    problems += unknown_names(flow, hooks, self.schedules)
+                    problems = problems + graph_errors(flow) + unknown_names(flow, hooks, self.schedules)
                 if flow is not None and not problems:
                     flows[flow.id] = flow
                     texts[flow.id] = read.text
