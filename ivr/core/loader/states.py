@@ -73,13 +73,11 @@ class FlowReader(PromptReader):
                 if not f.NAME_RE.match(name):
                     self.error(key_node, path, "state names may use only letters, digits, '_' and '-'")
                     continue
-                if name in f.SPECIAL_TARGETS:
-                    self.error(
-                        key_node, path, f"'{name}' is a route target the engine understands itself; rename the state"
-                    )
-                    continue
                 if name in STATE_KEYS and not isinstance(value_node, yaml.MappingNode):
                     self.error(key_node, path, self._dedented(name, key_node, state_items))
+                    continue
+                if name in (*f.SPECIAL_TARGETS, f.HANGUP):
+                    self.error(key_node, path, f"'{name}' is a target the engine understands itself; rename the state")
                     continue
                 state = self.state(name, value_node, path, defaults)
                 if state is not None:
@@ -344,4 +342,6 @@ class FlowReader(PromptReader):
             return None
         key_path = path_join(path, key)
         name = self.name(items[key][1], key_path, "state")
+        if key == "on_max" and name == f.HANGUP:  # "hang up on silence" needs no state of its own
+            name = f.GOODBYE
         return f.Target(name, self.pos(items[key][1]), key_path) if name else None
