@@ -15,6 +15,11 @@ from ivr import IvrError, create_app
 from ivr.web.services import services
 
 HOST, PORT = "127.0.0.1", 5000
+APP_LOAD_ERROR = 4  # gunicorn's Arbiter.APP_LOAD_ERROR: the master stops instead of booting workers forever
+
+
+def _cannot_start(exc: IvrError) -> None:
+    print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = create_app()
     except IvrError as exc:
-        print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
+        _cannot_start(exc)
         return 1
     base = app.config.get("IVR_PUBLIC_URL") or f"http://{HOST}:{port}"
     engines = services(app).flows.engines
@@ -59,4 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 else:
-    app = create_app()
+    # Under gunicorn a setting or flow that stops the app is the author's to fix, not a 44-line traceback to read.
+    try:
+        app = create_app()
+    except IvrError as exc:
+        _cannot_start(exc)
+        sys.exit(APP_LOAD_ERROR)

@@ -109,6 +109,11 @@ TRIPS = {
          "variable 'balance' is never set by set: or gather.save_as (unless a hook sets it)"),
     ],
     "structural.yaml": [(4, 5, "error", "states.welcome.sya", "unknown key (did you mean 'say'?)")],
+    "next_drops_one_key.yaml": [
+        (7, 11, "warning", "states.menu.next",
+         "next: as a catch-all turns off the one-key default (numDigits 1): each key waits out the timeout;"
+         " set gather.num_digits: 1 to keep it"),
+    ],
     "dial_caller_input.yaml": [
         (8, 11, "warning", "states.call.play",
          "Play URL built from caller input (input.speech)" + CHOOSES.format("URL")),
@@ -135,6 +140,7 @@ NEAR_MISSES = {
     "long_menu_prompt.yaml": "a long prompt inside the gather, where a key interrupts it",
     "redirected/side.yaml": "a state reached only by a redirect from another flow in the directory",
     "redirected/main.yaml": "a redirect to a flow and state that exist in the directory",
+    "next_keeps_one_key.yaml": "a one-key menu with a catch-all next: and num_digits 1",
     "dial_caller_input_limited.yaml": "a dial target and a Play URL from input that a gather's pattern limits",
 }
 
@@ -181,6 +187,14 @@ def test_strict_makes_warnings_fail():
 def test_errors_exit_1():
     status, lines = check(str(CHECK / "unknown_names.yaml"))
     assert (status, lines[-1]) == (1, "4 errors, 0 warnings in 1 flow")
+
+
+def test_a_flow_with_a_reading_mistake_still_has_its_graph_checked():
+    """A dedented `hangup: true` leaves its state with no action: both are reported, as the loader does."""
+    bad = CHECK.parent / "bad" / "dedented_hangup.yaml"
+    status, lines = check(str(bad))
+    assert [line.split(": ")[2] for line in lines[:-1]] == ["states.bye", "states.hangup", "states.later.next"]
+    assert (status, lines[-1]) == (1, "3 errors, 0 warnings in 1 flow")
 
 
 def test_problems_of_several_files_are_sorted_by_file_line_and_column():

@@ -38,6 +38,9 @@ MISTAKES = [
     ("empty.yaml", 1, 1, "", "the flow file is empty"),
     ("duplicate_key.yaml", 6, 3, "states.welcome", "duplicate key (first defined at line 3)"),
     ("non_scalar_key.yaml", 6, 9, "states.menu.routes", "keys must be plain text, got a list"),
+    ("yaml_dedented_key.yaml", 8, 3, "", "YAML indentation: line 8 is indented 2 spaces, the lines around it 4"),
+    ("yaml_tab_before_key.yaml", 4, 1, "", "a tab is not indentation in YAML: use spaces"),
+    ("yaml_tab_after_text.yaml", 5, 3, "", "a tab is not indentation in YAML: use spaces"),
 ]
 
 
@@ -77,6 +80,27 @@ def test_all_problems_of_a_file_are_reported_at_once_sorted_by_line():
         (6, 19, 'states.menu.routes."1"'),
         (9, 13, "states.billing.hangup"),
     ]
+
+
+def test_text_with_a_colon_is_still_told_to_be_quoted():
+    """The indentation hint is for a key on the next line; `say: For sales: press 1.` is a colon in the text."""
+    [error] = errors_of("yaml_syntax.yaml")
+    assert "text with ': ' in it must be quoted" in error.message
+    assert "indent" not in error.message
+
+
+def test_a_dedented_state_key_names_its_indentation_and_every_other_problem_is_still_reported():
+    errors = errors_of("dedented_hangup.yaml")
+    assert [(e.line, e.column, e.path) for e in errors] == [
+        (7, 5, "states.bye"),
+        (8, 3, "states.hangup"),
+        (11, 11, "states.later.next"),
+    ]
+    assert "waits for nothing and has no next" in errors[0].message
+    assert errors[1].message == (
+        "'hangup' is a key of a state, not a state: line 8 is indented 2 spaces, as state names are; "
+        "indent it as the keys of 'bye' above it (4 spaces)"
+    )
 
 
 def test_unclosed_quote_is_reported_where_the_quote_opens():

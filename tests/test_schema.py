@@ -26,6 +26,7 @@ SCHEDULES = Path(__file__).resolve().parent / "flows" / "schedules"
 # them. Each with where the schema says so (jsonschema reports a key refused by `false` at its mapping).
 STRUCTURAL = {
     "bad_state_name.yaml": {"states"},
+    "dedented_hangup.yaml": {"states", "states/hangup"},
     "empty.yaml": {""},
     "hangup_yes.yaml": {"states/bye/hangup"},
     "missing_start.yaml": {""},
@@ -71,7 +72,10 @@ LOADER_ONLY = [
 NOT_DATA = [
     "duplicate_key.yaml",
     "non_scalar_key.yaml",
+    "yaml_dedented_key.yaml",
     "yaml_syntax.yaml",
+    "yaml_tab_after_text.yaml",
+    "yaml_tab_before_key.yaml",
     "yaml_unclosed_quote.yaml",
 ]
 
@@ -330,6 +334,10 @@ STATES = [
     ("dial: {conference: a, screen: Hi}", False),
     ("dial: {number: x, screen: {key: 1}}", False),
     ("dial: {number: x, screen: {prompts: []}}", False),
+    ("dial: {number: x, screen: {say: Hi, key: any, on_timeout: Too late., accepted: [{say: Hi}, {pause: 1}]}}", True),
+    ("dial: {number: x, screen: {say: Hi, key: anything}}", False),
+    ("dial: {number: x, screen: {say: Hi, on_timeout: {say: Bye}}}", False),
+    ("dial: {number: x, screen: {say: Hi, accepted: ''}}", False),
     ("dial: {number: x, screen: {say: Hi, key: 10}}", False),
     ("dial: {number: x, screen: {say: Hi, timeout: 0}}", False),
     ("dial: {number: x, screen: [{say: Hi}]}", False),
@@ -369,6 +377,8 @@ STATES = [
     ("say: , next: t", False),
     ("say: [Hi], next: t", False),
     ("say: {text: Hi, voice: Polly.Celine, language: fr-FR, loop: 100}, next: t", True),
+    ("say: {text: Hi, voice: ''}, next: t", True),
+    ("say: {text: Hi, language: ''}, next: t", False),
     ("say: {text: Hi, loop: 0}, next: t", False),
     ("say: {text: Hi, loop: 101}, next: t", False),
     ("say: {loop: 2}, next: t", False),
@@ -457,6 +467,8 @@ def test_loader_and_schema_agree_on_a_file(top, ok):
     ("text", "ok"),
     [
         ("start: t\nstates:\n  t: {hangup: true}\n  repeat: {hangup: true}\n", False),
+        ("start: t\nstates:\n  t: {hangup: true}\n  hangup: {say: Bye., hangup: true}\n", False),
+        ("start: t\nstates:\n  t: {say: Hi, gather: true, routes: {'1': t}, on_max: hangup}\n", True),
         ("start: t\nstates:\n  t: {hangup: true}\n  main menu: {hangup: true}\n", False),
         ("start: t\nstates: {}\n", False),
         ("start: t\nstates:\n", False),

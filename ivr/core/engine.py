@@ -304,14 +304,17 @@ class Engine:
         if not isinstance(state.action, f.Dial) or state.action.screen is None:
             raise WebhookError(f"state '{state.name}' does not screen its dial")
         screens = session.setdefault("screens", {})
+        # The whisper's templates speak of the caller, not of the leg being answered.
+        call = _Call(self, state.name, session, {**params, **session.get("caller", {})}, self._local(now))
         if event == "screen":
-            # The whisper's templates speak of the caller, not of the leg being answered.
-            call = _Call(self, state.name, session, {**params, **session.get("caller", {})}, self._local(now))
             twiml = self.renderer.whisper_document(state, call.context)
         else:
-            accepted = params.get("Digits", "") == state.action.screen.key
+            digits, key = params.get("Digits", ""), state.action.screen.key
+            accepted = bool(digits) and key in (f.ANY_KEY, digits)
             screens[state.name] = "accepted" if accepted else "declined"
-            twiml = self.renderer.screened_document(accepted)
+            outcome = "accepted" if accepted else "declined" if digits else "timeout"
+            told = self.renderer.screen_told(state, outcome, call.context)
+            twiml = self.renderer.screened_document(accepted, told)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
 
     def _sms_effect(self, call: _Call, state: f.State) -> SendText:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ANY_KEY",
     "APOLOGY",
     "BUILT_IN",
     "CONTEXT_NAMES",
@@ -16,6 +17,7 @@ __all__ = [
     "E164",
     "ENQUEUE_OUTCOMES",
     "GOODBYE",
+    "HANGUP",
     "RECORD_OUTCOMES",
     "VARIABLE_NAME",
     "Condition",
@@ -52,6 +54,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 GOODBYE = "~goodbye"  # the built-in state a menu goes to when its retries run out and no on_max is set
 APOLOGY = "~apology"  # where a failed hook goes when neither its state nor the flow says
 BUILT_IN = (GOODBYE, APOLOGY)
+HANGUP = "hangup"  # `on_max: hangup`: the built-in goodbye, whatever on_max the flow's defaults name
 # A phone number as Twilio takes it: E.164, + country code and number.
 E164 = re.compile(r"\+[1-9]\d{1,14}\Z")
 # What templates and conditions see besides the call's variables (the engine's context): a variable
@@ -106,6 +109,7 @@ NEXT_EVENT = "next"
 ERROR_EVENT = "error"  # a hook that failed or ran out of time
 VALID_EVENT = "valid"  # collected input that matched the gather's pattern
 # Route targets the engine understands itself: play the menu again, or return to the previous one.
+ANY_KEY = "any"  # screen.key: whatever key the answering party presses accepts
 REPEAT = "repeat"
 BACK = "back"
 SPECIAL_TARGETS = (REPEAT, BACK)
@@ -220,12 +224,15 @@ class DialTarget:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    """What the answering party hears before the caller is put through, and the key that accepts."""
+    """What the answering party hears before the caller is put through, the key that accepts (ANY_KEY: any),
+    and what they hear when no key came (`on_timeout`) and once they accepted (`accepted`)."""
 
     prompts: tuple
     key: str
     timeout: int
     pos: Pos
+    on_timeout: tuple = ()
+    accepted: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)

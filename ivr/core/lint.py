@@ -20,7 +20,7 @@ from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
-from ivr.core.outcomes import expected_digits
+from ivr.core.outcomes import expected_digits, one_key_menu
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
@@ -48,6 +48,10 @@ _MORE = re.compile(r"\s*" + _KEY + r"\s*(?:(?:for|to)\b.*)?\Z", re.DOTALL)  # ".
 _UNREACHABLE = "no call can reach this state: nothing leads here from start, error_state or a redirect"
 _NO_END = "a call that comes here can never end: no path leads to a hangup, reject, redirect out or menu goodbye"
 _MIXED = " beside one-key routes turns off the one-key default: every choice waits for the timeout;"
+_CATCH_ALL = (
+    "next: as a catch-all turns off the one-key default (numDigits 1): each key waits out the timeout;"
+    " set gather.num_digits: 1 to keep it"
+)
 _LONG = ", at 150 words a minute); shorten them, or move them into a menu's prompt, which a key interrupts"
 _CALLER_CHOOSES = "a caller could choose {}; limit it with gather.pattern (and save_as), or use a fixed value"
 
@@ -113,13 +117,12 @@ def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: C
         problems += read.problems if mine else []
         if read.flow is not None:
             flows[read.flow.id] = read.flow
-            checked += [read] if mine and not read.problems else []
+            checked += [read] if mine else []  # a file's reading mistakes do not hide what they did to its graph
     for read in checked:
         errors = validate_flow(read.flow, flows)
-        checks = _FlowChecks(read.flow, flows, key_paths(read.text, read.file))
         problems += errors + unknown_names(read.flow, hooks, shared)
-        if not any(e.severity == "error" for e in errors):  # a broken graph would only echo its errors
-            problems += checks.warnings()
+        if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
+            problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
     return problems
 
 
@@ -189,7 +192,8 @@ class _FlowChecks:
         if isinstance(action, f.Hangup | f.Reject):
             names.append(None)
         elif isinstance(action, f.Gather):  # None: the built-in goodbye
-            names += [h.on_max.name if h.on_max else None for h in (state.no_input, state.no_match)]
+            names += [h.on_max.name if h.on_max and h.on_max.name in self.states else None
+                      for h in (state.no_input, state.no_match)]  # fmt: skip
         elif isinstance(action, f.Run):  # None: the built-in apology
             names.append(state.on_error.name if state.on_error else self.flow.error_state)
         elif isinstance(action, f.Redirect):
@@ -266,6 +270,9 @@ class _FlowChecks:
     def digits(self, state: f.State) -> None:
         keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
         limit, source = expected_digits(state)  # numDigits as the rendered Gather has it
+        keyed = state.action.save_as is None and (not state.action.input or "dtmf" in state.action.input)
+        if limit is None and state.next and state.next_pos and keyed and one_key_menu(state):
+            self.add(state.next_pos, _CATCH_ALL, path_join(path_join("states", state.name), "next"))
         why = f"{source} is"
         for route in state.routes:
             key = route.outcome
@@ -280,6 +287,8 @@ class _FlowChecks:
 
     def retries(self, state: f.State) -> None:
         for target in dict.fromkeys(h.on_max for h in (state.no_input, state.no_match) if h.on_max):
+            if target.name in f.BUILT_IN:
+                continue  # `on_max: hangup` ends the call
             paths = {target.name: [target.name]}
             for name in _reach([target.name], self.silent):  # any path back proves the loop
                 for succ in self.silent(name):

@@ -8,7 +8,7 @@ import re
 from ivr.core import flow as f
 from ivr.errors import WebhookError
 
-__all__ = ["expected_digits", "read_outcome", "speech_table"]
+__all__ = ["expected_digits", "one_key_menu", "read_outcome", "speech_table"]
 
 _NUMBER_WORDS = {
     "zero": "0",
@@ -147,8 +147,14 @@ def expected_digits(state: f.State) -> tuple[int | None, str]:
     if gather.save_as is not None:
         fixed = gather.length is not None and gather.length[0] == gather.length[1]
         return (gather.length[0], "gather.length") if fixed else (None, "gather.num_digits")
-    keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
-    # A menu of one-key routes submits at the first key: else each key would wait out the timeout.
-    if keys and all(len(k) == 1 for k in keys) and state.next is None:
+    # A menu of one-key routes submits at the first key: else each key would wait out the timeout. With a
+    # catch-all next:, any number of keys may mean something, so Twilio waits (lint warns of it).
+    if one_key_menu(state) and state.next is None:
         return 1, "gather.num_digits"
     return None, "gather.num_digits"
+
+
+def one_key_menu(state: f.State) -> bool:
+    """Whether a gather's key routes are all one key long (and there is at least one)."""
+    keys = [r.outcome for r in state.routes if f.is_digit_key(r.outcome)]
+    return bool(keys) and all(len(k) == 1 for k in keys)

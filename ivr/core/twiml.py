@@ -132,25 +132,41 @@ class Renderer:
     def whisper_document(self, state: f.State, context) -> str:
         """What the answering party of a screened dial hears; no key falls through to a decline."""
         screen: f.Screen = state.action.screen
-        templated = any(isinstance(p, f.Say | f.Play) and (p.text if isinstance(p, f.Say) else p.url).template
-                        for p in screen.prompts)  # fmt: skip
-        ctx = context() if templated else None
+        ctx = self._screen_context(screen.prompts, context)
         response = VoiceResponse()
         answer = self.urls.action(self.flow.id, state.name, "screened")
-        gather = Gather(action=answer, method="POST", num_digits=1, timeout=screen.timeout, input="dtmf")
+        # No finish key: with numDigits 1 the first key submits, so # can accept (or be "any key") too.
+        gather = Gather(action=answer, method="POST", num_digits=1, timeout=screen.timeout, input="dtmf",
+                        finish_on_key="")  # fmt: skip
         for prompt in screen.prompts:
             gather.append(self._prompt(prompt, ctx))
         response.append(gather)
         response.append(Redirect(answer, method="POST"))
         return response.to_xml()
 
+    def screen_told(self, state: f.State, outcome: str, context) -> list:
+        """What the answering party hears after the whisper: `accepted` prompts on outcome accepted, `on_timeout`
+        on timeout, nothing when declined with another key."""
+        screen: f.Screen = state.action.screen
+        told = {"accepted": screen.accepted, "timeout": screen.on_timeout}.get(outcome, ())
+        ctx = self._screen_context(told, context)
+        return [self._prompt(prompt, ctx) for prompt in told]
+
     @staticmethod
-    def screened_document(accepted: bool) -> str:
-        """Accepted: an empty document, and Twilio connects the caller. Else this leg hangs up."""
+    def screened_document(accepted: bool, told=()) -> str:
+        """Accepted: the document ends after `told`, and Twilio connects the caller. Else this leg hangs up."""
         response = VoiceResponse()
+        for verb in told:
+            response.append(verb)
         if not accepted:
             response.hangup()
         return response.to_xml()
+
+    @staticmethod
+    def _screen_context(prompts, context) -> dict | None:
+        templated = any(isinstance(p, f.Say | f.Play) and (p.text if isinstance(p, f.Say) else p.url).template
+                        for p in prompts)  # fmt: skip
+        return context() if templated else None
 
     def redirect_document(self, flow_id: str, state: str) -> str:
         """A document that sends the call to a state of another flow (its `back` menu)."""
@@ -254,7 +270,8 @@ class Renderer:
 
     def _prompt(self, prompt, ctx):
         if isinstance(prompt, f.Say):
-            voice = prompt.voice or self.flow.defaults.voice
+            # voice "" (written `voice: ""`) drops the flow's default: Twilio's own default voice, no attribute.
+            voice = (self.flow.defaults.voice if prompt.voice is None else prompt.voice) or None
             language = prompt.language or self.flow.defaults.language
             return Say(self._text(prompt.text, ctx), voice=voice, language=language, loop=prompt.loop)
         if isinstance(prompt, f.Play):

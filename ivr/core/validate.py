@@ -95,7 +95,7 @@ class _Checker:
         self.errors.append(FlowError(pos.file, pos.line, pos.column, path, message))
 
     def target(self, name: str | None, pos: Pos | None, path: str) -> None:
-        if name is not None and name not in self.flow.states:
+        if name not in (None, *f.BUILT_IN) and name not in self.flow.states:
             self.error(pos, path, f"unknown state '{name}'{did_you_mean(name, self.flow.states)}")
 
     def run(self) -> list[FlowError]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.gc_pause import gc_paused
-from ivr.core.loader import load_schedules_file, read_directory, read_flow
+from ivr.core.loader import graph_errors, load_schedules_file, read_directory, read_flow
 from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
@@ -110,9 +110,8 @@ class FlowRegistry:
         with gc_paused():
             for read in read_files:
                 path, flow, problems = read.path, read.flow, read.problems
-                if flow is not None and not problems:  # its own graph, hooks and schedules, as `check` finds them
-                    problems = [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
-                    problems += unknown_names(flow, hooks, self.schedules)
+                if flow is not None:  # its own graph, hooks and schedules, as `check` finds them
+                    problems = problems + graph_errors(flow) + unknown_names(flow, hooks, self.schedules)
                 if flow is not None and not problems:
                     flows[flow.id] = flow
                     texts[flow.id] = read.text

@@ -31,7 +31,7 @@ GATHER_KEYS = (
 RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
 DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
 DIAL_KEYS = DIAL_TARGET_KINDS + ("caller_id", "timeout", "record", "time_limit", "hangup_on_star", "screen")
-SCREEN_KEYS = ("say", "play", "pause", "prompts", "key", "timeout")
+SCREEN_KEYS = ("say", "play", "pause", "prompts", "key", "timeout", "on_timeout", "accepted")
 DIAL_RECORD = (
     "do-not-record",
     "record-from-answer",
@@ -242,10 +242,13 @@ class ActionReader(Reader):
         if not prompts:
             self.error(node, path, "say what the answering party hears, e.g. say: Press 1 to accept this call")
         key = self._opt(items, "key", path, self.string) or "1"
-        if not KEYS_RE.match(key):
-            self.error(items["key"][1], path_join(path, "key"), "expected one key: 0-9, * or #")
+        if not KEYS_RE.match(key) and key != f.ANY_KEY:
+            self.error(items["key"][1], path_join(path, "key"), "expected one key: 0-9, * or #, or any")
         timeout = self._opt(items, "timeout", path, lambda n, p: self.number(n, p, minimum=1, maximum=60)) or 5
-        return f.Screen(prompts, key, timeout, self.pos(node))
+        # What the answering party hears after deciding: like a reprompt, text or a list of prompts.
+        told = {k: self.prompt_value(items[k][1], path_join(path, k), None, None) if k in items else ()
+                for k in ("on_timeout", "accepted")}  # fmt: skip
+        return f.Screen(prompts, key, timeout, self.pos(node), **told)
 
     def _enqueue(self, items, path, pos, node):
         self.known_keys(items, ENQUEUE_KEYS, path)

@@ -21,6 +21,7 @@ __all__ = [
     "display_path",
     "find_flow_files",
     "flow_files",
+    "graph_errors",
     "load_flow",
     "load_flow_text",
     "load_flows",
@@ -127,6 +128,8 @@ def load_flows(directory: str | os.PathLike) -> dict[str, f.Flow]:
         errors.extend(read.problems)
         if read.flow is not None and not read.problems:
             flows[read.flow.id] = read.flow
+        elif read.flow is not None:  # what the file's other mistakes did to its graph, all in one report
+            errors.extend(graph_errors(read.flow))
     with gc_paused():
         errors.extend(e for e in validate_flows(flows) if e.severity == "error")
     if errors:
@@ -149,10 +152,16 @@ def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True)
     with gc_paused():
         flow, errors = read_flow(text, file, flow_id)
     if flow is not None and validate:
-        errors.extend(e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error")
+        errors.extend(graph_errors(flow))
     if errors or flow is None:
         raise FlowLoadError(errors)
     return flow
+
+
+def graph_errors(flow: f.Flow) -> list[FlowError]:
+    """The errors of one flow's own graph (a redirect to another flow is not checked): run on a flow read with
+    mistakes too, so that one report lists every problem of a file."""
+    return [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
 
 
 def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[FlowError]]:

@@ -64,7 +64,8 @@ class PromptReader(ActionReader):
                 text_path = path_join(path, "text")
                 text = self.text(items["text"][1], text_path)
                 loop = self._opt(items, "loop", path, self._loop)
-                voice = self._opt(items, "voice", path, self.string) or voice
+                if "voice" in items:  # "" drops the flow's default voice: Twilio's own default speaks
+                    voice = self.string(items["voice"][1], path_join(path, "voice"), empty_ok=True)
                 language = self._opt(items, "language", path, self.string) or language
             if text is None:
                 return None

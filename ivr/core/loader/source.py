@@ -14,6 +14,7 @@ import yaml
 
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.loader.indentation import TAB, misindented_line, tab_in_indentation
 from ivr.errors import FlowError
 
 __all__ = [
@@ -98,7 +99,13 @@ def compose(text: str, file: str) -> yaml.Node | None:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         if exc.context and exc.context_mark:
             problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+        lines = text.splitlines()
+        tabbed = mark and ("tab" in problem or "cannot start any token" in problem)
+        if tabbed and (tab := tab_in_indentation(lines, mark.line)):
+            raise FlowError(file, *tab, "", f"YAML syntax: {TAB}") from None
         if "mapping values are not allowed" in problem:
+            if mark and (misplaced := misindented_line(lines, mark.line)):
+                raise FlowError(file, misplaced[0], misplaced[1], "", f"YAML indentation: {misplaced[2]}") from None
             problem += "; text with ': ' in it must be quoted"
         raise FlowError(file, line, col, "", f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:

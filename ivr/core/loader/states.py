@@ -73,10 +73,11 @@ class FlowReader(PromptReader):
                 if not f.NAME_RE.match(name):
                     self.error(key_node, path, "state names may use only letters, digits, '_' and '-'")
                     continue
-                if name in f.SPECIAL_TARGETS:
-                    self.error(
-                        key_node, path, f"'{name}' is a route target the engine understands itself; rename the state"
-                    )
+                if name in STATE_KEYS and not isinstance(value_node, yaml.MappingNode):
+                    self.error(key_node, path, self._dedented(name, key_node, state_items))
+                    continue
+                if name in (*f.SPECIAL_TARGETS, f.HANGUP):
+                    self.error(key_node, path, f"'{name}' is a target the engine understands itself; rename the state")
                     continue
                 state = self.state(name, value_node, path, defaults)
                 if state is not None:
@@ -124,6 +125,17 @@ class FlowReader(PromptReader):
         )
 
     # -- states ------------------------------------------------------------------------------
+
+    def _dedented(self, key: str, key_node: yaml.Node, state_items: dict) -> str:
+        """What to say of a state's key written at the indentation of state names."""
+        spaces = key_node.start_mark.column
+        message = f"'{key}' is a key of a state, not a state: line {key_node.start_mark.line + 1} is indented {spaces}"
+        message += " spaces, as state names are"
+        above = [(name, v) for name, (k, v) in state_items.items() if k.start_mark.line < key_node.start_mark.line]
+        if above and isinstance(above[-1][1], yaml.MappingNode) and above[-1][1].value:
+            name, value = above[-1]
+            return f"{message}; indent it as the keys of '{name}' above it ({value.start_mark.column} spaces)"
+        return message
 
     def state(self, name: str, node: yaml.Node, path: str, defaults: f.Defaults | None) -> f.State | None:
         """One state: its prompts, its action, where each outcome goes, its retries and conditions."""
@@ -330,4 +342,6 @@ class FlowReader(PromptReader):
             return None
         key_path = path_join(path, key)
         name = self.name(items[key][1], key_path, "state")
+        if key == "on_max" and name == f.HANGUP:  # "hang up on silence" needs no state of its own
+            name = f.GOODBYE
         return f.Target(name, self.pos(items[key][1]), key_path) if name else None
