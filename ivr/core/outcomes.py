@@ -58,7 +58,7 @@ def read_outcome(state: f.State, params: dict, event: str | None, session: dict,
         # Answered but not accepted (no key, a voicemail box): whatever status Twilio reports.
         if action.screen is not None and status in ("completed", "answered") and screened != "accepted":
             return f.DECLINED
-        return status if status in f.DIAL_OUTCOMES else "failed"
+        return status if status in f.dial_outcomes(action) else "failed"
     if isinstance(action, f.Enqueue):
         result = params.get("QueueResult", "")
         session["queue"] = {"result": result, "time": _int(params.get("QueueTime"))}

@@ -180,8 +180,10 @@ class _Checker:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
             outcomes = _ACTION_OUTCOMES[type(action)]
+            # Routes may name any outcome of the action; those it can end with need one (or next).
+            needed = f.dial_outcomes(action) if isinstance(action, f.Dial) else outcomes
             if isinstance(action, f.Dial) and action.screen is not None:
-                outcomes = (*outcomes, f.DECLINED)
+                outcomes, needed = (*outcomes, f.DECLINED), (*needed, f.DECLINED)
             for route in state.routes:
                 if route.outcome not in outcomes:
                     self.error(
@@ -191,9 +193,7 @@ class _Checker:
                         f"{did_you_mean(route.outcome, outcomes)}; outcomes: {', '.join(outcomes)}",
                     )
             routed = {r.outcome for r in state.routes}
-            missing = [o for o in outcomes if o not in routed]
-            if isinstance(action, f.Dial) and all(t.kind != "conference" for t in action.targets):
-                missing = [o for o in missing if o != "answered"]  # only a conference reports answered
+            missing = [o for o in needed if o not in routed]
             if missing and state.next is None:
                 self.error(
                     action.pos,
