@@ -136,6 +136,7 @@ NEAR_MISSES = {
     "redirected/side.yaml": "a state reached only by a redirect from another flow in the directory",
     "redirected/main.yaml": "a redirect to a flow and state that exist in the directory",
     "dial_caller_input_limited.yaml": "a dial target and a Play URL from input that a gather's pattern limits",
+    "outbound_and_texts.yaml": "states reached only through answered_by; on_message: {sms: ...}; an sms: step",
 }
 
 
