@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FLOWS, OPEN_HOURS
 
-from ivr.core.flow import DIAL_OUTCOMES
+from ivr.core.flow import dial_outcomes
 from ivr.web import browser
 from ivr.web import registry as registry_module
 from ivr.web.browser import init_app
@@ -74,6 +74,7 @@ def test_a_call_to_main_presses_through_to_voicemail(api):
     answer = act(api, call_id, "record", "5")
     assert texts(answer) == ["Thank you, we got your 5 second message.", "Thanks for calling Acme. Goodbye."]
     assert (answer.json["ended"], answer.json["end_reason"], answer.json["error"]) == (True, "hangup", None)
+    assert (answer.json["flow"], answer.json["state"]) == ("main", "goodbye")  # where it ended, not where it recorded
     assert answer.json["waiting_for"] is None
     assert answer.json["effects"] == []  # main's voicemail runs no hook
     assert answer.json["warnings"] == []  # every document passed Twilio's schema (IVR_TWIML_XSD)
@@ -200,14 +201,31 @@ def test_the_flows_are_listed_for_the_page(api):
 
 def test_the_page_gets_the_dial_outcomes_and_queue_results_from_the_server(api):
     flows = api.get("/phone/flows").json
-    assert flows["dial_outcomes"] == list(DIAL_OUTCOMES)
     assert sorted(flows["queue_results"]) == ["bridged", "error", "leave", "queue-full", "redirected", "system-error"]
+    assert place(api).json["dial_outcomes"] == []  # the menu waits for no dial
+    assert place(api, state="sales").json["dial_outcomes"] == ["completed", "busy", "no-answer", "failed", "canceled"]
 
 
-@pytest.mark.parametrize("outcome", DIAL_OUTCOMES)
+def test_every_state_the_call_passed_is_listed_the_input_less_ones_too(api):
+    call_id = place(api).json["id"]
+    act(api, call_id, "press", "3")
+    answer = act(api, call_id, "record", "5")
+    visited = [(v["flow"], v["state"]) for v in answer.json["visited"]]
+    states = ["welcome", "office_hours", "menu", "voicemail", "thanks_for_message", "goodbye"]
+    assert visited == [("main", state) for state in states]
+
+
+@pytest.mark.parametrize("outcome", dial_outcomes(None))
 def test_every_dial_outcome_offered_is_accepted(api, outcome):
     call_id = place(api, state="sales").json["id"]
     assert act(api, call_id, "dial", outcome).json["waiting_for"] != "dial"
+
+
+def test_a_plain_dial_cannot_end_answered(api):
+    """Twilio reports `answered` only for a dial to a conference."""
+    call_id = place(api, state="sales").json["id"]
+    refused = act(api, call_id, "dial", "answered", status=400)
+    assert refused.json["error"].startswith("this dial cannot end 'answered'; it ends completed, busy")
 
 
 def test_the_graph_of_a_flow_is_served_for_the_page(api):
@@ -420,9 +438,11 @@ def test_the_page_calls_main_and_leaves_a_voicemail(served_app, chromium, tmp_pa
     lines = transcript()
     assert lines.index("Thank you, we got your 5 second message.") < lines.index("Thanks for calling Acme. Goodbye.")
     assert "ended" in driver.find_element(By.ID, "status").get_attribute("class")
-    assert current_state() == ["voicemail"]  # where the call was when the flow hung up
+    assert current_state() == ["goodbye"]  # where the flow hung up, two states after the recording
+    status = driver.find_element(By.ID, "status-text").text
+    assert "main \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} goodbye" in status
     visited = {n.get_attribute("data-id") for n in driver.find_elements(By.CSS_SELECTOR, "#graph .node.visited")}
-    assert visited == {"menu", "voicemail"}
+    assert visited == {"welcome", "office_hours", "menu", "voicemail", "thanks_for_message", "goodbye"}
     assert not driver.find_element(By.ID, "hangup").is_enabled()
     assert driver.find_element(By.ID, "call").is_enabled()
     assert driver.find_element(By.ID, "effects").text == "None yet."
@@ -448,7 +468,7 @@ def test_the_page_offers_the_outcomes_the_server_lists(served_app, chromium, mon
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    monkeypatch.setattr(browser, "DIAL_OUTCOMES", ("busy", "completed", "invented-outcome"))
+    monkeypatch.setattr(browser, "dial_outcomes", lambda dial: ("busy", "completed", "invented-outcome"))
     monkeypatch.setattr(browser, "QUEUE_RESULTS", ("leave", "bridged"))
 
     def offered(kind: str) -> list[str]:
@@ -456,5 +476,10 @@ def test_the_page_offers_the_outcomes_the_server_lists(served_app, chromium, mon
         return [b.get_attribute(f"data-{kind}") for b in buttons]
 
     chromium.get(served_app + "/phone")
-    WebDriverWait(chromium, 20).until(lambda d: offered("dial") == ["busy", "completed", "invented-outcome"])
-    assert offered("queue") == ["leave", "bridged"]
+    wait = WebDriverWait(chromium, 20)
+    wait.until(lambda d: offered("queue") == ["leave", "bridged"])
+    wait.until(lambda d: d.find_element(By.ID, "flow").get_attribute("value") == "main")
+    chromium.find_element(By.ID, "call").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#keypad button[data-key='1']:enabled"))
+    chromium.find_element(By.CSS_SELECTOR, "#keypad button[data-key='1']").click()  # sales: a dial
+    wait.until(lambda d: offered("dial") == ["busy", "completed", "invented-outcome"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from helpers import FakeClock
 from twilio.base.exceptions import TwilioException
 
+from ivr.cli import main
 from ivr.cli.campaign import campaign as campaign_group
 from ivr.cli.outbound import call as call_command
 from ivr.core.loader import load_flows
@@ -459,6 +461,46 @@ def test_call_csv_dry_run_sends_and_stores_nothing(tmp_path, invoke, store, cloc
     ]
     assert "Ada" not in result.stdout
     assert twilio.http.requests == [] and store.scan("") == [] and clock.sleeps == []
+
+
+def _outbound_env(monkeypatch, tmp_path, **values) -> None:
+    """What `python -m ivr call` reads from the environment: the example flows and a store in tmp_path."""
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(ROOT / "flows"))
+    monkeypatch.setenv("IVR_STORE", f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    for name in ("IVR_PUBLIC_URL", "TWILIO_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY",
+                 "TWILIO_API_SECRET", "IVR_CALL_HOURS"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_python_m_ivr_call_csv_dry_run_exits_1_when_a_row_failed(tmp_path, monkeypatch, capsys):
+    """As its help says; click hands main() the status of ctx.exit(1) instead of exiting with it."""
+    _outbound_env(monkeypatch, tmp_path, IVR_PUBLIC_URL="https://ivr.example.com", TWILIO_FROM_NUMBER="+15005550006")
+    path = write_csv(tmp_path / "spring.csv", [f"{number(1)},Ada,", "12345,Bob,"])
+
+    assert main(["call", "main", "--csv", str(path), "--dry-run"]) == 1
+    assert "campaign spring (main): 1 would place, 1 failed, 0 held, 0 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", [[], ["--dry-run"]])
+def test_python_m_ivr_call_csv_names_every_missing_setting_at_once(tmp_path, monkeypatch, capsys, mode):
+    _outbound_env(monkeypatch, tmp_path)
+    path = write_csv(tmp_path / "spring.csv", [f"{number(1)},Ada,"])
+
+    assert main(["call", "main", "--csv", str(path), *mode]) == 1
+    err = capsys.readouterr().err
+    assert "no caller ID: pass --from or set TWILIO_FROM_NUMBER" in err
+    assert "IVR_PUBLIC_URL is not set" in err
+    assert ("Twilio credentials are not set" in err) is not bool(mode)  # a dry run sends nothing: no credentials
+
+
+def test_outbound_md_shows_the_campaign_of_the_flow_its_command_calls():
+    """A campaign's summary names the flow it calls: the guide's output must match its own command."""
+    guide = (ROOT / "docs" / "outbound.md").read_text(encoding="utf-8")
+    [(flow, name)] = re.findall(r"python -m ivr call (\S+) --csv \S+ --campaign (\S+)", guide)
+    shown = re.findall(rf"^campaign {name} \((\S+)\):", guide, re.M)
+    assert shown and set(shown) == {flow}
 
 
 def test_campaign_status_shows_each_rows_outcome(tmp_path, invoke, store, clock):

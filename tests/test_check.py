@@ -142,6 +142,7 @@ NEAR_MISSES = {
     "redirected/main.yaml": "a redirect to a flow and state that exist in the directory",
     "next_keeps_one_key.yaml": "a one-key menu with a catch-all next: and num_digits 1",
     "dial_caller_input_limited.yaml": "a dial target and a Play URL from input that a gather's pattern limits",
+    "outbound_and_texts.yaml": "states reached only through answered_by; on_message: {sms: ...}; an sms: step",
 }
 
 

@@ -37,7 +37,19 @@ def test_one_transition_per_outcome_named_as_the_author_wrote_it():
     transitions = {(t["trigger"], t["source"]): t["dest"] for t in _definition()["transitions"] if t["dest"]}
     assert transitions[("1", "menu")] == "sales"
     assert transitions[("completed", "sales")] == "bye"
-    assert {transitions[(o, "sales")] for o in f.DIAL_OUTCOMES if o != "completed"} == {"menu"}
+    assert {transitions[(o, "sales")] for o in f.dial_outcomes(None) if o != "completed"} == {"menu"}
+
+
+def test_only_a_dial_to_a_conference_has_an_answered_transition():
+    """Twilio reports DialCallStatus `answered` only for a <Dial> to a <Conference>."""
+    conference = FLOW.replace('dial: "+15550001111"', "dial: {conference: standup}")
+
+    def sales_triggers(text: str) -> set[str]:
+        transitions = machine_definition(load_flow_text(text, "t.yaml", "t"), lambda event: None)["transitions"]
+        return {t["trigger"] for t in transitions if t["source"] == "sales"}
+
+    assert "answered" not in sales_triggers(FLOW)
+    assert "answered" in sales_triggers(conference)
 
 
 def test_retries_count_and_stop_at_their_max():

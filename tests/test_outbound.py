@@ -261,8 +261,24 @@ def test_without_a_caller_id_the_message_names_the_setting_and_the_option(call, 
 def test_a_bad_configured_caller_id_names_the_setting(call, settings):
     settings["TWILIO_FROM_NUMBER"] = "(501) 712-2661"
 
-    with pytest.raises(CallRequestError, match=r"^TWILIO_FROM_NUMBER '\(501\) 712-2661' is not an E.164"):
+    with pytest.raises(ConfigError, match=r"^TWILIO_FROM_NUMBER '\(501\) 712-2661' is not an E.164"):
         call()
+
+
+def test_every_missing_setting_is_named_at_once(settings, store, flows):
+    """Not one a run: a first call should not fail once per setting."""
+    settings.update(TWILIO_FROM_NUMBER=None, IVR_PUBLIC_URL=None, TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
+
+    with pytest.raises(ConfigError) as raised:
+        place_call(settings, "main", TO, store=store, flows=flows)
+
+    lines = str(raised.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "no caller ID",
+        "IVR_PUBLIC_URL is not set",
+        "Twilio credentials are not set",
+    ]
+    assert store.scan("") == []
 
 
 def test_missing_credentials_stop_before_anything_is_stored(settings, store, flows):

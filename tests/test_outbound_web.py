@@ -132,6 +132,22 @@ def test_the_api_refuses_without_the_token_and_explains_bad_requests(outbound):
     assert "E.164" in response.get_json()["error"]
 
 
+def test_the_api_answers_503_naming_the_servers_missing_settings(make_app, caplog):
+    """The server's own credentials and caller ID are its operator's to fix, not the client's: no 400."""
+    app = make_app({"IVR_PUBLIC_URL": PUBLIC, "IVR_API_TOKEN": "s3cret", "TWILIO_FROM_NUMBER": None,
+                    "TWILIO_ACCOUNT_SID": None, "TWILIO_AUTH_TOKEN": None})  # fmt: skip
+
+    response = api_call(app, {"flow": "main", "to": "+15551230000"})
+
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error.startswith("the server cannot place calls; its operator must fix its settings: no caller ID")
+    assert "Twilio credentials are not set" in error
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "ivr.api"]
+    assert logged.startswith("POST /api/calls refused: the server cannot place calls: no caller ID")
+    assert "Twilio credentials are not set" in logged
+
+
 def test_the_api_does_not_exist_without_a_token(make_app):
     assert make_app().test_client().post("/api/calls", json={}).status_code == 404
 

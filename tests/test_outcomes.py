@@ -126,7 +126,7 @@ def test_a_result_that_does_not_fit_the_state_is_a_webhook_error(flow, state, ev
     ("status", "outcome"),
     [
         ("completed", "completed"),
-        ("answered", "answered"),
+        ("answered", "failed"),  # only a dial to a conference reports answered
         ("busy", "busy"),
         ("no-answer", "no-answer"),
         ("failed", "failed"),
@@ -140,6 +140,12 @@ def test_a_dial_reads_its_dial_call_status(flow, status, outcome):
     params = {"DialCallStatus": status, "DialCallSid": "CA9", "DialCallDuration": "61"}
     assert read(flow, "person", params, session=session) == outcome
     assert session["dial"] == {"status": status, "sid": "CA9", "duration": 61}
+
+
+def test_a_dial_to_a_conference_reads_answered():
+    text = "start: room\nstates:\n  room: {dial: {conference: standup}, next: bye}\n  bye: {hangup: true}\n"
+    conference = load_flow_text(text, "c.yaml", "c")
+    assert read(conference, "room", {"DialCallStatus": "answered"}) == "answered"
 
 
 @pytest.mark.parametrize(

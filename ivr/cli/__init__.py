@@ -42,7 +42,8 @@ for _command in _COMMANDS:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; IvrError becomes a message and exit status 1."""
     try:
-        cli.main(args=argv, prog_name="python -m ivr", standalone_mode=False)
+        # Without standalone mode, click returns a command's ctx.exit(N) status instead of exiting.
+        status = cli.main(args=argv, prog_name="python -m ivr", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -51,4 +52,4 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0

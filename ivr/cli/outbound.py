@@ -11,6 +11,7 @@ import click
 from ivr.cli.base import Command
 from ivr.outbound.calls import MACHINE_DETECTION, MAX_TIMEOUT, place_call, send_sms
 from ivr.outbound.campaign import Campaign, Summary, campaign_name_for
+from ivr.outbound.checks import check_settings
 from ivr.outbound.client import make_client
 from ivr.outbound.contacts import read_contacts
 from ivr.outbound.deps import OutboundDeps
@@ -141,6 +142,8 @@ def _run_campaign(
     name = campaign_name_for(csv_file, name)
     contacts = read_contacts(csv_file)
     client = deps.client
+    # Every missing setting at once, before the client is made (which would name only the credentials).
+    check_settings(settings, call_options.get("from_"), credentials=client is None and not dry_run)
     if client is None and not dry_run:
         client = make_client(settings)
     with deps.opened_store(settings) as store:

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ivr.cli.base import Command
-from ivr.core.flow import DIAL_OUTCOMES, NAME_RE
+from ivr.core.flow import DIAL_OUTCOMES, NAME_RE, dial_outcomes
 from ivr.core.hints import did_you_mean
 from ivr.core.loader import find_flow_files
 from ivr.errors import IvrError
@@ -19,10 +19,10 @@ from ivr.web.services import services
 
 __all__ = ["phone"]
 
-HELP_TOKENS = """\
+HELP_TOKENS = f"""\
   1 / 123# / *     press keys            wait              stay silent
   say:TEXT         speak (quote it: 'say:I want billing')
-  busy, no-answer, completed, failed, canceled   how a dial ends (or dial:STATUS)
+  {", ".join(dial_outcomes(None))}   how a dial ends (or dial:STATUS; answered: a conference)
   accept, accept:KEY   a screened transfer: the answering party accepts with KEY (default 1)
   queue:RESULT     how a queue wait ends (bridged, hangup, ...)
   record:SECONDS   leave a recording (record:0 is an empty one)

@@ -57,6 +57,7 @@ class Step:
     effects: tuple = ()
     outcome: str | None = None
     pending: Pending | None = None
+    walked: tuple[str, ...] = ()  # every state the document renders, in order: the input-less ones too
 
 
 class _Call:
@@ -269,7 +270,9 @@ class Engine:
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
-        return self._finished(Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome), redact)
+        walked = tuple(name for name, _ in segments)
+        step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked)
+        return self._finished(step, redact)
 
     def _after_hook(self, call: _Call, result: HookResult, outcome, segments, rendered, redact: bool) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""

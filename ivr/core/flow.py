@@ -43,8 +43,8 @@ __all__ = [
     "State",
     "Target",
     "Text",
+    "dial_outcomes",
     "is_digit_key",
-    "normalize_speech",
     "say_limit",
     "variable_name_problem",
 ]
@@ -74,7 +74,7 @@ def variable_name_problem(name: object) -> str | None:
 
 DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 
-# Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports.
+# Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports (`dial_outcomes`).
 DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
 # Twilio's AnsweredBy values (answering machine detection); `machine` stands for every machine_* one.
 ANSWERED_BY = (
@@ -127,16 +127,6 @@ def say_limit(voice: str | None) -> int:
 def is_digit_key(key: str) -> bool:
     """Whether a route key is pressed on the keypad (digits, * and #) rather than spoken."""
     return bool(DIGIT_KEY_RE.match(key))
-
-
-_PUNCT_RE = re.compile(r"[^\w\s']|_")
-_SPACE_RE = re.compile(r"\s+")
-
-
-def normalize_speech(text: str) -> str:
-    """Lower case, punctuation removed, spaces folded: 'Billing, please!' -> 'billing please'."""
-    text = _PUNCT_RE.sub(" ", text.casefold()).replace("'", "")
-    return _SPACE_RE.sub(" ", text).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +235,13 @@ class Dial:
     hangup_on_star: bool | None
     pos: Pos
     screen: Screen | None = None
+
+
+def dial_outcomes(dial: Dial | None) -> tuple[str, ...]:
+    """The DialCallStatus values `dial` can end with (None: a dial of a number): `answered` only for a conference."""
+    if dial is not None and any(t.kind == "conference" for t in dial.targets):
+        return DIAL_OUTCOMES
+    return tuple(o for o in DIAL_OUTCOMES if o != "answered")
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ def _transitions(flow: f.Flow) -> list[dict]:
             failed = state.on_error.name if state.on_error else flow.error_state or APOLOGY
             out.append({"trigger": f.ERROR_EVENT, "source": name, "dest": failed})
         if isinstance(action, f.Dial):
-            fallbacks = set(f.DIAL_OUTCOMES) - routed
+            fallbacks = set(f.dial_outcomes(action)) - routed  # a plain dial never reports answered
             if action.screen is not None and f.DECLINED not in routed:
                 fallbacks.add(f.DECLINED)
         elif isinstance(action, f.Record):

@@ -8,7 +8,7 @@ import re
 from ivr.core import flow as f
 from ivr.errors import WebhookError
 
-__all__ = ["expected_digits", "one_key_menu", "read_outcome", "speech_table"]
+__all__ = ["expected_digits", "normalize_speech", "one_key_menu", "read_outcome", "speech_table"]
 
 _NUMBER_WORDS = {
     "zero": "0",
@@ -24,6 +24,16 @@ _NUMBER_WORDS = {
     "nine": "9",
 }
 _SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
+
+
+_PUNCT_RE = re.compile(r"[^\w\s']|_")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def normalize_speech(text: str) -> str:
+    """Lower case, punctuation removed, spaces folded: 'Billing, please!' -> 'billing please'."""
+    text = _PUNCT_RE.sub(" ", text.casefold()).replace("'", "")
+    return _SPACE_RE.sub(" ", text).strip()
 
 
 def read_outcome(state: f.State, params: dict, event: str | None, session: dict, speech_routes) -> str:
@@ -58,7 +68,7 @@ def read_outcome(state: f.State, params: dict, event: str | None, session: dict,
         # Answered but not accepted (no key, a voicemail box): whatever status Twilio reports.
         if action.screen is not None and status in ("completed", "answered") and screened != "accepted":
             return f.DECLINED
-        return status if status in f.DIAL_OUTCOMES else "failed"
+        return status if status in f.dial_outcomes(action) else "failed"
     if isinstance(action, f.Enqueue):
         result = params.get("QueueResult", "")
         session["queue"] = {"result": result, "time": _int(params.get("QueueTime"))}
@@ -81,7 +91,7 @@ def _gather_outcome(state: f.State, params: dict, session: dict, speech_routes) 
         return "no_input"
     if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
         return unmatched
-    text = f" {f.normalize_speech(speech)} "
+    text = f" {normalize_speech(speech)} "
     for phrase, outcome in speech_routes:
         if phrase in text:
             return outcome
@@ -118,7 +128,7 @@ def speech_table(state: f.State) -> tuple[tuple[str, str], ...]:
         # A key route's synonyms are what a caller may say instead of pressing it.
         phrases = route.synonyms if f.is_digit_key(route.outcome) else (route.outcome, *route.synonyms)
         for phrase in phrases:
-            normal = f.normalize_speech(phrase)
+            normal = normalize_speech(phrase)
             if normal:
                 table.append((f" {normal} ", route.outcome))
     return tuple(table)

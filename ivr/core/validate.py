@@ -8,6 +8,7 @@ from __future__ import annotations
 from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.outcomes import normalize_speech
 from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
@@ -180,8 +181,10 @@ class _Checker:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
             outcomes = _ACTION_OUTCOMES[type(action)]
+            # Routes may name any outcome of the action; those it can end with need one (or next).
+            needed = f.dial_outcomes(action) if isinstance(action, f.Dial) else outcomes
             if isinstance(action, f.Dial) and action.screen is not None:
-                outcomes = (*outcomes, f.DECLINED)
+                outcomes, needed = (*outcomes, f.DECLINED), (*needed, f.DECLINED)
             for route in state.routes:
                 if route.outcome not in outcomes:
                     self.error(
@@ -191,9 +194,7 @@ class _Checker:
                         f"{did_you_mean(route.outcome, outcomes)}; outcomes: {', '.join(outcomes)}",
                     )
             routed = {r.outcome for r in state.routes}
-            missing = [o for o in outcomes if o not in routed]
-            if isinstance(action, f.Dial) and all(t.kind != "conference" for t in action.targets):
-                missing = [o for o in missing if o != "answered"]  # only a conference reports answered
+            missing = [o for o in needed if o not in routed]
             if missing and state.next is None:
                 self.error(
                     action.pos,
@@ -243,7 +244,7 @@ class _Checker:
                 if route.synonyms and "speech" not in (gather.input or ("speech",)):
                     self.error(route.pos, key_path, "synonyms need gather.input to include speech")
             else:
-                if not f.normalize_speech(route.outcome):
+                if not normalize_speech(route.outcome):
                     self.error(route.pos, key_path, "a spoken route needs words")
                 if gather.input and "speech" not in gather.input:
                     self.error(route.pos, key_path, "a spoken route needs gather.input to include speech")

@@ -18,7 +18,7 @@ from twilio.rest import Client
 
 from ivr.core.twiml import CALLBACK_OVERRIDES
 from ivr.errors import CallOutcomeUnknown, CallRequestError, TwilioCallError
-from ivr.outbound.checks import caller_id, check_number, check_target, check_variables, public_url
+from ivr.outbound.checks import caller_id, check_number, check_settings, check_target, check_variables, public_url
 from ivr.outbound.client import make_client, twilio_error
 from ivr.outbound.dry_run import DryRequest, capture_request
 from ivr.store import SessionStore
@@ -134,6 +134,7 @@ def place_call(
         flows = load_flows(settings.get("IVR_FLOWS_DIR") or "flows")
     check_target(settings, flows, flow, state)
     to = check_number(to, "--to")
+    check_settings(settings, from_, credentials=not dry_run and client is None)
     sender = caller_id(settings, from_)
     variables = check_variables(variables)
     if machine_detection is not None and machine_detection not in MACHINE_DETECTION:

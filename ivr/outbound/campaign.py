@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.errors import CallOutcomeUnknown, CallRequestError, CampaignStopped, IvrError, TwilioCallError
 from ivr.outbound.calls import CallResult, place_call
-from ivr.outbound.checks import caller_id, check_target, check_variables, normalise_number, public_url
+from ivr.outbound.checks import check_settings, check_target, check_variables, normalise_number
 from ivr.outbound.contacts import Contact
 from ivr.outbound.dry_run import DryRequest
 from ivr.outbound.hours import CallHours
@@ -132,8 +132,7 @@ class Campaign:
             flows = load_flows(settings.get("IVR_FLOWS_DIR") or "flows")
         # Whatever would fail every row fails here, before the first row.
         check_target(settings, flows, flow, state)
-        caller_id(settings, call_options.get("from_"))
-        public_url(settings)
+        check_settings(settings, call_options.get("from_"), credentials=False)  # the client is made by the caller
         hours = settings.get("IVR_CALL_HOURS")
         self.hours = CallHours.parse(hours) if hours else None
         self.zone = settings.get("IVR_TIMEZONE") or "UTC"

@@ -1,5 +1,6 @@
 """What an outbound call or text must satisfy before anything is sent: numbers, flow and state, variables,
-the caller ID and the public URL. Each check raises with the fix in its message."""
+the caller ID, the public URL and the credentials. Each check raises with the fix in its message;
+`check_settings` reports every missing setting at once."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import re
 from ivr.core.flow import E164, variable_name_problem
 from ivr.core.hints import did_you_mean
 from ivr.errors import CallRequestError, ConfigError
+from ivr.outbound.client import make_client
 
 __all__ = [
     "caller_id",
     "check_number",
+    "check_settings",
     "check_target",
     "check_variables",
     "normalise_number",
@@ -83,3 +86,21 @@ def public_url(settings: dict) -> str:
             "https://ivr.example.com) so that Twilio can fetch the flow and post the call's status"
         )
     return base
+
+
+def check_settings(settings: dict, from_: str | None, *, credentials: bool) -> None:
+    """ConfigError listing every setting an outbound call lacks (caller ID unless `from_` is given, public URL,
+    and the credentials when it sends), one a line with its fix: all at once, as production's start-up check does."""
+    checks = [lambda: public_url(settings)]
+    if not from_:  # a --from given is the request's to fix (caller_id checks it), not a setting
+        checks.insert(0, lambda: caller_id(settings, None))
+    if credentials:
+        checks.append(lambda: make_client(settings))  # builds the client only: no request is sent
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except (ConfigError, CallRequestError) as exc:  # a malformed TWILIO_FROM_NUMBER is a setting too
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))

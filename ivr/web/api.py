@@ -3,7 +3,8 @@
 JSON in: {"flow", "to", "from"?, "state"?, "vars"?, "machine_detection"?, "timeout"?}; a bearer
 token (IVR_API_TOKEN) required. The endpoint exists only when the token is set. JSON out: the call's
 sid and status (201), or {"error": message} with 400 for a request to fix, 401 without the token,
-502 when Twilio refused.
+502 when Twilio refused, 503 when the server's own settings cannot place calls (its Twilio
+credentials, caller ID or public URL: every one missing is named, and logged).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import logging
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from ivr.errors import IvrError, TwilioCallError
+from ivr.errors import ConfigError, IvrError, TwilioCallError
+from ivr.outbound.checks import check_settings
 from ivr.web.services import services, twilio_client
 
 __all__ = ["init_app"]
@@ -69,6 +71,8 @@ def create_call():
         return _error(400, "vars must be an object of names to values")
     app = current_app._get_current_object()
     try:
+        # The server's own settings, all at once, before its client is made (which names only the credentials).
+        check_settings(app.config, data.get("from"), credentials=True)
         result = place_call(
             app.config,
             data["flow"],
@@ -84,7 +88,10 @@ def create_call():
         )
     except TwilioCallError as exc:
         return _error(502, str(exc))
-    except IvrError as exc:  # a flow, state, number or setting to fix
+    except ConfigError as exc:  # the server's fault, not the client's: no request of theirs can fix it
+        log.error("POST /api/calls refused: the server cannot place calls: %s", str(exc).replace("\n", "; "))
+        return _error(503, f"the server cannot place calls; its operator must fix its settings: {exc}")
+    except IvrError as exc:  # a flow, state, number or variable to fix
         return _error(400, str(exc))
     log.info("CallSid=%s placed into %s for the API", result.sid, result.flow)
     response = jsonify(sid=result.sid, status=result.status, flow=result.flow, state=result.state, to=result.to)

@@ -7,16 +7,22 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
 
     GET  /phone                     the page
     GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text],
-                                     dial_outcomes: [status], queue_results: [result]}
+                                     queue_results: [result]}
     GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
     POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
     GET  /phone/calls/<id>          the call, with everything heard so far
-    POST /phone/calls/<id>          {action, value?} -> {heard (new lines), flow, state, waiting_for,
-                                    ended, end_reason, error, warnings, effects, whisper, problems}
+    POST /phone/calls/<id>          {action, value?} -> {heard (new lines), flow, state, visited,
+                                    waiting_for, dial_outcomes, ended, end_reason, error, warnings,
+                                    effects, whisper, problems}
+
+`flow` and `state` say where the call is, or ended; `visited` lists every state it passed, in order
+of first visit ({flow, state}), the states that wait for nothing included: the app notes what each
+document rendered (`Step.walked`) in its journal for the built-in phone, as no URL names them.
 
 Actions: press KEYS, say TEXT, wait, dial STATUS, accept KEY (a screened transfer), queue RESULT,
 record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT. The page offers
-the dial outcomes and queue results /phone/flows lists, so the server's vocabulary is the only one.
+the queue results /phone/flows lists, and the outcomes the waiting dial can have (`dial_outcomes` of
+the call: `answered` only for a conference), so the server's vocabulary is the only one.
 Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or call, 409 an action
 the call is not waiting for), never a traceback.
 
@@ -37,7 +43,7 @@ import secrets
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES
+from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES, Dial, dial_outcomes
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
 from ivr.web import security
@@ -125,7 +131,7 @@ def flows():
         }
         for fid, flow in sorted(registry.flows.items())
     ]
-    return jsonify(flows=listed, problems=_problems(), dial_outcomes=DIAL_OUTCOMES, queue_results=QUEUE_RESULTS)
+    return jsonify(flows=listed, problems=_problems(), queue_results=QUEUE_RESULTS)
 
 
 @phone.route("/flows/<flow_id>/graph")
@@ -191,7 +197,7 @@ def act(call_id: str):
     value = _text(body, "value")
     with live.lock:
         try:
-            _isolated(_do, live.call, action, value)
+            _isolated(_do, live.call, action, value, _dial_outcomes(live.call))
         except PhoneRequestRefused:
             raise  # a bad value, refused with its own status
         except IvrError as exc:  # PhoneError: not what the call waits for, or a bad value
@@ -199,7 +205,7 @@ def act(call_id: str):
         return jsonify(_view(live))
 
 
-def _do(call: PhoneCall, action: str, value: str) -> None:
+def _do(call: PhoneCall, action: str, value: str, dial_outcomes: tuple[str, ...]) -> None:
     if action == "press":
         call.press(value)
     elif action == "say":
@@ -209,6 +215,8 @@ def _do(call: PhoneCall, action: str, value: str) -> None:
     elif action == "dial":
         if value not in DIAL_OUTCOMES:
             raise PhoneRequestRefused(400, f"unknown dial outcome {value!r}; one of {', '.join(DIAL_OUTCOMES)}")
+        if call.waiting_for == "dial" and value not in dial_outcomes:
+            raise PhoneRequestRefused(400, f"this dial cannot end {value!r}; it ends {', '.join(dial_outcomes)}")
         call.dial_result(value)
     elif action == "accept":  # a screened transfer: the answering party presses a key
         call.dial_result("completed", screen=value or "1")
@@ -236,9 +244,29 @@ def _isolated(function, *args, **kwargs):
     return contextvars.Context().run(function, *args, **kwargs)
 
 
+def _where(call: PhoneCall) -> tuple[str | None, str | None, list[dict]]:
+    """Where the call is (or ended) and every state it passed: the last document's walk knows the states
+    after the URL it was asked for (a `say` then `hangup` after a recording), the phone only that URL."""
+    journal = services().journal
+    walked = journal.walked(call.sid) if journal is not None else []
+    flow, state = walked[-1] if walked else (call.flow, call.state)
+    visited = [{"flow": f, "state": s} for f, s in dict.fromkeys(walked)]
+    return flow, state, visited
+
+
+def _dial_outcomes(call: PhoneCall) -> tuple[str, ...]:
+    """How the dial the call waits on can end (none when it waits for no dial)."""
+    if call.waiting_for != "dial":
+        return ()
+    flow = services().flows.flows.get(call.flow or "")
+    state = flow.states.get(call.state or "") if flow is not None else None
+    return dial_outcomes(state.action if state is not None and isinstance(state.action, Dial) else None)
+
+
 def _view(live: LiveCall, *, everything: bool = False) -> dict:
     """What the page needs after each step; `heard` and `whisper` hold the lines not sent yet."""
     call = live.call
+    flow, state, visited = _where(call)
     start_heard = 0 if everything else live.shown
     start_whisper = 0 if everything else live.whispered
     live.shown, live.whispered = len(call.transcript), len(call.whisper)
@@ -259,9 +287,11 @@ def _view(live: LiveCall, *, everything: bool = False) -> dict:
             for h in call.transcript[start_heard:]
         ],
         "whisper": call.whisper[start_whisper:],
-        "flow": call.flow,
-        "state": call.state,
+        "flow": flow,
+        "state": state,
+        "visited": visited,
         "waiting_for": call.waiting_for,
+        "dial_outcomes": _dial_outcomes(call),
         "ended": call.ended,
         "end_reason": call.end_reason,
         "reject_reason": call.reject_reason,

@@ -16,7 +16,7 @@ from ivr.web.http import SESSION_TTL
 from ivr.web.http import webhook_params as _params
 from ivr.web.services import recorded_hooks, services, twilio_client
 
-__all__ = ["carry_out_later", "init_app", "journal_texts", "send_text", "sends_texts"]
+__all__ = ["carry_out_later", "init_app", "journal_texts", "journal_walk", "send_text", "sends_texts"]
 
 log = logging.getLogger("ivr.web")
 
@@ -83,6 +83,13 @@ def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
     app = current_app._get_current_object()
     if journal_texts(app, sid, texts, from_phone=from_built_in_phone(request.environ)):
         response.call_on_close(lambda: _send_texts(app, sid, texts))
+
+
+def journal_walk(sid: str, flow: str, states: tuple[str, ...]) -> None:
+    """Note the states a document for the built-in phone rendered: its page marks them, and where the call ended."""
+    journal = services().journal
+    if journal is not None and states and from_built_in_phone(request.environ):
+        journal.walk(sid, flow, states)
 
 
 def journal_texts(app: Flask, sid: str, texts: list[SendText], *, from_phone: bool) -> bool:

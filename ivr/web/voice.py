@@ -22,7 +22,7 @@ from ivr.hooks import run_pending
 from ivr.web import metrics, security
 from ivr.web.answers import claim_texts, commit, remember, request_digest, revision, stored_answer
 from ivr.web.deadline import error_hooks_deadline, hooks_deadline
-from ivr.web.effects import carry_out_later
+from ivr.web.effects import carry_out_later, journal_walk
 from ivr.web.http import webhook_params as _params
 from ivr.web.http import xml_response as _xml
 from ivr.web.services import hook_records, services
@@ -131,6 +131,8 @@ def _answer(flow_id: str, state: str | None, step_fn):
                  extra={"next_state": step.state})  # fmt: skip
         if step.state != state and step.state in (engine.flow.error_state, APOLOGY):  # a failed hook sent it there
             metrics.error_answer(engine.flow.id, "apology" if step.state == APOLOGY else "error_state")
+        if not screening:  # the answering party's leg walks no state of the caller's
+            journal_walk(sid, step.flow, step.walked)
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
         return response
@@ -217,6 +219,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
                 except Exception:
                     log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
             metrics.error_answer(engine.flow.id, "error_state")
+            journal_walk(params.get("CallSid", ""), step.flow, step.walked)
             return step.twiml
     metrics.error_answer(engine.flow.id if engine is not None else None, "apology")
     defaults = engine.flow.defaults if engine is not None else None

@@ -31,7 +31,7 @@
   let keys = "";
   let keyTimer = null;
   let warningsShown = 0;
-  let visited = new Set(); // "flow/state" the call has been in
+  let visited = new Set(); // "flow/state" the call has been in, as the server lists them
   let versions = {}; // flow id -> content version, to redraw a graph after an edit
   const graphs = {}; // "flow@version" -> graph data
   let drawn = null; // "flow@version" on screen
@@ -72,7 +72,6 @@
       return;
     }
     showProblems(data.problems);
-    showChoices($("dial-choices"), "dial", data.dial_outcomes, (status) => `The dial ends: ${status}`);
     showChoices($("queue-choices"), "queue", data.queue_results, (result) => `The queue wait ends: ${result}`);
     const select = $("flow");
     const ids = data.flows.map((f) => f.id);
@@ -98,7 +97,8 @@
     $("problems").hidden = !text;
   }
 
-  // The dial outcomes and queue results are the server's vocabulary: the page keeps no copy of them.
+  // The dial outcomes (of the dial the call waits on) and queue results are the server's vocabulary:
+  // the page keeps no copy of them.
   function showChoices(box, action, values, said) {
     const text = (values || []).join("\n");
     if (box.dataset.values === text) return;
@@ -164,7 +164,10 @@
     for (const heard of data.heard) hear(heard);
     for (const w of data.warnings.slice(warningsShown)) line("pause", `warning ${w.code}: ${w.message}`);
     warningsShown = data.warnings.length;
+    // The server knows the states that wait for nothing too: no URL of the call names them.
+    visited = new Set((data.visited || []).map((v) => `${v.flow}/${v.state}`));
     if (data.flow && data.state) visited.add(`${data.flow}/${data.state}`);
+    showChoices($("dial-choices"), "dial", data.dial_outcomes, (status) => `The dial ends: ${status}`);
     if (data.ended) line("end", endText(data));
     showProblems(data.problems);
     showEffects(data.effects);
