@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import phone_on
 from helpers import FakeClock
 from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Request, Response
@@ -608,3 +609,19 @@ def test_the_phone_calls_the_real_app_signed_and_schema_checked(make_app):
     call.record(9)
     assert call.ended and call.error is None and call.warnings == []
     assert {e.status for e in call.exchanges} | {c.status for c in call.callbacks} == {200}
+
+
+def test_a_plain_dial_cannot_be_answered_but_a_conference_can(make_app, tmp_path):
+    """`answered` is the DialCallStatus of a dial to a conference only (as the browser phone and graph say)."""
+    (tmp_path / "d.yaml").write_text(
+        "start: plain\nstates:\n"
+        "  plain: {dial: '+15550001111', next: room}\n"
+        "  room: {dial: {conference: team}, next: bye}\n"
+        "  bye: {say: Bye., hangup: true}\n"
+    )
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(tmp_path)})).dial("d")
+    with pytest.raises(PhoneError, match="DialCallStatus 'answered' cannot end this dial"):
+        call.dial_result("answered")
+    call.dial_result("completed")
+    call.dial_result("answered")
+    assert call.heard[-1] == "Bye."

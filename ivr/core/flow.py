@@ -44,6 +44,7 @@ __all__ = [
     "Target",
     "Text",
     "dial_outcomes",
+    "dial_outcomes_of",
     "is_digit_key",
     "say_limit",
     "variable_name_problem",
@@ -239,9 +240,12 @@ class Dial:
 
 def dial_outcomes(dial: Dial | None) -> tuple[str, ...]:
     """The DialCallStatus values `dial` can end with (None: a dial of a number): `answered` only for a conference."""
-    if dial is not None and any(t.kind == "conference" for t in dial.targets):
-        return DIAL_OUTCOMES
-    return tuple(o for o in DIAL_OUTCOMES if o != "answered")
+    return dial_outcomes_of([t.kind for t in dial.targets] if dial is not None else [])
+
+
+def dial_outcomes_of(kinds) -> tuple[str, ...]:
+    """The DialCallStatus values of a dial of these target kinds (number, client, sip, conference, queue)."""
+    return DIAL_OUTCOMES if "conference" in kinds else tuple(o for o in DIAL_OUTCOMES if o != "answered")
 
 
 @dataclass(frozen=True, slots=True)

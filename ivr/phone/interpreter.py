@@ -16,7 +16,7 @@ import urllib.parse
 
 from twilio.request_validator import RequestValidator
 
-from ivr.core.flow import DIAL_OUTCOMES
+from ivr.core.flow import dial_outcomes_of
 from ivr.errors import PhoneError, TransportError
 from ivr.phone import params as twilio_params
 from ivr.phone import twiml
@@ -195,13 +195,12 @@ class PhoneCall:
         self._continue(self._rest, self._doc_url)
 
     def dial_result(self, status: str, *, duration: int = 30, screen: str | None = None) -> None:
-        """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on.
-
-        When the dialled number has a `url` (a screened transfer) and the call is answered, the
-        answering party's leg runs first: it hears the whisper and presses `screen` (None: nothing).
-        """
-        if status not in DIAL_OUTCOMES:
-            raise PhoneError(f"unknown DialCallStatus {status!r}; one of {', '.join(DIAL_OUTCOMES)}")
+        """End the <Dial> with a DialCallStatus; its action is requested, else the document goes on. When the
+        dialled number has a `url` (a screened transfer) and the call is answered, the answering party's leg
+        runs first: it hears the whisper and presses `screen` (None: nothing)."""
+        nouns = [noun.tag.lower() for noun in self._verb] if self.waiting_for == "dial" else ["conference"]
+        if status not in (allowed := dial_outcomes_of(nouns)):  # `answered` only ends a conference
+            raise PhoneError(f"DialCallStatus {status!r} cannot end this dial; one of {', '.join(allowed)}")
         answered = self.waiting_for == "dial" and status in ("completed", "answered")
         if answered and not put_through(self, self._verb, self._doc_url, screen):
             duration = 0  # the answering party hung up before the caller was put through
