@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from ivr.errors import StoreError
+from ivr.web.deadline import elapsed
 from ivr.web.security import not_local
 from ivr.web.services import recorded_hooks, services
 from ivr.web.spool import Spool
@@ -79,7 +80,6 @@ CALLS_IN_PROGRESS = Gauge(
 
 def init_app(app: Flask) -> None:
     """Time and count every request, count the hooks each ran, and serve /metrics."""
-    app.before_request(_started)
     app.after_request(_answered)
     app.add_url_rule("/metrics", "metrics", _metrics)
 
@@ -144,17 +144,13 @@ def call_ended() -> None:
 # -- every request -------------------------------------------------------------------------------
 
 
-def _started() -> None:
-    g.ivr_started = time.perf_counter()
-
-
 def _answered(response):
     rule = request.url_rule
     route = rule.rule if rule is not None else _UNMATCHED
     WEBHOOKS.labels(route, str(response.status_code)).inc()
-    started = g.get("ivr_started")
-    if started is not None:
-        WEBHOOK_SECONDS.labels(route).observe(time.perf_counter() - started)
+    seconds = elapsed()  # from the request's arrival, as its deadline counts (ivr/web/deadline.py)
+    if seconds is not None:
+        WEBHOOK_SECONDS.labels(route).observe(seconds)
     for record in recorded_hooks() or ():
         hook_called(record)
     return response
