@@ -32,13 +32,16 @@ For each setting, N (concurrent calls) and connection mode there are several rou
 runs every server once, in a rotating order, with the same number of calls. Calls per second is
 the median over rounds; p50 and p99 are over every webhook of every round; CPU times are per
 webhook: the server's (gunicorn's master and workers, from /proc), the client's (this process),
-and for the Redis store redis-server's (shared with anything else using Redis: approximate).
+and for the Redis store redis-server's (shared with anything else using Redis: approximate). The
+busiest worker's share of the workers' CPU shows how evenly the work spread, and the share of
+each core (the client's, the servers') that other work took during the runs (from /proc/stat, time
+stolen by the host included) shows how noisy they were.
 
 Targets (issue 14), each a ratio to the baseline under the same settings and connection mode, at
 every N, for both stores: zero errors; calls per second at least 0.95x; p99 latency at most
 1.10x; server CPU per webhook at most 1.0x.
 
-Run (the default takes about five minutes on 2 cores):
+Run (the default takes about four minutes on a quiet 2-core machine, longer on a busy one):
 
     python -m benchmarks.http_load
     python -m benchmarks.http_load --serve gthread:2x4              # 2 gthread workers, 4 threads each
@@ -84,6 +87,7 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 THROUGHPUT_TARGET = 0.95  # at least, x the baseline's calls per second
 P99_TARGET = 1.10  # at most, x the baseline's p99
 CPU_TARGET = 1.0  # at most, x the baseline's server CPU per webhook
+NOISE = 0.05  # other work's share of the servers' core above which a run is called noisy
 # The functions worth naming in a profile of a webhook: ivr's own and its main calls into libraries.
 PROFILE_FOCUS = (
     r"^ivr/|flask/app.py:\d+\((wsgi_app|full_dispatch_request|preprocess_request|dispatch_request)\)|"
@@ -118,6 +122,16 @@ def cpu_ticks(pid: int) -> dict[int, int]:
         if fields is not None and (int(entry) == pid or int(fields[1]) == pid):
             ticks[int(entry)] = int(fields[11]) + int(fields[12])
     return ticks
+
+
+def core_ticks(core: int) -> tuple[int, int]:
+    """(busy, all) clock ticks of one core since boot, from /proc/stat; busy counts time stolen by the host."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(x) for x in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
+                return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    return 0, 0
 
 
 def redis_server_pid() -> int | None:
@@ -278,6 +292,7 @@ class Run:
     server_cpu: float = 0.0
     redis_cpu: float | None = None
     busiest_worker: float = 0.0  # the share of the workers' CPU time its busiest worker took
+    others: tuple[float, float] = (0.0, 0.0)  # the shares of the client's and the servers' cores other work took
     latencies: list[float] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
 
@@ -389,12 +404,14 @@ def run_load(server: Server, calls: list, concurrency: int, open_now: bool, keep
     redis_pid = redis_server_pid() if "Redis" in server.name else None
     redis_before = sum(cpu_ticks(redis_pid).values()) if redis_pid else 0
     before = server.cpu_ticks()
+    cores_before = [core_ticks(CLIENT_CPU), core_ticks(SERVER_CPU)]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     asyncio.run(_load(server.port, calls, concurrency, keep_alive, run))
     run.elapsed = time.perf_counter() - start
     after_usage = resource.getrusage(resource.RUSAGE_SELF)
     after = server.cpu_ticks()
+    cores_after = [core_ticks(CLIENT_CPU), core_ticks(SERVER_CPU)]
     tick = os.sysconf("SC_CLK_TCK")
     run.client_cpu = (after_usage.ru_utime - usage.ru_utime) + (after_usage.ru_stime - usage.ru_stime)
     spent = {pid: ticks - before.get(pid, 0) for pid, ticks in after.items()}
@@ -403,6 +420,14 @@ def run_load(server: Server, calls: list, concurrency: int, open_now: bool, keep
     run.busiest_worker = max(workers) / sum(workers) if sum(workers) else 0.0
     if redis_pid:
         run.redis_cpu = (sum(cpu_ticks(redis_pid).values()) - redis_before) / tick
+    # Busy ticks of each core not spent by this run (client, server, redis-server on the core it last ran on): noise.
+    ours = [run.client_cpu * tick, sum(spent.values())]
+    if redis_pid and (fields := _stat(redis_pid)) and int(fields[36]) in (CLIENT_CPU, SERVER_CPU):
+        ours[(CLIENT_CPU, SERVER_CPU).index(int(fields[36]))] += run.redis_cpu * tick
+    shares = []
+    for (busy, total), (busy_before, total_before), own in zip(cores_after, cores_before, ours, strict=True):
+        shares.append(max(0.0, (busy - busy_before - own) / (total - total_before)) if total > total_before else 0.0)
+    run.others = (shares[0], shares[1])
     return run
 
 
@@ -490,6 +515,7 @@ def summarize(runs: list[Run]) -> dict:
         "server": sum(run.server_cpu for run in runs) / webhooks,
         "redis": sum(redis) / webhooks if redis else None,
         "busiest": common.median([run.busiest_worker for run in runs]),
+        "others": tuple(max(run.others[i] for run in runs) for i in (0, 1)),
         "connections": sum(run.connections for run in runs) / webhooks,
         "server_closed": sum(run.server_closed for run in runs),
         "stale": sum(run.stale for run in runs),
@@ -532,6 +558,10 @@ def measure_setting(setting: Setting, args, tmp: Path, prefix: str) -> tuple[dic
     return results, [server.name for server in servers], described
 
 
+def shares(values) -> str:
+    return " / ".join(f"{value:.0%}" for value in values)
+
+
 def ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
@@ -564,18 +594,22 @@ def report(results: dict, names: list[str], args) -> list[tuple]:
                     common.ms(res["p50"]) + (f" ({ratio(res['p50'], base['p50'])})" if vs else ""),
                     common.ms(res["p99"]) + (f" ({ratio(res['p99'], base['p99'])})" if vs else ""),
                     cpu, error_text, f"{res['completed']:,}/{res['calls']:,}", reconnects,
-                    f"{res['busiest']:.0%}", common.us(res["client"]), walk,
+                    f"{res['busiest']:.0%}", shares(res["others"]), common.us(res["client"]), walk,
                 ])  # fmt: skip
                 if vs:
                     verdicts.append((n, mode, name, *checks(res, base, errors)))
     headers = ["N", "connections", "server", "calls/s (vs baseline)", "each round", "p50", "p99",
                "server CPU / webhook", "errors", "calls done", "connections / webhook", "busiest worker's CPU",
-               "client CPU / webhook", "walk"]  # fmt: skip
+               f"other work on core {CLIENT_CPU} / {SERVER_CPU}", "client CPU / webhook", "walk"]  # fmt: skip
     print(common.table(headers, rows))
     print()
     for n, mode, name, text, _ in verdicts:
         print(f"- N={n}, {mode} connections, {name}: {text}.")
     print()
+    noise = max(max(res["others"]) for res in results.values())
+    if noise > NOISE:
+        print(f"Other work took up to {noise:.0%} of a core during a run: the numbers above are noisy; repeat them on "
+              "a quiet machine.\n")  # fmt: skip
     return verdicts
 
 
@@ -598,6 +632,7 @@ def compare_settings(all_results: list[tuple[str, dict, list[str]]], args) -> No
     headers = ["setting", "connections", "N"]
     for name in names:
         headers += [f"{name} calls/s", f"{name} p99", f"{name} CPU / webhook"]
+    headers.append(f"other work on core {CLIENT_CPU} / {SERVER_CPU}")
     rows = []
     for mode in args.connections:
         for n in args.concurrency:
@@ -612,6 +647,7 @@ def compare_settings(all_results: list[tuple[str, dict, list[str]]], args) -> No
                         common.ms(res["p99"]) + (f" ({ratio(res['p99'], base['p99'])})" if vs else ""),
                         common.us(res["server"]) + (f" ({ratio(res['server'], base['server'])})" if vs else ""),
                     ]
+                row.append(shares([max(results[n, mode, name]["others"][i] for name in names) for i in (0, 1)]))
                 rows.append(row)
     print("### The settings side by side\n")
     print(common.table(headers, rows))
@@ -686,7 +722,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog=f"Targets, against the baseline under the same settings: zero errors, calls/s >= {THROUGHPUT_TARGET}x, "
-        f"p99 <= {P99_TARGET}x, server CPU per webhook <= {CPU_TARGET}x. The default run takes about five minutes.",
+        f"p99 <= {P99_TARGET}x, server CPU per webhook <= {CPU_TARGET}x. The default run takes about four minutes on a "
+        "quiet 2-core machine.",
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY), help="values of N")
     parser.add_argument(
