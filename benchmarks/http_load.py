@@ -50,6 +50,10 @@ Run (the default takes about four minutes on a quiet 2-core machine, longer on a
     python -m benchmarks.http_load --connections keepalive --concurrency 100 --rounds 2 --stores sqlite
     taskset -c 1 python -m benchmarks.http_load --profile           # no HTTP: the servers' work, in this process
 
+On a machine shared with other work, `nice -n -10 python -m benchmarks.http_load ...` (as root) gives
+the client and the servers (which inherit it) their turns first; the "other work" column and the
+line after the verdicts say how much noise was left.
+
 `--profile` serves the same walks in this process as plain WSGI calls, with the access and app
 logging the config sets up (written to /dev/null): time per webhook of each app, interleaved,
 then cProfile of ivr's webhooks.

@@ -23,7 +23,7 @@ app's time per request is the median over the batches. Two ways in:
 Targets (issue 14), ivr (SQLite) against the baseline's time per request, both ways: the menu step
 at most 0.85x; the main.yaml walk at most 0.90x, on each branch.
 
-Run (about two minutes; pinning to one core steadies the numbers):
+Run (about two and a half minutes; pinning to one core steadies the numbers):
 
     taskset -c 1 python -m benchmarks.per_request
     taskset -c 1 python -m benchmarks.per_request --workloads main --rounds 20   # shorter
