@@ -2,18 +2,71 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" decoding error handler used below
 from flask import current_app, request
 
-__all__ = ["SESSION_GRACE", "SESSION_TTL", "webhook_params", "xml_response"]
+__all__ = ["SESSION_GRACE", "SESSION_TTL", "Form", "form", "webhook_params", "xml_response"]
 
 SESSION_GRACE = 30 * 60  # seconds a session is kept after the call ended, for late callbacks
 SESSION_TTL = 4 * 3600 + SESSION_GRACE  # a call lasts at most 4 hours
 _XML = "text/xml; charset=utf-8"
+_FORM = "ivr.form"  # the environ key of the request's parsed body
+_URLENCODED = "application/x-www-form-urlencoded"
+
+
+class Form(dict):
+    """A POST body's parameters: each name's first value, as werkzeug's `request.form.to_dict()`, and every
+    value of a name in the order sent through `getall`, which `RequestValidator` asks for first (it walks a
+    werkzeug MultiDict by failing a method lookup on every field)."""
+
+    __slots__ = ("_lists",)
+
+    def __init__(self, pairs: list[tuple[str, str]] = ()) -> None:
+        lists: dict[str, list[str]] = {}
+        for name, value in pairs:
+            values = lists.get(name)
+            if values is None:
+                lists[name] = [value]
+            else:
+                values.append(value)
+        super().__init__((name, values[0]) for name, values in lists.items())
+        self._lists = lists
+
+    def getall(self, name: str) -> list[str]:
+        """Every value sent for `name`, in order (KeyError when none was)."""
+        return self._lists[name]
+
+
+_EMPTY = Form()
+
+
+def form() -> Form:
+    """The request's form body, parsed once per request exactly as werkzeug parses `request.form` (its
+    decoding rules, its silence on a body that is not UTF-8); empty for other content types."""
+    environ = request.environ
+    parsed = environ.get(_FORM)
+    if parsed is None:
+        parsed = environ[_FORM] = _parse()
+    return parsed
+
+
+def _parse() -> Form:
+    if request.mimetype != _URLENCODED:  # whatever the method, as werkzeug: the signature covers what it parses
+        return _EMPTY
+    # cache=True: request.form, should anything still ask for it, parses the same bytes again.
+    body = request.get_data(cache=True)
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return _EMPTY  # werkzeug's form parser is silent about it too: an empty form
+    return Form(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
 
 
 def webhook_params() -> dict:
-    """Twilio's parameters: the form of a POST, the query of a GET."""
-    return request.form.to_dict() if request.method == "POST" else request.args.to_dict()
+    """Twilio's parameters: the form of a POST, the query of a GET (a copy: the caller's to change)."""
+    return dict(form()) if request.method == "POST" else request.args.to_dict()
 
 
 def xml_response(body: str, status: int = 200):
