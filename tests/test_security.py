@@ -437,6 +437,6 @@ def test_an_algorithm_the_library_cannot_check_is_refused_saying_so(make_app, ca
 
 @pytest.mark.parametrize("value", ["s3cr3t-value", "=s3cr3t-value", "key=", "a=s3cr3t-value,b"])
 def test_a_malformed_shared_keys_setting_is_refused_without_showing_a_secret(make_app, value):
-    with pytest.raises(ConfigError, match="TWILIO_WEBHOOK_SHARED_KEYS: .* is not keyId=secret") as refused:
+    with pytest.raises(ConfigError, match=r"TWILIO_WEBHOOK_SHARED_KEYS: .* is not keyId=secret") as refused:
         make_app({"TWILIO_WEBHOOK_SHARED_KEYS": value})
     assert "s3cr3t-value" not in str(refused.value)

@@ -1,12 +1,13 @@
-"""A webhook's step stored once: a compare-and-set against the session's revision, and retries answered from it.
+"""A webhook's step stored once: a compare-and-set against what was read, and retries answered from it.
 
 Twilio may send one webhook again while the first attempt is still stepping (hooks take seconds,
-outside any lock). Every attempt reads the session, steps, and writes only if no other attempt
-wrote since it read: the session's revision is checked and bumped inside the store's atomic
-update. The winner's write claims the step's texts, so only the winner sends them; a loser that
-made the same request answers with the winner's stored TwiML, and one that made another request
-steps again on the winner's session. Status callbacks do not bump the revision: what they store
-meanwhile is kept.
+outside any lock). Every attempt reads the session once, steps, and writes only if the session is
+still what it read (the store's compare-and-set `replace`): one read and one write per webhook.
+When a status callback wrote in between, the write is made again over what it stored, unless
+another attempt bumped the session's revision first. The winner's write claims the step's texts,
+so only the winner sends them; a loser that made the same request answers with the winner's
+stored TwiML, and one that made another request steps again on the winner's session. Status
+callbacks do not bump the revision: what they store meanwhile is kept.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from flask import request
 
 from ivr.core.effects import SendText
 from ivr.core.engine import Step
-from ivr.store import SessionStore
+from ivr.errors import StoreError
+from ivr.store import Read, SessionStore
 from ivr.web.http import SESSION_TTL
 
 __all__ = ["REVISION", "claim_texts", "commit", "remember", "request_digest", "revision", "stored_answer"]
@@ -25,6 +27,8 @@ __all__ = ["REVISION", "claim_texts", "commit", "remember", "request_digest", "r
 REVISION = "rev"
 # What status callbacks write into a session (ivr/web/callbacks.py): never a webhook's to overwrite.
 _CALLBACK_KEYS = ("status", "ended", "duration")
+# Writes of one step while callbacks keep writing the same session in between (each a few per call).
+_MERGES = 10
 
 
 def revision(session: dict | None) -> int:
@@ -65,22 +69,22 @@ def claim_texts(step: Step) -> list[SendText]:
     return texts
 
 
-def commit(store: SessionStore, sid: str, session: dict, read: int) -> tuple[bool, dict | None]:
-    """Write `session` if the stored one is still at revision `read`; (whether it was, the session stored now)."""
-    outcome: tuple[bool, dict | None] = (False, None)
-
-    def write(current: dict | None) -> dict | None:
-        nonlocal outcome
-        if revision(current) != read:  # another attempt stepped first: its session stays as it is
-            outcome = (False, current)
-            return current
-        new = {**session, REVISION: read + 1}
-        if current:
-            new.update((key, current[key]) for key in _CALLBACK_KEYS if key in current)
+def commit(store: SessionStore, sid: str, session: dict, seen: Read) -> tuple[bool, Read]:
+    """Write `session`, stepped from what `seen` read, if no other attempt stepped since: one `replace` (a
+    compare-and-set), and another only when a status callback or a text's mark wrote in between, whose keys
+    are kept. (Whether this attempt won, what the store holds now when it lost.)"""
+    read = revision(seen.value)
+    new = {**session, REVISION: read + 1}
+    text = seen.text
+    for _ in range(_MERGES):
+        if store.replace(sid, text, new, SESSION_TTL):
+            return True, Read(new, None)
+        current = store.read(sid)
+        if revision(current.value) != read:  # another attempt stepped first: its session stays as it is
+            return False, current
+        if current.value:
+            new.update((key, current.value[key]) for key in _CALLBACK_KEYS if key in current.value)
             # Texts marked sent (or failed) since the read: the mark is newer than the claim read with it.
-            new["effects"] = {**new.get("effects", {}), **current.get("effects", {})}
-        outcome = (True, new)
-        return new
-
-    store.update(sid, write, SESSION_TTL)
-    return outcome
+            new["effects"] = {**new.get("effects", {}), **current.value.get("effects", {})}
+        text = current.text
+    raise StoreError(f"the session of CallSid {sid} kept changing under {_MERGES} attempts to store a webhook's step")
