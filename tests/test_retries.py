@@ -38,6 +38,18 @@ states:
     routes: {"1": note}
   note: {run: note, next: menu}
 """
+LOOKUP = """\
+start: lookup
+states:
+  lookup: {run: lookup, next: menu}
+  menu:
+    say: Press 1 to hear it again.
+    gather: {}
+    routes: {"1": greet}
+  greet:
+    say: "Hello {{ name }}."
+    hangup: true
+"""
 TEXTS = r"/Messages\.json$"
 
 
@@ -139,7 +151,7 @@ def test_overlapping_retries_send_one_text_answer_alike_and_store_the_winners_se
     [text] = http.sent("POST", TEXTS)
     assert dict(text.form)["Body"] == "Your order is confirmed."
     stored = store.get(call.sid)
-    assert stored["last"]["twiml"] == answer
+    assert "twiml" not in stored["last"] and stored["last"]["document"] == [["confirm", "enter"]]
     assert stored["visits"]["shop/confirm"] == 1  # one attempt's step, not several laid over one another
     assert stored["effects"] == {f"{call.sid}:shop/confirm:1": "sent"}
     assert {k: stored[k] for k in status} == status
@@ -212,3 +224,38 @@ def test_a_hook_gets_a_key_stable_for_its_call_state_and_visit(make_app, flows_d
     call.press("1")
     call.press("1")
     assert [ctx.key for ctx in hooks.calls["note"]] == [f"{call.sid}:loop/note:1", f"{call.sid}:loop/note:2"]
+
+
+# -- what a retry is answered from --------------------------------------------------------------------
+
+
+def test_a_retry_after_a_hook_is_the_same_bytes_and_runs_nothing_again(make_app, flows_dir, hooks, store_settings):
+    hooks.returns("lookup", vars={"name": "Ada"})
+    (flows_dir / "lookup.yaml").write_text(LOOKUP)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir), **store_settings})
+    client = app.test_client()
+    params = {**phone_on(app).dial("lookup").exchanges[0].params, "CallSid": "CA" + "7" * 32}
+    headers = {"X-Twilio-Signature": sign(BASE + "/voice/lookup", params), "I-Twilio-Idempotency-Token": "t1"}
+    first = client.post("/voice/lookup", data=params, headers=headers).data
+    assert len(hooks.calls["lookup"]) == 2  # the dial's, and this call's
+    again = client.post("/voice/lookup", data=params, headers=headers).data
+    assert again == first and b"Press 1 to hear it again." in first
+    assert len(hooks.calls["lookup"]) == 2  # not run again
+    last = services(app).store.get(params["CallSid"])["last"]
+    # Kept as the chain its flow version renders again, not as the TwiML.
+    assert last["document"] == [["lookup", "enter"], ["menu", "enter"]] and "twiml" not in last
+
+
+def test_a_templated_answer_is_kept_as_its_twiml(make_app, flows_dir, hooks):
+    hooks.returns("lookup", vars={"name": "Ada"})
+    (flows_dir / "lookup.yaml").write_text(LOOKUP)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir)})
+    call = phone_on(app).dial("lookup")
+    params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": "1"}
+    headers = {"X-Twilio-Signature": sign(BASE + "/voice/lookup/menu", params), "I-Twilio-Idempotency-Token": "t2"}
+    first = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    assert b"Hello Ada." in first.data
+    last = services(app).store.get(call.sid)["last"]
+    assert last["twiml"] == first.get_data(as_text=True) and "document" not in last
+    again = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    assert again.data == first.data

@@ -13,6 +13,7 @@ callbacks do not bump the revision: what they store meanwhile is kept.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from flask import request
 
@@ -21,8 +22,11 @@ from ivr.core.engine import Step
 from ivr.errors import StoreError
 from ivr.store import Read, SessionStore
 from ivr.web.http import SESSION_TTL
+from ivr.web.registry import FlowRegistry
 
 __all__ = ["REVISION", "claim_texts", "commit", "remember", "request_digest", "revision", "stored_answer"]
+
+log = logging.getLogger("ivr.web")
 
 REVISION = "rev"
 # What status callbacks write into a session (ivr/web/callbacks.py): never a webhook's to overwrite.
@@ -46,18 +50,32 @@ def request_digest(params: dict) -> str:
     return hashlib.sha256(repr(what).encode()).hexdigest()[:32]
 
 
-def stored_answer(session: dict, token: str | None, digest: str | None) -> str | None:
-    """The TwiML stored for this very request (same token, same digest), or None when it must be stepped."""
+def stored_answer(session: dict, token: str | None, digest: str | None, registry: FlowRegistry) -> str | None:
+    """The TwiML answered to this very request (same token, same digest), or None when it must be stepped."""
     last = session.get("last") or {}
-    if token and last.get("token") == token and last.get("digest") == digest:
+    if not (token and last.get("token") == token and last.get("digest") == digest):
+        return None
+    if "document" not in last:
         return last.get("twiml")  # None for a sensitive state's read-back: redone, never kept
-    return None
+    flow_id, version = last["flow"], last["version"]
+    engine = registry.engine(flow_id, version)
+    if engine.flow.content_hash != version:  # that version of the flow cannot be had any more
+        log.warning("retried webhook: flow %s version %s is gone; the webhook is stepped again", flow_id, version)
+        return None
+    return engine.rendered_again(last["document"])
 
 
-def remember(step: Step, token: str, digest: str, *, sensitive: bool) -> None:
-    """Keep the answer with the session, for a retry of the same request."""
-    # A read-back of sensitive input is not kept, nor a digest that would give the input away.
-    step.session["last"] = {"token": token} if sensitive else {"token": token, "digest": digest, "twiml": step.twiml}
+def remember(step: Step, token: str, digest: str, version: str, *, sensitive: bool) -> None:
+    """Keep the answer with the session, for a retry of the same request: a document without templates as
+    the chain of states its flow `version` renders it from (a few bytes), any other as its TwiML."""
+    if sensitive:  # a read-back of sensitive input is not kept, nor a digest that would give the input away
+        last = {"token": token}
+    elif step.document is not None:
+        last = {"token": token, "digest": digest, "flow": step.flow, "version": version,
+                "document": [list(segment) for segment in step.document]}  # fmt: skip
+    else:
+        last = {"token": token, "digest": digest, "twiml": step.twiml}
+    step.session["last"] = last
 
 
 def claim_texts(step: Step) -> list[SendText]:

@@ -106,7 +106,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
         existing = seen.value
         session = existing or new_session(flow_id)
         for attempt in range(_ATTEMPTS):
-            answer = stored_answer(session, token, digest)
+            answer = stored_answer(session, token, digest, registry)
             if answer is not None:
                 # Twilio retried a webhook already answered: the same answer, nothing redone or sent.
                 log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
@@ -115,7 +115,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             texts = claim_texts(step)  # each text at most once per call, state and visit: claimed in the write
             if token:
                 sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
-                remember(step, token, digest, sensitive=sensitive)
+                remember(step, token, digest, engine.flow.content_hash, sensitive=sensitive)
             # Hooks may take seconds: the step ran outside the store's lock, so the write checks that no
             # other attempt stepped this session meanwhile (it keeps what status callbacks stored).
             with metrics.store_op("update"):
