@@ -43,6 +43,16 @@ def test_the_parsed_form_and_its_signature_are_werkzeugs(pairs, algorithm):
     assert VALIDATOR.compute_signature(url, ours, algorithm) == VALIDATOR.compute_signature(url, theirs, algorithm)
 
 
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(text=st.text(alphabet="ab=&+%2FfF0é ", max_size=40))
+def test_parse_decodes_any_text_as_parse_qsl_does(text):
+    expected = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
+    parsed = Form.parse(text)
+    assert [(name, value) for name in parsed._lists for value in parsed.getall(name)] == [
+        (name, value) for name in dict.fromkeys(n for n, _ in expected) for n2, value in expected if n2 == name
+    ]
+
+
 def test_repeated_parameters_are_all_signed_sorted_and_deduplicated():
     ours, theirs, params = _both(b"b=2&a=1&b=1&b=2")
     assert ours.getall("b") == ["2", "1", "2"] and params == {"b": "2", "a": "1"}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from collections.abc import Iterable
+from urllib.parse import unquote
 
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" decoding error handler used below
 from flask import current_app, request
@@ -14,6 +15,7 @@ SESSION_TTL = 4 * 3600 + SESSION_GRACE  # a call lasts at most 4 hours
 _XML = "text/xml; charset=utf-8"
 _FORM = "ivr.form"  # the environ key of the request's parsed body
 _URLENCODED = "application/x-www-form-urlencoded"
+_REQUOTE = "werkzeug.url_quote"  # bytes that are not UTF-8 are percent-encoded again, as werkzeug does
 
 
 class Form(dict):
@@ -23,16 +25,38 @@ class Form(dict):
 
     __slots__ = ("_lists",)
 
-    def __init__(self, pairs: list[tuple[str, str]] = ()) -> None:
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
         lists: dict[str, list[str]] = {}
         for name, value in pairs:
             values = lists.get(name)
             if values is None:
                 lists[name] = [value]
+                self[name] = value
             else:
                 values.append(value)
-        super().__init__((name, values[0]) for name, values in lists.items())
         self._lists = lists
+
+    @classmethod
+    def parse(cls, text: str) -> Form:
+        """A urlencoded body, decoded as `urllib.parse.parse_qsl(text, keep_blank_values=True,
+        errors="werkzeug.url_quote")` decodes it (what werkzeug does), in one pass that skips the decoding of
+        the names and values that need none."""
+        pairs = []
+        for pair in text.split("&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition("=")
+            if "+" in name:
+                name = name.replace("+", " ")
+            if "%" in name:
+                name = unquote(name, errors=_REQUOTE)
+            if "+" in value:
+                value = value.replace("+", " ")
+            if "%" in value:
+                value = unquote(value, errors=_REQUOTE)
+            pairs.append((name, value))
+        return cls(pairs)
 
     def getall(self, name: str) -> list[str]:
         """Every value sent for `name`, in order (KeyError when none was)."""
@@ -61,7 +85,7 @@ def _parse() -> Form:
         text = body.decode()
     except UnicodeDecodeError:
         return _EMPTY  # werkzeug's form parser is silent about it too: an empty form
-    return Form(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
+    return Form.parse(text)
 
 
 def webhook_params() -> dict:
