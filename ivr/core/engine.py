@@ -123,6 +123,7 @@ class Engine:
         self.schedules = {**(schedules or {}), **flow.schedules}
         self.zone = ZoneInfo(flow.defaults.timezone or timezone)
         self.renderer = Renderer(flow, urls or Urls())
+        self.renderer.prepare()  # every document without templates, before any call (and before gunicorn forks)
         self.speech_routes = {
             name: speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
         }
