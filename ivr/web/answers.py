@@ -40,14 +40,16 @@ def revision(session: dict | None) -> int:
     return (session or {}).get(REVISION, 0)
 
 
-def request_digest(params: dict) -> str:
-    """What makes a retry the same request: method, path, query and parameters, hashed (the token is only a hint)."""
+def request_digest() -> str:
+    """What makes a retry the same request: method, path, query and body, hashed (the token is only a hint)."""
     environ = request.environ
-    # Parameters in the order sent, unsorted: a retry resends the same body, and two requests that differ
-    # only in order are at worst stepped again, never answered with each other's TwiML. Sorting (and JSON)
-    # cost more than the rest of this check on every webhook.
-    what = (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), params)
-    return hashlib.sha256(repr(what).encode()).hexdigest()[:32]
+    # The bytes as sent: a retry resends the same request, and two that differ only in how they encode the
+    # same parameters are at worst stepped again, never answered with each other's TwiML. (WSGI strings are
+    # the request's bytes read as latin-1.)
+    line = f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}\n"
+    digest = hashlib.sha256(line.encode("latin-1"))
+    digest.update(request.get_data(cache=True))  # already read, and kept, by the form's parse
+    return digest.hexdigest()[:32]
 
 
 def stored_answer(session: dict, token: str | None, digest: str | None, registry: FlowRegistry) -> str | None:

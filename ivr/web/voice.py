@@ -100,7 +100,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
-        digest = request_digest(params) if token else None
+        digest = request_digest() if token else None
         with metrics.store_op("get"):
             seen = store.read(sid)
         existing = seen.value
