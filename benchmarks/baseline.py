@@ -6,7 +6,7 @@ recipe). It answers the requests the benchmarks send with exactly the TwiML `ivr
 with (the benchmarks check that byte for byte), keeps no session, and handles nothing else
 beyond sending the caller back to the menu.
 
-Serve it as the benchmarks do: `TWILIO_AUTH_TOKEN=... gunicorn -c ivr/web/gunicorn_conf.py benchmarks.baseline:app`.
+Serve it as the benchmarks do: `TWILIO_AUTH_TOKEN=... gunicorn -c ivr/web/gunicorn_conf.py benchmarks.baseline:wsgi`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,17 @@ app = Flask(__name__)
 GENERATED_MENUS = 10  # the menus of the generated flow the benchmarks use (benchmarks/common.py)
 NEW_YORK = ZoneInfo("America/New_York")
 VOICE = {"voice": "Polly.Joanna", "language": "en-US"}
+CALLBACK_OVERRIDES = "#ct=1000&rt=2500&tt=15000&rc=3&rp=ct,rt,5xx"
 
 
 # URLs are absolute when IVR_PUBLIC_URL is set, as ivr writes them (DESIGN: production requires it).
 BASE = os.environ.get("IVR_PUBLIC_URL", "").rstrip("/")
+
+
+def wsgi(environ, start_response):
+    """The app as gunicorn serves it in the benchmarks: a plain WSGI callable, so that ivr's gunicorn config does
+    not take it for an ivr app (its post_worker_init starts ivr's background thread for any Flask app it serves)."""
+    return app(environ, start_response)
 
 
 def validate_twilio_request(view):
@@ -119,7 +126,8 @@ def _voicemail(response: VoiceResponse) -> None:
         max_length=120,
         method="POST",
         play_beep=True,
-        recording_status_callback="/twilio/recording?flow=main&state=voicemail",
+        # Twilio's connection overrides, as ivr writes them: retry a lost recording callback (ivr/core/twiml.py).
+        recording_status_callback=BASE + "/twilio/recording?flow=main&state=voicemail" + CALLBACK_OVERRIDES,
         recording_status_callback_method="POST",
     )
     response.redirect(BASE + "/voice/main/voicemail?event=no_recording", method="POST")

@@ -160,18 +160,20 @@ def menu_step(base: str, sid: str, flow: str = "gen", digits: str = "2") -> list
 def main_walk(open_now: bool) -> list[tuple[str, dict, bytes]]:
     """A call walking flows/main.yaml end to end: (path, extra params, a piece the answer must hold).
 
+    The pieces hold no address: URLs are absolute in production (IVR_PUBLIC_URL), relative elsewhere.
+
     In office hours: menu, 2 (support), 1 (billing: a Dial), the Dial completes, goodbye.
     After hours: the after-hours menu, 1 (voicemail: a Record), a recording, thanks and goodbye.
     """
     if open_now:
         return [
-            ("/voice/main", {}, b'action="/voice/main/menu"'),
-            ("/voice/main/menu", press("2"), b'action="/voice/main/support_menu"'),
+            ("/voice/main", {}, b'/voice/main/menu"'),
+            ("/voice/main/menu", press("2"), b'/voice/main/support_menu"'),
             ("/voice/main/support_menu", press("1"), b"<Number>+15005550007</Number>"),
             ("/voice/main/billing", DIAL_COMPLETED, b"<Hangup />"),
         ]
     return [
-        ("/voice/main", {}, b'action="/voice/main/after_hours_menu"'),
+        ("/voice/main", {}, b'/voice/main/after_hours_menu"'),
         ("/voice/main/after_hours_menu", press("1"), b"<Record "),
         ("/voice/main/voicemail", RECORDED, b"second message.</Say>"),
     ]
