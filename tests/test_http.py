@@ -1,5 +1,6 @@
 """The webhook body parsed once (ivr/web/http.py): the same parameters werkzeug's request.form gives, and the same
-signature RequestValidator computes from them, over the fuzzing corpus's hostile parameter sets."""
+signature RequestValidator computes from them (and the app's own HMAC, ivr/web/security.py), over the fuzzing
+corpus's hostile parameter sets."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from ivr.web.http import Form, form, webhook_params
+from ivr.web.security import expected_signature
 
 VALIDATOR = RequestValidator(TOKEN)
 APP = Flask(__name__)
@@ -41,6 +43,10 @@ def test_the_parsed_form_and_its_signature_are_werkzeugs(pairs, algorithm):
         assert ours.getall(name) == theirs.getlist(name)  # repeated parameters, in the order sent
     url = f"{BASE}/voice/main/menu"
     assert VALIDATOR.compute_signature(url, ours, algorithm) == VALIDATOR.compute_signature(url, theirs, algorithm)
+    # The app's own HMAC, the same as the validator's over every request the corpus makes.
+    assert expected_signature(VALIDATOR.token, url, ours, algorithm) == VALIDATOR.compute_signature(
+        url, theirs, algorithm
+    )
 
 
 @settings(max_examples=500, deadline=None, derandomize=True)
@@ -60,6 +66,7 @@ def test_repeated_parameters_are_all_signed_sorted_and_deduplicated():
     expected = VALIDATOR.compute_signature(url, {"a": "1", "b": "1"})  # b's values sorted, the repeat once
     assert VALIDATOR.compute_signature(url, ours) != expected  # b=2 is signed too
     assert VALIDATOR.compute_signature(url, ours) == VALIDATOR.compute_signature(url, theirs)
+    assert expected_signature(VALIDATOR.token, url, ours) == VALIDATOR.compute_signature(url, theirs)
 
 
 def test_a_body_that_is_not_utf8_is_an_empty_form_as_werkzeug_makes_it():

@@ -50,13 +50,17 @@ class Form(dict):
             if "+" in name:
                 name = name.replace("+", " ")
             if "%" in name:
-                name = unquote(name, errors=_REQUOTE)
+                name = _decoded(name)
             if "+" in value:
                 value = value.replace("+", " ")
             if "%" in value:
-                value = unquote(value, errors=_REQUOTE)
+                value = _decoded(value)
             pairs.append((name, value))
         return cls(pairs)
+
+    def lists(self) -> Iterable[tuple[str, list[str]]]:
+        """(name, every value sent for it) for each name, in the order first sent."""
+        return self._lists.items()
 
     def getall(self, name: str) -> list[str]:
         """Every value sent for `name`, in order (KeyError when none was)."""
@@ -64,6 +68,19 @@ class Form(dict):
 
 
 _EMPTY = Form()
+# Percent-decoded texts by their encoded form: Twilio sends the same numbers, places and SIDs (%2B...) in
+# every webhook of a call, and the same account's in every call. Bounded: emptied when full.
+_DECODED: dict[str, str] = {}
+_DECODED_MAX = 4096
+
+
+def _decoded(text: str) -> str:
+    value = _DECODED.get(text)
+    if value is None:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        value = _DECODED[text] = unquote(text, errors=_REQUOTE)
+    return value
 
 
 def form() -> Form:

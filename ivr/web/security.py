@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -17,11 +19,11 @@ from twilio.request_validator import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr.web.http import form
+from ivr.web.http import Form, form
 from ivr.web.logs import shown_url
 from ivr.web.services import services
 
-__all__ = ["check_webhook", "init_app", "not_local", "signed_url"]
+__all__ = ["check_webhook", "expected_signature", "init_app", "not_local", "signed_url"]
 
 log = logging.getLogger("ivr.security")
 _FORWARDED = (
@@ -109,11 +111,10 @@ def check_webhook() -> None:
     if settings is not None:  # signed with a Webhooks SharedKey (a Webhook Rule matched this URL), not the token
         validator, algorithm, with_what = _shared_key(found.shared_keys, settings)
     url = signed_url()
-    # The body parsed once, handed over in the form the validator reads fastest. Never request.values:
-    # Twilio signs the URL (query included) and the POST body apart.
+    # The body parsed once. Never request.values: Twilio signs the URL (query included) and the POST body apart.
     params = form()
     # One HMAC for the URL as it came; the validator's port variants only when that does not match.
-    expected = validator.compute_signature(url, params, algorithm)
+    expected = expected_signature(validator.token, url, params, algorithm)
     matches = bool(signature) and hmac.compare_digest(expected, signature)
     if not matches and (not signature or not validator.validate(url, params, signature, algorithm)):
         log.warning(
@@ -126,6 +127,24 @@ def check_webhook() -> None:
             with_what,
         )
         abort(403)
+
+
+def expected_signature(secret: bytes, url: str, params: Form, algorithm: str = HMAC_SHA1) -> str:
+    """X-Twilio-Signature for `url` and `params`, as RequestValidator.compute_signature makes it: the URL,
+    then each parameter name in sorted order followed by each of its distinct values, sorted; the HMAC of
+    that (SHA-1 or SHA-256) with `secret`, in base64. The same rule without the validator's lookups and
+    sorting of every single value, about a third of its cost (tests/test_http.py proves the two equal over
+    the fuzzing corpus, repeated parameters included); a request it does not match still goes to the
+    validator, which decides."""
+    parts = [url]
+    for name, values in sorted(params.lists()):
+        if len(values) == 1:
+            parts += (name, values[0])
+        else:
+            for value in sorted(set(values)):
+                parts += (name, value)
+    mac = hmac.new(secret, "".join(parts).encode(), _HASHES[algorithm])
+    return base64.b64encode(mac.digest()).decode()
 
 
 def _shared_key(keys: dict[str, RequestValidator], settings: str) -> tuple[RequestValidator, str, str]:
@@ -162,7 +181,8 @@ def _shared_key(keys: dict[str, RequestValidator], settings: str) -> tuple[Reque
     return validator, algorithm, f"SharedKey {key}"
 
 
-_ALGORITHMS = ("HMAC_SHA1", "HMAC_SHA256")
+_HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+_ALGORITHMS = tuple(_HASHES)
 
 
 def not_local() -> str | None:
