@@ -1,16 +1,21 @@
 """Big flows stay quick to draw and readable: the ways out of every menu are drawn once, a state many
-states lead to is drawn beside each of them, so the picture's edges stay short whatever the flow's depth."""
+states lead to is drawn beside each of them, so the picture's edges stay short whatever the flow's depth;
+and Graphviz is refused what it could not draw in seconds, with the way to draw it as Mermaid."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections import deque
 
 import pytest
+from click.testing import CliRunner
 from conftest import TEST_FLOWS
 from transitions.extensions import diagrams_graphviz
 
-from ivr.core.graph import SHARED_SOURCES, graph_data, graph_source, mermaid
+from ivr.cli.graph import graph as graph_command
+from ivr.core.graph import MAX_EDGES, SHARED_SOURCES, graph_data, graph_source, mermaid
 from ivr.core.loader import load_flow, load_flow_text
 from ivr.testing import generated_flow, generated_survey
 
@@ -124,3 +129,57 @@ def _depths(edges: list[tuple[str, str]], start: str) -> dict[str, int]:
                 out[target] = out[node] + 1
                 queue.append(target)
     return out
+
+
+# -- what Graphviz is refused --------------------------------------------------------------------
+
+
+def draw_file(tmp_path, text: str, *args: str):
+    path = tmp_path / "big.yaml"
+    path.write_text(text, encoding="utf-8")
+    return CliRunner().invoke(graph_command, [str(path), *args])
+
+
+def fake_dot(directory, script: str) -> None:
+    """A `dot` on PATH that runs `script` (sh) instead of Graphviz."""
+    dot = directory / "dot"
+    dot.write_text(f"#!/bin/sh\n{script}\n", encoding="utf-8")
+    dot.chmod(0o755)
+
+
+@NEEDS_GRAPHVIZ_PACKAGE
+def test_a_flow_over_the_edge_limit_is_refused_before_dot_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot: the refusal comes first
+    result = draw_file(tmp_path, generated_flow(700), "--format", "svg")
+    assert result.exit_code == 1
+    assert "flow 'big' is too big to draw with Graphviz: 2,800 edges, and dot takes more than a few" in result.output
+    assert f"seconds above {MAX_EDGES:,}." in result.output
+    assert "Use --format mermaid (the default)" in result.output
+
+
+def test_a_flow_over_the_edge_limit_is_drawn_as_mermaid(tmp_path):
+    result = draw_file(tmp_path, generated_flow(700))
+    assert result.exit_code == 0, result.output
+    assert "s699 --> s0: 1" in result.stdout
+
+
+@NEEDS_GRAPHVIZ_PACKAGE
+def test_dot_running_too_long_is_stopped_and_names_mermaid(tmp_path, monkeypatch):
+    fake_dot(tmp_path, f"echo $$ > {tmp_path}/pid\nexec sleep 30")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(sys.modules["ivr.cli.graph"], "DOT_SECONDS", 0.5)  # ivr.cli.graph is also the command
+    result = draw_file(tmp_path, (TEST_FLOWS / "graph" / "small.yaml").read_text(encoding="utf-8"), "--format", "svg")
+    assert result.exit_code == 1
+    assert "Graphviz did not draw flow 'big' as svg within 0.5 s and was stopped" in result.output
+    assert "Use --format mermaid (the default)" in result.output
+    with pytest.raises(ProcessLookupError):  # killed, and waited for
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+
+
+@NEEDS_GRAPHVIZ_PACKAGE
+def test_dot_failing_is_reported_with_what_it_said(tmp_path, monkeypatch):
+    fake_dot(tmp_path, "echo 'Error: <stdin>: syntax error in line 3' >&2\nexit 1")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    result = draw_file(tmp_path, (TEST_FLOWS / "graph" / "small.yaml").read_text(encoding="utf-8"), "--format", "svg")
+    assert result.exit_code == 1
+    assert "Graphviz could not draw flow 'big' as svg: Error: <stdin>: syntax error in line 3" in result.output
