@@ -15,7 +15,8 @@ from conftest import TEST_FLOWS
 from transitions.extensions import diagrams_graphviz
 
 from ivr.cli.graph import graph as graph_command
-from ivr.core.graph import MAX_EDGES, SHARED_SOURCES, graph_data, graph_source, mermaid
+from ivr.core.graph import MAX_RANKS_CROSSED, SHARED_SOURCES, graph_data, graph_source, mermaid
+from ivr.core.layout import ranks_crossed
 from ivr.core.loader import load_flow, load_flow_text
 from ivr.testing import generated_flow, generated_survey
 
@@ -147,20 +148,35 @@ def fake_dot(directory, script: str) -> None:
     dot.chmod(0o755)
 
 
+@pytest.mark.parametrize(
+    ("edges", "crossed"),
+    [
+        ([("a", "b"), ("b", "c")], 2),
+        ([("a", "b"), ("b", "c"), ("a", "c")], 4),  # c is ranked after b: a -> c crosses two ranks
+        ([("a", "b"), ("b", "c"), ("c", "a")], 4),  # the cycle is broken by turning c -> a round
+        ([("a", "a"), ("a", "b")], 1),  # a self-loop crosses none
+        ([], 0),
+    ],
+)
+def test_ranks_crossed_ranks_as_dot_does(edges, crossed):
+    assert ranks_crossed(edges) == crossed
+
+
 @NEEDS_GRAPHVIZ_PACKAGE
-def test_a_flow_over_the_edge_limit_is_refused_before_dot_runs(tmp_path, monkeypatch):
+def test_a_flow_dot_would_take_long_over_is_refused_before_it_runs(tmp_path, monkeypatch):
+    """The generated flow's every state leads to the next three: 300 states took dot 17 s."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no dot: the refusal comes first
-    result = draw_file(tmp_path, generated_flow(700), "--format", "svg")
+    result = draw_file(tmp_path, generated_flow(300), "--format", "svg")
     assert result.exit_code == 1
-    assert "flow 'big' is too big to draw with Graphviz: 2,800 edges, and dot takes more than a few" in result.output
-    assert f"seconds above {MAX_EDGES:,}." in result.output
+    assert "flow 'big' is too big to draw with Graphviz: its 1,200 edges cross 3,873 ranks in all" in result.output
+    assert f"and dot takes more than a few seconds above {MAX_RANKS_CROSSED:,}." in result.output
     assert "Use --format mermaid (the default)" in result.output
 
 
-def test_a_flow_over_the_edge_limit_is_drawn_as_mermaid(tmp_path):
-    result = draw_file(tmp_path, generated_flow(700))
+def test_a_flow_too_big_for_graphviz_is_drawn_as_mermaid(tmp_path):
+    result = draw_file(tmp_path, generated_flow(300))
     assert result.exit_code == 0, result.output
-    assert "s699 --> s0: 1" in result.stdout
+    assert "s299 --> s0: 1" in result.stdout
 
 
 @NEEDS_GRAPHVIZ_PACKAGE

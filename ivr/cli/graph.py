@@ -18,8 +18,8 @@ from ivr.errors import IvrError
 
 __all__ = ["DOT_SECONDS", "graph", "render"]
 
-# dot is stopped after this long: the flows it is given (at most MAX_EDGES edges) take it under 5 s,
-# but a shape it lays out badly (benchmarks/graph_size.py: generated, 300 states) must not hold the command for minutes.
+# dot is stopped after this long. The drawings it is given (ivr.core.graph.MAX_RANKS_CROSSED) take it
+# under 5 s here; a slower machine, or a shape the estimate misjudges, must not hold the command for minutes.
 DOT_SECONDS = 10
 TOO_SLOW = (
     "Graphviz did not draw flow '{flow}' as {fmt} within {seconds} s and was stopped. "
@@ -29,7 +29,7 @@ TOO_SLOW = (
 
 def render(flow: f.Flow, fmt: str) -> bytes:
     """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it, or
-    `--format mermaid` for a flow too big for dot (ivr.core.graph.MAX_EDGES) or too slow (DOT_SECONDS)."""
+    `--format mermaid` for a flow too big for dot (ivr.core.graph.MAX_RANKS_CROSSED) or too slow (DOT_SECONDS)."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"render draws svg or png, not {fmt!r}")
     graph = graph_source(flow, "graphviz")

@@ -30,9 +30,19 @@ from transitions.extensions.diagrams import GraphMachine
 from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.flow import BUILT_IN
+from ivr.core.layout import ranks_crossed
 from ivr.errors import IvrError
 
-__all__ = ["FORMATS", "MAX_EDGES", "NO_GRAPHVIZ", "TOO_BIG", "graph_data", "graph_machine", "graph_source", "mermaid"]
+__all__ = [
+    "FORMATS",
+    "MAX_RANKS_CROSSED",
+    "NO_GRAPHVIZ",
+    "TOO_BIG",
+    "graph_data",
+    "graph_machine",
+    "graph_source",
+    "mermaid",
+]
 
 FORMATS = ("mermaid", "svg", "png")
 NO_GRAPHVIZ = (
@@ -40,12 +50,13 @@ NO_GRAPHVIZ = (
     "and the graphviz Python package (pip install -r requirements.txt), or use --format mermaid, "
     "which needs neither"
 )
-# Graphviz is given at most this many edges: dot takes about 4 s for 2,500 of a 1,000-state flow
-# and over 6 s for 3,000 (benchmarks/graph_size.py), and grows faster than the edges.
-MAX_EDGES = 2_500
+# Graphviz is refused a drawing whose edges cross more ranks than this in all (ivr/core/layout.py):
+# dot takes about 4 s at 2,500 and over 6 s at 3,000, whatever the flow's shape (benchmarks/graph_size.py).
+MAX_RANKS_CROSSED = 2_500
 TOO_BIG = (
-    "flow '{flow}' is too big to draw with Graphviz: {edges:,} edges, and dot takes more than a few "
-    "seconds above {limit:,}. Use --format mermaid (the default), which code hosts and the browser draw"
+    "flow '{flow}' is too big to draw with Graphviz: its {edges:,} edges cross {ranks:,} ranks in all, "
+    "and dot takes more than a few seconds above {limit:,}. Use --format mermaid (the default), which "
+    "code hosts and the browser draw"
 )
 KINDS = ("start", "error", "end", "menu", "state", "ways_out")
 WAYS_OUT = "~every menu"  # the box the ways out of every menu (defaults.routes) are drawn from, once
@@ -308,8 +319,9 @@ class _GraphvizGraph(diagrams_graphviz.Graph):
     def _add_edges(self, transitions, container):
         machine = self.machine
         _nodes, edges = _elements(machine, machine.get_markup_config()["states"], transitions)
-        if len(edges) > MAX_EDGES:
-            raise IvrError(TOO_BIG.format(flow=machine.flow.id, edges=len(edges), limit=MAX_EDGES))
+        ranks = ranks_crossed([("[*]", machine.flow.start), *((s, t) for s, t, _label, _internal in edges)])
+        if ranks > MAX_RANKS_CROSSED:  # before dot runs: it would take more than a few seconds
+            raise IvrError(TOO_BIG.format(flow=machine.flow.id, edges=len(edges), ranks=ranks, limit=MAX_RANKS_CROSSED))
         container.edge("[*]", machine.flow.start)
         for source, target, label, internal in edges:
             container.edge(source, target, label=label, **({"style": "dashed"} if internal else {}))
