@@ -23,7 +23,7 @@ __all__ = ["DOT_SECONDS", "graph", "render"]
 DOT_SECONDS = 10
 TOO_SLOW = (
     "Graphviz did not draw flow '{flow}' as {fmt} within {seconds} s and was stopped. "
-    "Use --format mermaid (the default), which code hosts and the browser draw"
+    "Use --format mermaid (the default) instead"
 )
 
 

@@ -55,8 +55,7 @@ NO_GRAPHVIZ = (
 MAX_RANKS_CROSSED = 2_500
 TOO_BIG = (
     "flow '{flow}' is too big to draw with Graphviz: its {edges:,} edges cross {ranks:,} ranks in all, "
-    "and dot takes more than a few seconds above {limit:,}. Use --format mermaid (the default), which "
-    "code hosts and the browser draw"
+    "and dot takes more than a few seconds above {limit:,}. Use --format mermaid (the default) instead"
 )
 KINDS = ("start", "error", "end", "menu", "state", "ways_out")
 WAYS_OUT = "~every menu"  # the box the ways out of every menu (defaults.routes) are drawn from, once
