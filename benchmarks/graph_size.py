@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         alone = f"{dot_seconds:.2f} s, {dot_peak / 2**20:.0f} MiB"
                 shown = f"> {args.limit:.0f} s" if status == -9 else f"{seconds:.2f} s"
-                rows.append([shape, f"{size:,}", result, shown, f"{peak / 2**20:.0f} MiB", alone])
+                memory = "unknown (killed)" if status == -9 else f"{peak / 2**20:.0f} MiB"
+                rows.append([shape, f"{size:,}", result, shown, memory, alone])
                 print(f"  {shape} {size}: {result}, {shown}", file=sys.stderr, flush=True)
     print(common.table(["shape", "states", "outcome", "command", "peak memory", "dot alone"], rows))
     print()
