@@ -46,6 +46,88 @@ def write_generated_flow(directory: Path, states: int) -> Path:
     return directory
 
 
+def menu_tree_flow(states: int) -> str:
+    """A flow of `states` states shaped like a company's line: a main menu and submenus of four options
+    (retries ending in goodbye), leaves that dial, look up the caller (a hook; its failure goes to the
+    error state), inform and go back to the main menu, or take a message, and the flow's ways out
+    ("0" operator, "*" repeat, "9" main menu). Shallow, unlike generated_survey. Its hook is not
+    registered: for drawing and loading, not for calls."""
+    fixed = ["operator", "voicemail", "thanks", "goodbye", "apology"]
+    budget = max(states - 2 - len(fixed), 1)  # welcome and main_menu are the other two
+    children: dict[str, list[str]] = {}
+    queue, made = ["main_menu"], 0
+    while queue and made < budget:  # breadth first: each menu gets up to four options
+        menu = queue.pop(0)
+        children[menu] = []
+        for k in range(1, 5):
+            if made == budget:
+                break
+            name = f"m{k}" if menu == "main_menu" else f"{menu}_{k}"
+            children[menu].append(name)
+            queue.append(name)
+            made += 1
+    leaves = [
+        [
+            "    say: Connecting you.",
+            '    dial: {number: "+15005550006", timeout: 20}',
+            "    routes: {completed: goodbye}",
+            "    next: voicemail",
+        ],
+        ["    run: lookup_account", "    routes: {found: main_menu}", "    next: operator"],
+        ["    say: Here is what you asked for.", "    next: main_menu"],
+        ["    say: Please leave a message.", "    next: voicemail"],
+    ]
+    lines = [
+        "title: menu tree",
+        "start: welcome",
+        "error_state: apology",
+        "defaults:",
+        '  routes: {"0": operator, "*": repeat, "9": main_menu}',
+        "states:",
+        "  welcome:",
+        "    say: Thanks for calling.",
+        "    next: main_menu",
+    ]
+    leaf = 0
+    for name in ["main_menu", *(c for menu in children for c in children[menu])]:
+        options = children.get(name)
+        if options:
+            keys = ", ".join(f'"{k}": {c}' for k, c in enumerate(options, 1))
+            presses = ", ".join(f"for {c} press {k}" for k, c in enumerate(options, 1))
+            lines += [
+                f"  {name}:",
+                f"    say: {presses.capitalize()}.",
+                "    gather: {timeout: 5}",
+                f"    routes: {{{keys}}}",
+                '    no_input: {say: "Sorry?", max: 3}',
+                "    on_max: goodbye",
+            ]
+        else:
+            lines += [f"  {name}:", *leaves[leaf % len(leaves)]]
+            leaf += 1
+    lines += [
+        "  operator:",
+        "    say: Connecting you to the operator.",
+        '    dial: "+15005550007"',
+        "    next: goodbye",
+        "  voicemail:",
+        "    say: Please leave a message after the beep.",
+        "    record: {max_length: 120}",
+        "    routes: {no_recording: goodbye}",
+        "    next: thanks",
+        "  thanks:",
+        "    say: Thank you.",
+        "    next: goodbye",
+        "  goodbye:",
+        "    say: Goodbye.",
+        "    hangup: true",
+        "  apology:",
+        "    say: Sorry, something went wrong.",
+        "    hangup: true",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def copy_example_flows(directory: Path) -> Path:
     """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ __all__ = [
     "load_settings",
     "log_format",
     "production_problems",
+    "shared_keys",
     "unwritable",
 ]
 
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, str | None] = {
     "TWILIO_AUTH_TOKEN": None,
     "TWILIO_API_KEY": None,
     "TWILIO_API_SECRET": None,
+    "TWILIO_WEBHOOK_SHARED_KEYS": None,
     "TWILIO_FROM_NUMBER": None,
     "IVR_TIMEZONE": "UTC",
     "IVR_API_TOKEN": None,
@@ -79,6 +81,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             "of the app (0 when Twilio reaches it directly)"
         ) from None
     settings["IVR_TRUSTED_PROXIES"] = hops
+    settings["TWILIO_WEBHOOK_SHARED_KEYS"] = shared_keys(settings["TWILIO_WEBHOOK_SHARED_KEYS"])
     settings["IVR_LOG_FORMAT"] = log_format(settings["IVR_LOG_FORMAT"])
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
     for key in ("IVR_HOT_RELOAD", "IVR_PHONE"):
@@ -104,6 +107,27 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_TIMEZONE={settings['IVR_TIMEZONE']!r} is not a time zone; use an IANA name such as Europe/London"
         ) from None
     return settings
+
+
+def shared_keys(value: str | dict | None) -> dict[str, str]:
+    """TWILIO_WEBHOOK_SHARED_KEYS read: `keyId=secret` pairs, comma-separated, as {key id: secret} (two while a
+    Webhook Rule rotates from one SharedKey to the next; each request's X-Twilio-Webhooks-Signature-Settings
+    names the key that signed it)."""
+    if isinstance(value, dict):
+        return value
+    keys: dict[str, str] = {}
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, secret = part.partition("=")
+        if not sep or not key.strip() or not secret.strip():
+            shown = key.strip() if sep else "..."  # never the secret
+            raise ConfigError(
+                f"TWILIO_WEBHOOK_SHARED_KEYS: {shown!r} is not keyId=secret; give each Webhooks SharedKey as its "
+                "id, '=', and the secret Twilio returned when the key was made, separated by commas"
+            )
+        keys[key.strip()] = secret.strip()
+    return keys
 
 
 def log_format(value: str | None) -> str:

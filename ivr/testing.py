@@ -35,6 +35,7 @@ __all__ = [
     "HookDoubles",
     "TwimlSchema",
     "generated_flow",
+    "generated_survey",
     "last_document",
     "phone_for",
     "status_callback",
@@ -159,6 +160,52 @@ def generated_flow(states: int) -> str:
             "    on_max: bye",
         ]
     lines += ["  bye:", "    say: Goodbye.", "    hangup: true"]
+    return "\n".join(lines) + "\n"
+
+
+def generated_survey(states: int) -> str:
+    """A flow of `states` states shaped like real ones: a main menu, then question menus in a row (each
+    with its retries ending in goodbye), the flow's ways out ("0" operator, "*" repeat, "9" main menu),
+    an operator, an error state; for tests and benchmarks of size (deep flows are the hard ones to draw)."""
+    questions = max(states - 5, 1)
+    lines = [
+        "title: generated survey",
+        "start: main_menu",
+        "error_state: apology",
+        "defaults:",
+        '  routes: {"0": operator, "*": repeat, "9": main_menu}',
+        "states:",
+        "  main_menu:",
+        "    say: To take our survey, press 1. For the operator, press 0.",
+        "    gather: {timeout: 5}",
+        '    routes: {"1": q1}',
+        "    on_max: goodbye",
+    ]
+    for i in range(1, questions + 1):
+        after = f"q{i + 1}" if i < questions else "thanks"
+        lines += [
+            f"  q{i}:",
+            f"    say: Question {i}. For yes press 1, for no press 2. Press 9 for the main menu.",
+            "    gather: {timeout: 5}",
+            f'    routes: {{"1": {after}, "2": {after}}}',
+            '    no_input: {say: "Sorry, I did not hear you.", max: 2}',
+            "    on_max: goodbye",
+        ]
+    lines += [
+        "  operator:",
+        "    say: Connecting you to the operator.",
+        '    dial: "+15005550006"',
+        "    next: goodbye",
+        "  thanks:",
+        "    say: Thank you for your answers.",
+        "    next: goodbye",
+        "  goodbye:",
+        "    say: Goodbye.",
+        "    hangup: true",
+        "  apology:",
+        "    say: Sorry, something went wrong.",
+        "    hangup: true",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -105,7 +105,7 @@ def test_a_store_failure_is_counted_and_the_caller_gets_the_apology(metrics_app,
     def down(key):
         raise StoreError("session store: reading failed: Connection refused")
 
-    monkeypatch.setattr(services(metrics_app).store, "get", down)
+    monkeypatch.setattr(services(metrics_app).store, "read", down)  # a webhook's one read
     phone_on(metrics_app).dial("main")
     assert failed.by() == 1
     assert apologies.by() + error_states.by() == 1  # main has no error state of its own today, or it has one

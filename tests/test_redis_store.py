@@ -73,6 +73,11 @@ put = suite.put
 test_get_update_delete_round_trip = suite.test_get_update_delete_round_trip
 test_update_passes_the_current_value_and_fn_gets_a_copy = suite.test_update_passes_the_current_value_and_fn_gets_a_copy
 test_get_returns_a_copy = suite.test_get_returns_a_copy
+test_read_then_replace_is_a_compare_and_set = suite.test_read_then_replace_is_a_compare_and_set
+test_replace_renews_the_expiry_and_takes_the_place_of_an_expired_session = (
+    suite.test_replace_renews_the_expiry_and_takes_the_place_of_an_expired_session
+)
+test_read_gives_a_copy_and_its_stored_text = suite.test_read_gives_a_copy_and_its_stored_text
 test_update_returning_none_deletes = suite.test_update_returning_none_deletes
 test_expired_session_is_absent_everywhere = suite.test_expired_session_is_absent_everywhere
 test_a_changing_update_renews_the_expiry = suite.test_a_changing_update_renews_the_expiry
@@ -307,6 +312,8 @@ def test_a_refused_password_is_a_store_error_that_hides_it(own_redis):
 OPERATIONS = {
     "get": lambda s: s.get("CA1"),
     "update": lambda s: s.update("CA1", put({"n": 1}), TTL),
+    "read": lambda s: s.read("CA1"),
+    "replace": lambda s: s.replace("CA1", None, {"n": 1}, TTL),
     "incr": lambda s: s.incr("CA1", "n"),
     "delete": lambda s: s.delete("CA1"),
     "scan": lambda s: s.scan("message:"),

@@ -38,6 +38,18 @@ states:
     routes: {"1": note}
   note: {run: note, next: menu}
 """
+LOOKUP = """\
+start: lookup
+states:
+  lookup: {run: lookup, next: menu}
+  menu:
+    say: Press 1 to hear it again.
+    gather: {}
+    routes: {"1": greet}
+  greet:
+    say: "Hello {{ name }}."
+    hangup: true
+"""
 TEXTS = r"/Messages\.json$"
 
 
@@ -69,16 +81,16 @@ def shop(make_app, flows_dir):
 def overlapping(monkeypatch, store, sid: str, parties: int, meanwhile=None) -> None:
     """The first `parties` reads of the session wait for one another; `meanwhile` runs once, after all read."""
     barrier = threading.Barrier(parties, action=meanwhile, timeout=10)
-    real, reads = store.get, []
+    real, reads = store.read, []
 
-    def get(key):
+    def read(key):
         value = real(key)
         if key == sid and len(reads) < parties:
             reads.append(key)
             barrier.wait()
         return value
 
-    monkeypatch.setattr(store, "get", get)
+    monkeypatch.setattr(store, "read", read)
 
 
 def post_at_once(app, requests: list[tuple[str, dict, dict]]) -> list:
@@ -100,16 +112,23 @@ def menu_press(call, digits: str, token: str) -> tuple[str, dict, dict]:
     return "/voice/shop/menu", params, headers
 
 
-def counting_updates(monkeypatch, store) -> list:
-    """Every store.update call from now on, by key."""
-    keys, real = [], store.update
+def counting_writes(monkeypatch, store) -> list:
+    """Every write to the store from now on, as (how, key): a compare-and-set that took (`replace`), one that
+    found the session changed (`replace refused`), an `update`."""
+    writes, replace, update = [], store.replace, store.update
 
-    def update(key, fn, ttl):
-        keys.append(key)
-        return real(key, fn, ttl)
+    def counted_replace(key, seen, value, ttl):
+        done = replace(key, seen, value, ttl)
+        writes.append(("replace" if done else "replace refused", key))
+        return done
 
-    monkeypatch.setattr(store, "update", update)
-    return keys
+    def counted_update(key, fn, ttl):
+        writes.append(("update", key))
+        return update(key, fn, ttl)
+
+    monkeypatch.setattr(store, "replace", counted_replace)
+    monkeypatch.setattr(store, "update", counted_update)
+    return writes
 
 
 def test_overlapping_retries_send_one_text_answer_alike_and_store_the_winners_session(
@@ -121,7 +140,7 @@ def test_overlapping_retries_send_one_text_answer_alike_and_store_the_winners_se
     status = {"status": "in-progress", "duration": "7"}  # a status callback stored while the attempts step
     callback = store.update  # the callback's write is not the webhooks' to count
     overlapping(monkeypatch, store, call.sid, 5, lambda: callback(call.sid, lambda s: {**s, **status}, 60))
-    updates = counting_updates(monkeypatch, store)
+    writes = counting_writes(monkeypatch, store)
 
     responses = post_at_once(app, [menu_press(call, "1", "retried")] * 5)
 
@@ -132,20 +151,44 @@ def test_overlapping_retries_send_one_text_answer_alike_and_store_the_winners_se
     [text] = http.sent("POST", TEXTS)
     assert dict(text.form)["Body"] == "Your order is confirmed."
     stored = store.get(call.sid)
-    assert stored["last"]["twiml"] == answer
+    assert "twiml" not in stored["last"] and stored["last"]["document"] == [["confirm", "enter"]]
     assert stored["visits"]["shop/confirm"] == 1  # one attempt's step, not several laid over one another
     assert stored["effects"] == {f"{call.sid}:shop/confirm:1": "sent"}
     assert {k: stored[k] for k in status} == status
-    assert updates == [call.sid] * 6  # one write per attempt (the losers' change nothing), one marks the text
+    # One step is written: the winner's (after at least one refusal: the callback wrote since every read); each
+    # loser's write is refused, at least once, and changes nothing; then the text is marked sent.
+    assert writes.count(("replace", call.sid)) == 1 and writes.count(("update", call.sid)) == 1
+    assert writes.count(("replace refused", call.sid)) >= 5 and len({key for _, key in writes}) == 1
 
 
 def test_a_webhook_writes_the_session_once(shop, monkeypatch):
     app, _ = shop()
     call = phone_on(app).dial("shop")
-    updates = counting_updates(monkeypatch, services(app).store)
+    writes = counting_writes(monkeypatch, services(app).store)
     path, params, headers = menu_press(call, "2", "once")
     assert b"one blue teapot" in app.test_client().post(path, data=params, headers=headers).data
-    assert updates == [call.sid]
+    assert writes == [("replace", call.sid)]
+
+
+def test_a_sqlite_webhook_is_one_select_and_one_write(shop, tmp_path):
+    app, _ = shop({"IVR_STORE": f"sqlite:///{tmp_path}/sessions.sqlite3"})
+    call = phone_on(app).dial("shop")
+    statements: list[str] = []
+    services(app).store._connection().set_trace_callback(statements.append)
+    path, params, headers = menu_press(call, "2", "once")
+    assert b"one blue teapot" in app.test_client().post(path, data=params, headers=headers).data
+    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE"]  # no BEGIN, no COMMIT, no second read
+
+
+def test_a_redis_webhook_is_two_round_trips(shop, redis_url, redis_prefix, monkeypatch):
+    app, _ = shop({"IVR_STORE": redis_url, "IVR_REDIS_PREFIX": redis_prefix})
+    call = phone_on(app).dial("shop")  # its first webhook loaded the compare-and-set script
+    client = services(app).store._client
+    commands, real = [], client.execute_command
+    monkeypatch.setattr(client, "execute_command", lambda *args, **kw: (commands.append(args[0]), real(*args, **kw))[1])
+    path, params, headers = menu_press(call, "2", "once")
+    assert b"one blue teapot" in app.test_client().post(path, data=params, headers=headers).data
+    assert commands == ["GET", "EVALSHA"]  # a read, then one script that checks and writes
 
 
 def test_the_same_token_on_a_different_request_is_answered_for_that_request(shop):
@@ -181,3 +224,38 @@ def test_a_hook_gets_a_key_stable_for_its_call_state_and_visit(make_app, flows_d
     call.press("1")
     call.press("1")
     assert [ctx.key for ctx in hooks.calls["note"]] == [f"{call.sid}:loop/note:1", f"{call.sid}:loop/note:2"]
+
+
+# -- what a retry is answered from --------------------------------------------------------------------
+
+
+def test_a_retry_after_a_hook_is_the_same_bytes_and_runs_nothing_again(make_app, flows_dir, hooks, store_settings):
+    hooks.returns("lookup", vars={"name": "Ada"})
+    (flows_dir / "lookup.yaml").write_text(LOOKUP)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir), **store_settings})
+    client = app.test_client()
+    params = {**phone_on(app).dial("lookup").exchanges[0].params, "CallSid": "CA" + "7" * 32}
+    headers = {"X-Twilio-Signature": sign(BASE + "/voice/lookup", params), "I-Twilio-Idempotency-Token": "t1"}
+    first = client.post("/voice/lookup", data=params, headers=headers).data
+    assert len(hooks.calls["lookup"]) == 2  # the dial's, and this call's
+    again = client.post("/voice/lookup", data=params, headers=headers).data
+    assert again == first and b"Press 1 to hear it again." in first
+    assert len(hooks.calls["lookup"]) == 2  # not run again
+    last = services(app).store.get(params["CallSid"])["last"]
+    # Kept as the chain its flow version renders again, not as the TwiML.
+    assert last["document"] == [["lookup", "enter"], ["menu", "enter"]] and "twiml" not in last
+
+
+def test_a_templated_answer_is_kept_as_its_twiml(make_app, flows_dir, hooks):
+    hooks.returns("lookup", vars={"name": "Ada"})
+    (flows_dir / "lookup.yaml").write_text(LOOKUP)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir)})
+    call = phone_on(app).dial("lookup")
+    params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": "1"}
+    headers = {"X-Twilio-Signature": sign(BASE + "/voice/lookup/menu", params), "I-Twilio-Idempotency-Token": "t2"}
+    first = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    assert b"Hello Ada." in first.data
+    last = services(app).store.get(call.sid)["last"]
+    assert last["twiml"] == first.get_data(as_text=True) and "document" not in last
+    again = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    assert again.data == first.data

@@ -378,3 +378,65 @@ def test_healthz_answers_without_a_signature(client, caplog):
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "flows": ["accounts", "hours", "main"]}
     assert refusals(caplog) == []
+
+
+# -- Webhooks SharedKeys (X-Twilio-Webhooks-Signature-Settings) -----------------------------------
+
+KEY_ID = "webhooks_sharedkey_" + "0" * 26
+SECRET = "a-shared-key-secret"
+
+
+def shared_key_headers(params: dict, *, key: str = KEY_ID, secret: str = SECRET, algorithm: str = "HMAC_SHA256"):
+    from twilio.request_validator import RequestValidator
+
+    signature = RequestValidator(secret).compute_signature(f"{BASE}/voice/main", params, algorithm)
+    return {"X-Twilio-Signature": signature, "X-Twilio-Webhooks-Signature-Settings": f"key={key},algorithm={algorithm}"}
+
+
+@pytest.mark.parametrize("algorithm", ["HMAC_SHA256", "HMAC_SHA1"])
+def test_a_request_signed_with_a_configured_shared_key_is_served(make_app, caplog, algorithm):
+    client = make_app({"TWILIO_WEBHOOK_SHARED_KEYS": f"old_key=old-secret,{KEY_ID}={SECRET}"}).test_client()
+    params = caller_params(SID)
+    response = post(client, "/voice/main", params, headers=shared_key_headers(params, algorithm=algorithm))
+    assert response.status_code == 200 and WELCOME in said(document(response))
+    assert refusals(caplog) == []
+
+
+def test_a_shared_key_signature_does_not_pass_as_the_tokens_nor_the_other_way_round(make_app, caplog):
+    client = make_app({"TWILIO_WEBHOOK_SHARED_KEYS": f"{KEY_ID}={SECRET}"}).test_client()
+    params = caller_params(SID)
+    forged = shared_key_headers(params, secret="not-the-secret")
+    response = post(client, "/voice/main", params, headers=forged)
+    assert response.status_code == 403
+    (line,) = refusals(caplog)
+    assert f"checked with SharedKey {KEY_ID}" in line
+    caplog.clear()
+    token_signed = {**shared_key_headers(params), "X-Twilio-Signature": sign(f"{BASE}/voice/main", params)}
+    assert post(client, "/voice/main", params, headers=token_signed).status_code == 403
+
+
+def test_a_shared_key_the_app_does_not_hold_is_refused_naming_the_setting(make_app, caplog):
+    client = make_app().test_client()
+    params = caller_params(SID)
+    response = post(client, "/voice/main", params, headers=shared_key_headers(params))
+    assert response.status_code == 403
+    (line,) = refusals(caplog)
+    assert KEY_ID in line and "TWILIO_WEBHOOK_SHARED_KEYS" in line and "HMAC_SHA256" in line
+    assert SECRET not in line
+
+
+def test_an_algorithm_the_library_cannot_check_is_refused_saying_so(make_app, caplog):
+    client = make_app({"TWILIO_WEBHOOK_SHARED_KEYS": f"{KEY_ID}={SECRET}"}).test_client()
+    params = caller_params(SID)
+    headers = {**shared_key_headers(params), "X-Twilio-Webhooks-Signature-Settings": f"key={KEY_ID},algorithm=ED25519"}
+    response = post(client, "/voice/main", params, headers=headers)
+    assert response.status_code == 403
+    (line,) = refusals(caplog)
+    assert "ED25519" in line and "upgrade twilio" in line
+
+
+@pytest.mark.parametrize("value", ["s3cr3t-value", "=s3cr3t-value", "key=", "a=s3cr3t-value,b"])
+def test_a_malformed_shared_keys_setting_is_refused_without_showing_a_secret(make_app, value):
+    with pytest.raises(ConfigError, match=r"TWILIO_WEBHOOK_SHARED_KEYS: .* is not keyId=secret") as refused:
+        make_app({"TWILIO_WEBHOOK_SHARED_KEYS": value})
+    assert "s3cr3t-value" not in str(refused.value)

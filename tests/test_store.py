@@ -14,7 +14,7 @@ import pytest
 from helpers import T0
 
 from ivr.errors import ConfigError, StoreError
-from ivr.store import RENEW_SLACK, MemoryStore, SQLiteStore, open_store
+from ivr.store import RENEW_SLACK, MemoryStore, SQLiteStore, checkpoints, open_store
 
 TTL = 3600.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +72,41 @@ def test_update_passes_the_current_value_and_fn_gets_a_copy(store):
     assert store.update("CA1", fn, TTL) == {"n": 2}
     assert seen == [{"n": 1, "list": [1, 2]}]
     assert store.get("CA1") == {"n": 2}
+
+
+def test_read_then_replace_is_a_compare_and_set(store):
+    assert store.read("CA1") == (None, None)
+    assert store.replace("CA1", None, {"n": 1}, TTL)
+    assert not store.replace("CA1", None, {"n": 9}, TTL)  # it exists now: "absent" is no longer what was read
+    seen = store.read("CA1")
+    assert seen.value == {"n": 1}
+    store.update("CA1", lambda s: {**s, "status": "in-progress"}, TTL)  # another writer, in between
+    assert not store.replace("CA1", seen.text, {"n": 2}, TTL)
+    assert store.get("CA1") == {"n": 1, "status": "in-progress"}  # the refused write changed nothing
+    again = store.read("CA1")
+    assert store.replace("CA1", again.text, {"n": 2}, TTL)
+    assert not store.replace("CA1", again.text, {"n": 3}, TTL)  # the same read cannot win twice
+    assert store.get("CA1") == {"n": 2}
+
+
+def test_replace_renews_the_expiry_and_takes_the_place_of_an_expired_session(store, clock):
+    store.replace("CA1", None, {"n": 1}, TTL)
+    clock.advance(TTL - 10)
+    store.replace("CA1", store.read("CA1").text, {"n": 2}, TTL)
+    clock.advance(TTL - 10)
+    assert store.get("CA1") == {"n": 2}  # alive: the write renewed it
+    clock.advance(20)
+    assert store.read("CA1") == (None, None)
+    assert store.replace("CA1", None, {"n": 3}, TTL)  # expired counts as absent
+    assert store.get("CA1") == {"n": 3}
+
+
+def test_read_gives_a_copy_and_its_stored_text(store):
+    store.replace("CA1", None, {"b": [1], "a": 1}, TTL)
+    seen = store.read("CA1")
+    assert seen.text == '{"a":1,"b":[1]}'
+    seen.value["b"].append(2)
+    assert store.get("CA1") == {"a": 1, "b": [1]}
 
 
 def test_get_returns_a_copy(store):
@@ -325,7 +360,41 @@ def test_sqlite_pragmas_are_in_effect(sqlite_store):
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA synchronous").fetchone() == (1,)
     assert conn.execute("PRAGMA busy_timeout").fetchone() == (2000,)  # the store's share of a webhook's deadline
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (checkpoints.BACKSTOP_PAGES,)
     assert conn.isolation_level is None
+
+
+def test_sqlite_checkpoints_run_on_their_own_thread_and_empty_the_wal(tmp_path):
+    store = SQLiteStore(tmp_path / "ivr.sqlite3")
+    ran = threading.Event()
+    threads: list[str] = []
+    real = store.checkpoint
+
+    def checkpoint():
+        threads.append(threading.current_thread().name)
+        real()
+        ran.set()
+
+    store.checkpoint = checkpoint
+    try:
+        for n in range(50):
+            store.replace(f"CA{n}", None, {"n": n, "pad": "x" * 2000}, TTL)
+        assert ran.wait(10), "no checkpoint ran"
+        assert set(threads) == {"ivr-sqlite-checkpoints"}
+        # Every frame is in the database file now: a new reader finds the rows without the WAL's help.
+        conn = sqlite3.connect(store.path)
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, frames) == (0, copied)
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (50,)
+        conn.close()
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_of_a_closed_store_does_nothing(tmp_path):
+    store = SQLiteStore(tmp_path / "ivr.sqlite3")
+    store.close()
+    store.checkpoint()  # the thread may still hold it once: no error
 
 
 def test_sqlite_errors_name_the_file(tmp_path):

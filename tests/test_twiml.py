@@ -5,13 +5,14 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 import pytest
-from conftest import TEST_FLOWS, check_twiml
+from conftest import FLOWS, TEST_FLOWS, check_twiml
 
 from ivr.core.flow import GOODBYE
 from ivr.core.loader import load_flow_text
 from ivr.core.twiml import CALLBACK_OVERRIDES, GOODBYE_TEXT, Renderer, Urls, apology_document, empty_document
 
 LINE = TEST_FLOWS / "twiml" / "line.yaml"
+MAIN = FLOWS / "main.yaml"
 PUBLIC = "https://ivr.example.com/acme"
 
 
@@ -109,6 +110,33 @@ def test_a_static_chain_is_serialised_once(renderer):
     first = renderer.document(chain, [None, None, None])
     assert renderer.document(list(chain), [None, None, None]) is first  # the cached string itself
     assert renderer.document(chain[1:], [None, None]) != first  # another chain, another document
+
+
+def test_prepare_serialises_every_static_document_a_call_can_get_before_any_call():
+    flow = load_flow_text(MAIN.read_text(encoding="utf-8"), str(MAIN), "main")
+    fresh = Renderer(flow, Urls())
+    built = fresh.prepare()
+    assert built == len(fresh._documents) > 0
+    documents = set(fresh._documents)
+    # The entry, on both branches of its `when:`, and every variant of a menu; all of them, byte for byte.
+    for chain in [
+        (("welcome", "enter"), ("office_hours", "enter"), ("menu", "enter")),
+        (("welcome", "enter"), ("office_hours", "enter"), ("after_hours_menu", "enter")),
+        *((("menu", variant),) for variant in ("enter", "repeat", "no_input", "no_match")),
+    ]:
+        assert chain in documents
+        cold = Renderer(flow, Urls()).document(list(chain), [None] * len(chain))
+        assert fresh._documents[chain] == cold
+    templated = {name for name in flow.states if not fresh.is_static(name)}
+    assert templated and not any(name in templated for chain in documents for name, _ in chain)
+    assert fresh.prepare() == 0  # nothing left to build
+
+
+def test_prepare_stops_at_its_budget_having_built_the_entered_documents_first():
+    flow = load_flow_text(MAIN.read_text(encoding="utf-8"), str(MAIN), "main")
+    fresh = Renderer(flow, Urls())
+    assert fresh.prepare(budget=5) == 5 == len(fresh._documents)
+    assert all(variant == "enter" for chain in fresh._documents for _, variant in chain)
 
 
 def test_a_templated_state_is_rendered_per_call_and_never_cached(renderer):

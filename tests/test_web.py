@@ -195,7 +195,7 @@ def test_store_failing_still_answers_200_and_hangs_up(app, phone, caplog, monkey
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
 
-    monkeypatch.setattr(store, "update", down)
+    monkeypatch.setattr(store, "replace", down)  # a webhook's one write
     call.press("1")
     assert call.exchanges[-1].status == 200
     assert call.end_reason == "hangup"
@@ -213,7 +213,7 @@ def test_store_failing_still_answers_the_error_state(app, phone, monkeypatch):
     def down(*args, **kwargs):
         raise StoreError("session store: updating session failed: disk I/O error")
 
-    monkeypatch.setattr(services(app).store, "update", down)
+    monkeypatch.setattr(services(app).store, "replace", down)
     call.press("1")
     assert_call_apologised(call, mimetypes, MAIN_APOLOGY)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -15,22 +16,36 @@ from ivr.core.graph import FORMATS, NO_GRAPHVIZ, graph_source, mermaid
 from ivr.core.loader import display_path, find_flow_files, load_flow
 from ivr.errors import IvrError
 
-__all__ = ["graph", "render"]
+__all__ = ["DOT_SECONDS", "graph", "render"]
+
+# dot is stopped after this long. The drawings it is given (ivr.core.graph.MAX_RANKS_CROSSED) take it
+# under 5 s here; a slower machine, or a shape the estimate misjudges, must not hold the command for minutes.
+DOT_SECONDS = 10
+TOO_SLOW = (
+    "Graphviz did not draw flow '{flow}' as {fmt} within {seconds} s and was stopped. "
+    "Use --format mermaid (the default) instead"
+)
 
 
 def render(flow: f.Flow, fmt: str) -> bytes:
-    """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it."""
+    """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it, or
+    `--format mermaid` for a flow too big for dot (ivr.core.graph.MAX_RANKS_CROSSED) or too slow (DOT_SECONDS)."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"render draws svg or png, not {fmt!r}")
     graph = graph_source(flow, "graphviz")
-    if shutil.which("dot") is None:
+    dot = shutil.which("dot")
+    if dot is None:
         raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH"))
-    import graphviz
-
-    try:
-        return graph.draw(None, format=fmt, prog="dot")
-    except graphviz.ExecutableNotFound:
-        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH")) from None
+    try:  # the graphviz package's pipe has no timeout; this is the command it runs
+        done = subprocess.run(
+            [dot, "-Kdot", f"-T{fmt}"], input=graph.source.encode(), capture_output=True, timeout=DOT_SECONDS
+        )
+    except subprocess.TimeoutExpired:  # run() has killed dot
+        raise IvrError(TOO_SLOW.format(flow=flow.id, fmt=fmt, seconds=DOT_SECONDS)) from None
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+        raise IvrError(f"Graphviz could not draw flow '{flow.id}' as {fmt}: {why}")
+    return done.stdout
 
 
 @click.command("graph", cls=Command)

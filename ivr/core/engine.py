@@ -58,6 +58,9 @@ class Step:
     outcome: str | None = None
     pending: Pending | None = None
     walked: tuple[str, ...] = ()  # every state the document renders, in order: the input-less ones too
+    # The (state, variant) chain of a document without templates: its flow version renders the same bytes
+    # from it again (a retried webhook's answer is kept as this, not as the TwiML). None when templated.
+    document: tuple[tuple[str, str], ...] | None = None
 
 
 class _Call:
@@ -120,6 +123,7 @@ class Engine:
         self.schedules = {**(schedules or {}), **flow.schedules}
         self.zone = ZoneInfo(flow.defaults.timezone or timezone)
         self.renderer = Renderer(flow, urls or Urls())
+        self.renderer.prepare()  # every document without templates, before any call (and before gunicorn forks)
         self.speech_routes = {
             name: speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
         }
@@ -244,6 +248,11 @@ class Engine:
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
         return self._walk(call, variant, outcome, [], [])
 
+    def rendered_again(self, document) -> str:
+        """The TwiML of a `Step.document` (a chain without templates), byte for byte as it was answered."""
+        segments = [(name, variant) for name, variant in document]
+        return self.renderer.document(segments, [None] * len(segments))
+
     def _walk(self, call: _Call, variant: str, outcome, segments: list, rendered: list, redact: bool = False) -> Step:
         """Render from the call's state on: input-less states flow on into the same document, up to
         one that waits or ends; a hook pauses the walk, handing the adapter a continuation."""
@@ -271,7 +280,9 @@ class Engine:
         twiml = renderer.document(segments, rendered)
         call.session["state"] = call.state
         walked = tuple(name for name, _ in segments)
-        step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked)
+        document = tuple(segments) if all(verbs is None for verbs in rendered) else None
+        step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked,
+                    document=document)  # fmt: skip
         return self._finished(step, redact)
 
     def _after_hook(self, call: _Call, result: HookResult, outcome, segments, rendered, redact: bool) -> Step:

@@ -11,13 +11,18 @@ What the picture shows:
 - `repeat` and `back` as self-loops ("* (repeat)", "9 (back)"); the retries of a menu (a no-input
   or no-match below its max) are left out: every menu has them, and the "x3" edge says where they end;
 - the start (`[*] -->`), the error state, the hang-ups (hangup, reject, redirect out, and the built-in
-  ~goodbye and ~apology when something leads to them; `--> [*]`) and the menus, each in its colour.
+  ~goodbye and ~apology when something leads to them; `--> [*]`) and the menus, each in its colour;
+- the ways out of every menu (defaults.routes) once, from an "every menu" box, not from each menu;
+- a state that more than SHARED_SOURCES states lead to (the goodbye every menu's retries end in) with
+  the edge from the first of them, and a dashed copy of it beside each of the others.
+The last two keep big flows readable and quick to lay out (see _share); graph_data keeps every edge.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from typing import NamedTuple
 
 from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
@@ -25,9 +30,19 @@ from transitions.extensions.diagrams import GraphMachine
 from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.flow import BUILT_IN
+from ivr.core.layout import ranks_crossed
 from ivr.errors import IvrError
 
-__all__ = ["FORMATS", "NO_GRAPHVIZ", "graph_data", "graph_machine", "graph_source", "mermaid"]
+__all__ = [
+    "FORMATS",
+    "MAX_RANKS_CROSSED",
+    "NO_GRAPHVIZ",
+    "TOO_BIG",
+    "graph_data",
+    "graph_machine",
+    "graph_source",
+    "mermaid",
+]
 
 FORMATS = ("mermaid", "svg", "png")
 NO_GRAPHVIZ = (
@@ -35,7 +50,17 @@ NO_GRAPHVIZ = (
     "and the graphviz Python package (pip install -r requirements.txt), or use --format mermaid, "
     "which needs neither"
 )
-KINDS = ("start", "error", "end", "menu", "state")
+# Graphviz is refused a drawing whose edges cross more ranks than this in all (ivr/core/layout.py):
+# dot takes about 4 s at 2,500 and over 6 s at 3,000, whatever the flow's shape (benchmarks/graph_size.py).
+MAX_RANKS_CROSSED = 2_500
+TOO_BIG = (
+    "flow '{flow}' is too big to draw with Graphviz: its {edges:,} edges cross {ranks:,} ranks in all, "
+    "and dot takes more than a few seconds above {limit:,}. Use --format mermaid (the default) instead"
+)
+KINDS = ("start", "error", "end", "menu", "state", "ways_out")
+WAYS_OUT = "~every menu"  # the box the ways out of every menu (defaults.routes) are drawn from, once
+# More states than this leading to one target: it is drawn beside each (flows/main.yaml's goodbye has 8).
+SHARED_SOURCES = 8
 _CONDITION_CHARS = 28
 _MERMAID_ID = re.compile(r"[A-Za-z0-9_]+\Z")
 # Words Mermaid's state diagram reads as keywords at the start of a line.
@@ -47,7 +72,9 @@ _STYLES = {  # Graphviz attributes; Mermaid's classDef gets fill, stroke and str
     "end": {"fillcolor": "#eeeeee", "color": "#555555", "peripheries": "2"},
     "menu": {"fillcolor": "#e3f0fc", "color": "#1565c0"},
     "state": {},
+    "ways_out": {"shape": "note", "fillcolor": "#fff8e1", "color": "#8d6e63"},
 }
+_COPY = {"style": "rounded,filled,dashed", "fontsize": "10"}  # Graphviz: a shared target drawn again
 
 
 class _FlowGraphMachine(GraphMachine):
@@ -109,9 +136,9 @@ def graph_data(flow: f.Flow) -> dict:
     """Nodes ({id, label, kind}) and merged edges ({source, target, label}) for a page to draw."""
     machine = graph_machine(flow, "mermaid")
     markup = machine.get_markup_config()
-    nodes, edges = _elements(machine, markup["states"], markup["transitions"])
+    nodes, edges = _elements(machine, markup["states"], markup["transitions"], drawing=False)
     return {
-        "nodes": [{"id": name, "label": name, "kind": kind} for name, kind in nodes],
+        "nodes": [{"id": node.name, "label": node.label, "kind": node.kind} for node in nodes],
         "edges": [{"source": s, "target": t, "label": label} for s, t, label, _internal in edges],
     }
 
@@ -119,28 +146,87 @@ def graph_data(flow: f.Flow) -> dict:
 # -- what is drawn -----------------------------------------------------------------------------
 
 
-def _elements(machine: _FlowGraphMachine, states: list[dict], transitions: list[dict]):
-    """From transitions' markup: [(name, kind)] and [(source, target, label, internal)] in flow order."""
+class _Node(NamedTuple):
+    name: str  # the node's id in the drawing
+    label: str
+    kind: str
+    copy: bool = False  # a shared target drawn again beside one of the states that lead to it
+
+
+def _elements(machine: _FlowGraphMachine, states: list[dict], transitions: list[dict], *, drawing: bool = True):
+    """From transitions' markup: [_Node] and [(source, target, label, internal)] in flow order.
+
+    A drawing (not graph_data) draws the ways out of every menu once, from a WAYS_OUT box, and a
+    target more than SHARED_SOURCES states lead to beside each of them: see _share.
+    """
     flow = machine.flow
+    inherited = _inherited(flow) if drawing else {}
     merged: dict[tuple[str, str], list] = {}
     for t in transitions:
+        source, dest = t["source"], t.get("dest")
+        if (source, t["trigger"], dest) in inherited:
+            continue
         label = _label(flow, t)
         if label is None:
             continue
-        source, dest = t["source"], t.get("dest")
         rank = machine.order.get((source, t["trigger"], dest), len(machine.order))
         merged.setdefault((source, dest or source), []).append((rank, label, dest is None))
+    taken = {route.outcome for route in inherited.values()}
+    for rank, route in enumerate(r for r in flow.defaults.routes if r.outcome in taken):
+        special = route.target in f.SPECIAL_TARGETS
+        label = f"{route.outcome} ({route.target})" if special else route.outcome
+        merged.setdefault((WAYS_OUT, WAYS_OUT if special else route.target), []).append((rank, label, special))
     names = [s["name"] for s in states]
-    index = {name: i for i, name in enumerate(names)}
+    index = {name: i for i, name in enumerate([*names, WAYS_OUT])}
     reached = {target for _source, target in merged}
-    nodes = [(n, _kind(flow, n)) for n in names if n not in BUILT_IN or n in reached]
+    nodes = [_Node(n, n, _kind(flow, n)) for n in names if n not in BUILT_IN or n in reached]
+    if inherited:
+        nodes.append(_Node(WAYS_OUT, "every menu", "ways_out"))
     edges = []
     for (source, target), labels in merged.items():
         labels.sort()
         text = ", ".join(dict.fromkeys(label for _rank, label, _internal in labels))
         edges.append((index[source], labels[0][0], source, target, text, all(x for _r, _l, x in labels)))
     edges.sort(key=lambda e: e[:2])
-    return nodes, [e[2:] for e in edges]
+    edges = [e[2:] for e in edges]
+    return _share(nodes, edges) if drawing else (nodes, edges)
+
+
+def _inherited(flow: f.Flow) -> dict[tuple, f.Route]:
+    """(state, outcome, target or None) of each way out a menu takes from defaults.routes -> the route."""
+    out = {}
+    for state in flow.states.values():
+        for route in state.routes:
+            if route.inherited:
+                dest = None if route.target in f.SPECIAL_TARGETS else route.target
+                out[(state.name, route.outcome, dest)] = route
+    return out
+
+
+def _share(nodes: list[_Node], edges: list[tuple]) -> tuple[list[_Node], list[tuple]]:
+    """A target more than SHARED_SOURCES states lead to keeps the edge from the first of them; the
+    others lead to a copy of it beside them. Graphviz lays a long edge out as a chain of hidden
+    nodes, one per rank it crosses: edges from every state of a deep flow to one goodbye cost dot
+    minutes, and cross everything else on the way."""
+    sources: dict[str, set[str]] = {}
+    for source, target, _label, _internal in edges:
+        if source != target:
+            sources.setdefault(target, set()).add(source)
+    shared = {target for target, s in sources.items() if len(s) > SHARED_SOURCES}
+    if not shared:
+        return nodes, edges
+    kinds = {node.name: node.kind for node in nodes}
+    seen: dict[str, int] = {}
+    copies, out = [], []
+    for source, target, label, internal in edges:
+        if target in shared and source != target:
+            n = seen[target] = seen.get(target, 0) + 1
+            if n > 1:
+                copy = f"{target}~{n}"  # no state's name has a '~' after its first character
+                copies.append(_Node(copy, target, kinds[target], copy=True))
+                target = copy
+        out.append((source, target, label, internal))
+    return nodes + copies, out
 
 
 def _label(flow: f.Flow, t: dict) -> str | None:
@@ -190,24 +276,30 @@ class _MermaidGraph(diagrams_mermaid.Graph):
     def get_graph(self, title=None, roi_state=None):
         machine = self.machine
         nodes, edges = _elements(machine, *self._get_elements())
-        ids = _mermaid_ids([name for name, _kind in nodes])
+        ids = _mermaid_ids([node.name for node in nodes])
         lines = ["---", f"title: {_yaml_string(title or machine.title)}", "---", "stateDiagram-v2"]
         body = [f"direction {machine.machine_attributes['rankdir']}"]
-        present = {kind for _name, kind in nodes}
+        styles = machine.style_attributes["node"]
+        present = {(node.kind, node.copy) for node in nodes}
         body += [
-            f"classDef kind_{k} {_mermaid_style(machine.style_attributes['node'][k])}"
-            for k in KINDS
-            if _STYLES[k] and k in present
+            f"classDef kind_{k} {_mermaid_style(styles[k])}" for k in KINDS if _STYLES[k] and (k, False) in present
         ]
+        body += [f"classDef copy_{k} {_mermaid_style(styles[k], copy=True)}" for k in KINDS if (k, True) in present]
         body.append("")
-        for name, kind in nodes:
-            body.append(f'state "{_mermaid_text(name)}" as {ids[name]}')
-            if _STYLES[kind]:
-                body.append(f"class {ids[name]} kind_{kind}")
+        for node in nodes:
+            body.append(f'state "{_mermaid_text(node.label)}" as {ids[node.name]}')
+            if node.copy:
+                body.append(f"class {ids[node.name]} copy_{node.kind}")
+            elif _STYLES[node.kind]:
+                body.append(f"class {ids[node.name]} kind_{node.kind}")
         body.append("")
         body.append(f"[*] --> {ids[machine.flow.start]}")
         body += [f"{ids[source]} --> {ids[target]}: {_mermaid_text(label)}" for source, target, label, _i in edges]
-        body += [f"{ids[name]} --> [*]" for name, _kind in nodes if _ends(machine.flow, name)]
+        body += [
+            f"{ids[n.name]} --> [*]"
+            for n in nodes
+            if not n.copy and n.kind != "ways_out" and _ends(machine.flow, n.name)
+        ]
         lines += [f"  {line}" if line else "" for line in body]
         return diagrams_mermaid.DigraphMock("\n".join(lines) + "\n")
 
@@ -219,12 +311,16 @@ class _GraphvizGraph(diagrams_graphviz.Graph):
         machine = self.machine
         nodes, _edges = _elements(machine, states, machine.get_markup_config()["transitions"])
         container.node("[*]", label="", shape="circle", style="filled", fillcolor="black", width="0.2")
-        for name, kind in nodes:
-            container.node(name, label=name, **machine.style_attributes["node"][kind])
+        for node in nodes:
+            style = machine.style_attributes["node"][node.kind]
+            container.node(node.name, label=node.label, **({**style, **_COPY} if node.copy else style))
 
     def _add_edges(self, transitions, container):
         machine = self.machine
         _nodes, edges = _elements(machine, machine.get_markup_config()["states"], transitions)
+        ranks = ranks_crossed([("[*]", machine.flow.start), *((s, t) for s, t, _label, _internal in edges)])
+        if ranks > MAX_RANKS_CROSSED:  # before dot runs: it would take more than a few seconds
+            raise IvrError(TOO_BIG.format(flow=machine.flow.id, edges=len(edges), ranks=ranks, limit=MAX_RANKS_CROSSED))
         container.edge("[*]", machine.flow.start)
         for source, target, label, internal in edges:
             container.edge(source, target, label=label, **({"style": "dashed"} if internal else {}))
@@ -238,7 +334,7 @@ def _mermaid_ids(names: list[str]) -> dict[str, str]:
         if name in taken:
             ids[name] = name
             continue
-        base = re.sub(r"[^A-Za-z0-9_]", "_", name.replace("~", "builtin_"))
+        base = re.sub(r"[^A-Za-z0-9_]", "_", re.sub(r"\A~", "builtin_", name))
         if base.lower() in _MERMAID_WORDS:
             base = f"s_{base}"
         candidate, n = base, 2
@@ -254,10 +350,12 @@ def _mermaid_text(text: str) -> str:
     return text.translate(_MERMAID_ESCAPES)
 
 
-def _mermaid_style(attrs: dict) -> str:
+def _mermaid_style(attrs: dict, *, copy: bool = False) -> str:
     css = {"fill": attrs.get("fillcolor"), "stroke": attrs.get("color")}
     if "penwidth" in attrs:
         css["stroke-width"] = f"{attrs['penwidth']}px"
+    if copy:
+        css["stroke-dasharray"] = "4 3"
     return ",".join(f"{k}:{v}" for k, v in css.items() if v)
 
 

@@ -84,6 +84,12 @@ def empty_document() -> str:
     return VoiceResponse().to_xml()
 
 
+# Documents serialised at load (`Renderer.prepare`): every one of a flow of up to 500 menus.
+PREPARED_DOCUMENTS = 2000
+# The variants a menu's document is rendered in: entered, repeated, and after no input or a wrong key.
+_GATHER_VARIANTS = ("enter", "repeat", "no_input", "no_match")
+
+
 def _is_static(state: f.State) -> bool:
     # No template in what the state's document says or does: its TwiML is the same for every call.
     return all(t.template is None for t in spoken_texts(state))
@@ -103,6 +109,39 @@ class Renderer:
         }
 
     # -- documents ---------------------------------------------------------------------------
+
+    def prepare(self, budget: int = PREPARED_DOCUMENTS) -> int:
+        """Serialise, before any call, the documents without templates the flow can answer with: each
+        state's own as a call enters it, with each chain of input-less states that can lead into it,
+        then each menu's in its other variants (repeated, after no input, after a wrong key). Done at
+        load, in gunicorn's master before it forks its workers, so that no webhook serialises one and
+        the workers share them. At most `budget` documents (a serialisation costs about 0.1 ms): a
+        bigger flow has the rest built on first use. Returns how many were built."""
+        left = [budget]
+        for variant in _GATHER_VARIANTS:
+            for name, state in self.flow.states.items():
+                if left[0] <= 0:
+                    return budget
+                if variant == "enter" or isinstance(state.action, f.Gather):
+                    self._prepare_chain([(name, variant)], left)
+        return budget - left[0]
+
+    def _prepare_chain(self, segments: list[tuple[str, str]], left: list[int]) -> None:
+        name = segments[-1][0]
+        if left[0] <= 0 or not self.is_static(name):
+            return
+        state = self.flow.states.get(name)  # None: a built-in end (goodbye, apology)
+        if state is not None and isinstance(state.action, f.Run):
+            return  # a hook's outcome decides what follows: that document is built when a call gets there
+        if state is None or state.action is not None:  # it waits for the caller, or ends the call
+            if tuple(segments) not in self._documents:
+                left[0] -= 1
+                self.document(segments, [None] * len(segments))
+            return
+        passed = {n for n, _ in segments}
+        for target in dict.fromkeys([*(c.target for c in state.when), state.next]):
+            if target is not None and target not in passed:  # validation refuses cycles; never loop here
+                self._prepare_chain([*segments, (target, "enter")], left)
 
     def is_static(self, name: str) -> bool:
         """Whether a state's verbs are the same for every call (no templates)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ivr.errors import ConfigError
 from ivr.settings import MEMORY_STORE_ENVS
-from ivr.store.base import DEFAULT_TTL, RENEW_SLACK, Clock, SessionStore
+from ivr.store.base import DEFAULT_TTL, RENEW_SLACK, Clock, Read, SessionStore
 from ivr.store.memory import MemoryStore
 from ivr.store.sqlite import SQLiteStore
 
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_TTL",
     "RENEW_SLACK",
     "MemoryStore",
+    "Read",
     "SQLiteStore",
     "SessionStore",
     "open_store",

@@ -5,9 +5,19 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Callable
-from typing import Self
+from typing import NamedTuple, Self
 
-__all__ = ["DEFAULT_TTL", "PURGE_EVERY", "RENEW_SLACK", "Clock", "SessionStore", "Updater", "dumps", "plan_update"]
+__all__ = [
+    "DEFAULT_TTL",
+    "PURGE_EVERY",
+    "RENEW_SLACK",
+    "Clock",
+    "Read",
+    "SessionStore",
+    "Updater",
+    "dumps",
+    "plan_update",
+]
 
 # Twilio ends a call after 4 hours; one more hour leaves room for late status callbacks.
 DEFAULT_TTL = 5 * 3600.0
@@ -19,6 +29,13 @@ PURGE_EVERY = 1000
 
 Clock = Callable[[], float]
 Updater = Callable[[dict | None], dict | None]
+
+
+class Read(NamedTuple):
+    """A session as `read` found it, with the stored text a later `replace` compares against."""
+
+    value: dict | None  # None when absent or expired
+    text: str | None
 
 
 def dumps(value: dict) -> str:
@@ -50,6 +67,16 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str) -> dict | None:
         """Return the session, or None when it is absent or expired."""
+
+    @abc.abstractmethod
+    def read(self, key: str) -> Read:
+        """The session and its stored text, for a `replace` once the caller is done with it (one read)."""
+
+    @abc.abstractmethod
+    def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
+        """Store `value` for ttl seconds if the session is still what `read` saw (`seen`: its text, None when it
+        was absent); False, writing nothing, when another writer changed it since. One write, no other read:
+        a webhook's whole store cost is one `read` and one `replace`."""
 
     @abc.abstractmethod
     def update(self, key: str, fn: Updater, ttl: float) -> dict | None:

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from ivr.store.base import PURGE_EVERY, Clock, SessionStore, Updater, plan_update
+from ivr.store.base import PURGE_EVERY, Clock, Read, SessionStore, Updater, dumps, plan_update
 
 __all__ = ["MemoryStore"]
 
@@ -43,6 +43,24 @@ class MemoryStore(SessionStore):
         with self._lock:
             text, _ = self._live(key, self._clock())
         return None if text is None else json.loads(text)
+
+    def read(self, key: str) -> Read:
+        """The session and its stored text."""
+        with self._lock:
+            text, _ = self._live(key, self._clock())
+        return Read(None if text is None else json.loads(text), text)
+
+    def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
+        """Store `value` if the session is still the text `read` saw (None: still absent)."""
+        text = dumps(value)
+        with self._lock:
+            now = self._clock()
+            if self._live(key, now)[0] != seen:
+                return False
+            self._data[key] = (text, now + ttl)
+            if next(self._writes) % self._purge_every == 0:
+                self._purge(now)
+        return True
 
     def update(self, key: str, fn: Updater, ttl: float) -> dict | None:
         """Atomically replace the session with fn(a copy of it); return the new one."""

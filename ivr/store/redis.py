@@ -21,7 +21,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from ivr.errors import ConfigError, StoreError
-from ivr.store.base import SessionStore, Updater, plan_update
+from ivr.store.base import Read, SessionStore, Updater, dumps, plan_update
 
 __all__ = ["DEFAULT_PREFIX", "REDIS_TIMEOUT", "RedisStore"]
 
@@ -108,6 +108,18 @@ class RedisStore(SessionStore):
         with self._errors(f"reading session {key!r}"):
             text = self._client.get(self.prefix + key)
         return None if text is None else json.loads(text)
+
+    def read(self, key: str) -> Read:
+        """The session and its stored text: one round trip (GET)."""
+        with self._errors(f"reading session {key!r}"):
+            text = self._client.get(self.prefix + key)
+        return Read(None if text is None else json.loads(text), text)
+
+    def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
+        """Store `value` if the session is still the text `read` saw: one round trip (the compare-and-set script)."""
+        args = ["1" if seen is None else "0", seen or "", dumps(value), max(1, round(ttl * 1000))]
+        with self._errors(f"updating session {key!r}"):
+            return bool(self._compare_and_set(keys=[self.prefix + key], args=args))
 
     def update(self, key: str, fn: Updater, ttl: float) -> dict | None:
         """Atomically replace the session with fn(a copy of it); return the new one.

@@ -14,7 +14,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ivr.errors import StoreError
-from ivr.store.base import PURGE_EVERY, Clock, SessionStore, Updater, plan_update
+from ivr.store import checkpoints
+from ivr.store.base import PURGE_EVERY, Clock, Read, SessionStore, Updater, dumps, plan_update
 
 __all__ = ["BUSY_TIMEOUT_MS", "SQLiteStore", "restore"]
 
@@ -34,6 +35,14 @@ _UPSERT = (
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
 )
 _PURGE = "DELETE FROM sessions WHERE expires_at <= ?"
+# A compare-and-set each, one statement in its own transaction: the write lock is taken with the read
+# (never a read then an upgrade), and the row is changed only if it is still what the caller read.
+_REPLACE = "UPDATE sessions SET value = ?, expires_at = ? WHERE key = ? AND value = ? AND expires_at > ?"
+_CREATE = (
+    "INSERT INTO sessions (key, value, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+    "WHERE sessions.expires_at <= ?"
+)
 
 
 class SQLiteStore(SessionStore):
@@ -91,6 +100,8 @@ class SQLiteStore(SessionStore):
             else:
                 conn.execute("PRAGMA journal_mode=WAL")  # 5 s later: fail if it fails
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a thread of their own (ivr/store/checkpoints.py); this one only if it falls behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint={checkpoints.BACKSTOP_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -122,6 +133,25 @@ class SQLiteStore(SessionStore):
             row = self._connection().execute(_SELECT, (key, self._clock())).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def read(self, key: str) -> Read:
+        """The session and its stored text."""
+        with self._errors(f"reading session {key!r}"):
+            row = self._connection().execute(_SELECT, (key, self._clock())).fetchone()
+        return Read(None, None) if row is None else Read(json.loads(row[0]), row[0])
+
+    def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
+        """Store `value` if the session is still the text `read` saw (None: still absent, or expired)."""
+        text = dumps(value)
+        with self._errors(f"updating session {key!r}"):
+            now = self._clock()
+            if seen is None:
+                changed = self._connection().execute(_CREATE, (key, text, now + ttl, now)).rowcount
+            else:
+                changed = self._connection().execute(_REPLACE, (text, now + ttl, key, seen, now)).rowcount
+        if changed:
+            self._wrote()
+        return changed == 1
+
     def update(self, key: str, fn: Updater, ttl: float) -> dict | None:
         """Atomically replace the session with fn(a copy of it); return the new one."""
         with self._errors(f"updating session {key!r}"):
@@ -143,14 +173,27 @@ class SQLiteStore(SessionStore):
                 if conn.in_transaction:
                     conn.rollback()
                 raise
-        if write and next(self._writes) % self._purge_every == 0:
-            self.purge_expired()
+        if write:
+            self._wrote()
         return new
+
+    def _wrote(self) -> None:
+        checkpoints.note_write(self)
+        if next(self._writes) % self._purge_every == 0:
+            self.purge_expired()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file without waiting for readers or writers (the checkpoint thread's)."""
+        if self._closed:
+            return
+        with self._errors("checkpointing"):
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def delete(self, key: str) -> None:
         """Remove the session; a missing one is not an error."""
         with self._errors(f"deleting session {key!r}"):
             self._connection().execute("DELETE FROM sessions WHERE key = ?", (key,))
+        checkpoints.note_write(self)
 
     def scan(self, prefix: str) -> list[tuple[str, dict]]:
         """Every live (key, value) whose key starts with `prefix`."""
@@ -198,6 +241,7 @@ class SQLiteStore(SessionStore):
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
+        checkpoints.forget(self)
         with self._conns_lock:
             self._closed = True
             for _, conn in self._conns:

@@ -6,7 +6,7 @@ line carries the call's CallSid (DESIGN principle 7: log lines name the call), a
 `ivr` log lines are kept at INFO.
 
 Settings here are defaults: `GUNICORN_CMD_ARGS` and the command line override any of them, say
-`GUNICORN_CMD_ARGS="--workers 2 --threads 4"`. `WEB_CONCURRENCY` sets the workers, as on most hosts.
+`GUNICORN_CMD_ARGS="--workers 4 --threads 8"`. `WEB_CONCURRENCY` sets the workers, as on most hosts.
 
 /metrics counts across the workers through prometheus_client's multiprocess mode: this file gives the
 master a fresh PROMETHEUS_MULTIPROC_DIR before the app (and prometheus_client) is imported.
@@ -178,25 +178,29 @@ def on_exit(server) -> None:
 # -- processes ----------------------------------------------------------------------------------
 
 bind = default_bind()
-# (2 x cores) + 1 is gunicorn's own advice. Sync workers, one request each at a time: `timeout`
-# then bounds every request. Flows with slow hooks may want threads instead, which overlap the
-# waiting (`--worker-class gthread --threads 4`), but under threads `timeout` no longer bounds a
-# request, only a worker's main loop: the app's own deadline for each webhook does (ivr/web/deadline.py).
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * cpu_count() + 1)
-worker_class = "sync"
+# Threaded workers (gthread), the one worker class the product runs on: a worker holds a kept-alive
+# connection without tying up a process, hooks waiting on slow systems overlap, the agent step's
+# WebSockets will each hold a thread, and SQLite works (gevent would stall a whole worker in sqlite3).
+# One worker per CPU the process may use (at least 2, so one can restart while the other serves), 4
+# threads each: under the GIL more workers than cores only add switching (benchmarks/http_load.py
+# compared sync:3, gthread:2x2, 3x2, 2x4 and 2x8 on 2 cores; docs/performance.md).
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, cpu_count()))
+worker_class = "gthread"
+threads = 4
 # Flows are read, validated and built into machines once, before the fork; workers share them.
 preload_app = True
 
 # -- time ---------------------------------------------------------------------------------------
 
 # Twilio gives up on a webhook after 15 s; the app answers every webhook by ANSWER_BY (12 s) on its
-# own, whatever the worker class (ivr/web/deadline.py). A sync worker still running a second after
-# that is stuck outside the app's reach: it is killed and replaced, and Twilio, seeing the connection
-# drop, plays the number's Fallback URL before its own 15 s are up.
+# own (ivr/web/deadline.py): under threads, gunicorn's `timeout` bounds no request, only a worker's
+# main loop. A worker whose loop is stuck a second past that is killed and replaced, and Twilio,
+# seeing the connection drop, plays the number's Fallback URL before its own 15 s are up.
 timeout = int(ANSWER_BY) + 1
 # On a restart (deploy, HUP), requests in flight get this long to answer before workers are killed.
 graceful_timeout = 10
-# Used by threaded workers only: Twilio may send a call's next webhook on the same connection.
+# Seconds an idle kept-alive connection stays open: Twilio may send a call's next webhook on it
+# (whether it does is not documented); a proxy in front keeps its own.
 keepalive = 5
 
 # -- logs ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from flask import Flask, current_app, has_app_context, has_request_context, requ
 
 from ivr.phone.recording import mask_numbers
 from ivr.web.deadline import elapsed
+from ivr.web.http import form
 
 __all__ = ["CALL_FIELDS", "JsonFormatter", "MaskNumbers", "init_app", "ivr_loggers", "json_line", "shown_url"]
 
@@ -144,7 +145,7 @@ def _request_fields() -> dict:
     args = request.args
     view_args = request.view_args or {}
     try:  # a log line must not fail on a body Flask cannot parse
-        sid = request.form.get("CallSid") if request.method == "POST" else args.get("CallSid")
+        sid = form().get("CallSid") if request.method == "POST" else args.get("CallSid")
     except Exception:
         sid = None
     return {

@@ -11,11 +11,10 @@ flows are the ids of loaded flows, hooks are the names a flow's YAML gives, the 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from flask import Flask, Response, abort, current_app, request
 from prometheus_client import (
@@ -100,17 +99,43 @@ def hook_called(record: dict) -> None:
     HOOK_SECONDS.labels(record["name"]).observe(record.get("seconds") or 0.0)
 
 
-@contextmanager
-def store_op(op: str) -> Iterator[None]:
+class store_op:  # lower case: used as a function, `with metrics.store_op("get"):`
     """Time a session store operation (`get`, `update`) and count it when the store fails."""
-    started = time.perf_counter()
-    try:
-        yield
-    except StoreError:
-        STORE_ERRORS.labels(op).inc()
-        raise
-    finally:
-        STORE_SECONDS.labels(op).observe(time.perf_counter() - started)
+
+    __slots__ = ("_op", "_started")
+
+    def __init__(self, op: str) -> None:
+        self._op = op
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None and issubclass(kind, StoreError):
+            _store_errors(self._op).inc()
+        _store_seconds(self._op).observe(time.perf_counter() - self._started)
+
+
+# Each label set's child, looked up once: prometheus_client checks the labels and takes a lock on every
+# `labels()` call. The sets are few (operations, URL rules, statuses); multiprocess values follow a fork.
+@functools.cache
+def _store_seconds(op: str):
+    return STORE_SECONDS.labels(op)
+
+
+@functools.cache
+def _store_errors(op: str):
+    return STORE_ERRORS.labels(op)
+
+
+@functools.cache
+def _webhooks(route: str, status: int):
+    return WEBHOOKS.labels(route, str(status))
+
+
+@functools.cache
+def _webhook_seconds(route: str):
+    return WEBHOOK_SECONDS.labels(route)
 
 
 def text_sent(ok: bool) -> None:
@@ -147,10 +172,10 @@ def call_ended() -> None:
 def _answered(response):
     rule = request.url_rule
     route = rule.rule if rule is not None else _UNMATCHED
-    WEBHOOKS.labels(route, str(response.status_code)).inc()
+    _webhooks(route, response.status_code).inc()
     seconds = elapsed()  # from the request's arrival, as its deadline counts (ivr/web/deadline.py)
     if seconds is not None:
-        WEBHOOK_SECONDS.labels(route).observe(seconds)
+        _webhook_seconds(route).observe(seconds)
     for record in recorded_hooks() or ():
         hook_called(record)
     return response

@@ -13,7 +13,7 @@ hooks it ran) is reached through `hook_records()`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
@@ -51,6 +51,7 @@ class Services:
     hooks: HookRunner
     clock: Callable[[], datetime]
     validator: RequestValidator | None = None
+    shared_keys: dict[str, RequestValidator] = field(default_factory=dict)  # Webhooks SharedKeys by key id
     journal: Journal | None = None  # for the built-in phones: what each call made the app do
     recorder: Recorder | None = None  # IVR_RECORD_DIR: every webhook of each call
     twilio_http: HttpClient | None = None  # a test's fake Twilio HTTP client
@@ -82,6 +83,8 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
     found = Services(store, flows, HookRunner(registry, settings["IVR_HOOK_TIMEOUT"]), clock or _utc_now)
     token = settings.get("TWILIO_AUTH_TOKEN")
     found.validator = RequestValidator(token) if token else None
+    shared = settings["TWILIO_WEBHOOK_SHARED_KEYS"]
+    found.shared_keys = {key: RequestValidator(secret) for key, secret in shared.items()}
     if settings["IVR_PHONE"] or settings["IVR_ENV"] == "test":
         found.journal = Journal()
     if settings["IVR_RECORD_DIR"]:

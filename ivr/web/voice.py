@@ -19,8 +19,9 @@ from ivr.core.flow import APOLOGY, SCREEN_EVENTS
 from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
+from ivr.store import Read
 from ivr.web import metrics, security
-from ivr.web.answers import claim_texts, commit, remember, request_digest, revision, stored_answer
+from ivr.web.answers import claim_texts, commit, remember, request_digest, stored_answer
 from ivr.web.deadline import error_hooks_deadline, hooks_deadline
 from ivr.web.effects import carry_out_later, journal_walk
 from ivr.web.http import webhook_params as _params
@@ -99,32 +100,32 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if not sid:
             raise WebhookError("the request has no CallSid; is this URL configured as a Twilio voice webhook?")
         token = request.headers.get("I-Twilio-Idempotency-Token")
-        digest = request_digest(params) if token else None
+        digest = request_digest() if token else None
         with metrics.store_op("get"):
-            existing = store.get(sid)
+            seen = store.read(sid)
+        existing = seen.value
         session = existing or new_session(flow_id)
         for attempt in range(_ATTEMPTS):
-            answer = stored_answer(session, token, digest)
+            answer = stored_answer(session, token, digest, registry)
             if answer is not None:
                 # Twilio retried a webhook already answered: the same answer, nothing redone or sent.
                 log.info("CallSid=%s retried webhook answered again, nothing redone", sid)
                 return _xml(answer)
-            read = revision(session)
             engine, step = _step(registry, flow_id, state, step_fn, session, sid, params, now)
             texts = claim_texts(step)  # each text at most once per call, state and visit: claimed in the write
             if token:
                 sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
-                remember(step, token, digest, sensitive=sensitive)
+                remember(step, token, digest, engine.flow.content_hash, sensitive=sensitive)
             # Hooks may take seconds: the step ran outside the store's lock, so the write checks that no
             # other attempt stepped this session meanwhile (it keeps what status callbacks stored).
             with metrics.store_op("update"):
-                won, stored = commit(store, sid, step.session, read)
+                won, seen = commit(store, sid, step.session, seen)
             if won:
                 if attempt == 0 and existing is None and not screening:
                     metrics.call_started()  # this webhook made the call's session: its first
                 break
             log.info("CallSid=%s another attempt at this webhook stepped first; going on from its session", sid)
-            session = stored or new_session(flow_id)
+            session = seen.value or new_session(flow_id)
         else:
             raise StoreError(f"the session of CallSid {sid} kept changing under {_ATTEMPTS} attempts to step it")
         log.info("CallSid=%s flow=%s %s -> %s", sid, flow_id, state or "(entry)", step.state,
@@ -197,14 +198,14 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
     the store's lock, as a webhook's do; without a CallSid (or a store) nothing is stored."""
     if engine is not None and engine.flow.error_state is not None:
         store = services().store
-        existing = None
+        seen = Read(None, None)
         try:
             with metrics.store_op("get"):
-                existing = store.get(sid) if sid else None
+                seen = store.read(sid) if sid else seen
         except Exception:
             sid = ""
+        existing = seen.value
         session = existing or new_session(engine.flow.id)
-        read = revision(session)
         try:
             step = _run_hooks(engine.error_step(session, params, now), error_hooks_deadline())
         except Exception:
@@ -213,7 +214,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
             if sid:
                 try:  # an attempt that stepped meanwhile keeps its session: the caller hears this one anyway
                     with metrics.store_op("update"):
-                        won, _ = commit(store, sid, step.session, read)
+                        won, _ = commit(store, sid, step.session, seen)
                     if won and existing is None:
                         metrics.call_started()  # a call whose first webhook failed is still a call
                 except Exception:
