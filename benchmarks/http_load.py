@@ -1,8 +1,8 @@
 """Over HTTP: gunicorn serving flows/main.yaml to N concurrent simulated calls, against the baseline.
 
 Servers, each `gunicorn -c ivr/web/gunicorn_conf.py` (the production config) on a loopback port,
-every one with the same worker settings (`--serve`; by default the config's own: sync workers,
-2 x cores + 1 = 3 on the one core they are pinned to):
+every one with the same worker settings (`--serve`; by default the config's own, which it derives
+from the one core the servers are pinned to; the table's heading names the class and counts):
 - ivr (`app:app`, production mode, a token) with the SQLite store;
 - ivr with the Redis store (127.0.0.1:6379, database 13, a key prefix of its own, deleted after),
   when Redis answers;
@@ -743,9 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=[Setting("config")],
         metavar="SETTING",
-        help="gunicorn worker settings, the same for every server: config (the config file's: sync, 2 x cores + 1 "
-        "workers; the default), sync:WORKERS, or gthread:WORKERSxTHREADS; several run one after another and are "
-        "compared, e.g. --serve sync:3 gthread:2x4 gthread:3x8",
+        help="gunicorn worker settings, the same for every server: config (ivr/web/gunicorn_conf.py's own; the "
+        "default), sync:WORKERS, or gthread:WORKERSxTHREADS; several run one after another and are compared, "
+        "e.g. --serve sync:3 gthread:2x4 gthread:3x8",
     )
     parser.add_argument(
         "--stores", nargs="+", choices=["sqlite", "redis"], default=["sqlite", "redis"], help="ivr's stores to serve"
