@@ -268,3 +268,12 @@ def test_without_a_metrics_directory_the_master_makes_one_and_removes_it_on_exit
     monkeypatch.setenv("IVR_METRICS_DIR_MADE", environ["IVR_METRICS_DIR_MADE"])
     module.on_exit(None)
     assert not made.exists()
+
+
+def test_the_config_serves_another_flask_app_too():
+    """post_worker_init starts ivr's background work only for an ivr app (the benchmarks' baseline is plain Flask)."""
+    from flask import Flask
+
+    from ivr.web.drain import start_background
+
+    start_background(Flask("not_ivr"))  # no KeyError: nothing to start

@@ -361,7 +361,10 @@ def test_gunicorn_workers_add_up_in_metrics_and_the_spool_drains_after_a_store_f
             for k, v in os.environ.items()
             if not k.startswith(("IVR_", "TWILIO_", "PROMETHEUS_")) and k not in ("PORT", "GUNICORN_CMD_ARGS")
         }
-        env.update(WEB_CONCURRENCY="2", IVR_ENV="production", TWILIO_AUTH_TOKEN=TOKEN, IVR_METRICS_TOKEN=METRICS_TOKEN,
+        # One connection at a time each: a threaded worker otherwise accepts whatever arrives, one may take
+        # every call, and the proof is that two workers' counts add up.
+        env.update(WEB_CONCURRENCY="2", GUNICORN_CMD_ARGS="--threads 1 --worker-connections 1")
+        env.update(IVR_ENV="production", TWILIO_AUTH_TOKEN=TOKEN, IVR_METRICS_TOKEN=METRICS_TOKEN,
                    IVR_STORE=f"redis://{HOST}:{redis.port}/0", IVR_SPOOL_DIR=str(tmp_path / "spool"),
                    IVR_FLOWS_DIR=str(flows), IVR_HOT_RELOAD="0")  # fmt: skip
         server = Gunicorn(tmp_path, env)

@@ -53,7 +53,7 @@ def _drain_and_retry(app: Flask) -> None:
 
 def start_background(app) -> None:
     """Start this process's background thread for an ivr app (gunicorn's post_worker_init); others are left alone."""
-    if isinstance(app, Flask):
+    if isinstance(app, Flask) and "ivr" in app.extensions:  # not another Flask app served with this config
         services(app).background.start()
 
 
