@@ -135,19 +135,23 @@ class SQLiteStore(SessionStore):
 
     def read(self, key: str) -> Read:
         """The session and its stored text."""
-        with self._errors(f"reading session {key!r}"):
+        try:  # a webhook's one read: no context manager on this path
             row = self._connection().execute(_SELECT, (key, self._clock())).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store {self.path}: reading session {key!r} failed: {exc}") from exc
         return Read(None, None) if row is None else Read(json.loads(row[0]), row[0])
 
     def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
         """Store `value` if the session is still the text `read` saw (None: still absent, or expired)."""
         text = dumps(value)
-        with self._errors(f"updating session {key!r}"):
-            now = self._clock()
+        now = self._clock()
+        try:  # a webhook's one write
             if seen is None:
                 changed = self._connection().execute(_CREATE, (key, text, now + ttl, now)).rowcount
             else:
                 changed = self._connection().execute(_REPLACE, (text, now + ttl, key, seen, now)).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store {self.path}: updating session {key!r} failed: {exc}") from exc
         if changed:
             self._wrote()
         return changed == 1
