@@ -132,6 +132,17 @@ def test_prepare_serialises_every_static_document_a_call_can_get_before_any_call
     assert fresh.prepare() == 0  # nothing left to build
 
 
+def test_prepare_builds_every_states_entered_document_of_a_big_flow():
+    from ivr.testing import generated_survey
+
+    flow = load_flow_text(generated_survey(3000), "survey.yaml", "survey")
+    fresh = Renderer(flow, Urls())
+    fresh.prepare()
+    entered = {chain[0][0] for chain in fresh._documents if chain[0][1] == "enter"}
+    static = {name for name in flow.states if fresh.is_static(name)}
+    assert len(flow.states) == 3000 > 2000 and static <= entered
+
+
 def test_prepare_stops_at_its_budget_having_built_the_entered_documents_first():
     flow = load_flow_text(MAIN.read_text(encoding="utf-8"), str(MAIN), "main")
     fresh = Renderer(flow, Urls())

@@ -84,7 +84,8 @@ def empty_document() -> str:
     return VoiceResponse().to_xml()
 
 
-# Documents serialised at load (`Renderer.prepare`): every one of a flow of up to 500 menus.
+# Documents serialised at load (`Renderer.prepare`): every one of a flow of up to 500 menus, and each
+# state's own document of a bigger flow.
 PREPARED_DOCUMENTS = 2000
 # The variants a menu's document is rendered in: entered, repeated, and after no input or a wrong key.
 _GATHER_VARIANTS = ("enter", "repeat", "no_input", "no_match")
@@ -110,13 +111,17 @@ class Renderer:
 
     # -- documents ---------------------------------------------------------------------------
 
-    def prepare(self, budget: int = PREPARED_DOCUMENTS) -> int:
+    def prepare(self, budget: int | None = None) -> int:
         """Serialise, before any call, the documents without templates the flow can answer with: each
         state's own as a call enters it, with each chain of input-less states that can lead into it,
         then each menu's in its other variants (repeated, after no input, after a wrong key). Done at
         load, in gunicorn's master before it forks its workers, so that no webhook serialises one and
-        the workers share them. At most `budget` documents (a serialisation costs about 0.1 ms): a
-        bigger flow has the rest built on first use. Returns how many were built."""
+        the workers share them. At most `budget` documents (a serialisation costs about 0.07 ms; by
+        default one per state and PREPARED_DOCUMENTS more, or PREPARED_DOCUMENTS in all if that is
+        more): where `when:` branches multiply, the rest are built on first use. Returns how many
+        were built."""
+        if budget is None:
+            budget = max(PREPARED_DOCUMENTS, len(self.flow.states) + PREPARED_DOCUMENTS // 2)
         left = [budget]
         for variant in _GATHER_VARIANTS:
             for name, state in self.flow.states.items():
