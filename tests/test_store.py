@@ -463,3 +463,29 @@ def test_open_store_refusals(url, env, message):
         open_store(url, env=env)
     assert message in str(info.value)
     assert "secret" not in str(info.value)
+
+
+def test_writers_starting_together_start_one_checkpoint_thread(tmp_path, monkeypatch):
+    started: list[threading.Thread] = []
+
+    class Counted(threading.Thread):
+        def start(self) -> None:
+            if self.name == "ivr-sqlite-checkpoints":
+                started.append(self)
+            super().start()
+
+    monkeypatch.setattr(checkpoints, "_thread", None)  # as in a new worker: no checkpoint thread yet
+    monkeypatch.setattr(checkpoints.threading, "Thread", Counted)
+    store = SQLiteStore(tmp_path / "ivr.sqlite3")
+    barrier = threading.Barrier(8)
+
+    def first_write(n: int) -> None:
+        barrier.wait()
+        store.replace(f"CA{n}", None, {"n": n}, TTL)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(first_write, range(8)))
+        assert len(started) == 1
+    finally:
+        store.close()

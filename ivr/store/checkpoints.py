@@ -55,9 +55,11 @@ def note_write(store: Checkpointable) -> None:
             _wake.set()
         if _thread is not None and _thread[0] == pid and _thread[1].is_alive():
             return
+        # Started under the lock: a thread not yet started is not alive, and another writer seeing
+        # it so would start a second one.
         thread = threading.Thread(target=_run, name="ivr-sqlite-checkpoints", daemon=True)
         _thread = (pid, thread)
-    thread.start()
+        thread.start()
 
 
 def forget(store: Checkpointable) -> None:
