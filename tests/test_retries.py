@@ -105,11 +105,12 @@ def post_at_once(app, requests: list[tuple[str, dict, dict]]) -> list:
         return [f.result() for f in [pool.submit(post, *r) for r in requests]]
 
 
-def menu_press(call, digits: str, token: str) -> tuple[str, dict, dict]:
+def menu_press(call, digits: str, token: str, flow: str = "shop") -> tuple[str, dict, dict]:
     """The menu's Gather result for `call`, signed, with Twilio's idempotency token."""
+    path = f"/voice/{flow}/menu"
     params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": digits}
-    headers = {"X-Twilio-Signature": sign(BASE + "/voice/shop/menu", params), "I-Twilio-Idempotency-Token": token}
-    return "/voice/shop/menu", params, headers
+    headers = {"X-Twilio-Signature": sign(BASE + path, params), "I-Twilio-Idempotency-Token": token}
+    return path, params, headers
 
 
 def counting_writes(monkeypatch, store) -> list:
@@ -251,11 +252,10 @@ def test_a_templated_answer_is_kept_as_its_twiml(make_app, flows_dir, hooks):
     (flows_dir / "lookup.yaml").write_text(LOOKUP)
     app = make_app({"IVR_FLOWS_DIR": str(flows_dir)})
     call = phone_on(app).dial("lookup")
-    params = {**call.exchanges[0].params, "CallStatus": "in-progress", "Digits": "1"}
-    headers = {"X-Twilio-Signature": sign(BASE + "/voice/lookup/menu", params), "I-Twilio-Idempotency-Token": "t2"}
-    first = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    path, params, headers = menu_press(call, "1", "t2", flow="lookup")
+    first = app.test_client().post(path, data=params, headers=headers)
     assert b"Hello Ada." in first.data
     last = services(app).store.get(call.sid)["last"]
     assert last["twiml"] == first.get_data(as_text=True) and "document" not in last
-    again = app.test_client().post("/voice/lookup/menu", data=params, headers=headers)
+    again = app.test_client().post(path, data=params, headers=headers)
     assert again.data == first.data

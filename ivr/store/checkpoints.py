@@ -20,7 +20,7 @@ import os
 import threading
 from typing import Protocol
 
-__all__ = ["BACKSTOP_PAGES", "INTERVAL", "Checkpointable", "note_write"]
+__all__ = ["BACKSTOP_PAGES", "INTERVAL", "WAKE_AFTER", "Checkpointable", "forget", "note_write"]
 
 INTERVAL = 0.5  # seconds between checkpoints of a store that is being written
 # Writes after which the thread checkpoints at once (SQLite's own autocheckpoint is at 1,000 pages): a

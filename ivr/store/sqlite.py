@@ -9,8 +9,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 from ivr.errors import StoreError
@@ -76,13 +75,9 @@ class SQLiteStore(SessionStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"session store {self.path}: cannot open: {exc}") from exc
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            msg = f"session store {self.path}: {doing} failed: {exc}"
-            raise StoreError(msg) from exc
+    def _errors(self, doing: str) -> _Errors:
+        """sqlite3's errors raised as StoreError naming the file and what was being done."""
+        return _Errors(self.path, doing)
 
     def _open(self) -> sqlite3.Connection:
         # Autocommit, so transactions are only our BEGIN IMMEDIATEs. check_same_thread
@@ -135,23 +130,19 @@ class SQLiteStore(SessionStore):
 
     def read(self, key: str) -> Read:
         """The session and its stored text."""
-        try:  # a webhook's one read: no context manager on this path
+        with self._errors(f"reading session {key!r}"):
             row = self._connection().execute(_SELECT, (key, self._clock())).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store {self.path}: reading session {key!r} failed: {exc}") from exc
         return Read(None, None) if row is None else Read(json.loads(row[0]), row[0])
 
     def replace(self, key: str, seen: str | None, value: dict, ttl: float) -> bool:
         """Store `value` if the session is still the text `read` saw (None: still absent, or expired)."""
         text = dumps(value)
         now = self._clock()
-        try:  # a webhook's one write
+        with self._errors(f"updating session {key!r}"):
             if seen is None:
                 changed = self._connection().execute(_CREATE, (key, text, now + ttl, now)).rowcount
             else:
                 changed = self._connection().execute(_REPLACE, (text, now + ttl, key, seen, now)).rowcount
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store {self.path}: updating session {key!r} failed: {exc}") from exc
         if changed:
             self._wrote()
         return changed == 1
@@ -251,6 +242,23 @@ class SQLiteStore(SessionStore):
             for _, conn in self._conns:
                 conn.close()
             self._conns = []
+
+
+class _Errors:
+    """A context manager (a class: a webhook's read and write pass through it) that raises sqlite3's
+    errors as StoreError naming the store's file and what was being done."""
+
+    __slots__ = ("doing", "path")
+
+    def __init__(self, path: Path, doing: str) -> None:
+        self.path, self.doing = path, doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None and issubclass(kind, sqlite3.Error):
+            raise StoreError(f"session store {self.path}: {self.doing} failed: {error}") from error
 
 
 def restore(backup: str | os.PathLike[str], into: str | os.PathLike[str], *, force: bool = False) -> None:
