@@ -9,6 +9,7 @@ IvrError
 ├── CampaignStopped     a campaign run stops before its last row (the run catches it and reports why)
 ├── StoreError          the session store failed (down, corrupt, timed out)
 ├── SpoolError          a callback could not be written to the spool (IVR_SPOOL_DIR): it is not acknowledged
+├── EventsError         the call journal's database (IVR_EVENTS) failed or is newer than this code
 ├── WebhookError        a webhook request cannot be understood (unknown flow or state, bad event)
 │   └── FlowRuntimeError  a template or condition failed for a call; says file:line:col
 ├── TwilioCallError     a REST call to Twilio failed
@@ -32,6 +33,7 @@ __all__ = [
     "CampaignStopped",
     "ConfigError",
     "DryRunCaptured",
+    "EventsError",
     "FlowError",
     "FlowLoadError",
     "FlowRuntimeError",
@@ -106,6 +108,10 @@ class StoreError(IvrError):
 
 class SpoolError(IvrError):
     """A callback could not be written to the spool (IVR_SPOOL_DIR); Twilio gets a 5xx and may retry."""
+
+
+class EventsError(IvrError):
+    """The call journal's database (IVR_EVENTS) failed, or its schema is newer than this code knows."""
 
 
 class WebhookError(IvrError):

@@ -159,6 +159,7 @@ class HookRunner:
             result = self._call(call, message, left)
         record = {
             "name": call.name,
+            "state": call.state,
             "outcome": result.outcome,
             "vars": result.vars,
             "error": result.error,

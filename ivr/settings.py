@@ -17,6 +17,7 @@ __all__ = [
     "ENVIRONMENTS",
     "LOG_FORMATS",
     "MEMORY_STORE_ENVS",
+    "NUMBER_POLICIES",
     "load_settings",
     "log_format",
     "production_problems",
@@ -56,7 +57,14 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_SPOOL_DIR": "instance/spool",
     "IVR_LOG_FORMAT": "text",
     "IVR_METRICS_TOKEN": None,
+    "IVR_EVENTS": "sqlite:///instance/ivr-events.sqlite3",
+    "IVR_EVENTS_RETENTION_DAYS": "90",
+    "IVR_ANALYTICS_KEY": None,
+    "IVR_ANALYTICS_NUMBERS": "hash",
+    "IVR_REPORTS_TOKEN": None,
 }
+# IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), or kept as they are.
+NUMBER_POLICIES = ("hash", "keep")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -95,6 +103,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_HOOK_TIMEOUT={settings['IVR_HOOK_TIMEOUT']!r}: give seconds above 0 and at most 10 "
             "(Twilio waits 15 s for the whole webhook)"
         ) from None
+    _analytics(settings)
     public = settings["IVR_PUBLIC_URL"]
     if public and not public.startswith(("http://", "https://")):
         raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// or http:// (the URL Twilio calls)")
@@ -107,6 +116,29 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             f"IVR_TIMEZONE={settings['IVR_TIMEZONE']!r} is not a time zone; use an IANA name such as Europe/London"
         ) from None
     return settings
+
+
+def _analytics(settings: dict) -> None:
+    """The journal's settings checked: IVR_EVENTS (`off` keeps none), retention days, the number policy."""
+    events = (settings["IVR_EVENTS"] or "off").strip()
+    settings["IVR_EVENTS"] = None if events.lower() in ("off", "0", "none") else events
+    try:
+        days = int(settings["IVR_EVENTS_RETENTION_DAYS"])
+        if days < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"IVR_EVENTS_RETENTION_DAYS={settings['IVR_EVENTS_RETENTION_DAYS']!r}: give whole days, at least 1 "
+            "(journal rows older than this are purged)"
+        ) from None
+    settings["IVR_EVENTS_RETENTION_DAYS"] = days
+    policy = (settings["IVR_ANALYTICS_NUMBERS"] or "hash").strip().lower()
+    if policy not in NUMBER_POLICIES:
+        raise ConfigError(
+            f"IVR_ANALYTICS_NUMBERS={settings['IVR_ANALYTICS_NUMBERS']!r} is not one of {', '.join(NUMBER_POLICIES)}: "
+            "hash keeps callers as keyed hashes (the default), keep stores their numbers"
+        )
+    settings["IVR_ANALYTICS_NUMBERS"] = policy
 
 
 def shared_keys(value: str | dict | None) -> dict[str, str]:
@@ -173,6 +205,12 @@ def production_problems(settings: Mapping) -> list[str]:
         problems.append(
             f"IVR_SPOOL_DIR={spool!r} is not writable ({why}): callbacks are kept there until the store "
             "has them. Set IVR_SPOOL_DIR to a directory on a persistent disk that the app can write."
+        )
+    if settings.get("IVR_EVENTS") and not settings.get("IVR_ANALYTICS_KEY"):
+        problems.append(
+            "IVR_ANALYTICS_KEY is not set: the call journal keeps callers as keyed hashes of their numbers, and "
+            "the key must outlive this server. Set IVR_ANALYTICS_KEY to a long random secret (python -c "
+            "'import secrets; print(secrets.token_hex(32))'), or IVR_EVENTS=off to keep no journal."
         )
     if bool(settings.get("TWILIO_API_KEY")) != bool(settings.get("TWILIO_API_SECRET")):
         given, missing = (

@@ -18,7 +18,17 @@ import pytest
 pytest.register_assert_rewrite("ivr.testing")  # imported here before pytest_plugins loads it
 
 from flask.testing import FlaskClient  # noqa: E402
-from helpers import NO_REDIS, REDIS_URL, FakeClock, delete_own_keys, new_prefix, redis_answers  # noqa: E402
+from helpers import (  # noqa: E402
+    NO_POSTGRES,
+    NO_REDIS,
+    REDIS_URL,
+    FakeClock,
+    delete_own_keys,
+    new_prefix,
+    postgres_answers,
+    postgres_schema,
+    redis_answers,
+)
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from ivr import create_app  # noqa: E402
@@ -39,6 +49,9 @@ OPEN_HOURS = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 # -- the TwiML schema ----------------------------------------------------------------------------
 
 pytest_plugins = ["ivr.testing"]
+# Apps the suite builds outside make_app (servers, docs' commands) keep no journal in the checkout's
+# instance/; the journal's own tests name a database of their own.
+os.environ.setdefault("IVR_EVENTS", "off")
 
 _DEFAULT_XSD = ROOT.parent / "shared" / "twiml-xsd" / "twiml.xsd"
 if not os.environ.get("IVR_TWIML_XSD") and _DEFAULT_XSD.exists():
@@ -85,6 +98,7 @@ def suite_settings(flows: Path, spool: Path | None = None) -> dict:
         "IVR_FLOWS_DIR": str(flows),
         "IVR_RECORD_DIR": None,
         "IVR_SPOOL_DIR": str(spool if spool is not None else Path(tempfile.mkdtemp(prefix="ivr-spool-"))),
+        "IVR_EVENTS": "off",  # the journal's own tests turn it on, on a database of their own
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT,
     }
@@ -111,6 +125,8 @@ def production(tmp_path) -> dict:
         "IVR_STORE": f"sqlite:///{tmp_path}/s.sqlite3",
         "IVR_PUBLIC_URL": "https://ivr.example.com",
         "IVR_SPOOL_DIR": str(tmp_path / "spool"),
+        "IVR_EVENTS": f"sqlite:///{tmp_path}/events.sqlite3",
+        "IVR_ANALYTICS_KEY": "k" * 64,
         "TWILIO_AUTH_TOKEN": TOKEN,
     }
 
@@ -209,6 +225,25 @@ def redis_prefix(redis_url):
     prefix = new_prefix()
     yield prefix
     delete_own_keys(prefix)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> bool:
+    """A PostgreSQL for the journal's tests; the test skips, saying why, where none answers."""
+    if not postgres_answers():
+        pytest.skip(NO_POSTGRES)
+    return True
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request, tmp_path) -> str:
+    """An IVR_EVENTS URL of an empty journal: a SQLite file, then a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/events.sqlite3"
+        return
+    request.getfixturevalue("postgres")
+    with postgres_schema() as url:
+        yield url
 
 
 # -- Twilio's side ------------------------------------------------------------------------------

@@ -111,3 +111,36 @@ def delete_own_keys(prefix: str) -> None:
         keys = own_keys(prefix)
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i : i + 1000])
+
+
+# -- PostgreSQL, for the call journal's tests: a schema of their own per test, dropped after -------
+
+PG_BASE = "postgresql://postgres@127.0.0.1:5432/postgres"
+NO_POSTGRES = "no PostgreSQL answers on 127.0.0.1:5432 (user postgres): start it or run .ci/run"
+
+
+def postgres_answers() -> bool:
+    """Whether a PostgreSQL takes the suite's connection within two seconds."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_BASE, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """An IVR_EVENTS URL whose tables live in a new schema, dropped with everything in it afterwards."""
+    import psycopg
+
+    schema = f"ivr_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

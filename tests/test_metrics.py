@@ -366,7 +366,8 @@ def test_gunicorn_workers_add_up_in_metrics_and_the_spool_drains_after_a_store_f
         env.update(WEB_CONCURRENCY="2", GUNICORN_CMD_ARGS="--threads 1 --worker-connections 1")
         env.update(IVR_ENV="production", TWILIO_AUTH_TOKEN=TOKEN, IVR_METRICS_TOKEN=METRICS_TOKEN,
                    IVR_STORE=f"redis://{HOST}:{redis.port}/0", IVR_SPOOL_DIR=str(tmp_path / "spool"),
-                   IVR_FLOWS_DIR=str(flows), IVR_HOT_RELOAD="0")  # fmt: skip
+                   IVR_FLOWS_DIR=str(flows), IVR_HOT_RELOAD="0", IVR_ANALYTICS_KEY="k" * 64,
+                   IVR_EVENTS=f"sqlite:///{tmp_path}/events.sqlite3")  # fmt: skip
         server = Gunicorn(tmp_path, env)
         try:
             sids = ["CA" + f"{i:032x}" for i in range(CALLS)]

@@ -357,7 +357,9 @@ def test_reject_ends_the_call_keeping_its_reason_and_status(verb, reason, status
     app, phone = make({"/voice/main": twiml(verb + "<Say>never</Say>")})
     call = phone.dial("main")
     assert (call.end_reason, call.reject_reason, call.transcript) == ("reject", reason, [])
-    assert app.seen[-1].form == twilio(status, call.sid, CallDuration="0")
+    form = dict(app.seen[-1].form)
+    assert form.pop("Timestamp").endswith(" GMT")  # RFC 2822, as Twilio's status callbacks carry it
+    assert form == twilio(status, call.sid, CallDuration="0", SequenceNumber="0")
 
 
 # -- parameters, signatures, status callback -----------------------------------------------------
@@ -428,7 +430,10 @@ def test_the_end_of_the_call_posts_the_status_callback_with_its_duration():
     call.press("1")
     status = app.seen[-1]
     assert (status.method, status.path) == ("POST", "/twilio/status")
-    assert status.form == twilio("completed", call.sid, CallDuration="42")
+    # When it happened (RFC 2822, the phone's clock) and the callback's place in the call's order.
+    assert status.form == twilio(
+        "completed", call.sid, CallDuration="42", Timestamp="Thu, 01 Jan 1970 00:17:22 GMT", SequenceNumber="0"
+    )
     assert RequestValidator(TOKEN).validate(
         "http://localhost/twilio/status", status.form, status.headers["X-Twilio-Signature"]
     )

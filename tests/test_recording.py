@@ -116,7 +116,9 @@ def test_status_callbacks_are_recorded(recording_app, record_dir):
     sales_busy_call(recording_app)
     last = lines_of(record_dir / f"{SID}.jsonl")[-1]
     assert last["url"] == "http://localhost/twilio/status"
-    assert last["params"] == {**caller_params(SID, status="completed"), "CallDuration": "30"}
+    params = dict(last["params"])
+    assert params.pop("Timestamp").endswith(" GMT")
+    assert params == {**caller_params(SID, status="completed"), "CallDuration": "30", "SequenceNumber": "0"}
     assert last["twiml"] == EMPTY
 
 

@@ -21,6 +21,7 @@ from ivr.cli.messages import messages
 from ivr.cli.outbound import call, sms
 from ivr.cli.phone import phone
 from ivr.cli.recordings import import_call, replay
+from ivr.cli.reports import calls, report
 from ivr.hooks import load_hooks
 
 __all__ = ["cli", "main"]
@@ -33,8 +34,8 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-_COMMANDS = (backup, call, campaign, check, drain, fallback_twiml, graph, import_call, messages, phone, reconcile,
-             replay, restore, sms)  # fmt: skip
+_COMMANDS = (backup, call, calls, campaign, check, drain, fallback_twiml, graph, import_call, messages, phone,
+             reconcile, replay, report, restore, sms)  # fmt: skip
 for _command in _COMMANDS:
     cli.add_command(_command)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,16 @@ class Step:
     # The (state, variant) chain of a document without templates: its flow version renders the same bytes
     # from it again (a retried webhook's answer is kept as this, not as the TwiML). None when templated.
     document: tuple[tuple[str, str], ...] | None = None
+    # A no_input or no_match past the state's allowance: the call went to on_max (reports count it apart).
+    reached_max: bool = False
+
+
+def _past_max(step: Step) -> Step:
+    """The step, and every step its hooks lead to, marked as having gone past a state's retries."""
+    if step.pending is None:
+        return replace(step, reached_max=True)
+    pending = step.pending
+    return replace(step, reached_max=True, pending=Pending(pending.hook, lambda got: _past_max(pending.resume(got))))
 
 
 class _Call:
@@ -218,7 +228,10 @@ class Engine:
         redact = current.sensitive
         if call.back:
             return self._finished(self._go_back(call, outcome), redact)
-        return self._walk(call, call.retry or "enter", outcome, [], [], redact)
+        step = self._walk(call, call.retry or "enter", outcome, [], [], redact)
+        if outcome in f.RETRY_EVENTS and call.retry is None and isinstance(current.action, f.Gather):
+            return _past_max(step)
+        return step
 
     @staticmethod
     def _finished(step: Step, redact: bool) -> Step:

@@ -19,6 +19,7 @@ __all__ = [
     "GOODBYE",
     "HANGUP",
     "RECORD_OUTCOMES",
+    "REPORT_MARKS",
     "VARIABLE_NAME",
     "Condition",
     "Defaults",
@@ -106,6 +107,8 @@ ENQUEUE_OUTCOMES = (
 RECORD_OUTCOMES = ("recorded", "no_recording")
 # Events the engine fires itself; no route may be named after them.
 RETRY_EVENTS = ("no_input", "no_match")
+# `report:` marks: what reaching a state means for the report; a call that ends before any is abandoned.
+REPORT_MARKS = ("contained", "transferred", "voicemail", "failed")
 NEXT_EVENT = "next"
 ERROR_EVENT = "error"  # a hook that failed or ran out of time
 VALID_EVENT = "valid"  # collected input that matched the gather's pattern
@@ -358,6 +361,7 @@ class State:
     on_message_pos: Pos | None = None
     answered_by: tuple[Route, ...] = ()  # entering with AnsweredBy (machine detection): where to go first
     sms: Sms | None = None
+    report: str | None = None  # what reaching the state means for the call's outcome (REPORT_MARKS)
 
     @property
     def ends(self) -> bool:

@@ -140,8 +140,7 @@ class PhoneCall:
 
     @property
     def effects(self) -> list[dict]:
-        """What the app did for this call besides answering (hooks run, messages delivered), when it
-        runs in-process; never carried out towards the outside world by the phone itself."""
+        """What the app did for this call besides answering (hooks run, messages delivered), in-process only."""
         return list(self.phone.effects(self.sid)) if self.phone.effects else []
 
     @property
@@ -385,7 +384,7 @@ class PhoneCall:
             return
         self.ended, self.end_reason, self.error = True, reason, error
         self.waiting_for, self._verb, self._rest = None, None, []
-        if not self.phone.status_callback:
+        if not self.phone.status_callback:  # a phone made not to post status callbacks
             return
         rejected = reason == "reject"  # a rejected call is never answered: busy, or no-answer for 'rejected'
         status = ("busy" if self.reject_reason == "busy" else "no-answer") if rejected else "completed"
@@ -395,5 +394,7 @@ class PhoneCall:
         """Twilio posts a status callback (CallStatus `status`) to the phone's status callback URL now."""
         callback = self.phone.status_callback or "/twilio/status"
         url = self.phone.url(callback if callback.startswith("http") else "/" + callback.lstrip("/"))
-        self._callback(url, {**self._params(status), "CallDuration": str(duration)})
+        sequence = sum("CallDuration" in e.params for e in self.callbacks)  # this call's status callbacks so far
+        fields = twilio_params.status_fields(duration, self.phone.clock(), sequence)
+        self._callback(url, {**self._params(status), **fields})
         return self.callbacks[-1]

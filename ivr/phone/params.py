@@ -3,12 +3,15 @@ and spelled as Twilio's own requests are."""
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 __all__ = [
     "answering_party_params",
     "call_params",
     "queue_fields",
     "recording_fields",
     "recording_status_params",
+    "status_fields",
     "transcription_fields",
 ]
 
@@ -28,6 +31,16 @@ def call_params(account_sid: str, call_sid: str, status: str, direction: str, fr
     params.update(Caller=from_, Called=to)
     params.update(_PLACES)
     return params
+
+
+def status_fields(duration: int, moment: float, sequence: int) -> dict[str, str]:
+    """What a status callback adds: the call's duration, when it happened (RFC 2822, as Twilio sends it), and
+    its place in the call's order (SequenceNumber, from 0)."""
+    return {
+        "CallDuration": str(duration),
+        "Timestamp": formatdate(moment, usegmt=True),
+        "SequenceNumber": str(sequence),
+    }
 
 
 def answering_party_params(account_sid: str, child_sid: str, parent_sid: str, from_: str, to: str) -> dict[str, str]:

@@ -91,7 +91,7 @@ class Recorder:
             line["url"] = mask_numbers(url)
         line.update(params=params, status=status, twiml=twiml)
         if hooks:  # replay feeds these results back instead of calling the hooks
-            line["hooks"] = [{k: v for k, v in h.items() if k != "seconds"} for h in hooks]
+            line["hooks"] = [{k: v for k, v in h.items() if k not in ("seconds", "state")} for h in hooks]
         path = self.directory / f"{call_sid}.jsonl"
         with self._lock:
             new = not path.exists()

@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 from ivr.hooks import HookRunner
 from ivr.phone.recording import FORMAT_VERSION, mask_numbers, read_recording
+from ivr.phone.transport import REPLAY_SOURCE
 
 __all__ = ["ReplayResult", "ReplayTarget", "StepResult", "replay"]
 
@@ -150,10 +151,12 @@ def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_d
         runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks
         target = _local_target(line["url"], public_url)
         params = line.get("params", {})
+        # Marked as replay: the app's journal counts these calls apart from Twilio's.
         if line["method"].upper() == "GET":
-            response = client.get(target)
+            response = client.get(target, environ_base={REPLAY_SOURCE[0]: REPLAY_SOURCE[1]})
         else:
-            response = client.open(target, method=line["method"], data=params)
+            response = client.open(target, method=line["method"], data=params,
+                                   environ_base={REPLAY_SOURCE[0]: REPLAY_SOURCE[1]})  # fmt: skip
         actual = response.get_data(as_text=True)
         if header.get("masked"):
             actual = mask_numbers(actual)

@@ -11,11 +11,21 @@ from werkzeug.test import Client
 
 from ivr.errors import TransportError
 
-__all__ = ["BUILT_IN_PHONE", "HttpTransport", "Transport", "WsgiTransport", "from_built_in_phone", "url_with_params"]
+__all__ = [
+    "BUILT_IN_PHONE",
+    "REPLAY_SOURCE",
+    "HttpTransport",
+    "Transport",
+    "WsgiTransport",
+    "from_built_in_phone",
+    "url_with_params",
+]
 
 # The WSGI environ key that marks a request from the built-in phone in this process: its texts and
 # deliveries are shown, never sent. No HTTP request can carry it: only an in-process call sets it.
 BUILT_IN_PHONE = "ivr.phone"
+# The WSGI environ entry replay sends with every request: the journal keeps its calls apart from Twilio's.
+REPLAY_SOURCE = ("ivr.source", "replay")
 
 
 def from_built_in_phone(environ: dict) -> bool:

@@ -13,6 +13,7 @@ from ivr.errors import ConfigError
 from ivr.phone.replay import ReplayTarget
 from ivr.settings import load_settings, production_problems
 from ivr.web import (
+    analytics,
     api,
     browser,
     callbacks,
@@ -46,6 +47,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
         logging.getLogger("transitions").setLevel(logging.WARNING)
     logs.init_app(app)
     services.init_app(app, clock=clock)
+    analytics.init_app(app)
     web_clock.init_app(app)  # development only: a local request may name its time (X-Ivr-Clock)
     drain.init_app(app)
     metrics.init_app(app)  # before the routes' own before_request functions: a request's time counts from here

@@ -16,6 +16,7 @@ from ivr.core.twiml import apology_document, empty_document
 from ivr.errors import SpoolError
 from ivr.phone.transport import from_built_in_phone
 from ivr.web import security
+from ivr.web.analytics import request_source
 from ivr.web.delivery import STATUS_RANK
 from ivr.web.drain import drain_soon
 from ivr.web.http import webhook_params
@@ -49,7 +50,8 @@ def status():
     if not sid or new not in STATUS_RANK:
         log.warning("CallSid=%s status callback with CallStatus=%r ignored", sid or "-", new)
         return _xml(empty_document())
-    return _spooled({"kind": "status", "params": params}, f"CallSid={sid} CallStatus={new}")
+    entry = {"kind": "status", "params": params, "source": request_source()}
+    return _spooled(entry, f"CallSid={sid} CallStatus={new}")
 
 
 @callbacks.route("/twilio/fallback", methods=["GET", "POST"])

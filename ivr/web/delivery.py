@@ -17,6 +17,7 @@ from flask import Flask
 
 from ivr.core.effects import HookCall, SendText
 from ivr.web import metrics
+from ivr.web.analytics import journal_status
 from ivr.web.effects import journal_texts, send_text
 from ivr.web.http import SESSION_GRACE, SESSION_TTL
 from ivr.web.messages import Claim, MessageBox
@@ -39,6 +40,11 @@ def apply_entry(app: Flask, entry: dict) -> None:
     kind, params = entry["kind"], entry["params"]
     if kind == "status":
         store_status(app, params)
+        try:
+            journal_status(app, params, entry.get("source", "twilio"))
+        except Exception:  # stored already: the journal must not make the drainer redo it
+            log.exception("CallSid=%s: the journal could not note status %s", params.get("CallSid", "-"),
+                          params.get("CallStatus"))  # fmt: skip
     elif kind == "recording":
         store = services(app).store
         message, claim = MessageBox(store).recording(

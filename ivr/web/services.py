@@ -21,6 +21,7 @@ from twilio.http import HttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from ivr.analytics import EventWriter
 from ivr.core.twiml import Urls
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.outbound.client import make_client
@@ -58,6 +59,9 @@ class Services:
     spool: Spool | None = None  # IVR_SPOOL_DIR: callbacks written before they are answered (`ivr.web.drain`)
     background: Background | None = None  # work outside a request, one executor per process
     live_calls: LiveCalls | None = None  # the browser phone's calls in progress, when it is on
+    events: EventWriter | None = None  # IVR_EVENTS: the call journal's writer (`ivr.web.analytics`)
+    analytics_key: bytes = b""  # IVR_ANALYTICS_KEY: the secret of callers' keyed hashes
+    numbers: str = "hash"  # IVR_ANALYTICS_NUMBERS
 
 
 def twilio_client(app: Flask) -> Client:

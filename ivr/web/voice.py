@@ -21,12 +21,13 @@ from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
 from ivr.store import Read
 from ivr.web import metrics, security
+from ivr.web.analytics import journal_answer, journal_error
 from ivr.web.answers import claim_texts, commit, remember, request_digest, stored_answer
 from ivr.web.deadline import error_hooks_deadline, hooks_deadline
 from ivr.web.effects import carry_out_later, journal_walk
 from ivr.web.http import webhook_params as _params
 from ivr.web.http import xml_response as _xml
-from ivr.web.services import hook_records, services
+from ivr.web.services import hook_records, recorded_hooks, services
 
 __all__ = ["init_app", "voice"]
 
@@ -105,7 +106,9 @@ def _answer(flow_id: str, state: str | None, step_fn):
             seen = store.read(sid)
         existing = seen.value
         session = existing or new_session(flow_id)
+        at = now.timestamp()
         for attempt in range(_ATTEMPTS):
+            before = (session.get("state"), session.get("at"))  # for the journal: how long the caller was there
             answer = stored_answer(session, token, digest, registry)
             if answer is not None:
                 # Twilio retried a webhook already answered: the same answer, nothing redone or sent.
@@ -113,6 +116,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
                 return _xml(answer)
             engine, step = _step(registry, flow_id, state, step_fn, session, sid, params, now)
             texts = claim_texts(step)  # each text at most once per call, state and visit: claimed in the write
+            step.session["at"] = at
             if token:
                 sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
                 remember(step, token, digest, engine.flow.content_hash, sensitive=sensitive)
@@ -134,6 +138,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             metrics.error_answer(engine.flow.id, "apology" if step.state == APOLOGY else "error_state")
         if not screening:  # the answering party's leg walks no state of the caller's
             journal_walk(sid, step.flow, step.walked)
+            journal_answer(engine, sid, state, before, step, params, recorded_hooks(), texts, at)
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
         return response
@@ -149,6 +154,8 @@ def _answer(flow_id: str, state: str | None, step_fn):
                       flow_id, state or "(entry)")  # fmt: skip
     if screening:  # the answering party's leg: never the caller's error state; the caller goes on
         return _xml(screened_document(False))
+    journal_error(engine.flow.id if engine is not None else flow_id, params.get("CallSid", ""), state,
+                  now.timestamp(), "webhook failed")  # fmt: skip
     return _xml(_error_twiml(engine, sid, params, now))
 
 
@@ -221,6 +228,8 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
                     log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
             metrics.error_answer(engine.flow.id, "error_state")
             journal_walk(params.get("CallSid", ""), step.flow, step.walked)
+            journal_answer(engine, params.get("CallSid", ""), None, (None, None), step, params, recorded_hooks(), [],
+                           now.timestamp(), error=True)  # fmt: skip
             return step.twiml
     metrics.error_answer(engine.flow.id if engine is not None else None, "apology")
     defaults = engine.flow.defaults if engine is not None else None

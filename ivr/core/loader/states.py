@@ -21,7 +21,7 @@ DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_ma
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
 ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run")
 STATE_KEYS = (
-    ("description", "sensitive", "set")
+    ("description", "sensitive", "set", "report")
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
@@ -174,6 +174,7 @@ class FlowReader(PromptReader):
                 if key in items:
                     self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
         sensitive = self._opt(items, "sensitive", path, self.boolean) or False
+        report = self._opt(items, "report", path, self.report_mark)
         on_error = self.target(items, "on_error", path)
         if on_error is not None and not isinstance(action, f.Run):
             self.error(items["on_error"][0], on_error.path, "on_error is where a failed hook goes: use it with run")
@@ -203,7 +204,16 @@ class FlowReader(PromptReader):
             on_message_pos=self.pos(items["on_message"][1]) if "on_message" in items else None,
             answered_by=self.answered_by(items, path),
             sms=self._opt(items, "sms", path, self.sms),
+            report=report,
         )
+
+    def report_mark(self, node: yaml.Node, path: str) -> str | None:
+        """report: what reaching the state means for the call's outcome (contained, transferred, ...)."""
+        mark = self.string(node, path)
+        if mark is not None and mark not in f.REPORT_MARKS:
+            self.error(node, path, f"'{mark}' is not one of {', '.join(f.REPORT_MARKS)}")
+            return None
+        return mark
 
     def delivery(self, node: yaml.Node, path: str):
         """on_message: a hook's name, or {sms: NUMBER} to text each message to a number."""

@@ -1,0 +1,108 @@
+"""What the journal keeps of a webhook, as rows: pure functions of what the webhook saw.
+
+Event rows follow `EVENT_COLUMNS`; a voice webhook also moves the call's summary on (`ANSWERED`),
+and a terminal status callback closes it (`ENDED`). The kinds of event row:
+
+    call         the call entered a flow (detail: Direction)
+    entered      a state was entered (every state of an inline chain too)
+    key, speech  the caller answered a Gather (detail: the route taken; input; confidence)
+    no_input     nothing came (a Gather's timeout, a Record with no recording)
+    no_match     what came fits no route
+    max_reached  no_input or no_match once more than the state allows (detail: which)
+    dial, queue  a Dial's or an Enqueue's outcome (detail: DialCallStatus, QueueResult)
+    recording    a Record got a recording
+    input        any other waiting verb's result
+    split        an A/B split chose a variant (detail: the variant's state)
+    hook         a `run:` hook returned (detail: its outcome; latency_ms)
+    error        a hook failed, or the webhook answered with the error state
+    text         a text was sent (detail: the number's hash is not kept, only that it went)
+    status       a non-final status callback (detail: CallStatus)
+    ended        the final status callback (detail: CallStatus)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from email.utils import parsedate_to_datetime
+
+__all__ = [
+    "ANONYMOUS_NUMBERS",
+    "MARKS",
+    "TERMINAL",
+    "answer_class",
+    "caller_number",
+    "ended_rows",
+    "keyed_hash",
+    "twilio_time",
+]
+
+MARKS = ("contained", "transferred", "voicemail", "failed")
+TERMINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+# What Twilio puts in From when the caller withholds the number, and the words carriers use.
+ANONYMOUS_NUMBERS = frozenset(
+    {"", "anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253",
+     "+7378742833", "+2562533"}
+)  # fmt: skip
+
+
+def caller_number(params: dict) -> str | None:
+    """The number of the person on the call (From inbound, To when the app called them); None when withheld."""
+    direction = params.get("Direction") or "inbound"
+    number = (params.get("To") if direction.startswith("outbound") else params.get("From")) or ""
+    number = number.strip()
+    if number.lower() in ANONYMOUS_NUMBERS:
+        return None
+    return number
+
+
+def keyed_hash(key: bytes, number: str | None) -> str | None:
+    """HMAC-SHA256 of a number under the analytics key (128 bits shown): the same caller, never the number.
+
+    A plain or salted hash of a phone number falls to brute force in minutes (there are about 10^10
+    numbers per country code); without the key there is nothing to try them against."""
+    if number is None:
+        return None
+    return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def answer_class(action: str | None, outcome: str | None, params: dict, reached_max: bool) -> str:
+    """The kind of event a waiting verb's result is (see the module's table)."""
+    if outcome in ("no_input", "no_recording", "no_match"):
+        return "max_reached" if reached_max else ("no_match" if outcome == "no_match" else "no_input")
+    if action == "Gather":
+        return "speech" if params.get("SpeechResult") else "key"
+    return {"Record": "recording", "Dial": "dial", "Enqueue": "queue"}.get(action or "", "input")
+
+
+def twilio_time(params: dict) -> float | None:
+    """A callback's `Timestamp` (RFC 2822, as Twilio sends it) in Unix seconds; None when absent or unreadable."""
+    text = params.get("Timestamp")
+    if not text:
+        return None
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _number(text: str | None, kind=float):
+    try:
+        return kind(text) if text not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def ended_rows(params: dict, at: float, source: str) -> tuple[tuple, tuple | None]:
+    """A status callback's event row, and for a final status the call's closing (`ENDED`'s values)."""
+    sid, status = params.get("CallSid", ""), params.get("CallStatus", "")
+    final = status in TERMINAL
+    stamp = twilio_time(params)
+    event = (
+        sid, None, None, "ended" if final else "status", status, None, None, None, None, at, stamp,
+        _number(params.get("SequenceNumber"), int), source,
+    )  # fmt: skip
+    if not final:
+        return event, None
+    duration = _number(params.get("CallDuration"))
+    return event, (sid, source, params.get("Direction") or None, stamp if stamp is not None else at, status, duration)

@@ -1,0 +1,181 @@
+"""The call journal's side of the web app: each webhook hands its rows to the writer and goes on.
+
+    IVR_EVENTS               where the journal is kept (`off`: nowhere)
+    IVR_ANALYTICS_KEY        the secret of callers' keyed hashes (development: a key file beside the journal)
+    IVR_ANALYTICS_NUMBERS    hash (default) or keep
+
+Nothing here may fail a call: a row that cannot be made is logged and left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, request
+
+from ivr.analytics import EventWriter, open_events
+from ivr.analytics.rows import answer_class, caller_number, ended_rows, keyed_hash
+from ivr.core import flow as f
+from ivr.core.engine import Step
+from ivr.phone.transport import REPLAY_SOURCE, from_built_in_phone
+from ivr.web.services import services
+
+__all__ = ["init_app", "journal_answer", "journal_error", "journal_status", "request_source"]
+
+log = logging.getLogger("ivr.analytics")
+
+KEY_FILE = "ivr-analytics.key"
+
+
+def init_app(app: Flask) -> None:
+    """Open the journal's writer when IVR_EVENTS names a database (the database itself opens on first write)."""
+    settings = app.config
+    url = settings["IVR_EVENTS"]
+    found = services(app)
+    if not url:
+        return
+    found.analytics_key = _key(settings)
+    found.numbers = settings["IVR_ANALYTICS_NUMBERS"]
+    found.events = EventWriter(lambda: open_events(url))
+
+
+def _key(settings) -> bytes:
+    """IVR_ANALYTICS_KEY, else (development, tests) a random key kept in a file beside the journal."""
+    given = settings.get("IVR_ANALYTICS_KEY")
+    if given:
+        return given.encode()
+    url = settings["IVR_EVENTS"]
+    folder = Path(url[len("sqlite:///") :]).parent if url.startswith("sqlite:///") else Path("instance")
+    path = folder / KEY_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    try:  # O_EXCL: two workers starting together keep the same key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+def request_source() -> str:
+    """Where this request came from: twilio, phone (the built-in phones) or replay."""
+    environ = request.environ
+    given = environ.get(REPLAY_SOURCE[0])
+    if given:
+        return given
+    return "phone" if from_built_in_phone(environ) else "twilio"
+
+
+def _caller(found, params: dict) -> str | None:
+    number = caller_number(params)
+    if found.numbers == "keep":
+        return number
+    return keyed_hash(found.analytics_key, number)
+
+
+def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Step, params: dict,
+                   hooks: list[dict] | None, texts: list, at: float, *, error: bool = False) -> None:  # fmt: skip
+    """One voice webhook's rows: what the caller did in `state`, the hooks, each state entered, the summary.
+    With `error`, the step is the flow's error state answering a failed webhook: no caller's event of its own."""
+    found = services()
+    writer = found.events
+    if writer is None:
+        return
+    try:
+        flow = engine.flow
+        source = request_source()
+        fid = flow.id
+        rows = []
+        states = flow.states
+        if error:
+            pass
+        elif state is None:
+            rows.append((sid, fid, None, "call", params.get("Direction") or None, None, None, None, None, at, None,
+                         None, source))  # fmt: skip
+        else:
+            current = states.get(state)
+            action = type(current.action).__name__ if current is not None and current.action is not None else None
+            kind = answer_class(action, step.outcome, params, step.reached_max)
+            sensitive = current is not None and current.sensitive
+            said = params.get("SpeechResult")
+            asked = kind in ("key", "speech", "no_match")  # what the caller said or pressed, nothing else
+            given = None if sensitive or not asked else (said or params.get("Digits") or None)
+            confidence = _float(params.get("Confidence")) if said else None
+            waited = None
+            if before[0] == state and before[1] is not None:  # (the state it was left in, when)
+                waited = round(at - before[1], 3)
+            rows.append((sid, fid, state, kind, step.outcome, given, confidence, waited, None, at, None, None, source))
+        for record in hooks or ():
+            latency = record.get("seconds")
+            ms = round(latency * 1000, 1) if latency is not None else None
+            where = record.get("state")
+            rows.append((sid, fid, where, "hook", record.get("outcome") or ("error" if record.get("error") else None),
+                         record.get("name"), None, None, ms, at, None, None, source))  # fmt: skip
+            if record.get("error"):
+                rows.append((sid, fid, where, "error", f"hook {record.get('name')}", None, None, None, None, at, None,
+                             None, source))  # fmt: skip
+        left = None  # when the caller left the IVR for a person: the Dial or queue that connected was served
+        if state is not None and (step.outcome in ("completed", "answered", "bridged")) and kind in ("dial", "queue"):
+            left = before[1] if before[0] == state and before[1] is not None else at
+        mark = marked_at = None
+        walked = step.walked
+        if (
+            state is not None
+            and walked
+            and walked[0] == state
+            and step.outcome in f.RETRY_EVENTS
+            and not (step.reached_max)
+        ):
+            walked = walked[1:]  # the state asks again: a retry, not another entry
+        for name in walked:
+            rows.append((sid, fid, name, "entered", None, None, None, None, None, at, None, None, source))
+            reached = states.get(name)
+            if reached is not None and reached.report is not None:
+                mark, marked_at = reached.report, at
+        for split, variant in getattr(step, "splits", ()):
+            rows.append((sid, fid, split, "split", variant, None, None, None, None, at, None, None, source))
+        for text in texts:  # each key is CallSid:flow/state:visit
+            sender = text.key.rsplit(":", 2)[-2].rsplit("/", 1)[-1] if text.key.count(":") >= 2 else None
+            rows.append((sid, fid, sender, "text", None, None, None, None, None, at, None, None, source))
+        waiting = states.get(step.state)
+        ends = 1 if (waiting is not None and waiting.ends) or step.state in f.BUILT_IN else 0
+        answered = (sid, fid, source, _caller(found, params), params.get("Direction") or None, at, at, step.state,
+                    ends, mark, marked_at, left)  # fmt: skip
+        writer.add(rows, answered)
+    except Exception:  # the journal is for reports: the caller must not notice it failing
+        log.exception("CallSid=%s: the journal could not note this webhook", sid or "-")
+
+
+def journal_error(flow_id: str | None, sid: str, state: str | None, at: float, why: str) -> None:
+    """A webhook answered with the error state or an apology: an error row against the state it was in."""
+    writer = services().events
+    if writer is None or not sid:
+        return
+    try:
+        writer.add([(sid, flow_id, state, "error", why, None, None, None, None, at, None, None, request_source())])
+    except Exception:
+        log.exception("CallSid=%s: the journal could not note an error", sid)
+
+
+def journal_status(app: Flask, params: dict, source: str) -> None:
+    """A status callback, as the drainer stores it: a row, and for the final status the call's end."""
+    writer = services(app).events
+    if writer is None:
+        return
+    event, ended = ended_rows(params, services(app).clock().timestamp(), source)
+    writer.add([event], ended=ended)
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
