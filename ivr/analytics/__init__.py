@@ -1,0 +1,3 @@
+"""The call journal and its reports."""
+
+__all__ = []
