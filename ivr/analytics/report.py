@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from ivr.analytics.database import EventsDatabase
 from ivr.analytics.rows import MARKS
+from ivr.analytics.stats import compare
 from ivr.core import flow as f
 
 __all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_report", "percentile"]
@@ -215,8 +216,6 @@ def _waterfall(db: EventsDatabase, flow_id: str, window: Window, states: dict, h
 
 def _splits(db: EventsDatabase, flow: f.Flow | str, window: Window) -> dict:
     """Each split's variants: calls, contained, abandoned, and each variant against the first one written."""
-    from ivr.analytics.stats import compare
-
     flow_id = flow if isinstance(flow, str) else flow.id
     where, params = window.where("at", "e.")
     rows = db.query(
@@ -245,10 +244,12 @@ def _splits(db: EventsDatabase, flow: f.Flow | str, window: Window) -> dict:
                 {
                     "control": order[0],
                     "variant": name,
-                    "containment": compare(control["contained"], control["ended"], other["contained"], other["ended"])
-                    .as_dict(),
-                    "abandonment": compare(control["abandoned"], control["ended"], other["abandoned"], other["ended"])
-                    .as_dict(),
+                    "containment": asdict(
+                        compare(control["contained"], control["ended"], other["contained"], other["ended"])
+                    ),
+                    "abandonment": asdict(
+                        compare(control["abandoned"], control["ended"], other["abandoned"], other["ended"])
+                    ),
                 }
             )  # fmt: skip
         splits[state] = {"variants": {name: variants[name] for name in order}, "comparisons": comparisons}
@@ -257,10 +258,7 @@ def _splits(db: EventsDatabase, flow: f.Flow | str, window: Window) -> dict:
 
 def _written_order(flow: f.Flow | str, state: str, variants: dict) -> list[str]:
     """The variants in the order the split names them (the first is the control), then any others."""
-    written: list[str] = []
-    if not isinstance(flow, str) and state in flow.states:
-        split = getattr(flow.states[state], "split", None) or ()
-        written = [name for name, _ in split] if split and not isinstance(split, dict) else list(split or ())
+    written = [v.target for v in flow.states[state].split] if not isinstance(flow, str) and state in flow.states else []
     return [name for name in written if name in variants] + sorted(set(variants) - set(written))
 
 

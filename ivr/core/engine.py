@@ -9,8 +9,6 @@ stops at a hook carries a continuation: the adapter runs the hook and hands its 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,64 +17,21 @@ from ivr.core.effects import HookCall, HookResult, SendText
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
+from ivr.core.splits import bucket, caller_key, choose, split_event
+from ivr.core.step import Pending, Step, new_session, past_max
 from ivr.core.templates import render
 from ivr.core.twiml import Renderer, Urls
 from ivr.errors import WebhookError
 
 __all__ = ["Engine", "HookCall", "HookResult", "Pending", "Step", "new_session"]
 
-SESSION_VERSION = 1
 _MENU_DEPTH = 20
-
-
-def new_session(flow_id: str) -> dict:
-    """An empty session for a call that enters `flow_id`."""
-    return {"v": SESSION_VERSION, "flow": flow_id, "vars": {}, "counts": {}, "visits": {}}
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A hook the walk stopped at, and the continuation that goes on with its result."""
-
-    hook: HookCall
-    resume: Callable[[HookResult], Step]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What a webhook answers: the TwiML, the state the call is left in, the session and effects.
-
-    While `pending` is set the document is not finished: the adapter runs `pending.hook` and calls
-    `pending.resume(result)`, which returns the next step (perhaps pending again).
-    """
-
-    twiml: str
-    flow: str
-    state: str
-    session: dict
-    effects: tuple = ()
-    outcome: str | None = None
-    pending: Pending | None = None
-    walked: tuple[str, ...] = ()  # every state the document renders, in order: the input-less ones too
-    # The (state, variant) chain of a document without templates: its flow version renders the same bytes
-    # from it again (a retried webhook's answer is kept as this, not as the TwiML). None when templated.
-    document: tuple[tuple[str, str], ...] | None = None
-    # A no_input or no_match past the state's allowance: the call went to on_max (reports count it apart).
-    reached_max: bool = False
-
-
-def _past_max(step: Step) -> Step:
-    """The step, and every step its hooks lead to, marked as having gone past a state's retries."""
-    if step.pending is None:
-        return replace(step, reached_max=True)
-    pending = step.pending
-    return replace(step, reached_max=True, pending=Pending(pending.hook, lambda got: _past_max(pending.resume(got))))
 
 
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "state")
+    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "splits", "state")
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -87,6 +42,7 @@ class _Call:
         self.retry: str | None = None
         self.back = False
         self.effects: list = []
+        self.splits: list[tuple[str, str]] = []
         self._context: dict | None = None
 
     def changed(self) -> None:
@@ -230,7 +186,7 @@ class Engine:
             return self._finished(self._go_back(call, outcome), redact)
         step = self._walk(call, call.retry or "enter", outcome, [], [], redact)
         if outcome in f.RETRY_EVENTS and call.retry is None and isinstance(current.action, f.Gather):
-            return _past_max(step)
+            return past_max(step)
         return step
 
     @staticmethod
@@ -283,11 +239,13 @@ class Engine:
                 def resume(result: HookResult) -> Step:
                     return self._after_hook(call, result, outcome, segments, rendered, redact)
 
-                return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, Pending(hook, resume))
+                pending = Pending(hook, resume)
+                return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, pending,
+                            splits=tuple(call.splits))  # fmt: skip
             if state is None or state.action is not None:
                 break
             variant = "enter"
-            self._fire(call, f.NEXT_EVENT)
+            self._fire(call, self._split(call, state) if state.split else f.NEXT_EVENT)
         else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         twiml = renderer.document(segments, rendered)
@@ -295,8 +253,20 @@ class Engine:
         walked = tuple(name for name, _ in segments)
         document = tuple(segments) if all(verbs is None for verbs in rendered) else None
         step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked,
-                    document=document)  # fmt: skip
+                    document=document, splits=tuple(call.splits))  # fmt: skip
         return self._finished(step, redact)
+
+    def _split(self, call: _Call, state: f.State) -> str:
+        """The event to the variant this caller hears: the one this call got before while the split still
+        has it (its shares may have changed since), else the caller's bucket's; kept in the session."""
+        chosen = call.session.setdefault("splits", {})
+        key = call.key()
+        variant = chosen.get(key)
+        if variant not in {v.target for v in state.split}:
+            at = bucket(self.flow.id, state.name, caller_key({**call.session.get("caller", {}), **call.params}))
+            variant = chosen[key] = choose(state.split, at)
+        call.splits.append((state.name, variant))
+        return split_event(variant)
 
     def _after_hook(self, call: _Call, result: HookResult, outcome, segments, rendered, redact: bool) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""

@@ -44,6 +44,7 @@ __all__ = [
     "State",
     "Target",
     "Text",
+    "Variant",
     "dial_outcomes",
     "dial_outcomes_of",
     "is_digit_key",
@@ -79,30 +80,15 @@ DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 # Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports (`dial_outcomes`).
 DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
 # Twilio's AnsweredBy values (answering machine detection); `machine` stands for every machine_* one.
-ANSWERED_BY = (
-    "human",
-    "machine_start",
-    "machine_end_beep",
-    "machine_end_silence",
-    "machine_end_other",
-    "fax",
-    "unknown",
-)
+ANSWERED_BY = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+               "fax", "unknown")  # fmt: skip
 MACHINE = "machine"
 # A screened dial whose answering party did not accept (no key, a voicemail box, a wrong key).
 DECLINED = "declined"
 SCREEN_EVENTS = ("screen", "screened")  # the child leg's requests: the whisper, and its answer
 # Twilio's QueueResult values for <Enqueue action>.
-ENQUEUE_OUTCOMES = (
-    "bridged",
-    "bridging-in-process",
-    "queue-full",
-    "error",
-    "system-error",
-    "hangup",
-    "redirected",
-    "leave",
-)
+ENQUEUE_OUTCOMES = ("bridged", "bridging-in-process", "queue-full", "error", "system-error", "hangup",
+                    "redirected", "leave")  # fmt: skip
 # A <Record> either requests its action with a recording, or falls through on an empty one.
 RECORD_OUTCOMES = ("recorded", "no_recording")
 # Events the engine fires itself; no route may be named after them.
@@ -314,6 +300,15 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class Variant:
+    """One `split:` entry: the state that `share` percent of callers go to, where its name is written."""
+
+    target: str
+    share: int
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A state named where the author wrote it: its position and key path."""
 
@@ -361,6 +356,8 @@ class State:
     on_message_pos: Pos | None = None
     answered_by: tuple[Route, ...] = ()  # entering with AnsweredBy (machine detection): where to go first
     sms: Sms | None = None
+    split: tuple[Variant, ...] = ()  # an A/B split: each caller goes on to one variant, by share
+    split_pos: Pos | None = None  # where `split:` is written (set even when its variants could not be read)
     report: str | None = None  # what reaching the state means for the call's outcome (REPORT_MARKS)
 
     @property

@@ -7,7 +7,7 @@ Graphviz backend the graph that `python -m ivr graph` draws as SVG or PNG (ivr/c
 What the picture shows:
 - an edge per pair of states, labelled with the outcomes that take it ("1, sales", "busy, failed");
   a `when:` edge with its condition ("if open('office')"), running out of retries with the count
-  ("no_input x3");
+  ("no_input x3"), a split's variants with their shares ("90%");
 - `repeat` and `back` as self-loops ("* (repeat)", "9 (back)"); the retries of a menu (a no-input
   or no-match below its max) are left out: every menu has them, and the "x3" edge says where they end;
 - the start (`[*] -->`), the error state, the hang-ups (hangup, reject, redirect out, and the built-in
@@ -31,6 +31,7 @@ from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.flow import BUILT_IN
 from ivr.core.layout import ranks_crossed
+from ivr.core.splits import SPLIT_EVENT, split_event
 from ivr.errors import IvrError
 
 __all__ = [
@@ -247,6 +248,8 @@ def _label(flow: f.Flow, t: dict) -> str | None:
         return f"if {text}"
     if trigger in f.RETRY_EVENTS and state is not None:
         return f"{trigger} x{getattr(state, trigger).max}"
+    if state is not None and state.split and trigger.startswith(f"{SPLIT_EVENT}:"):
+        return next(f"{v.share}%" for v in state.split if split_event(v.target) == trigger)
     return trigger
 
 

@@ -186,7 +186,7 @@ class _FlowChecks:
     def _edges(self, state: f.State) -> list[str | None]:
         """The states a state may lead to; None where it may end the call or leave the flow."""
         names = [r.target for r in state.routes if r.target not in f.SPECIAL_TARGETS]
-        names += [c.target for c in state.when] + [state.next] * bool(state.next)
+        names += [c.target for c in state.when] + [v.target for v in state.split] + [state.next] * bool(state.next)
         names += [r.target for r in state.answered_by]
         action = state.action
         if isinstance(action, f.Hangup | f.Reject):

@@ -1,8 +1,9 @@
 """Building a flow's `transitions` machine: its plain dict form (states, transitions, initial), the
 conditions and callbacks the engine's own code supplies (never strings from YAML), built once.
 
-One event per outcome name (`"1"`, `no_input`, `busy`), so graphs label their edges; menus count
-their retries in the call's session through `prepare` callbacks and stop at `max` by condition.
+One event per outcome name (`"1"`, `no_input`, `busy`, a split's `split:<variant>`), so graphs label
+their edges; menus count their retries in the call's session through `prepare` callbacks and stop
+at `max` by condition.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from transitions import Machine
 from ivr.core import flow as f
 from ivr.core.flow import APOLOGY, GOODBYE
 from ivr.core.gc_pause import gc_paused
+from ivr.core.splits import split_event
 from ivr.core.templates import evaluate
 
 __all__ = ["CallModel", "build_machine", "machine_definition"]
@@ -62,6 +64,8 @@ def _transitions(flow: f.Flow) -> list[dict]:
         name = state.name
         for route in state.answered_by:  # events named by Twilio's AnsweredBy, so graphs label them
             out.append({"trigger": route.outcome, "source": name, "dest": route.target})
+        for variant in state.split:  # the engine picks the variant; its own event takes the call there
+            out.append({"trigger": split_event(variant.target), "source": name, "dest": variant.target})
         routed = set()
         for route in state.routes:
             if route.target == f.REPEAT:

@@ -144,7 +144,7 @@ class Renderer:
                 self.document(segments, [None] * len(segments))
             return
         passed = {n for n, _ in segments}
-        for target in dict.fromkeys([*(c.target for c in state.when), state.next]):
+        for target in dict.fromkeys([*(c.target for c in state.when), *(v.target for v in state.split), state.next]):
             if target is not None and target not in passed:  # validation refuses cycles; never loop here
                 self._prepare_chain([*segments, (target, "enter")], left)
 

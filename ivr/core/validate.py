@@ -143,6 +143,8 @@ class _Checker:
             self.target(route.target, route.target_pos, key_path)
             if route.outcome in routed:
                 self.error(route.pos, key_path, f"'{route.outcome}' is also one of this state's routes; rename one")
+        for variant in state.split:
+            self.target(variant.target, variant.pos, path_join(path_join(path, "split"), variant.target))
         for i, cond in enumerate(state.when):
             self.target(cond.target, cond.target_pos, path_join(path_join(path_join(path, "when"), i), "next"))
         if state.when and state.next is None:
@@ -156,7 +158,7 @@ class _Checker:
                     "routes need something to wait for (gather, record, dial, enqueue); use next",
                 )
             # A next that could not be read, or conditions without a default, are reported already.
-            if state.next is None and state.next_pos is None and not state.when:
+            if state.next is None and state.next_pos is None and not state.when and state.split_pos is None:
                 self.error(
                     state.pos, path, "the state waits for nothing and has no next: add next: STATE or hangup: true"
                 )
@@ -274,7 +276,7 @@ class _Checker:
 
     def _inline_successors(self, state: f.State):
         """States rendered in the same document after this one (it waits for nothing)."""
-        names = [c.target for c in state.when] + ([state.next] if state.next else [])
+        names = [c.target for c in state.when] + [v.target for v in state.split] + ([state.next] if state.next else [])
         if isinstance(state.action, f.Run):  # a hook answers during the request: what it picks follows inline
             names += [r.target for r in state.routes] + ([state.on_error.name] if state.on_error else [])
         elif state.action is not None:
@@ -382,9 +384,7 @@ class _Checker:
 
 
 def _targets(state: f.State) -> set[str]:
-    out = {r.target for r in state.routes} | {c.target for c in state.when}
-    if state.next:
-        out.add(state.next)
+    out = {x.target for x in (*state.routes, *state.when, *state.split)} | ({state.next} - {None})
     for handler in (state.no_input, state.no_match):
         if handler.on_max and isinstance(state.action, f.Gather):
             out.add(handler.on_max.name)

@@ -140,7 +140,7 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             reached = states.get(name)
             if reached is not None and reached.report is not None:
                 mark, marked_at = reached.report, at
-        for split, variant in getattr(step, "splits", ()):
+        for split, variant in step.splits:
             rows.append((sid, fid, split, "split", variant, None, None, None, None, at, None, None, source))
         for text in texts:  # each key is CallSid:flow/state:visit
             sender = text.key.rsplit(":", 2)[-2].rsplit("/", 1)[-1] if text.key.count(":") >= 2 else None

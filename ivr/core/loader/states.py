@@ -25,7 +25,7 @@ STATE_KEYS = (
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
-    + ("answered_by", "sms")
+    + ("answered_by", "sms", "split")
 )
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
@@ -163,6 +163,7 @@ class FlowReader(PromptReader):
         next_ = self._opt(items, "next", path, lambda n, p: self.name(n, p, "state"))
         next_pos = self.pos(items["next"][1]) if "next" in items else None
         when = self.when(items["when"][1], path_join(path, "when")) if "when" in items else ()
+        split = self.split(items, path, [k for k in (*actions, "routes", "next", "when") if k in items])
         on_max = self.target(items, "on_max", path)
         base_input = defaults.no_input if defaults else f.Handler((), DEFAULT_MAX, None, None)
         base_match = defaults.no_match if defaults else f.Handler((), DEFAULT_MAX, None, None)
@@ -204,6 +205,8 @@ class FlowReader(PromptReader):
             on_message_pos=self.pos(items["on_message"][1]) if "on_message" in items else None,
             answered_by=self.answered_by(items, path),
             sms=self._opt(items, "sms", path, self.sms),
+            split=split or (),
+            split_pos=self.pos(items["split"][0]) if split is not None else None,
             report=report,
         )
 
@@ -326,6 +329,37 @@ class FlowReader(PromptReader):
                 self.error(entry["if"][1], path_join(item_path, "if"), str(exc))
                 continue
             out.append(f.Condition(source, test, target, self.pos(entry["if"][1]), self.pos(entry["next"][1])))
+        return tuple(out)
+
+    def split(self, items: dict, path: str, others: list[str]) -> tuple | None:
+        """A state's `split:` mapping, variant state -> share in percent: at least two, adding up to 100,
+        and nothing else that decides where the call goes. None when the state has no usable split."""
+        if "split" not in items:
+            return None
+        split_path = path_join(path, "split")
+        key_node, node = items["split"]
+        if others:
+            why = "a split sends each caller on to one of its variants and decides nothing else"
+            self.error(key_node, split_path, f"{why}: remove {', '.join(others)}")
+            return None
+        entries = self.mapping(node, split_path)
+        if entries is None:
+            return ()
+        out = []
+        for name, (name_node, share_node) in entries.items():
+            variant_path = path_join(split_path, name)
+            target = self.name(name_node, variant_path, "state")
+            share = self.number(share_node, variant_path, minimum=1, maximum=99)
+            if target is not None and share is not None:
+                out.append(f.Variant(target, share, self.pos(name_node)))
+        complete = len(out) == len(entries)  # else what could not be read is reported already
+        if complete and len(out) < 2:
+            self.error(
+                node, split_path, "a split needs at least two variants, each a state and its share: {a: 50, b: 50}"
+            )
+        elif complete and sum(v.share for v in out) != 100:
+            shares = " + ".join(str(v.share) for v in out)
+            self.error(node, split_path, f"the shares must add up to 100 (percent of callers), not {shares}")
         return tuple(out)
 
     def _handler(self, items, key, path, base: f.Handler, on_max: f.Target | None, voices) -> f.Handler:
