@@ -22,6 +22,18 @@ def _cannot_start(exc: IvrError) -> None:
     print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
 
 
+def journal_lines(config, base: str) -> list[str]:
+    """What `python app.py` says about the call journal: where it is, and the setting reports depend on."""
+    if not config.get("IVR_EVENTS"):
+        return ["  call journal: off (IVR_EVENTS=off): no reports"]
+    shown = config["IVR_EVENTS"].split("@")[-1] if "@" in config["IVR_EVENTS"] else config["IVR_EVENTS"]
+    return [
+        f"  call journal: {shown}; reports: python -m ivr report FLOW, {base.rstrip('/')}/reports",
+        "  NOTE: Twilio sends status callbacks for inbound calls only when the number's status callback URL is set",
+        f"        to {base.rstrip('/')}/twilio/status; without them every inbound call stays in progress in reports.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve the flows for development on http://127.0.0.1:5000 (`--port N` for another port)."""
     import argparse
@@ -49,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     for flow_id in sorted(engines):
         print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
+    for line in journal_lines(app.config, base):
+        print(line)
     if not app.config.get("TWILIO_AUTH_TOKEN"):
         print("  WARNING: TWILIO_AUTH_TOKEN is not set: requests are NOT verified; only local requests are served.")
     if app.config["IVR_PHONE"]:

@@ -32,6 +32,7 @@ def test_an_app_with_its_flows_store_and_spool_is_ready(make_app, production):
         "flows": True,
         "store": True,
         "spool": True,
+        "journal": True,
     }
 
 

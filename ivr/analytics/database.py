@@ -93,7 +93,11 @@ def open_events(url: str) -> EventsDatabase:
             f"IVR_EVENTS={shown} is not a journal URL; use sqlite:///relative/path, sqlite:////absolute/path, "
             "postgresql://user@host:port/database, or off"
         )
-    database.migrate()
+    try:
+        database.migrate()
+    except BaseException:
+        database.close()
+        raise
     return database
 
 
@@ -106,6 +110,14 @@ class EventsDatabase:
     def __init__(self) -> None:
         self._local = threading.local()
         self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._connections: list = []  # every thread's, so that close() closes them all
+
+    def __enter__(self) -> EventsDatabase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- what each database provides -------------------------------------------------------------
 
@@ -127,9 +139,10 @@ class EventsDatabase:
     # -- shared ----------------------------------------------------------------------------------
 
     def _connection(self):
-        if self._pid != os.getpid():  # forked: the parent's connections are not ours to use
+        if self._pid != os.getpid():  # forked: the parent's connections are not ours to use (nor to close)
             self._local = threading.local()
             self._pid = os.getpid()
+            self._connections = []
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -137,6 +150,8 @@ class EventsDatabase:
             except self._errors() as exc:
                 raise EventsError(f"call journal {self.shown}: cannot connect: {exc}") from exc
             self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
         return conn
 
     @contextmanager
@@ -162,6 +177,9 @@ class EventsDatabase:
             conn.rollback()
         except self._errors():  # the connection is gone: the next use opens a new one
             self._local.conn = None
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
 
     def version(self) -> int:
         """The schema version the database is at (0: empty)."""
@@ -217,10 +235,11 @@ class EventsDatabase:
             return cursor.rowcount
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
+        """Close every thread's connection; a thread that uses the database again opens a new one."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        self._local = threading.local()
+        for conn in connections:
             try:
                 conn.close()
             except self._errors():
@@ -236,13 +255,14 @@ class SQLiteEvents(EventsDatabase):
         super().__init__()
         self.path = path
         self.shown = f"sqlite:///{path}"
+        self.timeout = 10.0  # seconds a write waits for another process's lock (the writer's thread waits, no caller)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EventsError(f"call journal {self.shown}: cannot make its folder: {exc}") from exc
 
     def _connect(self):
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level="DEFERRED", check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level="DEFERRED", check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn

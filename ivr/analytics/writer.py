@@ -84,6 +84,11 @@ class EventWriter:
         if waiting >= self.batch:
             self._wake.set()
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last write failed (the rows wait to be tried again)."""
+        return self._failing
+
     def pending(self) -> int:
         """Rows waiting to be written."""
         with self._lock:

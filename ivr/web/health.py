@@ -2,7 +2,8 @@
 
 `GET /healthz` is cheap liveness: the process answers HTTP. `GET /readyz` says whether this process can
 serve calls now: its flows loaded, the session store answers within its budget, the spool is writable
-(each check in `CHECKS`); 503 with the part that failed and why otherwise, never a traceback.
+(each check in `CHECKS`); 503 with the part that failed and why otherwise, never a traceback. The call
+journal's state is shown beside them (`ADVISORY`) without deciding readiness.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ivr.errors import IvrError
 from ivr.settings import unwritable
 from ivr.web.services import Services, services
 
-__all__ = ["CHECKS", "STORE_BUDGET", "init_app", "readiness"]
+__all__ = ["ADVISORY", "CHECKS", "STORE_BUDGET", "init_app", "readiness"]
 
 log = logging.getLogger("ivr.web")
 
@@ -50,7 +51,7 @@ def _readyz():
 def readiness(found: Services) -> tuple[bool, dict[str, dict]]:
     """Run every check: (all passed, {check: {"ok": bool, "seconds": float, "error": why}})."""
     results = {}
-    for name, check in CHECKS.items():
+    for name, check in {**CHECKS, **ADVISORY}.items():
         started = time.perf_counter()
         try:
             why = check(found)
@@ -63,7 +64,7 @@ def readiness(found: Services) -> tuple[bool, dict[str, dict]]:
         if why is not None:
             result["error"] = why
         results[name] = result
-    return all(r["ok"] for r in results.values()), results
+    return all(results[name]["ok"] for name in CHECKS), results
 
 
 def _flows(found: Services) -> str | None:
@@ -89,5 +90,16 @@ def _spool(found: Services) -> str | None:
     return None if why is None else f"the spool {found.spool.directory} is not writable: {why}"
 
 
-# The call journal (IVR_EVENTS) joins here when it is built: a check that it is reachable when configured.
+def _journal(found: Services) -> str | None:
+    writer = found.events
+    if writer is None:
+        return None
+    if writer.failing:
+        return f"the call journal is not taking rows ({writer.pending()} waiting, {writer.dropped} dropped)"
+    return None
+
+
 CHECKS: dict[str, Callable[[Services], str | None]] = {"flows": _flows, "store": _store, "spool": _spool}
+# Shown with the checks, but never taking the server out: calls go on while the journal's database is down
+# (its rows wait in the writer), and a journal outage must not stop every server at once.
+ADVISORY: dict[str, Callable[[Services], str | None]] = {"journal": _journal}
