@@ -265,3 +265,33 @@ def test_the_report_compares_a_splits_variants(make_app, journal_url):
     assert containment["low"] < containment["difference"] < containment["high"]
     assert containment["significant"] is (containment["low"] > 0)
     services(app).events.close()
+
+
+def test_a_call_redirected_to_another_flow_belongs_to_the_first_and_hangs_up_in_the_second(make_app, tmp_path):
+    from conftest import OPEN_HOURS
+
+    clock = FakeClock(OPEN_HOURS.timestamp())
+    app = make_app({"IVR_EVENTS": f"sqlite:///{tmp_path}/e.sqlite3"},
+                   clock=lambda: datetime.fromtimestamp(clock(), UTC))  # fmt: skip
+    phone = phone_for(app, schema=TwimlSchema.shared())
+    phone.clock = clock
+    call = phone.dial("main")
+    clock.advance(2)
+    call.press("4")  # opening hours: the hours flow, which asks whether to hear them again
+    assert call.flow == "hours"
+    clock.advance(6)
+    call.hangup()
+    from ivr.web.drain import drain_now
+
+    drain_now(app)
+    services(app).events.flush()
+    db = services(app).events.database
+    flows = services(app).flows
+    main = build_report(db, flows.engine("main").flow, Window(source="phone"))
+    hours = build_report(db, flows.engine("hours").flow, Window(source="phone"))
+    assert (main["calls"], main["contained"], hours["calls"]) == (1, 1, 0)  # marked contained in hours
+    assert all(s["hung_up_here"] == 0 for s in main["states"].values())
+    assert set(main["states"]) == set(flows.engine("main").flow.states)  # no state of another flow
+    assert hours["states"]["again"]["hung_up_here"] == 1
+    assert hours["states"]["again"]["seconds"] == {"median": 6.0, "p90": 6.0}
+    assert hours["states"]["hours"]["entered"] == 1

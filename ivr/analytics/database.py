@@ -48,18 +48,20 @@ def _newer(column: str, time: str = "last_at") -> str:
     )
 
 
-# Every webhook a flow answered: the call's summary moves on. Each column keeps the most recent
-# value by time, not by arrival, so two servers writing out of order still agree.
+# Every webhook a flow answered: the call's summary moves on. A call belongs to the flow it entered
+# first (`flow`); the state it was left in may be another flow's (`waiting_flow`, after a redirect).
+# Each column keeps the most recent value by time, not by arrival, so two servers writing out of
+# order still agree.
 ANSWERED = (
     "INSERT INTO calls (call_sid, flow, source, caller, direction, started_at, last_at, waiting_state, "
-    "ended_by_flow, outcome, outcome_at, left_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ended_by_flow, outcome, outcome_at, left_at, waiting_flow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (call_sid) DO UPDATE SET "
     "flow = COALESCE(calls.flow, excluded.flow), "
     "caller = COALESCE(calls.caller, excluded.caller), "
     "direction = COALESCE(calls.direction, excluded.direction), "
     "started_at = CASE WHEN calls.started_at IS NULL OR excluded.started_at < calls.started_at "
     "THEN excluded.started_at ELSE calls.started_at END, "
-    f"{_newer('waiting_state')}, {_newer('ended_by_flow')}, {_newer('last_at')}, "
+    f"{_newer('waiting_state')}, {_newer('waiting_flow')}, {_newer('ended_by_flow')}, {_newer('last_at')}, "
     "outcome = CASE WHEN excluded.outcome IS NOT NULL AND (calls.outcome_at IS NULL "
     "OR excluded.outcome_at >= calls.outcome_at) THEN excluded.outcome ELSE calls.outcome END, "
     "outcome_at = CASE WHEN excluded.outcome IS NOT NULL AND (calls.outcome_at IS NULL "

@@ -109,7 +109,7 @@ def build_report(db: EventsDatabase, flow: f.Flow | str, window: Window | None =
         **_calls(db, flow_id, window),
         "states": states,
     }
-    _waterfall(db, flow_id, window, states, report.pop("_hung_up"))
+    _waterfall(db, flow_id, window, states, _hung_up(db, flow_id, window))
     report["splits"] = _splits(db, flow, window)
     return report
 
@@ -118,17 +118,14 @@ def _calls(db: EventsDatabase, flow_id: str, window: Window) -> dict:
     """Per-flow figures from the calls' summaries."""
     where, params = window.where("started_at")
     rows = db.query(
-        "SELECT started_at, ended_at, left_at, outcome, caller, status, ended_by_flow, waiting_state, last_at "
-        f"FROM calls WHERE flow = ?{where}",
-        [flow_id, *params],
+        f"SELECT started_at, ended_at, left_at, outcome, caller FROM calls WHERE flow = ?{where}", [flow_id, *params]
     )
     outcomes = dict.fromkeys(OUTCOMES, 0)
     in_ivr: Counter = Counter()
     hours: Counter = Counter()
     days: dict[str, Counter] = defaultdict(Counter)
-    hung_up: dict[str, Counter] = defaultdict(Counter)
     by_caller: dict[str, list[float]] = defaultdict(list)
-    for started, ended, left, outcome, caller, status, by_flow, waiting, last in rows:
+    for started, ended, left, outcome, caller in rows:
         kind = outcome or ("abandoned" if ended is not None else "in_progress")
         outcomes[kind] += 1
         stop = left if left is not None else ended
@@ -140,8 +137,6 @@ def _calls(db: EventsDatabase, flow_id: str, window: Window) -> dict:
             days[datetime.fromtimestamp(started, UTC).date().isoformat()][kind] += 1
             if caller is not None:
                 by_caller[caller].append(started)
-        if ended is not None and status == "completed" and not by_flow and waiting is not None and left is None:
-            hung_up[waiting][None if last is None else round(max(0.0, ended - last) * 10)] += 1
     again = 0
     for times in by_caller.values():
         times.sort()
@@ -155,8 +150,21 @@ def _calls(db: EventsDatabase, flow_id: str, window: Window) -> dict:
         "callers_again_24h": again,
         "calls_per_hour": [{"hour": _iso(hour), "calls": hours[hour]} for hour in sorted(hours)],
         "outcomes_per_day": [{"day": day, **{k: days[day][k] for k in OUTCOMES}} for day in sorted(days)],
-        "_hung_up": hung_up,
     }
+
+
+def _hung_up(db: EventsDatabase, flow_id: str, window: Window) -> dict[str, Counter]:
+    """Per state of this flow, the calls whose caller hung up while left there, by tenths of seconds spent."""
+    where, params = window.where("started_at")
+    hung_up: dict[str, Counter] = defaultdict(Counter)
+    for state, tenths, n in db.query(
+        "SELECT waiting_state, ROUND((ended_at - last_at) * 10), COUNT(*) FROM calls WHERE waiting_flow = ? "
+        "AND ended_at IS NOT NULL AND status = 'completed' AND ended_by_flow = 0 AND left_at IS NULL"
+        f"{where} GROUP BY waiting_state, ROUND((ended_at - last_at) * 10)",
+        [flow_id, *params],
+    ):
+        hung_up[state][None if tenths is None else max(0, int(tenths))] += n
+    return hung_up
 
 
 def _waterfall(db: EventsDatabase, flow_id: str, window: Window, states: dict, hung_up: dict) -> None:

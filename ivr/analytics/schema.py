@@ -56,6 +56,7 @@ _V1 = _both(
         started_at {real},
         last_at {real},
         waiting_state TEXT,
+        waiting_flow TEXT,
         ended_by_flow INTEGER,
         outcome TEXT,
         outcome_at {real},

@@ -55,6 +55,7 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._failing = False
+        self._in_flight = 0  # rows taken from the buffer and not yet written
         self.dropped = 0
         self.written = 0
         _writers.add(self)
@@ -92,7 +93,7 @@ class EventWriter:
     def pending(self) -> int:
         """Rows waiting to be written."""
         with self._lock:
-            return len(self._events) + len(self._answered) + len(self._ended)
+            return len(self._events) + len(self._answered) + len(self._ended) + self._in_flight
 
     def flush(self) -> None:
         """Write everything buffered now; EventsError when the database refuses (the rows stay buffered)."""
@@ -100,7 +101,8 @@ class EventWriter:
             with self._lock:
                 events, answered, ended = self._events, self._answered, self._ended
                 self._events, self._answered, self._ended = [], [], []
-            if not (events or answered or ended):
+                self._in_flight = len(events) + len(answered) + len(ended)
+            if not self._in_flight:
                 return
             try:
                 self.database.write(events, answered, ended)
@@ -109,7 +111,10 @@ class EventWriter:
                     self._events[:0] = events
                     self._answered[:0] = answered
                     self._ended[:0] = ended
+                    self._in_flight = 0
                 raise
+            with self._lock:
+                self._in_flight = 0
             self.written += len(events)
 
     def close(self) -> None:

@@ -148,7 +148,7 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
         waiting = states.get(step.state)
         ends = 1 if (waiting is not None and waiting.ends) or step.state in f.BUILT_IN else 0
         answered = (sid, fid, source, _caller(found, params), params.get("Direction") or None, at, at, step.state,
-                    ends, mark, marked_at, left)  # fmt: skip
+                    ends, mark, marked_at, left, fid)  # fmt: skip
         writer.add(rows, answered)
     except Exception:  # the journal is for reports: the caller must not notice it failing
         log.exception("CallSid=%s: the journal could not note this webhook", sid or "-")
