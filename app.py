@@ -12,6 +12,7 @@ import socket
 import sys
 
 from ivr import IvrError, create_app
+from ivr.web.analytics import journal_lines
 from ivr.web.services import services
 
 HOST, PORT = "127.0.0.1", 5000
@@ -20,18 +21,6 @@ APP_LOAD_ERROR = 4  # gunicorn's Arbiter.APP_LOAD_ERROR: the master stops instea
 
 def _cannot_start(exc: IvrError) -> None:
     print(f"ivr: cannot start:\n{exc}", file=sys.stderr)
-
-
-def journal_lines(config, base: str) -> list[str]:
-    """What `python app.py` says about the call journal: where it is, and the setting reports depend on."""
-    if not config.get("IVR_EVENTS"):
-        return ["  call journal: off (IVR_EVENTS=off): no reports"]
-    shown = config["IVR_EVENTS"].split("@")[-1] if "@" in config["IVR_EVENTS"] else config["IVR_EVENTS"]
-    return [
-        f"  call journal: {shown}; reports: python -m ivr report FLOW, {base.rstrip('/')}/reports",
-        "  NOTE: Twilio sends status callbacks for inbound calls only when the number's status callback URL is set",
-        f"        to {base.rstrip('/')}/twilio/status; without them every inbound call stays in progress in reports.",
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,3 +35,17 @@ def test_gunicorn_without_a_token_stops_with_the_message_once_and_no_traceback(t
     assert stderr.count("TWILIO_AUTH_TOKEN is not set") == 1, stderr
     assert "ivr: cannot start:" in stderr
     assert "Traceback" not in stderr, stderr
+
+
+def test_python_app_py_says_where_the_journal_is_and_that_inbound_calls_need_status_callbacks():
+    from ivr.web.analytics import journal_lines
+
+    lines = journal_lines({"IVR_EVENTS": "sqlite:///instance/ivr-events.sqlite3"}, "http://127.0.0.1:5000")
+    assert lines[0] == (
+        "  call journal: sqlite:///instance/ivr-events.sqlite3; reports: python -m ivr report FLOW, "
+        "http://127.0.0.1:5000/reports"
+    )
+    assert "status callback URL is set" in lines[1] and "http://127.0.0.1:5000/twilio/status" in lines[2]
+    shown = journal_lines({"IVR_EVENTS": "postgresql://ivr:secret@db.example.com/ivr"}, "https://x")[0]
+    assert "secret" not in shown and "db.example.com/ivr" in shown
+    assert journal_lines({"IVR_EVENTS": None}, "http://x") == ["  call journal: off (IVR_EVENTS=off): no reports"]

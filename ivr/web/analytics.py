@@ -23,7 +23,7 @@ from ivr.core.engine import Step
 from ivr.phone.transport import REPLAY_SOURCE, from_built_in_phone
 from ivr.web.services import services
 
-__all__ = ["init_app", "journal_answer", "journal_error", "journal_status", "request_source"]
+__all__ = ["init_app", "journal_answer", "journal_error", "journal_lines", "journal_status", "request_source"]
 
 log = logging.getLogger("ivr.analytics")
 
@@ -40,6 +40,18 @@ def init_app(app: Flask) -> None:
     found.analytics_key = _key(settings)
     found.numbers = settings["IVR_ANALYTICS_NUMBERS"]
     found.events = EventWriter(lambda: open_events(url))
+
+
+def journal_lines(config, base: str) -> list[str]:
+    """What `python app.py` says about the call journal: where it is, and the setting reports depend on."""
+    if not config.get("IVR_EVENTS"):
+        return ["  call journal: off (IVR_EVENTS=off): no reports"]
+    shown = config["IVR_EVENTS"].split("@")[-1] if "@" in config["IVR_EVENTS"] else config["IVR_EVENTS"]
+    return [
+        f"  call journal: {shown}; reports: python -m ivr report FLOW, {base.rstrip('/')}/reports",
+        "  NOTE: Twilio sends status callbacks for inbound calls only when the number's status callback URL is set",
+        f"        to {base.rstrip('/')}/twilio/status; without them every inbound call stays in progress in reports.",
+    ]
 
 
 def _key(settings) -> bytes:
