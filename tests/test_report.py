@@ -208,3 +208,17 @@ def test_calls_lists_a_flow_and_tells_one_call(desk, monkeypatch):
     assert " ms" in told.output
     listing = CliRunner().invoke(cli, ["calls", "desk", "--source", "phone"])
     assert sids["max"] in listing.output and "abandoned" in listing.output
+
+
+def test_a_failed_hook_counts_as_an_error_and_its_call_as_failed(desk, hooks):
+    hooks.raises("look_up_account", RuntimeError("the accounts service is down"))
+    call = desk.dial()
+    desk.wait(2)
+    call.press("4")
+    assert call.heard[-1] == "Sorry, something went wrong."
+    db = desk.finish()
+    report = build_report(db, services(desk.app).flows.engine("desk").flow, Window(source="phone"))
+    assert (report["calls"], report["failed"], report["abandoned"]) == (1, 1, 0)
+    lookup = report["states"]["lookup"]
+    assert (lookup["errors"], lookup["routes"]) == (1, {"error": 1})
+    assert report["states"]["sorry"]["entered"] == 1
