@@ -146,10 +146,18 @@ def office_open(now: datetime | None = None) -> bool:
 # -- the apps --------------------------------------------------------------------------------
 
 
-def ivr_config(flows_dir: Path, store: str, *, env: str = "production", public_url: str = "http://localhost") -> dict:
+ANALYTICS_KEY = "0123456789abcdef" * 4  # the journal's key for callers' hashes (production requires one)
+
+
+def ivr_config(
+    flows_dir: Path, store: str, *, env: str = "production", public_url: str = "http://localhost", events: str = "off"
+) -> dict:
     """create_app's settings for a production-like app: a token (signatures checked against `public_url`,
-    which requests are signed for), a spool beside the flows, no hot reload."""
+    which requests are signed for), a spool beside the flows, no hot reload, and the call journal
+    (`events`: an IVR_EVENTS URL, or off, the default, as issue 14's benchmarks ran)."""
     return {
+        "IVR_EVENTS": events,
+        "IVR_ANALYTICS_KEY": ANALYTICS_KEY,
         "IVR_ENV": env,
         "IVR_PUBLIC_URL": public_url,
         "IVR_SPOOL_DIR": str(Path(flows_dir).parent / "spool"),
