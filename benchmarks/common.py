@@ -3,6 +3,7 @@ flows, the apps under test, timing, and Markdown tables. Not a benchmark itself.
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import io
 import os
@@ -146,10 +147,18 @@ def office_open(now: datetime | None = None) -> bool:
 # -- the apps --------------------------------------------------------------------------------
 
 
-def ivr_config(flows_dir: Path, store: str, *, env: str = "production", public_url: str = "http://localhost") -> dict:
+ANALYTICS_KEY = "0123456789abcdef" * 4  # the journal's key for callers' hashes (production requires one)
+
+
+def ivr_config(
+    flows_dir: Path, store: str, *, env: str = "production", public_url: str = "http://localhost", events: str = "off"
+) -> dict:
     """create_app's settings for a production-like app: a token (signatures checked against `public_url`,
-    which requests are signed for), a spool beside the flows, no hot reload."""
+    which requests are signed for), a spool beside the flows, no hot reload, and the call journal
+    (`events`: an IVR_EVENTS URL, or off, the default, as issue 14's benchmarks ran)."""
     return {
+        "IVR_EVENTS": events,
+        "IVR_ANALYTICS_KEY": ANALYTICS_KEY,
         "IVR_ENV": env,
         "IVR_PUBLIC_URL": public_url,
         "IVR_SPOOL_DIR": str(Path(flows_dir).parent / "spool"),
@@ -374,3 +383,51 @@ def print_header(title: str) -> None:
     spec = getattr(main, "__spec__", None)
     command = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
     print(f"## {title}\n\n{machine()}  \n`{' '.join([*command, *sys.argv[1:]])}`\n")
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@contextlib.contextmanager
+def postgres_database(base: str = POSTGRES, name: str | None = None):
+    """A new database of this run's own on the server at `base` (its URL), dropped afterwards; None (and why
+    not, printed) when PostgreSQL does not answer."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"PostgreSQL: skipped, it does not answer at {base} ({type(exc).__name__}: {exc}).\n")
+        yield None
+        return
+    name = name or f"ivr_bench_{os.getpid()}"
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def postgres_backend_ticks(url: str) -> int:
+    """User + system clock ticks of every server process connected to `url`'s database (from /proc)."""
+    import psycopg
+
+    database = url.rsplit("/", 1)[1].split("?", 1)[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+        mine = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    total = 0
+    for pid in pids:
+        if pid == mine:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total

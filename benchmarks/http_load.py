@@ -468,16 +468,29 @@ def delete_redis_keys(prefix: str) -> int:
     return len(names)
 
 
-def start_servers(tmp: Path, extra_args: list[str], stores: list[str], prefix: str) -> list[Server]:
-    """ivr with each store asked for, then the baseline; Redis's prefix is `prefix`."""
+JOURNALED = "ivr (SQLite, journal)"
+
+
+def start_servers(
+    tmp: Path, extra_args: list[str], stores: list[str], prefix: str, journal: str = "off"
+) -> list[Server]:
+    """ivr with each store asked for (with the call journal off, on, or both side by side: `journal`), then the
+    baseline; Redis's prefix is `prefix`."""
     flows = common.copy_example_flows(tmp / "flows")
     base = {"IVR_ENV": "production", "IVR_FLOWS_DIR": str(flows), "IVR_HOT_RELOAD": "0",
-            "IVR_SPOOL_DIR": str(tmp / "spool")}  # fmt: skip
+            "IVR_SPOOL_DIR": str(tmp / "spool"), "IVR_EVENTS": "off"}  # fmt: skip
     servers = []
     try:
-        if "sqlite" in stores:
+        if "sqlite" in stores and journal in ("off", "both"):
             env = server_env(**base, IVR_STORE=f"sqlite:///{tmp}/sessions.sqlite3")
             servers.append(Server("ivr (SQLite)", "app:app", env, tmp / "ivr-sqlite.log", extra_args))
+        if "sqlite" in stores and journal in ("on", "both"):
+            env = server_env(
+                **{**base, "IVR_EVENTS": f"sqlite:///{journal_path(tmp)}"},
+                IVR_ANALYTICS_KEY=common.ANALYTICS_KEY,
+                IVR_STORE=f"sqlite:///{tmp}/sessions-j.sqlite3",
+            )
+            servers.append(Server(JOURNALED, "app:app", env, tmp / "ivr-journal.log", extra_args))  # fmt: skip
         if "redis" in stores:
             env = server_env(**base, IVR_STORE=REDIS_URL, IVR_REDIS_PREFIX=prefix)
             servers.append(Server("ivr (Redis)", "app:app", env, tmp / "ivr-redis.log", extra_args))
@@ -487,6 +500,24 @@ def start_servers(tmp: Path, extra_args: list[str], stores: list[str], prefix: s
             server.stop()
         raise
     return servers
+
+
+def journal_path(tmp: Path) -> Path:
+    return tmp / "events.sqlite3"
+
+
+def journal_rows(tmp: Path) -> int:
+    """Event rows the journaled server's writers have written so far."""
+    import sqlite3
+
+    path = journal_path(tmp)
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        except sqlite3.OperationalError:  # not made yet
+            return 0
 
 
 def check_same_twiml(servers: list[Server]) -> None:
@@ -533,8 +564,9 @@ def summarize(runs: list[Run]) -> dict:
 def measure_setting(setting: Setting, args, tmp: Path, prefix: str) -> tuple[dict, list[str], str]:
     """Start the servers with `setting`, run every N and connection mode; (results, server names, description)."""
     extra = setting.args() + args.gunicorn_args.split()
-    servers = start_servers(tmp, extra, args.stores, prefix)
+    servers = start_servers(tmp, extra, args.stores, prefix, args.journal)
     results: dict[tuple[int, str, str], dict] = {}
+    lags: list[str] = []  # the journal's: rows written after each run's load stopped
     try:
         check_same_twiml(servers)
         workers, worker_class = servers[0].workers(), servers[0].worker_class()
@@ -549,7 +581,16 @@ def measure_setting(setting: Setting, args, tmp: Path, prefix: str) -> tuple[dic
                         tag = f"{servers.index(server)}{mode[0]}{n:03d}{r:02d}"
                         calls = build_calls(server, tag, count, open_now, mode == "keepalive")
                         runs[server.name].append(run_load(server, calls, n, open_now, mode == "keepalive"))
+                        written = journal_rows(tmp) if server.name == JOURNALED else 0
                         time.sleep(0.5)  # let the server's backlog drain
+                        if server.name == JOURNALED:
+                            run = runs[server.name][-1]
+                            time.sleep(0.6)  # the writers' interval is 0.5 s: what they held is written by now
+                            later = journal_rows(tmp)
+                            lags.append(
+                                f"N={n} {mode} round {r + 1}: {run.webhooks:,} webhooks in {run.elapsed:.1f} s, "
+                                f"{later - written:,} rows written after the load stopped, {later:,} in all"
+                            )
                 for name, server_runs in runs.items():
                     results[n, mode, name] = summarize(server_runs)
         described = setting.describe(workers, worker_class)
@@ -557,8 +598,20 @@ def measure_setting(setting: Setting, args, tmp: Path, prefix: str) -> tuple[dic
             if (server.workers(), server.worker_class()) != (workers, worker_class):
                 described += f"; {server.name}: {server.workers()} {server.worker_class()} workers"
     finally:
+        before_stop = journal_rows(tmp)
         for server in servers:
             server.stop()
+    if lags:
+        print("The journal under load (SQLite, its writer's thread in each worker):\n")
+        for line in lags:
+            print(f"- {line}")
+        log = (tmp / "ivr-journal.log").read_text(errors="replace")
+        dropped = sum(int(m) for m in re.findall(r"call journal: (\d+) rows dropped", log))
+        failed = log.count("call journal:") - log.count("rows dropped")
+        print(
+            f"- at the end: {before_stop:,} rows before the servers stopped, {journal_rows(tmp):,} after (their "
+            f"exit writes what was left); {dropped} rows dropped, {failed} other journal errors logged\n"
+        )
     return results, [server.name for server in servers], described
 
 
@@ -753,6 +806,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per N and connection mode (default 4)")
     parser.add_argument("--calls", type=int, default=500, help="calls per run, at least 2N (default 500)")
     parser.add_argument("--gunicorn-args", default="", help='more gunicorn options for every server: "--keep-alive 2"')
+    parser.add_argument(
+        "--journal",
+        choices=["off", "on", "both"],
+        default="off",
+        help="ivr (SQLite)'s call journal (IVR_EVENTS, SQLite): off (default, as issue 14 measured), on, or both side "
+        "by side; with it on, how far its writer fell behind",
+    )
     parser.add_argument("--profile", action="store_true", help="no HTTP: time and profile the apps in this process")
     args = parser.parse_args(argv)
     args.connections = list(CONNECTIONS) if args.connections == "both" else [args.connections]

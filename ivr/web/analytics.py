@@ -9,6 +9,7 @@ Nothing here may fail a call: a row that cannot be made is logged and left out.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -86,11 +87,17 @@ def request_source() -> str:
     return "phone" if from_built_in_phone(environ) else "twilio"
 
 
+# A call's every webhook hashes the same number: an HMAC each time was a fifth of the journal's
+# share of a webhook (benchmarks/journal_cost.py). Recent callers' hashes are kept in memory, where
+# their numbers already are (in the calls' sessions).
+_hash = functools.lru_cache(maxsize=4096)(keyed_hash)
+
+
 def _caller(found, params: dict) -> str | None:
     number = caller_number(params)
-    if found.numbers == "keep":
+    if found.numbers == "keep" or number is None:
         return number
-    return keyed_hash(found.analytics_key, number)
+    return _hash(found.analytics_key, number)
 
 
 def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Step, params: dict,
