@@ -110,7 +110,7 @@ class Call:
     def _close(self) -> None:
         if self.hook is not None and self.hook.ended is None:
             self.hook.answered = (self.sid, "main", SOURCE, self.caller, "inbound", self.start, self.t, self.waiting,
-                                  self.ends, None, None, self.left)  # fmt: skip
+                                  self.ends, None, None, self.left, "main")  # fmt: skip
 
     def hang_up(self, after: float) -> None:
         """The final status callback (goodbye hangs up itself; a caller may hang up anywhere)."""
@@ -317,7 +317,7 @@ def summary(call: Call) -> tuple[tuple | None, tuple | None]:
         return None, ended
     last = answered[-1]
     left = next((a[11] for a in answered if a[11] is not None), None)
-    return (*last[:5], call.start, *last[6:11], left), ended
+    return (*last[:5], call.start, *last[6:11], left, last[12]), ended
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def load(db, calls: Iterator[Call], chunk: int = 10_000) -> tuple[int, int, floa
                     out.write_row(row)
             with cursor.copy(
                 "COPY calls (call_sid, flow, source, caller, direction, started_at, last_at, waiting_state, "
-                "ended_by_flow, outcome, outcome_at, left_at, ended_at, status, duration) FROM STDIN"
+                "ended_by_flow, outcome, outcome_at, left_at, waiting_flow, ended_at, status, duration) FROM STDIN"
             ) as out:
                 for a in answered:
                     e = closing.get(a[0])
