@@ -285,6 +285,7 @@ def test_forget_everywhere_erases_journal_sessions_texts_messages_recordings_and
     assert len(MessageBox(store).recent()) == 3
     store.update(f"sms:{OURS}:{ASKER}", lambda _: {"state": "x"}, 600)
     store.update(f"sms:{OURS}:{OTHER}", lambda _: {"state": "x"}, 600)
+    store.update(f"campaign:renewals:{ASKER}", lambda _: {"status": "placed"}, 600)
     db = line.db()
     spool = Spool(tmp_path / "spool")
     spool.append({"kind": "status", "params": {"CallSid": live.sid, "From": ASKER, "CallStatus": "completed"}})
@@ -307,6 +308,8 @@ def test_forget_everywhere_erases_journal_sessions_texts_messages_recordings_and
     summary = erasure.summary()
     assert f"erased {ASKER}:" in summary and "2 calls" in summary and "2 voicemail messages" in summary
     assert "2 recorded calls" in summary and "2 waiting callbacks" in summary
+    assert erasure.campaign_rows == 1 and store.get(f"campaign:renewals:{ASKER}") is not None  # or it calls again
+    assert "1 rows kept, so that no run calls the number again" in summary
 
 
 def test_masked_recordings_match_by_call_or_by_the_masked_number(tmp_path):

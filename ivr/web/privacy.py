@@ -7,11 +7,15 @@ The places, in the order they are visited (each one's finds help the next: a voi
 before its call's session has no number of its own, only its CallSid):
 
     journal      calls whose caller is the number's keyed hash (or the number, kept in clear), and their events
-    sessions     calls in progress from or to the number (a live call starts over if it calls back)
+    sessions     calls in progress from or to the number (their next webhook finds no memory of the call)
     texts        SMS conversations with the number
     messages     voicemail: its caller's number, or one of the calls above
     recordings   IVR_RECORD_DIR's recorded calls with the number in their parameters, in clear or masked
     spool        callbacks waiting on disk (IVR_SPOOL_DIR) that carry the number or one of the calls
+
+Campaign rows (`campaign:<name>:<number>`) are counted, not deleted: a row is what keeps the next run
+of the campaign from calling the number again. Take the number out of the campaign's CSV; the rows
+expire 30 days after their last change.
 
 What it does not reach: Twilio's own copies (call logs, recordings, transcriptions; delete them in
 the console or through the REST API), logs, backups, and what `on_message` hooks sent elsewhere.
@@ -33,6 +37,7 @@ __all__ = ["Erasure", "forget_everywhere"]
 _MESSAGE = "message:"
 _TEXTS = "sms:"
 _SESSION = "CA"  # a call's session is kept under its CallSid
+_CAMPAIGNS = "campaign:"
 
 
 @dataclass(slots=True)
@@ -47,6 +52,7 @@ class Erasure:
     recordings: int | None = None
     recordings_by_mask: int = 0
     spool: int = 0
+    campaign_rows: int = 0  # counted, never deleted
     call_sids: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
@@ -64,6 +70,9 @@ class Erasure:
             masked = f" ({self.recordings_by_mask} by the masked number alone)" if self.recordings_by_mask else ""
             rows.append(("recordings", f"{self.recordings} recorded calls{masked}"))
         rows.append(("spool", f"{self.spool} waiting callbacks"))
+        if self.campaign_rows:
+            rows.append(("campaigns", f"{self.campaign_rows} rows kept, so that no run calls the number again: "
+                                      "take it out of the campaigns' CSV files"))  # fmt: skip
         return "\n".join([f"erased {self.number}:", *(f"  {name:<11} {what}" for name, what in rows)])
 
 
@@ -119,6 +128,7 @@ def _forget_in_store(store: SessionStore, erasure: Erasure) -> None:
             erasure.messages += 1
             if message.get("call_sid"):
                 erasure.call_sids.add(message["call_sid"])
+    erasure.campaign_rows = sum(1 for key, _row in store.scan(_CAMPAIGNS) if key.rsplit(":", 1)[-1] == number)
 
 
 def _carries(entry: dict | None, line: bytes, erasure: Erasure) -> bool:
