@@ -399,3 +399,6 @@ def test_forget_caller_command_refuses_a_non_number_and_a_missing_key(line, tmp_
     assert "IVR_ANALYTICS_KEY is not set" in missing.output and "the value the app runs with" in missing.output
     assert len(line.rows("SELECT call_sid FROM calls")) == 1  # nothing erased: never half done
     assert len(list(Path(env["IVR_RECORD_DIR"]).glob("*.jsonl"))) == 1
+    no_store = runner.invoke(cli, ["forget-caller", ASKER, "--yes"], env={**env, "IVR_STORE": "memory://"})
+    assert no_store.exit_code == 1 and "IVR_STORE=memory://" in no_store.output
+    assert len(line.rows("SELECT call_sid FROM calls")) == 1  # the journal waits for the store too

@@ -64,7 +64,7 @@ def load(files: tuple[Path, ...], flows_dir: str | None) -> None:
 
 
 def _forget(number: str, yes: bool) -> None:
-    from ivr.analytics.privacy import normalise_number
+    from ivr.analytics.privacy import analytics_key, normalise_number
     from ivr.settings import load_settings
     from ivr.web.privacy import forget_everywhere
 
@@ -73,6 +73,8 @@ def _forget(number: str, yes: bool) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NUMBER") from None
     settings = load_settings()
+    if settings["IVR_EVENTS"]:
+        analytics_key(settings)  # in production without IVR_ANALYTICS_KEY: say what to set before asking
     if not yes:
         click.confirm(
             f"Erase every trace of {number} (journal, sessions, texts, voicemail, recordings, spool)? "

@@ -80,25 +80,27 @@ def forget_everywhere(settings: Mapping, number: str, *, store: SessionStore | N
     """Erase the caller with this normalised number from every place the settings name; what went.
 
     The store and the journal are opened from the settings unless given (tests give the app's own).
-    The analytics key comes first: without it (production) nothing is erased, so that an erasure is
-    never half done for want of a setting."""
+    The key and both databases come first: without one of them (IVR_ANALYTICS_KEY in production, a
+    store that is down) nothing is erased, so that an erasure is never half done for want of a setting."""
     erasure = Erasure(number)
     url = settings.get("IVR_EVENTS")
-    if journal is not None or url:
-        key = analytics_key(settings)  # ConfigError in production without IVR_ANALYTICS_KEY
-        db = journal if journal is not None else open_events(url)
-        try:
-            erasure.journal = forget_caller(db, key, settings.get("IVR_ANALYTICS_NUMBERS") or "hash", number)
-        finally:
-            if journal is None:
-                db.close()
-        erasure.call_sids.update(erasure.journal.call_sids)
-    own = store is None
-    store = store_from_settings(settings, for_the_app=True) if own else store
+    keeps_journal = journal is not None or bool(url)
+    key = analytics_key(settings) if keeps_journal else None  # ConfigError in production without it
+    own_store, own_journal = store is None, journal is None and keeps_journal
+    store = store_from_settings(settings, for_the_app=True) if own_store else store
     try:
+        db = open_events(url) if own_journal else journal
+        try:
+            if db is not None:
+                policy = settings.get("IVR_ANALYTICS_NUMBERS") or "hash"
+                erasure.journal = forget_caller(db, key, policy, number)
+                erasure.call_sids.update(erasure.journal.call_sids)
+        finally:
+            if own_journal:
+                db.close()
         _forget_in_store(store, erasure)
     finally:
-        if own:
+        if own_store:
             store.close()
     if settings.get("IVR_RECORD_DIR"):
         erasure.recordings, erasure.recordings_by_mask = forget_recordings(
