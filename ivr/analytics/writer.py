@@ -5,7 +5,8 @@ database is never on the request path. The thread writes every `interval` second
 `batch` rows wait. When the database fails, the rows stay buffered and are tried again; past
 `limit` buffered rows the oldest are dropped, with a log line saying how many (the calls go on
 whatever happens to their journal). `flush()` writes what is buffered now, for tests, commands
-and shutdown.
+and shutdown. The same thread does the journal's `housekeeping` (the app's retention purge) as soon
+as it starts and then every `every` seconds: once a day per process, never on a request's path.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class EventWriter:
         batch: int = 2000,
         limit: int = 200_000,
         background: bool = True,
+        housekeeping: Callable[[EventsDatabase], object] | None = None,
+        every: float = 86400.0,
     ) -> None:
         self._opener = opener
         self._database: EventsDatabase | None = None
@@ -46,6 +49,9 @@ class EventWriter:
         self.batch = batch
         self.limit = limit
         self.background = background
+        self.housekeeping = housekeeping
+        self.every = every
+        self._housekeeping_at = time.monotonic()  # due at once: a restart does not put the purge off a day
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one batch at a time: rows keep their order
         self._wake = threading.Event()
@@ -89,6 +95,11 @@ class EventWriter:
     def failing(self) -> bool:
         """Whether the last write failed (the rows wait to be tried again)."""
         return self._failing
+
+    def start(self) -> None:
+        """Start this process's thread now (a worker's start), rather than at the first webhook."""
+        if self.background and (self._thread is None or self._pid != os.getpid()):
+            self._start()
 
     def pending(self) -> int:
         """Rows waiting to be written."""
@@ -149,6 +160,20 @@ class EventWriter:
             self._flush_logged()
             if self._failing:
                 time.sleep(self.interval)  # a database that is down is not asked again at once
+            elif self.housekeeping is not None and time.monotonic() >= self._housekeeping_at:
+                self._housekeep()
+        if self._database is not None:
+            self._database.close()  # this thread's connection: it would outlive the thread otherwise
+
+    def _housekeep(self) -> None:
+        """Run the housekeeping once; a failure is logged and tried again in an hour."""
+        try:
+            self.housekeeping(self.database)
+        except Exception as exc:
+            log.error("call journal: housekeeping failed (%s); trying again in an hour", exc)
+            self._housekeeping_at = time.monotonic() + min(self.every, 3600.0)
+        else:
+            self._housekeeping_at = time.monotonic() + self.every
 
     def _flush_logged(self) -> None:
         try:

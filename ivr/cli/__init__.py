@@ -17,6 +17,7 @@ from ivr.cli.check import check
 from ivr.cli.drain import drain, reconcile
 from ivr.cli.fallback import fallback_twiml
 from ivr.cli.graph import graph
+from ivr.cli.journal import forget_caller, journal
 from ivr.cli.messages import messages
 from ivr.cli.outbound import call, sms
 from ivr.cli.phone import phone
@@ -34,8 +35,8 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-_COMMANDS = (backup, call, calls, campaign, check, drain, fallback_twiml, graph, import_call, messages, phone,
-             reconcile, replay, report, restore, sms)  # fmt: skip
+_COMMANDS = (backup, call, calls, campaign, check, drain, fallback_twiml, forget_caller, graph, import_call, journal,
+             messages, phone, reconcile, replay, report, restore, sms)  # fmt: skip
 for _command in _COMMANDS:
     cli.add_command(_command)
 

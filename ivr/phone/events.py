@@ -30,7 +30,7 @@ from ivr.errors import TwilioCallError
 from ivr.outbound.client import twilio_error
 from ivr.phone.recording import FORMAT_VERSION
 
-__all__ = ["events_to_recording", "fetch_events", "load_events_file", "webhook_name", "write_recording"]
+__all__ = ["call_sids", "events_to_recording", "fetch_events", "load_events_file", "webhook_name", "write_recording"]
 
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 # The path of a voice webhook after the public URL's own prefix: /voice/<flow> or /voice/<flow>/<state>.
@@ -69,6 +69,21 @@ def webhook_name(key: str) -> str:
     if key != key.lower():
         return key  # not snake_case: already the name Twilio sent
     return "".join(part[:1].upper() + part[1:] for part in key.split("_"))
+
+
+def call_sids(events: list[dict]) -> list[str]:
+    """The calls whose voice webhooks are among `events`, each once, in the order they first appear."""
+    found: dict[str, None] = {}
+    for event in events:
+        request = event.get("request") or {}
+        sid = (request.get("parameters") or {}).get("call_sid")
+        if (
+            isinstance(sid, str)
+            and _CALL_SID.fullmatch(sid)
+            and _VOICE_PATH.fullmatch(urlsplit(request.get("url") or "").path)
+        ):
+            found.setdefault(sid, None)
+    return list(found)
 
 
 def events_to_recording(events: list[dict], call_sid: str) -> list[dict]:

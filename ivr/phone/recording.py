@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -23,6 +24,7 @@ __all__ = [
     "FORMAT_VERSION",
     "REDACTED",
     "Recorder",
+    "forget_recordings",
     "mask_numbers",
     "read_recording",
 ]
@@ -132,6 +134,33 @@ def read_recording(path: str | Path) -> tuple[dict, list[dict]]:
     if not records or records[0].get("ivr_recording") != FORMAT_VERSION:
         raise ValueError(f"{path}:1: not an ivr recording (format {FORMAT_VERSION} header expected)")
     return records[0], records[1:]
+
+
+def forget_recordings(directory: str | Path, number: str, call_sids: Collection[str] = ()) -> tuple[int, int]:
+    """Delete the recordings of a caller: calls in `call_sids`, and calls with `number` as a parameter's value
+    (From, To, Caller...), in clear or masked. (deleted, of which matched by the masked number alone: a masked
+    number is shared by every number with the same first four and last two digits.)"""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return 0, 0
+    masked = mask_numbers(number)
+    deleted = by_mask = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            header, lines = read_recording(path)
+            values = {str(value) for line in lines for value in (line.get("params") or {}).values()}
+        except (ValueError, OSError):  # not a recording, or torn beyond reading: its text decides
+            header = {"masked": True}
+            text = path.read_text(encoding="utf-8", errors="replace")
+            values = {number} if number in text else {masked} if masked in text else set()
+        if path.stem in call_sids or header.get("call_sid") in call_sids or number in values:
+            path.unlink(missing_ok=True)
+            deleted += 1
+        elif header.get("masked") and masked in values:
+            path.unlink(missing_ok=True)
+            deleted += 1
+            by_mask += 1
+    return deleted, by_mask
 
 
 def _redact_speech(twiml: str) -> str:

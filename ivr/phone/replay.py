@@ -110,26 +110,30 @@ def replay(
     *,
     flows_dir: str | Path = "flows",
     rerecord: bool = False,
+    source: str = REPLAY_SOURCE[1],
+    config: dict | None = None,
 ) -> ReplayResult:
     """Re-send a recorded call to an app serving `flows_dir`; with rerecord, rewrite the file's answers.
 
     `target_factory(config, clock=...)` builds that app (`ivr.web.replay_target`), passed in by the
-    caller because the phone sits below the web room.
+    caller because the phone sits below the web room. Its journal notes the calls with `source`
+    (`import` when recordings are loaded into it); `config` adds settings (the journal's, say).
     """
     path = Path(path)
     header, lines = read_recording(path)
     with tempfile.TemporaryDirectory(prefix="ivr-replay-spool-") as spool:  # callbacks stay out of the real spool
-        return _replay(path, header, lines, target_factory, flows_dir, rerecord, spool)
+        settings = {**(config or {}), "IVR_SPOOL_DIR": spool}
+        return _replay(path, header, lines, target_factory, flows_dir, rerecord, settings, source)
 
 
 def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_dir, rerecord: bool,
-            spool: str) -> ReplayResult:  # fmt: skip
+            config: dict, source: str) -> ReplayResult:  # fmt: skip
     public_url = header.get("public_url")
     moment = {"now": _parse_time(header.get("started") or lines[0]["t"]) if lines else None}
     target = target_factory(
         {
+            **config,
             "IVR_ENV": "test",
-            "IVR_SPOOL_DIR": spool,
             "IVR_STORE": "memory://",
             "IVR_FLOWS_DIR": str(flows_dir),
             "IVR_PUBLIC_URL": public_url,
@@ -139,6 +143,7 @@ def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_d
         },
         clock=lambda: moment["now"],
     )
+    marked = {REPLAY_SOURCE[0]: source}
     hashes = target.flow_hashes
     result = ReplayResult(path, header)
     result.changed_flows = sorted(
@@ -151,12 +156,11 @@ def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_d
         runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks
         target = _local_target(line["url"], public_url)
         params = line.get("params", {})
-        # Marked as replay: the app's journal counts these calls apart from Twilio's.
+        # Marked as replay (or import): the app's journal counts these calls apart from Twilio's.
         if line["method"].upper() == "GET":
-            response = client.get(target, environ_base={REPLAY_SOURCE[0]: REPLAY_SOURCE[1]})
+            response = client.get(target, environ_base=marked)
         else:
-            response = client.open(target, method=line["method"], data=params,
-                                   environ_base={REPLAY_SOURCE[0]: REPLAY_SOURCE[1]})  # fmt: skip
+            response = client.open(target, method=line["method"], data=params, environ_base=marked)
         actual = response.get_data(as_text=True)
         if header.get("masked"):
             actual = mask_numbers(actual)

@@ -25,6 +25,7 @@ __all__ = [
 # deliveries are shown, never sent. No HTTP request can carry it: only an in-process call sets it.
 BUILT_IN_PHONE = "ivr.phone"
 # The WSGI environ entry replay sends with every request: the journal keeps its calls apart from Twilio's.
+# Its value is the journal's source: `replay`, or `import` when recorded calls are loaded into the journal.
 REPLAY_SOURCE = ("ivr.source", "replay")
 
 

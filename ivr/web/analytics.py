@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import secrets
-from pathlib import Path
+import time
 
 from flask import Flask, request
 
 from ivr.analytics import EventWriter, open_events
+from ivr.analytics.privacy import DAY, analytics_key, purge
 from ivr.analytics.rows import answer_class, caller_number, ended_rows, keyed_hash
 from ivr.core import flow as f
 from ivr.core.engine import Step
@@ -28,8 +27,6 @@ __all__ = ["init_app", "journal_answer", "journal_error", "journal_lines", "jour
 
 log = logging.getLogger("ivr.analytics")
 
-KEY_FILE = "ivr-analytics.key"
-
 
 def init_app(app: Flask) -> None:
     """Open the journal's writer when IVR_EVENTS names a database (the database itself opens on first write)."""
@@ -38,9 +35,12 @@ def init_app(app: Flask) -> None:
     found = services(app)
     if not url:
         return
-    found.analytics_key = _key(settings)
+    found.analytics_key = analytics_key(settings)
     found.numbers = settings["IVR_ANALYTICS_NUMBERS"]
-    found.events = EventWriter(lambda: open_events(url))
+    days = settings["IVR_EVENTS_RETENTION_DAYS"]
+    # Tests and replays run on recorded and fixed clocks: their rows are never purged behind their back.
+    retention = None if settings["IVR_ENV"] == "test" else (lambda db: _purge(db, days))
+    found.events = EventWriter(lambda: open_events(url), housekeeping=retention, every=DAY)
 
 
 def journal_lines(config, base: str) -> list[str]:
@@ -55,27 +55,11 @@ def journal_lines(config, base: str) -> list[str]:
     ]
 
 
-def _key(settings) -> bytes:
-    """IVR_ANALYTICS_KEY, else (development, tests) a random key kept in a file beside the journal."""
-    given = settings.get("IVR_ANALYTICS_KEY")
-    if given:
-        return given.encode()
-    url = settings["IVR_EVENTS"]
-    folder = Path(url[len("sqlite:///") :]).parent if url.startswith("sqlite:///") else Path("instance")
-    path = folder / KEY_FILE
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    folder.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode()
-    try:  # O_EXCL: two workers starting together keep the same key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+def _purge(db, days: int) -> None:
+    """The journal's daily purge, on the writer's thread: rows older than IVR_EVENTS_RETENTION_DAYS go."""
+    gone = purge(db, time.time() - days * DAY)
+    if gone.calls or gone.events:
+        log.info("call journal: purged %d calls and %d events older than %d days", gone.calls, gone.events, days)
 
 
 def request_source() -> str:
@@ -127,7 +111,7 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             said = params.get("SpeechResult")
             asked = kind in ("key", "speech", "no_match")  # what the caller said or pressed, nothing else
             given = None if sensitive or not asked else (said or params.get("Digits") or None)
-            confidence = _float(params.get("Confidence")) if said else None
+            confidence = _float(params.get("Confidence")) if said and not sensitive else None
             waited = None
             if before[0] == state and before[1] is not None:  # (the state it was left in, when)
                 waited = round(at - before[1], 3)

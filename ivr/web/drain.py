@@ -55,6 +55,8 @@ def start_background(app) -> None:
     """Start this process's background thread for an ivr app (gunicorn's post_worker_init); others are left alone."""
     if isinstance(app, Flask) and "ivr" in app.extensions:  # not another Flask app served with this config
         services(app).background.start()
+        if services(app).events is not None:  # the journal's thread: its daily purge runs from the start
+            services(app).events.start()
 
 
 def _at_start(app: Flask) -> None:

@@ -129,15 +129,38 @@ class Spool:
         except FileNotFoundError:
             return False
 
+    def forget(self, matches: Callable[[dict | None, bytes], bool]) -> int:
+        """Drop every entry `matches(entry, line)` picks (entry None when the line is not a JSON object) from
+        incoming, the batches and rejected.jsonl, holding the drainer's lock (a drain under way finishes
+        first); how many were dropped. For privacy requests: a caller's callbacks must not wait on disk."""
+        dropped = 0
+        with self._drain_lock(wait=True):
+            self._take_incoming()
+            for path in [*self._batches(), self.directory / _REJECTED]:
+                try:
+                    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+                except FileNotFoundError:
+                    continue
+                kept = [line for line in lines if not matches(_entry(line), line)]
+                if len(kept) == len(lines):
+                    continue
+                dropped += len(lines) - len(kept)
+                if kept:
+                    _rewrite(path, kept)
+                else:
+                    path.unlink()
+                    _fsync_dir(self.directory)
+        return dropped
+
     # -- the drainer's side ----------------------------------------------------------------------
 
     @contextmanager
-    def _drain_lock(self) -> Iterator[bool]:
+    def _drain_lock(self, *, wait: bool = False) -> Iterator[bool]:
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
@@ -242,6 +265,14 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _entry(line: bytes) -> dict | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def _names(line: bytes) -> str:
