@@ -163,6 +163,11 @@ def call(sid: str):
 @reports.route("/<flow_id>/graph.svg")
 def graph(flow_id: str):
     """The flow's graph, its states coloured by the report's figures (Graphviz draws it)."""
+    window = _window()
+    db = _journal()
+    flow = _flow(flow_id, db)
+    if isinstance(flow, str):
+        raise ReportsRefused(404, f"flow '{flow_id}' is no longer loaded: its figures remain, its graph does not")
     try:
         from ivr.web.drawing import heat_svg
     except ImportError as exc:
@@ -170,11 +175,6 @@ def graph(flow_id: str):
         raise ReportsRefused(
             503, f"the heat-mapped graph is not available ({missing}); every figure is in the table below it"
         ) from None
-    window = _window()
-    db = _journal()
-    flow = _flow(flow_id, db)
-    if isinstance(flow, str):
-        raise ReportsRefused(404, f"flow '{flow_id}' is no longer loaded: its figures remain, its graph does not")
     report = build_report(db, flow, window)
     try:
         body = heat_svg(flow, report)
