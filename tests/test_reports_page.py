@@ -5,11 +5,15 @@ report. Calls are the desk's seven (tests/test_report.py), made with the built-i
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import threading
 import time
 import types
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -342,3 +346,133 @@ def test_without_graphviz_the_graph_answers_a_message_not_a_500(desk, monkeypatc
     answer = desk.app.test_client().get("/reports/desk/graph.svg")
     assert (answer.status_code, answer.get_data(as_text=True)) == (503, "svg needs Graphviz: its dot program is not "
                                                                         "on PATH\n")  # fmt: skip
+
+
+# -- the page in a real browser -----------------------------------------------------------------
+
+
+@pytest.fixture
+def served_desk(make_app, hooks, tmp_path):
+    """The desk's seven calls in a SQLite journal, the app served on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    desk = make_desk(make_app, f"sqlite:///{tmp_path}/events.sqlite3", hooks)
+    sids = seven_calls(desk)
+    desk.finish()
+    server = make_server("127.0.0.1", 0, desk.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="reports-server", daemon=True)
+    thread.start()
+    try:
+        yield desk, sids, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        services(desk.app).events.close()
+
+
+def leaves(node, path: str = "") -> set[str]:
+    """Every figure's path in a report: `states.menu.no_input`, `calls_per_hour.0.calls`."""
+    if isinstance(node, dict):
+        return {leaf for key, value in node.items() for leaf in leaves(value, f"{path}{key}.")}
+    if isinstance(node, list):
+        return {leaf for i, value in enumerate(node) for leaf in leaves(value, f"{path}{i}.")}
+    return {path[:-1]}
+
+
+def at(report, path: str):
+    """The value at a figure's path (a route's name may hold dots: the longest key that fits)."""
+    node, parts = report, path.split(".")
+    while parts:
+        if isinstance(node, list):
+            node = node[int(parts.pop(0))]
+            continue
+        for n in range(len(parts), 0, -1):
+            key = ".".join(parts[:n])
+            if key in node:
+                node, parts = node[key], parts[n:]
+                break
+        else:
+            raise KeyError(path)
+    return node
+
+
+def shown_as(text: str, value: str | None, expected) -> bool:
+    """Whether a figure's text (or data-value, where the text is formatted) is the report's value."""
+    if value is not None:
+        return json.loads(value) == expected
+    if text == "-":
+        return expected is None
+    if isinstance(expected, bool) or not isinstance(expected, int | float):
+        return text == str(expected)
+    return float(text) == expected
+
+
+def test_the_page_shows_every_figure_of_the_report(served_desk, chromium, monkeypatch, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    desk, sids, base = served_desk
+    report = cli_json(
+        desk, monkeypatch, "report", "desk", "--flows", str(DESK), "--format", "json", "--source", "phone"
+    )
+    driver, wait = chromium, WebDriverWait(chromium, 20)
+
+    def loaded(count: int) -> None:
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == str(count))
+
+    def figures() -> list[list]:
+        return driver.execute_script(
+            "return [...document.querySelectorAll('[data-figure]')]"
+            ".map(e => [e.getAttribute('data-figure'), e.textContent, e.getAttribute('data-value')])"
+        )
+
+    driver.get(base + "/reports/desk?source=phone")
+    loaded(1)
+    shown = figures()
+    wrong = [(path, text, value, at(report, path)) for path, text, value in shown
+             if not shown_as(text, value, at(report, path))]  # fmt: skip
+    assert wrong == []
+    assert leaves(report) - {path for path, _, _ in shown} == set()  # every figure is on the page
+    assert driver.find_element(By.CSS_SELECTOR, "[data-figure='states.menu.no_input']").text == "2"
+
+    # A state's recent calls, then a call's steps.
+    driver.find_element(By.CSS_SELECTOR, "button.state-link[data-state='person']").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#state-calls-table tbody tr"))
+    listed = [r.get_attribute("data-sid") for r in driver.find_elements(By.CSS_SELECTOR, "#state-calls-table tbody tr")]
+    assert listed == [sids["busy"], sids["transferred"]]
+    driver.find_element(By.CSS_SELECTOR, f"button.call-link[data-sid='{sids['transferred']}']").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#steps tbody tr"))
+    assert driver.find_element(By.ID, "call-title").text == f"Call {sids['transferred']}"
+    rows = driver.find_elements(By.CSS_SELECTOR, "#steps tbody tr")
+    _, steps = call_steps(services(desk.app).events.database, sids["transferred"])
+    assert [(r.get_attribute("data-state") or None, r.get_attribute("data-kind")) for r in rows] == [
+        (s.state, s.kind) for s in steps
+    ]
+    assert ("person", "dial") in [(s.state, s.kind) for s in steps]
+
+    # The window picker fetches again: the calls that started from T0 + 90 on.
+    since = driver.find_element(By.CSS_SELECTOR, "#window input[name='since']")
+    since.send_keys(iso(T0 + 90))
+    driver.find_element(By.CSS_SELECTOR, "#window button[type='submit']").click()
+    loaded(2)
+    later = cli_json(desk, monkeypatch, "report", "desk", "--format", "json", "--source", "phone",
+                     "--since", iso(T0 + 90), "--flows", str(DESK))  # fmt: skip
+    assert later["calls"] == 3
+    assert all(shown_as(text, value, at(later, path)) for path, text, value in figures())
+    assert "since=" in driver.current_url and "source=phone" in driver.current_url
+    assert not driver.find_element(By.ID, "drill").is_displayed()
+
+    # Everything came from the app itself; no errors in the console but a graph the build cannot draw.
+    fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(url.startswith(base + "/reports/") for url in fetched), fetched
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "graph.svg" not in e["message"]]
+    assert errors == []
+    driver.set_window_size(1400, driver.execute_script("return document.body.scrollHeight") + 100)
+    shot = tmp_path / "reports-page.png"
+    assert driver.save_screenshot(str(shot))
+    if os.environ.get("IVR_ARTIFACTS_DIR"):
+        artifacts = Path(os.environ["IVR_ARTIFACTS_DIR"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = Path(shutil.copy(shot, artifacts / shot.name))
+    print(f"reports page screenshot: {shot}")

@@ -156,7 +156,7 @@
       link.addEventListener("click", () => drillState(name, query));
       const routes = Object.entries(figures.routes)
         .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-        .map(([route, n]) => el("span", { class: "route" }, `${route} `, figure("b", `${path}.routes.${route}`, n)));
+        .map(([route, n]) => el("span", { class: "route" }, `${route}: `, figure("b", `${path}.routes.${route}`, n)));
       return el("tr", { "data-state": name, class: figures.entered ? "" : "untouched" },
         el("th", { scope: "row" }, link),
         el("td", { class: "bar-cell" }, reached(figures.calls, report.calls)),
