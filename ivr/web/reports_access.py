@@ -9,7 +9,7 @@ in with IVR_REPORTS_TOKEN and holds the signed cookie it was exchanged for.
     POST /reports/login     token=<IVR_REPORTS_TOKEN>: compared in constant time; a cookie, then /reports
     POST /reports/logout    the cookie cleared
 
-The cookie (`ivr_reports`: HttpOnly, SameSite=Strict, Path=/reports, Secure over https or when
+The cookie (`ivr-reports`: HttpOnly, SameSite=Strict, Path=/reports, Secure over https or when
 IVR_PUBLIC_URL is https, 12 hours) holds an expiry, a nonce and their HMAC keyed by a hash of the
 token: never the token itself, and worthless once the token changes. A token in a query string is
 refused with 400 and never accepted: URLs end up in logs, browser histories and Referer headers.
@@ -35,7 +35,7 @@ __all__ = ["COOKIE", "SESSION_SECONDS", "attach", "base_path", "logged_in", "ses
 
 log = logging.getLogger("ivr.reports")
 
-COOKIE = "ivr_reports"
+COOKIE = "ivr-reports"
 SESSION_SECONDS = 12 * 3600
 # Query parameters that look like a credential: refused whatever their value.
 _CREDENTIAL_NAMES = ("token", "access_token", "reports_token", "ivr_reports_token", "api_token", "key", "auth")
