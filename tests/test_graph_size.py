@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections import deque
 
 import pytest
@@ -19,6 +18,7 @@ from ivr.core.graph import MAX_RANKS_CROSSED, SHARED_SOURCES, graph_data, graph_
 from ivr.core.layout import ranks_crossed
 from ivr.core.loader import load_flow, load_flow_text
 from ivr.testing import generated_flow, generated_survey
+from ivr.web import drawing
 
 NEEDS_GRAPHVIZ_PACKAGE = pytest.mark.skipif(diagrams_graphviz.pgv is None, reason="the graphviz package is missing")
 _DOT_EDGE = re.compile(r'\t("[^"]*"|\S+) -> ("[^"]*"|\S+)')
@@ -183,7 +183,7 @@ def test_a_flow_too_big_for_graphviz_is_drawn_as_mermaid(tmp_path):
 def test_dot_running_too_long_is_stopped_and_names_mermaid(tmp_path, monkeypatch):
     fake_dot(tmp_path, f"echo $$ > {tmp_path}/pid\nexec sleep 30")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    monkeypatch.setattr(sys.modules["ivr.cli.graph"], "DOT_SECONDS", 0.5)  # ivr.cli.graph is also the command
+    monkeypatch.setattr(drawing, "DOT_SECONDS", 0.5)
     result = draw_file(tmp_path, (TEST_FLOWS / "graph" / "small.yaml").read_text(encoding="utf-8"), "--format", "svg")
     assert result.exit_code == 1
     assert "Graphviz did not draw flow 'big' as svg within 0.5 s and was stopped" in result.output

@@ -1,51 +1,22 @@
 """`python -m ivr graph`: a picture of a flow, drawn from the machine the engine runs: Mermaid text
-(needs nothing), or SVG and PNG through Graphviz (Debian's graphviz and the graphviz package)."""
+(needs nothing), or SVG and PNG through Graphviz (Debian's graphviz and the graphviz package).
+With --heat, the picture is painted with the journal's figures (ivr/core/heat.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import click
 
 from ivr.cli.base import Command
+from ivr.cli.reports import journal, window, with_window
 from ivr.core import flow as f
-from ivr.core.graph import FORMATS, NO_GRAPHVIZ, graph_source, mermaid
+from ivr.core.graph import FORMATS, mermaid
+from ivr.core.heat import heat_mermaid
 from ivr.core.loader import display_path, find_flow_files, load_flow
-from ivr.errors import IvrError
 
-__all__ = ["DOT_SECONDS", "graph", "render"]
-
-# dot is stopped after this long. The drawings it is given (ivr.core.graph.MAX_RANKS_CROSSED) take it
-# under 5 s here; a slower machine, or a shape the estimate misjudges, must not hold the command for minutes.
-DOT_SECONDS = 10
-TOO_SLOW = (
-    "Graphviz did not draw flow '{flow}' as {fmt} within {seconds} s and was stopped. "
-    "Use --format mermaid (the default) instead"
-)
-
-
-def render(flow: f.Flow, fmt: str) -> bytes:
-    """The flow drawn by Graphviz as `svg` or `png`; IvrError naming what to install without it, or
-    `--format mermaid` for a flow too big for dot (ivr.core.graph.MAX_RANKS_CROSSED) or too slow (DOT_SECONDS)."""
-    if fmt not in ("svg", "png"):
-        raise ValueError(f"render draws svg or png, not {fmt!r}")
-    graph = graph_source(flow, "graphviz")
-    dot = shutil.which("dot")
-    if dot is None:
-        raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH"))
-    try:  # the graphviz package's pipe has no timeout; this is the command it runs
-        done = subprocess.run(
-            [dot, "-Kdot", f"-T{fmt}"], input=graph.source.encode(), capture_output=True, timeout=DOT_SECONDS
-        )
-    except subprocess.TimeoutExpired:  # run() has killed dot
-        raise IvrError(TOO_SLOW.format(flow=flow.id, fmt=fmt, seconds=DOT_SECONDS)) from None
-    if done.returncode != 0:
-        why = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
-        raise IvrError(f"Graphviz could not draw flow '{flow.id}' as {fmt}: {why}")
-    return done.stdout
+__all__ = ["graph"]
 
 
 @click.command("graph", cls=Command)
@@ -60,23 +31,63 @@ def render(flow: f.Flow, fmt: str) -> bytes:
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to standard output."
 )
 @click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
-def graph(flow: str, fmt: str | None, output: Path | None, flows_dir: str | None) -> None:
+@click.option(
+    "--heat",
+    is_flag=True,
+    help="A heat map from the journal (IVR_EVENTS): states by traffic and hang-ups, edges by the times taken.",
+)
+@with_window
+@click.pass_context
+def graph(
+    ctx: click.Context,
+    flow: str,
+    fmt: str | None,
+    output: Path | None,
+    flows_dir: str | None,
+    heat: bool,
+    since: str | None,
+    until: str | None,
+    source: str,
+) -> None:
     """Draw FLOW (a flow id or a flow file) from the machine the engine runs.
 
-    Mermaid text by default (code hosts render it); SVG or PNG through Graphviz.
+    Mermaid text by default (code hosts render it); SVG or PNG through Graphviz. With --heat, painted
+    with the calls in the journal (--since, --until and --source choose which, as `report` does).
     """
     if fmt is None:
         fmt = {".svg": "svg", ".png": "png"}.get(output.suffix.lower() if output else "", "mermaid")
     if fmt == "png" and output is None:
         raise click.UsageError("png is binary: name a file with --output")
+    given = [
+        p for p in ("since", "until", "source") if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT
+    ]
+    if given and not heat:
+        raise click.UsageError(f"--{given[0]} chooses the calls of a heat map: add --heat")
     the_flow = _find_flow(flow, flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows")
-    data = mermaid(the_flow).encode() if fmt == "mermaid" else render(the_flow, fmt)
+    report = _report(the_flow, window(since, until, source)) if heat else None
+    if fmt != "mermaid":
+        from ivr.web.drawing import render  # the web room (and Flask) only for a picture
+
+        data = render(the_flow, fmt, report)
+    else:
+        data = (mermaid(the_flow) if report is None else heat_mermaid(the_flow, report)).encode()
     if output is None:  # mermaid or svg: text
         click.echo(data.decode("utf-8"), nl=False)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     click.echo(f"wrote {display_path(output)} ({fmt}, {len(the_flow.states)} states)", err=True)
+
+
+def _report(flow: f.Flow, chosen) -> dict:
+    """The flow's report from the journal, for the heat map."""
+    from ivr.analytics.report import build_report
+
+    db = journal()
+    try:
+        return build_report(db, flow, chosen)
+    finally:
+        db.close()
 
 
 def _find_flow(name: str, flows_dir: str) -> f.Flow:

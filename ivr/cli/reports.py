@@ -10,13 +10,13 @@ import click
 
 from ivr.cli.base import Command
 
-__all__ = ["calls", "report"]
+__all__ = ["calls", "journal", "report", "window", "with_window"]
 
 _SOURCES = ("twilio", "phone", "replay", "import", "all")  # ivr.analytics.formats.WINDOW_SOURCES (imported late)
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}\Z")
 
 
-def _window(since: str | None, until: str | None, source: str):
+def window(since: str | None, until: str | None, source: str):
     from ivr.analytics.formats import parse_window
 
     try:
@@ -25,7 +25,7 @@ def _window(since: str | None, until: str | None, source: str):
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
 
 
-def _journal():
+def journal():
     from ivr.analytics.database import journal_from_settings
     from ivr.settings import load_settings
 
@@ -59,7 +59,7 @@ _window_options = [
 ]
 
 
-def _with_window(command):
+def with_window(command):
     for option in reversed(_window_options):
         command = option(command)
     return command
@@ -67,7 +67,7 @@ def _with_window(command):
 
 @click.command(cls=Command)
 @click.argument("flow")
-@_with_window
+@with_window
 @click.option("--format", "fmt", type=click.Choice(("text", "json", "csv")), default="text", show_default=True)
 @click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
 def report(flow: str, since: str | None, until: str | None, source: str, fmt: str, flows_dir: str | None) -> None:
@@ -75,24 +75,24 @@ def report(flow: str, since: str | None, until: str | None, source: str, fmt: st
     from ivr.analytics.formats import render
     from ivr.analytics.report import build_report
 
-    window = _window(since, until, source)
-    db = _journal()
+    chosen = window(since, until, source)
+    db = journal()
     try:
-        click.echo(render(build_report(db, _flow(flow, flows_dir), window), fmt))
+        click.echo(render(build_report(db, _flow(flow, flows_dir), chosen), fmt))
     finally:
         db.close()
 
 
 @click.command(cls=Command)
 @click.argument("flow_or_call")
-@_with_window
+@with_window
 @click.option("--limit", default=50, show_default=True, help="How many calls, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def calls(flow_or_call: str, since: str | None, until: str | None, source: str, limit: int, as_json: bool) -> None:
     """A flow's recent calls, or one call's steps (give its CallSid) like an execution log."""
     from ivr.analytics.calls import call_steps, format_steps, recent_calls
 
-    db = _journal()
+    db = journal()
     try:
         if _CALL_SID.fullmatch(flow_or_call):
             summary, steps = call_steps(db, flow_or_call)
@@ -104,7 +104,7 @@ def calls(flow_or_call: str, since: str | None, until: str | None, source: str, 
             else:
                 click.echo(format_steps(summary, steps))
             return
-        found = recent_calls(db, flow_or_call, _window(since, until, source), limit)
+        found = recent_calls(db, flow_or_call, window(since, until, source), limit)
     finally:
         db.close()
     if as_json:

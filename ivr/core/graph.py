@@ -16,6 +16,7 @@ What the picture shows:
 - a state that more than SHARED_SOURCES states lead to (the goodbye every menu's retries end in) with
   the edge from the first of them, and a dashed copy of it beside each of the others.
 The last two keep big flows readable and quick to lay out (see _share); graph_data keeps every edge.
+A `look` (ivr/core/heat.py) may paint the states and label the edges otherwise: the same drawing, other figures.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ class _FlowGraphMachine(GraphMachine):
         "node": {**GraphMachine.style_attributes["node"], **_STYLES},
     }
 
-    def __init__(self, flow: f.Flow, order: dict, *, graph_engine: str, **kwargs) -> None:
+    def __init__(self, flow: f.Flow, order: dict, *, graph_engine: str, look=None, **kwargs) -> None:
         self.flow = flow
         self.order = order  # (source, trigger, dest) -> position in the engine's list
+        # None, or what paints the drawing: node(_Node) -> (lines, class, Graphviz attributes),
+        # edge(source, target, label, internal) -> (label, Graphviz attributes), legend: [lines]
+        self.look = look
         super().__init__(graph_engine=graph_engine, **kwargs)
 
     def _init_graphviz_engine(self, graph_engine):
@@ -100,7 +104,7 @@ class _FlowGraphMachine(GraphMachine):
         return _GraphvizGraph
 
 
-def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
+def graph_machine(flow: f.Flow, graph_engine: str = "mermaid", look=None) -> GraphMachine:
     """A GraphMachine of the flow's states and transitions as the engine builds them (no model)."""
     definition = Engine(flow).machine_definition()  # what the engine's machine is built from
     transitions = definition["transitions"]
@@ -111,6 +115,7 @@ def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
         flow,
         order,
         graph_engine=graph_engine,
+        look=look,
         model=None,
         states=[s["name"] if isinstance(s, dict) else s for s in definition["states"]],
         transitions=transitions,
@@ -121,9 +126,9 @@ def graph_machine(flow: f.Flow, graph_engine: str = "mermaid") -> GraphMachine:
     )
 
 
-def graph_source(flow: f.Flow, engine: str):
+def graph_source(flow: f.Flow, engine: str, look=None):
     """The flow's diagram from transitions' `engine` backend ("mermaid" or "graphviz"), not yet drawn."""
-    machine = graph_machine(flow, engine)
+    machine = graph_machine(flow, engine, look)
     # A graph without a model: the machine's own graph class, given the machine (as get_graph does).
     return machine.graph_cls(machine).get_graph()
 
@@ -282,29 +287,47 @@ class _MermaidGraph(diagrams_mermaid.Graph):
         ids = _mermaid_ids([node.name for node in nodes])
         lines = ["---", f"title: {_yaml_string(title or machine.title)}", "---", "stateDiagram-v2"]
         body = [f"direction {machine.machine_attributes['rankdir']}"]
-        styles = machine.style_attributes["node"]
-        present = {(node.kind, node.copy) for node in nodes}
-        body += [
-            f"classDef kind_{k} {_mermaid_style(styles[k])}" for k in KINDS if _STYLES[k] and (k, False) in present
-        ]
-        body += [f"classDef copy_{k} {_mermaid_style(styles[k], copy=True)}" for k in KINDS if (k, True) in present]
-        body.append("")
-        for node in nodes:
-            body.append(f'state "{_mermaid_text(node.label)}" as {ids[node.name]}')
-            if node.copy:
-                body.append(f"class {ids[node.name]} copy_{node.kind}")
-            elif _STYLES[node.kind]:
-                body.append(f"class {ids[node.name]} kind_{node.kind}")
+        body += self._states(nodes, ids) if machine.look is None else self._painted(nodes, ids)
         body.append("")
         body.append(f"[*] --> {ids[machine.flow.start]}")
-        body += [f"{ids[source]} --> {ids[target]}: {_mermaid_text(label)}" for source, target, label, _i in edges]
+        paint = machine.look.edge if machine.look else lambda s, t, label, internal: (label, {})
+        for source, target, label, internal in edges:
+            body.append(f"{ids[source]} --> {ids[target]}: {_mermaid_text(paint(source, target, label, internal)[0])}")
         body += [
             f"{ids[n.name]} --> [*]"
             for n in nodes
             if not n.copy and n.kind != "ways_out" and _ends(machine.flow, n.name)
         ]
+        if machine.look:  # the legend, beside the start
+            body += [f"note left of {ids[machine.flow.start]}", *machine.look.legend, "end note"]
         lines += [f"  {line}" if line else "" for line in body]
         return diagrams_mermaid.DigraphMock("\n".join(lines) + "\n")
+
+    def _states(self, nodes: list[_Node], ids: dict[str, str]) -> list[str]:
+        """classDef lines for the kinds present, then each state with its kind's class."""
+        styles = self.machine.style_attributes["node"]
+        present = {(node.kind, node.copy) for node in nodes}
+        out = [f"classDef kind_{k} {_mermaid_style(styles[k])}" for k in KINDS if _STYLES[k] and (k, False) in present]
+        out += [f"classDef copy_{k} {_mermaid_style(styles[k], copy=True)}" for k in KINDS if (k, True) in present]
+        out.append("")
+        for node in nodes:
+            out.append(f'state "{_mermaid_text(node.label)}" as {ids[node.name]}')
+            if node.copy:
+                out.append(f"class {ids[node.name]} copy_{node.kind}")
+            elif _STYLES[node.kind]:
+                out.append(f"class {ids[node.name]} kind_{node.kind}")
+        return out
+
+    def _painted(self, nodes: list[_Node], ids: dict[str, str]) -> list[str]:
+        """The look's classes (sorted by name), then each state with its lines and class."""
+        painted = [self.machine.look.node(node) for node in nodes]
+        classes = {cls: attrs for _lines, cls, attrs in painted}
+        out = [f"classDef {cls} {_mermaid_style(classes[cls])}" for cls in sorted(classes)]
+        out.append("")
+        for node, (lines, cls, _attrs) in zip(nodes, painted, strict=True):
+            out.append(f'state "{"<br/>".join(map(_mermaid_text, lines))}" as {ids[node.name]}')
+            out.append(f"class {ids[node.name]} {cls}")
+        return out
 
 
 class _GraphvizGraph(diagrams_graphviz.Graph):
@@ -316,7 +339,13 @@ class _GraphvizGraph(diagrams_graphviz.Graph):
         container.node("[*]", label="", shape="circle", style="filled", fillcolor="black", width="0.2")
         for node in nodes:
             style = machine.style_attributes["node"][node.kind]
-            container.node(node.name, label=node.label, **({**style, **_COPY} if node.copy else style))
+            label = node.label
+            if machine.look:
+                lines, _cls, style = machine.look.node(node)
+                label = "\\n".join(lines)
+            container.node(node.name, label=label, **({**style, **_COPY} if node.copy else style))
+        if machine.look:
+            container.node("~legend", label="\\l".join(machine.look.legend) + "\\l", shape="note", style="")
 
     def _add_edges(self, transitions, container):
         machine = self.machine
@@ -326,7 +355,11 @@ class _GraphvizGraph(diagrams_graphviz.Graph):
             raise IvrError(TOO_BIG.format(flow=machine.flow.id, edges=len(edges), ranks=ranks, limit=MAX_RANKS_CROSSED))
         container.edge("[*]", machine.flow.start)
         for source, target, label, internal in edges:
-            container.edge(source, target, label=label, **({"style": "dashed"} if internal else {}))
+            attrs = {"style": "dashed"} if internal else {}
+            if machine.look:
+                label, painted = machine.look.edge(source, target, label, internal)
+                attrs = {**attrs, **painted}
+            container.edge(source, target, label=label, **attrs)
 
 
 def _mermaid_ids(names: list[str]) -> dict[str, str]:

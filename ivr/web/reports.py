@@ -33,6 +33,7 @@ from ivr.core import flow as f
 from ivr.errors import ConfigError, EventsError, IvrError, ReportsRefused
 from ivr.settings import REPORTS_TOKEN_IS_API_TOKEN
 from ivr.web import reports_access
+from ivr.web.drawing import heat_svg
 from ivr.web.services import services
 
 __all__ = ["CSP", "init_app", "reports"]
@@ -168,17 +169,10 @@ def graph(flow_id: str):
     flow = _flow(flow_id, db)
     if isinstance(flow, str):
         raise ReportsRefused(404, f"flow '{flow_id}' is no longer loaded: its figures remain, its graph does not")
-    try:
-        from ivr.web.drawing import heat_svg
-    except ImportError as exc:
-        missing = "ivr.web.drawing is missing" if exc.name == "ivr.web.drawing" else str(exc)
-        raise ReportsRefused(
-            503, f"the heat-mapped graph is not available ({missing}); every figure is in the table below it"
-        ) from None
     report = build_report(db, flow, window)
     try:
         body = heat_svg(flow, report)
-    except IvrError as exc:  # no Graphviz, a flow too big to draw, dot too slow: say which
+    except IvrError as exc:  # no Graphviz, a flow too big to draw, dot too slow: say which, not a 500
         raise ReportsRefused(503, str(exc)) from None
     return current_app.response_class(body, mimetype="image/svg+xml")
 
