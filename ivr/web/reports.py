@@ -17,7 +17,6 @@ elsewhere, under a Content-Security-Policy without inline script or style.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from urllib.parse import urlencode
@@ -27,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.analytics import EventsDatabase
 from ivr.analytics.calls import call_steps, calls_per_flow, recent_calls, state_calls
-from ivr.analytics.formats import WINDOW_SOURCES, parse_window
+from ivr.analytics.formats import WINDOW_SOURCES, parse_window, render
 from ivr.analytics.report import Window, build_report
 from ivr.core import flow as f
 from ivr.errors import ConfigError, EventsError, IvrError, ReportsRefused
@@ -136,8 +135,8 @@ def data(flow_id: str):
     window = _window()
     db = _journal()
     report = build_report(db, _flow(flow_id, db), window)
-    # json.dumps as the CLI does: Flask's jsonify would sort the states out of the flow's order.
-    return current_app.response_class(json.dumps(report, indent=2), mimetype="application/json")
+    # Rendered as the CLI renders it: Flask's jsonify would sort the states out of the flow's order.
+    return current_app.response_class(render(report, "json") + "\n", mimetype="application/json")
 
 
 @reports.route("/<flow_id>/states/<state>/calls.json")
