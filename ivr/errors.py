@@ -16,7 +16,8 @@ IvrError
 │   └── CallOutcomeUnknown  no answer came back from a create request: the call may exist
 ├── PhoneError          a built-in phone's caller action that does not fit the call, or a target it cannot dial
 ├── TransportError      the built-in phone could not fetch a webhook; carries Twilio's error code (11205)
-└── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
+├── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
+└── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
 
 Exception
 └── DryRunCaptured      not an error: carries a dry run's request out of the REST client
@@ -41,6 +42,7 @@ __all__ = [
     "PhoneError",
     "PhoneRequestRefused",
     "ReplayMismatch",
+    "ReportsRefused",
     "SpoolError",
     "StoreError",
     "TemplateProblem",
@@ -159,6 +161,14 @@ class TransportError(IvrError):
 
 class PhoneRequestRefused(IvrError):
     """A request the browser phone's API answers with `status` and the message, as JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReportsRefused(IvrError):
+    """A request the reports page answers with `status` and the message (JSON or plain text, as asked)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

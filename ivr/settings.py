@@ -18,6 +18,7 @@ __all__ = [
     "LOG_FORMATS",
     "MEMORY_STORE_ENVS",
     "NUMBER_POLICIES",
+    "REPORTS_TOKEN_IS_API_TOKEN",
     "load_settings",
     "log_format",
     "production_problems",
@@ -65,6 +66,10 @@ DEFAULTS: dict[str, str | None] = {
 }
 # IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), or kept as they are.
 NUMBER_POLICIES = ("hash", "keep")
+REPORTS_TOKEN_IS_API_TOKEN = (
+    "IVR_REPORTS_TOKEN is the same as IVR_API_TOKEN: whoever reads the reports could place calls. Give the "
+    "reports page a token of its own (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -212,6 +217,8 @@ def production_problems(settings: Mapping) -> list[str]:
             "the key must outlive this server. Set IVR_ANALYTICS_KEY to a long random secret (python -c "
             "'import secrets; print(secrets.token_hex(32))'), or IVR_EVENTS=off to keep no journal."
         )
+    if settings.get("IVR_REPORTS_TOKEN") and settings.get("IVR_REPORTS_TOKEN") == settings.get("IVR_API_TOKEN"):
+        problems.append(REPORTS_TOKEN_IS_API_TOKEN)
     if bool(settings.get("TWILIO_API_KEY")) != bool(settings.get("TWILIO_API_SECRET")):
         given, missing = (
             ("TWILIO_API_KEY", "TWILIO_API_SECRET")

@@ -294,3 +294,44 @@ def said(root: ElementTree.Element) -> list[str]:
 def sign(url: str, params: dict, token: str = TOKEN) -> str:
     """X-Twilio-Signature for a POST to `url` with `params`, by Twilio's algorithm."""
     return RequestValidator(token).compute_signature(url, params)
+
+
+# -- a real browser -------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Debian's headless Chromium through its own chromedriver: nothing is downloaded."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            pytest.skip(f"{path} is missing (apt-get install {package}); the browser test needs Debian's Chromium")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A driver path given: selenium skips Selenium Manager, which would otherwise download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

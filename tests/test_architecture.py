@@ -181,6 +181,11 @@ def test_the_wheel_carries_every_room_and_the_static_files(tmp_path):
     expected |= {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     expected |= {"ivr/core/loader/flow.schema.json"}
     expected |= {f"ivr/web/static/phone/{f}" for f in ("index.html", "phone.css", "phone.js")}
+    expected |= {f"ivr/web/static/reports/{f}" for f in ("reports.css", "reports.js")}
+    expected |= {
+        f"ivr/web/templates/reports/{f}"
+        for f in ("flow.html", "index.html", "layout.html", "login.html", "window.html")
+    }
     assert expected - names == set()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -18,8 +18,6 @@ from ivr.web import registry as registry_module
 from ivr.web.browser import init_app
 from ivr.web.live_calls import LiveCalls
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 MENU = (
     "For sales, press 1 or say sales. For support, press 2 or say support. To leave a message, press 3. "
     "For our opening hours, press 4."
@@ -362,41 +360,6 @@ def served_app():
         server.shutdown()
         thread.join(10)
         server.server_close()
-
-
-@pytest.fixture
-def chromium(tmp_path):
-    """Debian's headless Chromium through its own chromedriver: nothing is downloaded."""
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not path.exists():
-            pytest.skip(f"{path} is missing (apt-get install {package}); the browser test needs Debian's Chromium")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # A driver path given: selenium skips Selenium Manager, which would otherwise download one.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_page_calls_main_and_leaves_a_voicemail(served_app, chromium, tmp_path):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ivr.analytics.database import EventsDatabase
 from ivr.analytics.report import ALL_TWILIO, Window
 
-__all__ = ["CallSummary", "Step", "call_steps", "format_steps", "recent_calls", "state_calls"]
+__all__ = ["CallSummary", "Step", "call_steps", "calls_per_flow", "format_steps", "recent_calls", "state_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,13 @@ def recent_calls(db: EventsDatabase, flow: str, window: Window = ALL_TWILIO, lim
     where, params = window.where("started_at")
     rows = db.query(f"{_SUMMARY} WHERE flow = ?{where} ORDER BY started_at DESC LIMIT ?", [flow, *params, limit])
     return [_summary(row) for row in rows]
+
+
+def calls_per_flow(db: EventsDatabase, window: Window = ALL_TWILIO) -> dict[str, int]:
+    """How many calls each flow had in the window (the reports page's index), by flow id."""
+    where, params = window.where("started_at")
+    rows = db.query(f"SELECT flow, COUNT(*) FROM calls WHERE flow IS NOT NULL{where} GROUP BY flow", params)
+    return {flow: n for flow, n in rows}
 
 
 def state_calls(db: EventsDatabase, flow: str, state: str, window: Window = ALL_TWILIO, limit: int = 50) -> list:

@@ -8,9 +8,9 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from ivr.analytics.report import OUTCOMES
+from ivr.analytics.report import OUTCOMES, SOURCES, Window
 
-__all__ = ["FORMATS", "STATE_COLUMNS", "parse_moment", "render"]
+__all__ = ["FORMATS", "STATE_COLUMNS", "WINDOW_SOURCES", "parse_moment", "parse_window", "render"]
 
 FORMATS = ("text", "json", "csv")
 STATE_COLUMNS = (
@@ -18,6 +18,7 @@ STATE_COLUMNS = (
 )  # fmt: skip
 _RELATIVE = re.compile(r"(\d+)([mhdw])\Z")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+WINDOW_SOURCES = (*SOURCES, "all")
 
 
 def parse_moment(text: str, now: datetime | None = None) -> float:
@@ -37,6 +38,18 @@ def parse_moment(text: str, now: datetime | None = None) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def parse_window(since: str | None, until: str | None, source: str = "twilio") -> Window:
+    """The window `report` and the reports page read: since and until as `parse_moment` reads them (empty:
+    open), source one of WINDOW_SOURCES (`all`: every source); ValueError saying what to give instead."""
+    if source not in WINDOW_SOURCES:
+        raise ValueError(f"source {source!r} is not one of {', '.join(WINDOW_SOURCES)}")
+    start = parse_moment(since) if since else None
+    end = parse_moment(until) if until else None
+    if start is not None and end is not None and end <= start:
+        raise ValueError("until must come after since")
+    return Window(start, end, None if source == "all" else source)
 
 
 def render(report: dict, fmt: str) -> str:

@@ -12,22 +12,17 @@ from ivr.cli.base import Command
 
 __all__ = ["calls", "journal", "report", "window", "with_window"]
 
-_SOURCES = ("twilio", "phone", "replay", "import", "all")
+_SOURCES = ("twilio", "phone", "replay", "import", "all")  # ivr.analytics.formats.WINDOW_SOURCES (imported late)
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}\Z")
 
 
 def window(since: str | None, until: str | None, source: str):
-    from ivr.analytics.formats import parse_moment
-    from ivr.analytics.report import Window
+    from ivr.analytics.formats import parse_window
 
     try:
-        start = parse_moment(since) if since else None
-        end = parse_moment(until) if until else None
+        return parse_window(since, until, source)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
-    if start is not None and end is not None and end <= start:
-        raise click.BadParameter("--until must come after --since", param_hint="--until")
-    return Window(start, end, None if source == "all" else source)
 
 
 def journal():
