@@ -148,7 +148,7 @@ def test_what_is_not_a_number_is_refused_saying_what_to_give(given):
 def _call(db, sid: str, started: float, *, last: float | None = None, ended: float | None = None, events=2):
     rows = [(sid, "f", "s", "entered", None, None, None, None, None, started + i, None, None, "twilio")
             for i in range(events)]  # fmt: skip
-    answered = [(sid, "f", "twilio", "c" + sid, "inbound", started, last or started, "s", 0, None, None, None)]
+    answered = [(sid, "f", "twilio", "c" + sid, "inbound", started, last or started, "s", 0, None, None, None, "f")]
     closed = [(sid, "twilio", "inbound", ended, "completed", 10.0)] if ended is not None else []
     db.write(rows, answered, closed)
 
