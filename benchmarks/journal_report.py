@@ -19,8 +19,9 @@ withheld. What callers do, by state:
 - 0.3% of calls get no final status callback (in progress for the report).
 
 About ten rows a call. Bulk loads: SQLite through `EventsDatabase.write` (one transaction per
-10,000 calls, every index in place), PostgreSQL through COPY, then ANALYZE (autovacuum would do it
-on its own a little later).
+10,000 calls, every index in place), PostgreSQL through COPY, then VACUUM ANALYZE: what autovacuum
+does on its own to an insert-only table soon after (PostgreSQL 13 and later vacuum on inserts), which
+sets the visibility map that index-only scans need (`--no-vacuum` measures the table as loaded).
 
 Then, median of `--repeat` runs each: `build_report` over the whole range and over its last day,
 `recent_calls`, `state_calls` (menu) and `call_steps` of one call; the target (issue 15) is a report
@@ -323,7 +324,7 @@ def summary(call: Call) -> tuple[tuple | None, tuple | None]:
 # -- loading -----------------------------------------------------------------------------------
 
 
-def load(db, calls: Iterator[Call], chunk: int = 10_000) -> tuple[int, int, float]:
+def load(db, calls: Iterator[Call], chunk: int = 10_000, *, vacuum: bool = True) -> tuple[int, int, float]:
     """Bulk-load the calls: (event rows, calls, seconds)."""
     from ivr.analytics.database import EVENT_COLUMNS
 
@@ -365,8 +366,9 @@ def load(db, calls: Iterator[Call], chunk: int = 10_000) -> tuple[int, int, floa
         with db._connection().cursor() as cursor:
             db._connection().commit()
             db._connection().autocommit = True
-            cursor.execute("ANALYZE events")
-            cursor.execute("ANALYZE calls")
+            verb = "VACUUM ANALYZE" if vacuum else "ANALYZE"
+            cursor.execute(f"{verb} events")
+            cursor.execute(f"{verb} calls")
             db._connection().autocommit = False
     return rows, count, time.perf_counter() - start
 
@@ -466,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", default=common.POSTGRES, help="the PostgreSQL server's URL")
     parser.add_argument("--writer-calls", type=int, default=20_000, help="calls written through the writer")
     parser.add_argument("--explain", action="store_true", help="print the plans of the report's main statements")
+    parser.add_argument("--no-vacuum", action="store_true", help="PostgreSQL: ANALYZE only after loading, no VACUUM")
     args = parser.parse_args(argv)
     common.clean_environ()
     from ivr.analytics.database import open_events
@@ -484,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                 if url is None:
                     continue
             db = open_events(url)
-            rows, calls, seconds = load(db, generate(args.rows, days=args.days))
+            rows, calls, seconds = load(db, generate(args.rows, days=args.days), vacuum=not args.no_vacuum)
             speed = rows / seconds
             print(f"{name}: loaded {rows:,} rows of {calls:,} calls in {seconds:.1f} s ({speed:,.0f} rows/s).\n")
             timings = measure(db, flow, args.repeat, args.explain)

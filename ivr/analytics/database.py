@@ -109,6 +109,7 @@ class EventsDatabase:
 
     name = "database"
     shown = ""  # the URL without its password, for messages
+    distinct_in_subquery = False  # count distinct pairs as SELECT DISTINCT in a subquery (faster on PostgreSQL)
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -292,6 +293,7 @@ class PostgresEvents(EventsDatabase):
     """The journal in PostgreSQL, through psycopg: one database for every server."""
 
     name = "postgresql"
+    distinct_in_subquery = True
 
     def __init__(self, url: str) -> None:
         super().__init__()

@@ -189,10 +189,12 @@ def _waterfall(db: EventsDatabase, flow_id: str, window: Window, states: dict, h
             figures["routes"][detail] = figures["routes"].get(detail, 0) + n
         if (kind, detail) in _CONNECTED:
             figures["transferred"] += n
-    reached = db.query(
-        f"SELECT state, COUNT(DISTINCT call_sid) FROM events WHERE flow = ? AND kind = 'entered'{where} GROUP BY state",
-        [flow_id, *params],
-    )
+    entered = f"FROM events WHERE flow = ? AND kind = 'entered'{where}"
+    if db.distinct_in_subquery:  # PostgreSQL hashes the pairs; its COUNT(DISTINCT) sorts them (3x slower)
+        reached = db.query(f"SELECT state, COUNT(*) FROM (SELECT DISTINCT state, call_sid {entered}) d GROUP BY state",
+                           [flow_id, *params])  # fmt: skip
+    else:  # SQLite's COUNT(DISTINCT) reads the covering index in order
+        reached = db.query(f"SELECT state, COUNT(DISTINCT call_sid) {entered} GROUP BY state", [flow_id, *params])
     for state, n in reached:
         states.setdefault(state, _empty_state())["calls"] = n
     times: dict[str, Counter] = defaultdict(Counter)
