@@ -116,8 +116,10 @@ def test_development_keeps_one_key_in_a_file_that_the_app_and_commands_share(mak
     assert key_file(settings) == tmp_path / "j" / "ivr-analytics.key"
     assert key_file(settings).stat().st_mode & 0o777 == 0o600
     assert analytics_key(settings) == analytics_key(settings, create=False) == key and len(key) == 64
-    app = make_app({"IVR_EVENTS": settings["IVR_EVENTS"]})
+    app = make_app({"IVR_EVENTS": settings["IVR_EVENTS"], "IVR_ANALYTICS_KEY": None})
     assert services(app).analytics_key == key
+    # A command run beside the app in production mode (the CLI's default) finds the same file.
+    assert analytics_key({**settings, "IVR_ENV": "production"}) == key
     services(app).events.close()
     assert analytics_key({**settings, "IVR_ANALYTICS_KEY": "given"}) == b"given"
 

@@ -113,11 +113,12 @@ def state_calls(db: EventsDatabase, flow: str, state: str, window: Window = ALL_
 
 
 def call_steps(db: EventsDatabase, sid: str) -> tuple[CallSummary | None, list[Step]]:
-    """A call's summary and its rows, in Twilio's order where callbacks give one (Timestamp, SequenceNumber)."""
+    """A call's summary and its rows, in Twilio's order where callbacks give one (Timestamp, SequenceNumber),
+    the final status last (Twilio's Timestamp has whole seconds: it may read earlier than the last webhook)."""
     summary = db.query(f"{_SUMMARY} WHERE call_sid = ?", [sid])
     rows = db.query(
         "SELECT COALESCE(twilio_at, at), state, kind, detail, input, confidence, seconds, latency_ms, source "
-        "FROM events WHERE call_sid = ? ORDER BY COALESCE(twilio_at, at), COALESCE(seq, -1), id",
+        "FROM events WHERE call_sid = ? ORDER BY kind = 'ended', COALESCE(twilio_at, at), COALESCE(seq, -1), id",
         [sid],
     )
     return (_summary(summary[0]) if summary else None), [Step(*row) for row in rows]

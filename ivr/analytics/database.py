@@ -15,8 +15,9 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -104,6 +105,24 @@ def open_events(url: str) -> EventsDatabase:
     return database
 
 
+class _Held:
+    """One thread's connection: closed with close(), or when its thread ends and drops the holder."""
+
+    __slots__ = ("__weakref__", "conn", "errors")
+
+    def __init__(self, conn, errors: tuple) -> None:
+        self.conn, self.errors = conn, errors
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with suppress(self.errors):
+                conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class EventsDatabase:
     """What both databases offer: migrate, write a batch, query, delete."""
 
@@ -115,7 +134,9 @@ class EventsDatabase:
         self._local = threading.local()
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._connections: list = []  # every thread's, so that close() closes them all
+        # Every thread's connection, so that close() closes them all; a thread that ends closes its own
+        # (its thread-local holder goes, and with it the connection: request threads come and go).
+        self._connections: weakref.WeakSet[_Held] = weakref.WeakSet()
 
     def __enter__(self) -> EventsDatabase:
         return self
@@ -142,21 +163,26 @@ class EventsDatabase:
 
     # -- shared ----------------------------------------------------------------------------------
 
+    def tenths(self, expression: str) -> str:
+        """SQL of a non-negative number of seconds in whole tenths, halves up (the same on both databases:
+        ROUND differs, SQLite rounding halves away from zero and PostgreSQL to even)."""
+        return f"CAST(CASE WHEN {expression} < 0 THEN 0 ELSE ({expression}) * 10 + 0.5 END AS INTEGER)"
+
     def _connection(self):
         if self._pid != os.getpid():  # forked: the parent's connections are not ours to use (nor to close)
             self._local = threading.local()
             self._pid = os.getpid()
-            self._connections = []
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+            self._connections = weakref.WeakSet()
+        held = getattr(self._local, "held", None)
+        if held is None:
             try:
                 conn = self._connect()
             except self._errors() as exc:
                 raise EventsError(f"call journal {self.shown}: cannot connect: {exc}") from exc
-            self._local.conn = conn
+            held = self._local.held = _Held(conn, self._errors())
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.add(held)
+        return held.conn
 
     @contextmanager
     def transaction(self):
@@ -180,10 +206,10 @@ class EventsDatabase:
         try:
             conn.rollback()
         except self._errors():  # the connection is gone: the next use opens a new one
-            self._local.conn = None
-            with self._lock:
-                if conn in self._connections:
-                    self._connections.remove(conn)
+            held = getattr(self._local, "held", None)
+            self._local.held = None
+            if held is not None:
+                held.close()
 
     def version(self) -> int:
         """The schema version the database is at (0: empty)."""
@@ -241,13 +267,10 @@ class EventsDatabase:
     def close(self) -> None:
         """Close every thread's connection; a thread that uses the database again opens a new one."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            held, self._connections = list(self._connections), weakref.WeakSet()
         self._local = threading.local()
-        for conn in connections:
-            try:
-                conn.close()
-            except self._errors():
-                pass
+        for one in held:
+            one.close()
 
 
 class SQLiteEvents(EventsDatabase):
@@ -324,6 +347,9 @@ class PostgresEvents(EventsDatabase):
 
     def _migration_statements(self, migration) -> tuple[str, ...]:
         return migration.postgresql
+
+    def tenths(self, expression: str) -> str:
+        return f"CAST(FLOOR(CASE WHEN {expression} < 0 THEN 0 ELSE ({expression}) * 10 + 0.5 END) AS INTEGER)"
 
 
 def journal_from_settings(settings) -> EventsDatabase:

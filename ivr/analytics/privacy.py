@@ -64,26 +64,44 @@ def analytics_key(settings: Mapping, *, create: bool = True) -> bytes | None:
     given = settings.get("IVR_ANALYTICS_KEY")
     if given:
         return given.encode()
+    path = key_file(settings)
+    kept = _read_key(path)
+    if kept is not None:  # a development app made it: commands run beside it (in production mode by default) use it
+        return kept
     if settings.get("IVR_ENV") == "production":
         raise ConfigError(
             "IVR_ANALYTICS_KEY is not set: the journal keeps callers as keyed hashes of their numbers, and "
-            "only the app's key finds them. Set IVR_ANALYTICS_KEY to the value the app runs with."
+            f"only the app's key finds them. Set IVR_ANALYTICS_KEY to the value the app runs with (no development "
+            f"key file is at {path} either)."
         )
-    path = key_file(settings)
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        if not create:
-            return None
+    if not create:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode()
-    try:  # O_EXCL: two workers starting together keep the same key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
+    # Written whole under another name, then linked into place: a worker starting at the same moment
+    # reads either no file or the whole key, never an empty one.
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+        out.write(secrets.token_hex(32).encode())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process was first: its key is the one
+    finally:
+        draft.unlink()
+    kept = _read_key(path)
+    if kept is None:
+        raise ConfigError(f"the development analytics key {path} is unreadable or too short: delete it")
+    return kept
+
+
+def _read_key(path) -> bytes | None:
+    """The key kept in `path`, None when there is none; a short key is no key (32 bytes at least)."""
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    return key if len(key) >= 32 else None
 
 
 def normalise_number(text: str) -> str:

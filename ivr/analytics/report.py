@@ -20,7 +20,7 @@ from ivr.analytics.rows import MARKS
 from ivr.analytics.stats import compare
 from ivr.core import flow as f
 
-__all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_report", "percentile"]
+__all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_report", "percentile", "tenths"]
 
 SOURCES = ("twilio", "phone", "replay", "import")
 OUTCOMES = (*MARKS, "abandoned", "in_progress")
@@ -68,6 +68,11 @@ def percentile(histogram: Counter, fraction: float) -> float | None:
         if seen >= rank:
             return value
     return None  # pragma: no cover - the loop always reaches the rank
+
+
+def tenths(seconds: float) -> int:
+    """Seconds in whole tenths, halves rounded up, never below 0: as `EventsDatabase.tenths` does in SQL."""
+    return max(0, int(seconds * 10 + 0.5))
 
 
 def _spread(histogram: Counter) -> dict:
@@ -118,19 +123,22 @@ def _calls(db: EventsDatabase, flow_id: str, window: Window) -> dict:
     """Per-flow figures from the calls' summaries."""
     where, params = window.where("started_at")
     rows = db.query(
-        f"SELECT started_at, ended_at, left_at, outcome, caller FROM calls WHERE flow = ?{where}", [flow_id, *params]
+        f"SELECT started_at, ended_at, left_at, outcome, caller, last_at FROM calls WHERE flow = ?{where}",
+        [flow_id, *params],
     )
     outcomes = dict.fromkeys(OUTCOMES, 0)
     in_ivr: Counter = Counter()
     hours: Counter = Counter()
     days: dict[str, Counter] = defaultdict(Counter)
     by_caller: dict[str, list[float]] = defaultdict(list)
-    for started, ended, left, outcome, caller in rows:
+    for started, ended, left, outcome, caller, last in rows:
         kind = outcome or ("abandoned" if ended is not None else "in_progress")
         outcomes[kind] += 1
+        if ended is not None and last is not None:
+            ended = max(ended, last)  # Twilio's Timestamp has whole seconds: never before the last webhook
         stop = left if left is not None else ended
         if started is not None and stop is not None:
-            in_ivr[round((stop - started) * 10)] += 1
+            in_ivr[tenths(stop - started)] += 1
         if started is not None:
             hour = int(started // 3600) * 3600
             hours[hour] += 1
@@ -157,13 +165,13 @@ def _hung_up(db: EventsDatabase, flow_id: str, window: Window) -> dict[str, Coun
     """Per state of this flow, the calls whose caller hung up while left there, by tenths of seconds spent."""
     where, params = window.where("started_at")
     hung_up: dict[str, Counter] = defaultdict(Counter)
-    for state, tenths, n in db.query(
-        "SELECT waiting_state, ROUND((ended_at - last_at) * 10), COUNT(*) FROM calls WHERE waiting_flow = ? "
+    for state, bucket, n in db.query(
+        f"SELECT waiting_state, {db.tenths('ended_at - last_at')}, COUNT(*) FROM calls WHERE waiting_flow = ? "
         "AND ended_at IS NOT NULL AND status = 'completed' AND ended_by_flow = 0 AND left_at IS NULL"
-        f"{where} GROUP BY waiting_state, ROUND((ended_at - last_at) * 10)",
+        f"{where} GROUP BY waiting_state, {db.tenths('ended_at - last_at')}",
         [flow_id, *params],
     ):
-        hung_up[state][None if tenths is None else max(0, int(tenths))] += n
+        hung_up[state][None if bucket is None else int(bucket)] += n
     return hung_up
 
 
@@ -198,19 +206,19 @@ def _waterfall(db: EventsDatabase, flow_id: str, window: Window, states: dict, h
     for state, n in reached:
         states.setdefault(state, _empty_state())["calls"] = n
     times: dict[str, Counter] = defaultdict(Counter)
-    for state, tenths, n in db.query(
-        f"SELECT state, ROUND(seconds * 10), COUNT(*) FROM events WHERE flow = ? AND seconds IS NOT NULL{where} "
-        "GROUP BY state, ROUND(seconds * 10)",
+    for state, bucket, n in db.query(
+        f"SELECT state, {db.tenths('seconds')}, COUNT(*) FROM events WHERE flow = ? AND seconds IS NOT NULL{where} "
+        f"GROUP BY state, {db.tenths('seconds')}",
         [flow_id, *params],
     ):
-        times[state][int(tenths)] += n
-    for state, tenths, n in db.query(
-        f"SELECT state, ROUND(latency_ms), COUNT(*) FROM events WHERE flow = ? AND kind = 'hook' "
-        f"AND latency_ms IS NOT NULL{where} GROUP BY state, ROUND(latency_ms)",
+        times[state][int(bucket)] += n
+    for state, bucket, n in db.query(
+        f"SELECT state, {db.tenths('latency_ms / 10')}, COUNT(*) FROM events WHERE flow = ? AND kind = 'hook' "
+        f"AND latency_ms IS NOT NULL{where} GROUP BY state, {db.tenths('latency_ms / 10')}",
         [flow_id, *params],
     ):
         hook = states.setdefault(state, _empty_state())
-        hook.setdefault("_hook", Counter())[int(tenths)] += n
+        hook.setdefault("_hook", Counter())[int(bucket)] += n
     for state, spread in hung_up.items():
         figures = states.setdefault(state, _empty_state())
         figures["hung_up_here"] = sum(spread.values())
@@ -239,9 +247,9 @@ def _splits(db: EventsDatabase, flow: f.Flow | str, window: Window) -> dict:
         figures = found[state].setdefault(variant, {"calls": 0, "contained": 0, "abandoned": 0, "ended": 0})
         figures["calls"] += n
         figures["ended"] += n if ended else 0
-        if outcome == "contained":
+        if ended and outcome == "contained":  # rates are of ended calls: one still on the line is not counted yet
             figures["contained"] += n
-        elif outcome is None and ended:
+        elif ended and outcome is None:
             figures["abandoned"] += n
     splits = {}
     for state, variants in found.items():

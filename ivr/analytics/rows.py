@@ -26,8 +26,9 @@ import hashlib
 import hmac
 from email.utils import parsedate_to_datetime
 
+from ivr.core.splits import caller_number
+
 __all__ = [
-    "ANONYMOUS_NUMBERS",
     "MARKS",
     "TERMINAL",
     "answer_class",
@@ -39,21 +40,6 @@ __all__ = [
 
 MARKS = ("contained", "transferred", "voicemail", "failed")
 TERMINAL = ("completed", "busy", "no-answer", "failed", "canceled")
-# What Twilio puts in From when the caller withholds the number, and the words carriers use.
-ANONYMOUS_NUMBERS = frozenset(
-    {"", "anonymous", "restricted", "unknown", "private", "unavailable", "+266696687", "+86282452253",
-     "+7378742833", "+2562533"}
-)  # fmt: skip
-
-
-def caller_number(params: dict) -> str | None:
-    """The number of the person on the call (From inbound, To when the app called them); None when withheld."""
-    direction = params.get("Direction") or "inbound"
-    number = (params.get("To") if direction.startswith("outbound") else params.get("From")) or ""
-    number = number.strip()
-    if number.lower() in ANONYMOUS_NUMBERS:
-        return None
-    return number
 
 
 def keyed_hash(key: bytes, number: str | None) -> str | None:

@@ -53,6 +53,7 @@ class EventWriter:
         self.every = every
         self._housekeeping_at = time.monotonic()  # due at once: a restart does not put the purge off a day
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()  # one batch at a time: rows keep their order
         self._wake = threading.Event()
         self._events: list[tuple] = []
@@ -62,15 +63,18 @@ class EventWriter:
         self._pid = os.getpid()
         self._failing = False
         self._in_flight = 0  # rows taken from the buffer and not yet written
+        self._drop_said = -60.0
         self.dropped = 0
         self.written = 0
         _writers.add(self)
 
     @property
     def database(self) -> EventsDatabase:
-        """The database, opened (and migrated) on first use."""
+        """The database, opened (and migrated) on first use, once whichever thread asks first."""
         if self._database is None:
-            self._database = self._opener()
+            with self._open_lock:
+                if self._database is None:
+                    self._database = self._opener()
         return self._database
 
     def add(self, events: list[tuple], answered: tuple | None = None, ended: tuple | None = None) -> None:
@@ -81,7 +85,7 @@ class EventWriter:
                 self._answered.append(answered)
             if ended is not None:
                 self._ended.append(ended)
-            waiting = len(self._events)
+            waiting = len(self._events) + len(self._answered) + len(self._ended)
             if waiting > self.limit:
                 self._drop(waiting - self.limit)
         if not self.background:
@@ -162,8 +166,8 @@ class EventWriter:
                 time.sleep(self.interval)  # a database that is down is not asked again at once
             elif self.housekeeping is not None and time.monotonic() >= self._housekeeping_at:
                 self._housekeep()
-        if self._database is not None:
-            self._database.close()  # this thread's connection: it would outlive the thread otherwise
+        # This thread's connection closes as the thread ends (the database keeps each thread's in a holder
+        # that goes with the thread).
 
     def _housekeep(self) -> None:
         """Run the housekeeping once; a failure is logged and tried again in an hour."""
@@ -188,12 +192,21 @@ class EventWriter:
             self._failing = False
 
     def _drop(self, count: int) -> None:
-        del self._events[:count]
-        self.dropped += count
-        log.error(
-            "call journal: %d rows dropped: the database has not taken them and more than %d are waiting", count,
-            self.limit,
-        )  # fmt: skip
+        """The oldest rows go, events first (a call's summary says more than any one of its events)."""
+        dropped = min(count, len(self._events))
+        del self._events[:dropped]
+        for summaries in (self._answered, self._ended):
+            extra = min(count - dropped, len(summaries))
+            del summaries[:extra]
+            dropped += extra
+        self.dropped += dropped
+        now = time.monotonic()
+        if now - self._drop_said >= 60:  # one line a minute, not one per webhook, through an outage
+            self._drop_said = now
+            log.error(
+                "call journal: rows dropped (%d so far): the database has not taken them and more than %d are "
+                "waiting", self.dropped, self.limit,
+            )  # fmt: skip
 
 
 @atexit.register

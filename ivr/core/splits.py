@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from ivr.core import flow as f
 
-__all__ = ["ANONYMOUS", "SPLIT_EVENT", "bucket", "caller_key", "choose", "is_anonymous", "split_event"]
+__all__ = ["ANONYMOUS", "SPLIT_EVENT", "bucket", "caller_key", "caller_number", "choose", "is_anonymous", "split_event"]
 
 SPLIT_EVENT = "split"  # a variant's event is "split:<state>": one per variant, so graphs label their edges
 # What Twilio puts in From (To) when the number is withheld: words, and the placeholder numbers it
@@ -35,14 +35,17 @@ def is_anonymous(number: str | None) -> bool:
     return (number or "").strip().lower() in ANONYMOUS
 
 
-def caller_key(params: Mapping[str, str]) -> str:
-    """What a split is keyed by: the other party's number (From inbound; To when Direction starts
-    with "outbound"), or the CallSid when that number is anonymous."""
+def caller_number(params: Mapping[str, str]) -> str | None:
+    """The other party's number (From inbound; To when Direction starts with "outbound"); None when withheld."""
     outbound = (params.get("Direction") or "").startswith("outbound")
     number = params.get("To" if outbound else "From")
-    if is_anonymous(number):
-        return params.get("CallSid") or ""
-    return (number or "").strip()
+    return None if is_anonymous(number) else (number or "").strip()
+
+
+def caller_key(params: Mapping[str, str]) -> str:
+    """What a split is keyed by: the other party's number, or the CallSid when that number is withheld."""
+    number = caller_number(params)
+    return (params.get("CallSid") or "") if number is None else number
 
 
 def bucket(flow_id: str, state: str, key: str) -> int:
