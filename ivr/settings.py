@@ -64,8 +64,9 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_ANALYTICS_NUMBERS": "hash",
     "IVR_REPORTS_TOKEN": None,
 }
-# IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), or kept as they are.
-NUMBER_POLICIES = ("hash", "keep")
+# IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), kept as they are,
+# or dropped (no caller at all: no repeat-caller figure, nothing for forget-caller to find).
+NUMBER_POLICIES = ("hash", "keep", "drop")
 REPORTS_TOKEN_IS_API_TOKEN = (
     "IVR_REPORTS_TOKEN is the same as IVR_API_TOKEN: whoever reads the reports could place calls. Give the "
     "reports page a token of its own (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
@@ -127,6 +128,12 @@ def _analytics(settings: dict) -> None:
     """The journal's settings checked: IVR_EVENTS (`off` keeps none), retention days, the number policy."""
     events = (settings["IVR_EVENTS"] or "off").strip()
     settings["IVR_EVENTS"] = None if events.lower() in ("off", "0", "none") else events
+    if settings["IVR_EVENTS"] and not events.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        shown = events.split("://", 1)[0] + "://..." if "://" in events else repr(events)
+        raise ConfigError(
+            f"IVR_EVENTS={shown} is not a journal URL; use sqlite:///relative/path, sqlite:////absolute/path, "
+            "postgresql://user@host:port/database, or off"
+        )
     try:
         days = int(settings["IVR_EVENTS_RETENTION_DAYS"])
         if days < 1:
@@ -141,7 +148,7 @@ def _analytics(settings: dict) -> None:
     if policy not in NUMBER_POLICIES:
         raise ConfigError(
             f"IVR_ANALYTICS_NUMBERS={settings['IVR_ANALYTICS_NUMBERS']!r} is not one of {', '.join(NUMBER_POLICIES)}: "
-            "hash keeps callers as keyed hashes (the default), keep stores their numbers"
+            "hash keeps callers as keyed hashes (the default), keep stores their numbers, drop keeps no caller"
         )
     settings["IVR_ANALYTICS_NUMBERS"] = policy
 

@@ -295,3 +295,85 @@ def test_a_call_redirected_to_another_flow_belongs_to_the_first_and_hangs_up_in_
     assert hours["states"]["again"]["hung_up_here"] == 1
     assert hours["states"]["again"]["seconds"] == {"median": 6.0, "p90": 6.0}
     assert hours["states"]["hours"]["entered"] == 1
+    from ivr.analytics.calls import call_steps, format_steps
+
+    told = format_steps(*call_steps(db, call.sid))
+    assert "hours/again" in told and "  menu " in told  # the other flow's states are named with their flow
+
+
+# -- review: what a newcomer and a reviewer found ----------------------------------------------
+
+
+def test_the_terminal_phone_over_http_counts_as_the_phone_and_its_pretend_time_is_not_the_journals(make_app, tmp_path):
+    clock = FakeClock(T0)
+    app = make_app({"IVR_ENV": "development", "TWILIO_AUTH_TOKEN": None, "IVR_FLOWS_DIR": str(DESK),
+                    "IVR_EVENTS": f"sqlite:///{tmp_path}/e.sqlite3"},
+                   clock=lambda: datetime.fromtimestamp(clock(), UTC))  # fmt: skip
+    client = app.test_client()
+    headers = {"X-Ivr-Phone": "1", "X-Ivr-Clock": "2026-11-25T10:00-05:00"}  # what `phone --url --at` sends
+    params = caller_params("CA" + "b" * 32)
+    client.post("/voice/desk", data=params, headers=headers)
+    clock.advance(4)
+    client.post("/voice/desk/menu", data={**params, "Digits": "1"}, headers=headers)
+    services(app).events.flush()
+    db = services(app).events.database
+    assert db.query("SELECT source, started_at, last_at FROM calls") == [("phone", T0, T0 + 4)]
+    assert db.query("SELECT seconds FROM events WHERE kind = 'key'") == [(4.0,)]  # measured, not the pretend 0
+
+
+def test_only_this_machine_in_development_may_call_itself_the_phone(make_app, tmp_path):
+    app = make_app({"IVR_FLOWS_DIR": str(DESK), "IVR_EVENTS": f"sqlite:///{tmp_path}/e.sqlite3"})  # test env
+    params = caller_params("CA" + "c" * 32)
+    url = f"{BASE}/voice/desk"
+    app.test_client().post(url, data=params, headers={"X-Twilio-Signature": sign(url, params), "X-Ivr-Phone": "1"})
+    services(app).events.flush()
+    assert services(app).events.database.query("SELECT source FROM calls") == [("twilio",)]
+
+
+def test_an_unknown_journal_url_stops_the_app_at_start(make_app):
+    from ivr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"IVR_EVENTS=mysql://\.\.\. is not a journal URL"):
+        make_app({"IVR_EVENTS": "mysql://x"})
+
+
+def test_tenths_of_seconds_are_the_same_on_both_databases(journal_url):
+    """Halves: SQLite's ROUND goes away from zero, PostgreSQL's to even; the report's rule is one (halves up)."""
+    from ivr.analytics.report import tenths
+
+    values = [0.05, 0.25, 0.45, 2.25, 3.35]
+    with open_events(journal_url) as db:
+        db.write([(f"CA{i}", "desk", "menu", "key", "1", None, None, v, None, T0, None, None, "twilio")
+                  for i, v in enumerate(values)])  # fmt: skip
+        got = dict(db.query(f"SELECT seconds, {db.tenths('seconds')} FROM events"))
+    assert got == {v: tenths(v) for v in values} == {0.05: 1, 0.25: 3, 0.45: 5, 2.25: 23, 3.35: 34}
+
+
+def test_a_split_with_a_contained_call_still_on_the_line_reports_without_failing(make_app, journal_url):
+    app = make_app({"IVR_FLOWS_DIR": str(AB), "IVR_EVENTS": journal_url})
+    phone = phone_for(app, schema=TwimlSchema.shared())
+    phone.status_callback = None  # no final status: every call stays on the line for the journal
+    for i in range(6):
+        phone.dial("ab", from_=f"+1555020{i:04d}").press("1")
+    services(app).events.flush()
+    flow = services(app).flows.engine("ab").flow
+    report = build_report(services(app).events.database, flow, Window(source="phone"))
+    assert report["contained"] == 6 and report["in_progress"] == 0  # reached a contained state
+    for variant in report["splits"]["greeting"]["variants"].values():
+        assert (variant["ended"], variant["contained"]) == (0, 0)  # rates wait for the calls to end
+    for comparison in report["splits"]["greeting"]["comparisons"]:
+        assert comparison["containment"]["verdict"] == "not enough calls"
+    services(app).events.close()
+
+
+def test_a_thread_that_ends_closes_its_journal_connection(tmp_path):
+    import gc
+
+    db = open_events(f"sqlite:///{tmp_path}/e.sqlite3")
+    for _ in range(20):
+        thread = threading.Thread(target=lambda: db.query("SELECT 1"))
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(db._connections) <= 1  # this thread's, from opening it
+    db.close()

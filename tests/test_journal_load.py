@@ -135,3 +135,19 @@ def test_production_without_the_key_loads_nothing(journal_url):
     db = open_events(journal_url)
     assert db.query("SELECT COUNT(*) FROM calls") == [(0,)]
     db.close()
+
+
+def test_a_masked_recording_keeps_no_caller(journal_url, tmp_path):
+    """A masked number is shared by many callers: hashing it would merge them and hide them from forget-caller."""
+    from ivr.phone.recording import mask_numbers
+
+    source = CALLS[0]
+    header, *lines = source.read_text().splitlines()
+    head = json.loads(header)
+    head["masked"] = True
+    masked = tmp_path / source.name
+    masked.write_text("\n".join([json.dumps(head), *(mask_numbers(line) for line in lines)]) + "\n")
+    loaded = load_calls([masked], _settings(journal_url))
+    assert [item.skipped for item in loaded] == [None]
+    with open_events(journal_url) as db:
+        assert db.query("SELECT caller FROM calls") == [(None,)]

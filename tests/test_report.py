@@ -222,3 +222,29 @@ def test_a_failed_hook_counts_as_an_error_and_its_call_as_failed(desk, hooks):
     lookup = report["states"]["lookup"]
     assert (lookup["errors"], lookup["routes"]) == (1, {"error": 1})
     assert report["states"]["sorry"]["entered"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["report", "nosuch"], "the journal has no call of a flow 'nosuch'"),
+        (["calls", "nosuch"], "the journal has no call of a flow 'nosuch'"),
+        (["calls", "CA65ea3c92"], "is not a CallSid"),
+        (["report", "desk", "--since", "99999999d"], "give a shorter span"),
+        (["calls", "desk", "--limit", "0"], "--limit"),
+    ],
+)
+def test_mistakes_on_the_command_line_say_what_to_do(desk, monkeypatch, args, says):
+    seven_calls(desk)
+    desk.finish()
+    monkeypatch.setenv("IVR_EVENTS", desk.app.config["IVR_EVENTS"])
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 2, done.output
+    assert says in done.output and "Traceback" not in done.output
+
+
+def test_reading_a_journal_that_is_not_there_makes_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("IVR_EVENTS", f"sqlite:///{tmp_path}/nodir/x.sqlite3")
+    done = CliRunner().invoke(cli, ["report", "main"])
+    assert done.exit_code == 1 and "no call journal at" in done.output
+    assert not (tmp_path / "nodir").exists()

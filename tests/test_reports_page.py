@@ -141,17 +141,25 @@ def forge(client, value: str) -> None:
     client.set_cookie(COOKIE, value, path="/reports")
 
 
-@pytest.mark.parametrize("value", [
-    session_value(REPORTS_TOKEN, int(time.time()) - 1),  # expired
-    session_value(REPORTS_TOKEN, int(time.time()) + 10 * SESSION_SECONDS),  # longer than any session given
-    session_value("another-token", int(time.time()) + 60),  # signed with another token
-    session_value(REPORTS_TOKEN, int(time.time()) + 60)[:-2] + "00",  # the HMAC changed
-    REPORTS_TOKEN,  # the token itself is no cookie
-    "", "1.2", "x.y.z",
+def _flipped(value: str) -> str:
+    """The value with its last character changed, certainly."""
+    return value[:-1] + ("1" if value[-1] != "1" else "2")
+
+
+# Made when the test runs (a session made at collection could have expired by then for another reason).
+@pytest.mark.parametrize("make", [
+    lambda: session_value(REPORTS_TOKEN, int(time.time()) - 1),  # expired
+    lambda: session_value(REPORTS_TOKEN, int(time.time()) + 10 * SESSION_SECONDS),  # longer than any session given
+    lambda: session_value("another-token", int(time.time()) + 3600),  # signed with another token
+    lambda: _flipped(session_value(REPORTS_TOKEN, int(time.time()) + 3600)),  # the HMAC changed
+    lambda: REPORTS_TOKEN,  # the token itself is no cookie
+    lambda: "", lambda: "1.2", lambda: "x.y.z",
 ])  # fmt: skip
-def test_an_expired_or_forged_cookie_is_refused(locked, value):
+def test_an_expired_or_forged_cookie_is_refused(locked, make):
     client = locked.app.test_client()
-    forge(client, value)
+    forge(client, session_value(REPORTS_TOKEN, int(time.time()) + 3600))
+    assert client.get("/reports/desk/data.json").status_code == 200  # a good one opens: the refusal is the value's
+    forge(client, make())
     assert client.get("/reports/desk/data.json").status_code == 401
 
 
@@ -179,7 +187,8 @@ def test_a_token_in_a_query_string_is_refused_even_when_logged_in(locked, query,
 
 
 def test_a_token_in_the_login_url_logs_nobody_in(locked):
-    refused = locked.app.test_client().post(f"/reports/login?token={REPORTS_TOKEN}", data={"token": "wrong"})
+    # The right token in the body too: only the one in the URL refuses it.
+    refused = locked.app.test_client().post(f"/reports/login?token={REPORTS_TOKEN}", data={"token": REPORTS_TOKEN})
     assert refused.status_code == 400 and "Set-Cookie" not in refused.headers
 
 
@@ -213,6 +222,15 @@ def test_development_refuses_other_machines(make_app, environ, headers, path):
     refused = client.get(path, environ_base=environ, headers=headers)
     assert refused.status_code == 403
     assert "only requests from this machine" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:5000", "127.0.0.1.evil.example"])
+def test_development_refuses_a_host_that_is_not_this_machine(make_app, host):
+    """A page elsewhere that rebinds its name to 127.0.0.1 still sends its own Host (DNS rebinding)."""
+    client = make_app({"IVR_ENV": "development"}).test_client()
+    assert client.get("/reports", base_url="http://localhost:5000").status_code == 200
+    refused = client.get("/reports", base_url=f"http://{host}")
+    assert refused.status_code == 403
 
 
 def test_development_with_a_token_lets_others_log_in(make_app):

@@ -55,11 +55,13 @@ class Step:
     seconds: float | None
     latency_ms: float | None
     source: str
+    flow: str | None = None
 
     def as_dict(self) -> dict:
         """The JSON form."""
         return {
             "at": iso(self.at),
+            "flow": self.flow,
             "state": self.state,
             "kind": self.kind,
             "detail": self.detail,
@@ -117,7 +119,7 @@ def call_steps(db: EventsDatabase, sid: str) -> tuple[CallSummary | None, list[S
     the final status last (Twilio's Timestamp has whole seconds: it may read earlier than the last webhook)."""
     summary = db.query(f"{_SUMMARY} WHERE call_sid = ?", [sid])
     rows = db.query(
-        "SELECT COALESCE(twilio_at, at), state, kind, detail, input, confidence, seconds, latency_ms, source "
+        "SELECT COALESCE(twilio_at, at), state, kind, detail, input, confidence, seconds, latency_ms, source, flow "
         "FROM events WHERE call_sid = ? ORDER BY kind = 'ended', COALESCE(twilio_at, at), COALESCE(seq, -1), id",
         [sid],
     )
@@ -146,7 +148,10 @@ def format_steps(summary: CallSummary | None, steps: list[Step]) -> str:
         if step.latency_ms is not None:
             what += f" in {step.latency_ms:.0f} ms"
         clock = datetime.fromtimestamp(step.at, UTC).strftime("%H:%M:%S")
-        lines.append(f"  {clock} +{step.at - start:7.1f}s  {step.state or '(call)':<20} {what}")
+        where = step.state or "(call)"
+        if summary is not None and step.flow not in (None, summary.flow):  # a state of another flow (a redirect)
+            where = f"{step.flow}/{where}"
+        lines.append(f"  {clock} +{max(0.0, step.at - start):7.1f}s  {where:<20} {what}")
     return "\n".join(lines)
 
 

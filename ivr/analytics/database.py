@@ -352,12 +352,18 @@ class PostgresEvents(EventsDatabase):
         return f"CAST(FLOOR(CASE WHEN {expression} < 0 THEN 0 ELSE ({expression}) * 10 + 0.5 END) AS INTEGER)"
 
 
-def journal_from_settings(settings) -> EventsDatabase:
-    """The journal the settings name (IVR_EVENTS), for commands; ConfigError when it is off."""
+def journal_from_settings(settings, *, existing: bool = False) -> EventsDatabase:
+    """The journal the settings name (IVR_EVENTS), for commands; ConfigError when it is off. With `existing`
+    (commands that only read), a SQLite file that is not there is an error, never a new empty journal."""
     url = settings.get("IVR_EVENTS")
     if not url:
         raise ConfigError(
             "IVR_EVENTS is off: no call journal is kept. Set IVR_EVENTS to the app's journal, such as "
             "sqlite:///instance/ivr-events.sqlite3 or postgresql://user@host/database"
+        )
+    if existing and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        raise ConfigError(
+            f"no call journal at {url[len('sqlite:///') :]} (IVR_EVENTS={url}): the app makes it with the first call "
+            "it answers; run this command where the app runs, or set IVR_EVENTS to the app's journal"
         )
     return open_events(url)

@@ -27,7 +27,10 @@ def parse_moment(text: str, now: datetime | None = None) -> float:
     relative = _RELATIVE.fullmatch(text)
     if relative:
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
-        return ((now or datetime.now(UTC)) - timedelta(**{unit: amount})).timestamp()
+        try:
+            return ((now or datetime.now(UTC)) - timedelta(**{unit: amount})).timestamp()
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1: give a shorter span, or a date") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

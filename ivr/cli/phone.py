@@ -13,6 +13,7 @@ from ivr.core.flow import DIAL_OUTCOMES, NAME_RE, dial_outcomes
 from ivr.core.hints import did_you_mean
 from ivr.core.loader import find_flow_files
 from ivr.errors import IvrError
+from ivr.phone.transport import PHONE_HEADER
 from ivr.settings import load_settings
 from ivr.web.clock import CLOCK_HEADER, parse_moment
 from ivr.web.services import services
@@ -73,7 +74,7 @@ def phone(
     flow, flows_dir = _flow_id(flow)
     if url:
         # The server reads the time from this header only in development, and only from this machine.
-        headers = {CLOCK_HEADER: moment.isoformat()} if moment is not None else None
+        headers = {PHONE_HEADER: "1", **({CLOCK_HEADER: moment.isoformat()} if moment is not None else {})}
         the_phone = Phone(HttpTransport(headers=headers), url.rstrip("/"), auth_token=token, public_url=public_url)
     else:
         app = _local_app(moment, flows_dir)

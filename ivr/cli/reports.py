@@ -17,6 +17,7 @@ _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}\Z")
 
 
 def window(since: str | None, until: str | None, source: str):
+    """The window of --since, --until and --source; a bad value is a usage error saying what to give."""
     from ivr.analytics.formats import parse_window
 
     try:
@@ -26,24 +27,31 @@ def window(since: str | None, until: str | None, source: str):
 
 
 def journal():
+    """The journal IVR_EVENTS names, for commands that only read it (it must exist)."""
     from ivr.analytics.database import journal_from_settings
     from ivr.settings import load_settings
 
-    return journal_from_settings(load_settings())
+    return journal_from_settings(load_settings(), existing=True)
 
 
-def _flow(flow_id: str, flows_dir: str | None):
-    """The loaded flow (so that every state has its row), else its id alone (a flow since removed)."""
+def _flow(flow_id: str, flows_dir: str | None, db):
+    """The loaded flow (so that every state has its row), else its id alone when the journal knows it (a
+    flow since removed); else a usage error naming the flows there are."""
     from ivr.core.loader import find_flow_files, load_flow
     from ivr.errors import IvrError
 
+    directory = flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows"
+    problems = []
     try:
-        [*found], problems = find_flow_files([flow_id], flows_dir or os.environ.get("IVR_FLOWS_DIR") or "flows")
+        [*found], problems = find_flow_files([flow_id], directory)
         if not problems:
             return load_flow(found[0])
     except IvrError:
         pass
-    return flow_id
+    if db.query("SELECT 1 FROM calls WHERE flow = ? LIMIT 1", [flow_id]):
+        return flow_id
+    why = problems[0].message if problems else f"flow '{flow_id}' does not load from {directory}"
+    raise click.BadParameter(f"{why}; and the journal has no call of a flow '{flow_id}'", param_hint="FLOW")
 
 
 _window_options = [
@@ -60,6 +68,7 @@ _window_options = [
 
 
 def with_window(command):
+    """Add --since, --until and --source to a command."""
     for option in reversed(_window_options):
         command = option(command)
     return command
@@ -78,7 +87,7 @@ def report(flow: str, since: str | None, until: str | None, source: str, fmt: st
     chosen = window(since, until, source)
     db = journal()
     try:
-        click.echo(render(build_report(db, _flow(flow, flows_dir), chosen), fmt))
+        click.echo(render(build_report(db, _flow(flow, flows_dir, db), chosen), fmt), nl=fmt != "csv")
     finally:
         db.close()
 
@@ -86,7 +95,7 @@ def report(flow: str, since: str | None, until: str | None, source: str, fmt: st
 @click.command(cls=Command)
 @click.argument("flow_or_call")
 @with_window
-@click.option("--limit", default=50, show_default=True, help="How many calls, newest first.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="How many calls, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def calls(flow_or_call: str, since: str | None, until: str | None, source: str, limit: int, as_json: bool) -> None:
     """A flow's recent calls, or one call's steps (give its CallSid) like an execution log."""
@@ -94,6 +103,8 @@ def calls(flow_or_call: str, since: str | None, until: str | None, source: str, 
 
     db = journal()
     try:
+        if flow_or_call.startswith("CA") and not _CALL_SID.fullmatch(flow_or_call) and len(flow_or_call) > 8:
+            raise click.BadParameter(f"{flow_or_call!r} is not a CallSid (CA and 32 hex digits)", param_hint="FLOW")
         if _CALL_SID.fullmatch(flow_or_call):
             summary, steps = call_steps(db, flow_or_call)
             if summary is None and not steps:
@@ -104,7 +115,9 @@ def calls(flow_or_call: str, since: str | None, until: str | None, source: str, 
             else:
                 click.echo(format_steps(summary, steps))
             return
-        found = recent_calls(db, flow_or_call, window(since, until, source), limit)
+        chosen = window(since, until, source)
+        _flow(flow_or_call, None, db)  # a flow of the flows directory, or one the journal knows
+        found = recent_calls(db, flow_or_call, chosen, limit)
     finally:
         db.close()
     if as_json:
@@ -114,9 +127,16 @@ def calls(flow_or_call: str, since: str | None, until: str | None, source: str, 
         whose = "" if source == "all" else f" from {source}"
         click.echo(f"no calls of flow {flow_or_call}{whose} in the journal")
         return
+    click.echo(f"{'started (UTC)':<20} {'call':<34}  {'caller':<12} {'length':>6}  {'outcome':<12} last state")
     for c in found:
         duration = "-" if c.duration is None else f"{c.duration:.0f}s"
         click.echo(
-            f"{c.as_dict()['started'] or '-':<21} {c.call_sid}  {(c.caller or 'withheld')[:12]:<12} {duration:>6}  "
+            f"{_when(c.started_at):<20} {c.call_sid}  {(c.caller or 'withheld')[:12]:<12} {duration:>6}  "
             f"{c.outcome:<12} {c.last_state or '-'}"
         )
+
+
+def _when(moment: float | None) -> str:
+    from datetime import UTC, datetime
+
+    return "-" if moment is None else datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")

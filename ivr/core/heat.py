@@ -85,7 +85,7 @@ class HeatLook:
         lines = [name]
         if reached:
             share = f" ({reached / self.calls:.0%})" if self.calls else ""
-            lines.append(f"entered {figures.get('entered', 0)} · {reached} calls{share}")
+            lines.append(f"entered {figures.get('entered', 0)} · {reached} call{'' if reached == 1 else 's'}{share}")
         else:
             lines.append("not reached")
         if hung_up:

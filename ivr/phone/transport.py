@@ -13,6 +13,7 @@ from ivr.errors import TransportError
 
 __all__ = [
     "BUILT_IN_PHONE",
+    "PHONE_HEADER",
     "REPLAY_SOURCE",
     "HttpTransport",
     "Transport",
@@ -24,6 +25,9 @@ __all__ = [
 # The WSGI environ key that marks a request from the built-in phone in this process: its texts and
 # deliveries are shown, never sent. No HTTP request can carry it: only an in-process call sets it.
 BUILT_IN_PHONE = "ivr.phone"
+# The header the terminal phone sends over HTTP: in development, from this machine, its calls are the
+# built-in phone's in the journal (never Twilio's).
+PHONE_HEADER = "X-Ivr-Phone"
 # The WSGI environ entry replay sends with every request: the journal keeps its calls apart from Twilio's.
 # Its value is the journal's source: `replay`, or `import` when recorded calls are loaded into the journal.
 REPLAY_SOURCE = ("ivr.source", "replay")

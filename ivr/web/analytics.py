@@ -13,14 +13,15 @@ import functools
 import logging
 import time
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from ivr.analytics import EventWriter, open_events
 from ivr.analytics.privacy import DAY, analytics_key, purge
 from ivr.analytics.rows import answer_class, caller_number, ended_rows, keyed_hash
 from ivr.core import flow as f
 from ivr.core.engine import Step
-from ivr.phone.transport import REPLAY_SOURCE, from_built_in_phone
+from ivr.phone.transport import PHONE_HEADER, REPLAY_SOURCE, from_built_in_phone
+from ivr.web.security import not_local
 from ivr.web.services import services
 
 __all__ = ["init_app", "journal_answer", "journal_error", "journal_lines", "journal_status", "request_source"]
@@ -68,7 +69,11 @@ def request_source() -> str:
     given = environ.get(REPLAY_SOURCE[0])
     if given:
         return given
-    return "phone" if from_built_in_phone(environ) else "twilio"
+    if from_built_in_phone(environ):
+        return "phone"
+    if request.headers.get(PHONE_HEADER) and current_app.config["IVR_ENV"] == "development" and not not_local():
+        return "phone"  # the terminal phone over HTTP, on this machine
+    return "twilio"
 
 
 # A call's every webhook hashes the same number: an HMAC each time was a fifth of the journal's
@@ -79,6 +84,8 @@ _hash = functools.lru_cache(maxsize=4096)(keyed_hash)
 
 def _caller(found, params: dict) -> str | None:
     number = caller_number(params)
+    if found.numbers == "drop":
+        return None
     if found.numbers == "keep" or number is None:
         return number
     return _hash(found.analytics_key, number)
@@ -98,6 +105,7 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
         fid = flow.id
         rows = []
         states = flow.states
+        kind = None
         if error:
             pass
         elif state is None:

@@ -95,6 +95,8 @@ def _recordings(path: Path, scratch: Path) -> Iterable[tuple[str, Path]]:
 
 def _load_one(name: str, recording: Path, db: EventsDatabase, config: dict, flows: Path) -> Loaded:
     header, lines = read_recording(recording)
+    if header.get("masked"):  # a masked number is shared by many callers: no caller, rather than the wrong one
+        config = {**config, "IVR_ANALYTICS_NUMBERS": "drop"}
     sid = header.get("call_sid") or recording.stem
     if db.query("SELECT 1 FROM calls WHERE call_sid = ?", (sid,)):
         return Loaded(name, sid, skipped="already in the journal")

@@ -59,6 +59,14 @@ def _now() -> float:
     return time.time()  # the wall clock, not the app's: a test's fake clock must not keep sessions alive
 
 
+def _not_loopback_host() -> str | None:
+    """Why the Host header names no loopback name: a page elsewhere may rebind its own name to 127.0.0.1
+    (DNS rebinding) and read the reports through the developer's browser; its Host still names it."""
+    host = (request.host or "").lower()
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]", 1)[0] + "]"
+    return None if name in ("localhost", "127.0.0.1", "[::1]") else f"Host {host!r} is not this machine"
+
+
 def _guard() -> Response | None:
     """Refuse a token in the URL; let in the login routes, a valid cookie, or (development) this machine."""
     _refuse_credentials_in_query()
@@ -67,7 +75,7 @@ def _guard() -> Response | None:
     if logged_in():
         return None
     local = current_app.config["IVR_ENV"] != "production"
-    why = security.not_local() if local else "production"
+    why = (security.not_local() or _not_loopback_host()) if local else "production"
     if why is None:
         return None
     if not _token():  # development or test without a token: this machine only

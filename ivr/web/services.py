@@ -62,6 +62,9 @@ class Services:
     events: EventWriter | None = None  # IVR_EVENTS: the call journal's writer (`ivr.web.analytics`)
     analytics_key: bytes = b""  # IVR_ANALYTICS_KEY: the secret of callers' keyed hashes
     numbers: str = "hash"  # IVR_ANALYTICS_NUMBERS
+    # The journal's clock: the app's own, never the one a development request names (X-Ivr-Clock), so
+    # that a call tried "at" another time still measures how long its caller took.
+    journal_clock: Callable[[], datetime] = _utc_now
 
 
 def twilio_client(app: Flask) -> Client:
@@ -85,6 +88,7 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
         hook_names=registry.names,
     )
     found = Services(store, flows, HookRunner(registry, settings["IVR_HOOK_TIMEOUT"]), clock or _utc_now)
+    found.journal_clock = found.clock
     token = settings.get("TWILIO_AUTH_TOKEN")
     found.validator = RequestValidator(token) if token else None
     shared = settings["TWILIO_WEBHOOK_SHARED_KEYS"]

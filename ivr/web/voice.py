@@ -106,7 +106,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             seen = store.read(sid)
         existing = seen.value
         session = existing or new_session(flow_id)
-        at = now.timestamp()
+        at = found.journal_clock().timestamp()
         for attempt in range(_ATTEMPTS):
             before = (session.get("state"), session.get("at"))  # for the journal: how long the caller was there
             answer = stored_answer(session, token, digest, registry)
