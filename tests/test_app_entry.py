@@ -47,5 +47,5 @@ def test_python_app_py_says_where_the_journal_is_and_that_inbound_calls_need_sta
     )
     assert "status callback URL is set" in lines[1] and "http://127.0.0.1:5000/twilio/status" in lines[2]
     shown = journal_lines({"IVR_EVENTS": "postgresql://ivr:secret@db.example.com/ivr"}, "https://x")[0]
-    assert "secret" not in shown and "db.example.com/ivr" in shown
+    assert "secret" not in shown and "ivr@db.example.com/ivr" in shown
     assert journal_lines({"IVR_EVENTS": None}, "http://x") == ["  call journal: off (IVR_EVENTS=off): no reports"]

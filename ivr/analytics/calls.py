@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ivr.analytics.database import EventsDatabase
-from ivr.analytics.report import ALL_TWILIO, Window
+from ivr.analytics.report import ALL_TWILIO, Window, iso
 
 __all__ = ["CallSummary", "Step", "call_steps", "calls_per_flow", "format_steps", "recent_calls", "state_calls"]
 
@@ -157,10 +157,3 @@ def format_steps(summary: CallSummary | None, steps: list[Step]) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
-
-
-def iso(moment: float | None) -> str | None:
-    """Unix seconds as ISO 8601 in UTC (Z); None stays None."""
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")

@@ -33,6 +33,7 @@ __all__ = [
     "SQLiteEvents",
     "journal_from_settings",
     "open_events",
+    "shown_url",
 ]
 
 EVENT_COLUMNS = (
@@ -80,6 +81,16 @@ ENDED = (
     "duration = CASE WHEN calls.ended_at IS NULL THEN excluded.duration ELSE calls.duration END, "
     "ended_at = COALESCE(calls.ended_at, excluded.ended_at)"
 )
+
+
+def shown_url(url: str) -> str:
+    """A journal URL fit for messages and logs: no password, no query (which may carry one)."""
+    if url.startswith("sqlite:"):
+        return url  # a file's path: nothing secret
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0] + "@" if len(netloc) == 2 else ""
+    return urlunsplit((parts.scheme, user + netloc[-1], parts.path, "", ""))
 
 
 def open_events(url: str) -> EventsDatabase:
@@ -328,10 +339,7 @@ class PostgresEvents(EventsDatabase):
             ) from None
         self._psycopg = psycopg
         self.url = url
-        parts = urlsplit(url)
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0] + "@" if len(netloc) == 2 else ""
-        self.shown = urlunsplit((parts.scheme, user + netloc[-1], parts.path, "", ""))
+        self.shown = shown_url(url)
 
     def _connect(self):
         return self._psycopg.connect(self.url, connect_timeout=5)

@@ -20,7 +20,7 @@ from ivr.analytics.rows import MARKS
 from ivr.analytics.stats import compare
 from ivr.core import flow as f
 
-__all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_report", "percentile", "tenths"]
+__all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_report", "iso", "percentile", "tenths"]
 
 SOURCES = ("twilio", "phone", "replay", "import")
 OUTCOMES = (*MARKS, "abandoned", "in_progress")
@@ -54,6 +54,13 @@ class Window:
 
 
 ALL_TWILIO = Window()  # every call Twilio made, whenever
+
+
+def iso(moment: float | None) -> str | None:
+    """Unix seconds as ISO 8601 in UTC (Z); None stays None."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
 def percentile(histogram: Counter, fraction: float) -> float | None:
@@ -108,8 +115,8 @@ def build_report(db: EventsDatabase, flow: f.Flow | str, window: Window | None =
     states = {} if isinstance(flow, str) else {name: _empty_state() for name in flow.states}
     report = {
         "flow": flow_id,
-        "since": _iso(window.since),
-        "until": _iso(window.until),
+        "since": iso(window.since),
+        "until": iso(window.until),
         "source": window.source or "all",
         **_calls(db, flow_id, window),
         "states": states,
@@ -156,7 +163,7 @@ def _calls(db: EventsDatabase, flow_id: str, window: Window) -> dict:
         "time_in_ivr": _spread(in_ivr),
         "callers": len(by_caller),
         "callers_again_24h": again,
-        "calls_per_hour": [{"hour": _iso(hour), "calls": hours[hour]} for hour in sorted(hours)],
+        "calls_per_hour": [{"hour": iso(hour), "calls": hours[hour]} for hour in sorted(hours)],
         "outcomes_per_day": [{"day": day, **{k: days[day][k] for k in OUTCOMES}} for day in sorted(days)],
     }
 
@@ -278,9 +285,3 @@ def _written_order(flow: f.Flow | str, state: str, variants: dict) -> list[str]:
     """The variants in the order the split names them (the first is the control), then any others."""
     written = [v.target for v in flow.states[state].split] if not isinstance(flow, str) and state in flow.states else []
     return [name for name in written if name in variants] + sorted(set(variants) - set(written))
-
-
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")

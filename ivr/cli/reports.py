@@ -8,11 +8,11 @@ import re
 
 import click
 
+from ivr.analytics.formats import FORMATS, WINDOW_SOURCES
 from ivr.cli.base import Command
 
 __all__ = ["calls", "journal", "report", "window", "with_window"]
 
-_SOURCES = ("twilio", "phone", "replay", "import", "all")  # ivr.analytics.formats.WINDOW_SOURCES (imported late)
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}\Z")
 
 
@@ -59,7 +59,7 @@ _window_options = [
     click.option("--until", help="Up to (not including) this time, the same way."),
     click.option(
         "--source",
-        type=click.Choice(_SOURCES),
+        type=click.Choice(WINDOW_SOURCES),
         default="twilio",
         show_default=True,
         help="Whose calls: Twilio's, the built-in phones', replays', imported ones, or all.",
@@ -77,7 +77,7 @@ def with_window(command):
 @click.command(cls=Command)
 @click.argument("flow")
 @with_window
-@click.option("--format", "fmt", type=click.Choice(("text", "json", "csv")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--flows", "flows_dir", default=None, help="Flows directory (default: IVR_FLOWS_DIR or flows).")
 def report(flow: str, since: str | None, until: str | None, source: str, fmt: str, flows_dir: str | None) -> None:
     """Where FLOW's callers go and where they give up: per state and per flow, from the journal (IVR_EVENTS)."""

@@ -16,6 +16,7 @@ import time
 from flask import Flask, current_app, request
 
 from ivr.analytics import EventWriter, open_events
+from ivr.analytics.database import shown_url
 from ivr.analytics.privacy import DAY, analytics_key, purge
 from ivr.analytics.rows import answer_class, caller_number, ended_rows, keyed_hash
 from ivr.core import flow as f
@@ -48,7 +49,7 @@ def journal_lines(config, base: str) -> list[str]:
     """What `python app.py` says about the call journal: where it is, and the setting reports depend on."""
     if not config.get("IVR_EVENTS"):
         return ["  call journal: off (IVR_EVENTS=off): no reports"]
-    shown = config["IVR_EVENTS"].split("@")[-1] if "@" in config["IVR_EVENTS"] else config["IVR_EVENTS"]
+    shown = shown_url(config["IVR_EVENTS"])
     return [
         f"  call journal: {shown}; reports: python -m ivr report FLOW, {base.rstrip('/')}/reports",
         "  NOTE: Twilio sends status callbacks for inbound calls only when the number's status callback URL is set",
