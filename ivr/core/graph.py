@@ -1,6 +1,6 @@
 """Pictures of a flow, drawn by transitions' own diagram support from the machine the engine runs.
 
-The states and transitions are the engine's (`Engine(flow)`), given to a `GraphMachine` built once
+The states and transitions are the engine's (`machine_definition`), given to a `GraphMachine` built once
 with no model; its Mermaid backend writes text that code hosts render (no binary needed), its
 Graphviz backend the graph that `python -m ivr graph` draws as SVG or PNG (ivr/cli/graph.py).
 
@@ -29,9 +29,9 @@ from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
 
 from ivr.core import flow as f
-from ivr.core.engine import Engine
 from ivr.core.flow import BUILT_IN
 from ivr.core.layout import ranks_crossed
+from ivr.core.machine import machine_definition, nothing_on_enter
 from ivr.core.splits import SPLIT_EVENT, split_event
 from ivr.errors import IvrError
 
@@ -106,7 +106,7 @@ class _FlowGraphMachine(GraphMachine):
 
 def graph_machine(flow: f.Flow, graph_engine: str = "mermaid", look=None) -> GraphMachine:
     """A GraphMachine of the flow's states and transitions as the engine builds them (no model)."""
-    definition = Engine(flow).machine_definition()  # what the engine's machine is built from
+    definition = machine_definition(flow, nothing_on_enter)  # what the engine's machine is built from, no engine built
     transitions = definition["transitions"]
     order: dict = {}
     for i, t in enumerate(transitions):

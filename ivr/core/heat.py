@@ -23,8 +23,8 @@ What an edge's count is made of (the report's `routes` hold the outcome fired fr
 from __future__ import annotations
 
 from ivr.core import flow as f
-from ivr.core.engine import Engine
 from ivr.core.graph import WAYS_OUT, graph_source
+from ivr.core.machine import machine_definition, nothing_on_enter
 from ivr.core.splits import SPLIT_EVENT
 
 __all__ = ["DROP_OFF", "LEGEND", "TRAFFIC", "HeatLook", "heat_mermaid", "heat_source"]
@@ -109,7 +109,7 @@ class HeatLook:
 def _edge_counts(flow: f.Flow, states: dict) -> dict[tuple[str, str], int | None]:
     """(source, target) -> how many times the edge was taken; None when the journal cannot tell."""
     by_state: dict[str, list[dict]] = {}
-    for t in Engine(flow).machine_definition()["transitions"]:
+    for t in machine_definition(flow, nothing_on_enter)["transitions"]:
         by_state.setdefault(t["source"], []).append(t)
     counts: dict[tuple[str, str], int | None] = {}
     inherited: dict[str, list[str]] = {}  # a way out of every menu -> the menus that take it

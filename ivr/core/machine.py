@@ -19,7 +19,7 @@ from ivr.core.gc_pause import gc_paused
 from ivr.core.splits import split_event
 from ivr.core.templates import evaluate
 
-__all__ = ["CallModel", "build_machine", "machine_definition"]
+__all__ = ["CallModel", "build_machine", "machine_definition", "nothing_on_enter"]
 
 
 class CallModel(Protocol):
@@ -35,6 +35,10 @@ class CallModel(Protocol):
 
     def context(self) -> dict:
         """The values templates and conditions see."""
+
+
+def nothing_on_enter(event) -> None:
+    """What a drawing's machine runs on entering a state: nothing (graphs need no engine built)."""
 
 
 def machine_definition(flow: f.Flow, on_enter: Callable) -> dict:
