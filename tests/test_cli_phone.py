@@ -97,3 +97,10 @@ def test_an_unknown_action_suggests_accept(token):
     result = phone("accounts", "--at", "2026-11-25T10:00-05:00", "--keys", f"2 {token}")
     assert result.exit_code == 2
     assert "did you mean 'accept" in result.output
+
+
+def test_a_script_that_cannot_go_on_hangs_up_before_it_stops():
+    result = phone("main", "--at", "2026-11-25T10:00-05:00", "--keys", "1 bogus")
+    assert result.exit_code == 2
+    assert "'bogus' is not something a caller can do" in result.output
+    assert "(the script cannot go on; hanging up)" in result.output  # the app sees the call end

@@ -114,6 +114,9 @@ def phone(
         except (click.BadParameter, IvrError) as exc:
             click.echo(f"  ? {exc}\n{HELP_TOKENS}", err=True)
             if tokens is not None:
+                if not call.ended:  # a script that cannot go on hangs up: no call is left open on the app
+                    click.echo("(the script cannot go on; hanging up)", err=True)
+                    call.hangup()
                 raise SystemExit(2) from None
             continue
         shown = _show(call, shown)
