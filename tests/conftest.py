@@ -22,6 +22,7 @@ from helpers import (  # noqa: E402
     NO_POSTGRES,
     NO_REDIS,
     REDIS_URL,
+    T0,
     FakeClock,
     delete_own_keys,
     new_prefix,
@@ -35,6 +36,8 @@ from ivr import create_app  # noqa: E402
 from ivr.phone import Phone  # noqa: E402
 from ivr.store import MemoryStore  # noqa: E402
 from ivr.testing import TwimlSchema, last_document, phone_for  # noqa: E402
+from ivr.web.drain import drain_now  # noqa: E402
+from ivr.web.services import services  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -247,6 +250,45 @@ def journal_url(request, tmp_path) -> str:
     request.getfixturevalue("postgres")
     with postgres_schema() as url:
         yield url
+
+
+# -- the call journal's desk: tests/flows/reports/desk.yaml, driven by the phone on one clock ---------
+
+DESK = Path(__file__).parent / "flows" / "reports"
+
+
+class Desk:
+    """The desk flow's app, a phone on it, and one clock for both."""
+
+    def __init__(self, app, clock: FakeClock) -> None:
+        self.app, self.clock = app, clock
+        self.phone = phone_for(app, schema=TwimlSchema.shared())
+        self.phone.clock = clock
+        self.numbers = iter(f"+1555000{n:04d}" for n in range(100, 200))
+
+    def dial(self, from_: str | None = None):
+        return self.phone.dial("desk", from_=from_ or next(self.numbers))
+
+    def wait(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def finish(self):
+        """Callbacks stored, the journal written: what a report reads."""
+        drain_now(self.app)
+        services(self.app).events.flush()
+        return services(self.app).events.database
+
+
+@pytest.fixture
+def desk(make_app, journal_url, hooks):
+    hooks.slow("look_up_account", 0.02, outcome="found")
+    clock = FakeClock(T0)
+    app = make_app(
+        {"IVR_FLOWS_DIR": str(DESK), "IVR_EVENTS": journal_url},
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+    )
+    yield Desk(app, clock)
+    services(app).events.close()
 
 
 # -- Twilio's side ------------------------------------------------------------------------------

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import UTC, datetime
 from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
-from helpers import T0, FakeClock
-from test_report import DESK, Desk, seven_calls
+from test_report import DESK, seven_calls
 from transitions.extensions import diagrams_graphviz
 
 from ivr.analytics.report import Window, build_report
@@ -25,18 +23,6 @@ HAS_DOT = shutil.which("dot") is not None and diagrams_graphviz.pgv is not None
 NO_DOT_REASON = "Graphviz is not installed (Debian's graphviz package and the graphviz Python package)"
 EDGE = re.compile(r"^\s*(\w+) --> (\w+): (.*) · (\d+|\?)$")
 CLASS = re.compile(r"^\s*class (\w+) (\w+)$")
-
-
-@pytest.fixture
-def desk(make_app, journal_url, hooks):
-    hooks.slow("look_up_account", 0.02, outcome="found")
-    clock = FakeClock(T0)
-    app = make_app(
-        {"IVR_FLOWS_DIR": str(DESK), "IVR_EVENTS": journal_url},
-        clock=lambda: datetime.fromtimestamp(clock(), UTC),
-    )
-    yield Desk(app, clock)
-    services(app).events.close()
 
 
 @pytest.fixture

@@ -6,56 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import T0, FakeClock
+from conftest import DESK, Desk
+from helpers import T0
 
 from ivr.analytics.calls import call_steps, recent_calls, state_calls
 from ivr.analytics.report import Window, build_report
 from ivr.cli import cli
-from ivr.testing import TwimlSchema, phone_for
-from ivr.web.drain import drain_now
 from ivr.web.services import services
 
-DESK = Path(__file__).parent / "flows" / "reports"
 REGULAR = "+15550000001"  # calls twice: once at the start, once at the end
-
-
-class Desk:
-    """The desk flow's app, a phone on it, and one clock for both."""
-
-    def __init__(self, app, clock: FakeClock) -> None:
-        self.app, self.clock = app, clock
-        self.phone = phone_for(app, schema=TwimlSchema.shared())
-        self.phone.clock = clock
-        self.numbers = iter(f"+1555000{n:04d}" for n in range(100, 200))
-
-    def dial(self, from_: str | None = None):
-        return self.phone.dial("desk", from_=from_ or next(self.numbers))
-
-    def wait(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    def finish(self):
-        """Callbacks stored, the journal written: what a report reads."""
-        drain_now(self.app)
-        services(self.app).events.flush()
-        return services(self.app).events.database
-
-
-@pytest.fixture
-def desk(make_app, journal_url, hooks):
-    hooks.slow("look_up_account", 0.02, outcome="found")
-    clock = FakeClock(T0)
-    app = make_app(
-        {"IVR_FLOWS_DIR": str(DESK), "IVR_EVENTS": journal_url},
-        clock=lambda: datetime.fromtimestamp(clock(), UTC),
-    )
-    yield Desk(app, clock)
-    services(app).events.close()
 
 
 def seven_calls(desk: Desk) -> dict[str, str]:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DESK, Desk
 from helpers import T0, FakeClock
-from test_report import DESK, Desk, seven_calls
+from test_report import seven_calls
 
 from ivr.analytics.calls import call_steps
 from ivr.analytics.report import Window, build_report
