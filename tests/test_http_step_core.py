@@ -7,10 +7,12 @@ import threading
 import time
 
 import pytest
+from conftest import FLOWS
 
 from ivr.core.effects import HookResult
+from ivr.core.graph import mermaid
 from ivr.core.http_step import HttpCall, extract, http_event, json_path, resolve_secrets, secret_names
-from ivr.core.loader import load_flow_text
+from ivr.core.loader import load_flow, load_flow_text
 from ivr.hooks import HookRunner, Registry
 
 
@@ -149,3 +151,14 @@ def test_replay_feeds_back_the_recorded_answer_without_sending():
     result, _ = runner.run(_call())
     assert (result, sender.sent) == (HookResult("404", {"code": 404}), [])
     assert runner.run(_call())[0].outcome == "error"  # nothing more was recorded
+
+
+def test_the_graph_labels_an_http_steps_edges_with_its_routes():
+    text = mermaid(load_flow(FLOWS / "orders.yaml"))
+    lines = [line.strip() for line in text.splitlines()]
+    for edge in [
+        "lookup --> tell_status: ok",
+        "lookup --> unknown_order: 404",
+        "lookup --> unavailable: timeout, error",
+    ]:
+        assert edge in lines

@@ -181,7 +181,8 @@ class FlowReader(PromptReader):
         if isinstance(action, Http):  # its `routes: {error: X}` is its on_error
             routes, on_error = self.http_routes(routes, on_error, path)
         if on_error is not None and not isinstance(action, f.Run):
-            self.error(items["on_error"][0], on_error.path, "on_error is where a failed hook goes: use it with run")
+            message = "on_error is where a failed hook goes: use it with run or http"
+            self.error(items["on_error"][0], on_error.path, message)
         on_message = self._opt(items, "on_message", path, self.delivery)
         if on_message is not None and not isinstance(action, f.Record):
             self.error(
