@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ivr.core.effects import HookCall, HookResult
 from ivr.core.engine import Step
+from ivr.core.http_step import HttpCall
 from ivr.errors import ConfigError
 
 __all__ = ["HookContext", "HookRunner", "Registry", "hook", "load_hooks", "registry", "run_pending"]
@@ -138,9 +139,12 @@ class HookRunner:
     other hook keeps its own threads.
     """
 
-    def __init__(self, hooks: Registry, timeout: float, *, share: int = HOOK_SHARE) -> None:
+    def __init__(self, hooks: Registry, timeout: float, *, share: int = HOOK_SHARE, http=None) -> None:
         self.hooks = hooks
         self.timeout = timeout
+        # Sends HTTP steps' requests (`send(HttpCall, timeout) -> HookResult`: ivr.outbound.http.HttpSender),
+        # given by the adapter: this layer has no HTTP client of its own.
+        self.http = http
         self.share = share
         self._bulkheads: dict[str, _Bulkhead] = {}
         self._lock = threading.Lock()
@@ -154,6 +158,9 @@ class HookRunner:
         started = time.perf_counter()
         if self.replaying is not None:
             result = self._replayed(call)
+        elif isinstance(call, HttpCall):  # an HTTP step: its own timeout, the same budget and bulkheads
+            left = call.timeout if deadline is None else min(call.timeout, deadline - time.monotonic())
+            result = self._send(call, left)
         else:
             left = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
             result = self._call(call, message, left)
@@ -206,9 +213,33 @@ class HookRunner:
             log.error("CallSid=%s hook '%s' returned %r: %s", sid, call.name, answer, exc)
             return HookResult(error=str(exc))
 
+    def _send(self, call: HttpCall, timeout: float) -> HookResult:
+        sid = call.context.get("call_sid") or "-"
+        if self.http is None:
+            log.error("CallSid=%s state '%s': no HTTP client to send its request", sid, call.state)
+            return HookResult("error", error="no HTTP client")
+        if timeout <= 0:
+            log.error("CallSid=%s state '%s': request not sent, the request's time for hooks is spent", sid, call.state)
+            return HookResult("timeout", error="timeout")
+        future = self._bulkhead(call.name).submit(lambda c: self.http.send(c, timeout), call)
+        if future is None:
+            log.error("CallSid=%s state '%s': request not sent, all %d threads for %s are busy", sid, call.state,
+                      self.share, call.origin)  # fmt: skip
+            return HookResult("error", error="busy")
+        try:  # the client's timeout bounds each phase; this bounds them all together
+            answer = future.result(timeout=timeout + 0.05)
+        except FutureTimeout:
+            log.error("CallSid=%s state '%s': %s took longer than %.1fs", sid, call.state, call.origin, timeout)
+            return HookResult("timeout", error="timeout")
+        if isinstance(answer, _Raised):
+            log.error("CallSid=%s state '%s': sending failed", sid, call.state, exc_info=answer.exc)
+            return HookResult("error", error=type(answer.exc).__name__)
+        return answer
+
     def _replayed(self, call: HookCall) -> HookResult:
         if not self.replaying:
-            return HookResult(error=f"no recorded result for hook '{call.name}'")
+            return HookResult("error" if isinstance(call, HttpCall) else None,
+                              error=f"no recorded result for hook '{call.name}'")  # fmt: skip
         recorded = self.replaying.pop(0)
         return HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"))
 
@@ -271,7 +302,8 @@ class _Bulkhead:
 
 
 def run_pending(step: Step, runner: HookRunner, records: list, *, deadline: float | None = None) -> Step:
-    """Carry out the hooks a step stops at, each within its timeout, letting the engine go on after each.
+    """Carry out the hooks (and HTTP steps' requests) a step stops at, each within its timeout, letting the
+    engine go on after each.
 
     With `deadline` (a time.monotonic() value, the web request's: `ivr.web.deadline`), a chain of slow
     hooks ends by then, so the webhook still answers Twilio in time (the rest take their on_error routes)."""

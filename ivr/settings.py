@@ -49,6 +49,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_HOOKS": None,
     "IVR_SCHEDULES": None,
     "IVR_HOOK_TIMEOUT": "3",
+    "IVR_HTTP_SECRETS": None,  # names of environment variables HTTP steps may send
     "IVR_HOT_RELOAD": None,  # on in development
     "IVR_PHONE": None,  # on in development
     "IVR_RECORD_DIR": None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ivr.cli.base import Command
+from ivr.core.http_step import secret_names
 from ivr.core.lint import run_checks
 from ivr.hooks import load_hooks, registry
 
@@ -42,6 +43,7 @@ def check(flows: tuple[str, ...], strict: bool, fmt: str) -> None:
         flows_dir=env("IVR_FLOWS_DIR") or "flows",
         hooks=hooks_for(env("IVR_HOOKS") or None),
         schedules=env("IVR_SCHEDULES") or None,
+        secrets=secret_names(env("IVR_HTTP_SECRETS")),
     )
     lines = [p.format() for p in report.problems] + [report.summary()]
     click.echo(report.as_json() if fmt == "json" else "\n".join(lines))

@@ -2,6 +2,7 @@
 
 - `HookCall`: call a hook during the request; its `HookResult` goes back to the engine through the
   step's continuation (`Step.pending.resume`), so the same request answers with the state it chose.
+  An HTTP step's request (`ivr.core.http_step.HttpCall`) is carried out and resumed the same way.
 - `SendText`: a text to send after the response, at most once per its `key` (CallSid, state, visit).
 """
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.core import flow as f
 from ivr.core.effects import HookCall, HookResult, SendText
+from ivr.core.http_step import Http, HttpCall, http_call, http_event
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
@@ -233,7 +234,7 @@ class Engine:
             rendered.append(None if renderer.is_static(name) else renderer.verbs(name, variant, call.context))
             state = states.get(name)
             if state is not None and isinstance(state.action, f.Run):
-                hook = HookCall(state.action.name, self.flow.id, name, self._hook_context(call))
+                hook = self._effect(state.action, call)
                 call.session["state"] = name
 
                 def resume(result: HookResult) -> Step:
@@ -271,7 +272,11 @@ class Engine:
     def _after_hook(self, call: _Call, result: HookResult, outcome, segments, rendered, redact: bool) -> Step:
         """Go on with a walk that stopped at a hook: its variables are set, its outcome routes the call."""
         state = self.flow.states[call.state]
-        if result.error is not None:
+        if isinstance(state.action, Http):  # its status (and what it saved) are set whatever route it takes
+            call.session["vars"].update(result.vars)
+            call.changed()
+            event = http_event(state, result)
+        elif result.error is not None:
             event = f.ERROR_EVENT
         else:
             call.session["vars"].update(result.vars)
@@ -280,6 +285,13 @@ class Engine:
             event = result.outcome if result.outcome in routed else f.NEXT_EVENT
         self._fire(call, event)
         return self._walk(call, "enter", outcome, segments, rendered, redact)
+
+    def _effect(self, action: f.Run, call: _Call) -> HookCall | HttpCall:
+        """What a `run:` (a hook) or `http:` (a request) state asks the adapter to carry out."""
+        if isinstance(action, Http):
+            sid = call.params.get("CallSid", "")
+            return http_call(action, self.flow.id, call.state, call.context(), sid, call.visit_key())
+        return HookCall(action.name, self.flow.id, call.state, self._hook_context(call))
 
     def _hook_context(self, call: _Call) -> dict:
         context = call.context()

@@ -92,11 +92,13 @@ def run_checks(
     flows_dir="flows",
     hooks: Callable[[Path], Collection[str]] = lambda directory: (),
     schedules: str | None = None,
+    secrets: Collection[str] = (),
 ) -> Report:
     """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir).
 
     `hooks(directory)` gives the hook names registered for the flows of a directory (the CLI
-    imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file.
+    imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file;
+    `secrets` the names IVR_HTTP_SECRETS allows.
     """
     files, problems = find_flow_files(targets, flows_dir)
     try:
@@ -104,12 +106,14 @@ def run_checks(
     except FlowLoadError as exc:
         shared, problems = {}, problems + exc.errors
     for directory in dict.fromkeys(path.parent for path in files):
-        problems += _check_directory(directory, files, shared, hooks(directory))
+        problems += _check_directory(directory, files, shared, hooks(directory), secrets)
     unique = {p.format(): p for p in problems}
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
 
-def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: Collection[str]) -> list[FlowError]:
+def _check_directory(
+    directory: Path, chosen: list[Path], shared: dict, hooks: Collection[str], secrets: Collection[str] = ()
+) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
     problems, flows, checked = [], {}, []
     for read in read_directory(directory):
@@ -120,7 +124,7 @@ def _check_directory(directory: Path, chosen: list[Path], shared: dict, hooks: C
             checked += [read] if mine else []  # a file's reading mistakes do not hide what they did to its graph
     for read in checked:
         errors = validate_flow(read.flow, flows)
-        problems += errors + unknown_names(read.flow, hooks, shared)
+        problems += errors + unknown_names(read.flow, hooks, shared, secrets)
         if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
             problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
     return problems

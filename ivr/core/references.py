@@ -1,4 +1,4 @@
-"""What a flow names outside itself: hooks (`run:`, `on_message:`) and schedules (`open('name')`).
+"""What a flow names outside itself: hooks (`run:`, `on_message:`), schedules (`open('name')`) and secrets.
 
 One home for the rule, so that `create_app`, hot reload and `python -m ivr check` agree: a hook
 nobody registered or a schedule nobody defined is an error at load, wherever the flow names it
@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterator
 
 from ivr.core import flow as f
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.http_step import Http
 from ivr.core.templates import open_names, parse_condition, parse_text
 from ivr.errors import FlowError
 
@@ -58,9 +59,18 @@ def state_templates(state: f.State) -> Iterator[tuple[object, f.Pos, str]]:
         yield parse_condition(cond.source), cond.pos, path_join(when, i) + ".if"
 
 
-def unknown_names(flow: f.Flow, hooks: Collection[str], schedules: Collection[str] = ()) -> list[FlowError]:
-    """Hooks not in `hooks` and schedules neither in `schedules` (IVR_SCHEDULES) nor the flow's own."""
+def unknown_names(
+    flow: f.Flow, hooks: Collection[str], schedules: Collection[str] = (), secrets: Collection[str] = ()
+) -> list[FlowError]:
+    """Hooks not in `hooks`, schedules neither in `schedules` (IVR_SCHEDULES) nor the flow's own, and
+    secrets of HTTP steps not in `secrets` (IVR_HTTP_SECRETS: what is not allowed is never sent)."""
     errors = []
+    for state in flow.states.values():
+        if isinstance(state.action, Http):
+            for name, pos, path in state.action.secrets:
+                if name not in secrets:
+                    message = f"secret '{name}' is not in IVR_HTTP_SECRETS (add its name there to allow it)"
+                    errors.append(FlowError(pos.file, pos.line, pos.column, path, message))
     for name, pos, path in _hooks_named(flow):
         if name not in hooks:
             hint = did_you_mean(name, hooks) or _HOOK_HINT
@@ -80,7 +90,7 @@ def _hooks_named(flow: f.Flow) -> Iterator[tuple[str, f.Pos, str]]:
         yield flow.defaults.on_message, flow.defaults.on_message_pos or flow.pos, "defaults.on_message"
     for state in flow.states.values():
         path = path_join("states", state.name)
-        if isinstance(state.action, f.Run):
+        if isinstance(state.action, f.Run) and not isinstance(state.action, Http):
             yield state.action.name, state.action.pos, path + ".run"
         if isinstance(state.on_message, str):
             yield state.on_message, state.on_message_pos or state.pos, path + ".on_message"

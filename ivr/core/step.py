@@ -20,7 +20,8 @@ def new_session(flow_id: str) -> dict:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A hook the walk stopped at, and the continuation that goes on with its result."""
+    """A hook the walk stopped at, and the continuation that goes on with its result. An `http:` state's
+    request stops it the same way: `hook` is then an `ivr.core.http_step.HttpCall`."""
 
     hook: HookCall
     resume: Callable[[HookResult], Step]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.http_step import unrouted
 from ivr.core.outcomes import normalize_speech
 from ivr.errors import FlowError
 
@@ -173,12 +174,9 @@ class _Checker:
                         path_join(path_join(path, "routes"), route.outcome),
                         f"'{route.outcome}' is reserved; use the state's {where}: key",
                     )
-            if state.next is None:
-                self.error(
-                    action.pos,
-                    path_join(path, "run"),
-                    "a hook may return any outcome: add next: STATE for those not in routes",
-                )
+            missing = unrouted(state)  # outcomes of a hook (or an HTTP step) with nowhere to go
+            if missing is not None:
+                self.error(action.pos, path_join(path, missing[0]), missing[1])
             if state.on_error is not None:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):

@@ -48,6 +48,7 @@ class FlowRegistry:
         *,
         hot_reload=False,
         hook_names: Callable[[], Collection[str]] = frozenset,
+        http_secrets: Collection[str] = frozenset(),
     ):
         self.directory = Path(directory)
         self.urls = urls
@@ -55,6 +56,7 @@ class FlowRegistry:
         self.store = store
         self.hot_reload = hot_reload
         self.hook_names = hook_names  # the registered hooks, which a flow's run: and on_message must name
+        self.http_secrets = http_secrets  # IVR_HTTP_SECRETS: the only secrets an HTTP step may name
         self.schedules = load_schedules_file(schedules_file) if schedules_file else {}
         self.problems: list[FlowError] = []  # why the newest edit is not being served
         self._versions: OrderedDict[tuple[str, str], Engine] = OrderedDict()
@@ -111,7 +113,8 @@ class FlowRegistry:
             for read in read_files:
                 path, flow, problems = read.path, read.flow, read.problems
                 if flow is not None:  # its own graph, hooks and schedules, as `check` finds them
-                    problems = problems + graph_errors(flow) + unknown_names(flow, hooks, self.schedules)
+                    named = unknown_names(flow, hooks, self.schedules, self.http_secrets)
+                    problems = problems + graph_errors(flow) + named
                 if flow is not None and not problems:
                     flows[flow.id] = flow
                     texts[flow.id] = read.text

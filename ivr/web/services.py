@@ -22,9 +22,11 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from ivr.analytics import EventWriter
+from ivr.core.http_step import secret_names
 from ivr.core.twiml import Urls
 from ivr.hooks import HookRunner, load_hooks, registry
 from ivr.outbound.client import make_client
+from ivr.outbound.http import HttpSender
 from ivr.phone.recording import Recorder
 from ivr.store import SessionStore, store_from_settings
 from ivr.web.background import Background
@@ -86,8 +88,10 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
         store,
         hot_reload=settings["IVR_HOT_RELOAD"],
         hook_names=registry.names,
+        http_secrets=secret_names(settings["IVR_HTTP_SECRETS"]),
     )
-    found = Services(store, flows, HookRunner(registry, settings["IVR_HOOK_TIMEOUT"]), clock or _utc_now)
+    runner = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"], http=HttpSender(settings["IVR_HTTP_SECRETS"]))
+    found = Services(store, flows, runner, clock or _utc_now)
     found.journal_clock = found.clock
     token = settings.get("TWILIO_AUTH_TOKEN")
     found.validator = RequestValidator(token) if token else None

@@ -9,6 +9,7 @@ import yaml
 from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
+from ivr.core.http_step import Http
 from ivr.core.loader.prompts import PromptReader
 from ivr.core.loader.schedules import read_schedules
 from ivr.core.templates import compile_condition
@@ -19,7 +20,7 @@ __all__ = ["FlowReader"]
 FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "states")
 DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
-ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run")
+ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run", "http")
 STATE_KEYS = (
     ("description", "sensitive", "set", "report")
     + PROMPT_KEYS
@@ -177,8 +178,11 @@ class FlowReader(PromptReader):
         sensitive = self._opt(items, "sensitive", path, self.boolean) or False
         report = self._opt(items, "report", path, self.report_mark)
         on_error = self.target(items, "on_error", path)
+        if isinstance(action, Http):  # its `routes: {error: X}` is its on_error
+            routes, on_error = self.http_routes(routes, on_error, path)
         if on_error is not None and not isinstance(action, f.Run):
-            self.error(items["on_error"][0], on_error.path, "on_error is where a failed hook goes: use it with run")
+            message = "on_error is where a failed hook goes: use it with run or http"
+            self.error(items["on_error"][0], on_error.path, message)
         on_message = self._opt(items, "on_message", path, self.delivery)
         if on_message is not None and not isinstance(action, f.Record):
             self.error(
