@@ -22,6 +22,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.outcomes import expected_digits, one_key_menu
 from ivr.core.references import state_prompts, state_templates, unknown_names
+from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
 from ivr.errors import FlowError, FlowLoadError
@@ -189,7 +190,7 @@ class _FlowChecks:
         names += [c.target for c in state.when] + [v.target for v in state.split] + [state.next] * bool(state.next)
         names += [r.target for r in state.answered_by]
         action = state.action
-        if isinstance(action, f.Hangup | f.Reject):
+        if isinstance(action, f.Hangup | f.Reject | Return):  # a subflow's return leaves it for its caller
             names.append(None)
         elif isinstance(action, f.Gather):  # None: the built-in goodbye
             names += [h.on_max.name if h.on_max and h.on_max.name in self.states else None

@@ -9,6 +9,8 @@ from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.outcomes import normalize_speech
+from ivr.core.subflow import Call
+from ivr.core.subflow_checks import call_errors, subflow_errors
 from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
@@ -31,9 +33,8 @@ def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True, across_only
             errors.extend(checker.errors)
         else:
             errors.extend(validate_flow(flow, flows if closed else None))
-    if closed:
-        errors.extend(_redirect_loops(flows))
-    return errors
+    errors.extend(call_errors(flows, closed=closed))
+    return errors + (_redirect_loops(flows) if closed else [])
 
 
 def _redirect_loops(flows: dict[str, f.Flow]) -> list[FlowError]:
@@ -119,7 +120,7 @@ class _Checker:
         self.cycles()
         self.chain_sizes()
         self.reject_placement()
-        return self.errors
+        return self.errors + subflow_errors(flow)
 
     # -- one state ---------------------------------------------------------------------------
 
@@ -204,7 +205,7 @@ class _Checker:
                     f"outcome{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                     f"{'have' if len(missing) > 1 else 'has'} nowhere to go: add next: STATE",
                 )
-        else:
+        elif not isinstance(action, Call):  # a subflow's call: its routes are checked with the subflow
             what = type(action).__name__.lower()
             for key, present, pos in (
                 ("routes", state.routes, state.routes[0].pos if state.routes else None),
