@@ -40,16 +40,12 @@ def subflow_errors(flow: f.Flow) -> list[FlowError]:
     return errors
 
 
-def call_errors(flows: dict[str, f.Flow], *, closed: bool = True) -> list[FlowError]:
-    """Every call site of every flow against the subflow it calls; none with closed=False (a single file
-    checked alone: its call sites are checked with the flows beside it, as its redirects are)."""
+def call_errors(flows: dict[str, f.Flow], flow: f.Flow) -> list[FlowError]:
+    """Every call site of `flow` against the subflow it calls, among `flows` (the flows beside it)."""
     errors: list[FlowError] = []
-    if not closed:
-        return errors
-    for flow in flows.values():
-        for state in flow.states.values():
-            if isinstance(state.action, Call):
-                _call_site(errors, flows, flow, state)
+    for state in flow.states.values():
+        if isinstance(state.action, Call):
+            _call_site(errors, flows, flow, state)
     return errors
 
 

@@ -30,10 +30,9 @@ def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True, across_only
             for state in flow.states.values():
                 if isinstance(state.action, f.Redirect):
                     checker.redirect(state.action, path_join("states", state.name))
-            errors.extend(checker.errors)
+            errors.extend(checker.errors + call_errors(flows, flow))
         else:
             errors.extend(validate_flow(flow, flows if closed else None))
-    errors.extend(call_errors(flows, closed=closed))
     return errors + (_redirect_loops(flows) if closed else [])
 
 
@@ -120,7 +119,7 @@ class _Checker:
         self.cycles()
         self.chain_sizes()
         self.reject_placement()
-        return self.errors + subflow_errors(flow)
+        return self.errors + subflow_errors(flow) + (call_errors(self.flows, flow) if self.flows is not None else [])
 
     # -- one state ---------------------------------------------------------------------------
 
