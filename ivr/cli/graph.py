@@ -13,8 +13,9 @@ from ivr.cli.base import Command
 from ivr.cli.reports import journal, window, with_window
 from ivr.core import flow as f
 from ivr.core.graph import FORMATS, mermaid
+from ivr.core.graph_subflows import calls_subflows, mermaid_with_subflows
 from ivr.core.heat import heat_mermaid
-from ivr.core.loader import display_path, find_flow_files, load_flow
+from ivr.core.loader import display_path, find_flow_files, load_flow, read_directory
 
 __all__ = ["graph"]
 
@@ -69,6 +70,9 @@ def graph(
         from ivr.web.drawing import render  # the web room (and Flask) only for a picture
 
         data = render(the_flow, fmt, report)
+    elif report is None and calls_subflows(the_flow):  # each subflow opened inside the state that runs it
+        beside = {read.flow.id: read.flow for read in read_directory(Path(the_flow.file).parent) if read.flow}
+        data = mermaid_with_subflows(the_flow, {**beside, the_flow.id: the_flow}).encode()
     else:
         data = (mermaid(the_flow) if report is None else heat_mermaid(the_flow, report)).encode()
     if output is None:  # mermaid or svg: text
