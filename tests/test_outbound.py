@@ -209,7 +209,7 @@ def test_dry_run_without_credentials_names_the_account_placeholder(settings, flo
 @pytest.mark.parametrize(
     ("flow", "state", "message"),
     [
-        ("mian", None, "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, hours, main, reminder)"),
+        ("mian", None, "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, hours, main, pin, reminder)"),
         ("main", "menuu", "flow 'main' has no state 'menuu' (did you mean 'menu'?) (states: "),
     ],
 )
