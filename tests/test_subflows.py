@@ -407,3 +407,27 @@ def test_the_graph_command_draws_subflows_as_boxes(monkeypatch):
     assert result.exit_code == 0, result.output
     assert "  state check_pin {\n" in result.output
     assert "    check_pin__verified --> [*]\n" in result.output
+
+
+def test_a_failed_hook_inside_a_subflow_goes_to_the_subflows_error_state(make_app, flows_dir, hooks):
+    hooks.raises("look", TimeoutError("slow"))
+    sub = "returns: [done]\nerror_state: oops\nstart: a\nstates:\n  a: {run: look, next: b}\n  b: {return: done}\n"
+    sub += "  oops: {say: Sub error., hangup: true}\n"
+    caller = "start: c\nerror_state: sorry\nstates:\n  c: {subflow: look_sub, next: d}\n  d: {hangup: true}\n"
+    caller += "  sorry: {say: Caller error., hangup: true}\n"
+    write(flows_dir, look_sub=sub, caller=caller)
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(flows_dir), "IVR_HOOK_TIMEOUT": "0.3"})).dial("caller")
+    assert call.heard == ["Sub error."]
+
+
+def test_the_reminder_cancels_only_with_the_pin_of_the_number_called(make_app):
+    phone = phone_on(make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_HOOK_TIMEOUT": "0.3"}))
+    call = phone.dial("reminder", to="+15551230000")
+    call.press("2")
+    assert call.heard == ["To cancel, we need your PIN.", "Please enter your four digit PIN."]
+    call.press("2468")
+    assert call.heard[0].startswith("Your appointment is cancelled.")
+    other = phone.dial("reminder", to="+15551230000")
+    for keys in ("2", "0000", "0000"):
+        other.press(keys)
+    assert other.heard == ["Sorry, we could not check your PIN.", "Your appointment is kept. Goodbye."]
