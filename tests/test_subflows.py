@@ -431,3 +431,21 @@ def test_the_reminder_cancels_only_with_the_pin_of_the_number_called(make_app):
     for keys in ("2", "0000", "0000"):
         other.press(keys)
     assert other.heard == ["Sorry, we could not check your PIN.", "Your appointment is kept. Goodbye."]
+
+
+def test_the_call_journal_notes_each_state_and_hook_under_its_own_flow(make_app, flows_dir, tmp_path, hooks):
+    hooks.returns("look", outcome="yes")
+    sub = "returns: [done]\nstart: a\nstates:\n  a: {run: look, next: b}\n  b:\n    say: Key?\n    gather: {}\n"
+    sub += "    routes: {'1': c}\n  c: {return: done}\n"
+    caller = "start: c\nstates:\n  c: {subflow: look_sub, next: d}\n  d:\n    say: Bye.\n    hangup: true\n"
+    write(flows_dir, look_sub=sub, caller=caller)
+    app = make_app({"IVR_FLOWS_DIR": str(flows_dir), "IVR_EVENTS": f"sqlite:///{tmp_path}/e.sqlite3"})
+    call = phone_on(app).dial("caller")
+    call.press("1")
+    writer = services(app).events
+    writer.flush()
+    rows = writer.database.query("SELECT flow, state, kind FROM events WHERE kind IN ('entered', 'hook') ORDER BY id")
+    assert rows == [("look_sub", "a", "hook"), ("caller", "c", "entered"), ("look_sub", "a", "entered"),
+                    ("look_sub", "b", "entered"), ("look_sub", "c", "entered"), ("caller", "d", "entered")]  # fmt: skip
+    assert writer.database.query("SELECT flow, waiting_flow, waiting_state FROM calls") == [("caller", "caller", "d")]
+    writer.close()

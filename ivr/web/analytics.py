@@ -116,14 +116,17 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             if before[0] == state and before[1] is not None:  # (the state it was left in, when)
                 waited = round(at - before[1], 3)
             rows.append((sid, fid, state, kind, step.outcome, given, confidence, waited, None, at, None, None, source))
+        # A hook of a document that crossed into or out of a subflow: under the flow of the state it ran in.
+        hook_flows = dict(zip(step.walked, step.walked_flows, strict=False))
         for record in hooks or ():
             latency = record.get("seconds")
             ms = round(latency * 1000, 1) if latency is not None else None
             where = record.get("state")
-            rows.append((sid, fid, where, "hook", record.get("outcome") or ("error" if record.get("error") else None),
+            ran = hook_flows.get(where, fid)
+            rows.append((sid, ran, where, "hook", record.get("outcome") or ("error" if record.get("error") else None),
                          record.get("name"), None, None, ms, at, None, None, source))  # fmt: skip
             if record.get("error"):
-                rows.append((sid, fid, where, "error", f"hook {record.get('name')}", None, None, None, None, at, None,
+                rows.append((sid, ran, where, "error", f"hook {record.get('name')}", None, None, None, None, at, None,
                              None, source))  # fmt: skip
         left = None  # when the caller left the IVR for a person: the Dial or queue that connected was served
         if state is not None and (step.outcome in ("completed", "answered", "bridged")) and kind in ("dial", "queue"):
