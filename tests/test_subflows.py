@@ -449,3 +449,13 @@ def test_the_call_journal_notes_each_state_and_hook_under_its_own_flow(make_app,
                     ("look_sub", "b", "entered"), ("look_sub", "c", "entered"), ("caller", "d", "entered")]  # fmt: skip
     assert writer.database.query("SELECT flow, waiting_flow, waiting_state FROM calls") == [("caller", "caller", "d")]
     writer.close()
+
+
+def test_a_loop_in_and_out_of_a_subflow_with_nothing_to_wait_for_is_refused_at_load(flows_dir, monkeypatch):
+    monkeypatch.chdir(flows_dir)
+    quick = "returns: [done]\nstart: a\nstates:\n  a: {say: Hi., next: b}\n  b: {return: done}\n"
+    loop = "start: a\nstates:\n  a:\n    subflow: quick\n    routes: {done: c}\n  c: {say: Again., next: a}\n"
+    assert errors(flows_dir, quick=quick, loop=loop) == [
+        "loop.yaml:4:14: error: states.a.subflow: subflow 'quick' can return without waiting for the caller, and"
+        " the call comes back here: a loop with nothing to wait for"
+    ]

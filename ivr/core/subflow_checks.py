@@ -11,7 +11,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.subflow import MAX_DEPTH, Call, Return
 from ivr.errors import FlowError
 
-__all__ = ["call_errors", "subflow_errors"]
+__all__ = ["call_errors", "loop_errors", "subflow_errors"]
 
 
 def _error(errors: list, pos: Pos, path: str, message: str) -> None:
@@ -46,7 +46,7 @@ def call_errors(flows: dict[str, f.Flow], flow: f.Flow) -> list[FlowError]:
     for state in flow.states.values():
         if isinstance(state.action, Call):
             _call_site(errors, flows, flow, state)
-    return errors
+    return errors or loop_errors(flows, flow)  # a loop is looked for in call sites that are right
 
 
 def _call_site(errors: list, flows: dict, flow: f.Flow, state: f.State) -> None:
@@ -126,3 +126,62 @@ def _height(flows: dict, flow_id: str, passing: set) -> int:
         return 1
     below = [_height(flows, c, passing | {flow_id}) for c in _callees(flows[flow_id])]
     return 1 + max(below, default=0)
+
+
+def _silent(flow: f.Flow, state: f.State) -> list[str]:
+    """The states of `flow` a call goes on to from `state` in the same document (it waits for nothing)."""
+    action = state.action
+    names = [c.target for c in state.when] + [v.target for v in state.split] + ([state.next] if state.next else [])
+    if isinstance(action, f.Run):
+        names += [r.target for r in state.routes] + [state.on_error.name if state.on_error else flow.error_state]
+    elif isinstance(action, f.Redirect) and action.url is None and action.flow in (None, flow.id):
+        names = [action.state or flow.start]
+    elif action is not None:
+        return []
+    return [n for n in dict.fromkeys(names) if n in flow.states]
+
+
+def loop_errors(flows: dict[str, f.Flow], flow: f.Flow) -> list[FlowError]:
+    """Call sites of `flow` from which the call can go into the subflow, back out and round to the call
+    again without waiting for anything: a document that never ends (the cycle check of a flow alone
+    cannot see it)."""
+    errors: list[FlowError] = []
+    for state in flow.states.values():
+        if isinstance(state.action, Call) and _comes_back(flows, flow.id, state.name):
+            _error(errors, state.action.pos, path_join(path_join("states", state.name), "subflow"),
+                   f"subflow '{state.action.flow}' can return without waiting for the caller, and the call comes "
+                   "back here: a loop with nothing to wait for")  # fmt: skip
+    return errors
+
+
+def _comes_back(flows: dict, flow_id: str, name: str) -> bool:
+    """Whether the call site reaches itself again, in and out of subflows, without a state that waits."""
+    start = (flow_id, name, ())
+    todo, seen = [start], {start}
+    while todo:
+        fid, current, stack = todo.pop()
+        flow = flows.get(fid)
+        state = flow.states.get(current) if flow is not None else None
+        if state is None:
+            continue
+        action = state.action
+        if isinstance(action, Call):
+            sub = flows.get(action.flow)
+            nexts = [(sub.id, sub.start, (*stack, (fid, current)))] if sub and len(stack) < MAX_DEPTH else []
+        elif isinstance(action, Return):
+            if not stack:
+                continue
+            caller_id, calling = stack[-1]
+            caller = flows[caller_id]
+            at = caller.states[calling]
+            routed = [r.target for r in at.routes if r.outcome == action.outcome] or [at.next]
+            nexts = [(caller_id, t, stack[:-1]) for t in routed if t in caller.states]
+        else:
+            nexts = [(fid, n, stack) for n in _silent(flow, state)]
+        for node in nexts:
+            if node == start:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.append(node)
+    return False
