@@ -8,7 +8,6 @@ stops at a hook carries a continuation: the adapter runs the hook and hands its 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from ivr.core.schedules import open_function
 from ivr.core.splits import bucket, caller_key, choose, split_event
 from ivr.core.step import Pending, Step, new_session, past_max
 from ivr.core.subflow import Call, Return, call_subflow, in_subflow, pin_versions, return_from
-from ivr.core.templates import render
+from ivr.core.templates import number_or_text, render
 from ivr.core.twiml import Renderer, Urls
 from ivr.errors import WebhookError
 
@@ -156,7 +155,7 @@ class Engine:
                     value = (
                         value.source
                         if value.template is None
-                        else _number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
+                        else number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
                     )
                 session["vars"][var] = value
                 call.changed()
@@ -384,16 +383,3 @@ class Engine:
 
     def _local(self, now: datetime) -> datetime:
         return now.astimezone(self.zone)
-
-
-_CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
-
-
-def _number_or_text(value: str):
-    """A rendered `set:` value: a plain number becomes a number (so `when: x > 2` compares numbers);
-    anything else, "0123" and "+15551230000" included, stays text."""
-    if _CANONICAL_NUMBER.match(value):
-        number = float(value) if "." in value else int(value)
-        if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
-            return number
-    return value
