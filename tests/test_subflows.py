@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import FLOWS, phone_on
 
-from ivr.core.graph_subflows import mermaid_with_subflows
+from ivr.core.graph_subflows import graphviz_with_subflows, mermaid_with_subflows
 from ivr.core.loader import load_flows
 from ivr.errors import FlowLoadError
 from ivr.phone.recording import read_recording
@@ -459,3 +459,14 @@ def test_a_loop_in_and_out_of_a_subflow_with_nothing_to_wait_for_is_refused_at_l
         "loop.yaml:4:14: error: states.a.subflow: subflow 'quick' can return without waiting for the caller, and"
         " the call comes back here: a loop with nothing to wait for"
     ]
+
+
+def test_graphviz_draws_each_subflow_in_a_cluster_beside_the_state_that_runs_it(flows_dir):
+    write(flows_dir, pin=SUB, caller=CALLER)
+    flows = load_flows(flows_dir)
+    source = graphviz_with_subflows(flows["caller"], flows).source
+    assert '\tsubgraph "cluster_verify/" {\n\t\tlabel="verify: subflow pin"' in source
+    assert '\t"verify/ask" -> "verify/check" [label="next, valid"]\n' in source
+    assert '\t"verify" -> "verify/[*]" [style=dashed color="#6a1b9a" label=runs]\n' in source
+    assert '\t"verify/ok" -> "verify" [style=dashed color="#6a1b9a" label="returns verified"]\n' in source
+    assert "\tverify -> menu [label=verified]\n" in source  # the caller routes on what it returns

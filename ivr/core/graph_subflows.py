@@ -1,6 +1,6 @@
 """Subflows in a flow's picture: each state that runs a subflow drawn as a box that opens on the
-subflow's own states (a Mermaid composite state), its start and its returns marked, and the
-subflows it calls opened in turn.
+subflow's own states (a Mermaid composite state; for Graphviz a cluster beside the calling state),
+its start and its returns marked, and the subflows it calls opened in turn.
 
 The flow and each subflow are drawn by `ivr.core.graph.mermaid`, from the machines the engine runs;
 this module nests the subflows' drawings into the caller's, their ids prefixed with the calling
@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 
 from ivr.core import flow as f
-from ivr.core.graph import mermaid
+from ivr.core.graph import graph_source, mermaid
 from ivr.core.subflow import Call, Return
 
-__all__ = ["SUBFLOW_STYLE", "calls_subflows", "mermaid_with_subflows"]
+__all__ = ["SUBFLOW_STYLE", "calls_subflows", "graphviz_with_subflows", "mermaid_with_subflows"]
 
 SUBFLOW_STYLE = "classDef kind_subflow fill:#f3e5f5,stroke:#6a1b9a,stroke-width:2px"
 _STATE = re.compile(r'state "(?P<label>[^"]*)" as (?P<id>\S+)\Z')
@@ -91,3 +91,53 @@ def _prefixed(line: str, prefix: str) -> str:
     if (m := _EDGE.match(line)) is not None:
         return f"{named(m['a'])} --> {named(m['b'])}{m['rest'] or ''}"
     return line
+
+
+_DOT = re.compile(r'\t(?P<a>"(?:[^"\\]|\\.)*"|[^\s"]+)(?: -> (?P<b>"(?:[^"\\]|\\.)*"|[^\s"]+))?(?P<rest>.*)\Z')
+
+
+def graphviz_with_subflows(flow: f.Flow, flows: dict[str, f.Flow]):
+    """The flow's Graphviz graph with each subflow it runs drawn in a cluster beside the calling state:
+    dashed edges into the subflow's start and back from each of its returns."""
+    graph = graph_source(flow, "graphviz")
+    _clusters(graph, flow, flows, "", {flow.id})
+    return graph
+
+
+def _clusters(graph, flow: f.Flow, flows: dict, prefix: str, passing: set) -> None:
+    for name, state in flow.states.items():
+        sub = flows.get(state.action.flow) if isinstance(state.action, Call) else None
+        if sub is None or sub.id in passing:
+            continue
+        box = f"{prefix}{name}/"
+        lines = [_renamed(line, box) for line in graph_source(sub, "graphviz").body]
+        lines = [line for line in lines if line is not None]
+        caller = _dot_id(f"{prefix}{name}" if prefix else name)
+        cluster = [f'\tsubgraph "cluster_{box}" {{', f'\t\tlabel="{name}: subflow {sub.id}" style="rounded,dashed"',
+                   '\t\tcolor="#6a1b9a"', *(f"\t{line}" for line in lines), "\t}",
+                   f"\t{caller} -> {_dot_id(box + '[*]')} [style=dashed color=\"#6a1b9a\" label=runs]"]  # fmt: skip
+        cluster += [f"\t{_dot_id(box + r)} -> {caller} [style=dashed color=\"#6a1b9a\" label=\"returns {o}\"]"
+                    for r, o in _returns(sub)]  # fmt: skip
+        graph.body.extend(line + "\n" for line in cluster)
+        _clusters(graph, sub, flows, box, passing | {sub.id})
+
+
+def _returns(flow: f.Flow) -> list[tuple[str, str]]:
+    return [(name, s.action.outcome) for name, s in flow.states.items() if isinstance(s.action, Return)]
+
+
+def _dot_id(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _renamed(line: str, box: str) -> str | None:
+    """A line of a subflow's DOT body with its node ids inside `box`; None for the graph's own attributes."""
+    m = _DOT.match(line.rstrip("\n"))
+    if m is None or m["a"] in ("graph", "node", "edge"):
+        return None
+
+    def named(token: str) -> str:
+        bare = token[1:-1].replace('\\"', '"').replace("\\\\", "\\") if token.startswith('"') else token
+        return _dot_id(box + bare)
+
+    return named(m["a"]) + (f" -> {named(m['b'])}" if m["b"] else "") + m["rest"]
