@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     engines = services(app).flows.engines
     print(f"ivr ({app.config['IVR_ENV']}): serving {len(engines)} flow(s)")
     for flow_id in sorted(engines):
+        if engines[flow_id].flow.returns:  # a subflow: entered only from a state that runs it
+            print(f"  {flow_id:<12} subflow (no webhook of its own: states of other flows run it)")
+            continue
         print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
     for line in journal_lines(app.config, base):

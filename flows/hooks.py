@@ -32,6 +32,17 @@ def account_balance(ctx):
     return {"outcome": "found", "vars": {"balance": balance}}
 
 
+# PINs by account number, or by phone number for the reminder's cancellations.
+PINS = {"123456": "1234", "654321": "4321", "+15551230000": "2468"}
+
+
+@hook
+def check_pin(ctx):
+    """Run inside the `pin` subflow: it sees the subflow's variables (account, pin), not its caller's."""
+    expected = PINS.get(str(ctx.vars.get("account", "")))
+    return {"outcome": "ok" if expected is not None and str(ctx.vars.get("pin")) == expected else "wrong"}
+
+
 @hook
 def deliver_voicemail(ctx):
     """Hand a voicemail to the team; called again when its transcription arrives."""

@@ -80,7 +80,7 @@ class ValidatingClient(FlaskClient):
 # -- the app ------------------------------------------------------------------------------------
 
 
-EXAMPLES = ("main.yaml", "hours.yaml", "accounts.yaml", "hooks.py")
+EXAMPLES = ("main.yaml", "hours.yaml", "accounts.yaml", "pin.yaml", "hooks.py")
 
 
 @pytest.fixture(scope="session")

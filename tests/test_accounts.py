@@ -58,7 +58,37 @@ def test_the_account_number_is_read_back_and_its_balance_told(accounts):
     call.press("123456")
     assert call.heard == ["You entered 1 2 3 4 5 6. If that is right, press 1. To enter it again, press 2."]
     call.press("1")
+    assert call.heard == ["Please enter your four digit PIN."]  # the pin subflow, in the same document
+    assert (call.flow, call.state) == ("pin", "ask")
+    call.press("1234")
     assert call.heard == ["The balance of account 1 2 3 4 5 6 is 42.50 dollars.", MENU]
+    assert (call.flow, call.state) == ("accounts", "menu")
+
+
+def test_a_wrong_pin_twice_is_asked_again_and_three_times_says_goodbye(accounts):
+    _, phone = accounts()
+    call = phone.dial("accounts")
+    for keys in ("1", "123456", "1", "0000", "0000"):
+        call.press(keys)
+    assert call.heard == ["That PIN is not right.", "Please enter your four digit PIN."]
+    call.press("0000")
+    assert call.heard == ["Sorry, we could not check your PIN.", "Thank you for calling Acme. Goodbye."]
+    assert call.ended
+
+
+def test_zero_inside_the_pin_check_returns_to_the_accounts_operator(accounts):
+    _, phone = accounts()
+    call = phone.dial("accounts")
+    for keys in ("1", "123456", "1", "0"):
+        call.press(keys)
+    assert call.heard == ["Connecting you to the operator."]
+    assert (call.flow, call.state) == ("accounts", "operator")
+
+
+def test_the_pin_subflow_cannot_be_called_directly(accounts):
+    _, phone = accounts()
+    call = phone.dial("pin")
+    assert call.heard == ["We're sorry, something went wrong on our side. Please call again later."]
 
 
 def test_a_wrong_read_back_lets_the_caller_enter_it_again(accounts):

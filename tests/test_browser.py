@@ -139,7 +139,7 @@ def test_the_caller_can_hang_up(api):
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
     [
-        ("post", "/phone/calls", {"flow": "nope"}, 404, "no flow 'nope' (flows: accounts, hours, main)"),
+        ("post", "/phone/calls", {"flow": "nope"}, 404, "no flow 'nope' (flows: accounts, hours, main, pin)"),
         ("post", "/phone/calls", {}, 400, 'give the flow to call: {"flow": "main"}'),
         ("post", "/phone/calls", {"flow": "main", "state": "nowhere"}, 404, "flow 'main' has no state 'nowhere'"),
         ("post", "/phone/calls", {"flow": ["main"]}, 400, "'flow' must be text"),
@@ -192,7 +192,7 @@ def test_a_failure_answers_json_without_a_traceback(api, monkeypatch, caplog):
 
 def test_the_flows_are_listed_for_the_page(api):
     flows = api.get("/phone/flows").json
-    assert [f["id"] for f in flows["flows"]] == ["accounts", "hours", "main"]
+    assert [f["id"] for f in flows["flows"]] == ["accounts", "hours", "main", "pin"]
     assert flows["flows"][2]["title"] == "Acme main line"
     assert flows["problems"] == []
 

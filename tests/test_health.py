@@ -21,7 +21,7 @@ def readyz(app) -> tuple[int, dict, float]:
 def test_healthz_stays_cheap_liveness(app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "flows": ["accounts", "hours", "main"]}
+    assert response.get_json() == {"status": "ok", "flows": ["accounts", "hours", "main", "pin"]}
 
 
 def test_an_app_with_its_flows_store_and_spool_is_ready(make_app, production):

@@ -212,9 +212,10 @@ def test_dry_run_without_credentials_names_the_account_placeholder(settings, flo
         (
             "mian",
             None,
-            "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, hours, main, orders, reminder)",
+            "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, hours, main, orders, pin, reminder)",
         ),
         ("main", "menuu", "flow 'main' has no state 'menuu' (did you mean 'menu'?) (states: "),
+        ("pin", None, "flow 'pin' is a subflow: a call enters it only from a state that runs it"),
     ],
 )
 def test_an_unknown_flow_or_state_is_refused_before_sending(call, http, store, flow, state, message):

@@ -308,7 +308,8 @@ def test_a_text_conversation_runs_the_flows_hooks(app):
     assert texter.send("hello").startswith("Welcome back to Acme, Ada.")
     texter.send("1")
     assert texter.send("123456").startswith("You entered 1 2 3 4 5 6.")
-    assert texter.send("1").startswith("The balance of account 1 2 3 4 5 6 is 42.50 dollars.")
+    assert texter.send("1").startswith("Please enter your four digit PIN.")  # the pin subflow, by text too
+    assert texter.send("1234").startswith("The balance of account 1 2 3 4 5 6 is 42.50 dollars.")
 
 
 def test_the_entry_states_text_is_not_sent_when_machine_detection_diverts_the_call(outbound):

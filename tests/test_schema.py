@@ -460,6 +460,20 @@ STATES = [
     ("next: a b", False),
     ("next: ''", False),
     ("next: [t]", False),
+    ("subflow: pin, routes: {verified: t}, next: t", True),
+    ("subflow: {flow: pin, inputs: {account: '{{ account }}', tries: 2}, save_as: pin}, next: t", True),
+    ("subflow: {inputs: {account: '1'}}, next: t", False),
+    ("subflow: {flow: pin, inputs: {call: '1'}}, next: t", False),
+    ("subflow: {flow: pin, save_as: 1x}, next: t", False),
+    ("subflow: {flow: pin, retries: 2}, next: t", False),
+    ("subflow: [pin]", False),
+    ("subflow: pin, hangup: true", False),
+    ("subflow: pin, no_input: Sorry., next: t", False),
+    ("return: verified", True),
+    ("return: {outcome: verified, values: {account: '{{ account }}', ok: true}}", True),
+    ("return: {values: {ok: true}}", False),
+    ("return: {outcome: a b}", False),
+    ("return: verified, run: h", False),
 ]
 
 
@@ -495,6 +509,15 @@ FILES = [
     ("schedules: {office: {timezone: UTC, closed: 2026-12-25}}", False),
     ("schedules: {office: {timezone: UTC, closed: ['2026-13-01']}}", False),
     ("schedules: [office]", False),
+    ("inputs: {account: required, tries: {default: 3, description: Tries left.}}\nreturns: [done]", True),
+    ("returns: [verified, locked]", True),
+    ("inputs: {account: optional}\nreturns: [done]", False),
+    ("inputs: {account: {description: No default.}}\nreturns: [done]", False),
+    ("inputs: {vars: required}\nreturns: [done]", False),
+    ("inputs: [account]\nreturns: [done]", False),
+    ("returns: done", False),
+    ("returns: []", False),
+    ("returns: [a b]", False),
 ]
 
 

@@ -376,7 +376,7 @@ def test_fallback_apologises_without_a_signature(client, caplog, method):
 def test_healthz_answers_without_a_signature(client, caplog):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "flows": ["accounts", "hours", "main"]}
+    assert response.get_json() == {"status": "ok", "flows": ["accounts", "hours", "main", "pin"]}
     assert refusals(caplog) == []
 
 

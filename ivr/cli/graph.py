@@ -13,8 +13,9 @@ from ivr.cli.base import Command
 from ivr.cli.reports import journal, window, with_window
 from ivr.core import flow as f
 from ivr.core.graph import FORMATS, mermaid
+from ivr.core.graph_subflows import calls_subflows, mermaid_with_subflows
 from ivr.core.heat import heat_mermaid
-from ivr.core.loader import display_path, find_flow_files, load_flow
+from ivr.core.loader import display_path, find_flow_files, load_flow, read_directory
 
 __all__ = ["graph"]
 
@@ -68,7 +69,9 @@ def graph(
     if fmt != "mermaid":
         from ivr.web.drawing import render  # the web room (and Flask) only for a picture
 
-        data = render(the_flow, fmt, report)
+        data = render(the_flow, fmt, report, _beside(the_flow))
+    elif report is None and calls_subflows(the_flow):  # each subflow opened inside the state that runs it
+        data = mermaid_with_subflows(the_flow, _beside(the_flow)).encode()
     else:
         data = (mermaid(the_flow) if report is None else heat_mermaid(the_flow, report)).encode()
     if output is None:  # mermaid or svg: text
@@ -77,6 +80,14 @@ def graph(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     click.echo(f"wrote {display_path(output)} ({fmt}, {len(the_flow.states)} states)", err=True)
+
+
+def _beside(flow: f.Flow) -> dict[str, f.Flow]:
+    """The flows beside `flow` in its directory (the subflows it runs), itself included."""
+    if not calls_subflows(flow):
+        return {flow.id: flow}
+    beside = {read.flow.id: read.flow for read in read_directory(Path(flow.file).parent) if read.flow}
+    return {**beside, flow.id: flow}
 
 
 def _report(flow: f.Flow, chosen) -> dict:

@@ -12,6 +12,7 @@ from ivr.cli.base import Command
 from ivr.core.flow import DIAL_OUTCOMES, NAME_RE, dial_outcomes
 from ivr.core.hints import did_you_mean
 from ivr.core.loader import find_flow_files
+from ivr.core.subflow import stack_of
 from ivr.errors import IvrError
 from ivr.phone.transport import PHONE_HEADER
 from ivr.settings import load_settings
@@ -93,7 +94,7 @@ def phone(
     # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
     call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
     click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")
-    shown = _show(call, (0, 0))  # lines already on the terminal
+    shown = _show(call, (0, 0), app)  # lines already on the terminal
     while not call.ended:
         if tokens is not None:
             if not tokens:
@@ -119,7 +120,7 @@ def phone(
                     call.hangup()
                 raise SystemExit(2) from None
             continue
-        shown = _show(call, shown)
+        shown = _show(call, shown, app)
     if tokens:
         click.echo(f"(the call ended before: {' '.join(tokens)})", err=True)
     sys.exit(_verdict(call, app))
@@ -185,7 +186,7 @@ def _act(call, token: str) -> None:
         raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
 
 
-def _show(call, shown: tuple[int, int]) -> tuple[int, int]:
+def _show(call, shown: tuple[int, int], app=None) -> tuple[int, int]:
     """Echo what was heard after the `shown` (caller's, answering party's) lines, and where the call is."""
     # A screened transfer's answering party hears its whisper before the caller hears what follows.
     for whispered in call.whisper[shown[1] :]:
@@ -201,8 +202,16 @@ def _show(call, shown: tuple[int, int]) -> tuple[int, int]:
         reason = call.end_reason + (f" ({call.reject_reason})" if call.reject_reason else "")
         click.echo(f"Call ended: {reason}")
     else:
-        click.echo(f"  [{call.flow}/{call.state} waits for {call.waiting_for}]")
+        click.echo(f"  [{_stack(call, app)}{call.flow}/{call.state} waits for {call.waiting_for}]")
     return len(call.transcript), len(call.whisper)
+
+
+def _stack(call, app) -> str:
+    """Inside a subflow, the calling states before where the call is: `accounts/verify_pin > ` (in-process only)."""
+    if app is None:
+        return ""
+    frames = stack_of(services(app).store.get(call.sid) or {})
+    return "".join(f"{frame['flow']}/{frame['state']} > " for frame in frames)
 
 
 def _verdict(call, app) -> int:

@@ -8,7 +8,7 @@ stops at a hook carries a continuation: the adapter runs the hook and hands its 
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,8 @@ from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
 from ivr.core.splits import bucket, caller_key, choose, split_event
 from ivr.core.step import Pending, Step, new_session, past_max
-from ivr.core.templates import render
+from ivr.core.subflow import Call, Return, call_subflow, in_subflow, pin_versions, return_from
+from ivr.core.templates import number_or_text, render
 from ivr.core.twiml import Renderer, Urls
 from ivr.errors import WebhookError
 
@@ -32,7 +33,8 @@ _MENU_DEPTH = 20
 class _Call:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
-    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "retry", "session", "splits", "state")
+    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "prefix", "retry", "session", "splits",
+                 "state")  # fmt: skip
 
     def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -44,6 +46,7 @@ class _Call:
         self.back = False
         self.effects: list = []
         self.splits: list[tuple[str, str]] = []
+        self.prefix: list[tuple[str, str, list]] = []  # the document so far, rendered by flows walked before
         self._context: dict | None = None
 
     def changed(self) -> None:
@@ -96,6 +99,26 @@ class Engine:
         }
         self.machine = build_machine(flow, self._on_enter)
         self.events = self.machine.events
+        self.calls = {s.action.flow for s in flow.states.values() if isinstance(s.action, Call)}  # its subflows
+        self.link: Callable[[str, str | None], Engine] | None = None  # (flow, version) -> engine: the registry's
+
+    def linked(self, flow_id: str, session: dict) -> Engine:
+        """Another flow's engine (a subflow, or the flow that called this one), at the version the call is on."""
+        if self.link is None:
+            raise WebhookError(f"flow '{flow_id}' is not loaded beside flow '{self.flow.id}'")
+        return self.link(flow_id, session.get("versions", {}).get(flow_id))
+
+    def go_on(self, came: _Call, name: str, carried: list, outcome, redact: bool, event: str | None = None) -> Step:
+        """Walk on in this flow after another flow's walk: entering it as a subflow at `name`, or back from
+        one, firing the returned `event` from the calling state `name`."""
+        came.session["flow"] = self.flow.id
+        call = _Call(self, name, came.session, came.params, self._local(came.now))
+        call.prefix, call.effects, call.splits = carried, came.effects, came.splits
+        if event is None:
+            self._enter(call)
+        else:
+            self._fire(call, event)
+        return self._walk(call, "enter", outcome, [], [], redact)
 
     def machine_definition(self) -> dict:
         """The machine's plain dict form (states, transitions, initial): what runs, and what graphs draw."""
@@ -133,7 +156,7 @@ class Engine:
                     value = (
                         value.source
                         if value.template is None
-                        else _number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
+                        else number_or_text(render(value.template, call.context(), f"{value.pos}: set.{var}"))
                     )
                 session["vars"][var] = value
                 call.changed()
@@ -141,7 +164,12 @@ class Engine:
     # -- steps -------------------------------------------------------------------------------
 
     def start(self, session: dict, params: dict, now: datetime, state: str | None = None) -> Step:
-        """A call enters the flow (at its start, or at `state`)."""
+        """A call enters the flow (at its start, or at `state`); a subflow only from a call of it."""
+        if self.flow.returns and not in_subflow(session, self.flow.id):
+            raise WebhookError(f"flow '{self.flow.id}' is a subflow: a call enters it only from a subflow state")
+        return self._start(session, params, now, state)
+
+    def _start(self, session: dict, params: dict, now: datetime, state: str | None = None) -> Step:
         name = state or self.flow.start
         if name not in self.flow.states:
             raise WebhookError(f"flow '{self.flow.id}' has no state '{name}'")
@@ -149,6 +177,7 @@ class Engine:
         # Who called whom, for what outlives the call's requests (voicemail delivery).
         session.setdefault("caller", {k: params.get(k, "") for k in ("From", "To", "Direction", "AnsweredBy")})
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
+        pin_versions(self, session)
         call = _Call(self, name, session, params, self._local(now))
         answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
         if answered is not None:  # machine detection decides before the entry state's prompts and text
@@ -175,6 +204,8 @@ class Engine:
         current = self.flow.states.get(state)
         if current is None:
             raise WebhookError(f"flow '{self.flow.id}' has no state '{state}'")
+        if self.flow.returns and not in_subflow(session, self.flow.id):
+            raise WebhookError(f"flow '{self.flow.id}' is a subflow, and no call of it is on the call's stack")
         if event in f.SCREEN_EVENTS:
             return self._screen_leg(current, session, params, now, event)
         session["flow"] = self.flow.id
@@ -202,7 +233,7 @@ class Engine:
         """The flow's error state, if it has one; None when it has not."""
         if self.flow.error_state is None:
             return None
-        return self.start(session, params, now, self.flow.error_state)
+        return self._start(session, params, now, self.flow.error_state)
 
     def _fire(self, call: _Call, event: str) -> None:
         """Fire one outcome through the prebuilt machine."""
@@ -243,18 +274,23 @@ class Engine:
                 pending = Pending(hook, resume)
                 return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, pending,
                             splits=tuple(call.splits))  # fmt: skip
+            if state is not None and isinstance(state.action, Call | Return):  # into a subflow, or back out
+                cross = call_subflow if isinstance(state.action, Call) else return_from
+                return cross(self, call, state, outcome, segments, rendered, redact)
             if state is None or state.action is not None:
                 break
             variant = "enter"
             self._fire(call, self._split(call, state) if state.split else f.NEXT_EVENT)
         else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
-        twiml = renderer.document(segments, rendered)
+        prefix = call.prefix
+        twiml = renderer.document(segments, rendered, [verbs for _, _, verbs in prefix])
         call.session["state"] = call.state
-        walked = tuple(name for name, _ in segments)
-        document = tuple(segments) if all(verbs is None for verbs in rendered) else None
+        walked = tuple(name for _, name, _ in prefix) + tuple(name for name, _ in segments)
+        flows = tuple(fid for fid, _, _ in prefix) + (self.flow.id,) * len(segments) if prefix else ()
+        document = tuple(segments) if not prefix and all(verbs is None for verbs in rendered) else None
         step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked,
-                    document=document, splits=tuple(call.splits))  # fmt: skip
+                    document=document, splits=tuple(call.splits), walked_flows=flows)  # fmt: skip
         return self._finished(step, redact)
 
     def _split(self, call: _Call, state: f.State) -> str:
@@ -359,16 +395,3 @@ class Engine:
 
     def _local(self, now: datetime) -> datetime:
         return now.astimezone(self.zone)
-
-
-_CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
-
-
-def _number_or_text(value: str):
-    """A rendered `set:` value: a plain number becomes a number (so `when: x > 2` compares numbers);
-    anything else, "0123" and "+15551230000" included, stays text."""
-    if _CANONICAL_NUMBER.match(value):
-        number = float(value) if "." in value else int(value)
-        if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
-            return number
-    return value

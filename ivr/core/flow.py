@@ -393,3 +393,5 @@ class Flow:
     start_pos: Pos | None = None
     error_state_pos: Pos | None = None
     schedules: dict = field(default_factory=dict)  # name -> ivr.core.schedules.Schedule
+    inputs: tuple = ()  # a subflow's declared inputs (ivr.core.subflow.Input)
+    returns: tuple[str, ...] = ()  # a subflow's outcomes (its return states'): declaring them makes it a subflow

@@ -22,6 +22,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.outcomes import expected_digits, one_key_menu
 from ivr.core.references import state_prompts, state_templates, unknown_names
+from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
 from ivr.errors import FlowError, FlowLoadError
@@ -193,7 +194,7 @@ class _FlowChecks:
         names += [c.target for c in state.when] + [v.target for v in state.split] + [state.next] * bool(state.next)
         names += [r.target for r in state.answered_by]
         action = state.action
-        if isinstance(action, f.Hangup | f.Reject):
+        if isinstance(action, f.Hangup | f.Reject | Return):  # a subflow's return leaves it for its caller
             names.append(None)
         elif isinstance(action, f.Gather):  # None: the built-in goodbye
             names += [h.on_max.name if h.on_max and h.on_max.name in self.states else None
@@ -327,7 +328,7 @@ class _FlowChecks:
                 self.add(self.states[name].pos, f"{message} '{until}'{_LONG}", path_join("states", name))
 
     def variables(self, hook_free, hooks: bool) -> None:
-        known = set(f.CONTEXT_NAMES) | self.set_names
+        known = set(f.CONTEXT_NAMES) | self.set_names | {i.name for i in self.flow.inputs}  # a subflow's inputs
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
         if any(s.answered_by for s in self.states.values()):  # an outbound flow: calls bring --var values
             why = "(unless an outbound call brings it with --var or a hook sets it)"

@@ -43,6 +43,8 @@ class Step:
     outcome: str | None = None
     pending: Pending | None = None
     walked: tuple[str, ...] = ()  # every state the document renders, in order: the input-less ones too
+    # The flow of each walked state when the document crosses into or out of a subflow; () when all are `flow`'s.
+    walked_flows: tuple[str, ...] = ()
     # The (state, variant) chain of a document without templates: its flow version renders the same bytes
     # from it again (a retried webhook's answer is kept as this, not as the TwiML). None when templated.
     document: tuple[tuple[str, str], ...] | None = None

@@ -7,6 +7,7 @@ re-rendered, and the TwiML builder escapes it as XML text.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -20,6 +21,7 @@ __all__ = [
     "compile_text",
     "evaluate",
     "is_template",
+    "number_or_text",
     "open_names",
     "parse_condition",
     "parse_text",
@@ -124,3 +126,16 @@ def evaluate(condition, context: dict, where: str = "condition") -> bool:
         return bool(condition(**context))
     except Exception as exc:
         raise FlowRuntimeError(f"{where}: condition failed: {type(exc).__name__}: {exc}") from None
+
+
+_CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
+
+
+def number_or_text(value: str):
+    """A rendered `set:` value, subflow input or returned value: a plain number becomes a number (so
+    `when: x > 2` compares numbers); anything else, "0123" and "+15551230000" included, stays text."""
+    if _CANONICAL_NUMBER.match(value):
+        number = float(value) if "." in value else int(value)
+        if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
+            return number
+    return value

@@ -31,6 +31,7 @@ from ivr.core import flow as f
 from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.outcomes import expected_digits
 from ivr.core.references import spoken_texts
+from ivr.core.subflow import Call, Return
 from ivr.core.templates import render
 
 __all__ = ["CALLBACK_OVERRIDES", "GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
@@ -136,8 +137,8 @@ class Renderer:
         if left[0] <= 0 or not self.is_static(name):
             return
         state = self.flow.states.get(name)  # None: a built-in end (goodbye, apology)
-        if state is not None and isinstance(state.action, f.Run):
-            return  # a hook's outcome decides what follows: that document is built when a call gets there
+        if state is not None and isinstance(state.action, f.Run | Call | Return):
+            return  # a hook's (a subflow's) outcome decides what follows: its document is built when a call gets there
         if state is None or state.action is not None:  # it waits for the caller, or ends the call
             if tuple(segments) not in self._documents:
                 left[0] -= 1
@@ -152,19 +153,23 @@ class Renderer:
         """Whether a state's verbs are the same for every call (no templates)."""
         return name in BUILT_IN or self.static[name]
 
-    def document(self, segments: list[tuple[str, str]], rendered: list[list | None]) -> str:
-        """Serialise a chain of (state, variant) segments; `rendered` holds the verbs of templated ones.
+    def document(self, segments: list[tuple[str, str]], rendered: list[list | None], prefix=()) -> str:
+        """Serialise a chain of (state, variant) segments; `rendered` holds the verbs of templated ones,
+        `prefix` the verbs other flows rendered before them (a document that crossed into or out of a subflow).
 
         Templated states are rendered by the engine as it walks the chain, so each sees the
         variables as they were when the call passed through it.
         """
-        static = all(verbs is None for verbs in rendered)
+        static = not prefix and all(verbs is None for verbs in rendered)
         key = tuple(segments)
         if static:
             cached = self._documents.get(key)
             if cached is not None:
                 return cached
         response = VoiceResponse()
+        for verbs in prefix:
+            for verb in verbs:
+                response.append(verb)
         for (name, variant), verbs in zip(segments, rendered, strict=True):
             for verb in self.verbs(name, variant, None) if verbs is None else verbs:
                 response.append(verb)
@@ -308,8 +313,8 @@ class Renderer:
             return [Hangup()]
         if isinstance(action, f.Reject):
             return [Reject(reason=action.reason)]
-        if isinstance(action, f.Run):
-            return []  # the hook runs on the server; what it chooses follows in the same document
+        if isinstance(action, f.Run | Call | Return):
+            return []  # the hook (subflow) runs on the server; what it chooses follows in the same document
         raise TypeError(f"unknown action {action!r}")
 
     def _prompt(self, prompt, ctx):

@@ -10,6 +10,8 @@ from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import unrouted
 from ivr.core.outcomes import normalize_speech
+from ivr.core.subflow import Call
+from ivr.core.subflow_checks import call_errors, subflow_errors
 from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
@@ -29,12 +31,10 @@ def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True, across_only
             for state in flow.states.values():
                 if isinstance(state.action, f.Redirect):
                     checker.redirect(state.action, path_join("states", state.name))
-            errors.extend(checker.errors)
+            errors.extend(checker.errors + call_errors(flows, flow))
         else:
             errors.extend(validate_flow(flow, flows if closed else None))
-    if closed:
-        errors.extend(_redirect_loops(flows))
-    return errors
+    return errors + (_redirect_loops(flows) if closed else [])
 
 
 def _redirect_loops(flows: dict[str, f.Flow]) -> list[FlowError]:
@@ -120,7 +120,7 @@ class _Checker:
         self.cycles()
         self.chain_sizes()
         self.reject_placement()
-        return self.errors
+        return self.errors + subflow_errors(flow) + (call_errors(self.flows, flow) if self.flows is not None else [])
 
     # -- one state ---------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class _Checker:
                     f"outcome{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                     f"{'have' if len(missing) > 1 else 'has'} nowhere to go: add next: STATE",
                 )
-        else:
+        elif not isinstance(action, Call):  # a subflow's call: its routes are checked with the subflow
             what = type(action).__name__.lower()
             for key, present, pos in (
                 ("routes", state.routes, state.routes[0].pos if state.routes else None),

@@ -47,6 +47,8 @@ def check_target(settings: dict, flows: dict, flow: str, state: str | None) -> N
     if flow not in flows:
         known = ", ".join(sorted(flows)) or "none"
         raise CallRequestError(f"no flow '{flow}' in {where}{did_you_mean(flow, flows)} (flows: {known})")
+    if flows[flow].returns:
+        raise CallRequestError(f"flow '{flow}' is a subflow: a call enters it only from a state that runs it")
     if state is not None and state not in flows[flow].states:
         states = flows[flow].states
         raise CallRequestError(

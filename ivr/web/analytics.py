@@ -125,14 +125,17 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             if before[0] == state and before[1] is not None:  # (the state it was left in, when)
                 waited = round(at - before[1], 3)
             rows.append((sid, fid, state, kind, step.outcome, given, confidence, waited, None, at, None, None, source))
+        # A hook of a document that crossed into or out of a subflow: under the flow of the state it ran in.
+        hook_flows = dict(zip(step.walked, step.walked_flows, strict=False))
         for record in hooks or ():
             latency = record.get("seconds")
             ms = round(latency * 1000, 1) if latency is not None else None
             where = record.get("state")
-            rows.append((sid, fid, where, "hook", record.get("outcome") or ("error" if record.get("error") else None),
+            ran = hook_flows.get(where, fid)
+            rows.append((sid, ran, where, "hook", record.get("outcome") or ("error" if record.get("error") else None),
                          record.get("name"), None, None, ms, at, None, None, source))  # fmt: skip
             if record.get("error"):
-                rows.append((sid, fid, where, "error", f"hook {record.get('name')}", None, None, None, None, at, None,
+                rows.append((sid, ran, where, "error", f"hook {record.get('name')}", None, None, None, None, at, None,
                              None, source))  # fmt: skip
         left = None  # when the caller left the IVR for a person: the Dial or queue that connected was served
         if state is not None and (step.outcome in ("completed", "answered", "bridged")) and kind in ("dial", "queue"):
@@ -147,9 +150,11 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             and not (step.reached_max)
         ):
             walked = walked[1:]  # the state asks again: a retry, not another entry
-        for name in walked:
-            rows.append((sid, fid, name, "entered", None, None, None, None, None, at, None, None, source))
-            reached = states.get(name)
+        # A document that crossed into or out of a subflow: each state under its own flow's id.
+        flows = step.walked_flows[len(step.walked_flows) - len(walked) :] if step.walked_flows else (fid,) * len(walked)
+        for name, where in zip(walked, flows, strict=True):
+            rows.append((sid, where, name, "entered", None, None, None, None, None, at, None, None, source))
+            reached = (states if where == fid else _states(found, where)).get(name)
             if reached is not None and reached.report is not None:
                 mark, marked_at = reached.report, at
         for split, variant in step.splits:
@@ -157,13 +162,21 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
         for text in texts:  # each key is CallSid:flow/state:visit
             sender = text.key.rsplit(":", 2)[-2].rsplit("/", 1)[-1] if text.key.count(":") >= 2 else None
             rows.append((sid, fid, sender, "text", None, None, None, None, None, at, None, None, source))
-        waiting = states.get(step.state)
+        waiting = (states if step.flow == fid else _states(found, step.flow)).get(step.state)
         ends = 1 if (waiting is not None and waiting.ends) or step.state in f.BUILT_IN else 0
         answered = (sid, fid, source, _caller(found, params), params.get("Direction") or None, at, at, step.state,
-                    ends, mark, marked_at, left, fid)  # fmt: skip
+                    ends, mark, marked_at, left, step.flow)  # fmt: skip
         writer.add(rows, answered)
     except Exception:  # the journal is for reports: the caller must not notice it failing
         log.exception("CallSid=%s: the journal could not note this webhook", sid or "-")
+
+
+def _states(found, flow_id: str) -> dict:
+    """The states of another flow a document walked (a subflow, or the flow it returned to)."""
+    try:
+        return found.flows.engine(flow_id).flow.states
+    except Exception:
+        return {}
 
 
 def journal_error(flow_id: str | None, sid: str, state: str | None, at: float, why: str) -> None:

@@ -44,6 +44,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES, Dial, dial_outcomes
+from ivr.core.subflow import stack_of
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
 from ivr.web import security
@@ -254,6 +255,12 @@ def _where(call: PhoneCall) -> tuple[str | None, str | None, list[dict]]:
     return flow, state, visited
 
 
+def _stack(call: PhoneCall) -> list[dict]:
+    """The calling states of the subflows the call is in, outermost first ([] outside subflows)."""
+    session = services().store.get(call.sid) or {}
+    return [{"flow": frame["flow"], "state": frame["state"]} for frame in stack_of(session)]
+
+
 def _dial_outcomes(call: PhoneCall) -> tuple[str, ...]:
     """How the dial the call waits on can end (none when it waits for no dial)."""
     if call.waiting_for != "dial":
@@ -290,6 +297,7 @@ def _view(live: LiveCall, *, everything: bool = False) -> dict:
         "flow": flow,
         "state": state,
         "visited": visited,
+        "stack": _stack(call),
         "waiting_for": call.waiting_for,
         "dial_outcomes": _dial_outcomes(call),
         "ended": call.ended,

@@ -14,6 +14,7 @@ import subprocess
 
 from ivr.core import flow as f
 from ivr.core.graph import NO_GRAPHVIZ, graph_source
+from ivr.core.graph_subflows import calls_subflows, graphviz_with_subflows
 from ivr.core.heat import heat_source
 from ivr.errors import IvrError
 
@@ -28,13 +29,16 @@ TOO_SLOW = (
 )
 
 
-def render(flow: f.Flow, fmt: str, report: dict | None = None) -> bytes:
+def render(flow: f.Flow, fmt: str, report: dict | None = None, flows: dict | None = None) -> bytes:
     """The flow drawn by Graphviz as `svg` or `png`, as a heat map of `report` when given one; IvrError
     naming what to install without Graphviz, or `--format mermaid` for a flow too big for dot
-    (ivr.core.graph.MAX_RANKS_CROSSED) or too slow (DOT_SECONDS)."""
+    (ivr.core.graph.MAX_RANKS_CROSSED) or too slow (DOT_SECONDS). With `flows`, the subflows the flow runs
+    are drawn in clusters beside the states that run them."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"render draws svg or png, not {fmt!r}")
     graph = graph_source(flow, "graphviz") if report is None else heat_source(flow, report, "graphviz")
+    if report is None and flows and calls_subflows(flow):
+        graph = graphviz_with_subflows(flow, flows)
     dot = shutil.which("dot")
     if dot is None:
         raise IvrError(NO_GRAPHVIZ.format(fmt=fmt, missing="its dot program is not on PATH"))

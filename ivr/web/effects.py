@@ -85,11 +85,12 @@ def carry_out_later(response, sid: str, texts: list[SendText]) -> None:
         response.call_on_close(lambda: _send_texts(app, sid, texts))
 
 
-def journal_walk(sid: str, flow: str, states: tuple[str, ...]) -> None:
-    """Note the states a document for the built-in phone rendered: its page marks them, and where the call ended."""
+def journal_walk(sid: str, flow: str, states: tuple[str, ...], flows: tuple[str, ...] = ()) -> None:
+    """Note the states a document for the built-in phone rendered: its page marks them, and where the call ended
+    (`flows`: each state's flow, when the document crossed into or out of a subflow)."""
     journal = services().journal
     if journal is not None and states and from_built_in_phone(request.environ):
-        journal.walk(sid, flow, states)
+        journal.walk(sid, flow, states, flows)
 
 
 def journal_texts(app: Flask, sid: str, texts: list[SendText], *, from_phone: bool) -> bool:

@@ -26,10 +26,11 @@ class Journal:
         with self._lock:
             return list(self._calls.get(sid, ()))
 
-    def walk(self, sid: str, flow: str, states: tuple[str, ...]) -> None:
-        """Note the states one document of the call rendered: a state that waits for nothing leaves no URL behind."""
+    def walk(self, sid: str, flow: str, states: tuple[str, ...], flows: tuple[str, ...] = ()) -> None:
+        """Note the states one document of the call rendered: a state that waits for nothing leaves no URL behind.
+        `flows`: each state's flow, when the document crossed into or out of a subflow."""
         with self._lock:
-            _append(self._walks, sid, [(flow, state) for state in states], self._size)
+            _append(self._walks, sid, list(zip(flows or (flow,) * len(states), states, strict=True)), self._size)
 
     def walked(self, sid: str) -> list[tuple[str, str]]:
         """Every (flow, state) the call's documents rendered, in order."""

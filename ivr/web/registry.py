@@ -144,7 +144,9 @@ class FlowRegistry:
         return flows, engines
 
     def _new_engine(self, flow: f.Flow) -> Engine:
-        return Engine(flow, self.urls, timezone=self.timezone, schedules=self.schedules)
+        engine = Engine(flow, self.urls, timezone=self.timezone, schedules=self.schedules)
+        engine.link = self.engine  # its subflows (and callers), at the versions a call is on
+        return engine
 
     def _keep(self, engine: Engine) -> None:
         key = (engine.flow.id, engine.flow.content_hash)

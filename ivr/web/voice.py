@@ -137,7 +137,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
         if step.state != state and step.state in (engine.flow.error_state, APOLOGY):  # a failed hook sent it there
             metrics.error_answer(engine.flow.id, "apology" if step.state == APOLOGY else "error_state")
         if not screening:  # the answering party's leg walks no state of the caller's
-            journal_walk(sid, step.flow, step.walked)
+            journal_walk(sid, step.flow, step.walked, step.walked_flows)
             journal_answer(engine, sid, state, before, step, params, recorded_hooks(), texts, at)
         response = _xml(step.twiml)
         carry_out_later(response, sid, texts)
@@ -227,7 +227,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
                 except Exception:
                     log.exception("CallSid=%s flow=%s: storing the error state failed", sid, engine.flow.id)
             metrics.error_answer(engine.flow.id, "error_state")
-            journal_walk(params.get("CallSid", ""), step.flow, step.walked)
+            journal_walk(params.get("CallSid", ""), step.flow, step.walked, step.walked_flows)
             journal_answer(engine, params.get("CallSid", ""), None, (None, None), step, params, recorded_hooks(), [],
                            now.timestamp(), error=True)  # fmt: skip
             return step.twiml

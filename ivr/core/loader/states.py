@@ -12,15 +12,28 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http
 from ivr.core.loader.prompts import PromptReader
 from ivr.core.loader.schedules import read_schedules
+from ivr.core.loader.subflows import SubflowReader
 from ivr.core.templates import compile_condition
 from ivr.errors import TemplateProblem
 
 __all__ = ["FlowReader"]
 
-FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "states")
+FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "inputs", "returns", "states")
 DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
-ACTION_KEYS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run", "http")
+ACTION_KEYS = (
+    "gather",
+    "record",
+    "dial",
+    "enqueue",
+    "redirect",
+    "hangup",
+    "reject",
+    "run",
+    "http",
+    "subflow",
+    "return",
+)
 STATE_KEYS = (
     ("description", "sensitive", "set", "report")
     + PROMPT_KEYS
@@ -36,7 +49,7 @@ DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
 
 
-class FlowReader(PromptReader):
+class FlowReader(PromptReader, SubflowReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -98,6 +111,8 @@ class FlowReader(PromptReader):
             start_pos=start_pos,
             error_state_pos=error_pos,
             schedules=schedules,
+            inputs=self.flow_inputs(items),
+            returns=self.flow_returns(items),
         )
 
     def defaults(self, node: yaml.Node | None) -> f.Defaults | None:

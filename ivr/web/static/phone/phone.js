@@ -257,7 +257,9 @@
     if (!call) {
       text.textContent = "Pick a flow and call.";
     } else {
-      const where = el("code", null, `${call.flow || "?"} › ${call.state || "(start)"}`);
+      // Inside a subflow: the calling states first, outermost first (accounts/verify_pin » pin › ask).
+      const stack = (call.stack || []).map((frame) => `${frame.flow}/${frame.state} » `).join("");
+      const where = el("code", null, `${stack}${call.flow || "?"} › ${call.state || "(start)"}`);
       const what = call.ended ? "Call ended at " : "";
       const after = call.ended ? "" : ` ${WAITING[call.waiting_for] || "is busy"}`;
       text.replaceChildren(what, where, after);
