@@ -72,7 +72,9 @@ def check_migrated(db) -> None:
     assert db.query("SELECT call_sid FROM events") == [("CAold",)]
     indexes = {
         "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'events_flow_at'",
-        "postgresql": "SELECT indexname FROM pg_indexes WHERE indexname = 'events_flow_at'",
+        "postgresql": (
+            "SELECT indexname FROM pg_indexes WHERE indexname = 'events_flow_at' AND schemaname = current_schema()"
+        ),
     }[db.name]
     assert db.query(indexes) == [("events_flow_at",)]
 
