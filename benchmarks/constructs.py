@@ -25,7 +25,7 @@ time per request is the median over the batches, through the Flask test client a
 calls. A walk's webhooks are the same in number for every app of a workload, so the ratio per walk
 equals the ratio per webhook.
 
-Run (about four minutes; pinning to one core steadies the numbers, and pins the order API too):
+Run (about two minutes; pinning to one core steadies the numbers, and pins the order API too):
 
     taskset -c 1 python -m benchmarks.constructs
     taskset -c 1 python -m benchmarks.constructs --workloads subflow --rounds 20   # shorter
