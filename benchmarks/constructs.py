@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -216,6 +216,7 @@ def walk(steps: list[tuple[str, dict]]) -> Callable[[str], list[common.Signed]]:
 
 
 def accounts_walk(pin_prefix: str, wrong_first: bool) -> Callable[[str], list[common.Signed]]:
+    """accounts.yaml's balance lookup; `pin_prefix` is where the PIN prompt's Gather reports its keys."""
     steps = [
         ("/voice/accounts", {}),
         ("/voice/accounts/menu", common.press("1")),
@@ -244,8 +245,7 @@ class Workload:
     expect: bytes  # a piece the last answer must hold (the walk went where it should)
     same: Callable[[bytes], bytes] = lambda body: body  # what the check compares
     moment: object = None  # the time the apps see
-    first_sid: int = 0
-    extra: dict = field(default_factory=dict)
+    first_sid: int = 0  # sets its CallSids apart from other workloads'
 
 
 def _app(tmp: Path, name: str, flows: Path, clock: FixedClock, **config):
