@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.core import flow as f
 from ivr.core.effects import HookCall, HookResult, SendText
+from ivr.core.filler import WAIT_EVENT, filler_document
 from ivr.core.http_step import Http, HttpCall, http_call, http_event
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
@@ -190,6 +191,16 @@ class Engine:
             return past_max(step)
         return step
 
+    def finish_hook(self, state: str, session: dict, params: dict, now: datetime, result: HookResult) -> Step:
+        """Go on from a `run:`/`http:` state with its work's result, picked up by a later request (a filler's
+        wait): the same route the walk that stopped there would have taken, in a document of its own."""
+        current = self.flow.states.get(state)
+        if current is None or not isinstance(current.action, f.Run):
+            raise WebhookError(f"state '{state}' of flow '{self.flow.id}' runs no hook to wait for")
+        session["flow"] = self.flow.id
+        call = _Call(self, state, session, params, self._local(now))
+        return self._after_hook(call, result, WAIT_EVENT, [], [], False)
+
     @staticmethod
     def _finished(step: Step, redact: bool) -> Step:
         """Once a request's walk is done (its hooks run too): sensitive input leaves the session."""
@@ -240,7 +251,14 @@ class Engine:
                 def resume(result: HookResult) -> Step:
                     return self._after_hook(call, result, outcome, segments, rendered, redact)
 
-                pending = Pending(hook, resume)
+                waiting = None
+                if state.filler is not None:
+
+                    def waiting(url: str, filler=state.filler) -> tuple[str, tuple[str, ...]]:
+                        document = filler_document(renderer, filler, url, segments, rendered)
+                        return document, tuple(name for name, _ in segments)
+
+                pending = Pending(hook, resume, state.filler, waiting)
                 return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, pending,
                             splits=tuple(call.splits))  # fmt: skip
             if state is None or state.action is not None:

@@ -10,7 +10,7 @@ from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http
-from ivr.core.loader.prompts import PromptReader
+from ivr.core.loader.filler import FillerReader
 from ivr.core.loader.schedules import read_schedules
 from ivr.core.templates import compile_condition
 from ivr.errors import TemplateProblem
@@ -26,7 +26,7 @@ STATE_KEYS = (
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
-    + ("answered_by", "sms", "split")
+    + ("answered_by", "sms", "split", "filler")
 )
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
@@ -36,7 +36,7 @@ DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
 
 
-class FlowReader(PromptReader):
+class FlowReader(FillerReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -212,6 +212,7 @@ class FlowReader(PromptReader):
             split=split or (),
             split_pos=self.pos(items["split"][0]) if split is not None else None,
             report=report,
+            filler=self.filler(items, path, action, voice, language),
         )
 
     def report_mark(self, node: yaml.Node, path: str) -> str | None:
