@@ -125,9 +125,13 @@ def test_a_retried_webhook_and_a_second_wait_never_start_the_work_again(fill_app
     assert len(hooks.calls["lookup"]) == 1
 
 
-def test_a_wait_request_reaching_another_server_finds_the_result(make_app, hooks, tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_wait_request_reaching_another_server_finds_the_result(make_app, hooks, tmp_path, request, kind):
     hooks.use("lookup", _lookup(0.5))
     shared = {"IVR_FLOWS_DIR": str(FLOWS), "IVR_STORE": f"sqlite:///{tmp_path}/shared.sqlite3"}
+    if kind == "redis":
+        shared.update(IVR_STORE=request.getfixturevalue("redis_url"), IVR_REDIS_PREFIX=request.getfixturevalue(
+            "redis_prefix"))  # fmt: skip
     one, two = make_app(shared), make_app(shared)
     params = caller_params(SID)
     first = _post(one, "/voice/fill", params)
