@@ -9,15 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import BASE, caller_params, document, phone_on, said, sign
 
+from ivr.cli import cli
+from ivr.cli.check import check as check_command
 from ivr.core.filler import DEFAULT_AFTER, DEFAULT_DEADLINE
-from ivr.core.loader import read_flow
+from ivr.core.graph import graph_data, mermaid
+from ivr.core.loader import load_flow, read_flow
 from ivr.phone.fakes import FakeTwilioHttp
 from ivr.phone.recording import read_recording
 from ivr.phone.replay import replay
 from ivr.testing import use_fake_twilio
-from ivr.web import replay_target
+from ivr.web import browser, replay_target
 from ivr.web.services import services
 
 FLOWS = Path(__file__).resolve().parent / "flows" / "fillers"
@@ -188,7 +192,7 @@ def test_with_credentials_the_call_moves_on_by_a_live_update(make_app, hooks):
     [
         ('{say: "Hello {{ name }}"}', "states.s.filler.say", "a filler is heard as written"),
         ("{say: Hi, after: 3, deadline: 2}", "states.s.filler.deadline", "must be more than after (3 s)"),
-        ("{say: Hi, deadline: 200}", "states.s.filler.deadline", "must be 0 to 120.0, got 200"),
+        ("{say: Hi, deadline: 200}", "states.s.filler.deadline", "must be 0 to 120, got 200"),
         ("{say: Hi, play: 'https://example.com/a.mp3'}", "states.s.filler", "give one of say or play"),
         ("{say: Hi, wait: 2}", "states.s.filler.wait", "unknown key"),
     ],
@@ -247,3 +251,40 @@ def test_the_journal_counts_wait_requests_apart_from_callers_actions(make_app, h
     assert kinds.count("input") == 0 and kinds.count("hook") == 1
     assert kinds.count("entered") == len({"welcome", "lookup", "found"})
     services(app).events.close()
+
+
+def test_check_reports_a_bad_filler_as_the_loader_does(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    flow = "start: s\nstates:\n  s:\n    run: x\n    filler: {say: Hi, deadline: 200}\n    next: t\n"
+    flow += "  t: {hangup: true}\n"
+    bad.write_text(flow, encoding="utf-8")
+    result = CliRunner().invoke(check_command, [str(bad)], env={"IVR_FLOWS_DIR": None, "IVR_HOOKS": None})
+    assert result.exit_code == 1
+    assert f"{bad}:5:33: error: states.s.filler.deadline: must be 0 to 120, got 200" in result.output
+
+
+def test_the_graph_marks_a_state_with_a_filler():
+    data = graph_data(load_flow(FLOWS / "fill.yaml"))
+    labels = {node["id"]: node["label"] for node in data["nodes"]}
+    assert labels["lookup"] == "lookup (filler)" and labels["found"] == "found"
+    assert 'state "lookup (filler)"' in mermaid(load_flow(FLOWS / "fill.yaml"))
+
+
+def test_the_terminal_phone_prints_the_filler_it_hears(make_app, serve, hooks, monkeypatch):
+    hooks.use("lookup", _lookup(0.3))
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(FLOWS))
+    url = serve(make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_ENV": "development", "TWILIO_AUTH_TOKEN": None}))
+    result = CliRunner().invoke(cli, ["phone", "fill", "--url", url, "--keys", ""], env={"TWILIO_AUTH_TOKEN": None})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"  {FILLER}" in lines and lines.index(f"  {FILLER}") < lines.index(f"  {FOUND}")
+
+
+def test_the_browser_phone_shows_the_filler_it_hears(make_app, hooks):
+    hooks.use("lookup", _lookup(0.3))
+    app = make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_PHONE": "1"})
+    browser.init_app(app)
+    answer = app.test_client().post("/phone/calls", json={"flow": "fill"})
+    assert answer.status_code == 201, answer.json
+    heard = [h["text"] for h in answer.json["heard"]]
+    assert heard[:2] == ["Welcome.", FILLER] and heard[-1] == FOUND

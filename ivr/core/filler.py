@@ -39,9 +39,9 @@ __all__ = [
 
 FILLER_KEYS = ("say", "play", "after", "deadline")
 DEFAULT_AFTER = 2.0  # seconds of silence the caller may hear before the filler starts
-MAX_AFTER = 5.0  # later than this, the caller hears too long a silence (and the webhook nears Twilio's 15 s)
+MAX_AFTER = 5  # later than this, the caller hears too long a silence (and the webhook nears Twilio's 15 s)
 DEFAULT_DEADLINE = 30.0  # seconds the work may take in all, counted from when it started
-MAX_DEADLINE = 120.0  # a caller kept on hold longer than this should be offered something else
+MAX_DEADLINE = 120  # a caller kept on hold longer than this should be offered something else
 WAIT_EVENT = "wait"
 
 
