@@ -288,3 +288,23 @@ def test_the_browser_phone_shows_the_filler_it_hears(make_app, hooks):
     assert answer.status_code == 201, answer.json
     heard = [h["text"] for h in answer.json["heard"]]
     assert heard[:2] == ["Welcome.", FILLER] and heard[-1] == FOUND
+
+
+def test_a_sensitive_input_leaves_the_session_while_the_filler_plays(fill_app, hooks):
+    seen = []
+
+    def lookup(ctx):
+        seen.append(ctx.input["digits"])
+        time.sleep(0.5)
+        return {"outcome": "found"}
+
+    hooks.use("lookup", lookup)
+    params = caller_params(SID)
+    _post(fill_app, "/voice/pin", params)
+    answer = _post(fill_app, "/voice/pin/pin", {**params, "Digits": "4321"})
+    assert said(document(answer)) == ["Checking."]
+    assert services(fill_app).store.get(SID)["input"] == {"digits": "", "speech": "", "confidence": None,
+                                                          "redacted": True}  # fmt: skip
+    assert seen == ["4321"]  # the hook saw it
+    time.sleep(0.6)
+    assert said(document(_post(fill_app, _wait_path(answer), params))) == ["Done."]
