@@ -66,7 +66,7 @@ def test_fast_work_answers_as_without_a_filler(fill_app):
 
 
 def test_slow_work_plays_the_filler_then_the_result(fill_app, hooks):
-    hooks.use("lookup", _lookup(0.3))
+    hooks.use("lookup", _lookup(0.5))
     call = phone_on(fill_app).dial("fill", call_sid=SID)
     assert call.heard[:2] == ["Welcome.", FILLER] and call.heard[-1] == FOUND
     waits = _waits(call)
@@ -93,7 +93,7 @@ def test_work_past_its_deadline_takes_the_error_route(fill_app, hooks, release):
 
 
 def test_failed_slow_work_takes_the_error_route(fill_app, hooks):
-    hooks.use("lookup", _lookup(0.3, fail=True))
+    hooks.use("lookup", _lookup(0.5, fail=True))
     call = phone_on(fill_app).dial("fill", call_sid=SID)
     assert call.heard[:2] == ["Welcome.", FILLER] and call.heard[-1] == SORRY
 
@@ -226,7 +226,7 @@ def test_a_filler_has_sensible_defaults():
 
 
 def test_a_recorded_call_with_a_filler_replays(make_app, hooks, tmp_path):
-    hooks.use("lookup", _lookup(0.3))
+    hooks.use("lookup", _lookup(0.5))
     app = make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_RECORD_DIR": str(tmp_path)})
     call = phone_on(app).dial("fill", call_sid=SID)
     assert FILLER in call.heard and call.heard[-1] == FOUND
@@ -240,7 +240,7 @@ def test_a_recorded_call_with_a_filler_replays(make_app, hooks, tmp_path):
 
 
 def test_the_journal_counts_wait_requests_apart_from_callers_actions(make_app, hooks, tmp_path):
-    hooks.use("lookup", _lookup(0.3))
+    hooks.use("lookup", _lookup(0.5))
     app = make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_EVENTS": f"sqlite:///{tmp_path}/events.sqlite3"})
     call = phone_on(app).dial("fill", call_sid=SID)
     waits = len(_waits(call))
@@ -271,7 +271,7 @@ def test_the_graph_marks_a_state_with_a_filler():
 
 
 def test_the_terminal_phone_prints_the_filler_it_hears(make_app, serve, hooks, monkeypatch):
-    hooks.use("lookup", _lookup(0.3))
+    hooks.use("lookup", _lookup(0.5))
     monkeypatch.setenv("IVR_FLOWS_DIR", str(FLOWS))
     url = serve(make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_ENV": "development", "TWILIO_AUTH_TOKEN": None}))
     result = CliRunner().invoke(cli, ["phone", "fill", "--url", url, "--keys", ""], env={"TWILIO_AUTH_TOKEN": None})
@@ -281,7 +281,7 @@ def test_the_terminal_phone_prints_the_filler_it_hears(make_app, serve, hooks, m
 
 
 def test_the_browser_phone_shows_the_filler_it_hears(make_app, hooks):
-    hooks.use("lookup", _lookup(0.3))
+    hooks.use("lookup", _lookup(0.5))
     app = make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_PHONE": "1"})
     browser.init_app(app)
     answer = app.test_client().post("/phone/calls", json={"flow": "fill"})
