@@ -308,3 +308,34 @@ def test_a_sensitive_input_leaves_the_session_while_the_filler_plays(fill_app, h
     assert seen == ["4321"]  # the hook saw it
     time.sleep(0.6)
     assert said(document(_post(fill_app, _wait_path(answer), params))) == ["Done."]
+
+
+def test_a_refused_live_update_leaves_the_call_to_the_fillers_redirect(make_app, hooks, caplog):
+    release = threading.Event()
+    hooks.use("lookup", _lookup(10, release))
+    app = make_app({"IVR_FLOWS_DIR": str(FLOWS), "IVR_PUBLIC_URL": "https://ivr.example.com"})
+    http = FakeTwilioHttp()
+    refused = threading.Event()
+
+    def gone(request):
+        refused.set()
+        return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+
+    http.respond_with("POST", rf"/Calls/{SID}\.json$", gone)
+    use_fake_twilio(app, http)
+    params = caller_params(SID)
+    url = "https://ivr.example.com/voice/fill"
+    first = app.test_client().post("/voice/fill", data=params, headers={"X-Twilio-Signature": sign(url, params)},
+                                   base_url="https://ivr.example.com")  # fmt: skip
+    wait = _wait_path(first)
+    release.set()
+    assert refused.wait(5)
+    for _ in range(50):  # the worker logs after Twilio answers
+        if any("live call update" in r.getMessage() for r in caplog.records):
+            break
+        time.sleep(0.02)
+    assert any("live call update to lookup's result failed" in r.getMessage() for r in caplog.records)
+    path = wait.removeprefix("https://ivr.example.com")
+    again = app.test_client().post(path, data=params, headers={"X-Twilio-Signature": sign(wait, params)},
+                                   base_url="https://ivr.example.com")  # fmt: skip
+    assert said(document(again)) == [FOUND]

@@ -131,8 +131,14 @@ def _start(found, runner: HookRunner, engine: Engine, hook, filler: Filler, jid:
         job.done.set()
         if not (job.published and client is not None and job.answered.wait(_ANSWERED_WITHIN)):
             return
-        if (store.get(f"job:{jid}") or {}).get("status") == "done":  # no wait request took it meanwhile
+        if (store.get(f"job:{jid}") or {}).get("status") != "done":  # a wait request took it meanwhile
+            return
+        try:
             client.calls(sid).update(url=url, method="POST")
+        except Exception as exc:  # the call ended, or Twilio refused: the filler's own Redirect still comes
+            log.warning("CallSid=%s live call update to %s's result failed (%s); the filler's Redirect picks it "
+                        "up", sid, hook.state, exc)  # fmt: skip
+        else:
             log.info("CallSid=%s moved on to %s's result with a live call update", sid, hook.state)
 
     def guarded() -> None:
