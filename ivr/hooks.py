@@ -151,18 +151,25 @@ class HookRunner:
         self.replaying: list[dict] | None = None  # results recorded with a call, fed back by replay
 
     def run(
-        self, call: HookCall, *, message: dict | None = None, deadline: float | None = None
+        self,
+        call: HookCall,
+        *,
+        message: dict | None = None,
+        deadline: float | None = None,
+        budget: float | None = None,
     ) -> tuple[HookResult, dict]:
         """Call the hook within its timeout, ending by `deadline` (time.monotonic()) when given; return its
-        result and a record of the call."""
+        result and a record of the call. `budget` (a filler's deadline) replaces the timeout."""
         started = time.perf_counter()
         if self.replaying is not None:
             result = self._replayed(call)
         elif isinstance(call, HttpCall):  # an HTTP step: its own timeout, the same budget and bulkheads
-            left = call.timeout if deadline is None else min(call.timeout, deadline - time.monotonic())
+            timeout = call.timeout if budget is None else budget
+            left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
             result = self._send(call, left)
         else:
-            left = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+            timeout = self.timeout if budget is None else budget
+            left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
             result = self._call(call, message, left)
         record = {
             "name": call.name,

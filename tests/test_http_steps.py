@@ -306,3 +306,29 @@ def test_the_shipped_orders_flow_tells_the_status_from_its_api(make_app, flows_d
     call.press("12345#")
     assert call.heard[0] == "Order 1 2 3 4 5 is shipped. Expected delivery: Friday."
     assert _Api.seen[0]["path"] == "/order/12345"
+
+
+def test_a_slow_answer_with_a_filler_is_waited_for_past_the_timeout(make_app, flows_dir, api):
+    """With a filler the step's deadline is its budget: the API answering in 1.5 s is heard, the filler first."""
+    (flows_dir / "slow.yaml").write_text(
+        f"""\
+start: look
+states:
+  look:
+    say: Let me check.
+    http: {{url: "{api}/slow/accounts/1", timeout: 1, save: {{balance: "account.balance"}}}}
+    filler: {{say: Still looking., after: 0.3, deadline: 5}}
+    routes: {{ok: balance, timeout: slow, error: slow}}
+  balance:
+    say: "Your balance is {{{{ balance }}}}."
+    hangup: true
+  slow:
+    say: Our system is slow.
+    hangup: true
+""",
+        encoding="utf-8",
+    )
+    call = phone_on(make_app({"IVR_FLOWS_DIR": str(flows_dir)})).dial("slow")
+    assert call.heard[:2] == ["Let me check.", "Still looking."]
+    assert call.heard[-1] == f"Your balance is {ANSWER['account']['balance']}."
+    assert len(_Api.seen) == 1

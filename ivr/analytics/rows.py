@@ -12,6 +12,7 @@ and a terminal status callback closes it (`ENDED`). The kinds of event row:
     dial, queue  a Dial's or an Enqueue's outcome (detail: DialCallStatus, QueueResult)
     recording    a Record got a recording
     input        any other waiting verb's result
+    wait         a filler's Redirect picked up a slow hook's result (or heard the filler again): no caller action
     split        an A/B split chose a variant (detail: the variant's state)
     hook         a `run:` hook returned (detail: its outcome; latency_ms)
     error        a hook failed, or the webhook answered with the error state
@@ -54,6 +55,8 @@ def keyed_hash(key: bytes, number: str | None) -> str | None:
 
 def answer_class(action: str | None, outcome: str | None, params: dict, reached_max: bool) -> str:
     """The kind of event a waiting verb's result is (see the module's table)."""
+    if outcome == "wait":  # a filler's Redirect picking up slow work: not the caller's action
+        return "wait"
     if outcome in ("no_input", "no_recording", "no_match"):
         return "max_reached" if reached_max else ("no_match" if outcome == "no_match" else "no_input")
     if action == "Gather":

@@ -13,7 +13,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ivr.core import flow as f
-from ivr.core.effects import HookCall, HookResult, SendText
+from ivr.core.effects import HookCall, HookResult
+from ivr.core.entering import answered_by_route, sms_effect
+from ivr.core.filler import WAIT_EVENT, filler_document
 from ivr.core.http_step import Http, HttpCall, http_call, http_event
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
@@ -144,7 +146,7 @@ class Engine:
         call.changed()
         state = self.flow.states.get(call.state)
         if state is not None and state.sms is not None and texts:
-            call.effects.append(self._sms_effect(call, state))
+            call.effects.append(sms_effect(call, state))
         if state is not None and isinstance(state.action, f.Gather):
             menus = session.setdefault("menus", [])  # for `back`: the menus this call went through
             if not menus or menus[-1] != key:
@@ -179,25 +181,13 @@ class Engine:
         session.setdefault("versions", {}).setdefault(self.flow.id, self.flow.content_hash)
         pin_versions(self, session)
         call = _Call(self, name, session, params, self._local(now))
-        answered = self._answered_by(self.flow.states[name], params.get("AnsweredBy", ""))
+        answered = answered_by_route(self.flow.states[name], params.get("AnsweredBy", ""))
         if answered is not None:  # machine detection decides before the entry state's prompts and text
             self._enter(call, texts=False)
             self._fire(call, answered)
         else:
             self._enter(call)
         return self._render(call, "enter", None)
-
-    @staticmethod
-    def _answered_by(state: f.State, answered_by: str) -> str | None:
-        """The answered_by route a call's AnsweredBy takes: its value, else the machine group."""
-        routes = {r.outcome for r in state.answered_by}
-        if not answered_by or not routes:
-            return None
-        if answered_by in routes:
-            return answered_by
-        if answered_by.startswith("machine_") and f.MACHINE in routes:
-            return f.MACHINE
-        return None
 
     def resume(self, state: str, session: dict, params: dict, now: datetime, event: str | None = None) -> Step:
         """The result of `state`'s waiting verb (or the no-input / no-recording redirect)."""
@@ -220,6 +210,16 @@ class Engine:
         if outcome in f.RETRY_EVENTS and call.retry is None and isinstance(current.action, f.Gather):
             return past_max(step)
         return step
+
+    def finish_hook(self, state: str, session: dict, params: dict, now: datetime, result: HookResult) -> Step:
+        """Go on from a `run:`/`http:` state with its work's result, picked up by a later request (a filler's
+        wait): the same route the walk that stopped there would have taken, in a document of its own."""
+        current = self.flow.states.get(state)
+        if current is None or not isinstance(current.action, f.Run):
+            raise WebhookError(f"state '{state}' of flow '{self.flow.id}' runs no hook to wait for")
+        session["flow"] = self.flow.id
+        call = _Call(self, state, session, params, self._local(now))
+        return self._after_hook(call, result, WAIT_EVENT, [], [], False)
 
     @staticmethod
     def _finished(step: Step, redact: bool) -> Step:
@@ -271,7 +271,14 @@ class Engine:
                 def resume(result: HookResult) -> Step:
                     return self._after_hook(call, result, outcome, segments, rendered, redact)
 
-                pending = Pending(hook, resume)
+                waiting = None
+                if state.filler is not None:
+
+                    def waiting(url: str, filler=state.filler) -> tuple[str, tuple[str, ...]]:
+                        document = filler_document(renderer, filler, url, segments, rendered)
+                        return document, tuple(name for name, _ in segments)
+
+                pending = Pending(hook, resume, state.filler, waiting)
                 return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, pending,
                             splits=tuple(call.splits))  # fmt: skip
             if state is not None and isinstance(state.action, Call | Return):  # into a subflow, or back out
@@ -361,22 +368,6 @@ class Engine:
             told = self.renderer.screen_told(state, outcome, call.context)
             twiml = self.renderer.screened_document(accepted, told)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
-
-    def _sms_effect(self, call: _Call, state: f.State) -> SendText:
-        """A text to send after the response: at most once per call, state and visit."""
-        caller = call.session.get("caller", {})
-        outbound = caller.get("Direction", "").startswith("outbound")
-        ours, theirs = (caller.get("From"), caller.get("To")) if outbound else (caller.get("To"), caller.get("From"))
-        sms: f.Sms = state.sms
-        body = (
-            sms.body.source
-            if sms.body.template is None
-            else render(sms.body.template, call.context(), str(sms.body.pos))
-        )
-        to = theirs
-        if sms.to is not None:
-            to = sms.to.source if sms.to.template is None else render(sms.to.template, call.context(), str(sms.to.pos))
-        return SendText(call.visit_key(), to, ours, body)
 
     def _go_back(self, call: _Call, outcome: str | None) -> Step:
         """`back`: the menu before this one; the same menu again when there is none."""

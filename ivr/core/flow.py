@@ -359,6 +359,7 @@ class State:
     split: tuple[Variant, ...] = ()  # an A/B split: each caller goes on to one variant, by share
     split_pos: Pos | None = None  # where `split:` is written (set even when its variants could not be read)
     report: str | None = None  # what reaching the state means for the call's outcome (REPORT_MARKS)
+    filler: object | None = None  # a run/http state's ivr.core.filler.Filler: heard while its work is slow
 
     @property
     def ends(self) -> bool:

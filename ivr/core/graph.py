@@ -185,7 +185,8 @@ def _elements(machine: _FlowGraphMachine, states: list[dict], transitions: list[
     names = [s["name"] for s in states]
     index = {name: i for i, name in enumerate([*names, WAYS_OUT])}
     reached = {target for _source, target in merged}
-    nodes = [_Node(n, n, _kind(flow, n)) for n in names if n not in BUILT_IN or n in reached]
+    nodes = [_Node(n, f"{n} (filler)" if getattr(flow.states.get(n), "filler", None) else n, _kind(flow, n))
+             for n in names if n not in BUILT_IN or n in reached]  # fmt: skip
     if inherited:
         nodes.append(_Node(WAYS_OUT, "every menu", "ways_out"))
     edges = []

@@ -25,6 +25,11 @@ class Pending:
 
     hook: HookCall
     resume: Callable[[HookResult], Step]
+    # The state's filler (ivr.core.filler.Filler), None without one; and, given the wait URL, the document
+    # answered while its work goes on (what the walk rendered so far, the filler, a Redirect to that URL)
+    # with the states it walked.
+    filler: object | None = None
+    waiting: Callable[[str], tuple[str, tuple[str, ...]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,4 +63,4 @@ def past_max(step: Step) -> Step:
     if step.pending is None:
         return replace(step, reached_max=True)
     pending = step.pending
-    return replace(step, reached_max=True, pending=Pending(pending.hook, lambda got: past_max(pending.resume(got))))
+    return replace(step, reached_max=True, pending=replace(pending, resume=lambda got: past_max(pending.resume(got))))

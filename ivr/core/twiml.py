@@ -317,6 +317,10 @@ class Renderer:
             return []  # the hook (subflow) runs on the server; what it chooses follows in the same document
         raise TypeError(f"unknown action {action!r}")
 
+    def prompt_verb(self, prompt) -> Say | Play | Pause:
+        """One prompt without templates (a filler) as its verb."""
+        return self._prompt(prompt, None)
+
     def _prompt(self, prompt, ctx):
         if isinstance(prompt, f.Say):
             # voice "" (written `voice: ""`) drops the flow's default: Twilio's own default voice, no attribute.

@@ -354,7 +354,7 @@ class PhoneCall:
             trail = " -> ".join(dict.fromkeys(self._recent))
             message = f"loop: over {phone.max_automatic} requests in a row with no caller action: {trail}"
             return self._end("error", CallError(0, message))
-        self._recent.append(url)
+        self._recent += [] if "event=wait&" in url else [url]  # a filler's wait for slow work is no loop
         params = {**self._params(status), **(extra or {})}
         self._answered = True
         flow, state = twiml.voice_url(url)

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed, NotFound
 
 from ivr.core.engine import Engine, Step, new_session
+from ivr.core.filler import WAIT_EVENT
 from ivr.core.flow import APOLOGY, SCREEN_EVENTS
 from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
@@ -28,6 +29,7 @@ from ivr.web.effects import carry_out_later, journal_walk
 from ivr.web.http import webhook_params as _params
 from ivr.web.http import xml_response as _xml
 from ivr.web.services import hook_records, recorded_hooks, services
+from ivr.web.waiting import answered, run_hooks, wait_step
 
 __all__ = ["init_app", "voice"]
 
@@ -63,6 +65,10 @@ def enter(flow_id: str):
 def resume(flow_id: str, state: str):
     """The result of a state's waiting verb, or its no-input / no-recording redirect."""
     event = request.args.get("event")
+    if event == WAIT_EVENT:  # a filler's Redirect: the slow work's result, or the filler again
+        job = request.args.get("job", "")
+        return _answer(flow_id, state, lambda engine, session, params, now: wait_step(
+            engine, state, job, session, params, now, hooks_deadline()))  # fmt: skip
     return _answer(
         flow_id, state, lambda engine, session, params, now: engine.resume(state, session, params, now, event)
     )
@@ -125,6 +131,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
             with metrics.store_op("update"):
                 won, seen = commit(store, sid, step.session, seen)
             if won:
+                answered()  # a job this step left running may now move the call on (a live update)
                 if attempt == 0 and existing is None and not screening:
                     metrics.call_started()  # this webhook made the call's session: its first
                 break
@@ -171,7 +178,8 @@ def _step(registry, flow_id: str, state: str | None, step_fn, session: dict, sid
         log.warning("CallSid=%s flow=%s has no state %s any more; the call starts the flow again", sid, flow_id,
                     state)  # fmt: skip
         step_fn = _restart
-    return engine, _run_hooks(step_fn(engine, session, params, now), hooks_deadline())
+    sensitive = state in engine.flow.states and engine.flow.states[state].sensitive
+    return engine, run_hooks(engine, step_fn(engine, session, params, now), hooks_deadline(), redact=sensitive)
 
 
 def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) -> None:

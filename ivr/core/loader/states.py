@@ -11,7 +11,7 @@ from ivr.core.flow import Pos
 from ivr.core.hints import path_join
 from ivr.core.http_step import Http
 from ivr.core.loader.extras import StateExtrasReader
-from ivr.core.loader.prompts import PromptReader
+from ivr.core.loader.filler import FillerReader
 from ivr.core.loader.schedules import read_schedules
 from ivr.core.loader.subflows import SubflowReader
 from ivr.core.templates import compile_condition
@@ -40,7 +40,7 @@ STATE_KEYS = (
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
-    + ("answered_by", "sms", "split")
+    + ("answered_by", "sms", "split", "filler")
 )
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
@@ -50,7 +50,7 @@ DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
 DEFAULT_NO_MATCH = "Sorry, that's not an option."
 
 
-class FlowReader(PromptReader, SubflowReader, StateExtrasReader):
+class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -228,6 +228,7 @@ class FlowReader(PromptReader, SubflowReader, StateExtrasReader):
             split=split or (),
             split_pos=self.pos(items["split"][0]) if split is not None else None,
             report=report,
+            filler=self.filler(items, path, action, voice, language),
         )
 
     def set_vars(self, items: dict, path: str) -> tuple:
