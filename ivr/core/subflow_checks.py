@@ -1,11 +1,12 @@
 """Checks of subflows, for the loader and `check` alike (through `ivr.core.validate`): a subflow's own
 returns, and every call site against the subflow it calls (inputs missing or unknown, returns routed
 that it never returns or returns left with nowhere to go, calls nested past the depth limit or round
-in a circle)."""
+in a circle, documents over 64 kB across a call or a return)."""
 
 from __future__ import annotations
 
 from ivr.core import flow as f
+from ivr.core.document_size import continuation, crossing_size_errors
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.subflow import MAX_DEPTH, Call, Return
@@ -46,7 +47,9 @@ def call_errors(flows: dict[str, f.Flow], flow: f.Flow) -> list[FlowError]:
     for state in flow.states.values():
         if isinstance(state.action, Call):
             _call_site(errors, flows, flow, state)
-    return errors or loop_errors(flows, flow)  # a loop is looked for in call sites that are right
+    # A loop is looked for in call sites that are right, and the size of a document across flows in flows
+    # without such loops.
+    return errors or loop_errors(flows, flow) or crossing_size_errors(flows, flow)
 
 
 def _call_site(errors: list, flows: dict, flow: f.Flow, state: f.State) -> None:
@@ -174,8 +177,7 @@ def _comes_back(flows: dict, flow_id: str, name: str) -> bool:
             caller_id, calling = stack[-1]
             caller = flows[caller_id]
             at = caller.states[calling]
-            routed = [r.target for r in at.routes if r.outcome == action.outcome] or [at.next]
-            nexts = [(caller_id, t, stack[:-1]) for t in routed if t in caller.states]
+            nexts = [(caller_id, t, stack[:-1]) for t in continuation(caller, at, action.outcome)]
         else:
             nexts = [(fid, n, stack) for n in _silent(flow, state)]
         for node in nexts:

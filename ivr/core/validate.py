@@ -6,6 +6,7 @@ Every problem is returned at once, in the loader's format; nothing here raises.
 from __future__ import annotations
 
 from ivr.core import flow as f
+from ivr.core.document_size import MAX_DOCUMENT_BYTES, chain_bytes, inline_successors
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import unrouted
@@ -16,8 +17,6 @@ from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 
-MAX_DOCUMENT_BYTES = 64_000  # Twilio refuses a TwiML body over 64 kB (error 11750)
-_VERB_OVERHEAD = 120  # bytes of markup a verb adds around its text, generously
 _ACTION_OUTCOMES = {f.Dial: f.DIAL_OUTCOMES, f.Record: f.RECORD_OUTCOMES, f.Enqueue: f.ENQUEUE_OUTCOMES}
 
 
@@ -274,12 +273,7 @@ class _Checker:
 
     def _inline_successors(self, state: f.State):
         """States rendered in the same document after this one (it waits for nothing)."""
-        names = [c.target for c in state.when] + [v.target for v in state.split] + ([state.next] if state.next else [])
-        if isinstance(state.action, f.Run):  # a hook answers during the request: what it picks follows inline
-            names += [r.target for r in state.routes] + ([state.on_error.name] if state.on_error else [])
-        elif state.action is not None:
-            return []
-        return [self.flow.states[n] for n in dict.fromkeys(names) if n in self.flow.states]
+        return inline_successors(self.flow, state)
 
     def _silent_successors(self, state: f.State):
         """States the call reaches without waiting for anyone: inline, or through a redirect in this flow."""
@@ -324,14 +318,7 @@ class _Checker:
         memo: dict[str, int] = {}
 
         def size(state: f.State) -> int:
-            if state.name not in memo:
-                own = sum(_prompt_bytes(p) for p in state.prompts) + _VERB_OVERHEAD
-                if isinstance(state.action, f.Gather):
-                    retry = max(sum(_prompt_bytes(p) for p in h.prompts) for h in (state.no_input, state.no_match))
-                    reprompt = sum(_prompt_bytes(p) for p in state.reprompt or state.prompts)
-                    own = max(own, retry + reprompt + _VERB_OVERHEAD)
-                memo[state.name] = own + max((size(s) for s in self._inline_successors(state)), default=0)
-            return memo[state.name]
+            return chain_bytes(self.flow, state, memo)
 
         oversize = [s for s in self.flow.states.values() if size(s) > MAX_DOCUMENT_BYTES]
         # Report where an oversize chain starts, not at every state inside it.
@@ -387,11 +374,3 @@ def _targets(state: f.State) -> set[str]:
         if handler.on_max and isinstance(state.action, f.Gather):
             out.add(handler.on_max.name)
     return out
-
-
-def _prompt_bytes(prompt) -> int:
-    if isinstance(prompt, f.Say):
-        return len(prompt.text.source.encode("utf-8")) + _VERB_OVERHEAD
-    if isinstance(prompt, f.Play):
-        return len(prompt.url.source.encode("utf-8")) + _VERB_OVERHEAD
-    return _VERB_OVERHEAD
