@@ -15,7 +15,7 @@ from itertools import pairwise
 
 from ivr.core import flow as f
 from ivr.core.flow import Pos
-from ivr.core.templates import number_or_text, render
+from ivr.core.templates import value_of
 from ivr.errors import WebhookError
 
 __all__ = ["MAX_DEPTH", "Call", "Input", "Return", "call_subflow", "in_subflow", "pin_versions", "return_from",
@@ -85,9 +85,7 @@ def pin_versions(engine, session: dict) -> None:
 
 
 def _value(value, context, where: str):
-    if isinstance(value, f.Text):
-        return value.source if value.template is None else number_or_text(render(value.template, context, where))
-    return value
+    return value_of(value, context, where) if isinstance(value, f.Text) else value
 
 
 def _carried(engine, call, segments: list, rendered: list) -> list:
