@@ -22,7 +22,7 @@ from ivr.core.outcomes import read_outcome, speech_table
 from ivr.core.schedules import open_function
 from ivr.core.splits import bucket, caller_key, choose, split_event
 from ivr.core.step import Pending, Step, new_session, past_max
-from ivr.core.subflow import Call, Return, call_subflow, in_subflow, pin_versions, return_from
+from ivr.core.subflow import Call, Return, call_subflow, crossing_key, in_subflow, pin_versions, return_from
 from ivr.core.templates import number_or_text, render
 from ivr.core.twiml import Renderer, Urls
 from ivr.errors import WebhookError
@@ -291,10 +291,10 @@ class Engine:
         else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         prefix = call.prefix
-        twiml = renderer.document(segments, rendered, [verbs for _, _, verbs in prefix])
+        twiml = renderer.document(segments, rendered, [verbs for _, _, verbs, _ in prefix], crossing_key(prefix))
         call.session["state"] = call.state
-        walked = tuple(name for _, name, _ in prefix) + tuple(name for name, _ in segments)
-        flows = tuple(fid for fid, _, _ in prefix) + (self.flow.id,) * len(segments) if prefix else ()
+        walked = tuple(name for _, name, *_ in prefix) + tuple(name for name, _ in segments)
+        flows = tuple(fid for fid, *_ in prefix) + (self.flow.id,) * len(segments) if prefix else ()
         document = tuple(segments) if not prefix and all(verbs is None for verbs in rendered) else None
         step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked,
                     document=document, splits=tuple(call.splits), walked_flows=flows)  # fmt: skip

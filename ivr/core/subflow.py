@@ -15,11 +15,11 @@ from itertools import pairwise
 
 from ivr.core import flow as f
 from ivr.core.flow import Pos
-from ivr.core.templates import number_or_text, render
+from ivr.core.templates import value_of
 from ivr.errors import WebhookError
 
-__all__ = ["MAX_DEPTH", "Call", "Input", "Return", "call_subflow", "in_subflow", "pin_versions", "return_from",
-           "stack_of"]  # fmt: skip
+__all__ = ["MAX_DEPTH", "Call", "Input", "Return", "call_subflow", "crossing_key", "in_subflow", "pin_versions",
+           "return_from", "stack_of"]  # fmt: skip
 
 MAX_DEPTH = 8  # subflow calls a call may be inside at once (a flow calling pin calling ... is 1, 2, ...)
 MAX_CROSSINGS = 64  # crossings of flows one document may make (a guard: validation finds the loops)
@@ -85,20 +85,31 @@ def pin_versions(engine, session: dict) -> None:
 
 
 def _value(value, context, where: str):
-    if isinstance(value, f.Text):
-        return value.source if value.template is None else number_or_text(render(value.template, context, where))
-    return value
+    return value_of(value, context, where) if isinstance(value, f.Text) else value
 
 
 def _carried(engine, call, segments: list, rendered: list) -> list:
-    """The document so far, as (flow, state, verbs), for the engine of another flow to go on from."""
-    verbs = [(engine.flow.id, name, engine.renderer.verbs(name, variant, None) if done is None else done)
+    """The document so far, as (flow, state, verbs, key), for the engine of another flow to go on from. A
+    state without templates has a key (its flow and version, the URL base, the state and variant) that
+    names its verbs, the same for every call; a templated one None (see `crossing_key`)."""
+    flow, renderer = engine.flow, engine.renderer
+    static = (flow.id, flow.content_hash, renderer.urls.base)
+    verbs = [(flow.id, name, renderer.verbs(name, variant, None), (*static, name, variant)) if done is None
+             else (flow.id, name, done, None)
              for (name, variant), done in zip(segments, rendered, strict=True)]  # fmt: skip
     carried = [*call.prefix, *verbs]
     crossings = sum(1 for before, after in pairwise(carried) if before[0] != after[0])
     if crossings > MAX_CROSSINGS:
         raise WebhookError(f"flow '{engine.flow.id}' goes in and out of subflows without waiting")
     return carried
+
+
+def crossing_key(carried: list) -> tuple | None:
+    """What the verbs other flows rendered before a document are, as a key that is the same exactly when the
+    verbs are (the keys of their states, none templated); None when any is templated. A flow's version is
+    its text's hash, so a key's states render the same verbs in any engine of the same URL base."""
+    keys = tuple(key for *_, key in carried)
+    return None if None in keys else keys
 
 
 def call_subflow(engine, call, state: f.State, outcome, segments: list, rendered: list, redact: bool):

@@ -8,6 +8,7 @@ re-rendered, and the TwiML builder escapes it as XML text.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -27,6 +28,7 @@ __all__ = [
     "parse_text",
     "render",
     "unknown_variables",
+    "value_of",
 ]
 
 
@@ -139,3 +141,36 @@ def number_or_text(value: str):
         if str(number) == value:  # "2.50" would read back as 2.5: keep it as written
             return number
     return value
+
+
+@lru_cache(maxsize=4096)
+def _lone_variable(source: str) -> str | None:
+    """The variable a template is exactly one reference to (`{{ name }}`, spaces and comments aside), else None."""
+    body = _env.parse(source).body
+    if len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1:
+        node = body[0].nodes[0]
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            return node.name
+    return None
+
+
+def value_of(text, context: dict, where: str):
+    """A `set:` value, subflow input or returned value (an `ivr.core.flow.Text`) as the call gets it: its
+    source without a template, else its rendering through `number_or_text`.
+
+    A template that only names a variable (`{{ account }}`) holding a str, an int or a float is not
+    rendered: Jinja renders such a value as `str(value)`, so `number_or_text` of that text is the same
+    value without the render. Anything else (a missing name, None, a bool, a str subclass, a
+    list, a URL template) is rendered."""
+    template = text.template
+    if template is None:
+        return text.source
+    if template.environment is _env:
+        name = _lone_variable(text.source)
+        value = context.get(name) if name is not None else None
+        kind = type(value)
+        if kind is str:
+            return number_or_text(value)
+        if (kind is int or kind is float) and -(10**15) < value < 10**15:  # str() of a huge int fails: render
+            return number_or_text(str(value))
+    return number_or_text(render(template, context, where))

@@ -153,15 +153,16 @@ class Renderer:
         """Whether a state's verbs are the same for every call (no templates)."""
         return name in BUILT_IN or self.static[name]
 
-    def document(self, segments: list[tuple[str, str]], rendered: list[list | None], prefix=()) -> str:
+    def document(self, segments: list[tuple[str, str]], rendered: list[list | None], prefix=(), crossed=None) -> str:
         """Serialise a chain of (state, variant) segments; `rendered` holds the verbs of templated ones,
-        `prefix` the verbs other flows rendered before them (a document that crossed into or out of a subflow).
+        `prefix` the verbs other flows rendered before them (a document that crossed into or out of a subflow),
+        `crossed` their key when none of them is templated (`ivr.core.subflow.crossing_key`).
 
         Templated states are rendered by the engine as it walks the chain, so each sees the
         variables as they were when the call passed through it.
         """
-        static = not prefix and all(verbs is None for verbs in rendered)
-        key = tuple(segments)
+        static = (not prefix or crossed is not None) and all(verbs is None for verbs in rendered)
+        key = (*crossed, *segments) if prefix and static else tuple(segments)
         if static:
             cached = self._documents.get(key)
             if cached is not None:
