@@ -287,6 +287,27 @@ def workloads(tmp: Path, names: list[str], clock: FixedClock, api: str | None) -
                     moment=OFFICE_HOURS,
                 )
             )
+    if "filler" in names:
+        accounts = (common.FLOWS / "accounts.yaml").read_text()
+        plain = re.sub(r"(?m)^(    # [^\n]*\n)*    filler: [^\n]*\n", "", accounts, count=1)
+        assert plain != accounts, "accounts.yaml's balance lookup has no filler to take away"
+        apps = {
+            "accounts.yaml (its balance lookup with a filler, answered in time)": _app(
+                tmp, "fil", _flows(tmp, "fil"), clock
+            ),
+            "the same without the filler": _app(tmp, "nofil", _flows(tmp, "nofil", {"accounts.yaml": plain}), clock),
+        }
+        out.append(
+            Workload(
+                f"accounts.yaml's balance lookup, the right PIN, filler or none "
+                f"({len(accounts_walk('/voice/pin/', False)('CA'))} webhooks)",
+                apps,
+                dict.fromkeys(apps, accounts_walk("/voice/pin/", False)),
+                [list(apps)[1]],
+                b"is 42.50 dollars.</Say>",
+                moment=OFFICE_HOURS,
+            )
+        )
     if "http" in names:
         register_order_hooks(api)
         orders = (common.FLOWS / "orders.yaml").read_text()
@@ -421,9 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workloads",
         nargs="+",
-        choices=["subflow", "http", "main"],
-        default=["subflow", "http", "main"],
-        help="subflow: accounts.yaml's PIN check; http: orders.yaml's HTTP step; main: main.yaml against the baseline",
+        choices=["subflow", "filler", "http", "main"],
+        default=["subflow", "filler", "http", "main"],
+        help="subflow: accounts.yaml's PIN check; filler: its balance lookup with and without a filler; http: "
+        "orders.yaml's HTTP step; main: main.yaml against the baseline",
     )
     parser.add_argument("--rounds", type=int, default=30, help="interleaved batches per app (default 30)")
     parser.add_argument("--calls", type=int, default=15, help="walks per batch (default 15)")
