@@ -1,7 +1,7 @@
 """Fillers on the web: slow work goes on in the background while the caller hears the state's filler.
 
-A webhook whose walk stops at a `run:`/`http:` state with a `filler:` starts the work on a thread of
-its own and waits for it `after` seconds. Done by then, the answer is the same as without a filler.
+A webhook whose walk stops at a `run:`/`http:` state with a `filler:` starts the work on a job thread
+(a pool per process) and waits for it `after` seconds. Done by then, the answer is the same as without a filler.
 Not done, the webhook answers at once with the walk so far, the filler and a Redirect to the state's
 wait URL (`?event=wait&job=ID`), and keeps a record of the job in the shared store (`job:<id>`: its
 state, the deadline, then the result). Each wait request looks for the result in the store (whichever
@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from flask import Flask, current_app, g
@@ -118,7 +120,7 @@ def _start(found, runner: HookRunner, engine: Engine, hook, filler: Filler, jid:
     job = _Job(jid)
     store = found.store
     url = wait_url(engine.renderer, engine.flow.id, hook.state, jid)
-    client = _live_client(current_app._get_current_object(), url)
+    app = current_app._get_current_object()
     sid = hook.context.get("call_sid", "")
 
     def work() -> None:
@@ -129,7 +131,10 @@ def _start(found, runner: HookRunner, engine: Engine, hook, filler: Filler, jid:
                 _save(store, jid, {"status": "done", "result": [result.outcome, result.vars, result.error],
                                    "record": record})  # fmt: skip
         job.done.set()
-        if not (job.published and client is not None and job.answered.wait(_ANSWERED_WITHIN)):
+        if not job.published:  # answered in time: no filler, nothing to move on (and no REST client made)
+            return
+        client = _live_client(app, url)
+        if client is None or not job.answered.wait(_ANSWERED_WITHIN):
             return
         if (store.get(f"job:{jid}") or {}).get("status") != "done":  # a wait request took it meanwhile
             return
@@ -148,8 +153,24 @@ def _start(found, runner: HookRunner, engine: Engine, hook, filler: Filler, jid:
             log.exception("CallSid=%s job %s of state %s failed", sid, jid, hook.state)
             job.done.set()
 
-    threading.Thread(target=guarded, name=f"ivr-job-{jid[:8]}", daemon=True).start()
+    _workers().submit(guarded)
     return job
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+# Jobs waiting at once, per process: each waits on its hook's bulkhead at most its deadline (120 s).
+_WORKERS = 64
+
+
+def _workers() -> ThreadPoolExecutor:
+    """This process's job threads, made on first use (a forked worker makes its own): a thread per job
+    costs more than the whole of a fast hook's wait."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(_WORKERS, thread_name_prefix="ivr-job"))
+        return _pool[1]
 
 
 def _live_client(app: Flask, url: str):
