@@ -104,6 +104,10 @@ TRIPS = {
         (9, 13, "warning", "states.check.when[0].if",
          "variable 'vip' is never set by set: or gather.save_as and is not part of the call's context"),
     ],
+    "http_variables.yaml": [
+        (9, 12, "warning", "states.look.http.url",
+         "variable 'ordr' is never set by set: or gather.save_as (unless a hook sets it) (did you mean 'order'?)"),
+    ],
     "hook_variables.yaml": [
         (4, 10, "warning", "states.menu.say",
          "variable 'balance' is never set by set: or gather.save_as (unless a hook sets it)"),

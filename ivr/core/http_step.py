@@ -35,6 +35,7 @@ __all__ = [
     "extract",
     "http_call",
     "http_event",
+    "http_texts",
     "json_path",
     "resolve_secrets",
     "saved_vars",
@@ -127,6 +128,25 @@ def http_call(action: Http, flow_id: str, state: str, context: dict, call_sid: s
         status=action.status,
         context={"call_sid": call_sid, "key": key},
     )
+
+
+def http_texts(action: Http) -> list[f.Text]:
+    """Every text of a request that may carry a template (its path, query, headers and body), for `check`."""
+    out = [action.path] if action.path is not None else []
+    out += [text for _, text in action.query] + [text for _, text in action.headers]
+
+    def walk(node) -> None:
+        if isinstance(node, f.Text):
+            out.append(node)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                walk(value)
+
+    walk(action.body)
+    return out
 
 
 def _text(text: f.Text, values: dict) -> str:

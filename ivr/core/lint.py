@@ -329,6 +329,7 @@ class _FlowChecks:
 
     def variables(self, hook_free, hooks: bool) -> None:
         known = set(f.CONTEXT_NAMES) | self.set_names | {i.name for i in self.flow.inputs}  # a subflow's inputs
+        known.add("secrets")  # an HTTP step's `{{ secrets.NAME }}`, checked against IVR_HTTP_SECRETS elsewhere
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
         if any(s.answered_by for s in self.states.values()):  # an outbound flow: calls bring --var values
             why = "(unless an outbound call brings it with --var or a hook sets it)"

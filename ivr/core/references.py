@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 
 from ivr.core import flow as f
 from ivr.core.hints import did_you_mean, path_join
-from ivr.core.http_step import Http
+from ivr.core.http_step import Http, http_texts
 from ivr.core.templates import open_names, parse_condition, parse_text
 from ivr.errors import FlowError
 
@@ -46,6 +46,8 @@ def state_texts(state: f.State) -> list[f.Text]:
     out = spoken_texts(state) + [value for _, value, _ in state.set if isinstance(value, f.Text)]
     if state.sms is not None:
         out += [t for t in (state.sms.body, state.sms.to) if t is not None]
+    if isinstance(state.action, Http):
+        out += http_texts(state.action)
     return out
 
 
