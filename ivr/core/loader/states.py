@@ -233,19 +233,7 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
 
     def set_vars(self, items: dict, path: str) -> tuple:
         """A state's `set:` mapping: (variable, value or text template, position) triples."""
-        if "set" not in items:
-            return ()
-        out = []
-        set_path = path_join(path, "set")
-        for var, (key_node, value_node) in (self.mapping(items["set"][1], set_path) or {}).items():
-            var_path = path_join(set_path, var)
-            if self.variable(key_node, var_path) is None:
-                continue
-            value = self.plain(value_node, var_path)
-            if isinstance(value, str):
-                value = self.text(value_node, var_path)
-            out.append((var, value, self.pos(key_node)))
-        return tuple(out)
+        return self.values(items, "set", path)  # read as a subflow's inputs and return values are
 
     # -- actions -----------------------------------------------------------------------------
 
