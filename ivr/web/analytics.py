@@ -107,12 +107,12 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
         rows = []
         states = flow.states
         kind = None
-        if error:
-            pass
-        elif state is None:
+        # When the caller was left in this request's state (None: unknown, or another state).
+        since = before[1] if state is not None and before[0] == state else None
+        if state is None and not error:
             rows.append((sid, fid, None, "call", params.get("Direction") or None, None, None, None, None, at, None,
                          None, source))  # fmt: skip
-        else:
+        elif state is not None:
             current = states.get(state)
             action = type(current.action).__name__ if current is not None and current.action is not None else None
             kind = answer_class(action, step.outcome, params, step.reached_max)
@@ -121,12 +121,10 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             asked = kind in ("key", "speech", "no_match")  # what the caller said or pressed, nothing else
             given = None if sensitive or not asked else (said or params.get("Digits") or None)
             confidence = _float(params.get("Confidence")) if said and not sensitive else None
-            waited = None
-            if before[0] == state and before[1] is not None:  # (the state it was left in, when)
-                waited = round(at - before[1], 3)
+            waited = None if since is None else round(at - since, 3)
             rows.append((sid, fid, state, kind, step.outcome, given, confidence, waited, None, at, None, None, source))
         # A hook of a document that crossed into or out of a subflow: under the flow of the state it ran in.
-        hook_flows = dict(zip(step.walked, step.walked_flows, strict=False))
+        hook_flows = dict(zip(step.walked, step.walked_flows, strict=False)) if hooks else {}
         for record in hooks or ():
             latency = record.get("seconds")
             ms = round(latency * 1000, 1) if latency is not None else None
@@ -139,7 +137,7 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
                              None, source))  # fmt: skip
         left = None  # when the caller left the IVR for a person: the Dial or queue that connected was served
         if state is not None and (step.outcome in ("completed", "answered", "bridged")) and kind in ("dial", "queue"):
-            left = before[1] if before[0] == state and before[1] is not None else at
+            left = at if since is None else since
         mark = marked_at = None
         walked = step.walked
         if (

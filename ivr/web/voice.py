@@ -162,7 +162,7 @@ def _answer(flow_id: str, state: str | None, step_fn):
     if screening:  # the answering party's leg: never the caller's error state; the caller goes on
         return _xml(screened_document(False))
     journal_error(engine.flow.id if engine is not None else flow_id, params.get("CallSid", ""), state,
-                  now.timestamp(), "webhook failed")  # fmt: skip
+                  found.journal_clock().timestamp(), "webhook failed")  # fmt: skip
     return _xml(_error_twiml(engine, sid, params, now))
 
 
@@ -237,7 +237,7 @@ def _error_twiml(engine: Engine | None, sid: str, params: dict, now: datetime) -
             metrics.error_answer(engine.flow.id, "error_state")
             journal_walk(params.get("CallSid", ""), step.flow, step.walked, step.walked_flows)
             journal_answer(engine, params.get("CallSid", ""), None, (None, None), step, params, recorded_hooks(), [],
-                           now.timestamp(), error=True)  # fmt: skip
+                           services().journal_clock().timestamp(), error=True)  # fmt: skip
             return step.twiml
     metrics.error_answer(engine.flow.id if engine is not None else None, "apology")
     defaults = engine.flow.defaults if engine is not None else None
