@@ -8,18 +8,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ivr.core.dial_model import (  # the dial model, re-exported: f.Dial, f.DIAL_OUTCOMES...
+    ANSWERED_BY,
+    DECLINED,
+    DIAL_OUTCOMES,
+    MACHINE,
+    SCREEN_EVENTS,
+    Dial,
+    DialTarget,
+    Screen,
+    dial_outcomes,
+    dial_outcomes_of,
+)  # fmt: skip
+from ivr.core.positions import Pos, Text
+
 __all__ = [
+    "ANSWERED_BY",
     "ANY_KEY",
     "APOLOGY",
     "BUILT_IN",
     "CONTEXT_NAMES",
+    "DECLINED",
     "DIAL_OUTCOMES",
     "E164",
     "ENQUEUE_OUTCOMES",
     "GOODBYE",
     "HANGUP",
+    "MACHINE",
     "RECORD_OUTCOMES",
     "REPORT_MARKS",
+    "SCREEN_EVENTS",
     "VARIABLE_NAME",
     "Condition",
     "Defaults",
@@ -77,15 +95,6 @@ def variable_name_problem(name: object) -> str | None:
 
 DIGIT_KEY_RE = re.compile(r"[0-9*#]+\Z")
 
-# Twilio's DialCallStatus values; `answered` is what a <Dial> to a conference reports (`dial_outcomes`).
-DIAL_OUTCOMES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
-# Twilio's AnsweredBy values (answering machine detection); `machine` stands for every machine_* one.
-ANSWERED_BY = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
-               "fax", "unknown")  # fmt: skip
-MACHINE = "machine"
-# A screened dial whose answering party did not accept (no key, a voicemail box, a wrong key).
-DECLINED = "declined"
-SCREEN_EVENTS = ("screen", "screened")  # the child leg's requests: the whisper, and its answer
 # Twilio's QueueResult values for <Enqueue action>.
 ENQUEUE_OUTCOMES = ("bridged", "bridging-in-process", "queue-full", "error", "system-error", "hangup",
                     "redirected", "leave")  # fmt: skip
@@ -117,28 +126,6 @@ def say_limit(voice: str | None) -> int:
 def is_digit_key(key: str) -> bool:
     """Whether a route key is pressed on the keypad (digits, * and #) rather than spoken."""
     return bool(DIGIT_KEY_RE.match(key))
-
-
-@dataclass(frozen=True, slots=True)
-class Pos:
-    """Where a node starts: file, 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A string as written, with its compiled template when it has `{{ }}` markup."""
-
-    source: str
-    pos: Pos
-    template: object | None = field(default=None, compare=False, repr=False)
-    path: str = field(default="", compare=False, repr=False)  # the key path, for messages about it
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,48 +180,6 @@ class Record:
     transcribe: bool | None
     trim: bool | None
     pos: Pos
-
-
-@dataclass(frozen=True, slots=True)
-class DialTarget:
-    kind: str  # number, client, sip, conference, queue
-    value: Text
-    pos: Pos
-
-
-@dataclass(frozen=True, slots=True)
-class Screen:
-    """What the answering party hears before the caller is put through, the key that accepts (ANY_KEY: any),
-    and what they hear when no key came (`on_timeout`) and once they accepted (`accepted`)."""
-
-    prompts: tuple
-    key: str
-    timeout: int
-    pos: Pos
-    on_timeout: tuple = ()
-    accepted: tuple = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    targets: tuple[DialTarget, ...]
-    caller_id: Text | None
-    timeout: int | None
-    record: str | None
-    time_limit: int | None
-    hangup_on_star: bool | None
-    pos: Pos
-    screen: Screen | None = None
-
-
-def dial_outcomes(dial: Dial | None) -> tuple[str, ...]:
-    """The DialCallStatus values `dial` can end with (None: a dial of a number): `answered` only for a conference."""
-    return dial_outcomes_of([t.kind for t in dial.targets] if dial is not None else [])
-
-
-def dial_outcomes_of(kinds) -> tuple[str, ...]:
-    """The DialCallStatus values of a dial of these target kinds (number, client, sip, conference, queue)."""
-    return DIAL_OUTCOMES if "conference" in kinds else tuple(o for o in DIAL_OUTCOMES if o != "answered")
 
 
 @dataclass(frozen=True, slots=True)
