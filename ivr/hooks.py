@@ -179,6 +179,8 @@ class HookRunner:
             "error": result.error,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        if result.language is not None:  # replayed as answered: the language it chose
+            record["language"] = result.language
         return result, record
 
     def _bulkhead(self, name: str) -> _Bulkhead:
@@ -248,7 +250,8 @@ class HookRunner:
             return HookResult("error" if isinstance(call, HttpCall) else None,
                               error=f"no recorded result for hook '{call.name}'")  # fmt: skip
         recorded = self.replaying.pop(0)
-        return HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"))
+        return HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"),
+                          recorded.get("language"))  # fmt: skip
 
 
 def _as_result(answer) -> HookResult:
@@ -257,9 +260,13 @@ def _as_result(answer) -> HookResult:
     if isinstance(answer, HookResult):
         return answer
     if isinstance(answer, dict):
-        unknown = set(answer) - {"outcome", "vars"}
+        unknown = set(answer) - {"outcome", "vars", "language"}
         if unknown:
-            raise TypeError(f"a hook returns {{'outcome': ..., 'vars': {{...}}}}; unexpected keys {sorted(unknown)}")
+            raise TypeError(f"a hook returns {{'outcome': ..., 'vars': {{...}}, 'language': ...}}; unexpected keys "
+                            f"{sorted(unknown)}")  # fmt: skip
+        language = answer.get("language")
+        if language is not None and not isinstance(language, str):
+            raise TypeError("'language' is the language the call goes on in, as text: 'es-MX'")
         variables = answer.get("vars") or {}
         if not isinstance(variables, dict):
             raise TypeError("'vars' must be a dict of variable names to values")
@@ -268,7 +275,7 @@ def _as_result(answer) -> HookResult:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"'vars' must hold JSON values (text, numbers, lists, dicts): {exc}") from None
         outcome = answer.get("outcome")
-        return HookResult(None if outcome is None else str(outcome), dict(variables))
+        return HookResult(None if outcome is None else str(outcome), dict(variables), language=language)
     raise TypeError("a hook returns a dict, a HookResult or None")
 
 

@@ -193,7 +193,7 @@ def test_with_credentials_the_call_moves_on_by_a_live_update(make_app, hooks):
         ('{say: "Hello {{ name }}"}', "states.s.filler.say", "a filler is heard as written"),
         ("{say: Hi, after: 3, deadline: 2}", "states.s.filler.deadline", "must be more than after (3 s)"),
         ("{say: Hi, deadline: 200}", "states.s.filler.deadline", "must be 0 to 120, got 200"),
-        ("{say: Hi, play: 'https://example.com/a.mp3'}", "states.s.filler", "give one of say or play"),
+        ("{say: Hi, play: 'https://example.com/a.mp3'}", "states.s.filler", "give one of say, play or msg"),
         ("{say: Hi, wait: 2}", "states.s.filler.wait", "unknown key"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shlex
 import sys
+import urllib.parse
 
 import click
 
@@ -37,6 +38,7 @@ HELP_TOKENS = f"""\
 @click.option("--from", "from_", default="+15551230000", show_default=True, help="The caller's number.")
 @click.option("--to", default="+15559870000", show_default=True, help="The number called.")
 @click.option("--state", help="Enter the flow at this state instead of its start.")
+@click.option("--language", help="Call in this language, of those the flow offers (default: the flow's).")
 @click.option("--url", help="Call a running app (e.g. http://127.0.0.1:5000) instead of the flows in-process.")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Sign requests with this auth token (with --url).")
 @click.option(
@@ -57,6 +59,7 @@ def phone(
     from_: str,
     to: str,
     state: str | None,
+    language: str | None,
     url: str | None,
     token,
     public_url: str | None,
@@ -86,11 +89,17 @@ def phone(
         if state and state not in services(app).flows.flows[flow].states:
             known = ", ".join(sorted(services(app).flows.flows[flow].states))
             raise click.BadParameter(f"flow '{flow}' has no state '{state}' (states: {known})", param_hint="--state")
+        offered = tuple(services(app).flows.flows[flow].localized)
+        if language and language not in offered:
+            known = ", ".join(offered) or "none: it speaks one language"
+            raise click.BadParameter(f"flow '{flow}' does not offer '{language}' (languages: {known})",
+                                     param_hint="--language")  # fmt: skip
     try:
         tokens = shlex.split(script) if script is not None else None
     except ValueError as exc:
         raise click.BadParameter(f"{exc} in {script!r}", param_hint="--keys") from None
-    target = f"/voice/{flow}" + (f"?state={state}" if state else "")
+    query = urllib.parse.urlencode({k: v for k, v in (("state", state), ("language", language)) if v})
+    target = f"/voice/{flow}" + (f"?{query}" if query else "")
     # A fresh CallSid per call, so recordings (IVR_RECORD_DIR) of several calls never merge.
     call = the_phone.dial(target, from_=from_, to=to, call_sid="CA" + secrets.token_hex(16))
     click.echo(f"Calling {flow} from {from_} (CallSid {call.sid})")

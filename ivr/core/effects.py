@@ -30,6 +30,7 @@ class HookResult:
     outcome: str | None = None
     vars: dict = field(default_factory=dict)
     error: str | None = None
+    language: str | None = None  # the call goes on in this language (of those its flow offers)
 
 
 @dataclass(frozen=True, slots=True)

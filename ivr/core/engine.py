@@ -17,71 +17,21 @@ from ivr.core.effects import HookCall, HookResult
 from ivr.core.entering import answered_by_route, sms_effect
 from ivr.core.filler import WAIT_EVENT, filler_document
 from ivr.core.http_step import Http, HttpCall, http_call, http_event
+from ivr.core.language_switch import matching_language, switch_language
+from ivr.core.languages import entry_language
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
-from ivr.core.schedules import open_function
 from ivr.core.splits import bucket, caller_key, choose, split_event
 from ivr.core.step import Pending, Step, new_session, past_max
 from ivr.core.subflow import Call, Return, call_subflow, crossing_key, in_subflow, pin_versions, return_from
 from ivr.core.templates import number_or_text, render
 from ivr.core.twiml import Renderer, Urls
+from ivr.core.walk import Walk as _Call
 from ivr.errors import WebhookError
 
 __all__ = ["Engine", "HookCall", "HookResult", "Pending", "Step", "new_session"]
 
 _MENU_DEPTH = 20
-
-
-class _Call:
-    """The per-request model the prebuilt machine moves: a state name and the call's memory."""
-
-    __slots__ = ("_context", "back", "effects", "engine", "now", "params", "prefix", "retry", "session", "splits",
-                 "state")  # fmt: skip
-
-    def __init__(self, engine: Engine, state: str, session: dict, params: dict, now: datetime) -> None:
-        self.engine = engine
-        self.state = state
-        self.session = session
-        self.params = params
-        self.now = now
-        self.retry: str | None = None
-        self.back = False
-        self.effects: list = []
-        self.splits: list[tuple[str, str]] = []
-        self.prefix: list[tuple[str, str, list]] = []  # the document so far, rendered by flows walked before
-        self._context: dict | None = None
-
-    def changed(self) -> None:
-        """The session changed: templates must see it anew."""
-        self._context = None
-
-    def context(self) -> dict:
-        """The values templates and conditions see; built at most once per change."""
-        if self._context is None:
-            session = self.session
-            variables = session["vars"]
-            self._context = {
-                **variables,
-                "vars": variables,
-                "call": self.params,
-                "input": session.get("input", {}),
-                "recording": session.get("recording", {}),
-                "dial": session.get("dial", {}),
-                "queue": session.get("queue", {}),
-                "now": self.now,
-                "flow": self.engine.flow.id,
-                "state": self.state,
-                "open": open_function(self.engine.schedules, self.now),
-            }
-        return self._context
-
-    def key(self, state: str | None = None) -> str:
-        return f"{self.engine.flow.id}/{state or self.state}"
-
-    def visit_key(self) -> str:
-        """CallSid:flow/state:visit, the same for every attempt at this visit: texts and hooks' side effects."""
-        key = self.key()
-        return f"{self.params.get('CallSid', '')}:{key}:{self.session['visits'].get(key, 0)}"
 
 
 class Engine:
@@ -94,11 +44,17 @@ class Engine:
         # Shared schedules (IVR_SCHEDULES) first; the flow's own of the same name win.
         self.schedules = {**(schedules or {}), **flow.schedules}
         self.zone = ZoneInfo(flow.defaults.timezone or timezone)
-        self.renderer = Renderer(flow, urls or Urls())
-        self.renderer.prepare()  # every document without templates, before any call (and before gunicorn forks)
-        self.speech_routes = {
-            name: speech_table(state) for name, state in flow.states.items() if isinstance(state.action, f.Gather)
+        # One renderer per language the flow offers (each its view of the flow); the default's is `renderer`.
+        self.renderers = {tag: Renderer(view, urls or Urls()) for tag, view in flow.localized.items()}
+        self.renderer = next(iter(self.renderers.values())) if self.renderers else Renderer(flow, urls or Urls())
+        for renderer in self.renderers.values() or (self.renderer,):
+            renderer.prepare()  # every document without templates, before any call (and before gunicorn forks)
+        views = flow.localized or {None: flow}
+        self.speech = {
+            tag: {n: speech_table(state) for n, state in view.states.items() if isinstance(state.action, f.Gather)}
+            for tag, view in views.items()
         }
+        self.speech_routes = next(iter(self.speech.values()))
         self.machine = build_machine(flow, self._on_enter)
         self.events = self.machine.events
         self.calls = {s.action.flow for s in flow.states.values() if isinstance(s.action, Call)}  # its subflows
@@ -121,6 +77,17 @@ class Engine:
         else:
             self._fire(call, event)
         return self._walk(call, "enter", outcome, [], [], redact)
+
+    def language(self, session: dict) -> str | None:
+        """The call's language when this flow offers it, else the flow's default (None: a flow in one language)."""
+        if not self.renderers:
+            return None
+        language = session.get("language")
+        return language if language in self.renderers else next(iter(self.renderers))
+
+    def renderer_for(self, session: dict) -> Renderer:
+        """The renderer of the call's language (this flow's default when it does not offer it)."""
+        return self.renderers.get(session.get("language"), self.renderer) if self.renderers else self.renderer
 
     def machine_definition(self) -> dict:
         """The machine's plain dict form (states, transitions, initial): what runs, and what graphs draw."""
@@ -152,6 +119,8 @@ class Engine:
             if not menus or menus[-1] != key:
                 menus.append(key)
                 del menus[:-_MENU_DEPTH]
+        if state is not None and state.language is not None:
+            switch_language(self.flow, call, state.language)
         if state is not None and state.set:
             for var, value, _pos in state.set:
                 if isinstance(value, f.Text):
@@ -165,10 +134,16 @@ class Engine:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def start(self, session: dict, params: dict, now: datetime, state: str | None = None) -> Step:
-        """A call enters the flow (at its start, or at `state`); a subflow only from a call of it."""
+    def start(
+        self, session: dict, params: dict, now: datetime, state: str | None = None, language: str | None = None
+    ) -> Step:
+        """A call enters the flow (at its start, or at `state`); a subflow only from a call of it. A new call
+        speaks `language` (the entry URL's), else the language of the number it reached, else the default."""
         if self.flow.returns and not in_subflow(session, self.flow.id):
             raise WebhookError(f"flow '{self.flow.id}' is a subflow: a call enters it only from a subflow state")
+        if self.renderers and session.get("language") not in self.renderers:
+            chosen = matching_language(self.renderers, language or session.get("language") or "")
+            session["language"] = chosen or entry_language(self.flow, params) or next(iter(self.renderers))
         return self._start(session, params, now, state)
 
     def _start(self, session: dict, params: dict, now: datetime, state: str | None = None) -> Step:
@@ -200,7 +175,8 @@ class Engine:
             return self._screen_leg(current, session, params, now, event)
         session["flow"] = self.flow.id
         call = _Call(self, state, session, params, self._local(now))
-        outcome = read_outcome(current, params, event, session, self.speech_routes.get(state, ()))
+        speech = self.speech.get(self.language(session), self.speech_routes) if self.renderers else self.speech_routes
+        outcome = read_outcome(current, params, event, session, speech.get(state, ()))
         call.changed()
         self._fire(call, outcome)
         redact = current.sensitive
@@ -249,16 +225,17 @@ class Engine:
     def _render(self, call: _Call, variant: str, outcome: str | None) -> Step:
         return self._walk(call, variant, outcome, [], [])
 
-    def rendered_again(self, document) -> str:
-        """The TwiML of a `Step.document` (a chain without templates), byte for byte as it was answered."""
+    def rendered_again(self, document, language: str | None = None) -> str:
+        """The TwiML of a `Step.document` (a chain without templates, in `Step.language`), byte for byte as it was
+        answered."""
         segments = [(name, variant) for name, variant in document]
-        return self.renderer.document(segments, [None] * len(segments))
+        return self.renderer_for({"language": language}).document(segments, [None] * len(segments))
 
     def _walk(self, call: _Call, variant: str, outcome, segments: list, rendered: list, redact: bool = False) -> Step:
         """Render from the call's state on: input-less states flow on into the same document, up to
         one that waits or ends; a hook pauses the walk, handing the adapter a continuation."""
         states = self.flow.states
-        renderer = self.renderer
+        renderer = self._renderer(call, segments, rendered)
         for _ in range(len(states) + 1):
             name = call.state
             segments.append((name, variant))
@@ -274,7 +251,7 @@ class Engine:
                 waiting = None
                 if state.filler is not None:
 
-                    def waiting(url: str, filler=state.filler) -> tuple[str, tuple[str, ...]]:
+                    def waiting(url: str, filler=state.filler, renderer=renderer) -> tuple[str, tuple[str, ...]]:
                         document = filler_document(renderer, filler, url, segments, rendered)
                         return document, tuple(name for name, _ in segments)
 
@@ -288,6 +265,8 @@ class Engine:
                 break
             variant = "enter"
             self._fire(call, self._split(call, state) if state.split else f.NEXT_EVENT)
+            if self.renderers:
+                renderer = self._renderer(call, segments, rendered)
         else:  # pragma: no cover - validation refuses cycles of states that do not wait
             raise WebhookError(f"flow '{self.flow.id}' loops without waiting at state '{call.state}'")
         prefix = call.prefix
@@ -297,8 +276,22 @@ class Engine:
         flows = tuple(fid for fid, *_ in prefix) + (self.flow.id,) * len(segments) if prefix else ()
         document = tuple(segments) if not prefix and all(verbs is None for verbs in rendered) else None
         step = Step(twiml, self.flow.id, call.state, call.session, tuple(call.effects), outcome, walked=walked,
-                    document=document, splits=tuple(call.splits), walked_flows=flows)  # fmt: skip
+                    document=document, splits=tuple(call.splits), walked_flows=flows,
+                    language=self.language(call.session))  # fmt: skip
         return self._finished(step, redact)
+
+    def _renderer(self, call: _Call, segments: list, rendered: list) -> Renderer:
+        """The renderer of the call's language now. When the language changed since the walk's segments so far
+        were noted (a state's `language:`, a hook's), their verbs are built in the language they were heard in."""
+        renderer = self.renderer_for(call.session)
+        if call.renderer is not None and call.renderer is not renderer:
+            before = call.renderer
+            rendered[:] = [
+                before.verbs(name, variant, None) if verbs is None else verbs
+                for (name, variant), verbs in zip(segments, rendered, strict=True)
+            ]
+        call.renderer = renderer
+        return renderer
 
     def _split(self, call: _Call, state: f.State) -> str:
         """The event to the variant this caller hears: the one this call got before while the split still
@@ -323,6 +316,8 @@ class Engine:
             event = f.ERROR_EVENT
         else:
             call.session["vars"].update(result.vars)
+            if result.language is not None:
+                switch_language(self.flow, call, f.Text(result.language, state.pos))
             call.changed()
             routed = {r.outcome for r in state.routes}
             event = result.outcome if result.outcome in routed else f.NEXT_EVENT
@@ -359,13 +354,13 @@ class Engine:
         # The whisper's templates speak of the caller, not of the leg being answered.
         call = _Call(self, state.name, session, {**params, **session.get("caller", {})}, self._local(now))
         if event == "screen":
-            twiml = self.renderer.whisper_document(state, call.context)
+            twiml = self.renderer_for(session).whisper_document(state, call.context)
         else:
             digits, key = params.get("Digits", ""), state.action.screen.key
             accepted = bool(digits) and key in (f.ANY_KEY, digits)
             screens[state.name] = "accepted" if accepted else "declined"
             outcome = "accepted" if accepted else "declined" if digits else "timeout"
-            told = self.renderer.screen_told(state, outcome, call.context)
+            told = self.renderer_for(session).screen_told(state, outcome, call.context)
             twiml = self.renderer.screened_document(accepted, told)
         return Step(twiml=twiml, flow=self.flow.id, state=state.name, session=session, outcome=event)
 

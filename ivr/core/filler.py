@@ -37,7 +37,7 @@ __all__ = [
     "wait_url",
 ]
 
-FILLER_KEYS = ("say", "play", "after", "deadline")
+FILLER_KEYS = ("say", "play", "msg", "after", "deadline")
 DEFAULT_AFTER = 2.0  # seconds of silence the caller may hear before the filler starts
 MAX_AFTER = 5  # later than this, the caller hears too long a silence (and the webhook nears Twilio's 15 s)
 DEFAULT_DEADLINE = 30.0  # seconds the work may take in all, counted from when it started

@@ -231,6 +231,7 @@ class Route:
     pos: Pos
     target_pos: Pos
     inherited: bool = False  # from the flow's defaults.routes (a way out of every menu)
+    words: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (language, synonyms) when they differ by language
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,7 @@ class State:
     split_pos: Pos | None = None  # where `split:` is written (set even when its variants could not be read)
     report: str | None = None  # what reaching the state means for the call's outcome (REPORT_MARKS)
     filler: object | None = None  # a run/http state's ivr.core.filler.Filler: heard while its work is slow
+    language: Text | None = None  # `language:` the call goes on in this language (of those the flow offers)
 
     @property
     def ends(self) -> bool:
@@ -323,6 +325,9 @@ class Defaults:
     routes: tuple[Route, ...] = ()  # ways out of every menu: "0": operator, "*": repeat, "9": back
     on_message: object | None = None  # hook name, or {"sms": number}
     on_message_pos: Pos | None = None
+    languages: tuple = ()  # the ivr.core.languages.Language each the flow offers; () in one language
+    texts: dict = field(default_factory=dict, compare=False)  # a language view's "goodbye" and "apology" prompts
+    hints: str | None = None  # a language's speech hints, added to every gather's
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,3 +346,7 @@ class Flow:
     schedules: dict = field(default_factory=dict)  # name -> ivr.core.schedules.Schedule
     inputs: tuple = ()  # a subflow's declared inputs (ivr.core.subflow.Input)
     returns: tuple[str, ...] = ()  # a subflow's outcomes (its return states'): declaring them makes it a subflow
+    # language -> this flow's view in it (ivr.core.languages), the default first; {} for a flow in one language
+    localized: dict = field(default_factory=dict, compare=False, repr=False)
+    catalogs: tuple[str, ...] = ()  # the shared catalogs it names (`catalogs:`), besides its own
+    messages: frozenset = frozenset()  # the catalog ids its `msg:` prompts (and built-in words) found, for `check`

@@ -20,6 +20,7 @@ from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
+from ivr.core.loader.catalog_checks import catalog_warnings, language_warnings
 from ivr.core.outcomes import expected_digits, one_key_menu
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.subflow import Return
@@ -44,7 +45,10 @@ _MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _KEY_WORDS = {w: str(i) for i, w in enumerate(_DIGITS)} | {"star": "*", "pound": "#", "hash": "#"}
 _KEY = r"(?:the\s+)?(\d+|[*#]|" + "|".join(_KEY_WORDS) + r")(?:\s+(?:key|sign|button))?(?!\w)"
-_PRESS = re.compile(r"\b(?:press|dial)\s+" + _KEY)
+# "press 2" in the languages flows most often offer: oprima/marque 2, appuyez sur 2, drücken Sie die 2, prema 2.
+_VERBS = (r"press|dial|oprima|pulse|presione|marque|appuyez\s+sur|tapez|composez|drücken\s+sie(?:\s+die)?|premi|prema"
+          r"|digite")  # fmt: skip
+_PRESS = re.compile(r"\b(?:" + _VERBS + r")\s+" + _KEY)
 _MORE = re.compile(r"\s*" + _KEY + r"\s*(?:(?:for|to)\b.*)?\Z", re.DOTALL)  # "..., 2 for support, or 3"
 _UNREACHABLE = "no call can reach this state: nothing leads here from start, error_state or a redirect"
 _NO_END = "a call that comes here can never end: no path leads to a hangup, reject, redirect out or menu goodbye"
@@ -128,6 +132,11 @@ def _check_directory(
         problems += errors + unknown_names(read.flow, hooks, shared, secrets)
         if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
             problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
+            problems += language_warnings(read.flow, flows)
+    names = {name for read in checked for name in (read.flow.id, *read.flow.catalogs)}
+    every = len(checked) == len(flows)  # a catalog no flow reads is reported when every flow is checked
+    problems += [p for p in catalog_warnings(directory, flows)
+                 if every or Path(p.file).name.partition(".")[0] in names]  # fmt: skip
     return problems
 
 
@@ -328,8 +337,9 @@ class _FlowChecks:
                 self.add(self.states[name].pos, f"{message} '{until}'{_LONG}", path_join("states", name))
 
     def variables(self, hook_free, hooks: bool) -> None:
-        known = set(f.CONTEXT_NAMES) | self.set_names | {i.name for i in self.flow.inputs}  # a subflow's inputs
+        known = set(f.CONTEXT_NAMES) | self.set_names | {i.name for i in self.flow.inputs}
         known.add("secrets")  # an HTTP step's `{{ secrets.NAME }}`, checked against IVR_HTTP_SECRETS elsewhere
+        known.add("language")  # the call's language, for a flow that offers several
         why = "(unless a hook sets it)" if hooks else "and is not part of the call's context"
         if any(s.answered_by for s in self.states.values()):  # an outbound flow: calls bring --var values
             why = "(unless an outbound call brings it with --var or a hook sets it)"

@@ -56,6 +56,7 @@ class Step:
     splits: tuple[tuple[str, str], ...] = ()  # (split state, variant) of each split the document walked, in order
     # A no_input or no_match past the state's allowance: the call went to on_max (reports count it apart).
     reached_max: bool = False
+    language: str | None = None  # the language the document speaks, for a flow that offers several (`document`)
 
 
 def past_max(step: Step) -> Step:

@@ -92,8 +92,8 @@ def _carried(engine, call, segments: list, rendered: list) -> list:
     """The document so far, as (flow, state, verbs, key), for the engine of another flow to go on from. A
     state without templates has a key (its flow and version, the URL base, the state and variant) that
     names its verbs, the same for every call; a templated one None (see `crossing_key`)."""
-    flow, renderer = engine.flow, engine.renderer
-    static = (flow.id, flow.content_hash, renderer.urls.base)
+    flow, renderer = engine.flow, call.renderer or engine.renderer_for(call.session)
+    static = (flow.id, flow.content_hash, renderer.urls.base, renderer.flow.defaults.language)
     verbs = [(flow.id, name, renderer.verbs(name, variant, None), (*static, name, variant)) if done is None
              else (flow.id, name, done, None)
              for (name, variant), done in zip(segments, rendered, strict=True)]  # fmt: skip

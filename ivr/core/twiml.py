@@ -29,6 +29,7 @@ from twilio.twiml.voice_response import (
 
 from ivr.core import flow as f
 from ivr.core.flow import BUILT_IN, GOODBYE
+from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
 from ivr.core.references import spoken_texts
 from ivr.core.subflow import Call, Return
@@ -36,8 +37,8 @@ from ivr.core.templates import render
 
 __all__ = ["CALLBACK_OVERRIDES", "GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
 
-GOODBYE_TEXT = "Sorry, we could not get your answer. Please call again later. Goodbye."
-APOLOGY_TEXT = "We're sorry, something went wrong. Please call again later. Goodbye."
+GOODBYE_TEXT = BUILT_IN_TEXTS["goodbye"]
+APOLOGY_TEXT = BUILT_IN_TEXTS["apology"]
 
 
 # Twilio's connection overrides for callbacks whose loss loses data (recording, transcription, call
@@ -227,6 +228,9 @@ class Renderer:
     def verbs(self, name: str, variant: str, context) -> list:
         """The verbs of one state: variant is 'enter', 'no_input' or 'no_match' (a retry)."""
         if name in BUILT_IN:
+            said = self.flow.defaults.texts.get("goodbye" if name == GOODBYE else "apology")  # a language's own
+            if said:
+                return [*(self._prompt(p, None) for p in said), Hangup()]
             text = GOODBYE_TEXT if name == GOODBYE else APOLOGY_TEXT
             return [Say(text, voice=self.flow.defaults.voice, language=self.flow.defaults.language), Hangup()]
         if self.static[name]:
@@ -350,6 +354,8 @@ class Renderer:
         num_digits, _ = expected_digits(state)  # each key waits out the timeout unless Twilio knows how many
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
+        if self.flow.defaults.hints:  # the call's language's own (defaults.languages)
+            hints = f"{hints}, {self.flow.defaults.hints}" if hints else self.flow.defaults.hints
         hints = None if hints is None else _xml_text(hints)  # YAML escapes ("\ud800") can write anything
         return {
             "input": " ".join(inputs),

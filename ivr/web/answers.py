@@ -64,7 +64,7 @@ def stored_answer(session: dict, token: str | None, digest: str | None, registry
     if engine.flow.content_hash != version:  # that version of the flow cannot be had any more
         log.warning("retried webhook: flow %s version %s is gone; the webhook is stepped again", flow_id, version)
         return None
-    return engine.rendered_again(last["document"])
+    return engine.rendered_again(last["document"], last.get("language"))
 
 
 def remember(step: Step, token: str, digest: str, version: str, *, sensitive: bool) -> None:
@@ -75,6 +75,8 @@ def remember(step: Step, token: str, digest: str, version: str, *, sensitive: bo
     elif step.document is not None:
         last = {"token": token, "digest": digest, "flow": step.flow, "version": version,
                 "document": [list(segment) for segment in step.document]}  # fmt: skip
+        if step.language is not None:
+            last["language"] = step.language
     else:
         last = {"token": token, "digest": digest, "twiml": step.twiml}
     step.session["last"] = last

@@ -9,7 +9,7 @@ Each call runs here, on the server, on the same interpreter as the terminal phon
     GET  /phone/flows               {flows: [{id, title, start, states, version}], problems: [text],
                                      queue_results: [result]}
     GET  /phone/flows/<id>/graph    {nodes: [{id, label, kind}], edges: [{source, target, label}], start}
-    POST /phone/calls               {flow, from?, to?, state?} -> 201 {id, heard, flow, state, ...}
+    POST /phone/calls               {flow, from?, to?, state?, language?} -> 201 {id, heard, flow, state, ...}
     GET  /phone/calls/<id>          the call, with everything heard so far
     POST /phone/calls/<id>          {action, value?} -> {heard (new lines), flow, state, visited,
                                     waiting_for, dial_outcomes, ended, end_reason, error, warnings,
@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import secrets
+import urllib.parse
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -129,6 +130,7 @@ def flows():
             "start": flow.start,
             "states": len(flow.states),
             "version": flow.content_hash,
+            "languages": list(flow.localized),  # the default first; [] for a flow in one language
         }
         for fid, flow in sorted(registry.flows.items())
     ]
@@ -167,8 +169,13 @@ def place():
     state = _text(body, "state")
     if state and state not in flow.states:
         raise PhoneRequestRefused(404, f"flow '{flow_id}' has no state '{state}'")
+    language = _text(body, "language")
+    if language and language not in flow.localized:
+        offered = ", ".join(flow.localized) or "none: it speaks one language"
+        raise PhoneRequestRefused(400, f"flow '{flow_id}' does not offer '{language}' (languages: {offered})")
     calls = live_calls()
-    target = f"/voice/{flow_id}" + (f"?state={state}" if state else "")
+    query = urllib.parse.urlencode({k: v for k, v in (("state", state), ("language", language)) if v})
+    target = f"/voice/{flow_id}" + (f"?{query}" if query else "")
     from_, to = _text(body, "from") or "+15551230000", _text(body, "to") or "+15559870000"
     # A fresh CallSid per call: the session store may outlive the process (SQLite).
     sid = "CA" + secrets.token_hex(16)

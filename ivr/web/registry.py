@@ -21,6 +21,7 @@ from ivr.core import flow as f
 from ivr.core.engine import Engine
 from ivr.core.gc_pause import gc_paused
 from ivr.core.loader import graph_errors, load_schedules_file, read_directory, read_flow
+from ivr.core.loader.catalogs import CATALOGS_DIR
 from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
@@ -206,10 +207,17 @@ class FlowRegistry:
         return flow if flow is not None and not problems else None
 
     def _scan(self) -> tuple:
-        try:
-            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
-        except OSError:
-            return ()
-        return tuple(
-            (e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.name.endswith((".yaml", ".yml"))
-        )
+        """What hot reload compares: each flow file's and each catalog file's (catalogs/) name, time and size."""
+        seen = []
+        for directory in (self.directory, os.path.join(self.directory, CATALOGS_DIR)):
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except OSError:
+                continue
+            prefix = "" if directory == self.directory else f"{CATALOGS_DIR}/"
+            seen.extend(
+                (prefix + e.name, e.stat().st_mtime_ns, e.stat().st_size)
+                for e in entries
+                if e.name.endswith((".yaml", ".yml"))
+            )
+        return tuple(seen)

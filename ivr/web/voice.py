@@ -56,9 +56,10 @@ def init_app(app: Flask) -> None:
 # merge_slashes=False: werkzeug would answer /voice//menu with a 308 to /voice/menu; Twilio must get TwiML.
 @voice.route("/voice/<flow_id>", methods=["GET", "POST"], merge_slashes=False)
 def enter(flow_id: str):
-    """A call enters a flow, at its start or at ?state=S."""
-    state = request.args.get("state")
-    return _answer(flow_id, state, lambda engine, session, params, now: engine.start(session, params, now, state))
+    """A call enters a flow, at its start or at ?state=S; in the language ?language=L names, when it offers it."""
+    state, language = request.args.get("state"), request.args.get("language")
+    return _answer(flow_id, state, lambda engine, session, params, now: engine.start(session, params, now, state,
+                                                                                      language))  # fmt: skip
 
 
 @voice.route("/voice/<flow_id>/<state>", methods=["GET", "POST"], merge_slashes=False)
@@ -194,6 +195,8 @@ def _bring_context(store, ctx_id: str, flow_id: str, session: dict, sid: str) ->
         log.warning("CallSid=%s ctx was made for flow %s, not %s; ignored", sid, ctx.get("flow"), flow_id)
         return
     session["vars"].update(ctx.get("vars") or {})
+    if isinstance(session["vars"].get("language"), str):  # an outbound call's `language` variable: the call's
+        session["language"] = session["vars"]["language"]
     session["outbound"] = {"campaign": ctx.get("campaign"), "row": ctx.get("row")}
     store.delete(f"ctx:{ctx_id}")  # re-keyed to the CallSid: the session holds it now
 

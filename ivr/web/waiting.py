@@ -128,8 +128,8 @@ def _start(found, runner: HookRunner, engine: Engine, hook, filler: Filler, jid:
         with job.lock:
             job.result, job.record = result, record
             if job.published:
-                _save(store, jid, {"status": "done", "result": [result.outcome, result.vars, result.error],
-                                   "record": record})  # fmt: skip
+                answer = [result.outcome, result.vars, result.error, result.language]
+                _save(store, jid, {"status": "done", "result": answer, "record": record})
         job.done.set()
         if not job.published:  # answered in time: no filler, nothing to move on (and no REST client made)
             return
@@ -205,7 +205,8 @@ def wait_step(engine: Engine, state: str, jid: str, session: dict, params: dict,
         if not runner.replaying:  # the recorded call heard the filler again here
             return _again(engine, current, session, jid)
         recorded = runner.replaying.pop(0)
-        result = HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"))
+        result = HookResult(recorded.get("outcome"), dict(recorded.get("vars") or {}), recorded.get("error"),
+                            recorded.get("language"))  # fmt: skip
         record = {**recorded, "state": state}
     else:
         look = max(current.filler.after, _LOOK)  # never a tight loop of Redirects, whatever `after` says
@@ -213,8 +214,9 @@ def wait_step(engine: Engine, state: str, jid: str, session: dict, params: dict,
         while True:
             job = found.store.get(key)
             if job is not None and job.get("status") in ("done", "taken") and job.get("result"):
-                outcome, variables, error = job["result"]
-                result, record = HookResult(outcome, variables, error), job.get("record") or {}
+                outcome, variables, error, *language = job["result"]  # (jobs stored before languages: three)
+                result = HookResult(outcome, variables, error, language[0] if language else None)
+                record = job.get("record") or {}
                 break
             if job is None or time.time() > job.get("deadline", 0) + _GRACE:
                 log.error("CallSid=%s state %s: job %s %s; taking its error route", params.get("CallSid", "-"),

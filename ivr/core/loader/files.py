@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.gc_pause import gc_paused
 from ivr.core.hints import did_you_mean
+from ivr.core.loader.catalogs import CATALOGS_DIR, localize_flow
 from ivr.core.loader.source import compose
 from ivr.core.loader.states import FlowReader
 from ivr.core.validate import validate_flows
@@ -81,7 +82,7 @@ def read_directory(directory: str | os.PathLike) -> list[FlowFile]:
                     FlowFile(path, file, "", None, [FlowError(file, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")])
                 )
                 continue
-            flow, problems = read_flow(text, file, path.stem)
+            flow, problems = read_flow(text, file, path.stem, path.parent / CATALOGS_DIR)
             if flow is not None and flow.id in taken:
                 flow, problems = (
                     None,
@@ -164,8 +165,11 @@ def graph_errors(flow: f.Flow) -> list[FlowError]:
     return [e for e in validate_flows({flow.id: flow}, closed=False) if e.severity == "error"]
 
 
-def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[FlowError]]:
-    """Structural reading only: the flow (None if unusable) and the problems found."""
+def read_flow(
+    text: str, file: str, flow_id: str, catalogs: str | os.PathLike | None = None
+) -> tuple[f.Flow | None, list[FlowError]]:
+    """Structural reading only: the flow (None if unusable) and the problems found. A flow that offers
+    languages is read with its catalogs (`catalogs`, else `catalogs/` beside the file) into a view per language."""
     try:
         root = compose(text, file)
     except FlowError as exc:
@@ -178,4 +182,18 @@ def read_flow(text: str, file: str, flow_id: str) -> tuple[f.Flow | None, list[F
         return None, reader.errors
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     flow = reader.flow(root, flow_id, digest)
+    if flow is not None and flow.defaults.languages and not reader.errors:
+        directory = Path(catalogs) if catalogs is not None else Path(file).parent / CATALOGS_DIR
+        flow, problems, catalog_digest = localize_flow(flow, directory, display_path)
+        reader.errors.extend(problems)
+        flow = replace_hash(flow, hashlib.sha256(f"{digest}:{catalog_digest}".encode()).hexdigest()[:16])
     return flow, reader.errors
+
+
+def replace_hash(flow: f.Flow, content_hash: str) -> f.Flow:
+    """The flow and each of its language views with the hash of what they were read from (flow and catalogs)."""
+    views = {tag: replace(view, content_hash=content_hash) for tag, view in flow.localized.items()}
+    base = replace(views[next(iter(views))], localized=views) if views else replace(flow, content_hash=content_hash)
+    if views:
+        views[next(iter(views))] = base
+    return base

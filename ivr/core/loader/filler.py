@@ -30,9 +30,9 @@ class FillerReader(PromptReader):
         if entry is None:
             return None
         self.known_keys(entry, FILLER_KEYS, path)
-        kinds = [k for k in ("say", "play") if k in entry]
+        kinds = [k for k in ("say", "play", "msg") if k in entry]
         if len(kinds) != 1:
-            self.error(node, path, f"{_SHAPE}: give one of say or play")
+            self.error(node, path, f"{_SHAPE}: give one of say, play or msg")
             return None
         kind = kinds[0]
         prompt = self.prompt(kind, entry[kind][1], path_join(path, kind), voice, language)
@@ -40,8 +40,8 @@ class FillerReader(PromptReader):
         deadline = self._seconds(entry, "deadline", path, DEFAULT_DEADLINE, MAX_DEADLINE)
         if prompt is None or after is None or deadline is None:
             return None
-        text = prompt.text if isinstance(prompt, f.Say) else prompt.url
-        if text.template is not None:
+        text = prompt.text if isinstance(prompt, f.Say) else getattr(prompt, "url", None)  # msg: its catalogs'
+        if text is not None and text.template is not None:
             self.error(text.pos, path_join(path, kind), "a filler is heard as written: it takes no {{ templates }}")
             return None
         if deadline <= after:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from ivr.core import flow as f
 from ivr.core.flow import Pos, say_limit
 from ivr.core.hints import path_join
+from ivr.core.languages import Msg
 from ivr.core.loader.actions import ActionReader
 
 __all__ = ["PromptReader"]
@@ -14,14 +17,18 @@ __all__ = ["PromptReader"]
 SAY_KEYS = ("text", "voice", "language", "loop")
 PLAY_KEYS = ("url", "loop")
 PAUSE_KEYS = ("length",)
+KINDS = ("say", "play", "pause", "msg")
+MSG_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
 
 
 class PromptReader(ActionReader):
     """Reads prompts; the flow reader builds states on it."""
 
+    offered: tuple[str, ...] = ()  # the languages the flow offers (set once its defaults are read)
+
     def prompts(self, items: dict, path: str, voice, language) -> tuple:
         """A state's prompts: single say/play/pause keys, or a `prompts:` list, in order."""
-        singles = [k for k in ("say", "play", "pause") if k in items]
+        singles = [k for k in KINDS if k in items]
         if "prompts" in items:
             for key in singles:
                 self.error(items[key][0], path_join(path, key), "use either 'prompts' or single say/play/pause keys")
@@ -32,9 +39,9 @@ class PromptReader(ActionReader):
         """A `prompts:` list: each item one of say, play or pause."""
         out = []
         for item, item_path, entry in self.mappings(node, path):
-            kinds = [k for k in entry if k in ("say", "play", "pause")]
+            kinds = [k for k in entry if k in KINDS]
             if len(entry) != 1 or len(kinds) != 1:
-                self.error(item, item_path, "each prompt is one of say, play or pause, e.g. - say: Hello")
+                self.error(item, item_path, "each prompt is one of say, play, pause or msg, e.g. - say: Hello")
                 continue
             prompt = self.prompt(kinds[0], entry[kinds[0]][1], path_join(item_path, kinds[0]), voice, language)
             if prompt is not None:
@@ -45,11 +52,16 @@ class PromptReader(ActionReader):
         """A reprompt or handler message: text to say, or a prompts list."""
         if isinstance(node, yaml.SequenceNode):
             return self.prompt_list(node, path, voice, language)
+        if isinstance(node, yaml.MappingNode) and len(node.value) == 1 and node.value[0][0].value == "msg":
+            one = self.msg(node.value[0][1], path_join(path, "msg"))  # {msg: ID}: a catalog's prompts
+            return (one,) if one else ()
         say = self.prompt("say", node, path, voice, language)
         return (say,) if say else ()
 
     def prompt(self, kind: str, node: yaml.Node, path: str, voice, language):
-        """One say, play or pause prompt, short or long form; None after an error."""
+        """One say, play, pause or msg prompt, short or long form; None after an error."""
+        if kind == "msg":
+            return self.msg(node, path)
         if kind == "say":
             if isinstance(node, yaml.ScalarNode):
                 text, text_path = self.text(node, path), path
@@ -69,6 +81,13 @@ class PromptReader(ActionReader):
                 language = self._opt(items, "language", path, self.string) or language
             if text is None:
                 return None
+            if self.offered and (isinstance(node, yaml.ScalarNode) or "language" not in items):
+                self.error(
+                    node,
+                    path,
+                    f"this text is in one language, and the flow offers {', '.join(self.offered)}: write it in the"
+                    " catalogs and say msg: ID, or give it a language: to speak it as written in every language",
+                )
             size, limit = len(text.source.encode("utf-8")), say_limit(voice)
             if text.template is None and size > limit:
                 self.error(
@@ -101,6 +120,21 @@ class PromptReader(ActionReader):
         return (
             f.Pause(length or 1, self.pos(node)) if length is not None or isinstance(node, yaml.MappingNode) else None
         )
+
+    def msg(self, node: yaml.Node, path: str) -> Msg | None:
+        """`msg: ID`: a catalog's prompts, in the call's language."""
+        value = self.string(node, path)
+        if value is None:
+            return None
+        if not MSG_ID.match(value):
+            why = "a message id uses letters, digits, '_', '.' and '-', starting with a letter"
+            self.error(node, path, f"{why}: '{value}'")
+            return None
+        if not self.offered:
+            why = "msg: looks a prompt up in the catalogs of the languages the flow offers"
+            self.error(node, path, f"{why}: list them in defaults.languages")
+            return None
+        return Msg(value, self.pos(node), path)
 
     def _loop(self, node: yaml.Node, path: str) -> int | None:
         # Twilio repeats loop: 0 until the call ends: a caller could not get past it.

@@ -10,6 +10,8 @@ from ivr.core import flow as f
 from ivr.core.flow import Pos
 from ivr.core.hints import path_join
 from ivr.core.http_step import Http
+from ivr.core.languages import BUILT_IN_TEXTS, Msg
+from ivr.core.loader.catalogs import LanguagesReader
 from ivr.core.loader.extras import StateExtrasReader
 from ivr.core.loader.filler import FillerReader
 from ivr.core.loader.schedules import read_schedules
@@ -19,9 +21,10 @@ from ivr.errors import TemplateProblem
 
 __all__ = ["FlowReader"]
 
-FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "inputs", "returns", "states")
-DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
-PROMPT_KEYS = ("say", "play", "pause", "prompts")
+FLOW_KEYS = ("title", "description", "defaults", "catalogs", "start", "error_state", "schedules", "inputs", "returns",
+             "states")  # fmt: skip
+DEFAULTS_KEYS = ("voice", "language", "languages", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
+PROMPT_KEYS = ("say", "play", "pause", "msg", "prompts")
 ACTION_KEYS = (
     "gather",
     "record",
@@ -36,7 +39,7 @@ ACTION_KEYS = (
     "return",
 )
 STATE_KEYS = (
-    ("description", "sensitive", "set", "report")
+    ("description", "sensitive", "set", "report", "language")
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
@@ -46,11 +49,11 @@ HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
 WHEN_KEYS = ("if", "next")
 DEFAULT_MAX = 3
-DEFAULT_NO_INPUT = "Sorry, I didn't hear anything."
-DEFAULT_NO_MATCH = "Sorry, that's not an option."
+DEFAULT_NO_INPUT = BUILT_IN_TEXTS["no_input"]
+DEFAULT_NO_MATCH = BUILT_IN_TEXTS["no_match"]
 
 
-class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
+class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -114,21 +117,31 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
             schedules=schedules,
             inputs=self.flow_inputs(items),
             returns=self.flow_returns(items),
+            catalogs=self._opt(items, "catalogs", "", self._catalog_names) or (),
         )
+
+    def _catalog_names(self, node: yaml.Node, path: str) -> tuple[str, ...]:
+        """`catalogs:` the shared catalogs a flow looks messages up in, after its own."""
+        if not self.offered:
+            why = "catalogs hold the prompts of the languages a flow offers"
+            self.error(node, path, f"{why}: list them in defaults.languages")
+        names = [self.name(n, path, "catalog") for n in self.sequence(node, path) or ()]
+        return tuple(n for n in names if n)
 
     def defaults(self, node: yaml.Node | None) -> f.Defaults | None:
         """The `defaults:` mapping: voice, language, time zone, retry handlers, ways out, delivery."""
-        builtin_input = f.Handler((self._builtin_say(DEFAULT_NO_INPUT),), DEFAULT_MAX, None, None)
-        builtin_match = f.Handler((self._builtin_say(DEFAULT_NO_MATCH),), DEFAULT_MAX, None, None)
         if node is None:
-            return f.Defaults(None, None, None, builtin_input, builtin_match, None)
+            return f.Defaults(None, None, None, *self._builtin_handlers(), None)
         items = self.mapping(node, "defaults")
         if items is None:
             return None
         self.known_keys(items, DEFAULTS_KEYS, "defaults")
+        languages = self.languages(items, "defaults")
+        language = self.default_language(items, languages, self._opt(items, "language", "defaults", self.string))
+        self.offered = tuple(sorted((lang.tag for lang in languages), key=lambda tag: tag != language))
+        builtin_input, builtin_match = self._builtin_handlers()
         on_max = self.target(items, "on_max", "defaults")
         voice = self._opt(items, "voice", "defaults", self.string)
-        language = self._opt(items, "language", "defaults", self.string)
         return f.Defaults(
             voice=voice,
             language=language,
@@ -139,7 +152,16 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
             routes=self.routes(items, "defaults", None),
             on_message=self._opt(items, "on_message", "defaults", self.delivery),
             on_message_pos=self.pos(items["on_message"][1]) if "on_message" in items else None,
+            languages=languages,
         )
+
+    def _builtin_handlers(self) -> tuple[f.Handler, f.Handler]:
+        """The retry messages a flow gets when it writes none: built in, or its catalogs' in each language."""
+        if self.offered:  # line 0: the engine's own words (ivr.core.languages), in each language's catalog
+            said = [(Msg(key, Pos(self.file, 0, 0), f"defaults.{key}"),) for key in ("no_input", "no_match")]
+        else:
+            said = [(self._builtin_say(DEFAULT_NO_INPUT),), (self._builtin_say(DEFAULT_NO_MATCH),)]
+        return f.Handler(said[0], DEFAULT_MAX, None, None), f.Handler(said[1], DEFAULT_MAX, None, None)
 
     # -- states ------------------------------------------------------------------------------
 
@@ -229,6 +251,7 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
             split_pos=self.pos(items["split"][0]) if split is not None else None,
             report=report,
             filler=self.filler(items, path, action, voice, language),
+            language=self.state_language(items, path),
         )
 
     def set_vars(self, items: dict, path: str) -> tuple:
@@ -248,6 +271,7 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
         for key, (key_node, value_node) in (self.mapping(items["routes"][1], routes_path) or {}).items():
             key_path = path_join(routes_path, key)
             synonyms: tuple[str, ...] = ()
+            words: tuple = ()
             if isinstance(value_node, yaml.MappingNode):
                 entry = self.mapping(value_node, key_path) or {}
                 self.known_keys(entry, ROUTE_KEYS, key_path)
@@ -255,15 +279,17 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
                     self.error(value_node, key_path, "missing key: to (the state this route leads to)")
                     continue
                 target_node = entry["to"][1]
-                if "synonyms" in entry:
+                if "synonyms" in entry and isinstance(entry["synonyms"][1], yaml.MappingNode):
+                    synonyms, words = self.synonyms_by_language(entry["synonyms"][1], path_join(key_path, "synonyms"))
+                elif "synonyms" in entry:
                     syn_path = path_join(key_path, "synonyms")
-                    words = [self.string(n, syn_path) for n in self.sequence(entry["synonyms"][1], syn_path) or ()]
-                    synonyms = tuple(w for w in words if w)
+                    said = [self.string(n, syn_path) for n in self.sequence(entry["synonyms"][1], syn_path) or ()]
+                    synonyms = tuple(w for w in said if w)
             else:
                 target_node = value_node
             target = self.name(target_node, key_path, "state")
             if target is not None:
-                out.append(f.Route(key, target, synonyms, self.pos(key_node), self.pos(target_node)))
+                out.append(f.Route(key, target, synonyms, self.pos(key_node), self.pos(target_node), words=words))
         return tuple(out)
 
     def when(self, node: yaml.Node, path: str) -> tuple:

@@ -31,6 +31,7 @@
   let keys = "";
   let keyTimer = null;
   let warningsShown = 0;
+  let languages = {}; // flow id -> the languages it offers
   let visited = new Set(); // "flow/state" the call has been in, as the server lists them
   let versions = {}; // flow id -> content version, to redraw a graph after an edit
   const graphs = {}; // "flow@version" -> graph data
@@ -84,8 +85,20 @@
       select.value = [chosen, wanted, "main", ids[0]].find((id) => id && ids.includes(id)) || "";
     }
     versions = Object.fromEntries(data.flows.map((f) => [f.id, f.version]));
+    languages = Object.fromEntries(data.flows.map((f) => [f.id, f.languages || []]));
+    showLanguages();
     if (!data.flows.length) showMessage("No flows are loaded: add YAML files to the flows directory.");
     showGraph(call ? call.flow || select.value : select.value);
+  }
+
+  // A flow in several languages: the caller chooses the one the call starts in (the flow's default first).
+  function showLanguages() {
+    const offered = languages[$("flow").value] || [];
+    const select = $("language");
+    if (offered.join("\n") !== [...select.options].map((o) => o.value).join("\n")) {
+      select.replaceChildren(...offered.map((tag) => new Option(tag, tag)));
+    }
+    $("language-choice").hidden = offered.length < 2;
   }
 
   function showProblems(problems) {
@@ -129,7 +142,9 @@
     $("transcript").replaceChildren();
     setBusy(true);
     try {
-      const data = await api("POST", "/calls", { flow, from: $("from").value, to: $("to").value });
+      const body = { flow, from: $("from").value, to: $("to").value };
+      if (!$("language-choice").hidden) body.language = $("language").value;
+      const data = await api("POST", "/calls", body);
       line("you", `You call ${flow}`);
       apply(data);
     } catch (err) {
@@ -335,7 +350,10 @@
       const key = $("screen-key").value.trim() || "1";
       act("accept", key, `The answering party picks up and presses ${key}`);
     });
-    $("flow").addEventListener("change", () => showGraph($("flow").value));
+    $("flow").addEventListener("change", () => {
+      showLanguages();
+      showGraph($("flow").value);
+    });
     $("audio").addEventListener("ended", nextAudio);
     document.addEventListener("keydown", (event) => {
       if (event.target.closest("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
