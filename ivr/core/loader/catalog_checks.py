@@ -61,9 +61,10 @@ def language_warnings(flow: f.Flow, flows: dict[str, f.Flow]) -> list[FlowError]
         action = state.action
         if isinstance(action, Call) and offered and action.flow in flows:
             sub = flows[action.flow]
-            missing = [tag for tag in offered if tag not in sub.localized]
+            speaks = tuple(sub.localized) or (sub.defaults.language,)
+            missing = [tag for tag in offered if tag not in speaks]
             if missing:
-                heard = next(iter(sub.localized), None) or sub.defaults.language or "its one language"
+                heard = speaks[0] or "its one language"
                 why = f"subflow '{sub.id}' does not offer {', '.join(missing)}: callers in it hear it in {heard}"
                 out.append(_at(action.pos, path_join(path_join("states", state.name), "subflow"), why))
         if not isinstance(action, f.Gather) or len(offered) < 2:
