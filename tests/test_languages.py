@@ -434,3 +434,19 @@ def test_editing_a_catalog_reloads_the_flow(make_app, tmp_path, hooks, monkeypat
     registry.refresh()
     assert registry.flows["shop"].content_hash != before
     assert registry.flows["shop"].localized["es-MX"].states["welcome"].prompts[0].text.source == "¡Bienvenido de nuevo!"
+
+
+def test_the_documented_bilingual_example_answers_as_the_docs_show(tmp_path):
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "flows.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Languages") : doc.index("## Templates")]
+    blocks = dict(re.findall(r"```yaml\n# flows/(\S+)\n(.*?)```", section, re.S))
+    (tmp_path / "catalogs").mkdir()
+    for name, text in blocks.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    engine = Engine(load_flow(tmp_path / "clinic.yaml"))
+    step = start(engine)
+    step = engine.resume("choose", step.session, {"CallSid": "CA1", "Digits": "2"}, NOW)
+    [shown] = re.findall(r"```xml\n(.*?)\n```", section, re.S)
+    assert step.twiml.split("?>", 1)[1] == shown

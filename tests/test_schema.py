@@ -189,12 +189,20 @@ def test_shipped_flow_is_accepted_by_loader_and_schema(path):
 
 def _doc_examples() -> list[tuple[str, str]]:
     blocks = re.findall(r"```yaml\n(# flows/(\S+)\n.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
-    return [(name, text) for text, name in blocks]
+    return [(name, text) for text, name in blocks if not name.startswith("catalogs/")]
+
+
+def _doc_catalogs() -> dict[str, str]:
+    """The catalog files the docs show (`# flows/catalogs/NAME.LANG.yaml`), by file name."""
+    blocks = re.findall(r"```yaml\n(# flows/catalogs/(\S+)\n.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    return {name: text for text, name in blocks}
 
 
 @pytest.mark.parametrize(("name", "text"), _doc_examples(), ids=[n for n, _ in _doc_examples()])
-def test_documented_flow_is_accepted_by_loader_and_schema(name, text):
-    load_flow_text(text, name, Path(name).stem)
+def test_documented_flow_is_accepted_by_loader_and_schema(name, text, tmp_path):
+    for file, catalog in _doc_catalogs().items():  # a flow in several languages reads the catalogs shown beside it
+        (tmp_path / file).write_text(catalog, encoding="utf-8")
+    load_flow_text(text, name, Path(name).stem, catalogs=tmp_path)
     assert schema_errors(text) == []
 
 

@@ -148,10 +148,13 @@ def load_flow(path: str | os.PathLike, *, validate: bool = True) -> f.Flow:
     return load_flow_text(text, display_path(path), path.stem, validate=validate)
 
 
-def load_flow_text(text: str, file: str, flow_id: str, *, validate: bool = True) -> f.Flow:
-    """Load a flow from YAML text; raise FlowLoadError with every problem found."""
+def load_flow_text(
+    text: str, file: str, flow_id: str, *, validate: bool = True, catalogs: str | os.PathLike | None = None
+) -> f.Flow:
+    """Load a flow from YAML text (its catalogs from `catalogs`, else beside `file`); raise FlowLoadError with
+    every problem found."""
     with gc_paused():
-        flow, errors = read_flow(text, file, flow_id)
+        flow, errors = read_flow(text, file, flow_id, catalogs)
     if flow is not None and validate:
         errors.extend(graph_errors(flow))
     if errors or flow is None:
