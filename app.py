@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         if engines[flow_id].flow.returns:  # a subflow: entered only from a state that runs it
             print(f"  {flow_id:<12} subflow (no webhook of its own: states of other flows run it)")
             continue
-        print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}")
+        flow = engines[flow_id].flow
+        languages = f"  (in {', '.join(flow.localized)}: ?language=...)" if flow.localized else ""
+        print(f"  {flow_id:<12} voice webhook: {base.rstrip('/')}/voice/{flow_id}{languages}")
     print(f"  status callback: {base.rstrip('/')}/twilio/status    fallback: {base.rstrip('/')}/twilio/fallback")
     for line in journal_lines(app.config, base):
         print(line)

@@ -135,6 +135,8 @@ def copy_example_flows(directory: Path) -> Path:
     for path in FLOWS.iterdir():
         if path.suffix in (".yaml", ".yml", ".py"):
             shutil.copy(path, directory / path.name)
+    if (FLOWS / "catalogs").is_dir():  # the prompts of the flows that offer several languages
+        shutil.copytree(FLOWS / "catalogs", directory / "catalogs", dirs_exist_ok=True)
     return directory
 
 
