@@ -201,7 +201,11 @@ def test_say_limit_counts_url_encoded_characters_too():
 
 @pytest.mark.parametrize(
     ("voice", "text", "limit"),
-    [("Google.en-US-Neural2-F", "a" * 5001, 5000), ("Polly.Joanna-Neural", "a" * 3001, 3000), ("man", "a" * 4097, 4096)],
+    [
+        ("Google.en-US-Neural2-F", "a" * 5001, 5000),
+        ("Polly.Joanna-Neural", "a" * 3001, 3000),
+        ("man", "a" * 4097, 4096),
+    ],
 )
 def test_say_limit_follows_the_voices_engine(voice, text, limit):
     [error] = load_errors(SAY % (voice, text))
