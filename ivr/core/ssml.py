@@ -19,7 +19,7 @@ from twilio.twiml.voice_response import Say
 
 from ivr.core.positions import Pos, Text
 from ivr.core.templates import compile_text
-from ivr.core.voices import engine_of, say_length_problem
+from ivr.core.voices import engine_of, say_length_problem, ssml_problem
 
 __all__ = [
     "CONTAINERS",
@@ -174,8 +174,22 @@ def build_say(parts, engine: str | None, text_of: Callable[[Text], str], **attrs
     if family not in ("polly", "google") or engine == "google-chirp3-hd":
         say.value = _joined([_plain(p, text_of) for p in parts])
         return say
-    _fill(say, parts, family, text_of)
+    _fill(say, _speakable(parts, engine), family, text_of)
     return say
+
+
+def _speakable(parts, engine: str | None) -> list[Part]:
+    # Polly errors on an element its engine lacks: an emphasis there is its words alone, a pitch is left out.
+    out = []
+    for part in parts:
+        attrs = part.attrs
+        if part.kind == "prosody" and ssml_problem(engine, "prosody", {"pitch": part.attr("pitch")}):
+            attrs = tuple(a for a in attrs if a[0] != "pitch")
+        if part.kind in CONTAINERS and (ssml_problem(engine, CONTAINERS[part.kind]) or (not attrs and part.attrs)):
+            out += _speakable(part.children, engine)
+            continue
+        out.append(Part(part.kind, part.pos, part.text, tuple(_speakable(part.children, engine)), attrs))
+    return out
 
 
 def _plain(part: Part, text_of) -> str:
