@@ -389,7 +389,7 @@ STATES = [
     ("say: [{date: {text: '{{ due }}', format: mdy}}, {currency: $5}, {telephone: '+15551230000'}], next: t", True),
     ("say: [{date: {text: x, format: dmyy}}], next: t", False),
     (
-        "say: [{sub: {text: W3C, alias: World Wide Web Consortium}}, {phoneme: {text: tomato, ph: t@meItoU}}], next: t",
+        "say: [{sub: {text: W3C, alias: W three C}}, {phoneme: {text: tomato, ph: t@meItoU}}], next: t",
         True,
     ),
     ("say: [{sub: W3C}], next: t", False),
