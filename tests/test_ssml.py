@@ -4,6 +4,8 @@ caller input kept as text, long rendered texts cut to Twilio's limits, and heard
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -163,3 +165,21 @@ def test_the_phone_reports_twilios_13521_for_a_say_over_its_limit():
     assert [(w.code, w.message.split(": ", 1)[1]) for w in call.warnings] == [
         (13521, "Say text is 3001 bytes; Twilio's limit for voice Polly.Joanna is 3000")
     ]
+
+
+# -- the reference -----------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "flows.md"
+
+
+@pytest.mark.parametrize("name", ["voices", "ssml"])
+def test_the_documented_voices_and_ssml_examples_render_the_documented_twiml(name):
+    text = DOCS.read_text(encoding="utf-8")
+    flow_text, xml = re.search(rf"```yaml\n(# flows/{name}\.yaml\n.*?)```.*?```xml\n(.*?)\n```", text, re.S).groups()
+    flow = load_flow_text(flow_text, f"flows/{name}.yaml", name)
+    renderer = Renderer(flow, Urls())
+    segments = [(state, "enter") for state in flow.states]
+    rendered = [None if renderer.is_static(s) else renderer.verbs(s, v, lambda: {"pin": "4821"}) for s, v in segments]
+    body = renderer.document(segments, rendered)
+    check_twiml(body.encode())
+    assert body.removeprefix('<?xml version="1.0" encoding="UTF-8"?>') == xml
