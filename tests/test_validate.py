@@ -180,8 +180,8 @@ def test_say_over_the_limit_names_the_key_as_written():
 
 @pytest.mark.parametrize(
     ("voice", "text"),
-    [("Polly.Joanna", "a" * 3000), ("alice", "a" * 4096), ("Polly.Joanna", "é" * 1500)],
-    ids=["polly-3000", "basic-4096", "polly-3000-bytes-of-accents"],
+    [("Polly.Joanna", "a" * 3000), ("alice", "a" * 4096), ("Polly.Joanna", "é" * 750)],
+    ids=["polly-3000", "basic-4096", "polly-accents-at-4500-url-encoded"],
 )
 def test_say_at_the_limit_loads(voice, text):
     flow = load(SAY % (voice, text))
@@ -191,6 +191,34 @@ def test_say_at_the_limit_loads(voice, text):
 def test_say_limit_counts_bytes_not_characters():
     [error] = load_errors(SAY % ("Polly.Joanna", "é" * 1501))
     assert error.message.startswith("Say text is 3002 bytes; Twilio's limit for voice Polly.Joanna is 3000")
+
+
+def test_say_limit_counts_url_encoded_characters_too():
+    """Twilio's 13521: whatever the voice, the text URL-encoded is at most 4,500 characters (é is %C3%A9)."""
+    [error] = load_errors(SAY % ("Polly.Joanna", "é" * 751))
+    assert error.message.startswith("Say text is 4506 characters URL-encoded; Twilio's limit is 4500")
+
+
+@pytest.mark.parametrize(
+    ("voice", "text", "limit"),
+    [
+        ("Google.en-US-Neural2-F", "a" * 5001, 5000),
+        ("Polly.Joanna-Neural", "a" * 3001, 3000),
+        ("man", "a" * 4097, 4096),
+    ],
+)
+def test_say_limit_follows_the_voices_engine(voice, text, limit):
+    [error] = load_errors(SAY % (voice, text))
+    assert f"Twilio's limit for voice {voice} is {limit}" in error.message
+
+
+def test_polly_does_not_count_ssml_tags_and_google_does():
+    def parts(letters: int) -> str:
+        return "[" + ", ".join(["{break: 1s}"] * 100 + ["a" * letters]) + "]"
+
+    assert load(SAY % ("Polly.Joanna", parts(2990))).states["a"].prompts[0].parts
+    [error] = load_errors(SAY % ("Google.en-US-Neural2-F", parts(4000)))
+    assert "with its SSML tags; Twilio's limit for voice Google.en-US-Neural2-F is 5000" in error.message
 
 
 def test_polly_limit_is_lower_than_basic():

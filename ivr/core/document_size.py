@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ivr.core import flow as f
 from ivr.core.hints import path_join
+from ivr.core.ssml import walk
 from ivr.core.subflow import MAX_DEPTH, Call, Return
 from ivr.errors import FlowError
 
@@ -19,12 +20,13 @@ __all__ = ["MAX_DOCUMENT_BYTES", "chain_bytes", "continuation", "crossing_size_e
 
 MAX_DOCUMENT_BYTES = 64_000  # Twilio refuses a TwiML body over 64 kB (error 11750)
 _VERB_OVERHEAD = 120  # bytes of markup a verb adds around its text, generously
+_SSML_OVERHEAD = 60  # and an SSML part around its own (<say-as interpret-as="telephone">...</say-as>)
 _ADVICE = "over Twilio's 64 kB; add a gather or split the text"
 
 
 def _prompt_bytes(prompt) -> int:
     if isinstance(prompt, f.Say):
-        return len(prompt.text.source.encode("utf-8")) + _VERB_OVERHEAD
+        return len(prompt.text.source.encode("utf-8")) + _VERB_OVERHEAD + _SSML_OVERHEAD * len(walk(prompt.parts))
     if isinstance(prompt, f.Play):
         return len(prompt.url.source.encode("utf-8")) + _VERB_OVERHEAD
     return _VERB_OVERHEAD

@@ -66,7 +66,6 @@ __all__ = [
     "dial_outcomes",
     "dial_outcomes_of",
     "is_digit_key",
-    "say_limit",
     "variable_name_problem",
 ]
 
@@ -114,15 +113,6 @@ BACK = "back"
 SPECIAL_TARGETS = (REPEAT, BACK)
 
 
-def say_limit(voice: str | None) -> int:
-    """Twilio's <Say> text limit for a voice: Polly 3,000, Google 5,000, basic voices 4,096."""
-    if voice and voice.startswith("Polly."):
-        return 3000
-    if voice and voice.startswith("Google."):
-        return 5000
-    return 4096
-
-
 def is_digit_key(key: str) -> bool:
     """Whether a route key is pressed on the keypad (digits, * and #) rather than spoken."""
     return bool(DIGIT_KEY_RE.match(key))
@@ -130,11 +120,12 @@ def is_digit_key(key: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Say:
-    text: Text
+    text: Text  # the words said, templates in place (with parts: their words, joined)
     voice: str | None
     language: str | None
     loop: int | None
     pos: Pos
+    parts: tuple = ()  # SSML parts (ivr.core.ssml.Part), when the text is written as a list
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Warnings, each at the key it is about: states no call reaches; states after whic
 never end; menus whose prompt and keys disagree; keys num_digits cuts off; retries without end;
 dial targets and Play URLs Twilio refuses; dial targets and URLs built from caller input that no
 pattern limits (`caller_input`); prompts over 30 s before the caller can act; template variables
-nothing sets. Unknown hooks and schedules are errors, as when the app starts.
+nothing sets; voices Twilio may not know, and SSML their engine does not speak (`voice_checks`).
+Unknown hooks and schedules are errors, as when the app starts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
+from ivr.core.voice_checks import voice_warnings
 from ivr.errors import FlowError, FlowLoadError
 
 __all__ = ["MAX_WAIT", "Report", "run_checks"]
@@ -257,7 +259,7 @@ class _FlowChecks:
                     self.add(text.pos, f"{what} built from caller input ({', '.join(sources)}); {chooses}", text.path)
         self.long_prompts()
         self.variables(hook_free, bool(runs))
-        return self.out
+        return self.out + voice_warnings(self.flow, self.where)
 
     def menu_keys(self, state: f.State) -> None:
         gather: f.Gather = state.action

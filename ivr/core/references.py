@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator
 from ivr.core import flow as f
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http, http_texts
+from ivr.core.ssml import part_texts
 from ivr.core.templates import open_names, parse_condition, parse_text
 from ivr.errors import FlowError
 
@@ -30,7 +31,9 @@ def state_prompts(state: f.State) -> list:
 
 def spoken_texts(state: f.State) -> list[f.Text]:
     """The texts of a state's documents that may carry a template: its prompts' and its action's."""
-    out = [p.text if isinstance(p, f.Say) else p.url for p in state_prompts(state) if not isinstance(p, f.Pause)]
+    out = []
+    for p in state_prompts(state):  # a say written as parts: each part's text, at its own position
+        out += (part_texts(p.parts) or [p.text]) if isinstance(p, f.Say) else [p.url] if isinstance(p, f.Play) else []
     action = state.action
     if isinstance(action, f.Dial):
         out += [t.value for t in action.targets] + [action.caller_id]

@@ -32,8 +32,10 @@ from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
 from ivr.core.references import spoken_texts
+from ivr.core.ssml import build_say, fitted
 from ivr.core.subflow import Call, Return
 from ivr.core.templates import render
+from ivr.core.voices import engine_of
 
 __all__ = ["CALLBACK_OVERRIDES", "GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
 
@@ -330,8 +332,12 @@ class Renderer:
         if isinstance(prompt, f.Say):
             # voice "" (written `voice: ""`) drops the flow's default: Twilio's own default voice, no attribute.
             voice = (self.flow.defaults.voice if prompt.voice is None else prompt.voice) or None
-            language = prompt.language or self.flow.defaults.language
-            return Say(self._text(prompt.text, ctx), voice=voice, language=language, loop=prompt.loop)
+            attrs = {"voice": voice, "language": prompt.language or self.flow.defaults.language, "loop": prompt.loop}
+            if prompt.parts:
+                say = build_say(prompt.parts, engine_of(voice), lambda t: self._text(t, ctx), **attrs)
+            else:
+                say = Say(self._text(prompt.text, ctx), **attrs)
+            return say if prompt.text.template is None else fitted(say, prompt, voice, ctx, self._text, attrs)
         if isinstance(prompt, f.Play):
             return Play(self._text(prompt.url, ctx), loop=prompt.loop)
         return Pause(length=prompt.length)

@@ -370,8 +370,7 @@ class PhoneCall:
         root = twiml.parse_answer(method, url, code, body)
         if isinstance(root, CallError):
             return self._fail(root)
-        if warning := twiml.schema_warning(url, body, phone.schema_path):
-            self.warnings.append(warning)
+        self.warnings += twiml.document_warnings(url, body, root, phone.schema_path)
         return root
 
     def _fail(self, error: CallError) -> None:

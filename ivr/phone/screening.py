@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 from ivr.errors import TransportError
 from ivr.phone.params import answering_party_params
 from ivr.phone.records import Exchange
-from ivr.phone.twiml import PROMPTS, action_url, verb_method
+from ivr.phone.twiml import PROMPTS, action_url, said, verb_method
 
 __all__ = ["put_through"]
 
@@ -38,9 +38,9 @@ def put_through(call, dial: ElementTree.Element, document_url: str, keys: str | 
         next_url = None
         for verb in ElementTree.fromstring(body):
             if verb.tag in PROMPTS:
-                call.whisper.append((verb.text or "").strip())
+                call.whisper.append(said(verb) if verb.tag == "Say" else (verb.text or "").strip())
             elif verb.tag == "Gather":
-                call.whisper.extend((p.text or "").strip() for p in verb if p.tag == "Say")
+                call.whisper.extend(said(p) for p in verb if p.tag == "Say")
                 if keys:
                     next_url = action_url(url, verb)
                     params = {**params, "Digits": keys, "FinishedOnKey": "", "msg": "Gather End"}

@@ -9,6 +9,7 @@ import re
 import urllib.parse
 from xml.etree import ElementTree
 
+from ivr.core.voices import say_length_problem
 from ivr.phone.records import CallError, Heard
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "PROMPTS",
     "WAITING_HELP",
     "action_url",
+    "document_warnings",
     "gathered_digits",
     "heard",
     "listens_for",
     "parse_answer",
+    "said",
+    "say_warnings",
     "schema_warning",
     "skipped",
     "verb_method",
@@ -93,9 +97,39 @@ def heard(verb: ElementTree.Element, flow: str | None, state: str | None) -> Hea
     if verb.tag == "Pause":
         return Heard("pause", verb.get("length") or "1", None, None, 1, flow, state)
     kind = verb.tag.lower()
-    # SSML children (<break/>, <emphasis>) are part of what is said; spacing is not.
-    text = " ".join("".join(verb.itertext()).split()) if kind == "say" else (verb.text or "").strip()
+    # SSML children are read as the caller hears them (a <sub> as its alias, a <break/> as nothing); spacing is not.
+    text = said(verb) if kind == "say" else (verb.text or "").strip()
     return Heard(kind, text, verb.get("voice"), verb.get("language"), whole_number(verb.get("loop"), 1), flow, state)
+
+
+def said(say: ElementTree.Element) -> str:
+    """The words of a <Say> as the caller hears them: SSML read (a <sub> as its alias), spacing normalised."""
+    return " ".join(_spoken(say).split())
+
+
+def _spoken(element: ElementTree.Element) -> str:
+    words = element.text or ""
+    for child in element:
+        words += (child.get("alias") or "") if child.tag == "sub" else _spoken(child)
+        words += child.tail or ""
+    return words
+
+
+def document_warnings(url: str, body: str, root: ElementTree.Element, schema_path: str | None) -> list[CallError]:
+    """The warnings Twilio logs for a document it runs: the schema's 12200, each too long <Say>'s 13521."""
+    schema = schema_warning(url, body, schema_path)
+    return ([schema] if schema else []) + say_warnings(url, root)
+
+
+def say_warnings(url: str, root: ElementTree.Element) -> list[CallError]:
+    """Twilio's 13521 for each <Say> over its voice's limits (Twilio does not say it)."""
+    out = []
+    for say in root.iter("Say"):
+        markup = ElementTree.tostring(say, encoding="unicode")
+        markup = markup[markup.find(">") + 1 : markup.rfind("</")] if markup.endswith("</Say>") else ""
+        if problem := say_length_problem(say.get("voice"), "".join(say.itertext()), markup):
+            out.append(CallError(13521, f"{url}: {problem}"))
+    return out
 
 
 def listens_for(gather: ElementTree.Element, kind: str) -> bool:

@@ -25,6 +25,7 @@ from ivr.core.loader.catalogs import CATALOGS_DIR
 from ivr.core.references import unknown_names
 from ivr.core.twiml import Urls
 from ivr.core.validate import validate_flows
+from ivr.core.voice_checks import voice_warnings
 from ivr.errors import FlowError, FlowLoadError, StoreError, WebhookError
 
 __all__ = ["FlowRegistry"]
@@ -145,6 +146,8 @@ class FlowRegistry:
         return flows, engines
 
     def _new_engine(self, flow: f.Flow) -> Engine:
+        for warning in voice_warnings(flow):  # once per version: the voice table can lag Twilio, so never an error
+            log.warning("%s", warning.format())
         engine = Engine(flow, self.urls, timezone=self.timezone, schedules=self.schedules)
         engine.link = self.engine  # its subflows (and callers), at the versions a call is on
         return engine

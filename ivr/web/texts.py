@@ -21,6 +21,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ivr.core.engine import new_session
 from ivr.errors import IvrError
 from ivr.hooks import run_pending
+from ivr.phone.twiml import said as heard_words
 from ivr.web import security
 from ivr.web.deadline import hooks_deadline
 from ivr.web.http import webhook_params, xml_response
@@ -114,9 +115,9 @@ def _read(twiml: str) -> tuple[list[str], str, tuple[str, str | None] | None]:
     said: list[str] = []
     for verb in root:
         if verb.tag == "Say":
-            said.append((verb.text or "").strip())
+            said.append(heard_words(verb))
         elif verb.tag == "Gather":
-            said += [(say.text or "").strip() for say in verb.iter("Say")]
+            said += [heard_words(say) for say in verb.iter("Say")]
             return said, "gather", None
         elif verb.tag in ("Dial", "Record", "Enqueue"):
             return said, verb.tag.lower(), None

@@ -7,10 +7,12 @@ import re
 import yaml
 
 from ivr.core import flow as f
-from ivr.core.flow import Pos, say_limit
+from ivr.core.flow import Pos
 from ivr.core.hints import path_join
 from ivr.core.languages import Msg
-from ivr.core.loader.actions import ActionReader
+from ivr.core.loader.ssml import SsmlReader
+from ivr.core.ssml import length_problem, say_text
+from ivr.errors import TemplateProblem
 
 __all__ = ["PromptReader"]
 
@@ -21,7 +23,7 @@ KINDS = ("say", "play", "pause", "msg")
 MSG_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
 
 
-class PromptReader(ActionReader):
+class PromptReader(SsmlReader):
     """Reads prompts; the flow reader builds states on it."""
 
     offered: tuple[str, ...] = ()  # the languages the flow offers (set once its defaults are read)
@@ -63,8 +65,9 @@ class PromptReader(ActionReader):
         if kind == "msg":
             return self.msg(node, path)
         if kind == "say":
-            if isinstance(node, yaml.ScalarNode):
-                text, text_path = self.text(node, path), path
+            parts = ()
+            if isinstance(node, yaml.ScalarNode | yaml.SequenceNode):
+                text, text_path = self._say_text(node, path), path
             else:
                 items = self.mapping(node, path)
                 if items is None:
@@ -74,29 +77,25 @@ class PromptReader(ActionReader):
                     self.error(node, path, "missing key: text")
                     return None
                 text_path = path_join(path, "text")
-                text = self.text(items["text"][1], text_path)
+                text = self._say_text(items["text"][1], text_path)
                 loop = self._opt(items, "loop", path, self._loop)
                 if "voice" in items:  # "" drops the flow's default voice: Twilio's own default speaks
                     voice = self.string(items["voice"][1], path_join(path, "voice"), empty_ok=True)
                 language = self._opt(items, "language", path, self.string) or language
             if text is None:
                 return None
-            if self.offered and (isinstance(node, yaml.ScalarNode) or "language" not in items):
+            if self.offered and (isinstance(node, yaml.ScalarNode | yaml.SequenceNode) or "language" not in items):
                 self.error(
                     node,
                     path,
                     f"this text is in one language, and the flow offers {', '.join(self.offered)}: write it in the"
                     " catalogs and say msg: ID, or give it a language: to speak it as written in every language",
                 )
-            size, limit = len(text.source.encode("utf-8")), say_limit(voice)
-            if text.template is None and size > limit:
-                self.error(
-                    text.pos,
-                    text_path,
-                    f"Say text is {size} bytes; Twilio's limit for voice {voice or 'default'} is {limit}"
-                    " (split it into several prompts)",
-                )
-            return f.Say(text, voice, language, None if isinstance(node, yaml.ScalarNode) else loop, self.pos(node))
+            text, parts = text if isinstance(text, tuple) else (text, ())
+            if text.template is None and (problem := length_problem(voice, text, parts)):
+                self.error(text.pos, text_path, f"{problem} (split it into several prompts)")
+            loop = None if isinstance(node, yaml.ScalarNode | yaml.SequenceNode) else loop
+            return f.Say(text, voice, language, loop, self.pos(node), parts)
         if kind == "play":
             if isinstance(node, yaml.ScalarNode):
                 url = self.text(node, path, url=True)
@@ -135,6 +134,19 @@ class PromptReader(ActionReader):
             self.error(node, path, f"{why}: list them in defaults.languages")
             return None
         return Msg(value, self.pos(node), path)
+
+    def _say_text(self, node: yaml.Node, path: str):
+        """A say's text: a Text, or (the Text of its words, its SSML parts) when written as a list of parts."""
+        if not isinstance(node, yaml.SequenceNode):
+            return self.text(node, path)
+        parts = self.parts(node, path)
+        if parts is None:
+            return None
+        try:
+            return say_text(parts, self.pos(node), path), parts
+        except TemplateProblem as exc:
+            self.error(node, path, str(exc))
+            return None
 
     def _loop(self, node: yaml.Node, path: str) -> int | None:
         # Twilio repeats loop: 0 until the call ends: a caller could not get past it.
