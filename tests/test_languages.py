@@ -450,3 +450,28 @@ def test_the_documented_bilingual_example_answers_as_the_docs_show(tmp_path):
     step = engine.resume("choose", step.session, {"CallSid": "CA1", "Digits": "2"}, NOW)
     [shown] = re.findall(r"```xml\n(.*?)\n```", section, re.S)
     assert step.twiml.split("?>", 1)[1] == shown
+
+
+def test_check_warns_of_a_languages_voice_that_does_not_speak_it(flows_dir):
+    write(flows_dir, FLOW.replace("es-MX: {voice: Polly.Mia-Neural,", "es-MX: {voice: Polly.Joanna-Neural,"))
+    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    assert any(
+        ":5:5: warning: defaults.languages.es-MX.voice: Polly.Joanna-Neural does not speak es-MX" in line
+        for line in lines
+    ), lines
+
+
+def test_a_catalog_entry_may_hold_ssml_parts_spoken_by_the_languages_voice(flows_dir):
+    es = ES.replace(
+        "done: Adiós.\n", 'done: {text: [Su código es, {digits: "{{ code }}"}, ., {break: 300ms}, Adiós.]}\n'
+    )
+    flow_text = FLOW.replace("    run: choose_language\n", "    set: {code: '4821'}\n").replace(
+        "    routes: {found: menu}\n    next: menu\n", "    next: done\n"
+    )
+    engine = Engine(load_flow(write(flows_dir, flow_text, es=es)))
+    step = start(engine, to=SPANISH_NUMBER)
+    step = engine.resume("menu", step.session, {"CallSid": "CA1", "Digits": "3"}, NOW)
+    assert (
+        '<Say language="es-MX" voice="Polly.Mia-Neural">Su código es <say-as interpret-as="digits">4821</say-as>.'
+        '<break time="300ms" /> Adiós.</Say>'
+    ) in step.twiml
