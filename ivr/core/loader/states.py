@@ -21,6 +21,7 @@ __all__ = ["FlowReader"]
 
 FLOW_KEYS = ("title", "description", "defaults", "start", "error_state", "schedules", "inputs", "returns", "states")
 DEFAULTS_KEYS = ("voice", "language", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
+DEFAULTS_KEYS += ("speech", "action_on_empty_result")
 PROMPT_KEYS = ("say", "play", "pause", "prompts")
 ACTION_KEYS = (
     "gather",
@@ -139,6 +140,8 @@ class FlowReader(FillerReader, SubflowReader, StateExtrasReader):
             routes=self.routes(items, "defaults", None),
             on_message=self._opt(items, "on_message", "defaults", self.delivery),
             on_message_pos=self.pos(items["on_message"][1]) if "on_message" in items else None,
+            speech=self._opt(items, "speech", "defaults", self.flow_speech),
+            action_on_empty_result=self._opt(items, "action_on_empty_result", "defaults", self.boolean),
         )
 
     # -- states ------------------------------------------------------------------------------
