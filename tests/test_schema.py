@@ -518,10 +518,8 @@ FILES = [
     ("defaults: {no_input: Sorry., no_match: {say: No., max: 2}, routes: {'0': t, '*': repeat, '9': back}}", True),
     ("defaults: {no_input: [{say: Sorry.}, {pause: 1}]}", True),
     ("defaults: {timezone: 5}", False),
-    (
-        "defaults: {speech: {model: phone_call, enhanced: true, profanity_filter: false}, action_on_empty_result: true}",
-        True,
-    ),
+    ("defaults: {speech: {model: phone_call, enhanced: true, profanity_filter: false}}", True),
+    ("defaults: {action_on_empty_result: true}", True),
     ("defaults: {speech: {model: whisper}}", False),
     ("defaults: {speech: phone_call}", False),
     ("defaults: {action_on_empty_result: 1}", False),
