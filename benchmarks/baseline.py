@@ -87,6 +87,11 @@ def generated_choice(number):
     return twiml(_generated_menu(number))
 
 
+# A speech gather's recognition, pinned as ivr pins it (a hand-written IVR would pin it too, since Twilio
+# changed its default provider in 2025).
+SPEECH = {"speech_model": "googlev2_telephony", "profanity_filter": True}
+
+
 # -- Acme's main line (flows/main.yaml): /voice/main, /voice/main/<state> ------------------------
 
 
@@ -99,6 +104,7 @@ def _main_menu(response: VoiceResponse) -> None:
         num_digits=1,
         timeout=5,
         language="en-US",
+        **SPEECH,
     ) as gather:
         gather.say(
             "For sales, press 1 or say sales. For support, press 2 or say support. To leave a message, "
@@ -164,6 +170,7 @@ def menu():
             language="en-US",
             method="POST",
             num_digits=1,
+            **SPEECH,
         ) as gather:
             gather.say(
                 "For billing, press 1 or say billing. For technical support, press 2. To go back, press 9.", **VOICE

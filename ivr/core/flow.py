@@ -21,6 +21,7 @@ from ivr.core.dial_model import (  # the dial model, re-exported: f.Dial, f.DIAL
     dial_outcomes_of,
 )  # fmt: skip
 from ivr.core.positions import Pos, Text
+from ivr.core.speech import Speech
 
 __all__ = [
     "ANSWERED_BY",
@@ -126,6 +127,7 @@ class Say:
     loop: int | None
     pos: Pos
     parts: tuple = ()  # SSML parts (ivr.core.ssml.Part), when the text is written as a list
+    barge_in: bool = True  # False: plays before the <Gather>, whole (ivr.core.speech.split_lead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +135,14 @@ class Play:
     url: Text
     loop: int | None
     pos: Pos
+    barge_in: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Pause:
     length: int
     pos: Pos
+    barge_in: bool = True
 
 
 Prompt = Say | Play | Pause
@@ -153,13 +157,15 @@ class Gather:
     hints: str | None
     speech_timeout: str | None
     language: str | None
-    speech_model: str | None
+    speech: Speech | None  # its own recognition settings, over defaults.speech (ivr.core.speech)
     min_confidence: float | None
     pos: Pos
     save_as: str | None = None  # collected input: the variable that keeps what the caller entered
     pattern: object | None = field(default=None, compare=False)  # compiled regex the input must match
     pattern_source: str | None = None
     length: tuple[int, int] | None = None  # (fewest, most) digits accepted
+    barge_in: bool | None = None  # False: speech does not cut the nested prompts (keys still do)
+    action_on_empty_result: bool | None = None  # None: defaults.action_on_empty_result
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +325,8 @@ class Defaults:
     languages: tuple = ()  # the ivr.core.languages.Language each the flow offers; () in one language
     texts: dict = field(default_factory=dict, compare=False)  # a language view's "goodbye" and "apology" prompts
     hints: str | None = None  # a language's speech hints, added to every gather's
+    speech: Speech | None = None  # every speech gather's recognition settings (ivr.core.speech)
+    action_on_empty_result: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

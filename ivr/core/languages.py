@@ -48,6 +48,7 @@ class Msg:
     id: str
     pos: Pos
     path: str = ""
+    barge_in: bool = True  # False: its prompts play whole, before the gather listens (ivr.core.speech)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,8 @@ class _Localizer:
         out: list = []
         for prompt in prompts:
             if isinstance(prompt, Msg):
-                out.extend(self.message(prompt))
+                said = self.message(prompt)
+                out.extend(said if prompt.barge_in else (replace(p, barge_in=False) for p in said))
             else:
                 out.append(prompt)
         return tuple(out)
@@ -183,12 +185,22 @@ class _Localizer:
             voice=self.language.voice if self.language.voice is not None else defaults.voice,
             language=tag,
             hints=self.language.hints,
+            speech=_merged(defaults.speech, self.language.speech),
             no_input=self.handler(defaults.no_input),
             no_match=self.handler(defaults.no_match),
             texts=texts,
         )
         states = {name: self.state(state) for name, state in flow.states.items()}
         return replace(flow, defaults=view_defaults, states=states, localized={})
+
+
+def _merged(flow_speech, language_speech):
+    """A language's speech settings over the flow's: each field the language sets wins."""
+    if language_speech is None or flow_speech is None:
+        return language_speech or flow_speech
+    given = {name: value for name in language_speech.__dataclass_fields__
+             if (value := getattr(language_speech, name)) is not None}  # fmt: skip
+    return replace(flow_speech, **given)
 
 
 def _built_in_say(key: str, pos: Pos) -> f.Say:

@@ -79,6 +79,10 @@ def read_outcome(state: f.State, params: dict, event: str | None, session: dict,
 def _gather_outcome(state: f.State, params: dict, session: dict, speech_routes) -> str:
     digits = params.get("Digits", "")
     speech = params.get("SpeechResult", "")
+    if not digits and not speech.strip():
+        # Nothing heard, reported to the action (actionOnEmptyResult) instead of through the Redirect: the
+        # same no_input, and like the Redirect it leaves the last input as it was.
+        return "no_input"
     confidence = _float(params.get("Confidence"))
     session["input"] = {"digits": digits, "speech": speech, "confidence": confidence}
     gather: f.Gather = state.action
@@ -87,8 +91,6 @@ def _gather_outcome(state: f.State, params: dict, session: dict, speech_routes) 
         if _routes_key(state, digits):
             return digits
         return _collect(gather, digits, session) if gather.save_as else unmatched
-    if not speech:
-        return "no_input"
     if gather.min_confidence is not None and (confidence or 0.0) < gather.min_confidence:
         return unmatched
     text = f" {normalize_speech(speech)} "

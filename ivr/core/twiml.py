@@ -32,6 +32,7 @@ from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
 from ivr.core.references import spoken_texts
+from ivr.core.speech import Speech, gather_prompts, resolve, speech_attrs
 from ivr.core.ssml import build_say, fitted
 from ivr.core.subflow import Call, Return
 from ivr.core.templates import render
@@ -248,18 +249,18 @@ class Renderer:
     def _build(self, state: f.State, variant: str, ctx: dict | None) -> list:
         action = state.action
         if isinstance(action, f.Gather):
-            if variant in ("enter", "repeat"):
-                prompts = state.prompts
-            else:
-                handler = state.no_input if variant == "no_input" else state.no_match
-                prompts = handler.prompts + (state.reprompt if state.reprompt is not None else state.prompts)
+            lead, prompts = gather_prompts(state, variant)  # the lead plays whole, before the caller is heard
             gather = Gather(
                 action=self.urls.action(self.flow.id, state.name), method="POST", **self._gather_defaults[state.name]
             )
             for prompt in prompts:
                 gather.append(self._prompt(prompt, ctx))
             # Twilio falls through a Gather that got nothing; the server counts that retry.
-            return [gather, Redirect(self.urls.action(self.flow.id, state.name, "no_input"), method="POST")]
+            return [
+                *(self._prompt(p, ctx) for p in lead),
+                gather,
+                Redirect(self.urls.action(self.flow.id, state.name, "no_input"), method="POST"),
+            ]
         verbs = [self._prompt(p, ctx) for p in state.prompts]
         if action is None:
             return verbs
@@ -371,13 +372,20 @@ class Renderer:
             "hints": hints if speech else None,
             "speech_timeout": gather.speech_timeout if speech else None,
             "language": (gather.language or self.flow.defaults.language) if speech else None,
-            "speech_model": gather.speech_model if speech else None,
+            **speech_attrs(resolve(self.flow.defaults.speech, gather.speech) if speech else Speech()),
+            "barge_in": False if speech and gather.barge_in is False else None,  # keys cut nested prompts anyway
+            "action_on_empty_result": _first(gather.action_on_empty_result, self.flow.defaults.action_on_empty_result)
+            or None,
         }
 
 
 # Every character outside XML 1.0's Char production. Lone surrogates (a hook's bytes decoded with
 # surrogateescape, a bad JSON escape) cannot be encoded: ElementTree writes them as &#55296;, which no parser accepts.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
 
 
 def _xml_text(text: str) -> str:

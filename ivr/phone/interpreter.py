@@ -327,7 +327,7 @@ class PhoneCall:
                 self.flow, self.state = flow, state
         for prompt in verb:  # only a Gather nests prompts; it plays them while it listens
             if prompt.tag in twiml.PROMPTS:
-                self.transcript.append(twiml.heard(prompt, self.flow, self.state))
+                self.transcript.append(twiml.heard(prompt, self.flow, self.state, verb))
 
     def _params(self, status: str | None = None) -> dict[str, str]:
         if status is None:

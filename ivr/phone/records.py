@@ -19,6 +19,9 @@ class Heard:
     loop: int
     flow: str | None
     state: str | None
+    # What could cut it short: ("dtmf", "speech") nested in a listening <Gather>, ("dtmf",) in one with
+    # bargeIn="false" (speech waits for the prompts to end), () when it played whole, before any gather.
+    cut_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

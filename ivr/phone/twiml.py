@@ -21,6 +21,7 @@ __all__ = [
     "document_warnings",
     "gathered_digits",
     "heard",
+    "interrupted_by",
     "listens_for",
     "parse_answer",
     "said",
@@ -92,14 +93,23 @@ def skipped(tag: str, url: str) -> CallError:
     return CallError(12200, f"{url}: <{tag}> is not a TwiML verb; skipped")
 
 
-def heard(verb: ElementTree.Element, flow: str | None, state: str | None) -> Heard:
-    """What a <Say>, <Play> or <Pause> sounds like, heard in `flow`/`state`."""
+def heard(verb: ElementTree.Element, flow: str | None, state: str | None, gather=None) -> Heard:
+    """What a <Say>, <Play> or <Pause> sounds like, heard in `flow`/`state` (nested in `gather`, if given)."""
+    cut_by = () if gather is None else interrupted_by(gather)
     if verb.tag == "Pause":
-        return Heard("pause", verb.get("length") or "1", None, None, 1, flow, state)
+        return Heard("pause", verb.get("length") or "1", None, None, 1, flow, state, cut_by)
     kind = verb.tag.lower()
     # SSML children are read as the caller hears them (a <sub> as its alias, a <break/> as nothing); spacing is not.
     text = said(verb) if kind == "say" else (verb.text or "").strip()
-    return Heard(kind, text, verb.get("voice"), verb.get("language"), whole_number(verb.get("loop"), 1), flow, state)
+    loop = whole_number(verb.get("loop"), 1)
+    return Heard(kind, text, verb.get("voice"), verb.get("language"), loop, flow, state, cut_by)
+
+
+def interrupted_by(gather: ElementTree.Element) -> tuple[str, ...]:
+    """What cuts a <Gather>'s nested prompts short: a key, if it listens for keys; speech, if it listens for
+    speech and bargeIn is not "false"."""
+    barge = gather.get("bargeIn") != "false"
+    return tuple(k for k in ("dtmf", "speech") if listens_for(gather, k) and (k == "dtmf" or barge))
 
 
 def said(say: ElementTree.Element) -> str:

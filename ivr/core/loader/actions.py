@@ -9,6 +9,7 @@ import yaml
 from ivr.core import flow as f
 from ivr.core.hints import path_join
 from ivr.core.loader.http import HttpReader
+from ivr.core.loader.speech import SpeechReader
 from ivr.core.templates import compile_text, is_template
 from ivr.errors import TemplateProblem
 
@@ -27,6 +28,9 @@ GATHER_KEYS = (
     "save_as",
     "pattern",
     "length",
+    "speech",
+    "barge_in",
+    "action_on_empty_result",
 )
 RECORD_KEYS = ("max_length", "timeout", "finish_on_key", "play_beep", "transcribe", "trim")
 DIAL_TARGET_KINDS = ("number", "client", "sip", "conference", "queue")
@@ -44,7 +48,7 @@ REDIRECT_KEYS = ("state", "flow", "url")
 KEYS_RE = re.compile(r"[0-9*#]\Z")
 
 
-class ActionReader(HttpReader):
+class ActionReader(SpeechReader, HttpReader):
     """Reads actions and the typed scalars (names, texts, time zones) that states share."""
 
     def action(self, kind: str, node: yaml.Node, path: str):
@@ -130,7 +134,7 @@ class ActionReader(HttpReader):
             hints=self._opt(items, "hints", path, self.string),
             speech_timeout=speech_timeout,
             language=self._opt(items, "language", path, self.string),
-            speech_model=self._opt(items, "speech_model", path, self.string),
+            speech=self._gather_speech(items, path),
             min_confidence=self._opt(
                 items, "min_confidence", path, lambda n, p: self.number(n, p, maximum=1, integer=False)
             ),
@@ -139,7 +143,21 @@ class ActionReader(HttpReader):
             pattern=pattern,
             pattern_source=pattern_source,
             length=length,
+            barge_in=self.barge_in(items, path, inputs),
+            action_on_empty_result=self._opt(items, "action_on_empty_result", path, self.boolean),
         )
+
+    def _gather_speech(self, items, path):
+        """`speech: {model, enhanced, profanity_filter}`, or its short form `speech_model: NAME`."""
+        if "speech_model" in items and "speech" in items:
+            self.error(
+                items["speech_model"][0], path_join(path, "speech_model"), "give the model once: in speech.model"
+            )
+        if "speech" in items:
+            return self.speech(items["speech"][1], path_join(path, "speech"), self.default_speech)
+        if "speech_model" in items:
+            return self.speech_model(items["speech_model"][1], path_join(path, "speech_model"), self.default_speech)
+        return None
 
     def _length(self, node: yaml.Node, path: str) -> tuple[int, int] | None:
         """`length: 6` or `length: [4, 8]`: how many digits collected input may have."""

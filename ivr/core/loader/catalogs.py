@@ -25,7 +25,7 @@ from ivr.errors import FlowError
 __all__ = ["CATALOGS_DIR", "LanguagesReader", "catalog_file", "localize_flow", "read_catalog"]
 
 CATALOGS_DIR = "catalogs"
-LANGUAGE_KEYS = ("voice", "hints", "numbers")
+LANGUAGE_KEYS = ("voice", "hints", "numbers", "speech")
 # A BCP 47 tag as Twilio takes them: a language, then a region or script (en-US, cmn-CN, zh-HK, es-419).
 _TAG_PARTS = 2
 
@@ -70,7 +70,8 @@ class LanguagesReader(PromptReader):
             voice = self._opt(settings, "voice", tag_path, self.string)
             hints = self._opt(settings, "hints", tag_path, self.string)
             numbers = self._opt(settings, "numbers", tag_path, self._numbers) or ()
-            out.append(Language(tag, voice, hints, numbers, self.pos(key_node)))
+            speech = self._opt(settings, "speech", tag_path, lambda n, p: self.speech(n, p, None))
+            out.append(Language(tag, voice, hints, numbers, self.pos(key_node), speech))
         if isinstance(node, yaml.MappingNode) and not entries:
             self.error(node, lpath, "list the languages the flow offers: {en-US: {voice: ...}, es-MX: {...}}")
         taken: dict[str, str] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import yaml
 
@@ -42,13 +43,16 @@ class PromptReader(SsmlReader):
         out = []
         for item, item_path, entry in self.mappings(node, path):
             kinds = [k for k in entry if k in KINDS]
-            if len(entry) != 1 or len(kinds) != 1:
+            if len(kinds) != 1 or set(entry) - {*kinds, "barge_in"}:
                 self.error(item, item_path, "each prompt is one of say, play, pause or msg, e.g. - say: Hello")
                 continue
             prompt = self.prompt(kinds[0], entry[kinds[0]][1], path_join(item_path, kinds[0]), voice, language)
-            if prompt is not None:
-                out.append(prompt)
-        return tuple(out)
+            if prompt is not None:  # `barge_in: false` beside it: played whole, before the gather listens
+                if not self.prompt_barge_in(entry, item_path):
+                    prompt = replace(prompt, barge_in=False)
+                out.append((prompt, item_path, entry["barge_in"][0] if "barge_in" in entry else None))
+        self.barge_in_order(out, path)
+        return tuple(p for p, _, _ in out)
 
     def prompt_value(self, node: yaml.Node, path: str, voice, language) -> tuple:
         """A reprompt or handler message: text to say, or a prompts list."""

@@ -25,6 +25,7 @@ FLOW_KEYS = ("title", "description", "defaults", "catalogs", "start", "error_sta
              "states")  # fmt: skip
 DEFAULTS_KEYS = ("voice", "language", "languages", "timezone", "no_input", "no_match", "on_max", "routes", "on_message")
 PROMPT_KEYS = ("say", "play", "pause", "msg", "prompts")
+DEFAULTS_KEYS += ("speech", "action_on_empty_result")
 ACTION_KEYS = (
     "gather",
     "record",
@@ -153,6 +154,8 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             on_message=self._opt(items, "on_message", "defaults", self.delivery),
             on_message_pos=self.pos(items["on_message"][1]) if "on_message" in items else None,
             languages=languages,
+            speech=self._opt(items, "speech", "defaults", self.flow_speech),
+            action_on_empty_result=self._opt(items, "action_on_empty_result", "defaults", self.boolean),
         )
 
     def _builtin_handlers(self) -> tuple[f.Handler, f.Handler]:
