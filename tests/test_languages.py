@@ -475,3 +475,24 @@ def test_a_catalog_entry_may_hold_ssml_parts_spoken_by_the_languages_voice(flows
         '<Say language="es-MX" voice="Polly.Mia-Neural">Su código es <say-as interpret-as="digits">4821</say-as>.'
         '<break time="300ms" /> Adiós.</Say>'
     ) in step.twiml
+
+
+def test_a_language_may_pin_its_own_speech_recognition(flows_dir):
+    flow_text = FLOW.replace(
+        '    es-MX: {voice: Polly.Mia-Neural, hints: "cuenta, saldo", numbers: ["+15005550010"]}\n',
+        '    es-MX: {voice: Polly.Mia-Neural, numbers: ["+15005550010"], speech: {model: deepgram_nova-3}}\n',
+    ).replace("  language: en-US\n", "  language: en-US\n  speech: {model: phone_call, profanity_filter: false}\n")
+    engine = Engine(load_flow(write(flows_dir, flow_text)))
+    gather = start(engine, to=SPANISH_NUMBER).twiml.split("<Gather")[1].split(">")[0]
+    assert 'speechModel="deepgram_nova-3"' in gather and 'profanityFilter="false"' in gather
+    gather = start(engine).twiml.split("<Gather")[1].split(">")[0]
+    assert 'speechModel="phone_call"' in gather and 'profanityFilter="false"' in gather
+
+
+def test_an_uninterruptible_msg_plays_before_the_gather_in_every_language(flows_dir):
+    flow_text = FLOW.replace("    msg: menu\n    gather:", "    prompts:\n      - {msg: welcome, barge_in: false}\n"
+                             "      - msg: menu\n    gather:")  # fmt: skip
+    engine = Engine(load_flow(write(flows_dir, flow_text)))
+    step = start(engine, to=SPANISH_NUMBER)
+    head, gather = step.twiml.split("<Gather", 1)
+    assert head.count("Bienvenido.") == 2 and "Bienvenido." not in gather and "Oprima 1" in gather
