@@ -280,3 +280,21 @@ def test_an_empty_result_is_no_input_and_leaves_the_last_input_as_the_redirect_d
     assert read_outcome(state, params, None, session, speech_table(state)) == "no_input"
     assert read_outcome(state, {}, "no_input", session, speech_table(state)) == "no_input"
     assert session["input"]["digits"] == "7"
+
+
+def test_a_named_providers_model_ivr_does_not_list_is_taken_and_check_warns(tmp_path):
+    from ivr.core.lint import run_checks
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "line.yaml").write_text(
+        "start: menu\nstates:\n  menu:\n    say: Say sales.\n"
+        "    gather: {input: speech, speech: {model: deepgram_nova-3-general}}\n"
+        "    routes: {sales: bye}\n  bye:\n    say: Bye.\n    hangup: true\n"
+    )
+    lines = [p.format() for p in run_checks(flows_dir=flows).problems]
+    assert any(
+        ":5:13: warning: states.menu.gather: speech model 'deepgram_nova-3-general' is not one ivr knows" in line
+        for line in lines
+    ), lines
+    assert not any("error" in line.split(": ")[1] for line in lines), lines

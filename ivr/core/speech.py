@@ -16,8 +16,10 @@ __all__ = [
     "ENHANCED_MODEL",
     "MODELS",
     "PINNED",
+    "PROVIDER_PREFIXES",
     "Speech",
     "gather_prompts",
+    "is_variant",
     "resolve",
     "speech_attrs",
     "split_lead",
@@ -39,6 +41,16 @@ MODELS = {
     "deepgram_nova-2": "Deepgram",
     "deepgram_nova-3": "Deepgram",
 }
+# A variant of a named provider's model that the table does not list yet (deepgram_nova-3-general) is
+# taken, as Twilio adds them; `check` warns of it, and Twilio answers warning 13334 if it does not exist.
+PROVIDER_PREFIXES = ("googlev2_", "deepgram_")
+
+
+def is_variant(model: str) -> bool:
+    """Whether `model` extends a named provider's model of the table: deepgram_nova-3-general."""
+    return any(model.startswith(f"{known}-") for known in MODELS if known.startswith(PROVIDER_PREFIXES))
+
+
 # Twilio's `enhanced` (deprecated) applies to this model only (Twilio warning 13339).
 ENHANCED_MODEL = "phone_call"
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from ivr.core import flow as f
 from ivr.core.references import state_prompts
+from ivr.core.speech import MODELS, resolve
 from ivr.core.ssml import CONTAINERS, SAY_AS, walk
 from ivr.core.voices import engine_of, ssml_problem, voice_problem
 from ivr.errors import FlowError
@@ -37,6 +38,13 @@ def voice_warnings(flow: f.Flow, where: dict[str, f.Pos] | None = None) -> list[
             add(language.pos, f"defaults.languages.{language.tag}.voice", problem)
     for view in flow.localized.values() or (flow,):  # a flow in several languages: each language's prompts
         _view_warnings(view, add, where)
+    for view in flow.localized.values() or (flow,):  # a speech model of a named provider ivr does not know
+        for state in view.states.values():
+            if isinstance(state.action, f.Gather) and "speech" in (state.action.input or ("speech",)):
+                model = resolve(view.defaults.speech, state.action.speech).model
+                if model not in MODELS:
+                    why = f"speech model '{model}' is not one ivr knows: Twilio warns 13334 if it does not exist"
+                    add(state.action.pos, f"states.{state.name}.gather", why)
     return sorted(out.values(), key=FlowError.sort_key)
 
 

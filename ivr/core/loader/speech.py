@@ -7,7 +7,7 @@ import yaml
 
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader.source import Reader
-from ivr.core.speech import ENHANCED_MODEL, MODELS, Speech, resolve
+from ivr.core.speech import ENHANCED_MODEL, MODELS, Speech, is_variant, resolve
 
 __all__ = ["SpeechReader"]
 
@@ -52,7 +52,7 @@ class SpeechReader(Reader):
 
     def _model(self, node: yaml.Node, path: str) -> str | None:
         name = self.string(node, path)
-        if name is not None and name not in MODELS:
+        if name is not None and name not in MODELS and not is_variant(name):
             known = ", ".join(MODELS)
             self.error(node, path, f"unknown speech model '{name}'{did_you_mean(name, MODELS)}; Twilio's are {known}")
             return None
