@@ -3,6 +3,7 @@ choice gives, the retries an empty result counts, and what the built-in phone le
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from xml.etree import ElementTree
 
 import pytest
@@ -298,3 +299,25 @@ def test_a_named_providers_model_ivr_does_not_list_is_taken_and_check_warns(tmp_
         for line in lines
     ), lines
     assert not any("error" in line.split(": ")[1] for line in lines), lines
+
+
+def test_a_single_say_or_play_may_be_uninterruptible_in_its_own_mapping(tmp_path):
+    from ivr.core.engine import Engine, new_session
+
+    text = (
+        "start: menu\nstates:\n  menu:\n    say: {text: Calls are recorded., barge_in: false}\n"
+        "    play: https://example.com/menu.mp3\n    gather: true\n    routes: {'1': bye}\n"
+        "  bye:\n    say: Bye.\n    hangup: true\n"
+    )
+    engine = Engine(load_flow_text(text, "flows/one.yaml", "one"))
+    twiml = engine.start(new_session("one"), {"CallSid": "CA1"}, datetime(2026, 1, 1, tzinfo=UTC)).twiml
+    before, gather = twiml.split("<Gather", 1)
+    assert "Calls are recorded." in before and "menu.mp3" in gather
+    wrong = text.replace("{text: Calls are recorded., barge_in: false}", "Calls are recorded.").replace(
+        "    play: https://example.com/menu.mp3\n", "    play: {url: 'https://example.com/menu.mp3', barge_in: false}\n"
+    )
+    with pytest.raises(FlowLoadError) as raised:
+        load_flow_text(wrong, "flows/one.yaml", "one")
+    assert "states.menu.play.barge_in: a prompt with barge_in: false plays before the gather listens" in str(
+        raised.value
+    )

@@ -17,8 +17,8 @@ from ivr.errors import TemplateProblem
 
 __all__ = ["PromptReader"]
 
-SAY_KEYS = ("text", "voice", "language", "loop")
-PLAY_KEYS = ("url", "loop")
+SAY_KEYS = ("text", "voice", "language", "loop", "barge_in")
+PLAY_KEYS = ("url", "loop", "barge_in")
 PAUSE_KEYS = ("length",)
 KINDS = ("say", "play", "pause", "msg")
 MSG_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
@@ -36,7 +36,10 @@ class PromptReader(SsmlReader):
             for key in singles:
                 self.error(items[key][0], path_join(path, key), "use either 'prompts' or single say/play/pause keys")
             return self.prompt_list(items["prompts"][1], path_join(path, "prompts"), voice, language)
-        return tuple(p for k in singles if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language)))
+        written = [(p, path_join(path, k), items[k][1]) for k in singles
+                   if (p := self.prompt(k, items[k][1], path_join(path, k), voice, language))]  # fmt: skip
+        self.barge_in_order(written, path)  # single keys play in the order say, play, pause, msg
+        return tuple(p for p, _, _ in written)
 
     def prompt_list(self, node: yaml.Node, path: str, voice, language) -> tuple:
         """A `prompts:` list: each item one of say, play or pause."""
@@ -99,7 +102,10 @@ class PromptReader(SsmlReader):
             if text.template is None and (problem := length_problem(voice, text, parts)):
                 self.error(text.pos, text_path, f"{problem} (split it into several prompts)")
             loop = None if isinstance(node, yaml.ScalarNode | yaml.SequenceNode) else loop
-            return f.Say(text, voice, language, loop, self.pos(node), parts)
+            say = f.Say(text, voice, language, loop, self.pos(node), parts)
+            return (
+                say if isinstance(node, yaml.ScalarNode | yaml.SequenceNode) else self._own_barge_in(say, items, path)
+            )
         if kind == "play":
             if isinstance(node, yaml.ScalarNode):
                 url = self.text(node, path, url=True)
@@ -112,7 +118,8 @@ class PromptReader(SsmlReader):
                 self.error(node, path, "missing key: url")
                 return None
             url = self.text(items["url"][1], path_join(path, "url"), url=True)
-            return f.Play(url, self._opt(items, "loop", path, self._loop), self.pos(node)) if url else None
+            play = f.Play(url, self._opt(items, "loop", path, self._loop), self.pos(node)) if url else None
+            return self._own_barge_in(play, items, path) if play else None
         # pause
         if isinstance(node, yaml.MappingNode):
             items = self.mapping(node, path) or {}
@@ -151,6 +158,10 @@ class PromptReader(SsmlReader):
         except TemplateProblem as exc:
             self.error(node, path, str(exc))
             return None
+
+    def _own_barge_in(self, prompt, items: dict, path: str):
+        """`say: {text: ..., barge_in: false}` (or play's): the prompt plays whole, before the gather listens."""
+        return prompt if self.prompt_barge_in(items, path) else replace(prompt, barge_in=False)
 
     def _loop(self, node: yaml.Node, path: str) -> int | None:
         # Twilio repeats loop: 0 until the call ends: a caller could not get past it.
