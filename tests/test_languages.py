@@ -123,12 +123,26 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def test_a_catalog_file_that_is_missing_reports_every_message_it_lacks(flows_dir):
+def test_a_missing_catalog_file_is_one_error_naming_the_file_to_create(flows_dir):
     path = write(flows_dir, es=None)
+    [problem] = problems(path)
+    assert ":5:5: error: defaults.languages.es-MX: no catalog holds the prompts in es-MX: create" in problem
+    assert problem.endswith("shop.es-MX.yaml")
+
+
+def test_a_catalog_that_cannot_be_read_reports_only_its_own_mistakes(flows_dir):
+    path = write(flows_dir, es="welcome: [unclosed\n" + ES)
+    [problem] = problems(path)
+    assert "shop.es-MX.yaml:" in problem and "YAML syntax" in problem
+    broken = write(flows_dir, es=ES.replace("menu: Oprima 1 para su saldo.", "menu: {text: [Oprima, {brake: 1s}]}"))
+    found = problems(broken)
+    assert len(found) == 1 and "shop.es-MX.yaml:" in found[0] and "brake" in found[0], found
+
+
+def test_a_missing_message_suggests_the_id_the_catalog_has(flows_dir):
+    path = write(flows_dir, FLOW.replace("    msg: done\n", "    msg: don\n"))
     found = problems(path)
-    assert any("states.welcome.msg: 'welcome' is missing in es-MX" in p for p in found)
-    assert any("defaults.languages.es-MX:" in p and "has no 'no_input'" in p for p in found)
-    assert not any("en-US" in p for p in found)  # English has the built-in words
+    assert any("states.done.msg: 'don' is missing in en-US" in p and "(did you mean 'done'?)" in p for p in found)
 
 
 def test_the_engines_words_are_required_in_a_language_other_than_english(flows_dir):
@@ -159,7 +173,7 @@ def test_a_text_with_its_own_language_is_spoken_as_written_in_every_view(flows_d
         (("  language: en-US\n", "  language: en-GB\n"), "defaults.language",
          "'en-GB' is not one of the languages the flow offers (en-US, es-MX) (did you mean 'en-US'?)"),
         (("    es-MX: {voice", "    ES-mx: {voice"), "defaults.languages.ES-mx",
-         "a language tag starts with its language in lower case: en-US, es-MX, fr-CA"),
+         "write it es-MX: the language in small letters, a region in capitals"),
         (('numbers: ["+15005550010"]', 'numbers: ["5005550010"]'), "defaults.languages.es-MX.numbers",
          "'5005550010' is not an E.164 number (+15551234567)"),
         (("{en-US: [balance], es-MX: [saldo]}", "{en-US: [balance], es-ES: [saldo]}"),
@@ -496,3 +510,104 @@ def test_an_uninterruptible_msg_plays_before_the_gather_in_every_language(flows_
     step = start(engine, to=SPANISH_NUMBER)
     head, gather = step.twiml.split("<Gather", 1)
     assert head.count("Bienvenido.") == 2 and "Bienvenido." not in gather and "Oprima 1" in gather
+
+
+def test_a_slow_hooks_filler_speaks_the_calls_language(flows_dir):
+    flow_text = FLOW.replace("    run: choose_language\n", "    run: choose_language\n    filler: {msg: wait}\n")
+    engine = Engine(
+        load_flow(write(flows_dir, flow_text, en=EN + "wait: One moment.\n", es=ES + "wait: Un momento.\n"))
+    )
+    step = start(engine, to=SPANISH_NUMBER)
+    step = engine.resume("menu", step.session, {"CallSid": "CA1", "Digits": "3"}, NOW)
+    assert step.pending.filler.prompt.text.source == "Un momento."
+    document, _ = step.pending.waiting("/voice/shop/lookup?event=wait&job=1")
+    assert '<Say language="es-MX" voice="Polly.Mia-Neural">Un momento.</Say>' in document
+
+
+def test_a_say_in_an_offered_language_takes_that_languages_voice(flows_dir):
+    flow_text = FLOW.replace("    msg: welcome\n", "    say: {text: Para español oprima 2., language: es-MX}\n")
+    engine = Engine(load_flow(write(flows_dir, flow_text)))
+    for step in (start(engine), start(engine, to=SPANISH_NUMBER)):
+        assert '<Say language="es-MX" voice="Polly.Mia-Neural">Para español oprima 2.</Say>' in step.twiml
+
+
+def test_an_uninterruptible_catalog_prompt_after_an_interruptible_one_is_an_error(flows_dir):
+    es = ES.replace("menu: Oprima 1 para su saldo.\n", "menu:\n  - say: Aviso.\n  - {say: Legal., barge_in: false}\n")
+    es = es.replace("  - say: Aviso.\n  - {say: Legal., barge_in: false}\n", "  - {say: Legal., barge_in: false}\n")
+    flow_text = FLOW.replace(
+        "    msg: menu\n    gather:", "    prompts:\n      - msg: welcome\n      - msg: menu\n    gather:"
+    )
+    found = problems(write(flows_dir, flow_text, es=es))
+    assert any(
+        "error: states.menu.prompts[1].msg: 'menu' in es-MX holds a prompt with barge_in: false after one the caller"
+        " can interrupt" in p
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(("said", "key"), [("dos", "2"), ("deux", "2"), ("Zwei", "2"), ("três", "3"), ("uno", "1")])
+def test_number_words_of_other_languages_press_the_key(flows_dir, said, key):
+    engine = Engine(load_flow(write(flows_dir)))
+    step = start(engine, to=SPANISH_NUMBER)
+    step = engine.resume("menu", step.session, {"CallSid": "CA1", "SpeechResult": said, "Confidence": "0.9"}, NOW)
+    assert step.outcome == key
+
+
+def test_words_match_whatever_accents_the_recognizer_writes(flows_dir):
+    flow_text = FLOW.replace("es-MX: [saldo]", "es-MX: [depósito]")
+    engine = Engine(load_flow(write(flows_dir, flow_text)))
+    step = start(engine, to=SPANISH_NUMBER)
+    step = engine.resume("menu", step.session, {"CallSid": "CA1", "SpeechResult": "deposito", "Confidence": "0.9"}, NOW)
+    assert step.state == "done"
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        ("fr_FR", "a language tag joins its parts with '-', not '_': fr-FR"),
+        ("french", "a language tag starts with its language's 2 or 3 letters: en-US, es-MX, fr-CA"),
+        ("FR-fr", "write it fr-FR: the language in small letters, a region in capitals"),
+        ("fr-ca", "write it fr-CA: the language in small letters, a region in capitals"),
+    ],
+)
+def test_a_malformed_language_is_an_error_in_any_flow(flows_dir, tag, message):
+    text = f"start: a\nstates:\n  a:\n    say: {{text: Bonjour., language: {tag}}}\n    hangup: true\n"
+    (flows_dir / "one.yaml").write_text(text, encoding="utf-8")
+    [problem] = problems(flows_dir / "one.yaml")
+    assert (
+        problem.endswith(f":4:36: error: states.a.say.language: {message}")
+        or f"error: states.a.say.language: {message}" in problem
+    )
+
+
+def test_check_reads_each_languages_menu_for_the_keys_it_announces(flows_dir):
+    write(
+        flows_dir, es=ES.replace("menu: Oprima 1 para su saldo.", "menu: Oprima 1 para su saldo. Oprima 5 para ventas.")
+    )
+    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    assert any(
+        'shop.es-MX.yaml:2:7: warning: menu: the prompt announces key "5" but no route takes it' in line
+        for line in lines
+    ), lines
+
+
+def test_check_warns_that_twilio_transcribes_english_only(flows_dir):
+    recorded = (
+        "    msg: done\n    record: {transcribe: true}\n    next: done2\n  done2:\n    msg: done\n    hangup: true\n"
+    )
+    flow_text = FLOW.replace("    msg: done\n    hangup: true\n", recorded)
+    write(flows_dir, flow_text)
+    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    assert any("warning: states.done.record: Twilio transcribes recordings in English only: callers in es-MX" in line
+               for line in lines), lines  # fmt: skip
+
+
+def test_the_phones_take_a_language_as_the_entry_url_does(monkeypatch, tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    copy_flows(flows, "billing.yaml", "hooks.py")
+    shutil.copytree(FLOWS / "catalogs", flows / "catalogs")
+    monkeypatch.setenv("IVR_FLOWS_DIR", str(flows))
+    result = CliRunner().invoke(cli, ["phone", "billing", "--language", "es", "--keys", "wait"])
+    assert result.exit_code == 0, result.output
+    assert "  Bienvenido a la facturación de Acme." in result.output

@@ -321,3 +321,13 @@ def test_a_single_say_or_play_may_be_uninterruptible_in_its_own_mapping(tmp_path
     assert "states.menu.play.barge_in: a prompt with barge_in: false plays before the gather listens" in str(
         raised.value
     )
+
+
+def test_gather_barge_in_on_a_gather_that_listens_for_keys_by_default_is_an_error():
+    text = (
+        "start: a\nstates:\n  a:\n    say: Your code.\n    gather: {save_as: code, length: 4, barge_in: false}\n"
+        "    next: b\n  b:\n    hangup: true\n"
+    )
+    with pytest.raises(FlowLoadError) as raised:
+        load_flow_text(text, "flows/x.yaml", "x")
+    assert "flows/x.yaml:5:13: error: states.a.gather.barge_in: barge_in concerns speech" in str(raised.value)

@@ -12,6 +12,7 @@ import click
 from ivr.cli.base import Command
 from ivr.core.flow import DIAL_OUTCOMES, NAME_RE, dial_outcomes
 from ivr.core.hints import did_you_mean
+from ivr.core.language_switch import matching_language
 from ivr.core.loader import find_flow_files
 from ivr.core.subflow import stack_of
 from ivr.errors import IvrError
@@ -90,6 +91,7 @@ def phone(
             known = ", ".join(sorted(services(app).flows.flows[flow].states))
             raise click.BadParameter(f"flow '{flow}' has no state '{state}' (states: {known})", param_hint="--state")
         offered = tuple(services(app).flows.flows[flow].localized)
+        language = (language and matching_language(offered, language)) or language  # es, es-mx: es-MX
         if language and language not in offered:
             known = ", ".join(offered) or "none: it speaks one language"
             raise click.BadParameter(f"flow '{flow}' does not offer '{language}' (languages: {known})",

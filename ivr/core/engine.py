@@ -249,13 +249,14 @@ class Engine:
                     return self._after_hook(call, result, outcome, segments, rendered, redact)
 
                 waiting = None
-                if state.filler is not None:
+                filler = renderer.flow.states[name].filler  # in the call's language (its language's view)
+                if filler is not None:
 
-                    def waiting(url: str, filler=state.filler, renderer=renderer) -> tuple[str, tuple[str, ...]]:
+                    def waiting(url: str, filler=filler, renderer=renderer) -> tuple[str, tuple[str, ...]]:
                         document = filler_document(renderer, filler, url, segments, rendered)
                         return document, tuple(name for name, _ in segments)
 
-                pending = Pending(hook, resume, state.filler, waiting)
+                pending = Pending(hook, resume, filler, waiting)
                 return Step("", self.flow.id, name, call.session, tuple(call.effects), outcome, pending,
                             splits=tuple(call.splits))  # fmt: skip
             if state is not None and isinstance(state.action, Call | Return):  # into a subflow, or back out

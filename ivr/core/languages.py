@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ivr.core import flow as f
+from ivr.core.hints import did_you_mean
 from ivr.core.positions import Pos
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "entry_language",
     "localize",
     "offered",
+    "tag_problem",
 ]
 
 # What the engine says itself, by catalog id: a catalog gives them in its language. English is built in.
@@ -73,6 +75,21 @@ class CatalogEntry:
     file: str
 
 
+def tag_problem(tag: str) -> str | None:
+    """What is wrong with a language tag as Twilio takes them (BCP 47: en-US, es-MX, cmn-CN, es-419), or None."""
+    parts = tag.split("-")
+    if "_" in tag:
+        return f"a language tag joins its parts with '-', not '_': {tag.replace('_', '-')}"
+    if not (2 <= len(parts[0]) <= 3 and parts[0].isascii() and parts[0].isalpha()):
+        return "a language tag starts with its language's 2 or 3 letters: en-US, es-MX, fr-CA"
+    if not all(p.isascii() and p.isalnum() for p in parts[1:]) or "" in parts:
+        return "a language tag is letters and digits joined by '-': en-US, es-MX, fr-CA"
+    canonical = "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 and p.isalpha() else p for p in parts[1:])])
+    if tag != canonical:
+        return f"write it {canonical}: the language in small letters, a region in capitals"
+    return None
+
+
 def offered(flow: f.Flow) -> tuple[str, ...]:
     """The languages a flow offers, its default first; () for a flow in one language."""
     return tuple(flow.localized)
@@ -103,7 +120,9 @@ class _Localizer:
         self.entries = entries
         self.catalog_file = catalog_file
         self.problems: list[tuple[Pos, str, str]] = []  # (where, key path, message)
+        self.voices = {lang.tag: lang.voice for lang in flow.defaults.languages if lang.voice}
         self.used: set[str] = set()
+        self.quiet = False  # the catalogs could not be read: what they lack is not reported again
 
     def prompts(self, prompts: tuple | None) -> tuple | None:
         if prompts is None:
@@ -115,7 +134,13 @@ class _Localizer:
                 out.extend(said if prompt.barge_in else (replace(p, barge_in=False) for p in said))
             else:
                 out.append(prompt)
-        return tuple(out)
+        return tuple(self.voiced(p) for p in out)
+
+    def voiced(self, prompt):
+        """A say in an offered language it names, without a voice: that language's voice speaks it."""
+        if isinstance(prompt, f.Say) and prompt.voice is None and prompt.language in self.voices:
+            return replace(prompt, voice=self.voices[prompt.language])
+        return prompt
 
     def message(self, msg: Msg) -> tuple:
         entry = self.entries.get(msg.id)
@@ -123,6 +148,8 @@ class _Localizer:
             self.used.add(msg.id)
             return entry.prompts
         tag = self.language.tag
+        if self.quiet:
+            return ()
         if msg.id in BUILT_IN_TEXTS and msg.pos.line == 0:  # the engine's own words, unless a catalog gives them
             if _is_english(tag):
                 return (_built_in_say(msg.id, self.language.pos),)
@@ -135,7 +162,8 @@ class _Localizer:
                 )
             )
             return (_built_in_say(msg.id, self.language.pos),)
-        self.problems.append((msg.pos, msg.path, f"'{msg.id}' is missing in {tag} ({self.catalog_file})"))
+        hint = did_you_mean(msg.id, [key for key, entry in self.entries.items() if entry.prompts])
+        self.problems.append((msg.pos, msg.path, f"'{msg.id}' is missing in {tag} ({self.catalog_file}){hint}"))
         return ()
 
     def handler(self, handler: f.Handler) -> f.Handler:
@@ -151,6 +179,7 @@ class _Localizer:
         action = state.action
         if isinstance(action, f.Gather):
             changes["routes"] = tuple(self.route(r) for r in state.routes)
+            self.barge_in_order(state)
         if isinstance(action, f.Dial) and action.screen is not None:
             screen = action.screen
             screen = replace(
@@ -160,6 +189,8 @@ class _Localizer:
                 accepted=self.prompts(screen.accepted),
             )
             changes["action"] = replace(action, screen=screen)
+        if state.filler is not None and isinstance(state.filler.prompt, f.Say):
+            changes["filler"] = replace(state.filler, prompt=self.voiced(state.filler.prompt))
         if state.filler is not None and isinstance(state.filler.prompt, Msg):
             said = self.message(state.filler.prompt)
             if len(said) == 1 and isinstance(said[0], f.Say | f.Play):
@@ -168,6 +199,23 @@ class _Localizer:
                 why = f"a filler is one say or play; '{state.filler.prompt.id}' in {self.language.tag} is {len(said)}"
                 self.problems.append((state.filler.prompt.pos, state.filler.prompt.path, why))
         return replace(state, **changes)
+
+    def barge_in_order(self, state: f.State) -> None:
+        """Prompts that play whole before the gather come first, as the loader checks in the flow file: a
+        message's prompts written `barge_in: false` in a catalog too."""
+        heard_open = False
+        for written in state.prompts:
+            said = self.message(written) if isinstance(written, Msg) else (written,)
+            said = said if getattr(written, "barge_in", True) else [replace(p, barge_in=False) for p in said]
+            for prompt in said:
+                if prompt.barge_in:
+                    heard_open = True
+                elif heard_open:
+                    where = f"'{written.id}' in {self.language.tag}" if isinstance(written, Msg) else "this prompt"
+                    why = (f"{where} holds a prompt with barge_in: false after one the caller can interrupt: it would"
+                           " play inside the gather; put the uninterruptible prompts first")  # fmt: skip
+                    self.problems.append((written.pos, getattr(written, "path", "") or f"states.{state.name}", why))
+                    return
 
     def route(self, route: f.Route) -> f.Route:
         words = dict(route.words)
@@ -207,12 +255,13 @@ def _built_in_say(key: str, pos: Pos) -> f.Say:
     return f.Say(f.Text(BUILT_IN_TEXTS[key], pos), None, None, None, pos)
 
 
-def localize(flow: f.Flow, catalogs: dict[str, dict[str, CatalogEntry]], files: dict[str, str]):
+def localize(flow: f.Flow, catalogs: dict[str, dict[str, CatalogEntry]], files: dict[str, str], quiet=()):
     """Every language view of a flow read with `msg:` prompts: (the default language's view carrying all
     views in `localized`, the problems as (pos, path, message), the catalog ids used in each language).
 
     `catalogs`: language -> id -> entry, the flow's catalogs merged; `files`: language -> the catalog file
-    a missing message belongs in (for the messages)."""
+    a missing message belongs in (for the messages); `quiet`: languages whose catalogs could not be read (their
+    problems are reported already), whose missing messages are not."""
     languages = flow.defaults.languages
     default = flow.defaults.language or languages[0].tag
     problems: list = []
@@ -220,6 +269,7 @@ def localize(flow: f.Flow, catalogs: dict[str, dict[str, CatalogEntry]], files: 
     used: dict[str, set[str]] = {}
     for language in sorted(languages, key=lambda lang: lang.tag != default):  # the default first
         localizer = _Localizer(flow, language, catalogs.get(language.tag, {}), files[language.tag])
+        localizer.quiet = language.tag in quiet
         views[language.tag] = localizer.view()
         problems.extend(p for p in localizer.problems if p not in problems)
         used[language.tag] = localizer.used

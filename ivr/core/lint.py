@@ -243,7 +243,8 @@ class _FlowChecks:
             elif name not in can_end and (name in self.roots or any(p in can_end for p in preds[name])):
                 self.add(state.pos, _NO_END, path_join("states", name))
             if isinstance(state.action, f.Gather):
-                self.menu_keys(state)
+                for tag, view in self.flow.localized.items() or ((None, self.flow),):  # each language's prompts
+                    self.menu_keys(view.states[name], None if tag == self.flow.defaults.language else tag)
                 self.digits(state)
                 self.retries(state)
             for target in state.action.targets if isinstance(state.action, f.Dial) else ():
@@ -261,7 +262,7 @@ class _FlowChecks:
         self.variables(hook_free, bool(runs))
         return self.out + voice_warnings(self.flow, self.where)
 
-    def menu_keys(self, state: f.State) -> None:
+    def menu_keys(self, state: f.State, language: str | None = None) -> None:
         gather: f.Gather = state.action
         if gather.save_as is not None or (gather.input and "dtmf" not in gather.input):
             return  # collected input is data; a spoken menu has no keys
@@ -274,13 +275,14 @@ class _FlowChecks:
             finish = "#" if gather.finish_on_key is None else gather.finish_on_key  # it only submits
             for key in sorted(keys - {r.outcome for r in state.routes} - {finish}) if state.next is None else ():
                 message = f'the prompt announces key "{key}" but no route takes it'
-                self.add(text.pos, f'{message} (add routes."{key}" or reword the prompt)')
+                self.add(text.pos, f'{message} (add routes."{key}" or reword the prompt)', text.path or None)
         if not texts or any(isinstance(p, f.Play) for p in spoken):
             return  # audio may announce what the text does not
         for route in state.routes:
             key = route.outcome
             if not route.inherited and f.is_digit_key(key) and key not in heard:
                 message = f'key "{key}" has a route but the prompt never announces it'
+                message += f" in {language}" if language else ""
                 self.add(route.pos, f'{message} (say "press {key}" or remove the route)', self._route_path(state, key))
 
     def digits(self, state: f.State) -> None:

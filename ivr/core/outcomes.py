@@ -4,6 +4,7 @@ Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueRe
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ivr.core import flow as f
 from ivr.errors import WebhookError
@@ -23,6 +24,25 @@ _NUMBER_WORDS = {
     "eight": "8",
     "nine": "9",
 }
+# The same words in the languages flows most often offer (Spanish, French, German, Italian, Portuguese),
+# written as `normalize_speech` leaves them (accents removed): "dos" or "deux" said to a keypad menu is 2.
+# Pairs that mean the same digit in two languages (tres, seis, nove) agree; "um" (Portuguese 1) is left out,
+# as it is also a hesitation.
+for _digit, _words in enumerate(
+    (
+        "cero zero null",
+        "uno un une eins ein",
+        "dos deux zwei due dois duas",
+        "tres trois drei tre",
+        "cuatro quatre vier quattro quatro",
+        "cinco cinq funf cinque",
+        "seis sechs sei",
+        "siete sept sieben sette sete",
+        "ocho huit acht otto oito",
+        "nueve neuf neun nove",
+    )
+):
+    _NUMBER_WORDS.update(dict.fromkeys(_words.split(), str(_digit)))
 _SPOKEN_DIGITS = re.compile(r"[0-9]+(?: [0-9]+)*\Z")
 
 
@@ -31,8 +51,11 @@ _SPACE_RE = re.compile(r"\s+")
 
 
 def normalize_speech(text: str) -> str:
-    """Lower case, punctuation removed, spaces folded: 'Billing, please!' -> 'billing please'."""
-    text = _PUNCT_RE.sub(" ", text.casefold()).replace("'", "")
+    """Lower case, accents and punctuation removed, spaces folded: 'Réservation, please!' -> 'reservation please'
+    (a recognizer may or may not write the accents a flow's words have)."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = _PUNCT_RE.sub(" ", text).replace("'", "")
     return _SPACE_RE.sub(" ", text).strip()
 
 

@@ -31,7 +31,7 @@ def voice_warnings(flow: f.Flow, where: dict[str, f.Pos] | None = None) -> list[
         out.setdefault((pos, path, message), FlowError(pos.file, pos.line, pos.column, path, message, "warning"))
 
     defaults = flow.defaults
-    if defaults.voice and (problem := voice_problem(defaults.voice, defaults.language)):
+    if defaults.voice and not defaults.languages and (problem := voice_problem(defaults.voice, defaults.language)):
         add(where.get("defaults.voice", flow.pos), "defaults.voice", problem)
     for language in defaults.languages:  # each offered language's own voice (ivr.core.languages)
         if language.voice and (problem := voice_problem(language.voice, language.tag)):

@@ -45,6 +45,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.core.flow import DIAL_OUTCOMES, ENQUEUE_OUTCOMES, Dial, dial_outcomes
+from ivr.core.language_switch import matching_language
 from ivr.core.subflow import stack_of
 from ivr.errors import IvrError, PhoneRequestRefused
 from ivr.phone import Phone, PhoneCall, WsgiTransport
@@ -170,6 +171,7 @@ def place():
     if state and state not in flow.states:
         raise PhoneRequestRefused(404, f"flow '{flow_id}' has no state '{state}'")
     language = _text(body, "language")
+    language = (language and matching_language(flow.localized, language)) or language  # es, es-mx: es-MX
     if language and language not in flow.localized:
         offered = ", ".join(flow.localized) or "none: it speaks one language"
         raise PhoneRequestRefused(400, f"flow '{flow_id}' does not offer '{language}' (languages: {offered})")

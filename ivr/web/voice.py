@@ -17,6 +17,7 @@ from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed, NotF
 from ivr.core.engine import Engine, Step, new_session
 from ivr.core.filler import WAIT_EVENT
 from ivr.core.flow import APOLOGY, SCREEN_EVENTS
+from ivr.core.language_switch import matching_language
 from ivr.core.twiml import Renderer, apology_document
 from ivr.errors import StoreError, WebhookError
 from ivr.hooks import run_pending
@@ -58,8 +59,19 @@ def init_app(app: Flask) -> None:
 def enter(flow_id: str):
     """A call enters a flow, at its start or at ?state=S; in the language ?language=L names, when it offers it."""
     state, language = request.args.get("state"), request.args.get("language")
+    if language is not None:
+        _check_language(flow_id, language)
     return _answer(flow_id, state, lambda engine, session, params, now: engine.start(session, params, now, state,
                                                                                       language))  # fmt: skip
+
+
+def _check_language(flow_id: str, language: str) -> None:
+    """?language= that the flow does not offer: the call starts in its default language, and the log says why."""
+    flow = services().flows.flows.get(flow_id)
+    if flow is not None and matching_language(flow.localized, language) is None:
+        offered = ", ".join(flow.localized) or "none: it speaks one language"
+        log.warning("CallSid=%s flow %s does not offer language %r (it offers %s); the call starts in its default",
+                    _params().get("CallSid", "-"), flow_id, language, offered)  # fmt: skip
 
 
 @voice.route("/voice/<flow_id>/<state>", methods=["GET", "POST"], merge_slashes=False)

@@ -237,5 +237,6 @@ def wait_step(engine: Engine, state: str, jid: str, session: dict, params: dict,
 
 def _again(engine: Engine, state, session: dict, jid: str) -> Step:
     url = wait_url(engine.renderer, engine.flow.id, state.name, jid)
-    twiml = filler_document(engine.renderer_for(session), state.filler, url)  # in the call's language
+    renderer = engine.renderer_for(session)  # the filler of the call's language
+    twiml = filler_document(renderer, renderer.flow.states[state.name].filler, url)
     return Step(twiml, engine.flow.id, state.name, session, outcome=WAIT_EVENT)

@@ -8,6 +8,7 @@ import yaml
 
 from ivr.core import flow as f
 from ivr.core.hints import path_join
+from ivr.core.languages import tag_problem
 from ivr.core.loader.http import HttpReader
 from ivr.core.loader.speech import SpeechReader
 from ivr.core.templates import compile_text, is_template
@@ -133,7 +134,7 @@ class ActionReader(SpeechReader, HttpReader):
             finish_on_key=finish,
             hints=self._opt(items, "hints", path, self.string),
             speech_timeout=speech_timeout,
-            language=self._opt(items, "language", path, self.string),
+            language=self._opt(items, "language", path, self.language_tag),
             speech=self._gather_speech(items, path),
             min_confidence=self._opt(
                 items, "min_confidence", path, lambda n, p: self.number(n, p, maximum=1, integer=False)
@@ -325,6 +326,14 @@ class ActionReader(SpeechReader, HttpReader):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             self.error(node, path, f"unknown time zone '{value}' (use an IANA name such as America/New_York)")
+            return None
+        return value
+
+    def language_tag(self, node: yaml.Node, path: str) -> str | None:
+        """A language as Twilio takes it (en-US); a malformed one is an error (Twilio would refuse the document)."""
+        value = self.string(node, path)
+        if value is not None and (problem := tag_problem(value)):
+            self.error(node, path, problem)
             return None
         return value
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ivr.core import flow as f
-from ivr.core.hints import path_join
+from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader.catalogs import CATALOGS_DIR, read_catalog
 from ivr.core.loader.files import display_path
 from ivr.core.subflow import Call
@@ -38,11 +38,17 @@ def catalog_warnings(directory: Path, flows: dict[str, f.Flow]) -> list[FlowErro
             out.append(FlowError(file, 1, 1, "", why, "warning"))
             continue
         readers = _readers(flows, name, language)
+        if not readers and (directory / f"{name}.yaml").is_file() and name not in flows:
+            continue  # its flow does not load: the loader's errors say why, not this
         if not readers:
+            named = {f"{n}.{tag}.yaml" for flow in flows.values() for tag in flow.localized
+                     for n in (flow.id, *flow.catalogs)}  # fmt: skip
+            hint = did_you_mean(path.name, named)  # bistro.fr_CA.yaml: did you mean bistro.fr-CA.yaml?
             why = f"no flow reads this catalog: a flow named '{name}' or with catalogs: [{name}], offering {language}"
-            out.append(FlowError(file, 1, 1, "", why, "warning"))
+            out.append(FlowError(file, 1, 1, "", why + hint, "warning"))
             continue
         entries, _problems, _digest = read_catalog(path, file)  # its problems are the loader's, reported there
+        entries = entries or {}
         used = frozenset().union(*(flow.messages for flow in readers))
         names = ", ".join(flow.id for flow in readers)
         for key, entry in entries.items():
@@ -67,6 +73,10 @@ def language_warnings(flow: f.Flow, flows: dict[str, f.Flow]) -> list[FlowError]
                 heard = speaks[0] or "its one language"
                 why = f"subflow '{sub.id}' does not offer {', '.join(missing)}: callers in it hear it in {heard}"
                 out.append(_at(action.pos, path_join(path_join("states", state.name), "subflow"), why))
+        if isinstance(action, f.Record) and action.transcribe and (others := [t for t in offered if not _english(t)]):
+            why = (f"Twilio transcribes recordings in English only: callers in {', '.join(others)} get a transcription"
+                   " of little use; deliver the recording itself to them")  # fmt: skip
+            out.append(_at(action.pos, path_join(path_join("states", state.name), "record"), why))
         if not isinstance(action, f.Gather) or len(offered) < 2:
             continue
         for route in state.routes:
@@ -80,6 +90,10 @@ def language_warnings(flow: f.Flow, flows: dict[str, f.Flow]) -> list[FlowError]
                 route_path = path_join(path_join(path_join("states", state.name), "routes"), route.outcome)
                 out.append(_at(route.pos, route_path, why))
     return out
+
+
+def _english(tag: str) -> bool:
+    return tag.split("-")[0].lower() == "en"
 
 
 def _at(pos: f.Pos, path: str, message: str) -> FlowError:

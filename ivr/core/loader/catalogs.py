@@ -17,7 +17,7 @@ import yaml
 
 from ivr.core import flow as f
 from ivr.core.hints import did_you_mean, path_join
-from ivr.core.languages import CatalogEntry, Language, localize
+from ivr.core.languages import CatalogEntry, Language, localize, tag_problem
 from ivr.core.loader.prompts import KINDS, MSG_ID, PromptReader
 from ivr.core.loader.source import compose
 from ivr.errors import FlowError
@@ -26,17 +26,6 @@ __all__ = ["CATALOGS_DIR", "LanguagesReader", "catalog_file", "localize_flow", "
 
 CATALOGS_DIR = "catalogs"
 LANGUAGE_KEYS = ("voice", "hints", "numbers", "speech")
-# A BCP 47 tag as Twilio takes them: a language, then a region or script (en-US, cmn-CN, zh-HK, es-419).
-_TAG_PARTS = 2
-
-
-def _tag_problem(tag: str) -> str | None:
-    parts = tag.split("-")
-    if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and parts[0].islower()):
-        return "a language tag starts with its language in lower case: en-US, es-MX, fr-CA"
-    if len(parts) > 1 and not all(p.isalnum() for p in parts[1:]):
-        return "a language tag is letters and digits joined by '-': en-US, es-MX, fr-CA"
-    return None
 
 
 def catalog_file(directory: Path, name: str, language: str) -> Path:
@@ -59,7 +48,7 @@ class LanguagesReader(PromptReader):
         out = []
         for tag, (key_node, value_node) in entries.items():
             tag_path = path_join(lpath, tag)
-            problem = _tag_problem(tag)
+            problem = tag_problem(tag)
             if problem:
                 self.error(key_node, tag_path, problem)
                 continue
@@ -146,39 +135,47 @@ class _CatalogReader(PromptReader):
         items = self.mapping(root, "")
         out: dict[str, CatalogEntry] = {}
         for key, (key_node, value_node) in (items or {}).items():
-            if not MSG_ID.match(key):
-                self.error(key_node, key, "a message id uses letters, digits, '_', '.' and '-', starting with a letter")
-                continue
-            if isinstance(value_node, yaml.MappingNode) and any(k.value == "msg" for k, _ in value_node.value):
-                self.error(value_node, key, "a catalog holds prompts, not msg: references to other messages")
-                continue
-            keys = [k.value for k, _ in value_node.value] if isinstance(value_node, yaml.MappingNode) else None
-            if keys is not None and not any(k in (*KINDS, "text") for k in keys):
-                self.error(value_node, key, "a message is text, a say mapping {text: ...}, or a list of prompts")
-                continue
-            if keys is not None and len(keys) == 1 and keys[0] in KINDS:  # {play: URL}: one prompt of that kind
-                one = self.prompt(keys[0], value_node.value[0][1], path_join(key, keys[0]), None, None)
-                prompts = (one,) if one else ()
-            else:
-                prompts = self.prompt_value(value_node, key, None, None)
-            if prompts:
-                out[key] = CatalogEntry(prompts, self.pos(key_node), self.file)
+            before = len(self.errors)
+            self._entry(out, key, key_node, value_node)
+            if len(self.errors) > before:  # reported here: the flow does not report it missing as well
+                out[key] = CatalogEntry((), self.pos(key_node), self.file)
         return out
 
+    def _entry(self, out: dict, key: str, key_node: yaml.Node, value_node: yaml.Node) -> None:
+        """One message, its problems reported where they are written."""
+        if not MSG_ID.match(key):
+            self.error(key_node, key, "a message id uses letters, digits, '_', '.' and '-', starting with a letter")
+            return
+        if isinstance(value_node, yaml.MappingNode) and any(k.value == "msg" for k, _ in value_node.value):
+            self.error(value_node, key, "a catalog holds prompts, not msg: references to other messages")
+            return
+        keys = [k.value for k, _ in value_node.value] if isinstance(value_node, yaml.MappingNode) else None
+        if keys is not None and not any(k in (*KINDS, "text") for k in keys):
+            self.error(value_node, key, "a message is text, a say mapping {text: ...}, or a list of prompts")
+            return
+        if keys is not None and len(keys) == 1 and keys[0] in KINDS:  # {play: URL}: one prompt of that kind
+            one = self.prompt(keys[0], value_node.value[0][1], path_join(key, keys[0]), None, None)
+            prompts = (one,) if one else ()
+        else:
+            prompts = self.prompt_value(value_node, key, None, None)
+        if prompts:
+            out[key] = CatalogEntry(prompts, self.pos(key_node), self.file)
 
-def read_catalog(path: Path, file: str) -> tuple[dict[str, CatalogEntry], list[FlowError], str]:
-    """One catalog file: its entries, its problems, and a digest of its text ("" when it does not exist)."""
+
+def read_catalog(path: Path, file: str) -> tuple[dict[str, CatalogEntry] | None, list[FlowError], str]:
+    """One catalog file: its entries (None when it cannot be read at all), its problems, and a digest of its
+    text ("" when it does not exist)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}, [], ""
     except (OSError, UnicodeDecodeError) as exc:
-        return {}, [FlowError(file, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")], "?"
+        return None, [FlowError(file, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")], "?"
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     try:
         root = compose(text, file)
     except FlowError as exc:
-        return {}, [exc], digest
+        return None, [exc], digest
     if root is None:
         return {}, [], digest
     reader = _CatalogReader(file)
@@ -192,19 +189,29 @@ def localize_flow(flow: f.Flow, directory: Path, display) -> tuple[f.Flow, list[
     catalogs: dict[str, dict[str, CatalogEntry]] = {}
     files: dict[str, str] = {}
     digests = []
+    quiet: set[str] = set()  # languages whose catalogs' own problems say it all: no message is reported missing
     for language in flow.defaults.languages:
         merged: dict[str, CatalogEntry] = {}
+        found_any = False
         for name in (flow.id, *flow.catalogs):
             path = catalog_file(directory, name, language.tag)
             file = display(path)
             entries, found, digest = read_catalog(path, file)
             problems.extend(found)
             digests.append(f"{file}:{digest}")
-            for key, entry in entries.items():
+            found_any = found_any or digest != ""
+            if entries is None:
+                quiet.add(language.tag)
+            for key, entry in (entries or {}).items():
                 merged.setdefault(key, entry)
         catalogs[language.tag] = merged
         files[language.tag] = display(catalog_file(directory, flow.id, language.tag))
-    base, missing, _used = localize(flow, catalogs, files)
+        if not found_any:
+            quiet.add(language.tag)
+            why = f"no catalog holds the prompts in {language.tag}: create {files[language.tag]}"
+            problems.append(FlowError(language.pos.file, language.pos.line, language.pos.column,
+                                      f"defaults.languages.{language.tag}", why))  # fmt: skip
+    base, missing, _used = localize(flow, catalogs, files, quiet)
     problems.extend(FlowError(pos.file, pos.line, pos.column, path, message) for pos, path, message in missing)
     digest = hashlib.sha256("\n".join(digests).encode("utf-8")).hexdigest()[:16]
     return base, problems, digest

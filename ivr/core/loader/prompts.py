@@ -88,7 +88,7 @@ class PromptReader(SsmlReader):
                 loop = self._opt(items, "loop", path, self._loop)
                 if "voice" in items:  # "" drops the flow's default voice: Twilio's own default speaks
                     voice = self.string(items["voice"][1], path_join(path, "voice"), empty_ok=True)
-                language = self._opt(items, "language", path, self.string) or language
+                language = self._opt(items, "language", path, self.language_tag) or language
             if text is None:
                 return None
             if self.offered and (isinstance(node, yaml.ScalarNode | yaml.SequenceNode) or "language" not in items):

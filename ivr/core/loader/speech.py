@@ -76,12 +76,16 @@ class SpeechReader(Reader):
             return None
         value = self.boolean(items["barge_in"][1], path_join(path, "barge_in"))
         if value is False and inputs and "speech" not in inputs:
-            message = (
-                "barge_in concerns speech, and this gather listens for keys only (a key always interrupts);"
-                " to play a prompt whole, write barge_in: false on the prompt"
-            )
-            self.error(items["barge_in"][0], path_join(path, "barge_in"), message)
+            self.keys_only_barge_in(items["barge_in"][0], path_join(path, "barge_in"))
         return value
+
+    def keys_only_barge_in(self, node, path: str) -> None:
+        """`gather: {barge_in: false}` on a gather that listens for keys only (written so, or by default)."""
+        message = (
+            "barge_in concerns speech, and this gather listens for keys only (a key always interrupts);"
+            " to play a prompt whole, write barge_in: false on the prompt"
+        )
+        self.error(node, path, message)
 
     def prompt_barge_in(self, entry: dict, path: str) -> bool:
         """A prompts-list item's `barge_in` (true unless written false)."""

@@ -138,17 +138,18 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             return None
         self.known_keys(items, DEFAULTS_KEYS, "defaults")
         languages = self.languages(items, "defaults")
-        language = self.default_language(items, languages, self._opt(items, "language", "defaults", self.string))
+        language = self.default_language(items, languages, self._opt(items, "language", "defaults", self.language_tag))
         self.offered = tuple(sorted((lang.tag for lang in languages), key=lambda tag: tag != language))
         builtin_input, builtin_match = self._builtin_handlers()
         on_max = self.target(items, "on_max", "defaults")
         voice = self._opt(items, "voice", "defaults", self.string)
+        voices = (None, None) if languages else (voice, language)  # in several languages: each view says them
         return f.Defaults(
             voice=voice,
             language=language,
             timezone=self._opt(items, "timezone", "defaults", self.timezone),
-            no_input=self._handler(items, "no_input", "defaults", builtin_input, on_max, (voice, language)),
-            no_match=self._handler(items, "no_match", "defaults", builtin_match, on_max, (voice, language)),
+            no_input=self._handler(items, "no_input", "defaults", builtin_input, on_max, voices),
+            no_match=self._handler(items, "no_match", "defaults", builtin_match, on_max, voices),
             on_max=on_max,
             routes=self.routes(items, "defaults", None),
             on_message=self._opt(items, "on_message", "defaults", self.delivery),
@@ -186,8 +187,8 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             return None
         self.known_keys(items, STATE_KEYS, path)
         self._opt(items, "description", path, self.string)
-        voice = defaults.voice if defaults else None
-        language = defaults.language if defaults else None
+        voice = defaults.voice if defaults and not defaults.languages else None  # else each language's view says
+        language = defaults.language if defaults and not defaults.languages else None
         prompts = self.prompts(items, path, voice, language)
         actions = [k for k in ACTION_KEYS if k in items]
         for extra in actions[1:]:
@@ -198,6 +199,13 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             )
         action = self.action(actions[0], items[actions[0]][1], path_join(path, actions[0])) if actions else None
         routes = self.routes(items, path, action)
+        if (
+            isinstance(action, f.Gather)
+            and action.barge_in is False
+            and not action.input
+            and not any(r.synonyms or not f.is_digit_key(r.outcome) for r in routes)
+        ):  # its input is keys only by default (no spoken route): speech, which barge_in concerns, is off
+            self.keys_only_barge_in(action.pos, path_join(path_join(path, "gather"), "barge_in"))
         if isinstance(action, f.Gather) and defaults is not None:
             # The flow's ways out apply to every menu, unless the menu routes that key itself.
             own = {r.outcome for r in routes}
