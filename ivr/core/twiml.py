@@ -361,8 +361,9 @@ class Renderer:
         num_digits, _ = expected_digits(state)  # each key waits out the timeout unless Twilio knows how many
         speech = "speech" in inputs
         hints = gather.hints if gather.hints is not None else (", ".join(dict.fromkeys(words)) or None)
-        if self.flow.defaults.hints:  # the call's language's own (defaults.languages)
-            hints = f"{hints}, {self.flow.defaults.hints}" if hints else self.flow.defaults.hints
+        if self.flow.defaults.hints:  # the call's language's own (defaults.languages), each word once
+            said = [w.strip() for w in f"{hints or ''},{self.flow.defaults.hints}".split(",") if w.strip()]
+            hints = ", ".join(dict.fromkeys(said))
         hints = None if hints is None else _xml_text(hints)  # YAML escapes ("\ud800") can write anything
         return {
             "input": " ".join(inputs),
