@@ -242,7 +242,8 @@ def test_a_call_to_the_languages_number_starts_in_it(flows_dir):
     step = start(engine, to=SPANISH_NUMBER)
     assert step.language == "es-MX" and step.session["language"] == "es-MX"
     assert '<Say language="es-MX" voice="Polly.Mia-Neural">Bienvenido.</Say>' in step.twiml
-    assert 'hints="saldo, cuenta"' in step.twiml  # the language's hints after the route words, each once and 'language="es-MX"' in step.twiml.split("<Gather")[1]
+    assert 'hints="saldo, cuenta"' in step.twiml  # the language's hints after the route words, each once
+    assert 'language="es-MX"' in step.twiml.split("<Gather")[1]
     other = start(engine)
     assert other.language == "en-US"
     assert '<Say language="en-US" voice="Polly.Joanna-Neural">Welcome.</Say>' in other.twiml
