@@ -78,6 +78,11 @@ def write(directory: Path, flow: str = FLOW, en: str | None = EN, es: str | None
     return directory / f"{name}.yaml"
 
 
+def checked(flows_dir: Path) -> list[str]:
+    """What `check` says of every flow of the directory (its hook registered), as printed."""
+    return [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+
+
 def problems(path: Path) -> list[str]:
     with pytest.raises(FlowLoadError) as raised:
         load_flow(path)
@@ -347,7 +352,7 @@ def test_check_warns_of_spoken_routes_without_words_in_a_language(flows_dir):
         flows_dir,
         FLOW.replace("{to: done, synonyms: {en-US: [balance], es-MX: [saldo]}}", "{to: done, synonyms: [balance]}"),
     )
-    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    lines = checked(flows_dir)
     assert any('warning: states.menu.routes."1": callers in es-MX can say only' in line for line in lines), lines
 
 
@@ -469,7 +474,7 @@ def test_the_documented_bilingual_example_answers_as_the_docs_show(tmp_path):
 
 def test_check_warns_of_a_languages_voice_that_does_not_speak_it(flows_dir):
     write(flows_dir, FLOW.replace("es-MX: {voice: Polly.Mia-Neural,", "es-MX: {voice: Polly.Joanna-Neural,"))
-    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    lines = checked(flows_dir)
     assert any(
         ":5:5: warning: defaults.languages.es-MX.voice: Polly.Joanna-Neural does not speak es-MX" in line
         for line in lines
@@ -585,7 +590,7 @@ def test_check_reads_each_languages_menu_for_the_keys_it_announces(flows_dir):
     write(
         flows_dir, es=ES.replace("menu: Oprima 1 para su saldo.", "menu: Oprima 1 para su saldo. Oprima 5 para ventas.")
     )
-    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    lines = checked(flows_dir)
     assert any(
         'shop.es-MX.yaml:2:7: warning: menu: the prompt announces key "5" but no route takes it' in line
         for line in lines
@@ -598,7 +603,7 @@ def test_check_warns_that_twilio_transcribes_english_only(flows_dir):
     )
     flow_text = FLOW.replace("    msg: done\n    hangup: true\n", recorded)
     write(flows_dir, flow_text)
-    lines = [p.format() for p in run_checks(flows_dir=flows_dir, hooks=lambda directory: {"choose_language"}).problems]
+    lines = checked(flows_dir)
     assert any("warning: states.done.record: Twilio transcribes recordings in English only: callers in es-MX" in line
                for line in lines), lines  # fmt: skip
 
