@@ -314,7 +314,7 @@ STATES = [
     ("gather: {speech: {modle: phone_call}}", False),
     ("gather: {speech_model: phone_cal}", False),
     ("gather: {speech: {model: phone_call}, speech_model: phone_call}", False),
-    ("gather: {barge_in: false, action_on_empty_result: true}, routes: {1: t}", True),
+    ("gather: {input: [dtmf, speech], barge_in: false, action_on_empty_result: true}, routes: {1: t}", True),
     ("gather: {barge_in: no}", False),
     ("prompts: [{say: Legal., barge_in: false}, {pause: 1}], gather: true, routes: {1: t}", True),
     ("prompts: [{say: a, play: b, barge_in: false}], gather: true", False),
