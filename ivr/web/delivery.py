@@ -78,14 +78,10 @@ def store_call_recording(app: Flask, params: dict, flow: str, state: str) -> Non
         "flow": flow,
         "state": state,
     }
-    ended: list[bool] = []
 
     def update(session):
         session = session if session is not None else {"ended": True}  # its session expired: keep this alone
-        ended.append(bool(session.get("ended")))
         session.setdefault("call_recordings", {})[recording_sid] = kept
-        if kept["status"] in ("completed", "absent", "failed") and session.get("call_recording") != "stopped":
-            session["call_recording"] = "stopped"
         return session
 
     store = services(app).store
