@@ -258,7 +258,7 @@ class HookRunner:
             log.error("CallSid=%s state '%s': no Twilio client to %s the call's recording", sid, call.state, call.op)
             return HookResult(error="no Twilio client")
         if timeout <= 0:
-            log.error("CallSid=%s state '%s': recording not %s, the request's time is spent", sid, call.state, call.status)
+            log.error("CallSid=%s state '%s': recording not %s, no time left", sid, call.state, call.status)
             return HookResult(error="timeout")
         try:
             result = self.recordings.send(call, timeout)

@@ -26,8 +26,10 @@ def update_call_recording(client: Client, call_sid: str, status: str, pause_beha
     if not call_sid:
         raise ValueError("no CallSid: the recording of which call?")
     try:
-        recording = client.calls(call_sid).recordings(CURRENT).update(
-            status=status, pause_behavior=values.unset if pause_behavior is None else pause_behavior
+        recording = (
+            client.calls(call_sid)
+            .recordings(CURRENT)
+            .update(status=status, pause_behavior=values.unset if pause_behavior is None else pause_behavior)
         )
     except TwilioException as exc:
         raise twilio_error(exc) from None

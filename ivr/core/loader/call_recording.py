@@ -43,7 +43,8 @@ class CallRecordingReader(Reader):
             if op is None:
                 return None
             if op not in OPERATIONS:
-                self.error(node, key_path, f"'{op}' is not one of {', '.join(OPERATIONS)}{did_you_mean(op, OPERATIONS)}")
+                hint = did_you_mean(op, OPERATIONS)
+                self.error(node, key_path, f"'{op}' is not one of {', '.join(OPERATIONS)}{hint}")
                 return None
         return CallRecording(op, self.pos(node), **options)
 
@@ -89,4 +90,3 @@ class CallRecordingReader(Reader):
 
 _ACTIONS = ("gather", "record", "dial", "enqueue", "redirect", "hangup", "reject", "run", "http", "subflow", "return",
             "pay")  # fmt: skip
-
