@@ -317,3 +317,16 @@ def test_in_pci_mode_a_voicemail_is_delivered_once_with_its_recording(make_app, 
     (text,) = (dict(r.form) for r in http.sent("POST", r"/Messages\.json$"))
     assert text["Body"].startswith("New voicemail from +15551230000 (11 s)\nListen: https://api.twilio.com/")
     assert "Transcription" not in text["Body"]
+
+
+def test_replay_feeds_back_the_recorded_results_without_twilio(rec_app, tmp_path, flows_dir):
+    from ivr.phone.replay import replay
+    from ivr.web import replay_target
+
+    record_dir = tmp_path / "calls"
+    app = rec_app({"IVR_RECORD_DIR": str(record_dir)})
+    call = phone_on(app).dial("rec", call_sid=SID)
+    call.press("1")
+    assert call.heard == ["Enter your card."]
+    result = replay(record_dir / f"{SID}.jsonl", replay_target, flows_dir=flows_dir)
+    assert result.ok, result.report()
