@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ivr.core.call_recording import RecordingCall
 from ivr.core.effects import HookCall, HookResult
 from ivr.core.engine import Step
 from ivr.core.http_step import HttpCall
@@ -139,12 +140,15 @@ class HookRunner:
     other hook keeps its own threads.
     """
 
-    def __init__(self, hooks: Registry, timeout: float, *, share: int = HOOK_SHARE, http=None) -> None:
+    def __init__(self, hooks: Registry, timeout: float, *, share: int = HOOK_SHARE, http=None, recordings=None) -> None:
         self.hooks = hooks
         self.timeout = timeout
         # Sends HTTP steps' requests (`send(HttpCall, timeout) -> HookResult`: ivr.outbound.http.HttpSender),
         # given by the adapter: this layer has no HTTP client of its own.
         self.http = http
+        # Pauses, resumes and stops the call's recording (`send(RecordingCall, timeout) -> HookResult`:
+        # ivr.web.call_recording), given by the adapter as `http` is.
+        self.recordings = recordings
         self.share = share
         self._bulkheads: dict[str, _Bulkhead] = {}
         self._lock = threading.Lock()
@@ -167,6 +171,9 @@ class HookRunner:
             timeout = call.timeout if budget is None else budget
             left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
             result = self._send(call, left)
+        elif isinstance(call, RecordingCall):  # Twilio's REST API, in this thread: its client's timeout bounds it
+            left = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+            result = self._control_recording(call, left)
         else:
             timeout = self.timeout if budget is None else budget
             left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
@@ -244,6 +251,22 @@ class HookRunner:
             log.error("CallSid=%s state '%s': sending failed", sid, call.state, exc_info=answer.exc)
             return HookResult("error", error=type(answer.exc).__name__)
         return answer
+
+    def _control_recording(self, call: RecordingCall, timeout: float) -> HookResult:
+        sid = call.call_sid or "-"
+        if self.recordings is None:
+            log.error("CallSid=%s state '%s': no Twilio client to %s the call's recording", sid, call.state, call.op)
+            return HookResult(error="no Twilio client")
+        if timeout <= 0:
+            log.error("CallSid=%s state '%s': recording not %s, no time left", sid, call.state, call.status)
+            return HookResult(error="timeout")
+        try:
+            result = self.recordings.send(call, timeout)
+        except Exception as exc:  # Twilio refused (no recording in progress, ...) or could not be reached
+            log.error("CallSid=%s state '%s': Twilio did not %s the call's recording (%s); taking its on_error route",
+                      sid, call.state, call.op, exc)  # fmt: skip
+            return HookResult(error=str(exc) or type(exc).__name__)
+        return result
 
     def _replayed(self, call: HookCall) -> HookResult:
         if not self.replaying:

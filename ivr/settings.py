@@ -54,6 +54,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_PHONE": None,  # on in development
     "IVR_RECORD_DIR": None,
     "IVR_MASK_NUMBERS": "0",
+    "IVR_PCI_MODE": "0",  # Twilio's PCI mode is on for the account: no transcriptions
     "IVR_CALL_HOURS": None,
     "IVR_REDIS_PREFIX": "ivr:",
     "IVR_SPOOL_DIR": "instance/spool",
@@ -99,6 +100,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
     settings["TWILIO_WEBHOOK_SHARED_KEYS"] = shared_keys(settings["TWILIO_WEBHOOK_SHARED_KEYS"])
     settings["IVR_LOG_FORMAT"] = log_format(settings["IVR_LOG_FORMAT"])
     settings["IVR_MASK_NUMBERS"] = _flag(settings, "IVR_MASK_NUMBERS")
+    settings["IVR_PCI_MODE"] = _flag(settings, "IVR_PCI_MODE")
     for key in ("IVR_HOT_RELOAD", "IVR_PHONE"):
         settings[key] = settings["IVR_ENV"] == "development" if settings[key] is None else _flag(settings, key)
     try:

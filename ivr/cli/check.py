@@ -44,6 +44,7 @@ def check(flows: tuple[str, ...], strict: bool, fmt: str) -> None:
         hooks=hooks_for(env("IVR_HOOKS") or None),
         schedules=env("IVR_SCHEDULES") or None,
         secrets=secret_names(env("IVR_HTTP_SECRETS")),
+        pci_mode=(env("IVR_PCI_MODE") or "0").strip().lower() in ("1", "true", "yes", "on"),
     )
     lines = [p.format() for p in report.problems] + [report.summary()]
     click.echo(report.as_json() if fmt == "json" else "\n".join(lines))

@@ -207,6 +207,8 @@ def _show(call, shown: tuple[int, int], app=None) -> tuple[int, int]:
             click.echo(f"  {heard.text}")
         elif heard.kind == "play":
             click.echo(f"  (plays {heard.text})")
+        elif heard.kind == "note":  # e.g. [recording started]
+            click.echo(f"  {heard.text}")
         else:
             click.echo(f"  (pause {heard.text}s)")
     if call.ended:

@@ -13,6 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ivr.core import flow as f
+from ivr.core.call_recording import ControlRecording, RecordingCall, note_started, recording_call, recording_event
 from ivr.core.effects import HookCall, HookResult
 from ivr.core.entering import answered_by_route, sms_effect
 from ivr.core.filler import WAIT_EVENT, filler_document
@@ -112,6 +113,8 @@ class Engine:
         session["visits"][key] = session["visits"].get(key, 0) + 1
         call.changed()
         state = self.flow.states.get(call.state)
+        if note_started(session, state):
+            call.changed()
         if state is not None and state.sms is not None and texts:
             call.effects.append(sms_effect(call, state))
         if state is not None and isinstance(state.action, f.Gather):
@@ -313,6 +316,9 @@ class Engine:
             call.session["vars"].update(result.vars)
             call.changed()
             event = http_event(state, result)
+        elif isinstance(state.action, ControlRecording):  # Twilio paused (resumed, stopped) it, or refused
+            event = recording_event(call.session, state.action, result)
+            call.changed()
         elif result.error is not None:
             event = f.ERROR_EVENT
         else:
@@ -325,8 +331,10 @@ class Engine:
         self._fire(call, event)
         return self._walk(call, "enter", outcome, segments, rendered, redact)
 
-    def _effect(self, action: f.Run, call: _Call) -> HookCall | HttpCall:
-        """What a `run:` (a hook) or `http:` (a request) state asks the adapter to carry out."""
+    def _effect(self, action: f.Run, call: _Call) -> HookCall | HttpCall | RecordingCall:
+        """What a `run:` (a hook), `http:` (a request) or `call_recording:` state asks the adapter to carry out."""
+        if isinstance(action, ControlRecording):
+            return recording_call(action, self.flow.id, call.state, call.params.get("CallSid", ""), call.visit_key())
         if isinstance(action, Http):
             sid = call.params.get("CallSid", "")
             return http_call(action, self.flow.id, call.state, call.context(), sid, call.visit_key())

@@ -304,6 +304,8 @@ class State:
     report: str | None = None  # what reaching the state means for the call's outcome (REPORT_MARKS)
     filler: object | None = None  # a run/http state's ivr.core.filler.Filler: heard while its work is slow
     language: Text | None = None  # `language:` the call goes on in this language (of those the flow offers)
+    call_recording: object | None = None  # ivr.core.call_recording.CallRecording: start/pause/resume/stop
+    announces_recording: bool = False  # its prompts tell the caller the call is recorded (consent, for `check`)
 
     @property
     def ends(self) -> bool:

@@ -245,4 +245,6 @@ def unrouted(state: f.State) -> tuple[str, str] | None:
         if OK in {r.outcome for r in state.routes}:
             return None
         return "http", "a 2xx answer needs somewhere to go: route ok or add next: STATE"
+    if getattr(state.action, "recording", None) is not None:  # ivr.core.call_recording.ControlRecording
+        return "call_recording", "add next: STATE, where the call goes once Twilio has done it"
     return "run", "a hook may return any outcome: add next: STATE for those not in routes"

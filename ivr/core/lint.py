@@ -23,6 +23,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.loader.catalog_checks import catalog_warnings, language_warnings
 from ivr.core.outcomes import expected_digits, one_key_menu
+from ivr.core.recording_checks import recording_warnings, transcription_warnings
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
@@ -100,12 +101,13 @@ def run_checks(
     hooks: Callable[[Path], Collection[str]] = lambda directory: (),
     schedules: str | None = None,
     secrets: Collection[str] = (),
+    pci_mode: bool = False,
 ) -> Report:
     """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir).
 
     `hooks(directory)` gives the hook names registered for the flows of a directory (the CLI
     imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file;
-    `secrets` the names IVR_HTTP_SECRETS allows.
+    `secrets` the names IVR_HTTP_SECRETS allows; `pci_mode` IVR_PCI_MODE's value.
     """
     files, problems = find_flow_files(targets, flows_dir)
     try:
@@ -113,13 +115,18 @@ def run_checks(
     except FlowLoadError as exc:
         shared, problems = {}, problems + exc.errors
     for directory in dict.fromkeys(path.parent for path in files):
-        problems += _check_directory(directory, files, shared, hooks(directory), secrets)
+        problems += _check_directory(directory, files, shared, hooks(directory), secrets, pci_mode)
     unique = {p.format(): p for p in problems}
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
 
 def _check_directory(
-    directory: Path, chosen: list[Path], shared: dict, hooks: Collection[str], secrets: Collection[str] = ()
+    directory: Path,
+    chosen: list[Path],
+    shared: dict,
+    hooks: Collection[str],
+    secrets: Collection[str] = (),
+    pci_mode: bool = False,
 ) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
     problems, flows, checked = [], {}, []
@@ -134,7 +141,8 @@ def _check_directory(
         problems += errors + unknown_names(read.flow, hooks, shared, secrets)
         if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
             problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
-            problems += language_warnings(read.flow, flows)
+            problems += language_warnings(read.flow, flows) + recording_warnings(read.flow, flows)
+            problems += transcription_warnings(read.flow) if pci_mode else []
     names = {name for read in checked for name in (read.flow.id, *read.flow.catalogs)}
     every = len(checked) == len(flows)  # a catalog no flow reads is reported when every flow is checked
     problems += [p for p in catalog_warnings(directory, flows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from ivr.core import flow as f
+from ivr.core.call_recording import ControlRecording
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http, http_texts
 from ivr.core.ssml import part_texts
@@ -95,7 +96,7 @@ def _hooks_named(flow: f.Flow) -> Iterator[tuple[str, f.Pos, str]]:
         yield flow.defaults.on_message, flow.defaults.on_message_pos or flow.pos, "defaults.on_message"
     for state in flow.states.values():
         path = path_join("states", state.name)
-        if isinstance(state.action, f.Run) and not isinstance(state.action, Http):
+        if isinstance(state.action, f.Run) and not isinstance(state.action, Http | ControlRecording):
             yield state.action.name, state.action.pos, path + ".run"
         if isinstance(state.on_message, str):
             yield state.on_message, state.on_message_pos or state.pos, path + ".on_message"

@@ -24,6 +24,7 @@ from twilio.twiml.voice_response import (
     Reject,
     Say,
     Sip,
+    Start,
     VoiceResponse,
 )
 
@@ -36,44 +37,13 @@ from ivr.core.speech import Speech, gather_prompts, resolve, speech_attrs
 from ivr.core.ssml import build_say, fitted
 from ivr.core.subflow import Call, Return
 from ivr.core.templates import render
+from ivr.core.urls import CALLBACK_OVERRIDES, Urls
 from ivr.core.voices import engine_of
 
 __all__ = ["CALLBACK_OVERRIDES", "GOODBYE_TEXT", "Renderer", "Urls", "apology_document", "empty_document"]
 
 GOODBYE_TEXT = BUILT_IN_TEXTS["goodbye"]
 APOLOGY_TEXT = BUILT_IN_TEXTS["apology"]
-
-
-# Twilio's connection overrides for callbacks whose loss loses data (recording, transcription, call
-# status): by default Twilio tries once more, on a failed connection only. Retry 3 times on a failed
-# connection, a read timeout or a 5xx (the app answers 503 when its spool cannot write), each attempt
-# at most 1 s to connect and 2.5 s to answer, so all four fit in the 15 s total. A fragment is never
-# sent, so signatures are computed without it; the spool, not these retries, is what keeps callbacks
-# (docs/reliability.md).
-CALLBACK_OVERRIDES = "#ct=1000&rt=2500&tt=15000&rc=3&rp=ct,rt,5xx"
-
-
-class Urls:
-    """Builds the URLs the app writes into TwiML (DESIGN's URL table); root-relative or absolute."""
-
-    __slots__ = ("base",)
-
-    def __init__(self, public_url: str | None = None) -> None:
-        self.base = (public_url or "").rstrip("/")
-
-    def entry(self, flow_id: str, state: str | None = None) -> str:
-        """Where a call enters a flow: /voice/<flow>[?state=S]."""
-        url = f"{self.base}/voice/{flow_id}"
-        return f"{url}?state={state}" if state else url
-
-    def callback(self, kind: str, flow_id: str, state: str) -> str:
-        """Where Twilio reports a recording or transcription: /twilio/<kind>?flow=F&state=S, with CALLBACK_OVERRIDES."""
-        return f"{self.base}/twilio/{kind}?flow={flow_id}&state={state}{CALLBACK_OVERRIDES}"
-
-    def action(self, flow_id: str, state: str, event: str | None = None) -> str:
-        """Where a state's waiting verb reports: /voice/<flow>/<state>[?event=E]."""
-        url = f"{self.base}/voice/{flow_id}/{state}"
-        return f"{url}?event={event}" if event else url
 
 
 def apology_document(voice: str | None = None, language: str | None = None, text: str = APOLOGY_TEXT) -> str:
@@ -248,6 +218,7 @@ class Renderer:
 
     def _build(self, state: f.State, variant: str, ctx: dict | None) -> list:
         action = state.action
+        head = self._start_recording(state) if variant == "enter" else []  # a retry must not start a second one
         if isinstance(action, f.Gather):
             lead, prompts = gather_prompts(state, variant)  # the lead plays whole, before the caller is heard
             gather = Gather(
@@ -257,14 +228,31 @@ class Renderer:
                 gather.append(self._prompt(prompt, ctx))
             # Twilio falls through a Gather that got nothing; the server counts that retry.
             return [
+                *head,
                 *(self._prompt(p, ctx) for p in lead),
                 gather,
                 Redirect(self.urls.action(self.flow.id, state.name, "no_input"), method="POST"),
             ]
-        verbs = [self._prompt(p, ctx) for p in state.prompts]
+        verbs = [*head, *(self._prompt(p, ctx) for p in state.prompts)]
         if action is None:
             return verbs
         return verbs + self._action(state, action, ctx)
+
+    def _start_recording(self, state: f.State) -> list:
+        """`<Start><Recording>` for a state that starts recording the whole call; [] for any other."""
+        rec = state.call_recording
+        if rec is None or rec.op != "start":
+            return []
+        start = Start()
+        start.recording(
+            recording_status_callback=self.urls.callback("recording", self.flow.id, state.name, "call"),
+            recording_status_callback_method="POST",
+            recording_status_callback_event="in-progress completed absent",
+            channels=rec.channels,
+            track=rec.track,
+            trim=None if rec.trim is None else ("trim-silence" if rec.trim else "do-not-trim"),
+        )
+        return [start]
 
     def _action(self, state: f.State, action, ctx) -> list:
         flow_id = self.flow.id
@@ -276,9 +264,9 @@ class Renderer:
                 timeout=action.timeout,
                 finish_on_key=action.finish_on_key,
                 play_beep=action.play_beep,
-                transcribe=action.transcribe,
+                transcribe=None if self.urls.pci_mode else action.transcribe,  # PCI mode: none would come
                 transcribe_callback=self.urls.callback("transcription", flow_id, state.name)
-                if action.transcribe
+                if action.transcribe and not self.urls.pci_mode
                 else None,
                 recording_status_callback=self.urls.callback("recording", flow_id, state.name),
                 recording_status_callback_method="POST",

@@ -136,7 +136,7 @@ class PhoneCall:
     def heard(self) -> list[str]:
         """Say texts (and 'play: URL') heard since the caller's last action."""
         recent = self.transcript[self._mark :]
-        return [h.text if h.kind == "say" else f"play: {h.text}" for h in recent if h.kind != "pause"]
+        return [h.text if h.kind in ("say", "note") else f"play: {h.text}" for h in recent if h.kind != "pause"]
 
     @property
     def effects(self) -> list[dict]:
@@ -301,7 +301,7 @@ class PhoneCall:
         while verbs:
             verb = verbs.pop(0)
             tag = verb.tag
-            if tag in twiml.PROMPTS:
+            if tag in twiml.PROMPTS or twiml.starts_recording(verb):  # a recording's start is a transcript note
                 self.transcript.append(twiml.heard(verb, self.flow, self.state))
             elif tag in ("Gather", "Record", "Dial", "Enqueue"):
                 self._wait(tag.lower(), verb, verbs, url)

@@ -16,6 +16,7 @@ __all__ = [
     "APPLICATION_ERROR_TEXT",
     "MAX_BODY",
     "PROMPTS",
+    "RECORDING_STARTED",
     "WAITING_HELP",
     "action_url",
     "document_warnings",
@@ -28,6 +29,7 @@ __all__ = [
     "say_warnings",
     "schema_warning",
     "skipped",
+    "starts_recording",
     "verb_method",
     "voice_url",
     "whole_number",
@@ -36,6 +38,7 @@ __all__ = [
 APPLICATION_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
 MAX_BODY = 64 * 1024  # Twilio refuses larger documents (error 11750)
 PROMPTS = ("Say", "Play", "Pause")
+RECORDING_STARTED = "[recording started]"  # the transcript's note for <Start><Recording>
 _VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
 # Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
 _UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
@@ -93,9 +96,16 @@ def skipped(tag: str, url: str) -> CallError:
     return CallError(12200, f"{url}: <{tag}> is not a TwiML verb; skipped")
 
 
+def starts_recording(verb: ElementTree.Element) -> bool:
+    """Whether a verb is <Start><Recording>: the phone notes the start (it records nothing)."""
+    return verb.tag == "Start" and [child.tag for child in verb] == ["Recording"]
+
+
 def heard(verb: ElementTree.Element, flow: str | None, state: str | None, gather=None) -> Heard:
     """What a <Say>, <Play> or <Pause> sounds like, heard in `flow`/`state` (nested in `gather`, if given)."""
     cut_by = () if gather is None else interrupted_by(gather)
+    if verb.tag == "Start":  # <Start><Recording>: nothing is heard; the transcript notes it
+        return Heard("note", RECORDING_STARTED, None, None, 1, flow, state, cut_by)
     if verb.tag == "Pause":
         return Heard("pause", verb.get("length") or "1", None, None, 1, flow, state, cut_by)
     kind = verb.tag.lower()

@@ -12,6 +12,7 @@ import logging
 
 from flask import Blueprint, Flask, current_app, request
 
+from ivr.core.call_recording import CALL_KIND
 from ivr.core.twiml import apology_document, empty_document
 from ivr.errors import SpoolError
 from ivr.phone.transport import from_built_in_phone
@@ -69,8 +70,9 @@ def fallback():
 
 @callbacks.route("/twilio/recording", methods=["GET", "POST"])
 def recording():
-    """A Record's recording is ready: spooled, then stored and delivered through on_message by the drainer."""
-    return _message_callback("recording")
+    """A Record's recording is ready: spooled, then stored and delivered through on_message by the drainer. A
+    whole-call recording's status (`kind=call`) is spooled too, then kept with the call, never delivered."""
+    return _message_callback("call_recording" if request.args.get("kind") == CALL_KIND else "recording")
 
 
 @callbacks.route("/twilio/transcription", methods=["GET", "POST"])

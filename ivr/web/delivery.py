@@ -52,6 +52,8 @@ def apply_entry(app: Flask, entry: dict) -> None:
         )
         log.info("CallSid=%s recording %s stored", params.get("CallSid", "-"), message["recording_sid"])
         deliver(app, claim, phone=entry.get("phone", False))
+    elif kind == "call_recording":
+        store_call_recording(app, params, entry["flow"], entry["state"])
     elif kind == "transcription":
         message, claim = MessageBox(services(app).store).transcription(
             params, entry["flow"], entry["state"], services(app).clock()
@@ -60,6 +62,31 @@ def apply_entry(app: Flask, entry: dict) -> None:
         deliver(app, claim, phone=entry.get("phone", False))
     else:
         raise ValueError(f"a spool entry of unknown kind {kind!r}")
+
+
+def store_call_recording(app: Flask, params: dict, flow: str, state: str) -> None:
+    """Keep a whole-call recording's status with the call (`call_recordings`, by RecordingSid): its sid, URL,
+    duration, status and source, never the audio. A later status replaces an earlier one; a copy changes nothing."""
+    sid, recording_sid = params.get("CallSid", ""), params.get("RecordingSid", "")
+    kept = {
+        "sid": recording_sid,
+        "url": params.get("RecordingUrl"),
+        "duration": params.get("RecordingDuration"),
+        "status": params.get("RecordingStatus"),
+        "source": params.get("RecordingSource"),
+        "channels": params.get("RecordingChannels"),
+        "flow": flow,
+        "state": state,
+    }
+
+    def update(session):
+        session = session if session is not None else {"ended": True}  # its session expired: keep this alone
+        session.setdefault("call_recordings", {})[recording_sid] = kept
+        return session
+
+    store = services(app).store
+    store.update(sid, update, SESSION_GRACE if (store.get(sid) or {}).get("ended") else SESSION_TTL)
+    log.info("CallSid=%s call recording %s %s", sid or "-", recording_sid, kept["status"] or "-")
 
 
 def store_status(app: Flask, params: dict) -> None:
@@ -156,7 +183,8 @@ def _deliver_once(app: Flask, claim: Claim, phone: bool) -> dict | None:
     kind = "transcription" if claim.update else "recording"
     sid = message.get("call_sid") or "-"
     if isinstance(name, dict):  # on_message: {sms: NUMBER}: the message goes out as a text
-        transcribed = bool(state and getattr(state.action, "transcribe", False))
+        # In PCI mode no transcription was asked for (IVR_PCI_MODE): the text must not promise one.
+        transcribed = bool(state and getattr(state.action, "transcribe", False)) and not app.config["IVR_PCI_MODE"]
         text = SendText(f"message:{claim.recording_sid}:{int(claim.update)}", name["sms"], message.get("to") or None,
                         voicemail_text(message, claim.update, transcribed))  # fmt: skip
         error = send_text(app, text) if journal_texts(app, sid, [text], from_phone=phone) else None

@@ -94,6 +94,8 @@ def reconcile(app: Flask, recordings: list[RecordingFound], *, flow: str | None 
     for found in recordings:
         if found.status != "completed" or box.get(found.sid) is not None:
             continue
+        if found.source and found.source != "RecordVerb":  # a whole-call (or dial) recording is no voicemail
+            continue
         flow_id = (store.get(found.call_sid) or {}).get("flow") or flow or ""
         engine = services(app).flows.engines.get(flow_id)
         records = [s.name for s in engine.flow.states.values() if isinstance(s.action, Record)] if engine else []

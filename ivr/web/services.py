@@ -30,6 +30,7 @@ from ivr.outbound.http import HttpSender
 from ivr.phone.recording import Recorder
 from ivr.store import SessionStore, store_from_settings
 from ivr.web.background import Background
+from ivr.web.call_recording import RecordingControl
 from ivr.web.journal import Journal
 from ivr.web.live_calls import LiveCalls
 from ivr.web.registry import FlowRegistry
@@ -82,7 +83,7 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
     load_hooks(settings["IVR_HOOKS"], settings["IVR_FLOWS_DIR"])
     flows = FlowRegistry(
         settings["IVR_FLOWS_DIR"],
-        Urls(settings["IVR_PUBLIC_URL"]),
+        Urls(settings["IVR_PUBLIC_URL"], pci_mode=settings["IVR_PCI_MODE"]),
         settings["IVR_TIMEZONE"],
         settings["IVR_SCHEDULES"],
         store,
@@ -92,6 +93,7 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
     )
     runner = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"], http=HttpSender(settings["IVR_HTTP_SECRETS"]))
     found = Services(store, flows, runner, clock or _utc_now)
+    runner.recordings = RecordingControl(settings, lambda: found.twilio_http)
     found.journal_clock = found.clock
     token = settings.get("TWILIO_AUTH_TOKEN")
     found.validator = RequestValidator(token) if token else None

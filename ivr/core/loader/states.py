@@ -11,6 +11,7 @@ from ivr.core.flow import Pos
 from ivr.core.hints import path_join
 from ivr.core.http_step import Http
 from ivr.core.languages import BUILT_IN_TEXTS, Msg
+from ivr.core.loader.call_recording import CallRecordingReader
 from ivr.core.loader.catalogs import LanguagesReader
 from ivr.core.loader.extras import StateExtrasReader
 from ivr.core.loader.filler import FillerReader
@@ -44,7 +45,7 @@ STATE_KEYS = (
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
-    + ("answered_by", "sms", "split", "filler")
+    + ("answered_by", "sms", "split", "filler", "call_recording", "announces_recording")
 )
 HANDLER_KEYS = PROMPT_KEYS + ("max", "on_max")
 ROUTE_KEYS = ("to", "synonyms")
@@ -54,7 +55,7 @@ DEFAULT_NO_INPUT = BUILT_IN_TEXTS["no_input"]
 DEFAULT_NO_MATCH = BUILT_IN_TEXTS["no_match"]
 
 
-class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader):
+class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader, CallRecordingReader):
     """Turns the nodes of one flow file into the flow model."""
 
     # -- the file ----------------------------------------------------------------------------
@@ -198,6 +199,8 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
                 f"a state does one thing; it already has '{actions[0]}' (split it into two states)",
             )
         action = self.action(actions[0], items[actions[0]][1], path_join(path, actions[0])) if actions else None
+        recording = self.call_recording(items, path)
+        action = self.recording_action(recording, action, items, path)  # pause/resume/stop: a REST request
         routes = self.routes(items, path, action)
         if (
             isinstance(action, f.Gather)
@@ -263,6 +266,8 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             report=report,
             filler=self.filler(items, path, action, voice, language),
             language=self.state_language(items, path),
+            call_recording=recording,
+            announces_recording=self.announces(items, path),
         )
 
     def set_vars(self, items: dict, path: str) -> tuple:
