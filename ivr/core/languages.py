@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ivr.core import flow as f
+from ivr.core.pay import Pay
 from ivr.core.positions import Pos
 
 __all__ = [
@@ -160,6 +161,9 @@ class _Localizer:
                 accepted=self.prompts(screen.accepted),
             )
             changes["action"] = replace(action, screen=screen)
+        if isinstance(action, Pay) and action.prompts:  # each step's prompts, in this language
+            steps = tuple(replace(step, prompts=self.prompts(step.prompts)) for step in action.prompts)
+            changes["action"] = replace(action, prompts=steps)
         if state.filler is not None and isinstance(state.filler.prompt, Msg):
             said = self.message(state.filler.prompt)
             if len(said) == 1 and isinstance(said[0], f.Say | f.Play):
