@@ -332,3 +332,15 @@ def test_the_terminal_phone_hides_typed_payment_details(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Your confirmation code is ch_" in result.output
     assert CARD not in result.output and ZIP not in result.output and "\n1230" not in result.output
+
+
+def test_the_documented_payment_renders_the_documented_twiml():
+    import re
+    from xml.etree import ElementTree
+
+    text = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
+    section = text[text.index("## Payments: `pay`") :]
+    flow, shown = re.search(r"```yaml\n(# flows/bill\.yaml\n.*?)```.*?```xml\n(.*?)\n```", section, re.S).groups()
+    step = Engine(load_flow_text(flow, "bill.yaml", "bill")).start(new_session("bill"), {"CallSid": "CA1"}, NOW)
+    answered = ElementTree.canonicalize(step.twiml.split("?>", 1)[1], strip_text=True)
+    assert ElementTree.canonicalize(shown, strip_text=True) == answered
