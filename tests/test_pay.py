@@ -344,3 +344,24 @@ def test_the_documented_payment_renders_the_documented_twiml():
     step = Engine(load_flow_text(flow, "bill.yaml", "bill")).start(new_session("bill"), {"CallSid": "CA1"}, NOW)
     answered = ElementTree.canonicalize(step.twiml.split("?>", 1)[1], strip_text=True)
     assert ElementTree.canonicalize(shown, strip_text=True) == answered
+
+
+# -- the browser phone -----------------------------------------------------------------------------
+
+
+def test_the_browser_phone_keys_a_payment_and_never_answers_it_back(pay_app):
+    from ivr.web.browser import init_app
+
+    app = pay_app({"IVR_PHONE": "1"})
+    init_app(app)
+    api = app.test_client()
+    placed = api.post("/phone/calls", json={"flow": "pay"})
+    assert placed.status_code == 201 and placed.json["waiting_for"] == "pay"
+    call_id = placed.json["id"]
+    wrong = api.post(f"/phone/calls/{call_id}", json={"action": "pay", "value": "4242424242424241"})
+    assert [h["text"] for h in wrong.json["heard"]] == ["That card number was not valid."]
+    paid = api.post(f"/phone/calls/{call_id}", json={"action": "pay", "value": f"{CARD}/1230/123/{ZIP}"})
+    assert paid.status_code == 200 and paid.json["ended"]
+    assert "Thank you. Card visa ending 4242" in paid.json["heard"][-1]["text"]
+    everything = api.get(f"/phone/calls/{call_id}").get_data(as_text=True)
+    assert CARD not in paid.get_data(as_text=True) + everything and ZIP not in everything
