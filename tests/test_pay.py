@@ -108,6 +108,8 @@ def pay_app(make_app, tmp_path):
          "payment-connector-error, validation-error, internal-error have nowhere to go: add next: STATE"),
         (("      currency: usd\n", "      token_type: reusable\n"),
          "pay.yaml:9:7: error: states.pay_bill.pay.token_type: token_type is for a payment kept as a token"),
+        (("    next: sorry\n", "    sensitive: false\n    next: sorry\n"),
+         "pay.yaml:25:16: error: states.pay_bill.sensitive: a payment state is always sensitive"),
         (("card_types: [visa, mastercard]", "card_types: [visa, mastercrd]"),
          "pay.yaml:11:26: error: states.pay_bill.pay.card_types: unknown card type 'mastercrd' (did you mean "
          "'mastercard'?)"),

@@ -220,7 +220,10 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             for key in ("reprompt", "no_input", "no_match", "on_max"):
                 if key in items:
                     self.error(items[key][0], path_join(path, key), why)
-        sensitive = self._opt(items, "sensitive", path, self.boolean) or isinstance(action, Pay)  # a payment always is
+        sensitive = self._opt(items, "sensitive", path, self.boolean)
+        if sensitive is False and isinstance(action, Pay):  # never stored, never recorded in clear
+            self.error(items["sensitive"][1], path_join(path, "sensitive"), "a payment state is always sensitive")
+        sensitive = bool(sensitive) or isinstance(action, Pay)
         report = self._opt(items, "report", path, self.report_mark)
         on_error = self.target(items, "on_error", path)
         if isinstance(action, Http):  # its `routes: {error: X}` is its on_error
