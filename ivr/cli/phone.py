@@ -213,6 +213,8 @@ def _pay(call, token: str) -> None:
     word, _, arg = token.partition(":")
     if token == "hangup":
         return call.hangup()
+    if token == "wait":  # nothing keyed: the step times out, as on Twilio
+        return call.pay_keys("")
     if word == "pay" and arg:
         parts = [part or None for part in arg.split("/")]
         if len(parts) > 4:
