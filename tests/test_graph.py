@@ -175,7 +175,10 @@ def test_command_names_an_unknown_flow_and_the_known_ones():
     result = draw("mian")
     assert result.exit_code == 2
     assert "no flow 'mian' in " in result.output
-    assert "(did you mean 'main'?) (flows: accounts, billing, hours, main, orders, pin, reminder)" in result.output
+    assert (
+        "(did you mean 'main'?) (flows: accounts, billing, hours, main, orders, payments, pin, reminder)"
+        in result.output
+    )
 
 
 def test_command_svg_without_graphviz_names_debians_package(monkeypatch, tmp_path):

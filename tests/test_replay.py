@@ -54,7 +54,9 @@ def test_every_recorded_call_replays_against_the_shipped_flows(path):
     _header, lines = read_recording(path)
     assert result.ok, result.report()
     assert len(result.steps) == len(lines) >= 2
-    assert all(step.compared and step.actual_status == 200 for step in result.steps)
+    # A sensitive state's answer (a payment's) may read its input back: it is replayed, never compared.
+    assert all(step.compared != line.get("redacted", False) for step, line in zip(result.steps, lines, strict=True))
+    assert all(step.actual_status == 200 for step in result.steps)
     assert result.changed_flows == []
     assert result.report() == f"{path}: {len(lines)} steps, same as recorded"
 

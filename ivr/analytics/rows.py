@@ -11,6 +11,7 @@ and a terminal status callback closes it (`ENDED`). The kinds of event row:
     max_reached  no_input or no_match once more than the state allows (detail: which)
     dial, queue  a Dial's or an Enqueue's outcome (detail: DialCallStatus, QueueResult)
     recording    a Record got a recording
+    pay          a Pay ended (detail: Twilio's Result, e.g. success; never card data, nor what the caller keyed)
     input        any other waiting verb's result
     wait         a filler's Redirect picked up a slow hook's result (or heard the filler again): no caller action
     split        an A/B split chose a variant (detail: the variant's state)
@@ -61,7 +62,7 @@ def answer_class(action: str | None, outcome: str | None, params: dict, reached_
         return "max_reached" if reached_max else ("no_match" if outcome == "no_match" else "no_input")
     if action == "Gather":
         return "speech" if params.get("SpeechResult") else "key"
-    return {"Record": "recording", "Dial": "dial", "Enqueue": "queue"}.get(action or "", "input")
+    return {"Record": "recording", "Dial": "dial", "Enqueue": "queue", "Pay": "pay"}.get(action or "", "input")
 
 
 def twilio_time(params: dict) -> float | None:

@@ -30,6 +30,7 @@ HELP_TOKENS = f"""\
   accept, accept:KEY   a screened transfer: the answering party accepts with KEY (default 1)
   queue:RESULT     how a queue wait ends (bridged, hangup, ...)
   record:SECONDS   leave a recording (record:0 is an empty one)
+  pay:CARD/MMYY/CODE/ZIP   key a payment (<Pay>); or one step's digits, * to stop. Never shown
   hangup           hang up"""
 
 
@@ -113,10 +114,12 @@ def phone(
                 call.hangup()
                 break
             token_text = tokens.pop(0)
-            click.echo(f"> {token_text}")
+            click.echo(f"> {_shown_token(call, token_text)}")
         else:
             try:
-                token_text = click.prompt(_prompt(call), prompt_suffix="> ", default="wait", show_default=False)
+                paying = call.waiting_for == "pay"  # what the caller keys for a payment is never echoed
+                token_text = click.prompt(_prompt(call), prompt_suffix="> ", default="wait", show_default=False,
+                                          hide_input=paying)  # fmt: skip
             except (EOFError, click.exceptions.Abort):
                 click.echo("(input ended; hanging up)")
                 call.hangup()
@@ -168,13 +171,23 @@ def _moment(text: str | None):
 
 
 def _prompt(call) -> str:
-    return {"gather": "keys", "record": "record", "dial": "dial outcome", "enqueue": "queue result"}.get(
+    return {"gather": "keys", "record": "record", "dial": "dial outcome", "enqueue": "queue result",
+            "pay": "payment, hidden (pay:CARD/MMYY/CODE/ZIP, a step's digits, * to stop)"}.get(
         call.waiting_for or "", "action"
-    )
+    )  # fmt: skip
+
+
+def _shown_token(call, token: str) -> str:
+    """A script's token as echoed: what is keyed for a payment never is."""
+    if token.startswith("pay:") or (call.waiting_for == "pay" and token not in ("hangup", "wait")):
+        return "(payment details, hidden)"
+    return token
 
 
 def _act(call, token: str) -> None:
     word, _, arg = token.partition(":")
+    if call.waiting_for == "pay" or word == "pay":
+        return _pay(call, token)
     if token == "wait":
         call.wait()
     elif token == "hangup":
@@ -195,6 +208,23 @@ def _act(call, token: str) -> None:
     else:
         hint = did_you_mean(token, (*DIAL_OUTCOMES, "wait", "hangup", "record", "say:", "queue:", "accept", "accept:"))
         raise click.BadParameter(f"'{token}' is not something a caller can do{hint}")
+
+
+def _pay(call, token: str) -> None:
+    """A payment's details: pay:CARD/MMYY/CODE/ZIP, or one step's digits (never repeated in a message)."""
+    word, _, arg = token.partition(":")
+    if token == "hangup":
+        return call.hangup()
+    if token == "wait":  # nothing keyed: the step times out, as on Twilio
+        return call.pay_keys("")
+    if word == "pay" and arg:
+        parts = [part or None for part in arg.split("/")]
+        if len(parts) > 4:
+            raise click.BadParameter("pay: takes CARD/MMYY/CODE/ZIP (the number, expiry, security code, zip)")
+        return call.pay(*parts)
+    if token and all(ch in "0123456789*#" for ch in token):
+        return call.press(token)
+    raise click.BadParameter("a payment takes pay:CARD/MMYY/CODE/ZIP, one step's digits, * to stop, or hangup")
 
 
 def _show(call, shown: tuple[int, int], app=None) -> tuple[int, int]:

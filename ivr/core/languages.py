@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from ivr.core import flow as f
 from ivr.core.hints import did_you_mean
+from ivr.core.pay import Pay
 from ivr.core.positions import Pos
 
 __all__ = [
@@ -191,6 +192,9 @@ class _Localizer:
             changes["action"] = replace(action, screen=screen)
         if state.filler is not None and isinstance(state.filler.prompt, f.Say):
             changes["filler"] = replace(state.filler, prompt=self.voiced(state.filler.prompt))
+        if isinstance(action, Pay) and action.prompts:  # each step's prompts, in this language
+            steps = tuple(replace(step, prompts=self.prompts(step.prompts)) for step in action.prompts)
+            changes["action"] = replace(action, prompts=steps)
         if state.filler is not None and isinstance(state.filler.prompt, Msg):
             said = self.message(state.filler.prompt)
             if len(said) == 1 and isinstance(said[0], f.Say | f.Play):

@@ -16,6 +16,7 @@ from transitions import Machine
 from ivr.core import flow as f
 from ivr.core.flow import APOLOGY, GOODBYE
 from ivr.core.gc_pause import gc_paused
+from ivr.core.pay import HUNG_UP, PAY_RESULTS, Pay
 from ivr.core.splits import split_event
 from ivr.core.templates import evaluate
 
@@ -93,6 +94,10 @@ def _transitions(flow: f.Flow) -> list[dict]:
             fallbacks = set(f.RECORD_OUTCOMES) - routed
         elif isinstance(action, f.Enqueue):
             fallbacks = set(f.ENQUEUE_OUTCOMES) - routed
+        elif isinstance(action, Pay):  # every Result Twilio reports; after a hang-up nothing is heard
+            fallbacks = set(PAY_RESULTS) - routed
+            if state.next is None and HUNG_UP not in routed:
+                out.append({"trigger": HUNG_UP, "source": name, "dest": GOODBYE})
         elif isinstance(action, f.Gather):
             fallbacks = {f.NEXT_EVENT} if state.next else set()
             if action.save_as is not None and f.VALID_EVENT not in routed:

@@ -1,5 +1,5 @@
 """What a webhook reports for a state's waiting verb: the outcome the machine fires, read from
-Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueResult)."""
+Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueResult, Pay's Result)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import unicodedata
 
 from ivr.core import flow as f
+from ivr.core.pay import Pay, pay_event
 from ivr.errors import WebhookError
 
 __all__ = ["expected_digits", "normalize_speech", "one_key_menu", "read_outcome", "speech_table"]
@@ -62,6 +63,8 @@ def normalize_speech(text: str) -> str:
 def read_outcome(state: f.State, params: dict, event: str | None, session: dict, speech_routes) -> str:
     """The outcome a request reports for a state's waiting verb."""
     action = state.action
+    if isinstance(action, Pay):  # Twilio's Result; the Redirect after <Pay> as a payment that did not happen
+        return pay_event(state, params, event, session)
     if event is not None:
         allowed = {f.Gather: "no_input", f.Record: "no_recording"}.get(type(action))
         if event != allowed:

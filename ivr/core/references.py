@@ -13,6 +13,7 @@ from ivr.core import flow as f
 from ivr.core.call_recording import ControlRecording
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http, http_texts
+from ivr.core.pay import Pay, pay_prompts, pay_texts
 from ivr.core.ssml import part_texts
 from ivr.core.templates import open_names, parse_condition, parse_text
 from ivr.errors import FlowError
@@ -26,8 +27,9 @@ _SCHEDULE_HINT = " (add it under schedules:, or to IVR_SCHEDULES)"
 def state_prompts(state: f.State) -> list:
     """Every prompt a state may play: its own, the reprompt, the retry messages and a screen's whisper."""
     screen = state.action.screen if isinstance(state.action, f.Dial) else None
+    paid = pay_prompts(state.action) if isinstance(state.action, Pay) else []
     return [*state.prompts, *(state.reprompt or ()), *state.no_input.prompts, *state.no_match.prompts,
-            *(screen.prompts if screen else ())]  # fmt: skip
+            *(screen.prompts if screen else ()), *paid]  # fmt: skip
 
 
 def spoken_texts(state: f.State) -> list[f.Text]:
@@ -42,6 +44,8 @@ def spoken_texts(state: f.State) -> list[f.Text]:
         out += [action.name, action.wait_url]
     elif isinstance(action, f.Redirect):
         out.append(action.url)
+    elif isinstance(action, Pay):
+        out += pay_texts(action)
     return [t for t in out if t is not None]
 
 

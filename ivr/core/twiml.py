@@ -32,6 +32,7 @@ from ivr.core import flow as f
 from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
+from ivr.core.pay import Pay, pay_verbs
 from ivr.core.references import spoken_texts
 from ivr.core.speech import Speech, gather_prompts, resolve, speech_attrs
 from ivr.core.ssml import build_say, fitted
@@ -309,6 +310,9 @@ class Renderer:
             return [Hangup()]
         if isinstance(action, f.Reject):
             return [Reject(reason=action.reason)]
+        if isinstance(action, Pay):
+            prompt, text = (lambda p: self._prompt(p, ctx)), (lambda t: self._text(t, ctx))
+            return pay_verbs(action, self.urls, flow_id, state.name, self.flow.defaults.language, prompt, text)
         if isinstance(action, f.Run | Call | Return):
             return []  # the hook (subflow) runs on the server; what it chooses follows in the same document
         raise TypeError(f"unknown action {action!r}")

@@ -11,13 +11,19 @@ from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import unrouted
 from ivr.core.outcomes import normalize_speech
+from ivr.core.pay import FAILED, PAY_RESULTS, SUCCESS, Pay
 from ivr.core.subflow import Call
 from ivr.core.subflow_checks import call_errors, subflow_errors
 from ivr.errors import FlowError
 
 __all__ = ["MAX_DOCUMENT_BYTES", "validate_flow", "validate_flows"]
 
-_ACTION_OUTCOMES = {f.Dial: f.DIAL_OUTCOMES, f.Record: f.RECORD_OUTCOMES, f.Enqueue: f.ENQUEUE_OUTCOMES}
+_ACTION_OUTCOMES = {
+    f.Dial: f.DIAL_OUTCOMES,
+    f.Record: f.RECORD_OUTCOMES,
+    f.Enqueue: f.ENQUEUE_OUTCOMES,
+    Pay: PAY_RESULTS,
+}
 
 
 def validate_flows(flows: dict[str, f.Flow], *, closed: bool = True, across_only: bool = False) -> list[FlowError]:
@@ -178,10 +184,11 @@ class _Checker:
                 self.error(action.pos, path_join(path, missing[0]), missing[1])
             if state.on_error is not None:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
-        elif isinstance(action, (f.Dial, f.Record, f.Enqueue)):
+        elif isinstance(action, (f.Dial, f.Record, f.Enqueue, Pay)):
             outcomes = _ACTION_OUTCOMES[type(action)]
             # Routes may name any outcome of the action; those it can end with need one (or next).
             needed = f.dial_outcomes(action) if isinstance(action, f.Dial) else outcomes
+            needed = (SUCCESS, *FAILED) if isinstance(action, Pay) else needed  # after a hang-up nothing is heard
             if isinstance(action, f.Dial) and action.screen is not None:
                 outcomes, needed = (*outcomes, f.DECLINED), (*needed, f.DECLINED)
             for route in state.routes:

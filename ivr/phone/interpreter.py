@@ -21,6 +21,8 @@ from ivr.errors import PhoneError, TransportError
 from ivr.phone import params as twilio_params
 from ivr.phone import twiml
 from ivr.phone.addresses import Addresses
+from ivr.phone.callbacks import RecordingCallbacks
+from ivr.phone.pay import PayingCall
 from ivr.phone.records import CallError, Exchange, Heard
 from ivr.phone.screening import put_through
 from ivr.phone.transport import Transport, url_with_params
@@ -105,7 +107,7 @@ class Phone:
         return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
 
 
-class PhoneCall:
+class PhoneCall(RecordingCallbacks, PayingCall):
     """One call placed by a Phone: what was heard, every request, and the caller's actions."""
 
     def __init__(self, phone: Phone, sid: str, from_: str, to: str, direction: str, params: dict | None) -> None:
@@ -152,6 +154,8 @@ class PhoneCall:
         """Press keys during a Gather ('12#'); Twilio submits at numDigits, the finish key or the timeout."""
         if bad := sorted(set(keys) - _DTMF):
             raise PhoneError(f"cannot press {''.join(bad)!r}: a keypad has only 0-9, * and #")
+        if self.waiting_for == "pay":  # one step of a payment (ivr.phone.pay)
+            return self.pay_keys(keys)
         gather = self._take("press keys", "gather")
         if not twiml.listens_for(gather, "dtmf"):
             return self._no_input(gather)
@@ -220,31 +224,14 @@ class PhoneCall:
             extra = {**self._recording(seconds), "Digits": "hangup"}
         elif kind == "enqueue" and verb.get("action"):
             extra = self._queue("hangup", seconds)
+        elif kind == "pay" and verb.get("action"):
+            extra = self._pay_hangup()
         if extra is not None:
             # Twilio reports the hang-up to the action but ignores the TwiML it answers.
             self._request(twiml.action_url(self._doc_url, verb), twiml.verb_method(verb), extra, status="completed")
         self._end("caller-hangup")
         if kind == "record" and extra is not None:
             self._recording_ready(verb, extra)
-
-    def transcription(self, text: str, *, status: str = "completed") -> None:
-        """The transcription of the last recording arrives (it may never come: call it, or not)."""
-        if not self._transcriptions:
-            raise PhoneError("no recording of this call asked for a transcription (transcribe: true)")
-        url, recording = self._transcriptions.pop(0)
-        fields = twilio_params.transcription_fields(self.phone.account_sid, self.phone.new_sid("TR"), text, status)
-        self._callback(url, {**self._params("completed" if self.ended else "in-progress"), **recording, **fields})
-
-    def _recording_ready(self, verb, recording: dict[str, str]) -> None:
-        """After a recording ends, Twilio posts its status callback, and queues its transcription."""
-        base = self._doc_url or self.phone.url("/")
-        callback = verb.get("recordingStatusCallback")
-        if callback:
-            params = twilio_params.recording_status_params(self.phone.account_sid, self.sid, recording)
-            self._callback(urllib.parse.urljoin(base, callback), params)
-        if verb.get("transcribe") == "true" and verb.get("transcribeCallback"):
-            fields = {k: recording[k] for k in ("RecordingSid", "RecordingUrl")}
-            self._transcriptions.append((urllib.parse.urljoin(base, verb.get("transcribeCallback")), fields))
 
     def _callback(self, url: str, params: dict[str, str]) -> None:
         """POST a callback whose answer Twilio ignores; kept in `callbacks`."""
@@ -303,7 +290,7 @@ class PhoneCall:
             tag = verb.tag
             if tag in twiml.PROMPTS or twiml.starts_recording(verb):  # a recording's start is a transcript note
                 self.transcript.append(twiml.heard(verb, self.flow, self.state))
-            elif tag in ("Gather", "Record", "Dial", "Enqueue"):
+            elif tag in ("Gather", "Record", "Dial", "Enqueue", "Pay"):
                 self._wait(tag.lower(), verb, verbs, url)
                 return None
             elif tag == "Redirect":
@@ -328,6 +315,8 @@ class PhoneCall:
         for prompt in verb:  # only a Gather nests prompts; it plays them while it listens
             if prompt.tag in twiml.PROMPTS:
                 self.transcript.append(twiml.heard(prompt, self.flow, self.state, verb))
+        if kind == "pay":  # <Pay> asks its first step (ivr.phone.pay)
+            self._pay_begin(verb)
 
     def _params(self, status: str | None = None) -> dict[str, str]:
         if status is None:

@@ -35,6 +35,22 @@ _TORN_MARK = '{"torn_line_above":true}'
 _INPUT_PARAMS = ("Digits", "SpeechResult", "UnstableSpeechResult")
 _NUMBER_RE = re.compile(r"(\+|%2B)(\d{8,15})", re.IGNORECASE)  # also URL-encoded, in GET query strings
 _SID_RE = re.compile(r"[A-Za-z0-9]{1,64}\Z")
+# What <Pay>'s action carries besides its result: never kept (the engine reads none of it; ivr.core.pay).
+_CARD_PARAMS = ("ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "BankRoutingNumber")
+_CARD_MASKED = ("PaymentCardNumber", "BankAccountNumber")  # kept as Twilio masks them: the last four digits
+_ALL_BUT_LAST4 = re.compile(r"[0-9](?=(?:[^0-9]*[0-9]){4})")
+
+
+def _without_card_data(params: dict) -> dict:
+    """A request's parameters with whatever a payment's could tell of a card beyond its last four digits removed."""
+    params = dict(params)
+    for key in _CARD_PARAMS:
+        if params.get(key):
+            params[key] = REDACTED
+    for key in _CARD_MASKED:
+        if params.get(key):
+            params[key] = _ALL_BUT_LAST4.sub("x", params[key])
+    return params
 
 
 def mask_numbers(text: str) -> str:
@@ -74,7 +90,7 @@ class Recorder:
         """Append one webhook; the header goes first when the call's file is new."""
         if not _SID_RE.match(call_sid or ""):
             return None  # never let a request choose a file name
-        params = dict(params)
+        params = _without_card_data(params)
         line: dict = {"t": _iso(now), "method": method, "url": url}
         if sensitive:
             secrets = [params[k] for k in _INPUT_PARAMS if params.get(k)]

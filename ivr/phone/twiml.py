@@ -41,7 +41,7 @@ PROMPTS = ("Say", "Play", "Pause")
 RECORDING_STARTED = "[recording started]"  # the transcript's note for <Start><Recording>
 _VOICE_PATH = re.compile(r"/voice/([A-Za-z0-9_-]+)(?:/([A-Za-z0-9_-]+))?/?$")
 # Real TwiML the phone does not simulate: skipped with a notice, as an unknown verb would be.
-_UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Pay", "Prompt", "Refer", "Sms", "Start", "Stop"})
+_UNSIMULATED = frozenset({"Connect", "Echo", "Leave", "Refer", "Sms", "Start", "Stop"})
 
 
 # What a caller can do while the call waits on each verb, for the phone's error messages.
@@ -50,6 +50,7 @@ WAITING_HELP = {
     "record": "a recording (use record, record_nothing or hangup)",
     "dial": "the dialled party (use dial_result)",
     "enqueue": "the queue (use queue_result)",
+    "pay": "payment details to <Pay> (use pay, press or hangup)",
 }
 
 

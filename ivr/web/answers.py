@@ -30,7 +30,7 @@ log = logging.getLogger("ivr.web")
 
 REVISION = "rev"
 # What status callbacks write into a session (ivr/web/callbacks.py): never a webhook's to overwrite.
-_CALLBACK_KEYS = ("status", "ended", "duration", "call_recordings")  # kept by callbacks meanwhile
+_CALLBACK_KEYS = ("status", "ended", "duration", "call_recordings", "pay")  # pay: <Pay>'s progress
 # Writes of one step while callbacks keep writing the same session in between (each a few per call).
 _MERGES = 10
 

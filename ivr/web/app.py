@@ -23,6 +23,7 @@ from ivr.web import (
     health,
     logs,
     metrics,
+    pay,
     reports,
     security,
     services,
@@ -60,6 +61,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     browser.init_app(app)
     reports.init_app(app)
     callbacks.init_app(app)
+    pay.init_app(app)
     health.init_app(app)
     deadline.init_app(app)  # last, so outermost: a request's time counts from its arrival
     return app

@@ -20,7 +20,8 @@ of first visit ({flow, state}), the states that wait for nothing included: the a
 document rendered (`Step.walked`) in its journal for the built-in phone, as no URL names them.
 
 Actions: press KEYS, say TEXT, wait, dial STATUS, accept KEY (a screened transfer), queue RESULT,
-record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT. The page offers
+record SECONDS (0: an empty recording), record_nothing, hangup, transcription TEXT, pay
+CARD/MMYY/CODE/ZIP (a <Pay>'s card form: what it keys is never answered back). The page offers
 the queue results /phone/flows lists, and the outcomes the waiting dial can have (`dial_outcomes` of
 the call: `answered` only for a conference), so the server's vocabulary is the only one.
 Errors answer JSON `{"error": message}` (400 bad request, 404 unknown flow or call, 409 an action
@@ -71,6 +72,7 @@ ACTIONS = (
     "record_nothing",
     "hangup",
     "transcription",
+    "pay",
 )
 _MAX_TEXT = 500  # characters of a phrase, a number or a transcription the page may send
 
@@ -241,6 +243,8 @@ def _do(call: PhoneCall, action: str, value: str, dial_outcomes: tuple[str, ...]
         call.record_nothing()
     elif action == "hangup":
         call.hangup()
+    elif action == "pay":  # CARD/MMYY/CODE/ZIP from the card form; never answered back, never logged
+        call.pay(*(part or None for part in value.split("/")[:4]))
     else:
         call.transcription(value)
 

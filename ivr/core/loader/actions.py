@@ -1,4 +1,4 @@
-"""Reading a state's action (gather, record, dial, enqueue, redirect, hangup, reject, run, http) from YAML nodes."""
+"""Reading a state's action (gather, record, dial, enqueue, redirect, hangup, reject, run, http, pay)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ivr.core import flow as f
 from ivr.core.hints import path_join
 from ivr.core.languages import tag_problem
 from ivr.core.loader.http import HttpReader
+from ivr.core.loader.pay import PayReader
 from ivr.core.loader.speech import SpeechReader
 from ivr.core.templates import compile_text, is_template
 from ivr.errors import TemplateProblem
@@ -49,7 +50,7 @@ REDIRECT_KEYS = ("state", "flow", "url")
 KEYS_RE = re.compile(r"[0-9*#]\Z")
 
 
-class ActionReader(SpeechReader, HttpReader):
+class ActionReader(SpeechReader, HttpReader, PayReader):
     """Reads actions and the typed scalars (names, texts, time zones) that states share."""
 
     def action(self, kind: str, node: yaml.Node, path: str):

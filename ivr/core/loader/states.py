@@ -17,6 +17,7 @@ from ivr.core.loader.extras import StateExtrasReader
 from ivr.core.loader.filler import FillerReader
 from ivr.core.loader.schedules import read_schedules
 from ivr.core.loader.subflows import SubflowReader
+from ivr.core.pay import Pay
 from ivr.core.templates import compile_condition
 from ivr.errors import TemplateProblem
 
@@ -37,6 +38,7 @@ ACTION_KEYS = (
     "reject",
     "run",
     "http",
+    "pay",
     "subflow",
     "return",
 )
@@ -224,10 +226,15 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
         if "reprompt" in items:
             reprompt = self.prompt_value(items["reprompt"][1], path_join(path, "reprompt"), voice, language)
         if action is not None and not isinstance(action, f.Gather):
+            why = "Twilio retries each step of a payment itself: use pay.max_attempts" if isinstance(action, Pay) else (
+                "retries apply only to a state with gather")  # fmt: skip
             for key in ("reprompt", "no_input", "no_match", "on_max"):
                 if key in items:
-                    self.error(items[key][0], path_join(path, key), "retries apply only to a state with gather")
-        sensitive = self._opt(items, "sensitive", path, self.boolean) or False
+                    self.error(items[key][0], path_join(path, key), why)
+        sensitive = self._opt(items, "sensitive", path, self.boolean)
+        if sensitive is False and isinstance(action, Pay):  # never stored, never recorded in clear
+            self.error(items["sensitive"][1], path_join(path, "sensitive"), "a payment state is always sensitive")
+        sensitive = bool(sensitive) or isinstance(action, Pay)
         report = self._opt(items, "report", path, self.report_mark)
         on_error = self.target(items, "on_error", path)
         if isinstance(action, Http):  # its `routes: {error: X}` is its on_error

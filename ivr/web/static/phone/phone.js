@@ -16,6 +16,7 @@
     record: "is recording: speak, or leave nothing",
     dial: "is dialling: choose how it ends",
     enqueue: "waits in a queue: choose how it ends",
+    pay: "takes a payment (<Pay>): key the card",
   };
   const ENDINGS = {
     hangup: "the flow hung up",
@@ -346,6 +347,14 @@
       act("record", seconds, `You speak for ${seconds} s, then press #`);
     });
     $("record-nothing").addEventListener("click", () => act("record_nothing", "", "You leave nothing"));
+    $("pay-form").addEventListener("submit", (event) => {
+      // The card's details go to the built-in phone, which plays Twilio's part; they are never shown or kept here.
+      event.preventDefault();
+      const fields = ["pay-card", "pay-expiry", "pay-code", "pay-zip"].map((id) => $(id));
+      const value = fields.map((field) => field.value.replace(/[\s/]/g, "")).join("/");
+      for (const field of fields) field.value = "";
+      act("pay", value, "You key your payment details");
+    });
     $("accept").addEventListener("click", () => {
       const key = $("screen-key").value.trim() || "1";
       act("accept", key, `The answering party picks up and presses ${key}`);
