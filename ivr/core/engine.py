@@ -22,6 +22,7 @@ from ivr.core.language_switch import matching_language, switch_language
 from ivr.core.languages import entry_language
 from ivr.core.machine import build_machine, machine_definition
 from ivr.core.outcomes import read_outcome, speech_table
+from ivr.core.pay_recording import after_pay, before_pay
 from ivr.core.splits import bucket, caller_key, choose, split_event
 from ivr.core.step import Pending, Step, new_session, past_max
 from ivr.core.subflow import Call, Return, call_subflow, crossing_key, in_subflow, pin_versions, return_from
@@ -181,11 +182,14 @@ class Engine:
         speech = self.speech.get(self.language(session), self.speech_routes) if self.renderers else self.speech_routes
         outcome = read_outcome(current, params, event, session, speech.get(state, ()))
         call.changed()
+        paid = call.key()  # a pay state's: the recording it paused is resumed before the walk goes on
         self._fire(call, outcome)
         redact = current.sensitive
         if call.back:
             return self._finished(self._go_back(call, outcome), redact)
-        step = self._walk(call, call.retry or "enter", outcome, [], [], redact)
+        step = after_pay(
+            self, call, current, paid, lambda: self._walk(call, call.retry or "enter", outcome, [], [], redact)
+        )
         if outcome in f.RETRY_EVENTS and call.retry is None and isinstance(current.action, f.Gather):
             return past_max(step)
         return step
@@ -244,6 +248,10 @@ class Engine:
             segments.append((name, variant))
             rendered.append(None if renderer.is_static(name) else renderer.verbs(name, variant, call.context))
             state = states.get(name)
+            if state is not None and (
+                paying := before_pay(self, call, state, variant, outcome, segments, rendered, redact)
+            ):
+                return paying  # a whole-call recording runs: paused first, or the pay state's error route
             if state is not None and isinstance(state.action, f.Run):
                 hook = self._effect(state.action, call)
                 call.session["state"] = name
@@ -338,22 +346,7 @@ class Engine:
         if isinstance(action, Http):
             sid = call.params.get("CallSid", "")
             return http_call(action, self.flow.id, call.state, call.context(), sid, call.visit_key())
-        return HookCall(action.name, self.flow.id, call.state, self._hook_context(call))
-
-    def _hook_context(self, call: _Call) -> dict:
-        context = call.context()
-        return {
-            "call_sid": call.params.get("CallSid", ""),
-            "key": call.visit_key(),
-            "flow": self.flow.id,
-            "state": call.state,
-            "call": dict(call.params),
-            "vars": dict(call.session["vars"]),
-            "input": dict(context["input"]),
-            "recording": dict(context["recording"]),
-            "dial": dict(context["dial"]),
-            "now": call.now,
-        }
+        return HookCall(action.name, self.flow.id, call.state, call.hook_context())
 
     def _screen_leg(self, state: f.State, session: dict, params: dict, now: datetime, event: str) -> Step:
         """The answering party's leg of a screened dial: the whisper, then accept (bridge) or decline."""

@@ -23,7 +23,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.loader.catalog_checks import catalog_warnings, language_warnings
 from ivr.core.outcomes import expected_digits, one_key_menu
-from ivr.core.recording_checks import recording_warnings, transcription_warnings
+from ivr.core.recording_checks import pay_errors, recording_warnings, transcription_warnings
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
@@ -142,6 +142,7 @@ def _check_directory(
         if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
             problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
             problems += language_warnings(read.flow, flows) + recording_warnings(read.flow, flows)
+            problems += pay_errors(read.flow, flows)  # a payment under a recording: refused (PCI DSS)
             problems += transcription_warnings(read.flow) if pci_mode else []
     names = {name for read in checked for name in (read.flow.id, *read.flow.catalogs)}
     every = len(checked) == len(flows)  # a catalog no flow reads is reported when every flow is checked

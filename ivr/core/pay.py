@@ -135,6 +135,9 @@ class Pay:
     language: str | None = None
     prompts: tuple[PayPrompt, ...] = ()
     save_as: str | None = None
+    # A whole-call recording running when the call gets here is paused first (ivr.core.pay_recording) and resumed
+    # after; false: the flow pauses it itself, and check refuses the state where one may still run.
+    pause_recording: bool = True
 
 
 def amount_problem(source: str) -> str | None:

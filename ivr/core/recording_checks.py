@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from ivr.core import flow as f
 from ivr.core.call_recording import ControlRecording
 from ivr.core.hints import path_join
+from ivr.core.pay import Pay
 from ivr.core.subflow import Call, Return
 from ivr.errors import FlowError
 
-__all__ = ["may_record", "recording_warnings", "transcription_warnings"]
+__all__ = ["may_record", "pay_errors", "recording_warnings", "transcription_warnings"]
 
 _UNANNOUNCED = ("a call can reach this recording {op} without hearing that it is recorded ({path}): mark the state "
                 "whose prompt says so with announces_recording: true, before it or here")  # fmt: skip
@@ -171,3 +172,33 @@ def transcription_warnings(flow: f.Flow) -> list[FlowError]:
             path = path_join(path_join(path_join("states", name), "record"), "transcribe")
             out.append(FlowError(pos.file, pos.line, pos.column, path, _PCI, "warning"))
     return out
+
+
+_PAY_RECORDED = ("a whole-call recording may be running when a call comes here ({path}) and this payment may not pause "
+                 "it (pause_recording: false): the card digits would be recorded; pause it first (call_recording: "
+                 "pause), or let the payment pause it")  # fmt: skip
+_PAY_SAME_DOCUMENT = ("the recording starts in the same document as this payment ({path}): Twilio has not started it "
+                      "when the payment asks for it to be paused, so no card could be taken; let a state that waits "
+                      "(gather) come between")  # fmt: skip
+
+
+def pay_errors(flow: f.Flow, flows: dict | None = None) -> list[FlowError]:
+    """What `check` refuses of a payment under a whole-call recording (PCI DSS): a pay state that may not pause a
+    recording that may be running there, and one reached in the document that starts the recording."""
+    out: list[FlowError] = []
+    running = None
+    for name, state in flow.states.items():
+        if not isinstance(state.action, Pay):
+            continue
+        path = path_join(path_join("states", name), "pay")
+        running = may_record(flow, flows) if running is None else running
+        if name in running and not state.action.pause_recording:
+            recorded = _path_to(flow, name, through=lambda n: True) or [name]
+            out.append(_error(state.action.pos, path, _PAY_RECORDED.format(path=" -> ".join(recorded))))
+        for before in _inline_starts(flow, name):
+            out.append(_error(state.action.pos, path, _PAY_SAME_DOCUMENT.format(path=f"{before} -> ... -> {name}")))
+    return out
+
+
+def _error(pos: f.Pos, path: str, message: str) -> FlowError:
+    return FlowError(pos.file, pos.line, pos.column, path, message, "error")

@@ -61,3 +61,19 @@ class Walk:
         """CallSid:flow/state:visit, the same for every attempt at this visit: texts and hooks' side effects."""
         key = self.key()
         return f"{self.params.get('CallSid', '')}:{key}:{self.session['visits'].get(key, 0)}"
+
+    def hook_context(self) -> dict:
+        """What a hook sees of the call (a HookContext's fields)."""
+        context = self.context()
+        return {
+            "call_sid": self.params.get("CallSid", ""),
+            "key": self.visit_key(),
+            "flow": self.engine.flow.id,
+            "state": self.state,
+            "call": dict(self.params),
+            "vars": dict(self.session["vars"]),
+            "input": dict(context["input"]),
+            "recording": dict(context["recording"]),
+            "dial": dict(context["dial"]),
+            "now": self.now,
+        }

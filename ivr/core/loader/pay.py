@@ -24,7 +24,7 @@ __all__ = ["PayReader"]
 
 PAY_KEYS = ("amount", "currency", "token_type", "connector", "method", "card_types", "postal_code", "security_code",
             "min_postal_code_length", "bank_account_type", "timeout", "max_attempts", "description", "language",
-            "prompts", "save_as")  # fmt: skip
+            "prompts", "save_as", "pause_recording")  # fmt: skip
 PROMPT_WORDS = ("say", "play", "pause", "msg", "prompts")
 WHEN_KEYS = ("attempt", "error", "card_type", "require_matching")
 
@@ -85,9 +85,10 @@ class PayReader(Reader):
             description=self.text(items["description"][1], path_join(path, "description"))
             if "description" in items
             else None,
-            language=self._opt(items, "language", path, self.string),
+            language=self._opt(items, "language", path, self.language_tag),
             prompts=self._pay_prompts(items, path, method),
             save_as=self._opt(items, "save_as", path, self.variable),
+            pause_recording=self._opt(items, "pause_recording", path, self.boolean) is not False,
         )
 
     def _choice(self, items: dict, key: str, path: str, options) -> str | None:
