@@ -112,3 +112,37 @@ def test_without_a_recording_a_payment_makes_no_request(pay_app):
     call.press("1")
     call.pay(card=CARD, expiry="12/30", security_code="123", postal_code="94105")
     assert call.heard[-1] == "Thank you, you paid." and http.requests == []
+
+
+def test_a_payment_in_the_document_that_starts_the_recording_asks_no_card(pay_app):
+    text = FLOW.replace('    gather: {num_digits: 1}\n    routes: {"1": take}\n', "    next: take\n")
+    app, http = pay_app(text)
+    call = phone_on(app).dial("bill", call_sid=SID)
+    assert call.heard[-1] == "Sorry, we could not take your payment."
+    assert http.requests == [] and not any("<Pay" in body for body in call.documents)
+
+
+def test_check_refuses_a_payment_a_subflow_takes_while_its_caller_records(flows_dir):
+    (flows_dir / "main.yaml").write_text(
+        "start: intro\nstates:\n  intro:\n    say: This call is recorded. Press 1 to pay.\n"
+        "    announces_recording: true\n"
+        "    call_recording: start\n    gather: {num_digits: 1}\n    routes: {'1': paying}\n"
+        "  paying:\n    subflow: {flow: paysub}\n    next: bye\n  bye:\n    say: Bye.\n    hangup: true\n"
+    )
+    (flows_dir / "paysub.yaml").write_text(
+        "returns: [done]\nstart: take\nstates:\n  take:\n    say: Your card.\n"
+        "    pay: {amount: '5.00', currency: usd, pause_recording: false}\n    next: done\n  done:\n    return: done\n"
+    )
+    lines = [p.format() for p in run_checks(flows_dir=flows_dir).problems]
+    assert any("paysub.yaml" in line and "error: states.take.pay: a whole-call recording may be running" in line
+               for line in lines), lines  # fmt: skip
+
+
+def test_check_warns_of_a_pause_no_recording_can_precede(flows_dir):
+    (flows_dir / "bill.yaml").write_text(
+        "start: hold\nstates:\n  hold:\n    call_recording: pause\n    next: bye\n"
+        "  bye:\n    say: Bye.\n    hangup: true\n"
+    )
+    lines = [p.format() for p in run_checks(flows_dir=flows_dir).problems]
+    assert any("warning: states.hold.call_recording: no recording can be running when a call comes here" in line
+               for line in lines), lines  # fmt: skip

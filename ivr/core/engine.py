@@ -115,6 +115,7 @@ class Engine:
         call.changed()
         state = self.flow.states.get(call.state)
         if note_started(session, state):
+            call.started = True
             call.changed()
         if state is not None and state.sms is not None and texts:
             call.effects.append(sms_effect(call, state))

@@ -42,6 +42,7 @@ __all__ = [
     "Pay",
     "PayPrompt",
     "amount_problem",
+    "no_numbers",
     "pay_event",
     "pay_prompts",
     "pay_texts",
@@ -238,10 +239,36 @@ def pay_vars(result: str, params: dict) -> dict:
         "card_type": params.get("PaymentCardType", ""),
         "last4": last4.group(1) if last4 else "",
         "profile_id": params.get("ProfileId", ""),
-        "error": params.get("PaymentError", "") or params.get("ConnectorError", ""),
+        "error": no_numbers(params.get("PaymentError", "") or params.get("ConnectorError", "")),
     }
 
 
+_DIGITS = re.compile(r"[0-9][0-9 -]{2,}[0-9]")
+
+
+def no_numbers(text: str, limit: int = 200) -> str:
+    """A connector's error text without the numbers it may quote (a card, a code, an expiry): each run of three
+    or more digits becomes '[number]'; one line, at most `limit` characters."""
+    return " ".join(_DIGITS.sub("[number]", str(text)).split())[:limit]
+
+
+# What each progress field may be: a value outside these is dropped, never stored or logged.
+_PROGRESS_VALUES = {
+    "step": lambda v: v in STEPS,
+    "partial": lambda v: v in ("true", "false"),
+    "required": lambda v: all(part.strip() in STEPS for part in v.split(",")),
+    "error": lambda v: v in ERROR_TYPES or (v.isdigit() and len(v) <= 6),
+    "result": lambda v: v in PAY_RESULTS,
+    "card_type": lambda v: v in CARD_TYPES,
+}
+
+
 def progress(params: dict) -> dict:
-    """What a <Pay> status callback tells of the payment's progress, without card data."""
-    return {name: params[key] for key, name in _PROGRESS.items() if params.get(key)}
+    """What a <Pay> status callback tells of the payment's progress, without card data: each field only when it is
+    one of the values Twilio sends there (a forged or unexpected one is dropped, never stored or logged)."""
+    out = {}
+    for key, name in _PROGRESS.items():
+        value = str(params.get(key) or "")
+        if value and _PROGRESS_VALUES[name](value):
+            out[name] = value
+    return out

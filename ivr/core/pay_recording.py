@@ -48,7 +48,7 @@ def before_pay(engine, call, state: f.State, variant: str, outcome, segments: li
         engine._fire(call, SKIPPED_EVENT if SKIPPED_EVENT in engine.events else f.NEXT_EVENT)
         return engine._walk(call, "enter", outcome, segments, rendered, redact)
 
-    if not state.action.pause_recording:
+    if not state.action.pause_recording or call.started:  # may not pause, or cannot: Twilio has not started it yet
         return refused()
 
     def paused(result: HookResult) -> Step:

@@ -27,6 +27,8 @@ _TWICE = ("a recording started earlier may still be running when a call comes he
           "stop it before, or start it where calls pass once")  # fmt: skip
 _SAME_DOCUMENT = ("the {op} follows the start in the same document ({path}): Twilio has not started the recording "
                   "when the request is made, so it fails; let a state that waits (gather) come between")  # fmt: skip
+_NOTHING_RUNS = ("no recording can be running when a call comes here (nothing starts one before): Twilio would "
+                 "refuse the {op}, and every call would take the error route")  # fmt: skip
 _PCI = "IVR_PCI_MODE is on: Twilio's PCI mode turns transcriptions off, so transcribe is not sent (no text will come)"
 
 
@@ -69,11 +71,13 @@ def _out(state: f.State, running: bool, error_edge: bool, flows: dict | None) ->
     return running
 
 
-def may_record(flow: f.Flow, flows: dict | None = None, *, entered_running: bool = False) -> frozenset[str]:
+def may_record(
+    flow: f.Flow, flows: dict | None = None, *, entered_running: bool = False, start_running: bool = False
+) -> frozenset[str]:
     """The states at whose entry a whole-call recording may be running (forward may-analysis over the flow's
     edges; `flows` resolves subflows, unknown ones are assumed to start a recording; states a redirect from
     another flow may enter are entered with `entered_running`)."""
-    entries = {flow.start: False, **({flow.error_state: False} if flow.error_state in flow.states else {})}
+    entries = {flow.start: start_running, **({flow.error_state: False} if flow.error_state in flow.states else {})}
     for other in (flows or {}).values():  # redirects from other flows into this one
         for state in other.states.values():
             action = state.action
@@ -140,6 +144,8 @@ def recording_warnings(flow: f.Flow, flows: dict | None = None) -> list[FlowErro
         if isinstance(state.action, ControlRecording):
             for before in _inline_starts(flow, name):
                 add(rec.pos, path, _SAME_DOCUMENT.format(op=rec.op, path=f"{before} -> ... -> {name}"))
+            if rec.op in ("pause", "stop") and name not in running and not _called_recording(flow, flows):
+                add(rec.pos, path, _NOTHING_RUNS.format(op=rec.op))
     return out
 
 
@@ -191,13 +197,25 @@ def pay_errors(flow: f.Flow, flows: dict | None = None) -> list[FlowError]:
         if not isinstance(state.action, Pay):
             continue
         path = path_join(path_join("states", name), "pay")
-        running = may_record(flow, flows) if running is None else running
+        if running is None:  # a subflow is entered recording when a flow may call it while recording
+            running = may_record(flow, flows, start_running=_called_recording(flow, flows))
+        if state.call_recording is not None and state.call_recording.turns_on:
+            out.append(_error(state.action.pos, path, _PAY_SAME_DOCUMENT.format(path=name)))
         if name in running and not state.action.pause_recording:
             recorded = _path_to(flow, name, through=lambda n: True) or [name]
             out.append(_error(state.action.pos, path, _PAY_RECORDED.format(path=" -> ".join(recorded))))
         for before in _inline_starts(flow, name):
             out.append(_error(state.action.pos, path, _PAY_SAME_DOCUMENT.format(path=f"{before} -> ... -> {name}")))
     return out
+
+
+def _called_recording(flow: f.Flow, flows: dict | None) -> bool:
+    """Whether some flow may call `flow` (a subflow) while a whole-call recording may be running."""
+    for other in (flows or {}).values():
+        calls = [n for n, s in other.states.items() if isinstance(s.action, Call) and s.action.flow == flow.id]
+        if calls and other.id != flow.id and set(calls) & may_record(other, flows):
+            return True
+    return False
 
 
 def _error(pos: f.Pos, path: str, message: str) -> FlowError:

@@ -13,7 +13,7 @@ class Walk:
     """The per-request model the prebuilt machine moves: a state name and the call's memory."""
 
     __slots__ = ("_context", "back", "effects", "engine", "now", "params", "prefix", "renderer", "retry", "session",
-                 "splits", "state")  # fmt: skip
+                 "splits", "started", "state")  # fmt: skip
 
     def __init__(self, engine, state: str, session: dict, params: dict, now: datetime) -> None:
         self.engine = engine
@@ -27,6 +27,7 @@ class Walk:
         self.splits: list[tuple[str, str]] = []
         self.prefix: list[tuple[str, str, list]] = []  # the document so far, rendered by flows walked before
         self.renderer = None  # the language view the walk's segments so far are rendered in
+        self.started = False  # a whole-call recording starts in this request's document (Twilio has not run it yet)
         self._context: dict | None = None
 
     def changed(self) -> None:

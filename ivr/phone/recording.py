@@ -39,6 +39,8 @@ _SID_RE = re.compile(r"[A-Za-z0-9]{1,64}\Z")
 _CARD_PARAMS = ("ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "BankRoutingNumber")
 _CARD_MASKED = ("PaymentCardNumber", "BankAccountNumber")  # kept as Twilio masks them: the last four digits
 _ALL_BUT_LAST4 = re.compile(r"[0-9](?=(?:[^0-9]*[0-9]){4})")
+_CONNECTOR_TEXT = ("PaymentError", "ConnectorError")
+_DIGIT_RUNS = re.compile(r"[0-9][0-9 -]{2,}[0-9]")
 
 
 def _without_card_data(params: dict) -> dict:
@@ -50,6 +52,9 @@ def _without_card_data(params: dict) -> dict:
     for key in _CARD_MASKED:
         if params.get(key):
             params[key] = _ALL_BUT_LAST4.sub("x", params[key])
+    for key in _CONNECTOR_TEXT:  # a connector's message may quote what the caller keyed
+        if params.get(key):
+            params[key] = _DIGIT_RUNS.sub("[number]", params[key])
     return params
 
 

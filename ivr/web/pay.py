@@ -59,7 +59,7 @@ def pay_status():
         services(current_app).store.update(sid, update, SESSION_TTL)
     except Exception:  # the action request carries the result: the call goes on without this
         log.exception("CallSid=%s <Pay> progress not stored", sid)
-    log.info(
+    log.info(  # only values progress() knows Twilio sends: nothing a forged callback writes reaches the log
         "CallSid=%s <Pay> %s/%s %s", sid, flow_id, state, " ".join(f"{k}={v}" for k, v in progress(params).items())
     )
     return _xml(empty_document())

@@ -62,6 +62,14 @@ class PayReader(Reader):
             plain = isinstance(node_, yaml.ScalarNode) and not node_.style and node_.value in ("true", "false")
             postal = self.boolean(node_, path_join(path, "postal_code")) if plain else self.string(
                 node_, path_join(path, "postal_code"))  # fmt: skip
+        security = self._opt(items, "security_code", path, self.boolean)
+        not_asked = {"security-code": "security_code: false"} if security is False else {}
+        if postal is False or isinstance(postal, str):
+            not_asked["postal-code"] = "postal_code: false" if postal is False else "postal_code gives it"
+        if method == "ach-debit":
+            for key in ("card_types", "security_code", "postal_code", "min_postal_code_length"):
+                if key in items:
+                    self.error(items[key][0], path_join(path, key), f"{key} is for a card: this payment is ach-debit")
         bank = self._choice(items, "bank_account_type", path, BANK_ACCOUNT_TYPES)
         if bank is not None and method != "ach-debit":
             self.error(items["bank_account_type"][0], path_join(path, "bank_account_type"),
@@ -75,7 +83,7 @@ class PayReader(Reader):
             method=method,
             card_types=card_types,
             postal_code=postal,
-            security_code=self._opt(items, "security_code", path, self.boolean),
+            security_code=security,
             min_postal_code_length=self._opt(
                 items, "min_postal_code_length", path, lambda n, p: self.number(n, p, minimum=1, maximum=10)
             ),
@@ -86,7 +94,7 @@ class PayReader(Reader):
             if "description" in items
             else None,
             language=self._opt(items, "language", path, self.language_tag),
-            prompts=self._pay_prompts(items, path, method),
+            prompts=self._pay_prompts(items, path, method, not_asked),
             save_as=self._opt(items, "save_as", path, self.variable),
             pause_recording=self._opt(items, "pause_recording", path, self.boolean) is not False,
         )
@@ -105,7 +113,7 @@ class PayReader(Reader):
             return None
         return value
 
-    def _pay_prompts(self, items: dict, path: str, method: str | None) -> tuple[PayPrompt, ...]:
+    def _pay_prompts(self, items: dict, path: str, method: str | None, not_asked: dict) -> tuple[PayPrompt, ...]:
         """`prompts:` step -> text, or a list of {attempt, error, card_type, say/play/pause/msg/prompts}."""
         if "prompts" not in items:
             return ()
@@ -119,7 +127,10 @@ class PayReader(Reader):
                            + ", ".join(STEPS))  # fmt: skip
                 continue
             if step in unasked:
-                self.error(key_node, step_path, f"a {method or 'credit-card'} payment never asks for {step}")
+                self.error(key_node, step_path, f"an {method} payment never asks for {step}" if method == "ach-debit"
+                           else f"a credit-card payment never asks for {step}")  # fmt: skip
+            elif step in not_asked:
+                self.error(key_node, step_path, f"this payment never asks for {step} ({not_asked[step]})")
             variants = self.sequence(node, step_path) if isinstance(node, yaml.SequenceNode) else [node]
             for i, variant in enumerate(variants or ()):
                 where = path_join(step_path, i) if isinstance(node, yaml.SequenceNode) else step_path
@@ -133,6 +144,11 @@ class PayReader(Reader):
             return PayPrompt(step, said, self.pos(node)) if said else None
         entry = self.mapping(node, path) or {}
         self.known_keys(entry, PROMPT_WORDS + WHEN_KEYS, path)
+        kinds = [k for k in PROMPT_WORDS if k in entry]
+        if len(kinds) > 1:  # one item, one kind: several prompts are a prompts: list, heard in its order
+            self.error(node, path, f"one of {', '.join(PROMPT_WORDS)} per item, not {' and '.join(kinds)}:"
+                       " write several as prompts: [...]")  # fmt: skip
+            return None
         said = self.prompts(entry, path, None, None)
         if not said:
             self.error(node, path, "say what the caller hears, e.g. say: Please enter your card number")
