@@ -263,8 +263,8 @@ class HookRunner:
         try:
             result = self.recordings.send(call, timeout)
         except Exception as exc:  # Twilio refused (no recording in progress, ...) or could not be reached
-            log.error("CallSid=%s state '%s': Twilio did not %s the call's recording (%s); taking its on_error route",
-                      sid, call.state, call.op, exc)  # fmt: skip
+            log.error("CallSid=%s state '%s': Twilio did not %s the call's recording (%s); taking the state's error "
+                      "route", sid, call.state, call.op, exc)  # fmt: skip
             return HookResult(error=str(exc) or type(exc).__name__)
         return result
 

@@ -367,3 +367,15 @@ def test_the_browser_phone_keys_a_payment_and_never_answers_it_back(pay_app):
     assert "Thank you. Card visa ending 4242" in paid.json["heard"][-1]["text"]
     everything = api.get(f"/phone/calls/{call_id}").get_data(as_text=True)
     assert CARD not in paid.get_data(as_text=True) + everything and ZIP not in everything
+
+
+def test_the_terminal_phone_never_echoes_the_script_words_it_did_not_key():
+    from click.testing import CliRunner
+
+    from ivr.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["phone", "payments", "--keys", "123456 1 pay:4242424242424242/1230/123/94105 123# hello"]
+    )
+    assert "(the call ended before: (hidden) hello)" in result.output
+    assert "4242424242424242" not in result.output and "123#" not in result.output

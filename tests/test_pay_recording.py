@@ -146,3 +146,25 @@ def test_check_warns_of_a_pause_no_recording_can_precede(flows_dir):
     lines = [p.format() for p in run_checks(flows_dir=flows_dir).problems]
     assert any("warning: states.hold.call_recording: no recording can be running when a call comes here" in line
                for line in lines), lines  # fmt: skip
+
+
+def test_a_caller_hanging_up_mid_payment_gets_no_resume(pay_app):
+    app, http = pay_app()
+    http.respond_with("POST", r"/Recordings/Twilio\.CURRENT\.json$", _recording)
+    call = phone_on(app).dial("bill", call_sid=SID)
+    call.press("1")
+    call.hangup()
+    assert [r.form for r in http.requests] == [[("Status", "paused"), ("PauseBehavior", "skip")]]
+
+
+def test_a_payment_tried_again_at_once_stays_paused_between_the_tries(pay_app):
+    again = "routes: {success: thanks, internal-error: sorry, too-many-failed-attempts: take}"
+    app, http = pay_app(FLOW.replace("routes: {success: thanks, internal-error: sorry}", again))
+    http.respond_with("POST", r"/Recordings/Twilio\.CURRENT\.json$", _recording)
+    call = phone_on(app).dial("bill", call_sid=SID)
+    call.press("1")
+    for _ in range(3):  # a wrong card three times: too many failed attempts, and the payment again
+        call.pay(card="4242424242424241")
+    call.pay(card=CARD, expiry="12/30", security_code="123", postal_code="94105")
+    assert [r.form[0] for r in http.requests] == [("Status", "paused"), ("Status", "in-progress")]
+    assert call.heard[-1] == "Thank you, you paid."

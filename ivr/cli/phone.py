@@ -136,7 +136,9 @@ def phone(
             continue
         shown = _show(call, shown, app)
     if tokens:
-        click.echo(f"(the call ended before: {' '.join(tokens)})", err=True)
+        # What was not keyed may be card data (pay:..., a security code): digits are never echoed.
+        shown = ["(hidden)" if t.startswith("pay:") or sum(c.isdigit() for c in t) >= 3 else t for t in tokens]
+        click.echo(f"(the call ended before: {' '.join(shown)})", err=True)
     sys.exit(_verdict(call, app))
 
 

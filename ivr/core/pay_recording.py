@@ -16,7 +16,7 @@ from __future__ import annotations
 from ivr.core import flow as f
 from ivr.core.call_recording import REST_STATUS, RecordingCall, recording_running
 from ivr.core.effects import HookResult
-from ivr.core.pay import SKIPPED_EVENT, Pay
+from ivr.core.pay import HUNG_UP, SKIPPED_EVENT, Pay
 from ivr.core.step import Pending, Step
 
 __all__ = ["PAUSED_FOR", "after_pay", "before_pay"]
@@ -70,6 +70,12 @@ def after_pay(engine, call, state: f.State, paid: str, go_on):
     if not isinstance(state.action, Pay) or call.session.get(PAUSED_FOR) != paid:
         return go_on()
     call.session.pop(PAUSED_FOR, None)
+    if call.params.get("Result") == HUNG_UP or call.params.get("CallStatus") == "completed":
+        return go_on()  # the call is over: its recording ended with it, there is nothing to resume
+    going = engine.flow.states.get(call.state)
+    if going is not None and isinstance(going.action, Pay):  # another payment at once (a retry): stay paused
+        call.session[PAUSED_FOR] = call.key()
+        return go_on()
 
     def resumed(result: HookResult) -> Step:
         if result.error is None:

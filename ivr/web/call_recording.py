@@ -14,7 +14,8 @@ from ivr.core.call_recording import RecordingCall
 from ivr.core.effects import HookResult
 from ivr.outbound.call_recording import update_call_recording
 from ivr.outbound.client import make_client
-from ivr.phone.transport import from_built_in_phone
+from ivr.phone.transport import PHONE_HEADER, from_built_in_phone
+from ivr.web.loopback import not_local
 
 __all__ = ["RecordingControl"]
 
@@ -33,7 +34,10 @@ class RecordingControl:
         if self.fake_http() is not None:
             return False
         phone = has_request_context() and from_built_in_phone(request.environ)
-        return self.settings["IVR_ENV"] == "test" or phone
+        # The terminal phone over HTTP (`phone --url`) on this machine, in development: no Twilio call to pause.
+        local_phone = (has_request_context() and self.settings["IVR_ENV"] == "development"
+                       and bool(request.headers.get(PHONE_HEADER)) and not not_local())  # fmt: skip
+        return self.settings["IVR_ENV"] == "test" or phone or local_phone
 
     def send(self, call: RecordingCall, timeout: float) -> HookResult:
         """Set the call's current recording's Status; the outcome is that status. Raises what Twilio answered."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import logging
 from urllib.parse import quote, urlsplit
 
@@ -21,19 +20,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.web.http import Form, form
 from ivr.web.logs import shown_url
+from ivr.web.loopback import not_local
 from ivr.web.services import services
 
 __all__ = ["check_webhook", "expected_signature", "init_app", "not_local", "signed_url"]
 
 log = logging.getLogger("ivr.security")
-_FORWARDED = (
-    "X-Forwarded-For",
-    "X-Forwarded-Proto",
-    "X-Forwarded-Host",
-    "X-Forwarded-Port",
-    "X-Forwarded-Prefix",
-    "Forwarded",
-)
 _SAFE = "/:@!$&'()*+,;=~"  # what a path may hold unquoted (RFC 3986 pchar), besides letters, digits and -._
 
 
@@ -183,24 +175,3 @@ def _shared_key(keys: dict[str, RequestValidator], settings: str) -> tuple[Reque
 
 _HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
 _ALGORITHMS = tuple(_HASHES)
-
-
-def not_local() -> str | None:
-    """Why this request may not be one from this machine (a proxy header, or not loopback), else None.
-
-    The rule for whatever is served unverified: unsigned webhooks without a token, the browser phone.
-    A tunnel or proxy on this machine connects from loopback, so any forwarding header disqualifies.
-    """
-    forwarded = [h for h in _FORWARDED if h in request.headers]
-    if forwarded:
-        return ", ".join(forwarded)
-    if not _is_loopback(request.remote_addr):
-        return "not loopback"
-    return None
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(address or "").is_loopback
-    except ValueError:
-        return False
