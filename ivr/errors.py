@@ -39,6 +39,7 @@ __all__ = [
     "FlowLoadError",
     "FlowRuntimeError",
     "IvrError",
+    "ModelError",
     "PhoneError",
     "PhoneRequestRefused",
     "ReplayMismatch",
@@ -181,3 +182,7 @@ class ReplayMismatch(AssertionError):
     def __init__(self, result) -> None:
         self.result = result
         super().__init__(result.report())
+
+
+class ModelError(IvrError):
+    """An agent's language model could not answer (an HTTP error, a bad stream, a refused request); says why."""
