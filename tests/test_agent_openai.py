@@ -16,7 +16,9 @@ import pytest
 
 from ivr.agent.fake_api import FakeChatAPI, Reply
 from ivr.agent.model import Done, ModelError, Text, ToolCall
-from ivr.agent.openai import OpenAIModel
+from ivr.agent.openai import OpenAIModel, model_from_settings
+from ivr.errors import ConfigError
+from ivr.settings import load_settings
 
 KEY = "sk-test-0123456789abcdef"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where is my order?"}]
@@ -256,3 +258,53 @@ def test_malformed_tool_call_pieces_are_refused(piece, message):
     body = _event({"tool_calls": [piece]}, "tool_calls") + b"\n\ndata: [DONE]\n\n"
     with _mock(body) as client, pytest.raises(ModelError, match=message):
         list(OpenAIModel("http://api.test/v1", "m", http_client=client).stream([], [], timeout=5))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"IVR_AGENT_BASE_URL": "api.openai.com/v1"}, "IVR_AGENT_BASE_URL='api.openai.com/v1' is not an http(s)"),
+        ({"IVR_AGENT_BASE_URL": "ftp://host/v1"}, "such as https://api.openai.com/v1, http://127.0.0.1:11434/v1"),
+        ({"IVR_AGENT_BASE_URL": "https://host/v1?x=1"}, "give the part before /chat/completions"),
+        ({"IVR_AGENT_BASE_URL": "https://me:pw@host/v1"}, "(https://...@host) carries credentials"),
+        ({"IVR_AGENT_MODEL": "m"}, "IVR_AGENT_MODEL is set without IVR_AGENT_BASE_URL"),
+        ({"IVR_AGENT_API_KEY": KEY}, "IVR_AGENT_API_KEY is set without IVR_AGENT_BASE_URL"),
+        ({"IVR_AGENT_BASE_URL": "https://host/v1", "IVR_AGENT_API_KEY": KEY + "\x07"}, "an HTTP header cannot carry"),
+        ({"IVR_AGENT_BASE_URL": "https://host/v1", "IVR_AGENT_API_KEY": KEY + "é"}, "(not shown)"),
+    ],
+)
+def test_agent_settings_are_checked_and_no_message_shows_a_secret(change, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"IVR_ENV": "test", **change}, environ={})
+    assert message in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert "pw" not in str(caught.value)
+
+
+def test_agent_settings_are_read_from_the_environment_and_trimmed():
+    environ = {"IVR_AGENT_BASE_URL": " http://127.0.0.1:11434/v1 ", "IVR_AGENT_MODEL": "llama3.1",
+               "IVR_AGENT_API_KEY": KEY + "\n"}  # fmt: skip
+    settings = load_settings({"IVR_ENV": "test"}, environ=environ)
+    assert settings["IVR_AGENT_BASE_URL"] == "http://127.0.0.1:11434/v1"
+    assert settings["IVR_AGENT_MODEL"] == "llama3.1"
+    assert settings["IVR_AGENT_API_KEY"] == KEY
+    assert load_settings({"IVR_ENV": "test"}, environ={})["IVR_AGENT_BASE_URL"] is None
+
+
+def test_model_from_settings_builds_the_configured_model_or_none(api):
+    settings = load_settings(
+        {"IVR_ENV": "test", "IVR_AGENT_BASE_URL": api.base_url, "IVR_AGENT_MODEL": "default-model",
+         "IVR_AGENT_API_KEY": KEY}, environ={},
+    )  # fmt: skip
+    api.reply(Reply(tokens=["a"]), Reply(tokens=["b"]))
+    model = model_from_settings(settings)
+    assert isinstance(model, OpenAIModel)
+    assert list(model.stream(MESSAGES, [], timeout=5)) == [Text("a"), Done()]
+    other = model_from_settings(settings, "state-model")  # an agent state that names its own model
+    assert list(other.stream(MESSAGES, [], timeout=5)) == [Text("b"), Done()]
+    assert [r.body["model"] for r in api.requests] == ["default-model", "state-model"]
+    assert {r.headers["authorization"] for r in api.requests} == {f"Bearer {KEY}"}
+    assert model_from_settings(load_settings({"IVR_ENV": "test"}, environ={})) is None
+    no_default = load_settings({"IVR_ENV": "test", "IVR_AGENT_BASE_URL": api.base_url}, environ={})
+    assert model_from_settings(no_default) is None
+    assert model_from_settings(no_default, "state-model").model == "state-model"
