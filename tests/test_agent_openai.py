@@ -16,7 +16,7 @@ import pytest
 
 from ivr.agent.fake_api import FakeChatAPI, Reply
 from ivr.agent.model import Done, ModelError, Text, ToolCall
-from ivr.agent.openai import OpenAIModel, model_from_settings
+from ivr.agent.openai import POOL, OpenAIModel, model_from_settings
 from ivr.errors import ConfigError
 from ivr.settings import load_settings
 
@@ -308,3 +308,21 @@ def test_model_from_settings_builds_the_configured_model_or_none(api):
     no_default = load_settings({"IVR_ENV": "test", "IVR_AGENT_BASE_URL": api.base_url}, environ={})
     assert model_from_settings(no_default) is None
     assert model_from_settings(no_default, "state-model").model == "state-model"
+
+
+def test_a_full_connection_pool_is_named_not_called_a_stall(api):
+    """Each live reply holds a connection: one more than the pool allows waits, then says why it failed."""
+    hold = threading.Event()
+    api.reply(Reply(tokens=["a", "b"], hold_at=1, hold=hold))
+    with httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=1)) as client:
+        model = OpenAIModel(api.base_url, "m", http_client=client)
+        first = model.stream(MESSAGES, [], timeout=5)
+        assert next(first) == Text("a")
+        with pytest.raises(ModelError, match=r"no free connection within 0.3s \(too many replies at once\)"):
+            list(model.stream(MESSAGES, [], timeout=0.3))
+        hold.set()
+        assert list(first) == [Text("b"), Done()]
+
+
+def test_the_shared_client_allows_hundreds_of_replies_at_once():
+    assert POOL.max_connections >= 256

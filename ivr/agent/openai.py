@@ -26,12 +26,15 @@ from ivr.agent.model import Delta, Done, Text, ToolCall
 from ivr.errors import ModelError
 from ivr.outbound.http import http_client
 
-__all__ = ["CONNECT_TIMEOUT", "OpenAIModel", "model_from_settings"]
+__all__ = ["CONNECT_TIMEOUT", "POOL", "OpenAIModel", "model_from_settings"]
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection, at most (the stream's own timeout when shorter)
 MAX_ERROR_BODY = 64_000  # bytes of an error answer read for its message
 MAX_MESSAGE = 300  # characters of the API's error message kept
 MAX_STREAM = 4_000_000  # bytes of one reply: far beyond anything said on a phone call
+# A reply holds its connection for seconds, one per live conversation: hundreds at once per process, more than
+# the webhooks' pool of HTTP steps allows.
+POOL = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=30)
 
 _shared: httpx.Client | None = None
 _shared_lock = threading.Lock()
@@ -43,7 +46,7 @@ def _shared_client() -> httpx.Client:
     if _shared is None:
         with _shared_lock:
             if _shared is None:
-                _shared = http_client()
+                _shared = http_client(POOL)
     return _shared
 
 
@@ -96,6 +99,8 @@ class OpenAIModel:
                         "is the base URL an OpenAI-compatible API that streams?"
                     )
                 yield from _Reply(where, timeout).read(response.iter_lines())
+        except httpx.PoolTimeout:
+            raise ModelError(f"{where}: no free connection within {timeout:g}s (too many replies at once)") from None
         except httpx.ConnectTimeout:
             raise ModelError(f"{where}: no connection within {phases.connect:g}s") from None
         except httpx.TimeoutException:
