@@ -17,7 +17,8 @@ IvrError
 ├── PhoneError          a built-in phone's caller action that does not fit the call, or a target it cannot dial
 ├── TransportError      the built-in phone could not fetch a webhook; carries Twilio's error code (11205)
 ├── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
-└── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
+├── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
+└── ModelError          an agent's language model could not answer (HTTP error, bad stream, stall); says why
 
 Exception
 └── DryRunCaptured      not an error: carries a dry run's request out of the REST client

@@ -65,6 +65,9 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_ANALYTICS_KEY": None,
     "IVR_ANALYTICS_NUMBERS": "hash",
     "IVR_REPORTS_TOKEN": None,
+    "IVR_AGENT_BASE_URL": None,  # an OpenAI-compatible chat completions API, such as https://api.openai.com/v1
+    "IVR_AGENT_MODEL": None,
+    "IVR_AGENT_API_KEY": None,  # never logged, never in a message
 }
 # IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), kept as they are,
 # or dropped (no caller at all: no repeat-caller figure, nothing for forget-caller to find).
@@ -113,6 +116,7 @@ def load_settings(config: dict | None = None, environ: dict | None = None) -> di
             "(Twilio waits 15 s for the whole webhook)"
         ) from None
     _analytics(settings)
+    _agent(settings)
     public = settings["IVR_PUBLIC_URL"]
     if public and not public.startswith(("http://", "https://")):
         raise ConfigError(f"IVR_PUBLIC_URL={public!r} must start with https:// or http:// (the URL Twilio calls)")
@@ -154,6 +158,40 @@ def _analytics(settings: dict) -> None:
             "hash keeps callers as keyed hashes (the default), keep stores their numbers, drop keeps no caller"
         )
     settings["IVR_ANALYTICS_NUMBERS"] = policy
+
+
+def _agent(settings: dict) -> None:
+    """The agent model's settings checked: an http(s) base URL without credentials, a key fit for a header.
+    No message shows the key (nor a password in the URL)."""
+    base = (settings["IVR_AGENT_BASE_URL"] or "").strip()
+    model = (settings["IVR_AGENT_MODEL"] or "").strip()
+    key = (settings["IVR_AGENT_API_KEY"] or "").strip()
+    settings["IVR_AGENT_BASE_URL"], settings["IVR_AGENT_MODEL"] = base or None, model or None
+    settings["IVR_AGENT_API_KEY"] = key or None
+    example = "such as https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8000/v1 (vLLM)"
+    if base:
+        parts = urlsplit(base)
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(
+                f"IVR_AGENT_BASE_URL ({parts.scheme}://...@{parts.hostname}) carries credentials: give the URL "
+                "without them and the key in IVR_AGENT_API_KEY"
+            )
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(
+                f"IVR_AGENT_BASE_URL={base!r} is not an http(s) base URL of an OpenAI-compatible chat completions "
+                f"API: give the part before /chat/completions, {example}"
+            )
+    else:
+        for name, value in (("IVR_AGENT_MODEL", model), ("IVR_AGENT_API_KEY", key)):
+            if value:
+                raise ConfigError(
+                    f"{name} is set without IVR_AGENT_BASE_URL: set IVR_AGENT_BASE_URL to the API's base URL, {example}"
+                )
+    if key and not (key.isascii() and key.isprintable()):
+        raise ConfigError(
+            "IVR_AGENT_API_KEY holds characters an HTTP header cannot carry (not shown): give the key exactly as "
+            "the provider issued it"
+        )
 
 
 def shared_keys(value: str | dict | None) -> dict[str, str]:

@@ -38,9 +38,9 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-def http_client() -> httpx.Client:
+def http_client(limits: httpx.Limits = POOL) -> httpx.Client:
     """A pooled client: no redirects followed, no proxies or .netrc taken from the environment."""
-    return httpx.Client(limits=POOL, follow_redirects=False, trust_env=False, headers={"User-Agent": "ivr"})
+    return httpx.Client(limits=limits, follow_redirects=False, trust_env=False, headers={"User-Agent": "ivr"})
 
 
 class HttpSender:
