@@ -526,6 +526,26 @@ STATES = [
     ("return: {values: {ok: true}}", False),
     ("return: {outcome: a b}", False),
     ("return: verified, run: h", False),
+    # agent: (docs/agents.md)
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}}, routes: {done: t, limit: t, error: t}", True),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}}, next: t", True),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, welcome: Hi., keys: {'0': done}, limits: {turns: 5, seconds: 60, silence: 5}, model: m}, next: t", True),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, tools: {f: {description: F., parameters: {n: {type: integer, minimum: 1}}}}}, next: t", True),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, tools: {f: {description: F., parameters: {n: {type: float}}}}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, tools: {f: {parameters: {}}}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, tools: {end_f: {description: F.}}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, relay: {tts_provider: Google, voice: en-US-Journey-O, interruptible: speech}}, next: t", True),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, relay: {voices: x}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, relay: {url: 'wss://x.example.com'}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, relay: {interruptible: sometimes}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, limits: {turns: 0}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, save_as: 1x}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}, colour: red}, next: t", False),
+    ("agent: {ends: {done: {description: Done.}}}, next: t", False),
+    ("agent: {instructions: Help., ends: {limit: {description: Done.}}}, next: t", False),
+    ("agent: {instructions: Help., ends: {}}, next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}}, no_input: Sorry., next: t", False),
+    ("agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}}, run: h, next: t", False),
 ]
 
 
