@@ -76,7 +76,7 @@ def _problems(relay: dict, language: str):
     known = {p.lower(): p for p in TTS_PROVIDERS}
     if provider is not None and str(provider).lower() not in known:
         hint = did_you_mean(str(provider), TTS_PROVIDERS)
-        yield "tts_provider", f"unknown ConversationRelay tts_provider '{provider}'{hint}; one of {', '.join(TTS_PROVIDERS)}"
+        yield "tts_provider", f"unknown tts_provider '{provider}'{hint}; one of {', '.join(TTS_PROVIDERS)}"
     heard = relay.get("transcription_provider")
     if heard is not None and str(heard).lower() not in {p.lower() for p in TRANSCRIPTION_PROVIDERS}:
         yield "transcription_provider", (f"unknown transcription_provider '{heard}'"
