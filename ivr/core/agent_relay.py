@@ -71,27 +71,34 @@ def agent_verbs(action: Agent, urls, flow: f.Flow, state: str, text) -> list:
 
 
 def agent_event(state: f.State, params: dict, event: str | None, session: dict) -> str:
-    """The outcome of a conversation: hangup, error, or the route HandoffData names (its values in save_as)."""
+    """The outcome of a conversation: hangup, error, or the route HandoffData names. save_as keeps every value
+    the ends declare, those of the chosen end filled in (so a template reading one never fails after a limit)."""
     action: Agent = state.action
     if event not in (None, f.ERROR_EVENT):
         raise WebhookError(f"event '{event}' does not fit state '{state.name}'")
+    outcome, values = _outcome(action, params, event)
+    if action.save_as is not None:
+        every = {name: "" for end in action.ends for name, _ in end.values}
+        session["vars"][action.save_as] = {**every, **values}
+    return outcome
+
+
+def _outcome(action: Agent, params: dict, event: str | None) -> tuple[str, dict]:
     if event is not None:
-        return f.ERROR_EVENT
+        return f.ERROR_EVENT, {}
     if params.get("CallStatus") == "completed":  # the caller hung up mid-conversation
-        return HANGUP_OUTCOME
+        return HANGUP_OUTCOME, {}
     if params.get("SessionStatus", "").lower() in FAILED_SESSIONS:
-        return f.ERROR_EVENT
+        return f.ERROR_EVENT, {}
     try:
         handoff = json.loads(params.get("HandoffData") or "null", strict=False)  # control characters are removed below
     except ValueError:
-        return f.ERROR_EVENT
+        return f.ERROR_EVENT, {}
     route = handoff.get("route") if isinstance(handoff, dict) else None
     end = next((e for e in action.ends if e.name == route), None)
     if end is None:
-        return route if route in (LIMIT_OUTCOME, f.ERROR_EVENT) else f.ERROR_EVENT
-    if action.save_as is not None:
-        session["vars"][action.save_as] = handoff_values(end, handoff.get("values"))
-    return end.name
+        return (route if route in (LIMIT_OUTCOME, f.ERROR_EVENT) else f.ERROR_EVENT), {}
+    return end.name, handoff_values(end, handoff.get("values"))
 
 
 def handoff_values(end, given) -> dict[str, str]:

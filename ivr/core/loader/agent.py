@@ -21,8 +21,8 @@ END_KEYS = ("description", "values")
 LIMIT_KEYS = {"turns": (1, 200), "seconds": (10, 14400), "silence": (5, 600)}  # a call lasts at most 4 hours
 PARAMETER_TYPES = ("string", "integer", "number", "boolean")
 PARAMETER_KEYS = ("type", "description", "pattern", "enum", "minimum", "maximum", "maxLength")
-_BY_TYPE = {"pattern": ("string",), "maxLength": ("string",), "minimum": ("integer", "number"),
-            "maximum": ("integer", "number")}  # fmt: skip
+_BY_TYPE = {"pattern": "a string", "maxLength": "a string", "minimum": "an integer or number",
+            "maximum": "an integer or number"}  # fmt: skip
 # An argument's and a value's name: a variable name (args.X, save_as.X) and a JSON Schema property name.
 _ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _TOOL_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # what OpenAI-compatible APIs take as a function's name
@@ -165,7 +165,7 @@ class AgentReader(Reader):
         for key, (key_node, value_node) in entry.items():
             key_path = path_join(path, key)
             if key in _BY_TYPE and kind not in _BY_TYPE[key]:
-                self.error(key_node, key_path, f"{key} is for a {' or '.join(_BY_TYPE[key])} parameter")
+                self.error(key_node, key_path, f"{key} is for {_BY_TYPE[key]} parameter")
             elif key == "description":
                 schema[key] = self.string(value_node, key_path)
             elif key == "pattern":
