@@ -383,3 +383,18 @@ def test_the_graph_labels_the_agents_edges_with_its_ends():
         for node in graph_data(load(FLOW.replace("start: assistant", "start: goodbye")))["nodes"]
     }
     assert kinds["assistant"] == "agent"
+
+
+# -- docs/agents.md ----------------------------------------------------------------------------------
+
+
+def test_the_documented_agent_renders_the_documented_twiml():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "agents.md").read_text(encoding="utf-8")
+    flow_text = doc.split("```yaml\n")[1].split("```")[0]
+    documented = doc.split("```xml\n")[1].split("```")[0]
+    flow = load_flow_text(flow_text, "support.yaml", "support")
+    assert unknown_names(flow, hooks=()) == []
+    step = Engine(flow, Urls(PUBLIC)).start(new_session("support"), {"CallSid": "CA1"}, NOW)
+    expected = " ".join(documented.replace("CONTENT_HASH", flow.content_hash).split())
+    expected = expected.replace("> <", "><").replace('"/>', '" />')
+    assert step.twiml.removeprefix('<?xml version="1.0" encoding="UTF-8"?>') == expected
