@@ -398,3 +398,16 @@ def test_the_documented_agent_renders_the_documented_twiml():
     expected = " ".join(documented.replace("CONTENT_HASH", flow.content_hash).split())
     expected = expected.replace("> <", "><").replace('"/>', '" />')
     assert step.twiml.removeprefix('<?xml version="1.0" encoding="UTF-8"?>') == expected
+
+
+def test_check_reads_an_agent_flow_without_false_warnings(tmp_path, monkeypatch):
+    """The tool state is reached by the agent; handoff is set by save_as; only the Say-style voice is warned."""
+    text = FLOW.replace("voice: UgBBYS2sOqTuMpoF3BR0", "voice: Polly.Joanna")
+    flows = _flows_dir(tmp_path, text)
+    monkeypatch.setenv("IVR_PUBLIC_URL", PUBLIC)
+    result = CliRunner().invoke(cli, ["check", str(flows / "agent.yaml")])
+    lines = [line for line in result.output.splitlines() if ": warning: " in line or ": error: " in line]
+    assert lines == [
+        f"{flows / 'agent.yaml'}:19:48: warning: states.assistant.agent.relay.voice: 'Polly.Joanna' is a <Say> "
+        "voice: ConversationRelay takes tts_provider: Amazon and the provider's own name (voice: Joanna-Neural)"
+    ], result.output

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
 from ivr.core.agent_checks import relay_setting_errors
 from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
@@ -189,7 +190,7 @@ def _seconds(prompts) -> float:
 
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
-    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather)} - {None}
+    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent)} - {None}
 
 
 class _FlowChecks:
@@ -242,6 +243,10 @@ class _FlowChecks:
     def warnings(self) -> list[FlowError]:
         """The graph checks; every result a warning."""
         reached = _reach(self.roots, self.leads_to)
+        # An agent's tools that are HTTP steps of the flow run during the conversation: reached from the agent.
+        agents = [self.states[n].action for n in reached if isinstance(self.states[n].action, Agent)]
+        tools = [t.name for agent in agents for t in agent.tools]
+        reached |= _reach([t for t in tools if t in self.states], self.leads_to)
         preds: dict[str, list[str]] = {n: [] for n in self.states}
         for name in self.states:
             for succ in self.leads_to(name):
