@@ -143,6 +143,8 @@ def test_a_string_parameter_without_pattern_or_enum_is_length_limited():
          "states.assistant.agent.relay.url: ivr sets url itself: the app's own /relay/<flow>/<state>, from "
          "IVR_PUBLIC_URL"),
         (("language: en-US}", "language: english}"), "states.assistant.agent.relay.language:"),
+        (("relay: {tts_provider:", "relay: {hints: , tts_provider:"),
+         "states.assistant.agent.relay.hints: give a value, or remove the key for Twilio's default"),
         (("relay: {tts_provider:", "relay: {interruptible: sometimes, tts_provider:"),
          "states.assistant.agent.relay.interruptible: expected one of none, dtmf, speech, any, true, false, got "
          "'sometimes'"),

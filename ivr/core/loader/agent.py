@@ -239,6 +239,8 @@ class AgentReader(Reader):
                 else self.plain(value_node, key_path)
             )
             if value is None:
+                if isinstance(value_node, yaml.ScalarNode):  # written empty or null: Twilio's default is no value
+                    self.error(value_node, key_path, "give a value, or remove the key for Twilio's default")
                 continue
             if key in _CHOICES and str(value).lower() not in _CHOICES[key]:
                 self.error(value_node, key_path, f"expected one of {', '.join(_CHOICES[key])}, got '{value}'")
