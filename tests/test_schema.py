@@ -273,6 +273,8 @@ def test_schedule_mistake_a_schema_cannot_see_is_the_loaders_alone(name):
 
 # -- one state at a time: the loader's reading and the schema agree ------------------------------
 
+# An agent state, completed by each of its cases below.
+_AGENT = "agent: {instructions: 'Help {{ name }}.', ends: {done: {description: Done.}}"
 # The state `s` of a flow (flow-style mapping contents); True when the loader reads it cleanly.
 STATES = [
     ("gather: true, routes: {1: t}", True),
@@ -526,6 +528,26 @@ STATES = [
     ("return: {values: {ok: true}}", False),
     ("return: {outcome: a b}", False),
     ("return: verified, run: h", False),
+    # agent: (docs/agents.md)
+    (_AGENT + "}, routes: {done: t, limit: t, error: t}", True),
+    (_AGENT + "}, next: t", True),
+    (_AGENT + ", welcome: Hi., keys: {'0': done}, limits: {turns: 5, seconds: 60, silence: 5}, model: m}", True),
+    (_AGENT + ", tools: {f: {description: F., parameters: {n: {type: integer, minimum: 1}}}}}, next: t", True),
+    (_AGENT + ", tools: {f: {description: F., parameters: {n: {type: float}}}}}, next: t", False),
+    (_AGENT + ", tools: {f: {parameters: {}}}}, next: t", False),
+    (_AGENT + ", tools: {end_f: {description: F.}}}, next: t", False),
+    (_AGENT + ", relay: {tts_provider: Google, voice: en-US-Journey-O, interruptible: speech}}, next: t", True),
+    (_AGENT + ", relay: {voices: x}}, next: t", False),
+    (_AGENT + ", relay: {url: 'wss://x.example.com'}}, next: t", False),
+    (_AGENT + ", relay: {interruptible: sometimes}}, next: t", False),
+    (_AGENT + ", limits: {turns: 0}}, next: t", False),
+    (_AGENT + ", save_as: 1x}, next: t", False),
+    (_AGENT + ", colour: red}, next: t", False),
+    ("agent: {ends: {done: {description: Done.}}}, next: t", False),
+    ("agent: {instructions: Help., ends: {limit: {description: Done.}}}, next: t", False),
+    ("agent: {instructions: Help., ends: {}}, next: t", False),
+    (_AGENT + "}, no_input: Sorry., next: t", False),
+    (_AGENT + "}, run: h, next: t", False),
 ]
 
 

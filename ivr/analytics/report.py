@@ -25,7 +25,7 @@ __all__ = ["ALL_TWILIO", "OUTCOMES", "ROUTE_KINDS", "SOURCES", "Window", "build_
 SOURCES = ("twilio", "phone", "replay", "import")
 OUTCOMES = (*MARKS, "abandoned", "in_progress")
 # The kinds of row that leave a state by a route: their detail is the route taken.
-ROUTE_KINDS = ("key", "speech", "dial", "queue", "recording", "pay", "input", "hook", "split")
+ROUTE_KINDS = ("key", "speech", "dial", "queue", "recording", "pay", "agent", "input", "hook", "split")
 _CONNECTED = {("dial", "completed"), ("dial", "answered"), ("queue", "bridged")}
 REPEAT_WINDOW = 24 * 3600.0
 

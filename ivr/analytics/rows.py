@@ -12,6 +12,8 @@ and a terminal status callback closes it (`ENDED`). The kinds of event row:
     dial, queue  a Dial's or an Enqueue's outcome (detail: DialCallStatus, QueueResult)
     recording    a Record got a recording
     pay          a Pay ended (detail: Twilio's Result, e.g. success; never card data, nor what the caller keyed)
+    agent        an agent's conversation ended (detail: the route it chose, limit, error, or hangup for a caller who
+                 hung up mid-conversation; never what was said)
     input        any other waiting verb's result
     wait         a filler's Redirect picked up a slow hook's result (or heard the filler again): no caller action
     split        an A/B split chose a variant (detail: the variant's state)
@@ -62,7 +64,8 @@ def answer_class(action: str | None, outcome: str | None, params: dict, reached_
         return "max_reached" if reached_max else ("no_match" if outcome == "no_match" else "no_input")
     if action == "Gather":
         return "speech" if params.get("SpeechResult") else "key"
-    return {"Record": "recording", "Dial": "dial", "Enqueue": "queue", "Pay": "pay"}.get(action or "", "input")
+    kinds = {"Record": "recording", "Dial": "dial", "Enqueue": "queue", "Pay": "pay", "Agent": "agent"}
+    return kinds.get(action or "", "input")
 
 
 def twilio_time(params: dict) -> float | None:

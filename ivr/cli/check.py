@@ -45,6 +45,7 @@ def check(flows: tuple[str, ...], strict: bool, fmt: str) -> None:
         schedules=env("IVR_SCHEDULES") or None,
         secrets=secret_names(env("IVR_HTTP_SECRETS")),
         pci_mode=(env("IVR_PCI_MODE") or "0").strip().lower() in ("1", "true", "yes", "on"),
+        public_url=env("IVR_PUBLIC_URL") or None,  # an agent state's relay URL is built from it
     )
     lines = [p.format() for p in report.problems] + [report.summary()]
     click.echo(report.as_json() if fmt == "json" else "\n".join(lines))

@@ -5,18 +5,18 @@ with no model; its Mermaid backend writes text that code hosts render (no binary
 Graphviz backend the graph that `python -m ivr graph` draws as SVG or PNG (ivr/cli/graph.py).
 
 What the picture shows:
-- an edge per pair of states, labelled with the outcomes that take it ("1, sales", "busy, failed");
-  a `when:` edge with its condition ("if open('office')"), running out of retries with the count
+- an edge per pair of states, labelled with the outcomes that take it ("1, sales", "busy, failed", an agent's
+  ends); a `when:` edge with its condition ("if open('office')"), running out of retries with the count
   ("no_input x3"), a split's variants with their shares ("90%");
 - `repeat` and `back` as self-loops ("* (repeat)", "9 (back)"); the retries of a menu (a no-input
   or no-match below its max) are left out: every menu has them, and the "x3" edge says where they end;
 - the start (`[*] -->`), the error state, the hang-ups (hangup, reject, redirect out, and the built-in
-  ~goodbye and ~apology when something leads to them; `--> [*]`) and the menus, each in its colour;
+  ~goodbye and ~apology when something leads to them; `--> [*]`), the menus and agents, each in its colour;
 - the ways out of every menu (defaults.routes) once, from an "every menu" box, not from each menu;
 - a state that more than SHARED_SOURCES states lead to (the goodbye every menu's retries end in) with
   the edge from the first of them, and a dashed copy of it beside each of the others.
-The last two keep big flows readable and quick to lay out (see _share); graph_data keeps every edge.
-A `look` (ivr/core/heat.py) may paint the states and label the edges otherwise: the same drawing, other figures.
+The last two keep big flows readable and quick to lay out (see _share); graph_data keeps every edge. A `look`
+(ivr/core/heat.py) may paint the states and label the edges otherwise: the same drawing, other figures.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from transitions.extensions import diagrams_graphviz, diagrams_mermaid
 from transitions.extensions.diagrams import GraphMachine
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
 from ivr.core.flow import BUILT_IN
 from ivr.core.layout import ranks_crossed
 from ivr.core.machine import machine_definition, nothing_on_enter
@@ -59,7 +60,7 @@ TOO_BIG = (
     "flow '{flow}' is too big to draw with Graphviz: its {edges:,} edges cross {ranks:,} ranks in all, "
     "and dot takes more than a few seconds above {limit:,}. Use --format mermaid (the default) instead"
 )
-KINDS = ("start", "error", "end", "menu", "state", "ways_out")
+KINDS = ("start", "error", "end", "menu", "agent", "state", "ways_out")
 WAYS_OUT = "~every menu"  # the box the ways out of every menu (defaults.routes) are drawn from, once
 # More states than this leading to one target: it is drawn beside each (flows/main.yaml's goodbye has 8).
 SHARED_SOURCES = 8
@@ -73,6 +74,7 @@ _STYLES = {  # Graphviz attributes; Mermaid's classDef gets fill, stroke and str
     "error": {"fillcolor": "#fde2df", "color": "#c62828", "penwidth": "2"},
     "end": {"fillcolor": "#eeeeee", "color": "#555555", "peripheries": "2"},
     "menu": {"fillcolor": "#e3f0fc", "color": "#1565c0"},
+    "agent": {"fillcolor": "#f3e5f5", "color": "#6a1b9a"},
     "state": {},
     "ways_out": {"shape": "note", "fillcolor": "#fff8e1", "color": "#8d6e63"},
 }
@@ -260,15 +262,12 @@ def _label(flow: f.Flow, t: dict) -> str | None:
 
 
 def _kind(flow: f.Flow, name: str) -> str:
-    if name == flow.start:
-        return "start"
-    if name == flow.error_state:
-        return "error"
+    if name in (flow.start, flow.error_state):
+        return "start" if name == flow.start else "error"
     if _ends(flow, name):
         return "end"
-    if isinstance(flow.states[name].action, f.Gather):
-        return "menu"
-    return "state"
+    action = flow.states[name].action  # a menu, an agent's conversation (its edges: its ends), or any other
+    return "menu" if isinstance(action, f.Gather) else "agent" if isinstance(action, Agent) else "state"
 
 
 def _ends(flow: f.Flow, name: str) -> bool:

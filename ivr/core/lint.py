@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.core.agent_checks import relay_setting_errors
 from ivr.core.caller_input import CallerInput, built_from_input
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
@@ -102,12 +104,13 @@ def run_checks(
     schedules: str | None = None,
     secrets: Collection[str] = (),
     pci_mode: bool = False,
+    public_url: str | None = None,
 ) -> Report:
     """Check flows (ids in flows_dir, or paths to .yaml files; none: every flow in flows_dir).
 
     `hooks(directory)` gives the hook names registered for the flows of a directory (the CLI
     imports the module the app would import for them); `schedules` is IVR_SCHEDULES's file;
-    `secrets` the names IVR_HTTP_SECRETS allows; `pci_mode` IVR_PCI_MODE's value.
+    `secrets` the names IVR_HTTP_SECRETS allows; `pci_mode` IVR_PCI_MODE's value; `public_url` IVR_PUBLIC_URL's.
     """
     files, problems = find_flow_files(targets, flows_dir)
     try:
@@ -115,7 +118,7 @@ def run_checks(
     except FlowLoadError as exc:
         shared, problems = {}, problems + exc.errors
     for directory in dict.fromkeys(path.parent for path in files):
-        problems += _check_directory(directory, files, shared, hooks(directory), secrets, pci_mode)
+        problems += _check_directory(directory, files, shared, hooks(directory), secrets, pci_mode, public_url)
     unique = {p.format(): p for p in problems}
     return Report(sorted(unique.values(), key=FlowError.sort_key), len(files))
 
@@ -127,6 +130,7 @@ def _check_directory(
     hooks: Collection[str],
     secrets: Collection[str] = (),
     pci_mode: bool = False,
+    public_url: str | None = None,
 ) -> list[FlowError]:
     """Read every flow of a directory (redirects may name them); check the chosen ones."""
     problems, flows, checked = [], {}, []
@@ -139,6 +143,7 @@ def _check_directory(
     for read in checked:
         errors = validate_flow(read.flow, flows)
         problems += errors + unknown_names(read.flow, hooks, shared, secrets)
+        problems += relay_setting_errors(read.flow, public_url)  # an agent's wss:// URL is built from it
         if not read.problems and not any(e.severity == "error" for e in errors):  # else they would echo its errors
             problems += _FlowChecks(read.flow, flows, key_paths(read.text, read.file)).warnings()
             problems += language_warnings(read.flow, flows) + recording_warnings(read.flow, flows)
@@ -185,7 +190,7 @@ def _seconds(prompts) -> float:
 
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
-    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather)} - {None}
+    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent)} - {None}
 
 
 class _FlowChecks:
@@ -238,6 +243,10 @@ class _FlowChecks:
     def warnings(self) -> list[FlowError]:
         """The graph checks; every result a warning."""
         reached = _reach(self.roots, self.leads_to)
+        # An agent's tools that are HTTP steps of the flow run during the conversation: reached from the agent.
+        agents = [self.states[n].action for n in reached if isinstance(self.states[n].action, Agent)]
+        tools = [t.name for agent in agents for t in agent.tools]
+        reached |= _reach([t for t in tools if t in self.states], self.leads_to)
         preds: dict[str, list[str]] = {n: [] for n in self.states}
         for name in self.states:
             for succ in self.leads_to(name):

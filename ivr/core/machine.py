@@ -14,6 +14,7 @@ from typing import Protocol
 from transitions import Machine
 
 from ivr.core import flow as f
+from ivr.core.agent import AGENT_OUTCOMES, HANGUP_OUTCOME, Agent
 from ivr.core.flow import APOLOGY, GOODBYE
 from ivr.core.gc_pause import gc_paused
 from ivr.core.pay import HUNG_UP, PAY_RESULTS, Pay
@@ -94,10 +95,12 @@ def _transitions(flow: f.Flow) -> list[dict]:
             fallbacks = set(f.RECORD_OUTCOMES) - routed
         elif isinstance(action, f.Enqueue):
             fallbacks = set(f.ENQUEUE_OUTCOMES) - routed
-        elif isinstance(action, Pay):  # every Result Twilio reports; after a hang-up nothing is heard
-            fallbacks = set(PAY_RESULTS) - routed
-            if state.next is None and HUNG_UP not in routed:
-                out.append({"trigger": HUNG_UP, "source": name, "dest": GOODBYE})
+        elif isinstance(action, Pay | Agent):  # every outcome Twilio reports; after a hang-up nothing is heard
+            paying = isinstance(action, Pay)
+            every, hung_up = (PAY_RESULTS, HUNG_UP) if paying else (_agent_outcomes(action), HANGUP_OUTCOME)
+            fallbacks = set(every) - routed
+            if state.next is None and hung_up not in routed:
+                out.append({"trigger": hung_up, "source": name, "dest": GOODBYE})
         elif isinstance(action, f.Gather):
             fallbacks = {f.NEXT_EVENT} if state.next else set()
             if action.save_as is not None and f.VALID_EVENT not in routed:
@@ -125,6 +128,10 @@ def _transitions(flow: f.Flow) -> list[dict]:
                     {"trigger": kind, "source": name, "dest": handler.on_max.name if handler.on_max else GOODBYE}
                 )
     return out
+
+
+def _agent_outcomes(action: Agent) -> tuple[str, ...]:
+    return (*(end.name for end in action.ends), *AGENT_OUTCOMES)
 
 
 def _condition(cond: f.Condition):

@@ -1,5 +1,6 @@
 """What a webhook reports for a state's waiting verb: the outcome the machine fires, read from
-Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueResult, Pay's Result)."""
+Twilio's parameters (Digits, SpeechResult, RecordingUrl, DialCallStatus, QueueResult, Pay's Result, an
+agent's HandoffData)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 import unicodedata
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.core.agent_relay import agent_event
 from ivr.core.pay import Pay, pay_event
 from ivr.errors import WebhookError
 
@@ -65,6 +68,8 @@ def read_outcome(state: f.State, params: dict, event: str | None, session: dict,
     action = state.action
     if isinstance(action, Pay):  # Twilio's Result; the Redirect after <Pay> as a payment that did not happen
         return pay_event(state, params, event, session)
+    if isinstance(action, Agent):  # HandoffData's route, a hang-up or an error (ivr.core.agent_relay)
+        return agent_event(state, params, event, session)
     if event is not None:
         allowed = {f.Gather: "no_input", f.Record: "no_recording"}.get(type(action))
         if event != allowed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.core.agent_checks import tool_errors
 from ivr.core.call_recording import ControlRecording
 from ivr.core.hints import did_you_mean, path_join
 from ivr.core.http_step import Http, http_texts
@@ -46,6 +48,8 @@ def spoken_texts(state: f.State) -> list[f.Text]:
         out.append(action.url)
     elif isinstance(action, Pay):
         out += pay_texts(action)
+    elif isinstance(action, Agent):  # its welcome greeting; its instructions go to the model, not in TwiML
+        out.append(action.welcome)
     return [t for t in out if t is not None]
 
 
@@ -56,6 +60,8 @@ def state_texts(state: f.State) -> list[f.Text]:
         out += [t for t in (state.sms.body, state.sms.to) if t is not None]
     if isinstance(state.action, Http):
         out += http_texts(state.action)
+    if isinstance(state.action, Agent):
+        out.append(state.action.instructions)
     return out
 
 
@@ -85,6 +91,7 @@ def unknown_names(
         if name not in hooks:
             hint = did_you_mean(name, hooks) or _HOOK_HINT
             errors.append(FlowError(pos.file, pos.line, pos.column, path, f"unknown hook '{name}'{hint}"))
+    errors += tool_errors(flow, hooks)  # an agent's tools: hooks, or the flow's own HTTP steps
     known = set(schedules) | set(flow.schedules)
     for state in flow.states.values():
         for tree, pos, path in state_templates(state):

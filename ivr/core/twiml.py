@@ -29,6 +29,8 @@ from twilio.twiml.voice_response import (
 )
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.core.agent_relay import agent_verbs
 from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
@@ -313,6 +315,8 @@ class Renderer:
         if isinstance(action, Pay):
             prompt, text = (lambda p: self._prompt(p, ctx)), (lambda t: self._text(t, ctx))
             return pay_verbs(action, self.urls, flow_id, state.name, self.flow.defaults.language, prompt, text)
+        if isinstance(action, Agent):
+            return agent_verbs(action, self.urls, self.flow, state.name, lambda t: self._text(t, ctx))
         if isinstance(action, f.Run | Call | Return):
             return []  # the hook (subflow) runs on the server; what it chooses follows in the same document
         raise TypeError(f"unknown action {action!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["CALLBACK_OVERRIDES", "Urls"]
 
 
@@ -39,3 +41,8 @@ class Urls:
         """Where a state's waiting verb reports: /voice/<flow>/<state>[?event=E]."""
         url = f"{self.base}/voice/{flow_id}/{state}"
         return f"{url}?event={event}" if event else url
+
+    def relay(self, flow_id: str, state: str) -> str:
+        """Where ConversationRelay connects for an agent state: /relay/<flow>/<state>, https -> wss, http -> ws."""
+        base = re.sub(r"\Ahttp(s?)://", r"ws\1://", self.base)
+        return f"{base}/relay/{flow_id}/{state}"

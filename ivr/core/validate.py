@@ -6,6 +6,8 @@ Every problem is returned at once, in the loader's format; nothing here raises.
 from __future__ import annotations
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.core.agent_checks import agent_route_errors
 from ivr.core.document_size import MAX_DOCUMENT_BYTES, chain_bytes, inline_successors
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
@@ -184,6 +186,8 @@ class _Checker:
                 self.error(action.pos, path_join(path, missing[0]), missing[1])
             if state.on_error is not None:
                 self.target(state.on_error.name, state.on_error.pos, state.on_error.path)
+        elif isinstance(action, Agent):
+            self.errors += agent_route_errors(state, path)
         elif isinstance(action, (f.Dial, f.Record, f.Enqueue, Pay)):
             outcomes = _ACTION_OUTCOMES[type(action)]
             # Routes may name any outcome of the action; those it can end with need one (or next).

@@ -1,6 +1,6 @@
 """Warnings about the voices a flow names and the SSML it asks them to speak: an unknown voice (with a
 did-you-mean), a voice that does not speak the say's language, a Polly voice in a form it lacks
-(Polly.Celine-Neural), SSML the voice's engine ignores or does not take.
+(Polly.Celine-Neural), SSML the voice's engine ignores or does not take; an agent's ConversationRelay voice.
 
 Warnings, never errors: the voice table (`ivr.core.voices`) can lag Twilio. `check` shows them at
 file:line:col with its other warnings; the app logs them once when it loads a version of a flow.
@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from ivr.core import flow as f
 from ivr.core.references import state_prompts
+from ivr.core.relay_voices import relay_voice_warnings
 from ivr.core.speech import MODELS, resolve
 from ivr.core.ssml import CONTAINERS, SAY_AS, walk
 from ivr.core.voices import engine_of, ssml_problem, voice_problem
@@ -45,6 +46,8 @@ def voice_warnings(flow: f.Flow, where: dict[str, f.Pos] | None = None) -> list[
                 if model not in MODELS:
                     why = f"speech model '{model}' is not one ivr knows: Twilio warns 13334 if it does not exist"
                     add(state.action.pos, f"states.{state.name}.gather", why)
+    for warning in relay_voice_warnings(flow, where):  # an agent's ConversationRelay voice (ivr.core.relay_voices)
+        out.setdefault((warning.format(),), warning)
     return sorted(out.values(), key=FlowError.sort_key)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ivr.core import flow as f
+from ivr.core.agent_checks import relay_setting_errors
 from ivr.core.engine import Engine
 from ivr.core.gc_pause import gc_paused
 from ivr.core.loader import graph_errors, load_schedules_file, read_directory, read_flow
@@ -116,6 +117,7 @@ class FlowRegistry:
                 path, flow, problems = read.path, read.flow, read.problems
                 if flow is not None:  # its own graph, hooks and schedules, as `check` finds them
                     named = unknown_names(flow, hooks, self.schedules, self.http_secrets)
+                    named += relay_setting_errors(flow, self.urls.base)  # an agent's wss:// URL comes from it
                     problems = problems + graph_errors(flow) + named
                 if flow is not None and not problems:
                     flows[flow.id] = flow

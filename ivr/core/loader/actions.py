@@ -1,4 +1,4 @@
-"""Reading a state's action (gather, record, dial, enqueue, redirect, hangup, reject, run, http, pay)."""
+"""Reading a state's action (gather, record, dial, enqueue, redirect, hangup, reject, run, http, pay, agent)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import yaml
 from ivr.core import flow as f
 from ivr.core.hints import path_join
 from ivr.core.languages import tag_problem
+from ivr.core.loader.agent import AgentReader
 from ivr.core.loader.http import HttpReader
 from ivr.core.loader.pay import PayReader
 from ivr.core.loader.speech import SpeechReader
@@ -50,7 +51,7 @@ REDIRECT_KEYS = ("state", "flow", "url")
 KEYS_RE = re.compile(r"[0-9*#]\Z")
 
 
-class ActionReader(SpeechReader, HttpReader, PayReader):
+class ActionReader(SpeechReader, HttpReader, PayReader, AgentReader):
     """Reads actions and the typed scalars (names, texts, time zones) that states share."""
 
     def action(self, kind: str, node: yaml.Node, path: str):

@@ -39,6 +39,7 @@ ACTION_KEYS = (
     "run",
     "http",
     "pay",
+    "agent",
     "subflow",
     "return",
 )
