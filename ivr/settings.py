@@ -65,6 +65,10 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_ANALYTICS_KEY": None,
     "IVR_ANALYTICS_NUMBERS": "hash",
     "IVR_REPORTS_TOKEN": None,
+    "IVR_AGENT_BASE_URL": None,  # an OpenAI-compatible chat completions API, for agent states
+    "IVR_AGENT_MODEL": None,
+    "IVR_AGENT_API_KEY": None,  # never logged
+    "IVR_AGENT_SOCKETS": "16",  # conversations a worker holds at once (each holds one of its threads)
 }
 # IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), kept as they are,
 # or dropped (no caller at all: no repeat-caller figure, nothing for forget-caller to find).
