@@ -17,10 +17,14 @@ IvrError
 ├── PhoneError          a built-in phone's caller action that does not fit the call, or a target it cannot dial
 ├── TransportError      the built-in phone could not fetch a webhook; carries Twilio's error code (11205)
 ├── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
-└── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
+├── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
+├── ModelError          an agent's language model could not answer (HTTP error, bad stream, refused request)
+├── RelayClosed         an agent's ConversationRelay connection is gone (the caller hung up, the socket dropped)
+└── ToolRefused         a model's arguments break its tool's parameters; the message (for the model) says why
 
 Exception
-└── DryRunCaptured      not an error: carries a dry run's request out of the REST client
+├── DryRunCaptured      not an error: carries a dry run's request out of the REST client
+└── ConversationEnded   not an error: carries an agent conversation's end out of the reply in progress
 
 AssertionError
 └── ReplayMismatch      the pytest plugin's failure: the flows answer a recorded call differently now
@@ -33,19 +37,23 @@ __all__ = [
     "CallRequestError",
     "CampaignStopped",
     "ConfigError",
+    "ConversationEnded",
     "DryRunCaptured",
     "EventsError",
     "FlowError",
     "FlowLoadError",
     "FlowRuntimeError",
     "IvrError",
+    "ModelError",
     "PhoneError",
     "PhoneRequestRefused",
+    "RelayClosed",
     "ReplayMismatch",
     "ReportsRefused",
     "SpoolError",
     "StoreError",
     "TemplateProblem",
+    "ToolRefused",
     "TransportError",
     "TwilioCallError",
     "WebhookError",
@@ -173,6 +181,26 @@ class ReportsRefused(IvrError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ModelError(IvrError):
+    """An agent's language model could not answer (HTTP error, bad stream, refused request); the message says why."""
+
+
+class RelayClosed(IvrError):
+    """An agent's ConversationRelay connection is gone: the caller hung up, or the socket dropped."""
+
+
+class ToolRefused(IvrError, ValueError):
+    """A model's arguments break its tool's parameters; the message, for the model, says which and why."""
+
+
+class ConversationEnded(Exception):  # not an IvrError: a signal that never leaves ivr.agent.conversation
+    """An agent conversation ends on `outcome` with `values`, after `say` is spoken (when given)."""
+
+    def __init__(self, outcome: str, values: dict | None = None, say: str | None = None) -> None:
+        super().__init__(outcome)
+        self.outcome, self.values, self.say = outcome, values or {}, say
 
 
 class ReplayMismatch(AssertionError):

@@ -67,7 +67,10 @@ class SocketConnection:
         return None if data is None else json.loads(data)
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.client.close()
+        except ConnectionClosed:  # the app closed it first (after `end`)
+            pass
 
 
 def socket_to(url: str, signature: str | None = None) -> SocketConnection:

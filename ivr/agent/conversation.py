@@ -29,6 +29,8 @@ from ivr.agent.tools import END_PREFIX, Refused, ToolCallContext, check_argument
 from ivr.core import flow as f
 from ivr.core.agent import HANGUP_OUTCOME, LIMIT_OUTCOME, Agent
 from ivr.core.templates import render
+from ivr.errors import ConversationEnded as _End
+from ivr.errors import RelayClosed as Closed
 from ivr.hooks import HookRunner
 from ivr.store import DEFAULT_TTL, SessionStore
 
@@ -42,18 +44,6 @@ POLL = 0.05  # seconds between looks at the caller while the model is quiet
 APOLOGY = "Sorry, I'm having trouble right now."
 LIMIT_LINE = "I'm sorry, we have to stop here."
 ERROR = f.ERROR_EVENT
-
-
-class Closed(Exception):
-    """The connection is gone (the caller hung up, or the socket dropped)."""
-
-
-class _End(Exception):
-    """The conversation ends on `outcome` with `values`, after `say` is spoken (when given)."""
-
-    def __init__(self, outcome: str, values: dict | None = None, say: str | None = None) -> None:
-        super().__init__(outcome)
-        self.outcome, self.values, self.say = outcome, values or {}, say
 
 
 class Conversation:

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ivr.errors import ModelError  # raised by models; re-exported here, where models are written
+
 __all__ = ["Delta", "Done", "Model", "ModelError", "ScriptedModel", "Text", "ToolCall", "Turn"]
 
 
@@ -39,10 +41,6 @@ class Done:
 
 
 Delta = Text | ToolCall | Done
-
-
-class ModelError(Exception):
-    """The model could not answer (HTTP error, bad stream, refused request); the message says why."""
 
 
 class Model(Protocol):

@@ -19,6 +19,7 @@ from ivr.core import flow as f
 from ivr.core.agent import Agent, AgentEnd, AgentTool
 from ivr.core.effects import HookCall, HookResult
 from ivr.core.http_step import Http, http_call
+from ivr.errors import ToolRefused as Refused
 from ivr.hooks import HookRunner
 
 __all__ = ["END_PREFIX", "MAX_TEXT", "Refused", "check_arguments", "end_values", "run_tool", "tool_specs"]
@@ -28,10 +29,6 @@ MAX_TEXT = 200  # characters of a string argument or end value without a pattern
 # What XML 1.0 cannot carry (handoff values end up in TwiML and logs): control characters but tab and newlines.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
-
-
-class Refused(ValueError):
-    """The model's arguments break the tool's schema; the message (for the model) says which and why."""
 
 
 def tool_specs(agent: Agent) -> list[dict]:
