@@ -10,6 +10,7 @@ Both carry the same protocol messages; a `Talk` only needs `send(dict)` and `rec
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 
@@ -67,10 +68,8 @@ class SocketConnection:
         return None if data is None else json.loads(data)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):  # the app closed it first (after `end`)
             self.client.close()
-        except ConnectionClosed:  # the app closed it first (after `end`)
-            pass
 
 
 def socket_to(url: str, signature: str | None = None) -> SocketConnection:
