@@ -18,10 +18,13 @@ IvrError
 ├── TransportError      the built-in phone could not fetch a webhook; carries Twilio's error code (11205)
 ├── PhoneRequestRefused the browser phone's JSON API refuses a request; carries the HTTP status
 ├── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
-└── ModelError          an agent's language model could not answer (HTTP error, bad stream, stall); says why
+├── ModelError          an agent's language model could not answer (HTTP error, bad stream, refused request)
+├── RelayClosed         an agent's ConversationRelay connection is gone (the caller hung up, the socket dropped)
+└── ToolRefused         a model's arguments break its tool's parameters; the message (for the model) says why
 
 Exception
-└── DryRunCaptured      not an error: carries a dry run's request out of the REST client
+├── DryRunCaptured      not an error: carries a dry run's request out of the REST client
+└── ConversationEnded   not an error: carries an agent conversation's end out of the reply in progress
 
 AssertionError
 └── ReplayMismatch      the pytest plugin's failure: the flows answer a recorded call differently now
@@ -34,6 +37,7 @@ __all__ = [
     "CallRequestError",
     "CampaignStopped",
     "ConfigError",
+    "ConversationEnded",
     "DryRunCaptured",
     "EventsError",
     "FlowError",
@@ -43,11 +47,13 @@ __all__ = [
     "ModelError",
     "PhoneError",
     "PhoneRequestRefused",
+    "RelayClosed",
     "ReplayMismatch",
     "ReportsRefused",
     "SpoolError",
     "StoreError",
     "TemplateProblem",
+    "ToolRefused",
     "TransportError",
     "TwilioCallError",
     "WebhookError",
@@ -177,13 +183,29 @@ class ReportsRefused(IvrError):
         self.status = status
 
 
+class ModelError(IvrError):
+    """An agent's language model could not answer (HTTP error, bad stream, refused request); the message says why."""
+
+
+class RelayClosed(IvrError):
+    """An agent's ConversationRelay connection is gone: the caller hung up, or the socket dropped."""
+
+
+class ToolRefused(IvrError, ValueError):
+    """A model's arguments break its tool's parameters; the message, for the model, says which and why."""
+
+
+class ConversationEnded(Exception):  # not an IvrError: a signal that never leaves ivr.agent.conversation
+    """An agent conversation ends on `outcome` with `values`, after `say` is spoken (when given)."""
+
+    def __init__(self, outcome: str, values: dict | None = None, say: str | None = None) -> None:
+        super().__init__(outcome)
+        self.outcome, self.values, self.say = outcome, values or {}, say
+
+
 class ReplayMismatch(AssertionError):
     """The current flows answer a recorded call differently; `result` is the ivr.phone.replay.ReplayResult."""
 
     def __init__(self, result) -> None:
         self.result = result
         super().__init__(result.report())
-
-
-class ModelError(IvrError):
-    """An agent's language model could not answer (an HTTP error, a bad stream, a refused request); says why."""

@@ -68,6 +68,7 @@ DEFAULTS: dict[str, str | None] = {
     "IVR_AGENT_BASE_URL": None,  # an OpenAI-compatible chat completions API, such as https://api.openai.com/v1
     "IVR_AGENT_MODEL": None,
     "IVR_AGENT_API_KEY": None,  # never logged, never in a message
+    "IVR_AGENT_SOCKETS": "16",  # conversations a worker holds at once (each holds one of its threads)
 }
 # IVR_ANALYTICS_NUMBERS: callers' numbers in the journal as keyed hashes (the default), kept as they are,
 # or dropped (no caller at all: no repeat-caller figure, nothing for forget-caller to find).

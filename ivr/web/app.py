@@ -24,6 +24,7 @@ from ivr.web import (
     logs,
     metrics,
     pay,
+    relay,
     reports,
     security,
     services,
@@ -62,6 +63,7 @@ def create_app(config: dict | None = None, *, clock: Callable[[], datetime] | No
     reports.init_app(app)
     callbacks.init_app(app)
     pay.init_app(app)
+    relay.init_app(app)  # agent states' WebSocket (ConversationRelay)
     health.init_app(app)
     deadline.init_app(app)  # last, so outermost: a request's time counts from its arrival
     return app

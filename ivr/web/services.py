@@ -21,7 +21,9 @@ from twilio.http import HttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from ivr.agent.model import Model
 from ivr.analytics import EventWriter
+from ivr.core.agent import Agent
 from ivr.core.http_step import secret_names
 from ivr.core.twiml import Urls
 from ivr.hooks import HookRunner, load_hooks, registry
@@ -68,6 +70,8 @@ class Services:
     # The journal's clock: the app's own, never the one a development request names (X-Ivr-Clock), so
     # that a call tried "at" another time still measures how long its caller took.
     journal_clock: Callable[[], datetime] = _utc_now
+    # An agent state's model (`ivr.web.relay.model_factory` from IVR_AGENT_*, unless a test sets its own).
+    agent_model: Callable[[Agent], Model | None] | None = None
 
 
 def twilio_client(app: Flask) -> Client:

@@ -1,0 +1,241 @@
+"""The WebSocket of ConversationRelay: `/relay/<flow>/<state>`, one agent state's conversation per socket.
+
+Served by the app itself (flask-sock on simple-websocket: werkzeug's server, and gunicorn's gthread workers,
+where each open socket holds one of a worker's threads). The handshake is a GET that Twilio signs like a
+webhook, over the `wss://` URL exactly as the TwiML gave it, without parameters: that URL is IVR_PUBLIC_URL
+(https -> wss, http -> ws) + the path. Unsigned or forged handshakes get 403 and a log line; without a token,
+in development, only local handshakes without proxy headers are served, as webhooks are. At most
+IVR_AGENT_SOCKETS conversations run at once in a worker (sockets and in-process ones alike); beyond that,
+503 and a log line.
+
+The built-in phone cannot import this room: the app registers `app.extensions["ivr.relay"]`, an
+`InProcessRelay` whose `open(flow, state, params)` runs the same conversation over an in-memory channel.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, abort, current_app, g, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+from twilio.request_validator import SIGNATURE_HEADER
+
+from ivr.agent.channel import Channel, pair
+from ivr.agent.conversation import STALL, Closed, Conversation
+from ivr.agent.model import Model
+from ivr.agent.openai import model_from_settings
+from ivr.core import flow as f
+from ivr.core.agent import Agent
+from ivr.errors import ConfigError
+from ivr.web.http import Form
+from ivr.web.security import expected_signature, not_local, signed_url
+from ivr.web.services import Services, services
+
+__all__ = ["InProcessRelay", "init_app", "model_factory", "relay", "relay_url"]
+
+log = logging.getLogger("ivr.relay")
+EXTENSION = "ivr.relay"  # app.extensions key of the InProcessRelay (the phone's way in)
+DEFAULT_SOCKETS = 16
+
+relay = Blueprint("relay", __name__)
+sock = Sock()
+
+
+def init_app(app: Flask) -> None:
+    """The relay's route, its cap on conversations, the model factory (unless a test set one), the phone's entry."""
+    raw = app.config.get("IVR_AGENT_SOCKETS") or DEFAULT_SOCKETS
+    try:
+        cap = int(raw)
+        if cap < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"IVR_AGENT_SOCKETS={raw!r}: give the number of conversations a worker may hold "
+                          "at once (each holds one of its threads), such as 16") from None  # fmt: skip
+    found = services(app)
+    if found.agent_model is None:
+        found.agent_model = model_factory(app.config)
+    app.extensions[EXTENSION] = InProcessRelay(app, cap)
+    app.register_blueprint(relay)
+
+
+def model_factory(settings) -> Callable[[Agent], Model | None]:
+    """The model an agent state talks to: the OpenAI-compatible API of IVR_AGENT_BASE_URL (the state's model,
+    else IVR_AGENT_MODEL), on the agents' shared connection pool; None without those settings (the conversation
+    apologises and ends on error)."""
+
+    def make(agent: Agent) -> Model | None:
+        return model_from_settings(settings, agent.model)
+
+    return make
+
+
+def relay_url(public: str | None, path: str) -> str:
+    """The WebSocket URL of `path` as the TwiML gives it: IVR_PUBLIC_URL with https -> wss, http -> ws."""
+    base = (public or "").rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + path
+
+
+class _Slots:
+    """The conversations this worker holds, at most `cap`."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.used, self._lock = cap, 0, threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.used >= self.cap:
+                return False
+            self.used += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.used -= 1
+
+
+class InProcessRelay:
+    """The conversation of an agent state over an in-memory channel, for the built-in phone and tests:
+
+        connection = app.extensions["ivr.relay"].open("main", "assistant", {"CallSid": sid, "From": ..., "To": ...})
+        connection.receive(5)  # the model's first text token, ...
+        connection.send({"type": "prompt", "voicePrompt": "Where is my order?", "lang": "en-US", "last": True})
+
+    `params` (a call's webhook parameters) become the `setup` message, sent first as Twilio would; without
+    them the caller's side sends its own. The conversation runs on a thread of its own with the app's context.
+    """
+
+    def __init__(self, app: Flask, cap: int) -> None:
+        self.app = app
+        self.slots = _Slots(cap)
+
+    def open(self, flow_id: str, state: str, params: dict | None = None) -> Channel:
+        """Start the conversation of `flow_id`/`state`; the caller's end of its channel. LookupError when the
+        state is not an agent state, RuntimeError when the worker holds all the conversations it may."""
+        with self.app.app_context():
+            flow, agent = find_agent(services(self.app), flow_id, state)
+        if not self.slots.take():
+            raise RuntimeError(f"{self.slots.cap} conversations are running (IVR_AGENT_SOCKETS)")
+        caller, server = pair()
+        if params is not None:
+            caller.send({"type": "setup", "callSid": params.get("CallSid", ""), "from": params.get("From", ""),
+                         "to": params.get("To", ""),
+                         "customParameters": dict(params.get("customParameters") or {})})  # fmt: skip
+
+        def run() -> None:
+            try:
+                with self.app.app_context():
+                    conversation = new_conversation(services(self.app), flow, agent, state, server.send)
+                    conversation.run(server.receive)
+            except Exception:
+                log.exception("flow=%s state=%s: the in-process conversation failed", flow_id, state)
+            finally:
+                server.close()
+                self.slots.give_back()
+
+        threading.Thread(target=run, daemon=True, name=f"ivr-relay-{flow_id}-{state}").start()
+        return caller
+
+
+def find_agent(found: Services, flow_id: str, state: str) -> tuple[f.Flow, Agent]:
+    """The flow and the agent of `flow_id`/`state`; LookupError when there is no such agent state."""
+    flow = found.flows.flows.get(flow_id)
+    action = getattr(flow.states.get(state), "action", None) if flow is not None else None
+    if not isinstance(action, Agent):
+        raise LookupError(f"{flow_id}/{state} is not an agent state")
+    return flow, action
+
+
+def new_conversation(found: Services, flow: f.Flow, agent: Agent, state: str, send) -> Conversation:
+    """A conversation of `agent` with the app's model, hooks and store."""
+    model = found.agent_model(agent) if found.agent_model is not None else None
+    stall = float(current_app.config.get("IVR_AGENT_STALL") or STALL)
+    return Conversation(agent, flow_id=flow.id, state=state, model=model, runner=found.hooks, store=found.store,
+                        send=send, flow=flow, stall=stall)  # fmt: skip
+
+
+# -- the socket ---------------------------------------------------------------------------------
+
+
+@relay.before_request
+def _handshake() -> None:
+    """Before the upgrade: a signed (or, without a token, local) handshake, an agent state, a free slot."""
+    _check_signature()
+    try:
+        g.relay_agent = find_agent(services(), request.view_args["flow_id"], request.view_args["state"])
+    except (LookupError, KeyError, TypeError):
+        log.warning("refused WebSocket %s: no such agent state", request.path)
+        abort(404)
+    slots = current_app.extensions[EXTENSION].slots
+    if not slots.take():
+        log.warning("refused WebSocket %s: this worker holds %d conversations already (IVR_AGENT_SOCKETS); "
+                    "raise it with gunicorn's --threads, or add workers", request.path, slots.cap)  # fmt: skip
+        abort(503)
+    g.relay_slot = True
+
+
+@relay.teardown_request
+def _release(_exc) -> None:
+    if g.pop("relay_slot", False):
+        current_app.extensions[EXTENSION].slots.give_back()
+
+
+def _check_signature() -> None:
+    """403 unless Twilio signed the handshake over the wss:// URL (no parameters), or, without a token, local."""
+    found = services()
+    if found.validator is None:
+        why = not_local()
+        if why:
+            log.warning("refused WebSocket %s from %s: no TWILIO_AUTH_TOKEN is set, so only local handshakes "
+                        "without proxy headers are served (%s)", request.path, request.remote_addr, why)  # fmt: skip
+            abort(403)
+        return
+    url = _signed_relay_url()
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    expected = expected_signature(found.validator.token, url, Form())
+    if not signature or not (hmac.compare_digest(expected, signature) or found.validator.validate(url, {}, signature)):
+        log.warning("refused WebSocket %s: %s X-Twilio-Signature for URL %s (checked with TWILIO_AUTH_TOKEN). If "
+                    "the TwiML names another URL, set IVR_PUBLIC_URL to its base.", request.path,
+                    "invalid" if signature else "missing", url)  # fmt: skip
+        abort(403)
+
+
+def _signed_relay_url() -> str:
+    """The handshake's URL as the TwiML wrote it: ws(s)://, path only (IVR_PUBLIC_URL's base when set)."""
+    url = signed_url().partition("?")[0]
+    return relay_url(url, "")
+
+
+@sock.route("/relay/<flow_id>/<state>", bp=relay)
+def conversation(ws, flow_id: str, state: str) -> None:
+    """One ConversationRelay session: the protocol's JSON messages both ways until the conversation ends."""
+    flow, agent = g.relay_agent
+
+    def send(message: dict) -> None:
+        try:
+            ws.send(json.dumps(message))
+        except ConnectionClosed:
+            raise Closed("the socket closed") from None
+
+    def receive(timeout: float) -> dict | None:
+        try:
+            data = ws.receive(timeout=timeout)
+        except ConnectionClosed:
+            raise Closed("the socket closed") from None
+        if data is None:
+            return None
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        return message if isinstance(message, dict) else {"type": "unreadable"}
+
+    new_conversation(services(), flow, agent, state, send).run(receive)

@@ -1,0 +1,182 @@
+"""/relay/<flow>/<state>: the handshake is signed like a webhook over its wss:// URL, sockets are capped per
+worker, and the conversation runs over a real socket (werkzeug's server and gunicorn's gthread workers) and
+in-process for the built-in phone."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from agent_helpers import Talk, make_agent, socket_to, with_agent
+from conftest import ROOT, TOKEN
+from helpers import HOST, free_port
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from ivr.agent.conversation import Closed
+from ivr.agent.model import ScriptedModel, Turn
+from ivr.web.relay import relay_url
+from ivr.web.services import services
+
+SID = "CA" + "2" * 32
+PUBLIC = "https://ivr.example.com"
+URL = "wss://ivr.example.com/relay/main/assistant"
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}  # fmt: skip
+
+
+def sign(url: str, token: str = TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, {})
+
+
+@pytest.fixture
+def agent_app(make_app):
+    """An app whose main flow has an agent state `assistant`, a scripted model, and the call's session."""
+
+    def make(turns=(), **config):
+        app = make_app({"IVR_PUBLIC_URL": PUBLIC, **config})
+        found = services(app)
+        found.flows.flows["main"] = with_agent(found.flows.flows["main"], "assistant", make_agent())
+        found.agent_model = lambda agent: ScriptedModel(list(turns))
+        found.store.update(SID, lambda _: {"flow": "main", "state": "assistant", "vars": {"name": "Ann"}}, 3600)
+        return app
+
+    return make
+
+
+@pytest.fixture
+def serve():
+    """Serve an app on 127.0.0.1 with werkzeug's threaded server; its ws:// base URL."""
+    servers = []
+
+    def start(app) -> str:
+        server = make_server(HOST, 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"ws://{HOST}:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_the_relay_url_is_the_public_url_with_a_websocket_scheme():
+    assert relay_url("https://ivr.example.com/base/", "/relay/m/s") == "wss://ivr.example.com/base/relay/m/s"
+    assert relay_url("http://localhost:5000", "/relay/m/s") == "ws://localhost:5000/relay/m/s"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, sign(URL, "0" * 32), sign("https://ivr.example.com/relay/main/assistant"), sign(URL + "?x=1")],
+    ids=["missing", "forged", "https not wss", "with a query"],
+)
+def test_a_handshake_not_signed_over_the_wss_url_is_refused(agent_app, caplog, signature):
+    app = agent_app()
+    headers = {**UPGRADE, **({"X-Twilio-Signature": signature} if signature else {})}
+    response = app.test_client().get("/relay/main/assistant", headers=headers)
+    assert response.status_code == 403
+    assert f"refused WebSocket /relay/main/assistant: {'invalid' if signature else 'missing'}" in caplog.text
+    assert URL in caplog.text
+
+
+def test_without_a_token_a_forwarded_handshake_is_refused_in_development(agent_app, caplog):
+    app = agent_app(TWILIO_AUTH_TOKEN=None, IVR_ENV="development", IVR_STORE="memory://")
+    response = app.test_client().get("/relay/main/assistant", headers={**UPGRADE, "X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 403
+    assert "no TWILIO_AUTH_TOKEN is set" in caplog.text
+
+
+def test_a_state_that_is_not_an_agent_is_not_found(agent_app):
+    app = agent_app()
+    url = "wss://ivr.example.com/relay/main/main_menu"
+    response = app.test_client().get("/relay/main/main_menu", headers={**UPGRADE, "X-Twilio-Signature": sign(url)})
+    assert response.status_code == 404
+    with pytest.raises(LookupError):
+        app.extensions["ivr.relay"].open("main", "nowhere")
+
+
+def test_a_signed_conversation_over_a_real_socket_ends_with_handoff_data(agent_app, serve):
+    app = agent_app([Turn("Your order shipped."), Turn("Bye!", (("end_resolved", {}),))])
+    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk.setup(SID)
+    assert talk.say("where is my order") == "Your order shipped."
+    assert talk.say("thanks") == "Bye!"
+    assert talk.handoff() == {"route": "resolved", "values": {}}
+    summary = services(app).store.get(SID)["agent"]
+    assert (summary["outcome"], summary["turns"]) == ("resolved", 2)
+    with pytest.raises(Closed):  # the server closes the socket after `end`
+        talk.connection.receive(2)
+    deadline = time.monotonic() + 3
+    while app.extensions["ivr.relay"].slots.used and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert app.extensions["ivr.relay"].slots.used == 0, "the socket's slot was given back"
+
+
+def test_a_dropped_socket_ends_as_a_hangup_and_frees_its_slot(agent_app, serve):
+    app = agent_app([Turn("Hello.")])
+    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk.setup(SID)
+    assert talk.say("hi") == "Hello."
+    talk.connection.close()
+    deadline = time.monotonic() + 3
+    while app.extensions["ivr.relay"].slots.used and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert app.extensions["ivr.relay"].slots.used == 0
+    assert services(app).store.get(SID)["agent"]["outcome"] == "hangup"
+
+
+def test_sockets_beyond_the_workers_cap_are_refused(agent_app, caplog):
+    app = agent_app(IVR_AGENT_SOCKETS="1")
+    held = app.extensions["ivr.relay"].open("main", "assistant")  # no setup yet: it waits, holding the slot
+    response = app.test_client().get("/relay/main/assistant", headers={**UPGRADE, "X-Twilio-Signature": sign(URL)})
+    assert response.status_code == 503
+    assert "holds 1 conversations already (IVR_AGENT_SOCKETS)" in caplog.text
+    with pytest.raises(RuntimeError, match="IVR_AGENT_SOCKETS"):
+        app.extensions["ivr.relay"].open("main", "assistant")
+    held.close()
+
+
+def test_the_in_process_entry_speaks_the_same_protocol(agent_app):
+    app = agent_app([Turn("Hi Ann.", (("end_operator", {"reason": "wants a person"}),))])
+    talk = Talk(app.extensions["ivr.relay"].open("main", "assistant", {"CallSid": SID, "From": "+1555", "To": "+1666"}))
+    assert talk.say("a person please") == "Hi Ann."
+    assert talk.handoff() == {"route": "operator", "values": {"reason": "wants a person"}}
+    assert services(app).store.get(SID)["agent"]["transcript"][0] == {"caller": "a person please"}
+
+
+def test_the_production_command_serves_the_socket_on_gthread_workers(tmp_path):
+    """gunicorn with the project's config (gthread workers) holds a conversation over a real socket."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "PROMETHEUS_"))}
+    env.update(IVR_ENV="test", IVR_STORE="memory://", IVR_PUBLIC_URL=PUBLIC, TWILIO_AUTH_TOKEN=TOKEN,
+               IVR_FLOWS_DIR=str(ROOT / "flows"), IVR_SPOOL_DIR=str(tmp_path / "spool"), IVR_EVENTS="off",
+               IVR_ANALYTICS_KEY="k" * 64, WEB_CONCURRENCY="1", PORT="")  # fmt: skip
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures" / "agent")])
+    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ivr" / "web" / "gunicorn_conf.py"), "--bind",
+               f"{HOST}:{port}", "--no-control-socket", "relay_app:app"]  # fmt: skip
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        talk = Talk(socket_to(f"ws://{HOST}:{port}/relay/main/assistant", sign(URL)))
+        talk.setup("CA" + "7" * 32)
+        assert talk.say("hello") == "Hello from gunicorn."
+        assert talk.handoff() == {"route": "resolved", "values": {}}
+        talk.connection.close()
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert b"Traceback" not in err, err.decode()
