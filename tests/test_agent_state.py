@@ -13,13 +13,15 @@ from click.testing import CliRunner
 from conftest import BASE, caller_params, sign
 
 from ivr.cli import cli
+from ivr.core.agent_checks import relay_setting_errors
 from ivr.core.engine import Engine, new_session
 from ivr.core.graph import graph_data, mermaid
-from ivr.core.loader import load_flow_text
+from ivr.core.loader import load_flow, load_flow_text
 from ivr.core.references import unknown_names
 from ivr.core.urls import Urls
 from ivr.core.voice_checks import voice_warnings
 from ivr.errors import FlowLoadError, WebhookError
+from ivr.settings import load_settings, production_problems
 from ivr.testing import TwimlSchema
 from ivr.web.services import services
 
@@ -197,22 +199,26 @@ def _flows_dir(tmp_path: Path, text: str = FLOW) -> Path:
     return flows
 
 
-def test_check_refuses_an_agent_without_ivr_public_url(tmp_path, monkeypatch):
+def test_check_takes_an_agent_without_ivr_public_url_which_production_requires_anyway(tmp_path, monkeypatch):
     flows = _flows_dir(tmp_path)
     monkeypatch.delenv("IVR_PUBLIC_URL", raising=False)
     result = CliRunner().invoke(cli, ["check", str(flows / "agent.yaml")])
-    assert result.exit_code == 1
-    assert "agent.yaml:7:7: error: states.assistant.agent: an agent state needs IVR_PUBLIC_URL" in result.output
-    monkeypatch.setenv("IVR_PUBLIC_URL", PUBLIC)
-    result = CliRunner().invoke(cli, ["check", str(flows / "agent.yaml")])
     assert "IVR_PUBLIC_URL" not in result.output, result.output
+    assert relay_setting_errors(load_flow(flows / "agent.yaml"), "ftp://example.com")  # a URL no socket can use
 
 
-def test_the_app_refuses_an_agent_without_ivr_public_url(make_app, tmp_path):
+def test_without_ivr_public_url_development_names_the_socket_root_relative(make_app, tmp_path):
+    """Production refuses to start without IVR_PUBLIC_URL (ivr.settings): this is development or a test, where no
+    Twilio connects and the phones reach the conversation by its flow and state."""
     flows = _flows_dir(tmp_path)
-    with pytest.raises(FlowLoadError, match=r"states\.assistant\.agent: an agent state needs IVR_PUBLIC_URL"):
-        make_app({"IVR_FLOWS_DIR": str(flows), "IVR_PUBLIC_URL": None})
-    assert "agent" in services(make_app({"IVR_FLOWS_DIR": str(flows), "IVR_PUBLIC_URL": BASE})).flows.flows
+    app = make_app({"IVR_FLOWS_DIR": str(flows), "IVR_PUBLIC_URL": None})
+    engine = services(app).flows.engine("agent")
+    assert (
+        'url="/relay/agent/assistant"'
+        in engine.renderer.verbs("assistant", "enter", lambda: {"name": "Ada"})[0].to_xml()
+    )
+    production = load_settings({"IVR_ENV": "production", "IVR_PUBLIC_URL": None}, environ={})
+    assert any(p.startswith("IVR_PUBLIC_URL is not set") for p in production_problems(production))
 
 
 # -- the document ----------------------------------------------------------------------------------

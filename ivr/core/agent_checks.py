@@ -64,13 +64,13 @@ def tool_errors(flow: f.Flow, hooks: Collection[str]) -> list[FlowError]:
 
 
 def relay_setting_errors(flow: f.Flow, public_url: str | None) -> list[FlowError]:
-    """Without IVR_PUBLIC_URL an agent state cannot load: ConversationRelay needs an absolute wss:// URL, and
-    the WebSocket handshake's signature is checked against it."""
-    if public_url and public_url.startswith(("https://", "http://")):
+    """An agent state's wss:// URL is built from IVR_PUBLIC_URL: one that is not an http(s) URL is refused here
+    (the settings refuse it first when the app starts). Unset is allowed: production refuses to start without
+    IVR_PUBLIC_URL at all (ivr.settings), so this is development or a test, where no Twilio connects and the
+    phones reach a conversation by its flow and state; the document then names the root-relative /relay/F/S,
+    as every URL it writes without IVR_PUBLIC_URL."""
+    if not public_url or public_url.startswith(("https://", "http://")):
         return []
-    why = ("an agent state needs IVR_PUBLIC_URL (https://your.host[/prefix]): ConversationRelay connects to its "
-           "wss:// URL, and the handshake's signature is checked against it")  # fmt: skip
-    if public_url:
-        why = f"an agent state needs IVR_PUBLIC_URL to start with https:// (or http://), got '{public_url}'"
+    why = f"an agent state needs IVR_PUBLIC_URL to start with https:// (or http://), got '{public_url}'"
     agents = [s for s in flow.states.values() if isinstance(s.action, Agent)]
     return [_error(s.action.pos, path_join(path_join("states", s.name), "agent"), why) for s in agents]

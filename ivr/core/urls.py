@@ -44,5 +44,5 @@ class Urls:
 
     def relay(self, flow_id: str, state: str) -> str:
         """Where ConversationRelay connects for an agent state: /relay/<flow>/<state>, https -> wss, http -> ws."""
-        base = re.sub(r"\Ahttp(s?)://", r"ws\1://", self.base)
+        base = re.sub(r"\Ahttp(s?)://", r"ws\1://", self.base)  # "": root-relative, as in development
         return f"{base}/relay/{flow_id}/{state}"
