@@ -57,3 +57,16 @@ def deliver_voicemail(ctx):
         message.get("url"),
         text,
     )
+
+
+ORDERS = {"12345": "shipped on Monday, arriving Thursday", "54321": "being packed"}
+
+
+@hook
+def order_status(ctx):
+    """A tool of the assistant's agent (flows/assistant.yaml): the status of an order, by its number."""
+    order = str((ctx.vars.get("args") or {}).get("order", ""))
+    status = ORDERS.get(order)
+    if status is None:
+        return {"outcome": "not_found"}
+    return {"outcome": "found", "vars": {"order": order, "status": status}}
