@@ -25,6 +25,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from ivr.agent.model import ScriptedModel, Turn
 from ivr.errors import ReplayMismatch
 from ivr.phone import Phone, PhoneCall, Transport, WsgiTransport
 from ivr.phone.records import Exchange
@@ -33,6 +34,7 @@ from ivr.web.services import services
 
 __all__ = [
     "HookDoubles",
+    "Turn",
     "TwimlSchema",
     "generated_flow",
     "generated_survey",
@@ -40,6 +42,7 @@ __all__ = [
     "phone_for",
     "status_callback",
     "use_fake_twilio",
+    "use_scripted_model",
 ]
 
 
@@ -98,6 +101,9 @@ class _CheckingTransport:
         if status == 200 and "<Response" in body[:200] and "/twilio/status" not in url:
             self.schema.check(body)
         return status, body
+
+    def open_relay(self, url: str, headers: dict[str, str]):
+        return self.inner.open_relay(url, headers)
 
 
 class HookDoubles:
@@ -227,6 +233,15 @@ def last_document(call: PhoneCall) -> ElementTree.Element:
 def use_fake_twilio(app, http) -> None:
     """From now on `app` sends texts and calls through `http`, a FakeTwilioHttp (tests never reach Twilio)."""
     services(app).twilio_http = http
+
+
+def use_scripted_model(app, turns) -> ScriptedModel:
+    """From now on the agent states of `app` talk to a model that plays `turns` in order, one `Turn(text, calls)`
+    per reply: `calls` are (tool, arguments) pairs, `("end_resolved", {})` ends on a route. The model is
+    returned: its `asked` holds what each reply was asked (messages and tools), its `turns` what is left."""
+    model = ScriptedModel(list(turns))
+    services(app).agent_model = lambda agent: model
+    return model
 
 
 def status_callback(call: PhoneCall, status: str, *, duration: int = 30) -> Exchange:

@@ -24,6 +24,7 @@ from ivr.phone.addresses import Addresses
 from ivr.phone.callbacks import RecordingCallbacks
 from ivr.phone.pay import PayingCall
 from ivr.phone.records import CallError, Exchange, Heard
+from ivr.phone.relay import AgentCall, relay_of
 from ivr.phone.screening import put_through
 from ivr.phone.transport import Transport, url_with_params
 
@@ -107,7 +108,7 @@ class Phone:
         return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
 
 
-class PhoneCall(RecordingCallbacks, PayingCall):
+class PhoneCall(RecordingCallbacks, PayingCall, AgentCall):
     """One call placed by a Phone: what was heard, every request, and the caller's actions."""
 
     def __init__(self, phone: Phone, sid: str, from_: str, to: str, direction: str, params: dict | None) -> None:
@@ -156,6 +157,8 @@ class PhoneCall(RecordingCallbacks, PayingCall):
             raise PhoneError(f"cannot press {''.join(bad)!r}: a keypad has only 0-9, * and #")
         if self.waiting_for == "pay":  # one step of a payment (ivr.phone.pay)
             return self.pay_keys(keys)
+        if self.waiting_for == "agent":  # dtmf to the conversation (ivr.phone.relay)
+            return self._agent_press(keys)
         gather = self._take("press keys", "gather")
         if not twiml.listens_for(gather, "dtmf"):
             return self._no_input(gather)
@@ -165,7 +168,9 @@ class PhoneCall(RecordingCallbacks, PayingCall):
         self._submit(gather, {"Digits": digits, "FinishedOnKey": finished, "msg": "Gather End"})
 
     def say(self, text: str, confidence: float = 0.0) -> None:
-        """Speak during a Gather; heard only when its input includes speech."""
+        """Speak during a Gather (heard only when its input includes speech), or to an agent (ivr.phone.relay)."""
+        if self.waiting_for == "agent":
+            return self._agent_say(text)
         gather = self._take("speak", "gather")
         if not twiml.listens_for(gather, "speech") or not text.strip():
             return self._no_input(gather)
@@ -226,6 +231,8 @@ class PhoneCall(RecordingCallbacks, PayingCall):
             extra = self._queue("hangup", seconds)
         elif kind == "pay" and verb.get("action"):
             extra = self._pay_hangup()
+        elif kind == "agent":
+            extra = self._agent_hangup_params()
         if extra is not None:
             # Twilio reports the hang-up to the action but ignores the TwiML it answers.
             self._request(twiml.action_url(self._doc_url, verb), twiml.verb_method(verb), extra, status="completed")
@@ -292,6 +299,9 @@ class PhoneCall(RecordingCallbacks, PayingCall):
                 self.transcript.append(twiml.heard(verb, self.flow, self.state))
             elif tag in ("Gather", "Record", "Dial", "Enqueue", "Pay"):
                 self._wait(tag.lower(), verb, verbs, url)
+                return None
+            elif relay_of(verb) is not None:  # <Connect><ConversationRelay>: the call waits on an agent
+                self._agent_begin(verb, verbs, url)
                 return None
             elif tag == "Redirect":
                 return urllib.parse.urljoin(url, (verb.text or "").strip()), twiml.verb_method(verb)

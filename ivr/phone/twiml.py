@@ -51,6 +51,7 @@ WAITING_HELP = {
     "dial": "the dialled party (use dial_result)",
     "enqueue": "the queue (use queue_result)",
     "pay": "payment details to <Pay> (use pay, press or hangup)",
+    "agent": "an agent (use say, press or hangup)",
 }
 
 
