@@ -104,3 +104,52 @@ def test_a_script_that_cannot_go_on_hangs_up_before_it_stops():
     assert result.exit_code == 2
     assert "'bogus' is not something a caller can do" in result.output
     assert "(the script cannot go on; hanging up)" in result.output  # the app sees the call end
+
+
+def test_say_at_an_agent_state_talks_to_the_model_in_process(monkeypatch):
+    """The terminal phone's say:TEXT reaches the agent as a prompt; the model (a fake OpenAI-compatible API on
+    127.0.0.1) answers, and its line is printed as heard; 0 goes to its route as dtmf."""
+    from ivr.agent.fake_api import FakeChatAPI, Reply
+
+    with FakeChatAPI() as api:
+        api.reply(Reply(tokens=["Your order ", "shipped yesterday."]))
+        monkeypatch.setenv("IVR_AGENT_BASE_URL", api.base_url)
+        monkeypatch.setenv("IVR_AGENT_MODEL", "fake-model")
+        result = phone("assistant", "--keys", "'say:where is order 12345?' 0 hangup")
+        said = [m["content"] for m in api.requests[0].body["messages"] if m["role"] == "user"]
+    assert result.exit_code == 0, result.output
+    assert "  Hi, this is Acme's assistant. How can I help?" in result.output
+    assert "[assistant/assistant waits for agent]" in result.output
+    assert "  Your order shipped yesterday." in result.output
+    assert "  Connecting you to a person." in result.output  # 0: the agent's key to the operator route
+    assert said == ["where is order 12345?"]
+
+
+def test_the_url_phone_talks_to_an_agent_over_a_real_socket(make_app, tmp_path):
+    """--url: the conversation runs over a real WebSocket to the server, signed as Twilio signs it."""
+    import shutil
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from ivr.testing import Turn, use_scripted_model
+
+    for name in ("assistant.yaml", "hooks.py"):
+        shutil.copy(FLOWS / name, tmp_path / name)
+    app = make_app({"IVR_FLOWS_DIR": str(tmp_path), "IVR_PUBLIC_URL": PUBLIC})
+    use_scripted_model(app, [Turn("Shipped.", (("order_status", {"order": "12345"}),)), Turn("It left on Monday."),
+                             Turn("Bye!", (("end_resolved", {}),))])  # fmt: skip
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        keys = "'say:is 12345 on its way?' 'say:thanks, bye'"
+        result = phone("assistant", "--url", url, "--token", TOKEN, "--public-url", PUBLIC, "--keys", keys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines.index("  Shipped.") < lines.index("  It left on Monday.") < lines.index("  Bye!")
+    assert "  Thank you for calling Acme. Goodbye." in lines
+    assert "Error" not in result.output

@@ -25,7 +25,7 @@ __all__ = ["phone"]
 
 HELP_TOKENS = f"""\
   1 / 123# / *     press keys            wait              stay silent
-  say:TEXT         speak (quote it: 'say:I want billing')
+  say:TEXT         speak (quote it: 'say:I want billing'); to an agent, what you say to it
   {", ".join(dial_outcomes(None))}   how a dial ends (or dial:STATUS; answered: a conference)
   accept, accept:KEY   a screened transfer: the answering party accepts with KEY (default 1)
   queue:RESULT     how a queue wait ends (bridged, hangup, ...)
@@ -174,7 +174,8 @@ def _moment(text: str | None):
 
 def _prompt(call) -> str:
     return {"gather": "keys", "record": "record", "dial": "dial outcome", "enqueue": "queue result",
-            "pay": "payment, hidden (pay:CARD/MMYY/CODE/ZIP, a step's digits, * to stop)"}.get(
+            "pay": "payment, hidden (pay:CARD/MMYY/CODE/ZIP, a step's digits, * to stop)",
+            "agent": "to the agent (say:TEXT, keys, hangup)"}.get(
         call.waiting_for or "", "action"
     )  # fmt: skip
 
@@ -190,6 +191,8 @@ def _act(call, token: str) -> None:
     word, _, arg = token.partition(":")
     if call.waiting_for == "pay" or word == "pay":
         return _pay(call, token)
+    if call.waiting_for == "agent" and token == "wait":  # the agent answers only what is said to it
+        raise click.BadParameter("an agent waits for you to talk: say:TEXT, keys (as dtmf) or hangup")
     if token == "wait":
         call.wait()
     elif token == "hangup":
