@@ -446,3 +446,25 @@ def test_the_page_offers_the_outcomes_the_server_lists(served_app, chromium, mon
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#keypad button[data-key='1']:enabled"))
     chromium.find_element(By.CSS_SELECTOR, "#keypad button[data-key='1']").click()  # sales: a dial
     wait.until(lambda d: offered("dial") == ["busy", "completed", "invented-outcome"])
+
+
+def test_typed_text_at_an_agent_state_talks_to_the_agent_and_its_reply_is_shown(make_app, tmp_path):
+    from ivr.testing import Turn, use_scripted_model
+
+    for name in ("assistant.yaml", "hooks.py"):
+        shutil.copy(FLOWS / name, tmp_path / name)
+    app = make_app({"IVR_PHONE": "1", "IVR_FLOWS_DIR": str(tmp_path)})
+    init_app(app)
+    use_scripted_model(app, [Turn("It shipped on Monday."), Turn("Bye!", (("end_resolved", {}),))])
+    api = app.test_client()
+    call = place(api, "assistant").json
+    assert (texts_of(call), call["waiting_for"]) == (["Hi, this is Acme's assistant. How can I help?"], "agent")
+    answer = act(api, call["id"], "say", "where is order 12345?").json
+    assert (texts_of(answer), answer["waiting_for"]) == (["It shipped on Monday."], "agent")
+    answer = act(api, call["id"], "say", "thanks").json
+    assert texts_of(answer) == ["Bye!", "Thank you for calling Acme. Goodbye."]
+    assert answer["ended"] and answer["state"] == "goodbye"
+
+
+def texts_of(view: dict) -> list[str]:
+    return [h["text"] for h in view["heard"]]

@@ -17,6 +17,7 @@
     dial: "is dialling: choose how it ends",
     enqueue: "waits in a queue: choose how it ends",
     pay: "takes a payment (<Pay>): key the card",
+    agent: "talks with an agent: type what you say",
   };
   const ENDINGS = {
     hangup: "the flow hung up",
@@ -283,10 +284,10 @@
     const waiting = live() ? call.waiting_for : null;
     for (const box of document.querySelectorAll(".controls")) box.hidden = box.dataset.for !== waiting;
     for (const button of document.querySelectorAll(".controls button, .controls input")) button.disabled = busy;
-    const canPress = waiting === "gather" && !busy;
+    const canPress = (waiting === "gather" || waiting === "agent") && !busy;
     for (const button of $("keypad").querySelectorAll("button")) button.disabled = !canPress;
     $("send-keys").disabled = !canPress || !keys;
-    $("keypad-note").hidden = waiting !== "gather";
+    $("keypad-note").hidden = waiting !== "gather" && waiting !== "agent";
     $("hangup").disabled = !live() || busy;
     $("call").disabled = live() || busy;
     $("flow").disabled = live();
@@ -299,7 +300,7 @@
   }
 
   function pressKey(key) {
-    if (!live() || call.waiting_for !== "gather" || busy) return;
+    if (!live() || (call.waiting_for !== "gather" && call.waiting_for !== "agent") || busy) return;
     stopSound();
     keys += key;
     $("keys").textContent = keys;
@@ -339,6 +340,13 @@
       const phrase = $("phrase").value.trim();
       if (!phrase) return;
       $("phrase").value = "";
+      act("say", phrase, `You say “${phrase}”`);
+    });
+    $("agent-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const phrase = $("agent-phrase").value.trim();
+      if (!phrase) return;
+      $("agent-phrase").value = "";
       act("say", phrase, `You say “${phrase}”`);
     });
     $("silent").addEventListener("click", () => act("wait", "", "You stay silent"));
