@@ -17,7 +17,7 @@ EXAMPLES = dict(BLOCK.findall(DOC.read_text(encoding="utf-8")))
 
 
 def test_the_guide_shows_test_files():
-    assert {"tests/test_main_line.py", "tests/test_texts.py"} <= set(EXAMPLES)
+    assert {"tests/test_main_line.py", "tests/test_texts.py", "tests/test_assistant_line.py"} <= set(EXAMPLES)
 
 
 def test_the_documented_test_files_pass(tmp_path):
