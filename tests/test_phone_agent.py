@@ -174,3 +174,35 @@ def test_a_refused_handshake_fails_the_session_and_the_call_goes_on_at_the_error
     assert action_of(call).params["SessionStatus"] == "failed"
     assert call.heard == [GREETING, PERSON]
     assert call.state == "operator"
+
+
+def test_the_journal_and_the_report_count_outcomes_turns_tool_calls_and_model_latency(assistant_app, tmp_path):
+    from ivr.analytics.formats import render
+    from ivr.analytics.report import Window, build_report
+
+    app = assistant_app(IVR_EVENTS=f"sqlite:///{tmp_path}/events.sqlite3")
+    use_scripted_model(app, [
+        Turn("Let me look.", (("order_status", {"order": "12345"}), ("order_status", {"order": "12"}))),
+        Turn("It shipped."),
+        Turn("Bye!", (("end_resolved", {}),)),
+        Turn("One moment.", (("end_operator", {"reason": "a person"}),)),
+    ])  # fmt: skip
+    phone = phone_on(app)
+    first = phone.dial("assistant")
+    first.say("where is 12345?")
+    first.say("thanks")
+    second = phone.dial("assistant", from_="+15550001111")
+    second.say("a person please")
+    writer = services(app).events
+    writer.flush()
+    agent = build_report(writer.database, "assistant", Window(source=None))["states"]["assistant"]
+    assert agent["routes"] == {"resolved": 1, "operator": 1}
+    figures = agent["agent"]
+    assert (figures["conversations"], figures["turns"], figures["turns_per_conversation"]) == (2, 3, 1.5)
+    assert figures["tools"] == {"order_status": {"found": 1, "refused": 1}}
+    assert figures["replies"] == 4 and figures["model_ms"]["median"] is not None
+    text = render(build_report(writer.database, "assistant", Window(source=None)), "text")
+    assert "agent: 2 conversations, 3 turns (1.5 each)" in text and "tools: order_status 2" in text
+    said = writer.database.query("SELECT input FROM events WHERE kind IN ('agent', 'agent_turn', 'tool')")
+    assert {row[0] for row in said} <= {None, "order_status"}, "nothing the caller or the model said is journaled"
+    writer.close()

@@ -68,6 +68,15 @@ def _routes(routes: dict) -> str:
     return " ".join(f"{name}:{n}" for name, n in sorted(routes.items(), key=lambda item: (-item[1], item[0])))
 
 
+def _agent(agent: dict) -> str:
+    """An agent state's line: its conversations' turns, the model's time to its first token, its tool calls."""
+    ms = agent["model_ms"]
+    tools = ", ".join(f"{name} {sum(outcomes.values())}" for name, outcomes in sorted(agent["tools"].items()))
+    return (f"agent: {agent['conversations']} conversations, {agent['turns']} turns "
+            f"({_blank(agent['turns_per_conversation']) or '-'} each), model first token median "
+            f"{_blank(ms['median']) or '-'} ms, p90 {_blank(ms['p90']) or '-'} ms; tools: {tools or 'none'}")  # fmt: skip
+
+
 def _csv(report: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -107,6 +116,8 @@ def _text(report: dict) -> str:
         lines.append(row)
         if figures["routes"]:
             lines.append(f"  {'':<22}routes: {_routes(figures['routes'])}")
+        if agent := figures.get("agent"):
+            lines.append(f"  {'':<22}{_agent(agent)}")
     for state, split in report.get("splits", {}).items():
         lines.append("")
         lines.append(f"  split {state}:")

@@ -122,6 +122,7 @@ def build_report(db: EventsDatabase, flow: f.Flow | str, window: Window | None =
         "states": states,
     }
     _waterfall(db, flow_id, window, states, _hung_up(db, flow_id, window))
+    _agents(db, flow_id, window, states)
     report["splits"] = _splits(db, flow, window)
     return report
 
@@ -237,6 +238,46 @@ def _waterfall(db: EventsDatabase, flow_id: str, window: Window, states: dict, h
         if hook:
             median, p90 = percentile(hook, 0.5), percentile(hook, 0.9)
             figures["hook_ms"] = {"median": median, "p90": p90}
+
+
+def _agents(db: EventsDatabase, flow_id: str, window: Window, states: dict) -> None:
+    """Per agent state: its conversations (their outcomes are its `routes`), turns, tool calls and the model's
+    time to its first token."""
+    where, params = window.where("at")
+    found: dict[str, dict] = {}
+
+    def figures(state: str) -> dict:
+        if state not in found:
+            found[state] = {"conversations": 0, "turns": 0, "replies": 0, "tools": {}, "_ms": Counter()}
+        return found[state]
+
+    for state, kind, detail, name, n in db.query(
+        "SELECT state, kind, detail, input, COUNT(*) FROM events WHERE flow = ? AND kind IN ('agent', 'agent_turn', "
+        f"'tool'){where} GROUP BY state, kind, detail, input",
+        [flow_id, *params],
+    ):
+        agent = figures(state)
+        if kind == "agent":
+            agent["conversations"] += n
+        elif kind == "agent_turn":
+            agent["turns"] += n
+        else:
+            outcomes = agent["tools"].setdefault(name or "?", {})
+            outcomes[detail or "none"] = outcomes.get(detail or "none", 0) + n
+    for state, bucket, n in db.query(
+        f"SELECT state, {db.tenths('latency_ms / 10')}, COUNT(*) FROM events WHERE flow = ? AND kind = 'agent_reply' "
+        f"AND latency_ms IS NOT NULL{where} GROUP BY state, {db.tenths('latency_ms / 10')}",
+        [flow_id, *params],
+    ):
+        agent = figures(state)
+        agent["_ms"][int(bucket)] += n
+        agent["replies"] += n
+    for state, agent in found.items():
+        histogram = agent.pop("_ms")
+        agent["model_ms"] = {"median": percentile(histogram, 0.5), "p90": percentile(histogram, 0.9)}
+        agent["turns_per_conversation"] = round(agent["turns"] / agent["conversations"], 1) if agent[
+            "conversations"] else None  # fmt: skip
+        states.setdefault(state, _empty_state())["agent"] = agent
 
 
 def _splits(db: EventsDatabase, flow: f.Flow | str, window: Window) -> dict:

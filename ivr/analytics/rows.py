@@ -14,6 +14,10 @@ and a terminal status callback closes it (`ENDED`). The kinds of event row:
     pay          a Pay ended (detail: Twilio's Result, e.g. success; never card data, nor what the caller keyed)
     agent        an agent's conversation ended (detail: the route it chose, limit, error, or hangup for a caller who
                  hung up mid-conversation; never what was said)
+    agent_turn   a caller's prompt the agent answered (one row per turn of the conversation that just ended)
+    agent_reply  a reply the model streamed (latency_ms: its time to the first token)
+    tool         a tool the agent called (detail: its outcome, or refused or error; input: the tool's name;
+                 latency_ms); never its arguments
     input        any other waiting verb's result
     wait         a filler's Redirect picked up a slow hook's result (or heard the filler again): no caller action
     split        an A/B split chose a variant (detail: the variant's state)
@@ -35,6 +39,7 @@ from ivr.core.splits import caller_number
 __all__ = [
     "MARKS",
     "TERMINAL",
+    "agent_rows",
     "answer_class",
     "caller_number",
     "ended_rows",
@@ -66,6 +71,24 @@ def answer_class(action: str | None, outcome: str | None, params: dict, reached_
         return "speech" if params.get("SpeechResult") else "key"
     kinds = {"Record": "recording", "Dial": "dial", "Enqueue": "queue", "Pay": "pay", "Agent": "agent"}
     return kinds.get(action or "", "input")
+
+
+def agent_rows(sid: str, flow: str, state: str, summary: object, at: float, source: str) -> list[tuple]:
+    """The figures of the conversation that ended in `state`, from the summary the conversation keeps in the
+    session (`agent`): a row per turn, per model reply (its latency) and per tool call. Nothing of what was said."""
+    if not isinstance(summary, dict) or summary.get("state") != state:
+        return []  # no conversation (it could not start), or another state's
+
+    def row(kind, detail=None, given=None, ms=None):
+        return (sid, flow, state, kind, detail, given, None, None, ms, at, None, None, source)
+
+    rows = [row("agent_turn") for _ in range(int(summary.get("turns") or 0))]
+    rows += [row("agent_reply", ms=_number(ms)) for ms in summary.get("latency_ms") or ()]
+    for call in summary.get("tools") or ():
+        outcome = "error" if call.get("error") and call.get("outcome") != "refused" else call.get("outcome")
+        seconds = _number(call.get("seconds"))
+        rows.append(row("tool", outcome, call.get("name"), None if seconds is None else round(seconds * 1000, 1)))
+    return rows
 
 
 def twilio_time(params: dict) -> float | None:

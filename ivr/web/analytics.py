@@ -18,7 +18,7 @@ from flask import Flask, current_app, request
 from ivr.analytics import EventWriter, open_events
 from ivr.analytics.database import shown_url
 from ivr.analytics.privacy import DAY, analytics_key, purge
-from ivr.analytics.rows import answer_class, caller_number, ended_rows, keyed_hash
+from ivr.analytics.rows import agent_rows, answer_class, caller_number, ended_rows, keyed_hash
 from ivr.core import flow as f
 from ivr.core.engine import Step
 from ivr.phone.transport import PHONE_HEADER, REPLAY_SOURCE, from_built_in_phone
@@ -123,6 +123,8 @@ def journal_answer(engine, sid: str, state: str | None, before: tuple, step: Ste
             confidence = _float(params.get("Confidence")) if said and not sensitive else None
             waited = None if since is None else round(at - since, 3)
             rows.append((sid, fid, state, kind, step.outcome, given, confidence, waited, None, at, None, None, source))
+            if kind == "agent":  # the conversation's turns, model latency and tool calls, from its summary
+                rows += agent_rows(sid, fid, state, step.session.get("agent"), at, source)
         # A hook of a document that crossed into or out of a subflow: under the flow of the state it ran in.
         hook_flows = dict(zip(step.walked, step.walked_flows, strict=False)) if hooks else {}
         for record in hooks or ():
