@@ -72,9 +72,10 @@ def _agent(agent: dict) -> str:
     """An agent state's line: its conversations' turns, the model's time to its first token, its tool calls."""
     ms = agent["model_ms"]
     tools = ", ".join(f"{name} {sum(outcomes.values())}" for name, outcomes in sorted(agent["tools"].items()))
-    return (f"agent: {agent['conversations']} conversations, {agent['turns']} turns "
-            f"({_blank(agent['turns_per_conversation']) or '-'} each), model first token median "
-            f"{_blank(ms['median']) or '-'} ms, p90 {_blank(ms['p90']) or '-'} ms; tools: {tools or 'none'}")  # fmt: skip
+    each = _blank(agent["turns_per_conversation"]) or "-"
+    latency = f"median {_blank(ms['median']) or '-'} ms, p90 {_blank(ms['p90']) or '-'} ms"
+    return (f"agent: {agent['conversations']} conversations, {agent['turns']} turns ({each} each), "
+            f"model first token {latency}; tools: {tools or 'none'}")  # fmt: skip
 
 
 def _csv(report: dict) -> str:
