@@ -206,3 +206,19 @@ def test_the_journal_and_the_report_count_outcomes_turns_tool_calls_and_model_la
     said = writer.database.query("SELECT input FROM events WHERE kind IN ('agent', 'agent_turn', 'tool')")
     assert {row[0] for row in said} <= {None, "order_status"}, "nothing the caller or the model said is journaled"
     writer.close()
+
+
+def test_forgetting_a_caller_erases_their_conversations_transcript(assistant_app, tmp_path):
+    from ivr.web.privacy import forget_everywhere
+
+    app = assistant_app()
+    use_scripted_model(app, [Turn("A person will help.", (("end_operator", {"reason": "order 12345"}),))])
+    call = phone_on(app).dial("assistant", from_="+15550009999")
+    call.say("my order number is 12345")
+    assert call.waiting_for == "dial"
+    store = services(app).store
+    assert store.get(call.sid)["agent"]["transcript"][0] == {"caller": "my order number is 12345"}
+    erasure = forget_everywhere({"IVR_EVENTS": None}, "+15550009999", store=store)
+    assert erasure.sessions == 1
+    assert store.get(call.sid) is None
+    call.hangup()

@@ -7,7 +7,8 @@ The places, in the order they are visited (each one's finds help the next: a voi
 before its call's session has no number of its own, only its CallSid):
 
     journal      calls whose caller is the number's keyed hash (or the number, kept in clear), and their events
-    sessions     calls in progress from or to the number (their next webhook finds no memory of the call)
+    sessions     calls in progress from or to the number, or found in the journal (their next webhook finds no
+                 memory of the call); an agent's conversation summary (its transcript) goes with its session
     texts        SMS conversations with the number
     messages     voicemail: its caller's number, or one of the calls above
     recordings   IVR_RECORD_DIR's recorded calls with the number in their parameters, in clear or masked
@@ -116,7 +117,7 @@ def _forget_in_store(store: SessionStore, erasure: Erasure) -> None:
     number = erasure.number
     for key, session in store.scan(_SESSION):
         caller = session.get("caller") or {}
-        if number in (caller.get("From"), caller.get("To")):
+        if number in (caller.get("From"), caller.get("To")) or key in erasure.call_sids:
             store.delete(key)
             erasure.sessions += 1
             erasure.call_sids.add(key)
