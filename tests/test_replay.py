@@ -53,12 +53,14 @@ def test_every_recorded_call_replays_against_the_shipped_flows(path):
     result = replay(path, replay_target, flows_dir=FLOWS)
     _header, lines = read_recording(path)
     assert result.ok, result.report()
-    assert len(result.steps) == len(lines) >= 2
+    webhooks = [step for step in result.steps if step.method != "WS"]  # the rest: agents' conversations
+    assert len(webhooks) == len(lines) >= 2
+    assert len(result.steps) - len(webhooks) == sum(1 for line in lines if line.get("agent"))
     # A sensitive state's answer (a payment's) may read its input back: it is replayed, never compared.
-    assert all(step.compared != line.get("redacted", False) for step, line in zip(result.steps, lines, strict=True))
+    assert all(step.compared != line.get("redacted", False) for step, line in zip(webhooks, lines, strict=True))
     assert all(step.actual_status == 200 for step in result.steps)
     assert result.changed_flows == []
-    assert result.report() == f"{path}: {len(lines)} steps, same as recorded"
+    assert result.report() == f"{path}: {len(result.steps)} steps, same as recorded"
 
 
 def test_the_recorded_time_is_the_clock_so_after_hours_stays_after_hours():
@@ -270,3 +272,39 @@ def test_the_phone_fixture_drives_a_call_in_a_project(project):
     result = project.runpytest("test_example.py")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_example.py::test_a_wrong_expectation_fails*"])
+
+
+AGENT_CALL = CALLS / "assistant_looks_up_an_order_and_says_goodbye.jsonl"
+
+
+def test_a_recorded_conversation_is_talked_again_and_differs_when_a_tools_parameters_change(tmp_path):
+    """The caller's side and the recorded model turns are played again: a tool whose parameters now refuse the
+    model's recorded arguments shows in the conversation's diff, and no live hook runs for the tool."""
+    flows = shutil.copytree(FLOWS, tmp_path / "flows")
+    text = (flows / "assistant.yaml").read_text(encoding="utf-8")
+    (flows / "assistant.yaml").write_text(text.replace('"^[0-9]{5}$"', '"^[0-9]{6}$"'), encoding="utf-8")
+    result = replay(AGENT_CALL, replay_target, flows_dir=flows)
+    [conversation] = [step for step in result.steps if step.method == "WS"]
+    assert not conversation.ok
+    report = result.report()
+    assert "WS /relay/assistant/assistant: the conversation differs" in report
+    assert "  -tool order_status: found" in report
+    assert "  +tool order_status: refused (order: does not match ^[0-9]{6}$)" in report
+
+
+def test_a_conversation_that_now_ends_on_another_route_changes_the_action_request(tmp_path):
+    """The <Connect action> request is re-sent with the HandoffData of the conversation as it ends now."""
+    flows = shutil.copytree(FLOWS, tmp_path / "flows")
+    text = (flows / "assistant.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "resolved: {description: The caller's question is answered and they have nothing else.}",
+        "done: {description: The caller's question is answered and they have nothing else.}",
+    )
+    (flows / "assistant.yaml").write_text(text.replace("routes: {resolved: goodbye,", "routes: {done: goodbye,"),
+                                          encoding="utf-8")  # fmt: skip
+    result = replay(AGENT_CALL, replay_target, flows_dir=flows)
+    report = result.report()
+    assert "  -ends on resolved {}" in report
+    assert "  +ends on error {}" in report  # the model's end_resolved is no function any more: it apologises
+    action = next(s for s in result.steps if s.method == "POST" and s.url.endswith("/voice/assistant/assistant"))
+    assert "Connecting you to a person." in action.actual  # error -> operator in the flow

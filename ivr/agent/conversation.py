@@ -63,6 +63,8 @@ class Conversation:
         self.transcript: list[dict] = []
         self.tool_calls: list[dict] = []
         self.latency_ms: list[int] = []
+        self.values: dict = {}  # the chosen end's values, as `end` hands them back
+        self.replies: list[dict] = []  # what the model streamed, call by call: replay's ScriptedModel plays these
         self.turns = 0
         self.call_sid = ""
         self.call: dict = {}
@@ -175,6 +177,7 @@ class Conversation:
         """Answer the caller's prompt: stream the model's text, run its tool calls, until it is done or ends."""
         for _ in range(ROUNDS):
             text, calls, interrupted = self._stream()
+            self.replies.append({"text": text, "calls": [[c.name, _arguments(c.arguments)] for c in calls]})
             if interrupted is not None:
                 heard = str(interrupted.get("utteranceUntilInterrupt", ""))
                 self.messages.append({"role": "assistant", "content": heard})
@@ -298,7 +301,8 @@ class Conversation:
         who = ToolCallContext(self.call_sid, self.flow_id, self.state, self.call, self.vars)
         key = f"{self.call_sid}:{self.flow_id}/{self.state}:agent:{call.id}"
         result = run_tool(self.runner, self.flow, tool, args, who, key)
-        record.update(outcome=result.outcome, error=result.error, seconds=round(self.clock() - started, 3))
+        record.update(outcome=result.outcome, error=result.error, seconds=round(self.clock() - started, 3),
+                      vars=dict(result.vars or {}))  # fmt: skip
         self.tool_calls.append(record)
         if result.error is not None:
             return json.dumps({"error": result.error, "outcome": result.outcome})
@@ -312,6 +316,7 @@ class Conversation:
             if end.say:
                 self._send({"type": "text", "token": end.say, "last": True})
                 self.transcript.append({"agent": end.say})
+            self.values = dict(end.values or {})
             self._save(end.outcome)
             handoff = json.dumps({"route": end.outcome, "values": end.values}, separators=(",", ":"))
             self._send({"type": "end", "handoffData": handoff})
@@ -324,7 +329,8 @@ class Conversation:
         """What the journal and recordings keep of the conversation."""
         return {"state": self.state, "outcome": outcome, "turns": self.turns, "tools": list(self.tool_calls),
                 "latency_ms": list(self.latency_ms), "seconds": round(self.clock() - self._started, 3),
-                "transcript": list(self.transcript)}  # fmt: skip
+                "transcript": list(self.transcript), "model": list(self.replies),
+                "values": dict(self.values)}  # fmt: skip
 
     def _save(self, outcome: str) -> None:
         if not self.call_sid:
@@ -341,3 +347,11 @@ class Conversation:
             self.store.update(self.call_sid, keep, DEFAULT_TTL)
         except Exception:
             log.exception("CallSid=%s: keeping the conversation's summary failed", self.call_sid)
+
+
+def _arguments(text: str) -> object:
+    """A tool call's arguments as the model sent them: JSON when they are, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -4,7 +4,9 @@ A recording is one `<CallSid>.jsonl` file. Its first line is a header
 `{"ivr_recording": 1, "call_sid", "flows": {id: content hash}, "public_url", "started", "masked",
 "source"}`; each further line is one webhook: `{"t", "method", "url", "params", "status", "twiml"}`,
 plus `"redacted": true` when a sensitive state's input was blanked and `"hooks"`, the results of
-the hooks the request ran. Lines are appended and flushed
+the hooks the request ran, and on an agent state's `<Connect action>` request `"agent"`: the conversation
+that ended (what the caller said and keyed, what they heard, each model reply with its tool calls, each
+tool's result, the outcome). Lines are appended and flushed
 one at a time, so a crash mid-call loses at most the line being written. The signature header is
 never stored.
 """
@@ -91,6 +93,7 @@ class Recorder:
         now: datetime,
         sensitive: bool = False,
         hooks: list[dict] | None = None,
+        agent: dict | None = None,
     ) -> Path | None:
         """Append one webhook; the header goes first when the call's file is new."""
         if not _SID_RE.match(call_sid or ""):
@@ -113,6 +116,8 @@ class Recorder:
             twiml = mask_numbers(twiml)
             line["url"] = mask_numbers(url)
         line.update(params=params, status=status, twiml=twiml)
+        if agent:  # the conversation that ended before this <Connect action> request: replay talks it again
+            line["agent"] = json.loads(mask_numbers(json.dumps(agent))) if self.mask else agent
         if hooks:  # replay feeds these results back instead of calling the hooks
             line["hooks"] = [{k: v for k, v in h.items() if k not in ("seconds", "state")} for h in hooks]
         path = self.directory / f"{call_sid}.jsonl"

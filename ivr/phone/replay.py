@@ -37,6 +37,7 @@ class StepResult:
     expected: str
     actual: str
     compared: bool = True
+    conversation: dict | None = None  # a conversation's step (method WS): what it is now
 
     @property
     def ok(self) -> bool:
@@ -81,7 +82,8 @@ class ReplayResult:
                 continue
             inputs = {k: v for k, v in step.params.items() if k in _SHOWN}
             shown = " ".join(f"{k}={v}" for k, v in inputs.items())
-            lines.append(f"step {step.index}: {step.method} {step.url} {shown}".rstrip() + ": the TwiML differs")
+            what = "the conversation differs" if step.method == "WS" else "the TwiML differs"
+            lines.append(f"step {step.index}: {step.method} {step.url} {shown}".rstrip() + f": {what}")
             lines.append(step.diff())
         total = len(self.steps)
         bad = sum(not s.ok for s in self.steps)
@@ -102,6 +104,8 @@ class ReplayTarget:
     app: Any
     flow_hashes: dict[str, str]
     hooks: HookRunner
+    # Talks a recorded conversation again: (flow, state, call params, recorded summary) -> its summary now.
+    converse: Callable[[str, str, dict, dict], dict | None] | None = None
 
 
 def replay(
@@ -151,11 +155,15 @@ def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_d
     )
     client = target.app.test_client()
     runner = target.hooks
+    converse = target.converse
     for index, line in enumerate(lines, 1):
         moment["now"] = _parse_time(line["t"])
+        params = line.get("params", {})
+        if line.get("agent") and converse is not None:  # the conversation before its <Connect action> request
+            step, params = _conversation(index, line, params, converse, bool(header.get("masked")))
+            result.steps.append(step)
         runner.replaying = list(line.get("hooks", []))  # the results recorded with the call, not live hooks
         target = _local_target(line["url"], public_url)
-        params = line.get("params", {})
         # Marked as replay (or import): the app's journal counts these calls apart from Twilio's.
         if line["method"].upper() == "GET":
             response = client.get(target, environ_base=marked)
@@ -182,10 +190,53 @@ def _replay(path: Path, header: dict, lines: list[dict], target_factory, flows_d
     return result
 
 
+def _conversation(index: int, line: dict, params: dict, converse, masked: bool) -> tuple[StepResult, dict]:
+    """Talk the line's recorded conversation again; its step, and the action request's parameters as the
+    conversation now ends (HandoffData naming the route it chose now)."""
+    recorded = line["agent"]
+    flow_id, state = _agent_state(line["url"])
+    call = {k: params.get(k, "") for k in ("CallSid", "From", "To")}
+    now = converse(flow_id, state, call, recorded) if flow_id and state else None
+    actual = _conversation_text(now) if now is not None else "(no conversation: the state is no agent now)"
+    step = StepResult(index, "WS", f"/relay/{flow_id}/{state}", {}, 200, 200, _conversation_text(recorded),
+                      mask_numbers(actual) if masked else actual, conversation=now)  # fmt: skip
+    if now is not None and now.get("outcome") != "hangup" and "HandoffData" in params:
+        handoff = {"route": now.get("outcome"), "values": now.get("values") or {}}
+        params = {**params, "HandoffData": json.dumps(handoff, separators=(",", ":"))}
+    return step, params
+
+
+def _agent_state(url: str) -> tuple[str | None, str | None]:
+    parts = [p for p in urllib.parse.urlsplit(url).path.split("/") if p]
+    return (parts[-2], parts[-1]) if len(parts) >= 3 and parts[-3] == "voice" else (None, None)
+
+
+def _conversation_text(summary: dict) -> str:
+    """A conversation as replay compares it: what the caller said and heard, its tool calls, how it ended."""
+    lines = []
+    for said in summary.get("transcript") or ():
+        if "caller" in said:
+            lines.append(f"caller: {said['caller']}")
+        elif "key" in said:
+            lines.append(f"caller presses {said['key']}")
+        elif "agent" in said:
+            lines.append(f"agent: {said['agent']}" + (" (interrupted)" if said.get("interrupted") else ""))
+    for tool in summary.get("tools") or ():
+        error = f" ({tool['error']})" if tool.get("error") else ""
+        lines.append(f"tool {tool.get('name')}: {tool.get('outcome')}{error}")
+    values = json.dumps(summary.get("values") or {}, sort_keys=True)
+    lines.append(f"ends on {summary.get('outcome')} {values}")
+    return "\n".join(lines)
+
+
 def _rewrite(path: Path, header: dict, lines: list[dict], result: ReplayResult, hashes: dict) -> None:
     header = {**header, "ivr_recording": FORMAT_VERSION, "flows": hashes}
     out = [header]
-    for line, step in zip(lines, result.steps, strict=True):
+    conversations = {s.index: s.conversation for s in result.steps if s.method == "WS" and s.conversation}
+    webhooks = [s for s in result.steps if s.method != "WS"]
+    for index, (line, step) in enumerate(zip(lines, webhooks, strict=True), 1):
+        if index in conversations:
+            line = {**line, "agent": conversations[index]}
         out.append({**line, "status": step.actual_status, "twiml": step.actual if step.compared else line["twiml"]})
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(json.dumps(item, separators=(",", ":")) + "\n" for item in out), encoding="utf-8")

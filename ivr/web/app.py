@@ -3,6 +3,7 @@ of the app set up by its own init_app."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -73,4 +74,5 @@ def replay_target(config: dict, *, clock: Callable[[], datetime] | None = None) 
     """An app for `ivr.phone.replay.replay` to re-send a recorded call to, with what replay reads of it."""
     app = create_app(config, clock=clock)
     found = services.services(app)
-    return ReplayTarget(app, {fid: flow.content_hash for fid, flow in found.flows.flows.items()}, found.hooks)
+    hashes = {fid: flow.content_hash for fid, flow in found.flows.flows.items()}
+    return ReplayTarget(app, hashes, found.hooks, functools.partial(relay.replay_conversation, app))

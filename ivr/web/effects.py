@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, current_app, request
 
+from ivr.core.agent import Agent
 from ivr.core.effects import SendText
 from ivr.core.flow import SCREEN_EVENTS
 from ivr.outbound.calls import send_sms
@@ -63,10 +64,19 @@ def _record(response):
             now=found.clock(),
             sensitive=bool(state and state.sensitive),
             hooks=recorded_hooks(),
+            agent=_conversation(found, params.get("CallSid", ""), state),
         )
     except Exception:  # recording is for developers; the caller must not notice it failing
         log.exception("CallSid=%s could not be recorded", params.get("CallSid", "-"))
     return response
+
+
+def _conversation(found, sid: str, state) -> dict | None:
+    """On an agent state's action request, the conversation that just ended there (its summary in the session)."""
+    if state is None or not isinstance(state.action, Agent) or not sid or request.args.get("event"):
+        return None
+    summary = (found.store.get(sid) or {}).get("agent")
+    return summary if isinstance(summary, dict) and summary.get("state") == state.name else None
 
 
 def sends_texts(app, *, from_phone: bool) -> bool:

@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, abort, current_app, g, request
@@ -27,16 +28,17 @@ from twilio.request_validator import SIGNATURE_HEADER
 
 from ivr.agent.channel import Channel, pair
 from ivr.agent.conversation import STALL, Closed, Conversation
-from ivr.agent.model import Model
+from ivr.agent.model import Model, ScriptedModel, Turn
 from ivr.agent.openai import model_from_settings
 from ivr.core import flow as f
 from ivr.core.agent import Agent
 from ivr.errors import ConfigError
+from ivr.store import DEFAULT_TTL
 from ivr.web.http import Form
 from ivr.web.security import expected_signature, not_local, signed_url
 from ivr.web.services import Services, services
 
-__all__ = ["InProcessRelay", "init_app", "model_factory", "relay", "relay_url"]
+__all__ = ["InProcessRelay", "init_app", "model_factory", "relay", "relay_url", "replay_conversation"]
 
 log = logging.getLogger("ivr.relay")
 EXTENSION = "ivr.relay"  # app.extensions key of the InProcessRelay (the phone's way in)
@@ -143,6 +145,72 @@ class InProcessRelay:
 
         threading.Thread(target=run, daemon=True, name=f"ivr-relay-{flow_id}-{state}").start()
         return caller
+
+
+REPLAY_WAIT = 10.0  # seconds a replayed conversation may take to answer one recorded prompt
+_QUIET = 0.2  # seconds without a message after a reply before the next recorded prompt goes
+
+
+def replay_conversation(app: Flask, flow_id: str, state: str, params: dict, recorded: dict) -> dict | None:
+    """Talk a recorded conversation again (replay): the caller's prompts and keys as recorded, to a ScriptedModel
+    that replies as the model did, its tools answered with their recorded results (no live hook runs). What the
+    conversation is now: its summary (None when the state is no longer an agent state)."""
+    found = services(app)
+    turns = [Turn(str(reply.get("text") or ""), tuple((name, args) for name, args in reply.get("calls") or ()))
+             for reply in recorded.get("model") or ()]  # fmt: skip
+    found.agent_model = lambda agent: ScriptedModel(turns)
+    found.hooks.replaying = [{k: tool.get(k) for k in ("outcome", "vars", "error")}
+                             for tool in recorded.get("tools") or () if tool.get("outcome") != "refused"]  # fmt: skip
+    found.store.update(params.get("CallSid", ""), _without_summary, DEFAULT_TTL)  # an earlier visit's
+    try:
+        connection = app.extensions[EXTENSION].open(flow_id, state, params)
+    except (LookupError, RuntimeError):
+        return None
+    try:
+        for said in recorded.get("transcript") or ():
+            if "caller" in said:
+                connection.send({"type": "prompt", "voicePrompt": said["caller"], "lang": "en-US", "last": True})
+            elif "key" in said:
+                connection.send({"type": "dtmf", "digit": said["key"]})
+            else:
+                continue
+            if _ended(connection, REPLAY_WAIT):
+                break
+        else:  # the recorded caller said nothing more: hang up as they did, unless it ends by itself
+            _ended(connection, _QUIET)
+    except Closed:
+        pass
+    finally:
+        connection.close()
+    for _ in range(100):  # the conversation keeps its summary as it stops, on its own thread
+        if (summary := _summary(found, params, state)) is not None:
+            return summary
+        time.sleep(0.02)
+    return None
+
+
+def _ended(connection: Channel, wait: float) -> bool:
+    """Read the conversation's answer until it is quiet (False) or it ends (True)."""
+    timeout = wait
+    while True:
+        message = connection.receive(timeout)
+        if message is None:
+            return False
+        if message.get("type") == "end":
+            return True
+        if message.get("type") == "text":
+            timeout = _QUIET if message.get("last") else wait
+
+
+def _without_summary(session: dict | None) -> dict | None:
+    if session is not None:
+        session.pop("agent", None)
+    return session
+
+
+def _summary(found: Services, params: dict, state: str) -> dict | None:
+    summary = (found.store.get(params.get("CallSid", "")) or {}).get("agent")
+    return summary if isinstance(summary, dict) and summary.get("state") == state else None
 
 
 def find_agent(found: Services, flow_id: str, state: str) -> tuple[f.Flow, Agent]:
