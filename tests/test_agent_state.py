@@ -419,3 +419,13 @@ def test_check_reads_an_agent_flow_without_false_warnings(tmp_path, monkeypatch)
         f"{flows / 'agent.yaml'}:19:48: warning: states.assistant.agent.relay.voice: 'Polly.Joanna' is a <Say> "
         "voice: ConversationRelay takes tts_provider: Amazon and the provider's own name (voice: Joanna-Neural)"
     ], result.output
+
+
+def test_a_dial_target_built_from_what_the_model_handed_back_is_refused():
+    text = FLOW.replace('    say: "Connecting you. {{ handoff.reason }}"\n    hangup: true\n',
+                        '    dial: {number: "{{ handoff.reason }}"}\n    next: goodbye\n')  # fmt: skip
+    with pytest.raises(FlowLoadError) as raised:
+        load(text)
+    assert "states.operator.dial.number: dial number built from what the model handed back (handoff)" in str(
+        raised.value
+    )

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable
 from jinja2 import nodes
 
 from ivr.core import flow as f
+from ivr.core.agent import Agent
 from ivr.core.references import state_prompts
 from ivr.core.templates import parse_text
+from ivr.errors import FlowError
 
-__all__ = ["CallerInput", "built_from_input"]
+__all__ = ["CallerInput", "built_from_input", "model_input_errors"]
 
 _RAW_CALL = ("Digits", "SpeechResult", "UnstableSpeechResult")
 
@@ -92,3 +94,25 @@ class CallerInput:
                     seen.add(pred)
                     todo.append(pred)
         return bool(gathers) and all(g.pattern is not None for g in gathers)
+
+
+def model_input_errors(flow: f.Flow) -> list[FlowError]:
+    """What a language model handed back (an agent state's `save_as` values) put into a dial target or a URL: the
+    model, led by what the caller says, would choose the number called or the TwiML fetched. Refused: an end's
+    values take no pattern, so nothing limits them (a tool's arguments reach only its HTTP step's path, on an
+    origin the flow writes out, each value percent-encoded)."""
+    saved = {s.action.save_as for s in flow.states.values() if isinstance(s.action, Agent) and s.action.save_as}
+    if not saved:
+        return []
+    errors = []
+    for name, state in flow.states.items():
+        for text, what in built_from_input(state):
+            if text.template is None:
+                continue
+            reads = {r.removeprefix("vars.").partition(".")[0] for r in _reads(parse_text(text.source))}
+            for var in sorted(reads & saved):
+                why = (f"{what} built from what the model handed back ({var}): a caller could talk the model into "
+                       "choosing it; take the number or URL from the flow, a hook or a patterned gather")  # fmt: skip
+                errors.append(FlowError(text.pos.file, text.pos.line, text.pos.column, text.path or f"states.{name}",
+                                        why))  # fmt: skip
+    return errors

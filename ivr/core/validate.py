@@ -8,6 +8,7 @@ from __future__ import annotations
 from ivr.core import flow as f
 from ivr.core.agent import Agent
 from ivr.core.agent_checks import agent_route_errors
+from ivr.core.caller_input import model_input_errors
 from ivr.core.document_size import MAX_DOCUMENT_BYTES, chain_bytes, inline_successors
 from ivr.core.flow import Pos
 from ivr.core.hints import did_you_mean, path_join
@@ -127,7 +128,8 @@ class _Checker:
         self.cycles()
         self.chain_sizes()
         self.reject_placement()
-        return self.errors + subflow_errors(flow) + (call_errors(self.flows, flow) if self.flows is not None else [])
+        errors = self.errors + subflow_errors(flow) + model_input_errors(flow)
+        return errors + (call_errors(self.flows, flow) if self.flows is not None else [])
 
     # -- one state ---------------------------------------------------------------------------
 
