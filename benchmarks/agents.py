@@ -150,7 +150,7 @@ def post(port: int, public: str, path: str, params: dict) -> bytes:
         connection.close()
 
 
-def converse(server: Server, sid: str, seed: int, level: Level, ready: threading.Barrier) -> None:
+def converse(server: Server, sid: str, seed: int, level: Level, ready: threading.Barrier, think: float) -> None:
     """One call through the agent state, as Twilio and a caller would hold it."""
     rng = random.Random(seed)
     public, path = server.base, "/relay/assistant/assistant"
@@ -172,7 +172,7 @@ def converse(server: Server, sid: str, seed: int, level: Level, ready: threading
     prompts = ["Hi, I have a question."] + ["Where is my order 12345?"] * (seed % 2 == 0)
     prompts += ["And what should I do meanwhile?"] * rng.randint(1, 3 - (seed % 2 == 0)) + ["That's all, thanks, bye."]
     try:
-        time.sleep(rng.uniform(0, 2))  # calls do not all speak at the same instant
+        time.sleep(rng.uniform(0, 2) * think)  # calls do not all speak at the same instant
         for prompt in prompts:
             sent = time.monotonic()
             ws.send(json.dumps({"type": "prompt", "voicePrompt": prompt, "lang": "en-US", "last": True}))
@@ -203,7 +203,7 @@ def converse(server: Server, sid: str, seed: int, level: Level, ready: threading
             if "bye" in prompt:
                 assert end == {"route": "resolved", "values": {}}, end
             else:
-                time.sleep(rng.uniform(0.5, 1.5))  # the caller listens to the reply
+                time.sleep(rng.uniform(0.5, 1.5) * think)  # the caller listens to the reply
         with contextlib.suppress(ConnectionClosed, OSError):  # the app closes first after `end`: a race to close
             ws.close()
         ws = None
@@ -238,7 +238,7 @@ def fds(pids: list[int]) -> int:
     return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids if os.path.isdir(f"/proc/{pid}/fd"))
 
 
-def run_level(server: Server, fake: subprocess.Popen, n: int, tag: int) -> dict:
+def run_level(server: Server, fake: subprocess.Popen, n: int, tag: int, think: float = 1.0) -> dict:
     """N conversations at once (for N = 1, REPEATS in a row); what they measured."""
     level = Level(n)
     pids = workers_of(server)
@@ -250,8 +250,9 @@ def run_level(server: Server, fake: subprocess.Popen, n: int, tag: int) -> dict:
     peak = {"rss": before_rss, "fds": 0, "set_up": 0}
     for r in range(repeats):
         ready = threading.Barrier(n + 1)
-        threads = [threading.Thread(target=converse, args=(server, f"CA{tag:04d}{r:04d}{i:024d}", i, level, ready))
-                   for i in range(n)]  # fmt: skip
+        sids = [f"CA{tag:04d}{r:04d}{i:024d}" for i in range(n)]
+        threads = [threading.Thread(target=converse, args=(server, sid, i, level, ready, think))
+                   for i, sid in enumerate(sids)]  # fmt: skip
         for thread in threads:
             thread.start()
         ready.wait()
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sockets", type=int, default=150, help="IVR_AGENT_SOCKETS: conversations per worker")
     parser.add_argument("--ttft", type=float, default=0.3, help="the model's seconds to its first token")
     parser.add_argument("--rate", type=float, default=40.0, help="the model's tokens per second after the first")
+    parser.add_argument("--think", type=float, default=1.0, help="scales the caller's pauses (tests: 0.1)")
     parser.add_argument("--fake", action="store_true", help=argparse.SUPPRESS)  # the fake API's process
     args = parser.parse_args(argv)
     if args.fake:
@@ -348,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{SERVER_CPU}, IVR_AGENT_SOCKETS={args.sockets}; clients and the fake model on core {CLIENT_CPU}; "
                   f"the model: first token after {args.ttft * 1e3:.0f} ms, then {args.rate:.0f} tokens/s, "
                   "20-40 tokens a reply.\n")  # fmt: skip
-            warm = run_level(server, fake, 2, 99)  # the workers' first conversations load what they use once
+            warm = run_level(
+                server, fake, 2, 99, args.think
+            )  # the workers' first conversations load what they use once
             if warm["level"].errors:
                 raise RuntimeError(f"the warm-up conversations failed: {warm['level'].errors}")
-            results = [run_level(server, fake, n, tag) for tag, n in enumerate(args.concurrency)]
+            results = [run_level(server, fake, n, tag, args.think) for tag, n in enumerate(args.concurrency)]
             report(results, server)
         finally:
             server.stop()
