@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = subprocess.Popen(command, cwd=common.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     base_url = fake.stdout.readline().strip()
     with tempfile.TemporaryDirectory(prefix="ivr-agents-") as tmp:
-        flows = common.copy_example_flows(Path(tmp) / "flows")
+        flows = common.copy_example_flows(Path(tmp) / "flows", agents=True)
         env = server_env(IVR_ENV="production", IVR_FLOWS_DIR=str(flows), IVR_HOT_RELOAD="0", IVR_EVENTS="off",
                          IVR_SPOOL_DIR=f"{tmp}/spool", IVR_STORE=f"sqlite:///{tmp}/sessions.sqlite3",
                          IVR_AGENT_BASE_URL=base_url, IVR_AGENT_MODEL="fake",

@@ -129,10 +129,18 @@ def menu_tree_flow(states: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def copy_example_flows(directory: Path) -> Path:
-    """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter."""
+# Shipped flows with an agent state: a server that loads one gives each worker a thread per conversation
+# (ivr/web/gunicorn_conf.py), so the webhook benchmarks, which measure flows without one, leave them out.
+AGENT_FLOWS = ("assistant.yaml",)
+
+
+def copy_example_flows(directory: Path, *, agents: bool = False) -> Path:
+    """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter;
+    the agent flows only when `agents`."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in FLOWS.iterdir():
+        if path.name in AGENT_FLOWS and not agents:
+            continue
         if path.suffix in (".yaml", ".yml", ".py"):
             shutil.copy(path, directory / path.name)
     if (FLOWS / "catalogs").is_dir():  # the prompts of the flows that offer several languages
