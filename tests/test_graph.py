@@ -176,7 +176,7 @@ def test_command_names_an_unknown_flow_and_the_known_ones():
     assert result.exit_code == 2
     assert "no flow 'mian' in " in result.output
     assert (
-        "(did you mean 'main'?) (flows: accounts, billing, hours, main, orders, payments, pin, reminder)"
+        "(did you mean 'main'?) (flows: accounts, assistant, billing, hours, main, orders, payments, pin, reminder)"
         in result.output
     )
 

@@ -212,8 +212,8 @@ def test_dry_run_without_credentials_names_the_account_placeholder(settings, flo
         (
             "mian",
             None,
-            "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, billing, hours, main, orders, payments,"
-            " pin, reminder)",
+            "no flow 'mian' in {dir} (did you mean 'main'?) (flows: accounts, assistant, billing, hours,"
+            " main, orders, payments, pin, reminder)",
         ),
         ("main", "menuu", "flow 'main' has no state 'menuu' (did you mean 'menu'?) (states: "),
         ("pin", None, "flow 'pin' is a subflow: a call enters it only from a state that runs it"),
