@@ -129,11 +129,15 @@ def menu_tree_flow(states: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def copy_example_flows(directory: Path) -> Path:
-    """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter."""
+AGENT_FLOWS = ("assistant.yaml",)  # loaded, they give a worker a thread per conversation (gunicorn_conf.py)
+
+
+def copy_example_flows(directory: Path, *, agents: bool = False) -> Path:
+    """The shipped flows (main and the flows it hands over to), copied so that edits under way do not matter;
+    the flows with an agent state only when `agents` (the webhook benchmarks measure flows without one)."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in FLOWS.iterdir():
-        if path.suffix in (".yaml", ".yml", ".py"):
+        if path.suffix in (".yaml", ".yml", ".py") and (agents or path.name not in AGENT_FLOWS):
             shutil.copy(path, directory / path.name)
     if (FLOWS / "catalogs").is_dir():  # the prompts of the flows that offer several languages
         shutil.copytree(FLOWS / "catalogs", directory / "catalogs", dirs_exist_ok=True)

@@ -277,3 +277,57 @@ def test_the_config_serves_another_flask_app_too():
     from ivr.web.drain import start_background
 
     start_background(Flask("not_ivr"))  # no KeyError: nothing to start
+
+
+def served(app, cfg) -> types.SimpleNamespace:
+    """What `when_ready` is given: gunicorn's arbiter with the preloaded app, its config and its log."""
+    return types.SimpleNamespace(
+        app=types.SimpleNamespace(callable=app), cfg=cfg, log=logging.getLogger("test.arbiter")
+    )
+
+
+@pytest.fixture
+def agent_flow_app(make_app):
+    """An app whose main flow has an agent state, as flows/assistant.yaml; 100 conversations per worker."""
+    from agent_helpers import make_agent, with_agent
+
+    from ivr.web.services import services
+
+    app = make_app({"IVR_PUBLIC_URL": "https://ivr.example.com", "IVR_AGENT_SOCKETS": "100"})
+    found = services(app)
+    found.flows.flows["main"] = with_agent(found.flows.flows["main"], "assistant", make_agent())
+    return app
+
+
+def test_a_flow_with_an_agent_state_gives_each_worker_a_thread_per_conversation(cfg, monkeypatch, agent_flow_app):
+    """Webhooks keep their 4 threads while a worker holds all its IVR_AGENT_SOCKETS conversations."""
+    module = load_module(monkeypatch)
+    try:
+        module.when_ready(served(agent_flow_app, cfg))
+    finally:
+        gc.unfreeze()
+    assert cfg.threads == 4 + 100
+
+
+def test_webhook_only_flows_keep_the_configs_threads(cfg, monkeypatch, make_app):
+    module = load_module(monkeypatch)
+    module.size_threads(served(make_app({"IVR_AGENT_SOCKETS": "100"}), cfg))
+    assert cfg.threads == 4
+
+
+def test_threads_given_explicitly_are_kept_with_a_warning_when_conversations_could_take_them_all(
+    cfg, monkeypatch, agent_flow_app, caplog
+):
+    module = load_module(monkeypatch)
+    cfg.set("threads", 50)
+    module.size_threads(served(agent_flow_app, cfg))
+    assert cfg.threads == 50
+    assert "--threads 50 with IVR_AGENT_SOCKETS=100 leaves webhooks no thread" in caplog.text
+    assert "give --threads 104 or more" in caplog.text
+
+
+def test_an_open_files_limit_too_low_for_the_conversations_is_warned_of(cfg, monkeypatch, agent_flow_app, caplog):
+    module = load_module(monkeypatch)
+    monkeypatch.setattr("resource.getrlimit", lambda which: (256, 4096))
+    module.size_threads(served(agent_flow_app, cfg))
+    assert "needs about 500 open files, but the limit is 256 (ulimit -n)" in caplog.text

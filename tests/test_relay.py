@@ -180,3 +180,18 @@ def test_the_production_command_serves_the_socket_on_gthread_workers(tmp_path):
         server.terminate()
         _, err = server.communicate(timeout=20)
     assert b"Traceback" not in err, err.decode()
+
+
+def test_the_agent_benchmarks_scenario_holds_at_small_scale():
+    """benchmarks/agents.py at 3 conversations: production gunicorn, signed webhooks and handshakes, the fake model
+    in its own process, a tool call, an end on resolved and the action webhook's goodbye, with no error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "PROMETHEUS_"))}
+    command = [sys.executable, "-m", "benchmarks.agents", "--concurrency", "3", "--sockets", "4", "--ttft", "0.05",
+               "--rate", "200", "--think", "0.1"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| 3 | 3 |"))
+    conversations, turns, tools, errors = (int(cell) for cell in row.split("|")[2:6])
+    assert (conversations, errors) == (3, 0) and turns >= 9 and tools == 2, row
+    assert "threads per worker (4 for webhooks + IVR_AGENT_SOCKETS=4)" in done.stdout
+    assert "Server log: 0 tracebacks or refused handshakes." in done.stdout

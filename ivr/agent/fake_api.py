@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -59,9 +59,11 @@ class Request:
 
 @dataclass
 class FakeChatAPI:
-    """The fake API: `reply(...)` queues answers (one per request; `default` when the queue is empty)."""
+    """The fake API: `reply(...)` queues answers (one per request); when the queue is empty, `answer(body)` decides
+    from the request's JSON body (a benchmark's many conversations at once), else `default`."""
 
     default: Reply | None = None
+    answer: Callable[[object], Reply | None] | None = None
     prefix: str = "/v1"
     requests: list[Request] = field(default_factory=list)
 
@@ -83,9 +85,12 @@ class FakeChatAPI:
         with self._lock:
             self._replies.extend(replies)
 
-    def next_reply(self) -> Reply | None:
+    def next_reply(self, body: object = None) -> Reply | None:
+        """The queued answer, else `answer(body)`, else `default`."""
         with self._lock:
-            return self._replies.pop(0) if self._replies else self.default
+            if self._replies:
+                return self._replies.pop(0)
+        return self.answer(body) if self.answer is not None else self.default
 
     def start(self) -> FakeChatAPI:
         """Listen on a free port of 127.0.0.1 and serve in a daemon thread."""
@@ -160,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             api.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         if self.path != f"{api.prefix}/chat/completions":
             return self._error(404, f"unknown path {self.path}")
-        reply = api.next_reply()
+        reply = api.next_reply(body)
         if reply is None:
             return self._error(500, "the fake API has no reply left")
         if reply.status >= 400:

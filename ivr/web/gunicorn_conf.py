@@ -19,6 +19,7 @@ import glob
 import io
 import os
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -143,12 +144,52 @@ def _access_json(atoms: dict, seconds: float) -> str:
     return json_line(time.time(), "INFO", "gunicorn.access", f"{atoms['m']} {atoms['U']} {atoms['s']}", fields)
 
 
+def threads_for(configured: int, sockets: int) -> int:
+    """A worker's threads: the config's own (WEBHOOK_THREADS) gets one more per conversation it may hold; threads
+    named on the command line or in GUNICORN_CMD_ARGS are kept as given."""
+    if configured != WEBHOOK_THREADS or sockets <= 0:
+        return configured
+    return WEBHOOK_THREADS + sockets
+
+
+def size_threads(server) -> None:
+    """With an agent state loaded, each worker gets a thread per conversation (IVR_AGENT_SOCKETS) on top of its
+    webhooks' threads: a conversation holds its thread for minutes, and webhooks queued behind it would miss
+    Twilio's 15 s. Threads given explicitly are kept, with a warning when they leave webhooks none; and a warning
+    when the open-files limit is below what a worker's conversations take."""
+    app = getattr(getattr(server, "app", None), "callable", None)  # the app, loaded before the fork (preload_app)
+    if app is None:
+        return
+    from ivr.web.relay import sockets_wanted
+
+    sockets = sockets_wanted(app)
+    if not sockets:
+        return
+    threads = threads_for(server.cfg.threads, sockets)
+    if threads != server.cfg.threads:
+        server.cfg.set("threads", threads)
+        server.log.info("agent states: %d threads per worker (%d for webhooks + IVR_AGENT_SOCKETS=%d)", threads,
+                        WEBHOOK_THREADS, sockets)  # fmt: skip
+    elif threads <= sockets:
+        server.log.warning("agent states: --threads %d with IVR_AGENT_SOCKETS=%d leaves webhooks no thread while a "
+                           "worker holds its conversations; give --threads %d or more", threads, sockets,
+                           sockets + WEBHOOK_THREADS)  # fmt: skip
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    wanted = FILES_PER_CONVERSATION * sockets + FILES_PER_WORKER
+    if files != resource.RLIM_INFINITY and files < wanted:
+        server.log.warning("agent states: a worker holding IVR_AGENT_SOCKETS=%d conversations needs about %d open "
+                           "files, but the limit is %d (ulimit -n); raise it, or lower IVR_AGENT_SOCKETS",
+                           sockets, wanted, files)  # fmt: skip
+
+
 def when_ready(server) -> None:
-    """Before the workers fork: the loaded flows leave the cyclic collector's sight for good.
+    """Before the workers fork: threads sized for agent states, and the loaded flows leave the cyclic collector's
+    sight for good.
 
     Flows live as long as the process; a collection that walked them (0.6 s for a 10,000-state
     flow) would stall a webhook, and would copy into every worker the pages it touched.
     """
+    size_threads(server)
     gc.collect()
     gc.freeze()
 
@@ -183,10 +224,15 @@ bind = default_bind()
 # WebSockets will each hold a thread, and SQLite works (gevent would stall a whole worker in sqlite3).
 # One worker per CPU the process may use (at least 2, so one can restart while the other serves), 4
 # threads each: under the GIL more workers than cores only add switching (benchmarks/http_load.py
-# compared sync:3, gthread:2x2, 3x2, 2x4 and 2x8 on 2 cores; docs/performance.md).
+# compared sync:3, gthread:2x2, 3x2, 2x4 and 2x8 on 2 cores; docs/performance.md). When a flow has an
+# agent state, `when_ready` adds a thread per conversation a worker may hold (IVR_AGENT_SOCKETS).
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, cpu_count()))
 worker_class = "gthread"
-threads = 4
+WEBHOOK_THREADS = 4
+threads = WEBHOOK_THREADS
+# Measured by benchmarks/agents.py (docs/performance.md): a conversation holds about 3.3 file descriptors in its
+# worker (the socket, its reader's selector, the model's connection); a worker about 60 of its own.
+FILES_PER_CONVERSATION, FILES_PER_WORKER = 4, 100
 # Flows are read, validated and built into machines once, before the fork; workers share them.
 preload_app = True
 

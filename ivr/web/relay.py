@@ -38,7 +38,8 @@ from ivr.web.http import Form
 from ivr.web.security import expected_signature, not_local, signed_url
 from ivr.web.services import Services, services
 
-__all__ = ["InProcessRelay", "init_app", "model_factory", "relay", "relay_url", "replay_conversation"]
+__all__ = ["InProcessRelay", "init_app", "model_factory", "relay", "relay_url", "replay_conversation",
+           "sockets_wanted"]  # fmt: skip
 
 log = logging.getLogger("ivr.relay")
 EXTENSION = "ivr.relay"  # app.extensions key of the InProcessRelay (the phone's way in)
@@ -63,6 +64,18 @@ def init_app(app: Flask) -> None:
         found.agent_model = model_factory(app.config)
     app.extensions[EXTENSION] = InProcessRelay(app, cap)
     app.register_blueprint(relay)
+
+
+def sockets_wanted(app: Flask) -> int:
+    """The conversations a worker of `app` may hold (IVR_AGENT_SOCKETS) when a loaded flow has an agent state, else 0:
+    what the production config adds to a worker's threads."""
+    relay_entry = app.extensions.get(EXTENSION)
+    if relay_entry is None:
+        return 0
+    for flow in services(app).flows.flows.values():
+        if any(isinstance(state.action, Agent) for state in flow.states.values()):
+            return relay_entry.slots.cap
+    return 0
 
 
 def model_factory(settings) -> Callable[[Agent], Model | None]:
