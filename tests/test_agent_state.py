@@ -429,3 +429,15 @@ def test_a_dial_target_built_from_what_the_model_handed_back_is_refused():
     assert "states.operator.dial.number: dial number built from what the model handed back (handoff)" in str(
         raised.value
     )
+
+
+def test_a_dial_target_copied_by_set_from_the_models_values_is_refused_too():
+    text = FLOW.replace('    say: "Connecting you. {{ handoff.reason }}"\n    hangup: true\n',
+                        "    set: {target: \"{{ handoff.reason }}\", other: \"{{ handoff['reason'] }}\"}\n"
+                        "    next: xfer\n"
+                        "  xfer:\n    dial: {number: \"{{ target }}\"}\n    next: x2\n"
+                        "  x2:\n    dial: {number: \"{{ other }}\"}\n    next: goodbye\n")  # fmt: skip
+    with pytest.raises(FlowLoadError) as raised:
+        load(text)
+    assert "states.xfer.dial.number: dial number built from what the model handed back (target)" in str(raised.value)
+    assert "states.x2.dial.number: dial number built from what the model handed back (other)" in str(raised.value)

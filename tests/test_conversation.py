@@ -249,3 +249,19 @@ def test_a_dropped_connection_ends_the_conversation_as_a_hangup(talk_to, store):
     talk.connection.close()
     assert finished(talk) == "hangup"
     assert store.get(SID)["agent"]["outcome"] == "hangup"
+
+
+@pytest.mark.parametrize("other", [None, {"flow": "billing", "state": "menu", "vars": {"name": "Bo"}}])
+def test_a_setup_for_a_call_not_waiting_at_this_agent_state_gets_no_model_and_no_session(store, other):
+    """A signed handshake is the same for every call of the state: the setup's CallSid must be a call at it."""
+    sid = "CA" + "9" * 32
+    if other is not None:
+        store.update(sid, lambda _: dict(other), 3600)
+    model = ScriptedModel([Turn("You should never hear this.")])
+    caller, server = pair()
+    conversation = Conversation(make_agent(), flow_id="main", state="assistant", model=model,
+                                runner=HookRunner(registry, 2.0), store=store, send=server.send, stall=0.5)  # fmt: skip
+    caller.send({"type": "setup", "callSid": sid, "from": "+15551230000", "to": "+15559870000"})
+    assert conversation.run(server.receive) == "error"
+    assert model.asked == []  # no variables of another call reached a model
+    assert store.get(sid) == other  # nor did this conversation write into that call's session

@@ -102,6 +102,14 @@ class Conversation:
         self.call = {"CallSid": self.call_sid, "From": message.get("from", ""), "To": message.get("to", ""),
                      "parameters": dict(message.get("customParameters") or {})}  # fmt: skip
         session = self.store.get(self.call_sid) if self.call_sid else None
+        if not session or session.get("flow") != self.flow_id or session.get("state") != self.state:
+            # Only a call waiting at this agent state has a conversation here: a signed handshake is the same for
+            # every call of the state, so a setup naming another call (or none) gets neither its variables nor
+            # a model, and leaves its session alone.
+            log.warning("CallSid=%s flow=%s state=%s: setup for a call that is not waiting at this agent state; "
+                        "refused", self.call_sid or "-", self.flow_id, self.state)  # fmt: skip
+            self.call_sid = ""
+            raise _End(ERROR)
         self.vars = dict((session or {}).get("vars") or {})
         context = {**self.vars, "vars": self.vars, "call": self.call, "flow": self.flow_id, "state": self.state}
         instructions = self.agent.instructions

@@ -83,6 +83,10 @@ def agent_event(state: f.State, params: dict, event: str | None, session: dict) 
     return outcome
 
 
+# The most HandoffData read: an end names its route and a few values of at most 200 characters each.
+MAX_HANDOFF = 64 * 1024
+
+
 def _outcome(action: Agent, params: dict, event: str | None) -> tuple[str, dict]:
     if event is not None:
         return f.ERROR_EVENT, {}
@@ -90,9 +94,12 @@ def _outcome(action: Agent, params: dict, event: str | None) -> tuple[str, dict]
         return HANGUP_OUTCOME, {}
     if params.get("SessionStatus", "").lower() in FAILED_SESSIONS:
         return f.ERROR_EVENT, {}
+    data = params.get("HandoffData") or "null"
+    if len(data) > MAX_HANDOFF:  # an end's values are a few short strings: anything this big is not ours
+        return f.ERROR_EVENT, {}
     try:
-        handoff = json.loads(params.get("HandoffData") or "null", strict=False)  # control characters are removed below
-    except ValueError:
+        handoff = json.loads(data, strict=False)  # control characters are removed below
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return f.ERROR_EVENT, {}
     route = handoff.get("route") if isinstance(handoff, dict) else None
     end = next((e for e in action.ends if e.name == route), None)

@@ -96,6 +96,15 @@ class CallerInput:
         return bool(gathers) and all(g.pattern is not None for g in gathers)
 
 
+def _names(tree: nodes.Template) -> set[str]:
+    """The variables a template reads, by their first name: handoff.number, handoff['number'], vars.target."""
+    names = {r.removeprefix("vars.").partition(".")[0] for r in _reads(tree)}
+    for node in tree.find_all(nodes.Getitem):  # handoff['number']: the variable is the subscripted name
+        if isinstance(node.node, nodes.Name):
+            names.add(node.node.name)
+    return names
+
+
 def model_input_errors(flow: f.Flow) -> list[FlowError]:
     """What a language model handed back (an agent state's `save_as` values) put into a dial target or a URL: the
     model, led by what the caller says, would choose the number called or the TwiML fetched. Refused: an end's
@@ -104,13 +113,19 @@ def model_input_errors(flow: f.Flow) -> list[FlowError]:
     saved = {s.action.save_as for s in flow.states.values() if isinstance(s.action, Agent) and s.action.save_as}
     if not saved:
         return []
+    sets = [(var, value) for s in flow.states.values() for var, value, _ in s.set if isinstance(value, f.Text)]
+    sets = [(var, _names(parse_text(value.source))) for var, value in sets if value.template is not None]
+    grew = True
+    while grew:  # a variable `set:` copies from the model's values carries them too
+        before = len(saved)
+        saved |= {var for var, names in sets if names & saved}
+        grew = len(saved) > before
     errors = []
     for name, state in flow.states.items():
         for text, what in built_from_input(state):
             if text.template is None:
                 continue
-            reads = {r.removeprefix("vars.").partition(".")[0] for r in _reads(parse_text(text.source))}
-            for var in sorted(reads & saved):
+            for var in sorted(_names(parse_text(text.source)) & saved):
                 why = (f"{what} built from what the model handed back ({var}): a caller could talk the model into "
                        "choosing it; take the number or URL from the flow, a hook or a patterned gather")  # fmt: skip
                 errors.append(FlowError(text.pos.file, text.pos.line, text.pos.column, text.path or f"states.{name}",
