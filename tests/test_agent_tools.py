@@ -41,6 +41,7 @@ WHO = ToolCallContext("CA" + "3" * 32, "main", "assistant", {"CallSid": "CA" + "
         ('{"order": "12345", "n": 3, "ok": true, "color": "green"}', "color: must be one of red, blue"),
         ('{"order": "12345", "n": 3, "ok": true, "note": "' + "a" * 201 + '"}', "note: longer than 200"),
         ('{"order": "12345", "n": 3, "ok": true, "note": "a\\u0000b"}', "note: holds control characters"),
+        ('{"order": "12345\\n", "n": 3, "ok": true}', "order: holds control characters"),  # Python's $ takes "\n"
     ],
 )
 def test_arguments_that_break_the_schema_are_refused_saying_why(arguments, why):

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from ivr.agent.conversation import Closed
 from ivr.agent.model import ScriptedModel, Turn
-from ivr.web.relay import relay_url
+from ivr.web.relay import MAX_MESSAGE, relay_url
 from ivr.web.services import services
 
 SID = "CA" + "2" * 32
@@ -195,3 +195,15 @@ def test_the_agent_benchmarks_scenario_holds_at_small_scale():
     assert (conversations, errors) == (3, 0) and turns >= 9 and tools == 2, row
     assert "threads per worker (4 for webhooks + IVR_AGENT_SOCKETS=4)" in done.stdout
     assert "Server log: 0 tracebacks or refused handshakes." in done.stdout
+
+
+def test_a_message_too_big_to_be_a_prompt_closes_the_socket_unread(agent_app, serve):
+    model = ScriptedModel([Turn("You should never hear this.")])
+    app = agent_app([])
+    services(app).agent_model = lambda agent: model
+    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk.setup(SID)
+    talk.connection.send({"type": "prompt", "voicePrompt": "x" * (MAX_MESSAGE + 1), "lang": "en-US", "last": True})
+    with pytest.raises(Closed):
+        talk.connection.receive(3)
+    assert model.asked == []

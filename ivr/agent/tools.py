@@ -83,7 +83,7 @@ def _check_one(name: str, value, schema: dict) -> None:
         limit = schema.get("maxLength", MAX_TEXT)
         if len(value) > limit:
             raise Refused(f"{name}: longer than {limit} characters")
-        if _FORBIDDEN.search(value):
+        if _FORBIDDEN.search(value) or "\n" in value or "\r" in value:  # ("12345\n" would pass $ in Python)
             raise Refused(f"{name}: holds control characters")
         pattern = schema.get("pattern")
         if pattern is not None and not re.search(pattern, value):

@@ -47,6 +47,7 @@ DEFAULT_SOCKETS = 16
 
 relay = Blueprint("relay", __name__)
 sock = Sock()
+MAX_MESSAGE = 64 * 1024  # bytes of one protocol message at most
 
 
 def init_app(app: Flask) -> None:
@@ -63,6 +64,8 @@ def init_app(app: Flask) -> None:
     if found.agent_model is None:
         found.agent_model = model_factory(app.config)
     app.extensions[EXTENSION] = InProcessRelay(app, cap)
+    # A prompt is what a caller said in one turn: a message past this is no prompt (simple-websocket closes it).
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": MAX_MESSAGE})
     app.register_blueprint(relay)
 
 
@@ -258,7 +261,7 @@ def _handshake() -> None:
     slots = current_app.extensions[EXTENSION].slots
     if not slots.take():
         log.warning("refused WebSocket %s: this worker holds %d conversations already (IVR_AGENT_SOCKETS); "
-                    "raise it with gunicorn's --threads, or add workers", request.path, slots.cap)  # fmt: skip
+                    "raise IVR_AGENT_SOCKETS, or add workers", request.path, slots.cap)  # fmt: skip
         abort(503)
     g.relay_slot = True
 
