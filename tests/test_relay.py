@@ -207,3 +207,32 @@ def test_a_message_too_big_to_be_a_prompt_closes_the_socket_unread(agent_app, se
     with pytest.raises(Closed):
         talk.connection.receive(3)
     assert model.asked == []
+
+
+def test_the_conversation_runs_the_flow_version_its_document_came_from(make_app, tmp_path, monkeypatch):
+    from ivr.web import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "CHECK_EVERY", 0.0)
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    text = (
+        "start: assistant\nstates:\n  assistant:\n    agent:\n      instructions: VERSION ONE.\n"
+        "      ends: {resolved: {description: Done.}}\n    routes: {resolved: bye, limit: bye, error: bye}\n"
+        "  bye:\n    say: Bye.\n    hangup: true\n"
+    )
+    (flows / "x.yaml").write_text(text)
+    app = make_app({"IVR_FLOWS_DIR": str(flows), "IVR_HOT_RELOAD": "1"})
+    found = services(app)
+    old = found.flows.flows["x"].content_hash
+    (flows / "x.yaml").write_text(text.replace("VERSION ONE.", "VERSION TWO."))
+    os.utime(flows / "x.yaml", ns=(1, 2_000_000_000_000_000_000))
+    found.flows.refresh()
+    assert found.flows.flows["x"].content_hash != old
+    model = ScriptedModel([Turn("Done.", (("end_resolved", {}),))])
+    found.agent_model = lambda agent: model
+    found.store.update(SID, lambda _: {"flow": "x", "state": "assistant", "vars": {}}, 3600)
+    talk = Talk(
+        app.extensions["ivr.relay"].open("x", "assistant", {"CallSid": SID, "customParameters": {"version": old}})
+    )
+    talk.say("hello")
+    assert model.asked[0][0][0]["content"] == "VERSION ONE."

@@ -48,6 +48,7 @@ DEFAULT_SOCKETS = 16
 relay = Blueprint("relay", __name__)
 sock = Sock()
 MAX_MESSAGE = 64 * 1024  # bytes of one protocol message at most
+SETUP_WAIT = 10.0  # seconds for Twilio's first message, the setup, once the socket is open
 
 
 def init_app(app: Flask) -> None:
@@ -151,8 +152,9 @@ class InProcessRelay:
         def run() -> None:
             try:
                 with self.app.app_context():
-                    conversation = new_conversation(services(self.app), flow, agent, state, server.send)
-                    conversation.run(server.receive)
+                    found = services(self.app)
+                    at, agent_at, receive = versioned(found, flow, agent, state, server.receive)
+                    new_conversation(found, at, agent_at, state, server.send).run(receive)
             except Exception:
                 log.exception("flow=%s state=%s: the in-process conversation failed", flow_id, state)
             finally:
@@ -322,4 +324,28 @@ def conversation(ws, flow_id: str, state: str) -> None:
             message = None
         return message if isinstance(message, dict) else {"type": "unreadable"}
 
-    new_conversation(services(), flow, agent, state, send).run(receive)
+    found = services()
+    flow, agent, receive = versioned(found, flow, agent, state, receive)
+    new_conversation(found, flow, agent, state, send).run(receive)
+
+
+def versioned(found: Services, flow: f.Flow, agent: Agent, state: str, receive):
+    """The flow and agent of the version the call's document came from (the setup's `version` parameter, the
+    flow's content hash when it rendered the TwiML), when the registry still has it: an edit made since does not
+    change a conversation under way. `receive` is given back with the setup it read first still to come."""
+    first = receive(SETUP_WAIT)
+    version = str(((first or {}).get("customParameters") or {}).get("version") or "")
+    if version and version != flow.content_hash:
+        try:
+            older = found.flows.engine(flow.id, version).flow
+        except Exception:  # an unknown flow version: the loaded one
+            older = flow
+        action = getattr(older.states.get(state), "action", None)
+        if older.content_hash == version and isinstance(action, Agent):
+            flow, agent = older, action
+    held = [first] if first is not None else []
+
+    def again(timeout: float) -> dict | None:
+        return held.pop(0) if held else receive(timeout)
+
+    return flow, agent, again
