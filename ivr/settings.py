@@ -179,7 +179,8 @@ def _agent(settings: dict) -> None:
             )
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise ConfigError(
-                f"IVR_AGENT_BASE_URL={base!r} is not an http(s) base URL of an OpenAI-compatible chat completions "
+                f"IVR_AGENT_BASE_URL ({_shown_base(parts)}) is not an http(s) base URL of an OpenAI-compatible chat "
+                "completions "
                 f"API: give the part before /chat/completions, {example}"
             )
     else:
@@ -193,6 +194,13 @@ def _agent(settings: dict) -> None:
             "IVR_AGENT_API_KEY holds characters an HTTP header cannot carry (not shown): give the key exactly as "
             "the provider issued it"
         )
+
+
+def _shown_base(parts) -> str:
+    """A base URL as a message may show it: scheme, host and path; never a query or fragment (a key may sit there)."""
+    hidden = "?..." if parts.query else ""
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{parts.hostname or ''}{parts.path}{hidden}{'#...' if parts.fragment else ''}"
 
 
 def shared_keys(value: str | dict | None) -> dict[str, str]:

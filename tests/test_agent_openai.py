@@ -263,9 +263,10 @@ def test_malformed_tool_call_pieces_are_refused(piece, message):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"IVR_AGENT_BASE_URL": "api.openai.com/v1"}, "IVR_AGENT_BASE_URL='api.openai.com/v1' is not an http(s)"),
+        ({"IVR_AGENT_BASE_URL": "api.openai.com/v1"}, "IVR_AGENT_BASE_URL (api.openai.com/v1) is not an http(s)"),
         ({"IVR_AGENT_BASE_URL": "ftp://host/v1"}, "such as https://api.openai.com/v1, http://127.0.0.1:11434/v1"),
         ({"IVR_AGENT_BASE_URL": "https://host/v1?x=1"}, "give the part before /chat/completions"),
+        ({"IVR_AGENT_BASE_URL": f"https://host/v1?key={KEY}"}, "IVR_AGENT_BASE_URL (https://host/v1?...) is not"),
         ({"IVR_AGENT_BASE_URL": "https://me:pw@host/v1"}, "(https://...@host) carries credentials"),
         ({"IVR_AGENT_MODEL": "m"}, "IVR_AGENT_MODEL is set without IVR_AGENT_BASE_URL"),
         ({"IVR_AGENT_API_KEY": KEY}, "IVR_AGENT_API_KEY is set without IVR_AGENT_BASE_URL"),
