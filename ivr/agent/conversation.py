@@ -231,12 +231,14 @@ class Conversation:
                     if now - last > self.stall:
                         log.error("CallSid=%s flow=%s state=%s: the model sent nothing for %.1fs; apologising",
                                   self.call_sid, self.flow_id, self.state, self.stall)  # fmt: skip
+                        self._close_reply(text)
                         raise _End(ERROR, say=APOLOGY)
                     continue
                 last = now
                 if isinstance(delta, BaseException):
                     log.error("CallSid=%s flow=%s state=%s: the model failed: %s; apologising", self.call_sid,
                               self.flow_id, self.state, delta)  # fmt: skip
+                    self._close_reply(text)
                     raise _End(ERROR, say=APOLOGY)
                 if not text and not calls:
                     self.latency_ms.append(round((now - started) * 1000))
@@ -251,6 +253,11 @@ class Conversation:
                     return "".join(text), calls, None
         finally:
             cancel.set()
+
+    def _close_reply(self, text: list[str]) -> None:
+        """A reply cut off mid-sentence ends as an utterance of its own: the apology is not run into it."""
+        if text:
+            self._send({"type": "text", "token": "", "last": True})
 
     def _pump(self, messages: list[dict], deltas: queue.Queue, cancel: threading.Event) -> None:
         """The model's stream, delta by delta, onto `deltas` (its thread); stops when the reply is cancelled."""
