@@ -119,6 +119,11 @@ def test_a_string_parameter_without_pattern_or_enum_is_length_limited():
         (('pattern: "^[0-9]{5}$"', 'pattern: "^[0-9"'),
          "agent.yaml:12:55: error: states.assistant.agent.tools.order_status.parameters.order.pattern: not a regular "
          "expression"),
+        (('type: string, pattern: "^[0-9]{5}$"', "type: string, enum: []"),
+         "states.assistant.agent.tools.order_status.parameters.order.enum: list the string values the argument may "
+         "take, at least one"),
+        (('type: string, pattern: "^[0-9]{5}$"', "type: integer, minimum: 5, maximum: 1"),
+         "states.assistant.agent.tools.order_status.parameters.order: minimum 5 is above maximum 1: no value fits"),
         (('pattern: "^[0-9]{5}$"', "minimum: 1"),
          "agent.yaml:12:46: error: states.assistant.agent.tools.order_status.parameters.order.minimum: minimum is for "
          "an integer or number parameter"),

@@ -177,7 +177,15 @@ class AgentReader(Reader):
             elif key == "enum":
                 choices = [self.plain(n, key_path) for n in self.sequence(value_node, key_path) or ()]
                 schema[key] = [c for c in choices if c is not None] or None
+                wanted = {"string": str, "integer": int, "number": (int, float), "boolean": bool}[kind]
+                fit = [c for c in choices if isinstance(c, wanted) and (kind == "boolean" or not isinstance(c, bool))]
+                if not choices or len(fit) < len(choices):  # a value no argument of the type could be
+                    self.error(value_node, key_path, f"list the {kind} values the argument may take, at least one")
+                    schema[key] = None
         if None in schema.values():
+            return None
+        if schema.get("minimum", float("-inf")) > schema.get("maximum", float("inf")):
+            self.error(node, path, f"minimum {schema['minimum']} is above maximum {schema['maximum']}: no value fits")
             return None
         if kind == "string" and not {"pattern", "enum", "maxLength"} & set(schema):
             schema["maxLength"] = 200  # the model's arguments are caller input: never unbounded
