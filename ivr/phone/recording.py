@@ -22,6 +22,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from ivr.core.pay import no_numbers
+
 __all__ = [
     "FORMAT_VERSION",
     "REDACTED",
@@ -42,7 +44,6 @@ _CARD_PARAMS = ("ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "Bank
 _CARD_MASKED = ("PaymentCardNumber", "BankAccountNumber")  # kept as Twilio masks them: the last four digits
 _ALL_BUT_LAST4 = re.compile(r"[0-9](?=(?:[^0-9]*[0-9]){4})")
 _CONNECTOR_TEXT = ("PaymentError", "ConnectorError")
-_DIGIT_RUNS = re.compile(r"[0-9][0-9 -]{2,}[0-9]")
 
 
 def _without_card_data(params: dict) -> dict:
@@ -56,7 +57,7 @@ def _without_card_data(params: dict) -> dict:
             params[key] = _ALL_BUT_LAST4.sub("x", params[key])
     for key in _CONNECTOR_TEXT:  # a connector's message may quote what the caller keyed
         if params.get(key):
-            params[key] = _DIGIT_RUNS.sub("[number]", params[key])
+            params[key] = no_numbers(params[key], limit=len(params[key]))
     return params
 
 
