@@ -20,7 +20,8 @@ IvrError
 ├── ReportsRefused      the reports page refuses a request (no access, a token in a URL, unknown flow); the status
 ├── ModelError          an agent's language model could not answer (HTTP error, bad stream, refused request)
 ├── RelayClosed         an agent's ConversationRelay connection is gone (the caller hung up, the socket dropped)
-└── ToolRefused         a model's arguments break its tool's parameters; the message (for the model) says why
+├── ToolRefused         a model's arguments break its tool's parameters; the message (for the model) says why
+└── StudioError         a Studio Flow Definition cannot be read or fetched (not JSON, not a definition, API refused)
 
 Exception
 ├── DryRunCaptured      not an error: carries a dry run's request out of the REST client
@@ -52,6 +53,7 @@ __all__ = [
     "ReportsRefused",
     "SpoolError",
     "StoreError",
+    "StudioError",
     "TemplateProblem",
     "ToolRefused",
     "TransportError",
@@ -193,6 +195,10 @@ class RelayClosed(IvrError):
 
 class ToolRefused(IvrError, ValueError):
     """A model's arguments break its tool's parameters; the message, for the model, says which and why."""
+
+
+class StudioError(IvrError):
+    """A Twilio Studio Flow Definition cannot be read (not JSON, not a definition) or fetched."""
 
 
 class ConversationEnded(Exception):  # not an IvrError: a signal that never leaves ivr.agent.conversation
