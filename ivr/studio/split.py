@@ -58,7 +58,8 @@ def test(subject: str, condition: Condition) -> str | None:
     if kind == "regex":
         return f"{text} is matching({_quote(condition.value)})"
     folded = any(c.isalpha() for v in values for c in v)
-    lhs = f"({text}) | lower" if folded else text
+    plain = _TEXT_NAMES.match(subject)
+    lhs = (f"{text} | lower" if plain else f"({text}) | lower") if folded else text
     values = [v.lower() for v in values] if folded else values
     one = _quote(values[0]) if values else '""'
     listed = "[" + ", ".join(_quote(v) for v in values) + "]"
@@ -70,6 +71,7 @@ def test(subject: str, condition: Condition) -> str | None:
         "contains": f"{one} in {lhs}",
         "does_not_contain": f"{one} not in {lhs}",
         "starts_with": f"({lhs})[:{len(values[0]) if values else 0}] == {one}",
+        "ends_with": f"({lhs})[-{len(values[0]) if values else 0}:] == {one}" if values and values[0] else None,
     }.get(kind)
 
 
