@@ -53,8 +53,8 @@ def test(subject: str, condition: Condition) -> str | None:
     if kind in ("greater_than", "less_than"):
         if not _NUMBER.match(condition.value.strip()):
             return None
-        op = ">" if kind == "greater_than" else "<"
-        return f"({text}) | float(none) is not none and ({text}) | float {op} {condition.value.strip()}"
+        op, number = (">" if kind == "greater_than" else "<"), text if _TEXT_NAMES.match(subject) else f"({text})"
+        return f"{number} | float(none) is not none and {number} | float {op} {condition.value.strip()}"
     if kind == "regex":
         return f"{text} is matching({_quote(condition.value)})"
     folded = any(c.isalpha() for v in values for c in v)
@@ -71,7 +71,6 @@ def test(subject: str, condition: Condition) -> str | None:
         "contains": f"{one} in {lhs}",
         "does_not_contain": f"{one} not in {lhs}",
         "starts_with": f"({lhs})[:{len(values[0]) if values else 0}] == {one}",
-        "ends_with": f"({lhs})[-{len(values[0]) if values else 0}:] == {one}" if values and values[0] else None,
     }.get(kind)
 
 
@@ -92,14 +91,9 @@ def split_based_on(widget: Widget, ctx: Context) -> Piece:
         for condition in transition.conditions or ():
             jinja = test(subject, condition)
             if jinja is None:
-                target = ctx.error_state()
-                ctx.report(
-                    widget,
-                    f"condition {condition.friendly_name or condition.type!r} ({condition.type} {condition.value!r}) "
-                    f"has no equivalent; callers it would match go to {target!r}",
-                )
-                jinja = "true"
-                tests.append({"if": jinja, "next": target})
+                what = f"the condition {condition.type} {condition.value!r} (to {transition.next!r})"
+                ctx.report(widget, f"{what} has no equivalent; left out, the state is marked todo")
+                state.setdefault("todo", f"Studio's split also had {what}: write it as a when: test")
                 continue
             tests.append({"if": jinja, "next": ctx.state_of(transition.next)})
     if tests:
