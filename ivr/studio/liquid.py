@@ -33,6 +33,8 @@ _TOKEN = re.compile(
     r"""\s*(?:(?P<str>"[^"]*"|'[^']*')|(?P<range>\(\s*[^()]+?\s*\.\.\s*[^()]+?\s*\))|(?P<num>-?\d+(?:\.\d+)?)"""
     r"""|(?P<op>==|!=|<>|<=|>=|<|>)|(?P<punct>[|:,=])|(?P<path>[A-Za-z_][\w-]*(?:\.[\w-]+|\[[^\]]*\])*))"""
 )
+_CLOSE = {"if": "{% endif %}", "unless": "{% endif %}", "for": "{% endfor %}", "capture": "{% endset %}",
+          "case": "{% endif %}", "comment": "", "raw": "{% endraw %}"}  # fmt: skip
 _FLOW_DATA = re.compile(r"\bflow\.data\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -74,13 +76,16 @@ def text(ctx: Context, widget: Widget, value: str, where: str) -> str:
     translator = _Translator(ctx, widget, where)
     out = []
     for n, piece in enumerate(_MARKUP.split(value)):
-        if n % 2 == 0:
-            out.append(piece.replace("{#", '{{ "{#" }}'))  # a Jinja comment opener in plain text
-        else:
+        if n % 2 == 1:
             out.append(translator.markup(piece))
+        elif translator.blocks[-1:] == ["raw"]:
+            out.append(piece)
+        elif translator.blocks[-1:] != ["comment"]:
+            out.append(piece.replace("{#", '{{ "{#" }}'))  # a Jinja comment opener in plain text
+    for block in reversed(translator.blocks):
+        ctx.report(widget, f"{where}: {{% {block} %}} is never closed; closed at the end of the text")
+        out.append(_CLOSE[block])
     result = "".join(out)
-    for problem in translator.unclosed():
-        ctx.report(widget, f"{where}: {problem}")
     try:
         compile_text(result)
     except TemplateProblem as exc:
@@ -127,9 +132,6 @@ class _Translator:
 
     def report(self, message: str) -> None:
         self.ctx.report(self.widget, f"{self.where}: {message}")
-
-    def unclosed(self) -> list[str]:
-        return [f"{{% {b} %}} is never closed" for b in self.blocks]
 
     # --- markup ----------------------------------------------------------------------------------
 
