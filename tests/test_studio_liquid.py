@@ -57,7 +57,7 @@ def said(ctx, source, **names):
             "{% if flow.variables.vip == true %}VIP{% elsif flow.variables.n > 2 %}many{% else %}few{% endif %}",
             {"vip": False, "n": 3},
             "many",
-        ),  # fmt: skip
+        ),
         ("{% unless flow.variables.closed %}open{% endunless %}", {"closed": False}, "open"),
         ("{% if flow.variables.s contains 'x' %}has x{% endif %}", {"s": "box"}, "has x"),
         ("{% if flow.variables.s == blank %}blank{% else %}set{% endif %}", {"s": "  "}, "blank"),
@@ -66,7 +66,7 @@ def said(ctx, source, **names):
             "{% for x in flow.variables.items %}{{ forloop.index }}:{{ x }} {% endfor %}",
             {"items": ["a", "b"]},
             "1:a 2:b ",
-        ),  # fmt: skip
+        ),
         ("{% for i in (1..3) %}{{ i }}{% endfor %}", {}, "123"),
         (
             "{% case flow.variables.lang %}{% when 'en' %}Hi{% when 'es', 'pt' %}Hola{% endcase %}",
@@ -77,7 +77,7 @@ def said(ctx, source, **names):
             "{% capture full %}{{ flow.variables.a }} {{ flow.variables.b }}{% endcapture %}{{ full }}",
             {"a": "x", "b": "y"},
             "x y",
-        ),  # fmt: skip
+        ),
         ("{% comment %}not said{% endcomment %}said", {}, "said"),
     ],
 )
