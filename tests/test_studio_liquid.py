@@ -31,7 +31,8 @@ def ctx():
 def said(ctx, source, **names):
     """The Liquid text translated, compiled by the flow language and rendered with `names`."""
     text = liquid.text(ctx, ctx.definition.widget("greet"), source, "say")
-    context = {"call": CALL, "input": {"digits": "", "speech": ""}, "now": datetime(2026, 12, 6, 9, 5), **names}
+    context = {"call": CALL, "input": {"digits": "", "speech": ""}, "now": datetime(2026, 12, 6, 9, 5), "vars": names}
+    context.update(names)
     return render(compile_text(text), context)
 
 

@@ -291,7 +291,9 @@ class _Translator:
             kind, _, attr = rest.partition(".")
             if kind in ("variables", "data") and attr:
                 name, dot, more = attr.partition(".")
-                return variable_name(name) + dot + more
+                # REST API parameters arrive as an outbound call's variables: `vars.x` (a subflow's are inputs).
+                outer = "vars." if kind == "data" and not ctx.extras.get("returns") else ""
+                return outer + variable_name(name) + dot + more
             raise _Unsupported(f"flow.{kind} has no equivalent in the flow language")
         raise _Unsupported("no such Studio variable")
 
@@ -321,11 +323,11 @@ class _Translator:
             "lstrip": f"({value} | string).lstrip()",
             "rstrip": f"({value} | string).rstrip()",
             "strip_newlines": f"({value} | string).replace('\\n', '')",
-            "plus": f"({value}) + {one}",
-            "minus": f"({value}) - {one}",
-            "times": f"({value}) * {one}",
-            "divided_by": f"({value}) {'//' if one.lstrip('-').isdigit() else '/'} {one}",
-            "modulo": f"({value}) % {one}",
+            "plus": f"{_number(value, one)} + {one}",
+            "minus": f"{_number(value, one)} - {one}",
+            "times": f"{_number(value, one)} * {one}",
+            "divided_by": f"{_number(value, one)} {'//' if one.lstrip('-').isdigit() else '/'} {one}",
+            "modulo": f"{_number(value, one)} % {one}",
             "round": f"({value}) | round({one if args else 0}){'' if args else ' | int'}",
             "ceil": f"({value}) | round(0, 'ceil') | int",
             "floor": f"({value}) | round(0, 'floor') | int",
@@ -367,6 +369,11 @@ class _Translator:
         if word == "empty":
             return f"({value} is string or {value} is sequence) and ({value}) | length == 0"
         return f"(not ({value}) and {value} is not number or ({value} is string and not ({value}) | trim))"
+
+
+def _number(value: str, other: str) -> str:
+    """Liquid's arithmetic reads text as a number: whole when the other operand is whole."""
+    return f"({value}) | {'int' if other.lstrip('-').isdigit() else 'float'}"
 
 
 def _tokens(source: str) -> list[tuple[str, str]]:
