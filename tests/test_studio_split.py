@@ -98,3 +98,58 @@ def test_every_condition_type_reads_as_studio_does(kind, value, rows):
 def test_a_condition_type_without_an_equivalent_is_none():
     assert condition_test("answer", Condition("", "greater_than", (), "ten")) is None
     assert condition_test("answer", Condition("", "is_before_time", (), "09:00")) is None
+
+
+def _dial_then_split(conditions, sources=1):
+    from ivr.studio.model import Context, read_definition
+
+    transitions = [{"event": "noMatch", "next": "bye"}] + [
+        {"event": "match", "next": nxt, "conditions": [{"arguments": [], "type": kind, "value": value}]}
+        for nxt, kind, value in conditions
+    ]
+    states = [
+        {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "transfer"}]},
+        {"name": "transfer", "type": "connect-call-to", "transitions": [{"event": "callCompleted", "next": "status"}]},
+        {
+            "name": "status",
+            "type": "split-based-on",
+            "transitions": transitions,
+            "properties": {"input": "{{widgets.transfer.DialCallStatus}}"},
+        },  # fmt: skip
+        {"name": "voicemail", "type": "say-play", "transitions": []},
+        {
+            "name": "bye",
+            "type": "say-play",
+            "transitions": [{"event": "audioComplete", "next": "status"}] * (sources - 1),
+        },
+    ]
+    ctx = Context(read_definition({"states": states}, "flow.json"))
+    return ctx, ctx.definition.widget("transfer")
+
+
+def test_absorb_split_folds_a_dial_status_split_into_routes():
+    from ivr.studio.split import absorb_split
+
+    ctx, transfer = _dial_then_split(
+        [("voicemail", "matches_any_of", "busy, no-answer"), ("bye", "equal_to", "failed")]
+    )
+    outcomes = ("completed", "busy", "no-answer", "failed", "canceled")
+    found = absorb_split(transfer, "callCompleted", "DialCallStatus", ctx, accept=lambda v: v in outcomes)
+    assert found == ({"busy": "voicemail", "no-answer": "voicemail", "failed": "bye"}, "bye")
+    assert ctx.state_of("status") == "transfer"  # whatever led to the split now leads to the dial
+
+
+@pytest.mark.parametrize(
+    ("conditions", "sources"),
+    [
+        ([("voicemail", "contains", "busy")], 1),  # not an exact value: the split stays a state
+        ([("voicemail", "equal_to", "ringing")], 1),  # a value `accept` refuses
+        ([("voicemail", "equal_to", "busy")], 2),  # another widget leads to the split too
+    ],
+)
+def test_absorb_split_leaves_a_split_it_cannot_fold(conditions, sources):
+    from ivr.studio.split import absorb_split
+
+    ctx, transfer = _dial_then_split(conditions, sources)
+    assert absorb_split(transfer, "callCompleted", "DialCallStatus", ctx, accept=lambda v: v != "ringing") is None
+    assert ctx.absorbed == {}

@@ -10,6 +10,7 @@ directory, before anything is returned: an importer that writes a flow `check` r
 
 from __future__ import annotations
 
+import importlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ from ivr.core.validate import validate_flows
 from ivr.errors import FlowLoadError, StudioError
 from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
 
-__all__ = ["Imported", "convert", "unreachable"]
+__all__ = ["CONVERTER_MODULES", "Imported", "convert", "load_converters", "unreachable"]
 
-# Where each widget type fails, for the marked state of a type no converter knows (first that leads somewhere).
 START_EVENTS = ("incomingCall", "incomingRequest", "incomingParent")  # the trigger's, in the order a flow starts
+# Where each widget type fails, for the marked state of a type no converter knows (first that leads somewhere).
 FAILURE_EVENTS = ("fail", "failed", "failure", "error", "noMatch", "timeout")
 END_TEXT = "Studio ends the execution here, and the call with it."
 
@@ -46,7 +47,7 @@ def convert(
 ) -> Imported:
     """Convert a definition into the flow `flow_id`; `flows_dir` holds the flows it must load beside
     (subflows it runs), `subflows` maps Studio flow SIDs to flow ids. StudioError if the result does not load."""
-    from ivr.studio import split, widgets  # noqa: F401  (their converters register themselves)
+    load_converters()
 
     ctx = Context(definition)
     ctx.extras["subflows"] = dict(subflows or {})
@@ -78,6 +79,21 @@ def convert(
     text = _write(definition, ctx, states, comments)
     _verify(text, flow_id, definition.source, flows_dir)
     return Imported(flow_id, text, ctx.reports)
+
+
+# The modules whose converters register themselves (`@converts`); the calls and integrations ones
+# may be absent from a branch, and their widgets then become todo states.
+CONVERTER_MODULES = ("ivr.studio.widgets", "ivr.studio.split", "ivr.studio.widgets_call", "ivr.studio.widgets_more")
+
+
+def load_converters() -> None:
+    """Import every converter module there is, so that CONVERTERS knows their widget types."""
+    for module in CONVERTER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
 
 
 def unknown(widget: Widget, ctx: Context) -> Piece:

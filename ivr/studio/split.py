@@ -78,12 +78,14 @@ def test(subject: str, condition: Condition) -> str | None:
 def split_based_on(widget: Widget, ctx: Context) -> Piece:
     """A split: each condition a `when:` test in Studio's order, noMatch the state's next."""
     source = str(widget.prop("input", ""))
-    subject = liquid.expression(ctx, widget, source, "input") if "{{" in source else None
     state: dict = {}
-    if subject is None:  # a text with Liquid in it, or a constant: compare what it renders to
-        name = f"{ctx.state(widget)}_value"
-        state["set"] = {name: liquid.text(ctx, widget, source, "input") if source else ""}
-        subject = f"{name} | string"
+    if re.fullmatch(r"\s*\{\{.*?\}\}\s*", source, re.S):  # one variable: test it where it is
+        subject = liquid.expression(ctx, widget, source, "input") or '""'  # (reported when it has no equivalent)
+    elif "{" in (text := liquid.text(ctx, widget, source, "input")):  # text around variables: test what it renders
+        subject = f"{ctx.state(widget)}_value"
+        state["set"] = {subject: text}
+    else:
+        subject = _quote(text)
     tests = []
     for transition in widget.transitions:
         if transition.event == "noMatch":
