@@ -115,7 +115,7 @@ def _dial_then_split(conditions, sources=1):
             "type": "split-based-on",
             "transitions": transitions,
             "properties": {"input": "{{widgets.transfer.DialCallStatus}}"},
-        },  # fmt: skip
+        },
         {"name": "voicemail", "type": "say-play", "transitions": []},
         {
             "name": "bye",
