@@ -133,7 +133,7 @@ def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     finish = widget.prop("finish_on_key")
     if finish is not None and str(finish) != "#":
         gather["finish_on_key"] = str(finish)[:1]
-    if _flag(widget.prop("stop_gather"), True) is False:
+    if _flag(widget.prop("stop_gather"), True) is False and speech:  # keys always interrupt prompts
         gather["barge_in"] = False
     if speech:
         _speech(widget, ctx, gather)
@@ -193,6 +193,8 @@ def gather_input(widget: Widget, ctx: Context) -> Piece:
         state_next = ctx.target(widget, "keypress")
     if speech_to and speech_to != keys_to:
         state["when"] = [{"if": "input.speech", "next": ctx.target(widget, "speech")}]
+    elif not speech_to:
+        comments.append("Studio's speech transition led nowhere (speech would end the call): keys only here.")
     state["next"] = state_next
     return Piece().add(ctx.state(widget), state, *comments)
 
