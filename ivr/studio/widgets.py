@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ivr.core.speech import MODELS, is_variant
 from ivr.core.templates import number_or_text
 from ivr.studio import liquid
 from ivr.studio.model import Context, Piece, Widget, converts, reads
@@ -20,8 +21,6 @@ from ivr.studio.model import Context, Piece, Widget, converts, reads
 __all__ = ["gather_state", "prompt"]
 
 SUBFLOW_EVENT = "incomingParent"
-_SPEECH_MODELS = {"default", "numbers_and_commands", "phone_call", "experimental_conversations",
-                  "experimental_utterances", "googlev2_telephony", "googlev2_short", "googlev2_long"}  # fmt: skip
 
 
 def _number(value: Any) -> int | None:
@@ -159,7 +158,7 @@ def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
     recognition: dict[str, Any] = {}
     model = widget.prop("speech_model")
     if model:
-        if str(model) in _SPEECH_MODELS:
+        if str(model) in MODELS or is_variant(str(model)):
             recognition["model"] = str(model)
         else:
             ctx.report(widget, f"speech model {model!r} is not one Twilio offers; the project's pinned model is used")
