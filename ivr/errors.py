@@ -22,6 +22,7 @@ IvrError
 ├── RelayClosed         an agent's ConversationRelay connection is gone (the caller hung up, the socket dropped)
 ├── ToolRefused         a model's arguments break its tool's parameters; the message (for the model) says why
 └── StudioError         a Studio Flow Definition cannot be read or fetched (not JSON, not a definition, API refused)
+    └── LiquidUnsupported  a piece of Studio's Liquid has no equivalent (the importer reports it and goes on)
 
 Exception
 ├── DryRunCaptured      not an error: carries a dry run's request out of the REST client
@@ -45,6 +46,7 @@ __all__ = [
     "FlowLoadError",
     "FlowRuntimeError",
     "IvrError",
+    "LiquidUnsupported",
     "ModelError",
     "PhoneError",
     "PhoneRequestRefused",
@@ -199,6 +201,10 @@ class ToolRefused(IvrError, ValueError):
 
 class StudioError(IvrError):
     """A Twilio Studio Flow Definition cannot be read (not JSON, not a definition) or fetched."""
+
+
+class LiquidUnsupported(StudioError):
+    """A piece of Studio's Liquid (a variable, filter or tag) has no equivalent in the flow language."""
 
 
 class ConversationEnded(Exception):  # not an IvrError: a signal that never leaves ivr.agent.conversation

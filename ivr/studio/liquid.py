@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.core.flow import CONTEXT_NAMES, VARIABLE_NAME
 from ivr.core.templates import compile_condition, compile_text
-from ivr.errors import TemplateProblem
+from ivr.errors import LiquidUnsupported, TemplateProblem
+from ivr.studio.liquid_filters import rewrite
 
 if TYPE_CHECKING:
     from ivr.studio.model import Context, Widget
@@ -36,10 +37,6 @@ _TOKEN = re.compile(
 _CLOSE = {"if": "{% endif %}", "unless": "{% endif %}", "for": "{% endfor %}", "capture": "{% endset %}",
           "case": "{% endif %}", "comment": "", "raw": "{% endraw %}"}  # fmt: skip
 _FLOW_DATA = re.compile(r"\bflow\.data\.([A-Za-z_][A-Za-z0-9_]*)")
-
-
-class _Unsupported(Exception):
-    """Something in the Liquid has no equivalent: the message says what."""
 
 
 def variable_name(key: str) -> str:
@@ -106,7 +103,7 @@ def expression(ctx: Context, widget: Widget, value: str, where: str) -> str | No
     try:
         result = translator.output(match.group(1))
         compile_condition(result)
-    except (_Unsupported, TemplateProblem) as exc:
+    except (LiquidUnsupported, TemplateProblem) as exc:
         ctx.report(widget, f"{where}: {value.strip()}: {exc}; left out")
         return None
     return result
@@ -116,7 +113,7 @@ def variable(ctx: Context, widget: Widget, path: str, where: str) -> str | None:
     """One Liquid variable path as a Jinja expression, or None (reported)."""
     try:
         return _Translator(ctx, widget, where).path(path)
-    except _Unsupported as exc:
+    except LiquidUnsupported as exc:
         ctx.report(widget, f"{where}: {{{{{path}}}}}: {exc}; left out")
         return None
 
@@ -147,7 +144,7 @@ class _Translator:
                 inner = piece[2:-2].strip("-")
                 return "{{ " + self.output(inner) + " }}"
             return self.tag(piece[2:-2].strip("-").strip())
-        except _Unsupported as exc:
+        except LiquidUnsupported as exc:
             self.report(f"{piece.strip()}: {exc}; left out")
             return ""
 
@@ -166,7 +163,7 @@ class _Translator:
         if name in ("endif", "endunless", "endfor", "endcase", "endcapture"):
             opened = name[3:]
             if not self.blocks or self.blocks[-1] != opened:
-                raise _Unsupported(f"{{% {name} %}} closes no {{% {opened} %}}")
+                raise LiquidUnsupported(f"{{% {name} %}} closes no {{% {opened} %}}")
             self.blocks.pop()
             if opened == "case":
                 self.case.pop()
@@ -176,7 +173,7 @@ class _Translator:
             target, eq, value = rest.partition("=")
             local = target.strip()
             if not eq or not VARIABLE_NAME.match(local):
-                raise _Unsupported("an assign needs `name = value`")
+                raise LiquidUnsupported("an assign needs `name = value`")
             result = "{% set " + self.local(local) + " = " + self.output(value) + " %}"
             return result
         if name == "capture":
@@ -191,7 +188,7 @@ class _Translator:
             return ""
         if name == "when":
             if not self.case:
-                raise _Unsupported("{% when %} outside a {% case %}")
+                raise LiquidUnsupported("{% when %} outside a {% case %}")
             options = [self.value(v) for v in re.split(r"\s*(?:,|\bor\b)\s*", rest) if v]
             first = not getattr(self, "_case_started", False)
             self._case_started = True
@@ -200,7 +197,7 @@ class _Translator:
         if name in ("comment", "raw"):
             self.blocks.append(name)
             return "{% raw %}" if name == "raw" else ""
-        raise _Unsupported(f"the tag {{% {name} %}} has no equivalent in the flow language")
+        raise LiquidUnsupported(f"the tag {{% {name} %}} has no equivalent in the flow language")
 
     def _case_opened(self) -> bool:
         opened = getattr(self, "_case_started", False)
@@ -209,14 +206,14 @@ class _Translator:
 
     def local(self, name: str) -> str:
         if not VARIABLE_NAME.match(name) or name in CONTEXT_NAMES:
-            raise _Unsupported(f"{name!r} cannot be a template variable")
+            raise LiquidUnsupported(f"{name!r} cannot be a template variable")
         self.locals.add(name)
         return name
 
     def loop(self, rest: str) -> str:
         match = re.fullmatch(r"(\w+)\s+in\s+(\S+(?:\s*\.\.\s*\S+\))?)(.*)", rest)
         if not match:
-            raise _Unsupported("a for loop needs `item in collection`")
+            raise LiquidUnsupported("a for loop needs `item in collection`")
         item, collection, options = match.groups()
         source = self.value(collection)
         limit = re.search(r"limit:\s*(\d+)", options)
@@ -246,7 +243,7 @@ class _Translator:
 
     def value_tokens(self, tokens: list[tuple[str, str]]) -> str:
         if len(tokens) != 1:
-            raise _Unsupported(f"{' '.join(t for _, t in tokens)!r} is not one value")
+            raise LiquidUnsupported(f"{' '.join(t for _, t in tokens)!r} is not one value")
         kind, token = tokens[0]
         if kind in ("str", "num"):
             return token
@@ -258,11 +255,11 @@ class _Translator:
         if token in ("nil", "null"):
             return "none"
         if token in ("blank", "empty"):
-            raise _Unsupported(f"{token} is only compared with ==")
+            raise LiquidUnsupported(f"{token} is only compared with ==")
         return self.path(token)
 
     def path(self, path: str) -> str:
-        """A Liquid variable path as a Jinja expression; _Unsupported when it has none."""
+        """A Liquid variable path as a Jinja expression; LiquidUnsupported when it has none."""
         head, _, rest = path.partition(".")
         if head in self.locals or head == "forloop":
             return ("loop" + path[len("forloop") :]) if head == "forloop" else path
@@ -270,19 +267,21 @@ class _Translator:
         if head == "widgets":
             name, _, attr = rest.partition(".")
             if ctx.definition.widget(name) is None:
-                raise _Unsupported(f"no widget is named {name!r}")
+                raise LiquidUnsupported(f"no widget is named {name!r}")
             found = ctx.output(name, attr)
             if found is None:
                 kind = ctx.definition.widget(name).type
-                raise _Unsupported(f"the {kind} widget's {attr or 'result'} has no equivalent in the flow language")
+                raise LiquidUnsupported(
+                    f"the {kind} widget's {attr or 'result'} has no equivalent in the flow language"
+                )
             return found
         if head == "trigger":
             kind, _, attr = rest.partition(".")
             if kind == "call" and attr:
                 return "call." + attr
             if kind == "message":
-                raise _Unsupported("a call has no incoming message (the flow's text branch is left out)")
-            raise _Unsupported(f"trigger.{kind} has no equivalent in a call")
+                raise LiquidUnsupported("a call has no incoming message (the flow's text branch is left out)")
+            raise LiquidUnsupported(f"trigger.{kind} has no equivalent in a call")
         if path == "contact.channel.address":
             return 'call.From if call.Direction == "inbound" else call.To'
         if path == "flow.channel.address":
@@ -294,52 +293,14 @@ class _Translator:
                 # REST API parameters arrive as an outbound call's variables: `vars.x` (a subflow's are inputs).
                 outer = "vars." if kind == "data" and not ctx.extras.get("returns") else ""
                 return outer + variable_name(name) + dot + more
-            raise _Unsupported(f"flow.{kind} has no equivalent in the flow language")
-        raise _Unsupported("no such Studio variable")
+            raise LiquidUnsupported(f"flow.{kind} has no equivalent in the flow language")
+        raise LiquidUnsupported("no such Studio variable")
 
     def filter(self, value: str, tokens: list[tuple[str, str]]) -> str:
         if not tokens or tokens[0][0] != "path":
-            raise _Unsupported("a filter needs a name")
-        name = tokens[0][1]
+            raise LiquidUnsupported("a filter needs a name")
         args = [self.value_tokens(a) for a in _split(tokens[2:], ",")] if len(tokens) > 2 else []
-        simple = {
-            "upcase": "upper", "downcase": "lower", "capitalize": "capitalize", "strip": "trim",
-            "size": "length", "first": "first", "last": "last", "abs": "abs", "url_encode": "urlencode",
-            "uniq": "unique", "reverse": "reverse", "sort": "sort", "json": "tojson",
-        }  # fmt: skip
-        if name in simple and not args:
-            return f"({value}) | {simple[name]}"
-        one = args[0] if args else '""'
-        rewrites = {
-            "default": f"({value}) | default({one}, true)",
-            "join": f"({value}) | join({one})",
-            "split": f"({value} | string).split({one})",
-            "replace": f"({value} | string).replace({one}, {args[1] if len(args) > 1 else chr(34) * 2})",
-            "replace_first": f"({value} | string).replace({one}, {args[1] if len(args) > 1 else chr(34) * 2}, 1)",
-            "remove": f"({value} | string).replace({one}, '')",
-            "remove_first": f"({value} | string).replace({one}, '', 1)",
-            "append": f"({value}) ~ {one}",
-            "prepend": f"{one} ~ ({value})",
-            "lstrip": f"({value} | string).lstrip()",
-            "rstrip": f"({value} | string).rstrip()",
-            "strip_newlines": f"({value} | string).replace('\\n', '')",
-            "plus": f"{_number(value, one)} + {one}",
-            "minus": f"{_number(value, one)} - {one}",
-            "times": f"{_number(value, one)} * {one}",
-            "divided_by": f"{_number(value, one)} {'//' if one.lstrip('-').isdigit() else '/'} {one}",
-            "modulo": f"{_number(value, one)} % {one}",
-            "round": f"({value}) | round({one if args else 0}){'' if args else ' | int'}",
-            "ceil": f"({value}) | round(0, 'ceil') | int",
-            "floor": f"({value}) | round(0, 'floor') | int",
-            "truncate": f"({value}) | truncate({one}, true, {args[1] if len(args) > 1 else repr('...')}, 0)",
-            "slice": f"({value})[{one}:{one} + {args[1] if len(args) > 1 else 1}]",
-            "map": f"({value}) | map(attribute={one})",
-        }
-        if name == "date" and value.strip("'\"") in ("now", "today"):
-            return f"now.strftime({one})"
-        if name in rewrites:
-            return rewrites[name]
-        raise _Unsupported(f"the filter {name!r} has no equivalent in the flow language")
+        return rewrite(tokens[0][1], value, args)
 
     def condition(self, source: str) -> str:
         """A Liquid condition: `and`/`or` group from the right, comparisons with contains, blank, empty."""
@@ -371,17 +332,12 @@ class _Translator:
         return f"(not ({value}) and {value} is not number or ({value} is string and not ({value}) | trim))"
 
 
-def _number(value: str, other: str) -> str:
-    """Liquid's arithmetic reads text as a number: whole when the other operand is whole."""
-    return f"({value}) | {'int' if other.lstrip('-').isdigit() else 'float'}"
-
-
 def _tokens(source: str) -> list[tuple[str, str]]:
     out, pos, source = [], 0, source.strip()
     while pos < len(source):
         match = _TOKEN.match(source, pos)
         if not match or match.end() == pos:
-            raise _Unsupported(f"cannot read {source[pos:]!r}")
+            raise LiquidUnsupported(f"cannot read {source[pos:]!r}")
         kind = match.lastgroup
         out.append((kind, match.group(kind)))
         pos = match.end()
