@@ -91,3 +91,27 @@ def test_the_other_flows_pass_check_strict(flows, phone):
     # Where Studio's redirect returns is reached only when the other TwiML redirects back: check cannot see that.
     unreached = "no call can reach this state: nothing leads here from start, error_state or a redirect"
     assert problems == [f"states.welcome_back: {unreached}", f"states.end: {unreached}"]
+
+
+def test_a_trigger_with_call_and_rest_branches_imports_the_calls_and_says_so(tmp_path):
+    from ivr.studio import convert, read_definition
+
+    definition = read_definition(
+        {
+            "states": [
+                {"name": "Trigger", "type": "trigger", "transitions": [
+                    {"event": "incomingCall", "next": "hello"}, {"event": "incomingRequest", "next": "rest"}]},
+                {"name": "hello", "type": "say-play", "transitions": [], "properties": {"say": "Hello."}},
+                {"name": "rest", "type": "say-play", "transitions": [], "properties": {"say": "Calling you back."}},
+            ]
+        },
+        "both.json",
+    )  # fmt: skip
+    imported = convert(definition, "both")
+    assert "Calling you back." not in imported.text and "start: hello" in imported.text
+    assert [r.format() for r in imported.reports] == [
+        'both.json: states[2] "rest" (say-play): a call never reaches this widget from the trigger; left out',
+        "both.json: states[0] \"Trigger\" (trigger): REST API executions start at 'rest', calls at 'hello': "
+        "only the call's branch is imported, and outbound calls enter the flow at its start too; "
+        "the REST API branch is left out",
+    ]

@@ -82,8 +82,8 @@ def trigger(widget: Widget, ctx: Context) -> Piece:
         if request and request != call:
             ctx.report(
                 widget,
-                f"REST API executions start at {request!r}, calls at {call!r}: the flow starts where calls do; "
-                "outbound calls enter it there too",
+                f"REST API executions start at {request!r}, calls at {call!r}: only the call's branch is "
+                "imported, and outbound calls enter the flow at its start too; the REST API branch is left out",
             )
     elif request:
         ctx.extras["start"] = ctx.target(widget, "incomingRequest")
