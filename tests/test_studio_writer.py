@@ -81,3 +81,16 @@ def test_a_converter_that_writes_a_flow_that_does_not_load_is_an_internal_error(
         StudioError, match=r"(?s)flow.json: internal error: the imported flow does not load:\n.*nowhere"
     ):
         convert(definition, "broken")
+
+
+def test_a_widget_whose_properties_cannot_be_read_is_marked_todo_not_a_crash():
+    definition = read_definition(
+        {"states": [
+            {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "vars"}]},
+            {"name": "vars", "type": "set-variables", "transitions": [], "properties": {"variables": ["not a pair"]}},
+        ]},
+        "flow.json",
+    )  # fmt: skip
+    imported = convert(definition, "odd")
+    assert "todo:" in imported.text
+    assert imported.reports[0].format().startswith('flow.json: states[1] "vars" (set-variables): cannot be read (')

@@ -61,7 +61,11 @@ def convert(
         if widget.name in ctx.absorbed:
             continue
         converter = CONVERTERS.get(widget.type)
-        pieces[widget.name] = converter(widget, ctx) if converter else unknown(widget, ctx)
+        try:
+            pieces[widget.name] = converter(widget, ctx) if converter else unknown(widget, ctx)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a property of a shape we did not expect
+            ctx.report(widget, f"cannot be read ({type(exc).__name__}: {exc}); marked todo")
+            pieces[widget.name] = unknown(widget, ctx, reported=True)
     states: dict[str, dict[str, Any]] = {}
     comments: dict[str, list[str]] = {}
     for name, piece in pieces.items():
@@ -96,10 +100,11 @@ def load_converters() -> None:
                 raise
 
 
-def unknown(widget: Widget, ctx: Context) -> Piece:
-    """A widget no converter knows: a marked state on its failure transition, and a report."""
+def unknown(widget: Widget, ctx: Context, *, reported: bool = False) -> Piece:
+    """A widget no converter knows (or could read): a marked state on its failure transition, and a report."""
     target = ctx.failure(widget, *FAILURE_EVENTS)
-    ctx.report(widget, f"no converter for Studio's {widget.type!r} widget; marked todo, going to {target!r}")
+    if not reported:
+        ctx.report(widget, f"no converter for Studio's {widget.type!r} widget; marked todo, going to {target!r}")
     success = [ctx.state_of(t.next) for t in widget.transitions if t.next and t.event not in FAILURE_EVENTS]
     then = f"; when it works, go on to {success[0]}" if success else ""
     todo = f"Studio's {widget.type} widget {widget.name!r} is not carried over: write what it did{then}"
