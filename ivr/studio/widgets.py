@@ -194,6 +194,8 @@ def gather_input(widget: Widget, ctx: Context) -> Piece:
         state["when"] = [{"if": "input.speech", "next": ctx.target(widget, "speech")}]
     elif not speech_to:
         comments.append("Studio's speech transition led nowhere (speech would end the call): keys only here.")
+    if widget.next("timeout") == widget.name:
+        comments.append("Studio asked again on every silence, without end (check warns): give on_max a way out.")
     state["next"] = state_next
     return Piece().add(ctx.state(widget), state, *comments)
 
