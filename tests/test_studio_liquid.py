@@ -137,3 +137,12 @@ def test_studio_variable_names_become_valid_flow_variables():
     assert liquid.variable_name("input") == "input_value"
     assert liquid.variable_name("order-id") == "order_id"
     assert liquid.variable_name("1st") == "v_1st"
+
+
+def test_url_encode_is_not_doubled_in_a_url_where_the_flow_encodes_every_value(ctx):
+    greet = ctx.definition.widget("greet")
+    source = "https://example.com/a?from={{trigger.call.From | url_encode}}"
+    url = liquid.text(ctx, greet, source, "url")
+    rendered = render(compile_text(url, url=True), {"call": CALL})
+    assert rendered == "https://example.com/a?from=%2B15551230000"
+    assert liquid.text(ctx, greet, "{{trigger.call.From | url_encode}}", "say") == "{{ (call.From) | urlencode }}"

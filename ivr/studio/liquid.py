@@ -67,10 +67,14 @@ def paths(widget: Widget) -> set[str]:
     return found
 
 
-def text(ctx: Context, widget: Widget, value: str, where: str) -> str:
+def text(ctx: Context, widget: Widget, value: str, where: str, *, url: bool | None = None) -> str:
     """Studio text with Liquid (a say, a URL, a body) as flow-language template text; what has no
-    equivalent is reported on `widget` (naming `where`, e.g. "say") and left out."""
+    equivalent is reported on `widget` (naming `where`, e.g. "say") and left out.
+
+    A URL (`url`, by default a `where` of "play" or ending in "url") has every value the flow
+    substitutes percent-encoded already, so Liquid's `url_encode` is dropped there, not doubled."""
     translator = _Translator(ctx, widget, where)
+    translator.url = url if url is not None else where == "play" or where.lower().endswith("url")
     out = []
     for n, piece in enumerate(_MARKUP.split(value)):
         if n % 2 == 1:
@@ -123,6 +127,7 @@ class _Translator:
 
     def __init__(self, ctx: Context, widget: Widget, where: str) -> None:
         self.ctx, self.widget, self.where = ctx, widget, where
+        self.url = False  # a URL's values are encoded by the flow: url_encode is not written
         self.locals: set[str] = set()
         self.blocks: list[str] = []  # open Liquid blocks (if, unless, for, case, capture, comment, raw)
         self.case: list[str] = []  # the subject of each open case
@@ -300,6 +305,8 @@ class _Translator:
         if not tokens or tokens[0][0] != "path":
             raise LiquidUnsupported("a filter needs a name")
         args = [self.value_tokens(a) for a in _split(tokens[2:], ",")] if len(tokens) > 2 else []
+        if self.url and tokens[0][1] == "url_encode" and not args:
+            return value
         return rewrite(tokens[0][1], value, args)
 
     def condition(self, source: str) -> str:

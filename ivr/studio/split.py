@@ -21,6 +21,8 @@ import json
 import re
 from collections.abc import Callable
 
+from ivr.core.templates import compile_condition
+from ivr.errors import TemplateProblem
 from ivr.studio import liquid
 from ivr.studio.model import Condition, Context, Piece, Widget, converts
 
@@ -74,6 +76,14 @@ def test(subject: str, condition: Condition) -> str | None:
     }.get(kind)
 
 
+def _compiled(jinja: str | None) -> str | None:
+    """The test, when the flow's sandbox compiles it (a subject the Liquid made odd may not)."""
+    try:
+        return None if jinja is None else (compile_condition(jinja) and jinja)
+    except TemplateProblem:
+        return None
+
+
 @converts("split-based-on")
 def split_based_on(widget: Widget, ctx: Context) -> Piece:
     """A split: each condition a `when:` test in Studio's order, noMatch the state's next."""
@@ -91,7 +101,7 @@ def split_based_on(widget: Widget, ctx: Context) -> Piece:
         if transition.event == "noMatch":
             continue
         for condition in transition.conditions or ():
-            jinja = test(subject, condition)
+            jinja = _compiled(test(subject, condition))
             if jinja is None:
                 what = f"the condition {condition.type} {condition.value!r} (to {transition.next!r})"
                 ctx.report(widget, f"{what} has no equivalent; left out, the state is marked todo")
