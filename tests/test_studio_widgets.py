@@ -115,3 +115,18 @@ def test_a_trigger_with_call_and_rest_branches_imports_the_calls_and_says_so(tmp
         "only the call's branch is imported, and outbound calls enter the flow at its start too; "
         "the REST API branch is left out",
     ]
+
+
+def test_a_flow_only_texts_start_cannot_be_a_call_flow():
+    from ivr.errors import StudioError
+    from ivr.studio import convert, read_definition
+
+    definition = read_definition(
+        {"states": [{"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingMessage", "next": "r"}]},
+                    {"name": "r", "type": "send-message", "transitions": []}]},
+        "texts.json",
+    )  # fmt: skip
+    with pytest.raises(
+        StudioError, match=r"texts\.json: the trigger leads nowhere for a call: connect its Incoming Call"
+    ):
+        convert(definition, "texts")

@@ -1,8 +1,9 @@
 """Split Based On: Studio's conditions as `when:` tests, and a split folded into the widget before it.
 
 A split's transitions are tried in order; the first condition that matches wins, and `noMatch`
-takes the rest: exactly `when:` (tried in order) with the state's `next`. Studio's comparisons,
-pinned by the tests (tests/test_studio_split.py):
+takes the rest: exactly `when:` (tried in order) with the state's `next` (Twilio's Split Based On
+page, which also makes `matches any of` a comma-separated list). Where that page is silent, these
+are the importer's choices, pinned by tests/test_studio_split.py:
 - text comparisons (equal to, not equal to, matches any of, does not match any of, contains,
   does not contain, starts with) ignore case; `matches any of` takes a comma-separated list, each
   value trimmed;
