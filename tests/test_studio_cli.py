@@ -126,3 +126,10 @@ def test_a_flow_never_published_says_so(monkeypatch):
     http = FakeTwilioHttp().respond("GET", r"/Revisions/", 404, json=error_body(20404, "not found", 404))
     with pytest.raises(ivr.errors.StudioError, match="has never been published"):
         fetch_definition(SID, SETTINGS, http_client=http)
+
+
+def test_subflow_names_must_be_sid_equals_flow(run):
+    result = run(STUDIO / "say_play.json", "--subflow", "check_pin")
+    assert result.exit_code == 1
+    assert "--subflow 'check_pin': write it as FW...=FLOW_ID" in result.stderr
+    assert run(STUDIO / "say_play.json", "--subflow", f"{SID}=check_pin").exit_code == 0
