@@ -45,7 +45,7 @@ def convert(
 ) -> Imported:
     """Convert a definition into the flow `flow_id`; `flows_dir` holds the flows it must load beside
     (subflows it runs), `subflows` maps Studio flow SIDs to flow ids. StudioError if the result does not load."""
-    from ivr.studio import split, widgets  # noqa: F401  (their converters register themselves)
+    from ivr.studio import split, widgets, widgets_call, widgets_pay  # noqa: F401  (their converters register themselves)
 
     ctx = Context(definition)
     ctx.extras["subflows"] = dict(subflows or {})

@@ -72,7 +72,9 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
     dial: dict[str, Any] = {kind: targets}
     # Studio's Caller ID defaults to {{contact.channel.address}} (Connect Call To widget, "Caller ID":
     # https://www.twilio.com/docs/studio/widget-library/connect-call): the caller's own number.
-    dial["caller_id"] = liquid.text(ctx, widget, str(widget.prop("caller_id", "{{contact.channel.address}}")), "caller_id")
+    dial["caller_id"] = liquid.text(
+        ctx, widget, str(widget.prop("caller_id", "{{contact.channel.address}}")), "caller_id"
+    )
     if number(widget.prop("timeout")) is not None:
         dial["timeout"] = number(widget.prop("timeout"))
     if flag(widget.prop("record")):
@@ -90,8 +92,11 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
     folded = absorb_split(widget, "callCompleted", "DialCallStatus", ctx, accept=lambda v: v.lower() in DIAL_STATUSES)
     if folded is not None:
         routes, rest = folded
-        state["routes"] = {status.lower(): target for status, target in routes.items()}
+        # A status that goes where No Match goes needs no route of its own.
+        state["routes"] = {status.lower(): target for status, target in routes.items() if target != rest}
         state["next"] = rest
+        if not state["routes"]:
+            del state["routes"]
         comments.append("Studio split on the dial's DialCallStatus after this widget: those are the routes here.")
     else:
         state["next"] = ctx.target(widget, "callCompleted")
@@ -188,7 +193,10 @@ def _enqueue_state(widget: Widget, ctx: Context, enqueue: dict[str, Any], commen
         ctx.report(widget, f"the hold music URL is requested with {method} in Studio; ivr always uses POST")
     state = {
         "enqueue": enqueue,
-        "routes": {"queue-full": ctx.target(widget, "failedToEnqueue"), "system-error": ctx.target(widget, "callFailure")},
+        "routes": {
+            "queue-full": ctx.target(widget, "failedToEnqueue"),
+            "system-error": ctx.target(widget, "callFailure"),
+        },
         "next": ctx.target(widget, "callComplete"),
     }
     return Piece().add(ctx.state(widget), state, *comments)
@@ -246,7 +254,9 @@ def enqueue_call(widget: Widget, ctx: Context) -> Piece:
     if not queue:
         ctx.report(widget, "names no queue and no workflow; the state takes the failedToEnqueue path")
         todo = "Studio's Enqueue Call names no queue: write `enqueue: QUEUE` and its routes"
-        return Piece().add(ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")})
+        return Piece().add(
+            ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
+        )
     return _enqueue_state(widget, ctx, {"name": liquid.text(ctx, widget, str(queue), "queue_name")}, comments)
 
 
@@ -258,7 +268,9 @@ def send_to_flex(widget: Widget, ctx: Context) -> Piece:
     if not workflow:
         ctx.report(widget, "names no TaskRouter workflow; the state takes the failedToEnqueue path")
         todo = "Studio's Send to Flex names no workflow: write `enqueue: {workflow: WW..., task: ...}`"
-        return Piece().add(ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")})
+        return Piece().add(
+            ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
+        )
     channel = widget.prop("channel")
     if channel and str(channel).lower() not in ("voice", "default"):
         # <Enqueue workflowSid> creates the task on the voice channel; TwiML has no channel attribute.

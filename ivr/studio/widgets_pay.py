@@ -28,7 +28,11 @@ def record_call(widget: Widget, ctx: Context) -> Piece:
             "receives the recording's status itself (/twilio/recording) and keeps it with the call",
         )
     if not flag(widget.prop("record_call", False)):
-        state = {"call_recording": "stop", "on_error": ctx.failure(widget, "failed"), "next": ctx.target(widget, "success")}
+        state = {
+            "call_recording": "stop",
+            "on_error": ctx.failure(widget, "failed"),
+            "next": ctx.target(widget, "success"),
+        }
         return Piece().add(name, state)
     options: dict[str, Any] = {}
     channels = str(widget.prop("recording_channels", "")).lower()
@@ -37,17 +41,30 @@ def record_call(widget: Widget, ctx: Context) -> Piece:
     trim = widget.prop("trim")
     if trim in ("trim-silence", "do-not-trim"):
         options["trim"] = trim == "trim-silence"
-    ctx.report(
-        widget,
-        "Studio does not know whether the caller was told the call is recorded: mark the state whose prompt "
-        "says so with announces_recording: true (check warns until then)",
-    )
+    state: dict[str, Any] = {"call_recording": {"start": options} if options else "start"}
+    if _announced(widget, ctx):
+        # Consent: the check wants the state whose prompt says so marked; that prompt is right before.
+        state["announces_recording"] = True
+        comments.append("The prompt just before tells the caller that the call is recorded.")
+    else:
+        ctx.report(
+            widget,
+            "no prompt right before it says that the call is recorded: mark the state whose prompt says so "
+            "with announces_recording: true (check warns until then)",
+        )
     if widget.next("failed"):
         # <Start><Recording> goes out with the state's document: there is no failure to route.
         comments.append("Studio's failed transition is not carried over: starting a recording cannot fail here.")
         ctx.report(widget, "its failed transition is not carried over: a recording started by TwiML cannot fail here")
-    state = {"call_recording": {"start": options} if options else "start", "next": ctx.target(widget, "success")}
+    state["next"] = ctx.target(widget, "success")
     return Piece().add(name, state, *comments)
+
+
+def _announced(widget: Widget, ctx: Context) -> bool:
+    """Whether every widget that leads here is a say or a gather whose text speaks of recording."""
+    sources = ctx.sources(widget.name)
+    texts = [str(w.prop("say", "")) for w, _ in sources if w.type in ("say-play", "gather-input-on-call")]
+    return bool(sources) and len(texts) == len(sources) and all(re.search(r"\brecord", t, re.I) for t in texts)
 
 
 # Capture Payments widget events (https://www.twilio.com/docs/studio/widget-library/capture-payments)
@@ -126,10 +143,16 @@ def capture_payments(widget: Widget, ctx: Context) -> Piece:
             continue  # Twilio ignores the answer to a hung-up payment: it needs no route
         routes[result] = ctx.target(widget, event)
     if widget.next("hangup"):
-        ctx.report(widget, "its hangup transition runs after the caller hung up: only steps without the caller make sense there")
+        ctx.report(
+            widget,
+            "its hangup transition runs after the caller hung up: only steps without the caller make sense there",
+        )
     # internal-error (Twilio failed, or went past <Pay>) has no Studio event: it is a failure.
-    state = {"pay": pay, "routes": routes, "next": ctx.failure(widget, "providerError", "validationError")}
-    return Piece().add(ctx.state(widget), state, "Routes are Twilio's <Pay> results for Studio's events.")
+    failed = ctx.failure(widget, "providerError", "validationError")
+    routes = {result: target for result, target in routes.items() if target != failed}
+    state = {"pay": pay, **({"routes": routes} if routes else {}), "next": failed}
+    comment = "Studio's events as <Pay> results; next takes the failures (and internal-error, which has no event)."
+    return Piece().add(ctx.state(widget), state, comment)
 
 
 @reads("capture-payments")
