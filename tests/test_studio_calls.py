@@ -250,7 +250,7 @@ def test_send_to_flex_bridged_to_an_agent_completes(flows, tmp_path):
 
 
 def test_enqueue_call_with_a_workflow_is_a_taskrouter_task(flows, tmp_path):
-    imported, call = call_fixture("enqueue_call_task", flows, tmp_path)
+    _, call = call_fixture("enqueue_call_task", flows, tmp_path)
     assert 'workflowSid="WW0123456789abcdef0123456789abcdef"' in call.documents[-1]
     assert '<Task priority="2">{"reason": "returns"}</Task>' in call.documents[-1].replace("&quot;", '"')
     call.queue_result("system-error")

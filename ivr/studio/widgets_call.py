@@ -62,7 +62,8 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
         what = f"connects to a {noun}" if kind is None else "names nobody to connect to"
         ctx.report(
             widget,
-            f"{what}, which the flow language's dial cannot do; marked todo: it goes where its hangup led, else to the error state",
+            f"{what}, which the flow language's dial cannot do; marked todo: it goes where its hangup "
+            "led, else to the error state",
         )
         todo = f"Studio's Connect Call To {what}: dial the same party with `dial:` and route its outcomes"
         return Piece().add(name, {"todo": todo, "next": ctx.failure(widget, "hangup")})
