@@ -320,3 +320,32 @@ def test_payment_results_read_from_the_saved_payment():
     assert ctx.output("take_payment", "PaymentToken") == "take_payment_payment.token"
     assert ctx.output("take_payment", "Result") == "take_payment_payment.result"
     assert ctx.output("take_payment", "PaymentCardNumber") is None  # only the last four digits are kept
+
+
+# --- Through the commands ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["connect_call_outcomes", "record_voicemail_defaults", "enqueue_call", "record_call"])
+def test_import_studio_strict_then_check_strict_pass_for_fully_carried_widgets(tmp_path, name):
+    from click.testing import CliRunner
+
+    from ivr.cli.check import check
+    from ivr.cli.studio import import_studio
+
+    env = {"IVR_FLOWS_DIR": None, "IVR_HOOKS": None, "IVR_SCHEDULES": None}
+    output = tmp_path / "flows" / f"{name}.yaml"
+    imported = CliRunner().invoke(import_studio, [str(STUDIO / f"{name}.json"), "-o", str(output), "--strict"], env=env)
+    assert imported.exit_code == 0, imported.output
+    checked = CliRunner().invoke(check, ["--strict", str(output)], env=env)
+    assert checked.exit_code == 0, checked.output
+
+
+def test_import_studio_strict_refuses_what_is_not_carried_over(tmp_path):
+    from click.testing import CliRunner
+
+    from ivr.cli.studio import import_studio
+
+    output = tmp_path / "flows" / "send_to_flex.yaml"
+    result = CliRunner().invoke(import_studio, [str(STUDIO / "send_to_flex.json"), "-o", str(output), "--strict"])
+    assert result.exit_code == 1 and not output.exists()
+    assert "task channel TC0123456789abcdef0123456789abcdef is not carried over" in result.output
