@@ -349,3 +349,21 @@ def test_import_studio_strict_refuses_what_is_not_carried_over(tmp_path):
     result = CliRunner().invoke(import_studio, [str(STUDIO / "send_to_flex.json"), "-o", str(output), "--strict"])
     assert result.exit_code == 1 and not output.exists()
     assert "task channel TC0123456789abcdef0123456789abcdef is not carried over" in result.output
+
+
+def test_a_placeholder_workflow_is_marked_and_fails_and_unreadable_attributes_are_left_out(flows, tmp_path):
+    imported, call = call_fixture("send_to_flex_unfinished", flows, tmp_path)
+    # The placeholder never waits in a queue: it takes failedToEnqueue, here the second Send to Flex.
+    enqueue = call.documents[-1]
+    assert 'workflowSid="WWfedcba9876543210fedcba9876543210"' in enqueue and "<Task" not in enqueue
+    assert 'waitUrl="https://example.com/hold.xml"' in enqueue
+    call.queue_result("bridged")
+    assert call.heard == ["Thanks for calling. Goodbye."]
+    assert [r.message for r in imported.reports] == [
+        "its TaskRouter workflow 'YOUR-WORKFLOW-SID' is not a workflow SID (WW and 32 hex digits); "
+        "marked todo: it takes the failedToEnqueue path",
+        "its task attributes are not a JSON object once read (Liquid outside the JSON's texts?); "
+        "left out: write them under enqueue.task.attributes by hand",
+        "the hold music URL is requested with GET in Studio; ivr always uses POST",
+    ]
+    assert [p.split(": warning: ")[1][:19] for p in strict_problems(flows)] == ["states.to_flex.todo"]

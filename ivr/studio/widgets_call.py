@@ -9,6 +9,7 @@ the mapping is made). Call Recording and Capture Payments live in ivr/studio/wid
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ivr.studio import liquid
@@ -28,6 +29,7 @@ _RECORD_OUTPUTS = {
     "Digits": "recording.digits",
 }
 _QUEUE_OUTPUTS = {"QueueResult": "queue.result", "QueueTime": "queue.time"}
+WORKFLOW_SID = re.compile(r"WW[0-9a-fA-F]{32}\Z")  # what the flow language's enqueue.workflow takes
 
 
 def number(value: Any) -> int | None:
@@ -193,7 +195,7 @@ def _enqueue_state(widget: Widget, ctx: Context, enqueue: dict[str, Any], commen
     if wait:
         enqueue["wait_url"] = liquid.text(ctx, widget, str(wait), "wait_url")
     method = str(widget.prop("wait_url_method") or widget.prop("waitUrlMethod") or "POST").upper()
-    if method != "POST":
+    if wait and method != "POST":
         ctx.report(widget, f"the hold music URL is requested with {method} in Studio; ivr always uses POST")
     state = {
         "enqueue": enqueue,
@@ -244,23 +246,34 @@ def _templated(ctx: Context, widget: Widget, value: Any) -> Any:
     return value
 
 
+def _no_queue(widget: Widget, ctx: Context, what: str, todo: str) -> Piece:
+    """A marked state for an enqueue the flow language cannot write: it fails, never waits in a queue."""
+    ctx.report(widget, f"{what}; marked todo: it takes the failedToEnqueue path")
+    state = {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
+    return Piece().add(ctx.state(widget), state)
+
+
+def _workflow(widget: Widget, ctx: Context, sid: str, comments: list[str], attributes_key: str) -> Piece:
+    if not WORKFLOW_SID.match(sid):
+        what = f"its TaskRouter workflow {sid!r} is not a workflow SID (WW and 32 hex digits)"
+        return _no_queue(widget, ctx, what, f"Studio's {widget.type} names workflow {sid!r}: write the workflow's SID")
+    enqueue: dict[str, Any] = {"workflow": sid}
+    task = _task(widget, ctx, attributes_key, comments)
+    if task:
+        enqueue["task"] = task
+    return _enqueue_state(widget, ctx, enqueue, comments)
+
+
 @converts("enqueue-call")
 def enqueue_call(widget: Widget, ctx: Context) -> Piece:
     """An `enqueue` into a named queue, or a TaskRouter task when the widget names a workflow."""
     comments: list[str] = []
     if widget.prop("workflow_sid"):
-        enqueue = {"workflow": str(widget.prop("workflow_sid"))}
-        task = _task(widget, ctx, "task_attributes", comments)
-        if task:
-            enqueue["task"] = task
-        return _enqueue_state(widget, ctx, enqueue, comments)
+        return _workflow(widget, ctx, str(widget.prop("workflow_sid")).strip(), comments, "task_attributes")
     queue = widget.prop("queue_name")
     if not queue:
-        ctx.report(widget, "names no queue and no workflow; the state takes the failedToEnqueue path")
         todo = "Studio's Enqueue Call names no queue: write `enqueue: QUEUE` and its routes"
-        return Piece().add(
-            ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
-        )
+        return _no_queue(widget, ctx, "it names no queue and no workflow", todo)
     return _enqueue_state(widget, ctx, {"name": liquid.text(ctx, widget, str(queue), "queue_name")}, comments)
 
 
@@ -270,21 +283,14 @@ def send_to_flex(widget: Widget, ctx: Context) -> Piece:
     workflow = widget.prop("workflow")
     comments: list[str] = []
     if not workflow:
-        ctx.report(widget, "names no TaskRouter workflow; the state takes the failedToEnqueue path")
         todo = "Studio's Send to Flex names no workflow: write `enqueue: {workflow: WW..., task: ...}`"
-        return Piece().add(
-            ctx.state(widget), {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
-        )
+        return _no_queue(widget, ctx, "it names no TaskRouter workflow", todo)
     channel = widget.prop("channel")
     if channel and str(channel).lower() not in ("voice", "default"):
         # <Enqueue workflowSid> creates the task on the voice channel; TwiML has no channel attribute.
         ctx.report(widget, f"task channel {channel} is not carried over: a call's task takes the voice channel")
         comments.append(f"Studio named the task channel {channel}; a call's task takes the voice channel.")
-    enqueue: dict[str, Any] = {"workflow": str(workflow)}
-    task = _task(widget, ctx, "attributes", comments)
-    if task:
-        enqueue["task"] = task
-    return _enqueue_state(widget, ctx, enqueue, comments)
+    return _workflow(widget, ctx, str(workflow).strip(), comments, "attributes")
 
 
 @reads("enqueue-call", "send-to-flex")

@@ -41,8 +41,8 @@ class EnqueueReader(Reader):
                 f"expected a TaskRouter workflow SID (WW and 32 hex digits), got '{workflow}'",
             )
             return None
-        task = self._task(items["task"][1], path_join(path, "task")) if "task" in items else f.Task((), None, None)
-        if workflow is None or task is None:
+        task = self._task(items["task"][1], path_join(path, "task")) if "task" in items else None
+        if workflow is None or ("task" in items and task is None):
             return None
         return f.Enqueue(None, wait, pos, workflow, task)
 
