@@ -367,3 +367,16 @@ def test_a_placeholder_workflow_is_marked_and_fails_and_unreadable_attributes_ar
         "the hold music URL is requested with GET in Studio; ivr always uses POST",
     ]
     assert [p.split(": warning: ")[1][:19] for p in strict_problems(flows)] == ["states.to_flex.todo"]
+
+
+@pytest.mark.parametrize(
+    ("status", "heard"),
+    [("completed", "Thanks for calling. Goodbye."), ("busy", "Nobody could take your call. Goodbye.")],
+)
+def test_a_split_testing_answered_after_a_number_stays_a_split(flows, tmp_path, status, heard):
+    """Only a conference reports `answered` (docs/flows.md, dial): as a route on a number it would not load."""
+    imported, call = call_fixture("connect_call_answered_split", flows, tmp_path)
+    assert "  dial_status:\n    when:" in imported.text
+    call.dial_result(status)
+    assert call.heard == [heard]
+    assert strict_problems(flows) == []

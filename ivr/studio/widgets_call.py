@@ -95,7 +95,9 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
     state: dict[str, Any] = {"dial": dial}
     # Studio's two events (https://www.twilio.com/docs/studio/widget-library/connect-call): callCompleted
     # whatever the DialCallStatus (busy and no-answer too), hangup when the caller hung up first.
-    folded = absorb_split(widget, "callCompleted", "DialCallStatus", ctx, accept=lambda v: v.lower() in DIAL_STATUSES)
+    # Only a conference reports `answered`: a split testing it on another dial stays a split.
+    statuses = DIAL_STATUSES if kind == "conference" else tuple(s for s in DIAL_STATUSES if s != "answered")
+    folded = absorb_split(widget, "callCompleted", "DialCallStatus", ctx, accept=lambda v: v.lower() in statuses)
     if folded is not None:
         routes, rest = folded
         # A status that goes where No Match goes needs no route of its own.
