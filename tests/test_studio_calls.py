@@ -380,3 +380,16 @@ def test_a_split_testing_answered_after_a_number_stays_a_split(flows, tmp_path, 
     call.dial_result(status)
     assert call.heard == [heard]
     assert strict_problems(flows) == []
+
+
+def test_a_conference_sid_is_reported_the_dial_joins_by_name():
+    from ivr.studio.widgets_call import connect_call_to
+
+    data = json.loads((STUDIO / "connect_call_conference.json").read_text(encoding="utf-8"))
+    data["states"][1]["properties"]["to"] = "CF0123456789abcdef0123456789abcdef"
+    ctx = Context(read_definition(data, "conference.json"))
+    piece = connect_call_to(ctx.definition.widget("join_room"), ctx)
+    assert piece.states["join_room"]["dial"]["conference"] == "CF0123456789abcdef0123456789abcdef"
+    assert [r.message for r in ctx.reports] == [
+        "CF0123456789abcdef0123456789abcdef is a conference SID: the flow language's dial joins a conference by name"
+    ]

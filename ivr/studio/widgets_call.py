@@ -76,6 +76,9 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
     else:
         targets = liquid.text(ctx, widget, str(raw).strip(), "to")
     dial: dict[str, Any] = {kind: targets}
+    if kind == "conference" and re.match(r"CF[0-9a-fA-F]{32}\Z", str(raw).strip()):
+        # <Dial><Conference> joins a conference by its name; a SID names a conference that already ran.
+        ctx.report(widget, f"{raw} is a conference SID: the flow language's dial joins a conference by name")
     # Studio's Caller ID defaults to {{contact.channel.address}} (Connect Call To widget, "Caller ID":
     # https://www.twilio.com/docs/studio/widget-library/connect-call): the caller's own number.
     dial["caller_id"] = liquid.text(
