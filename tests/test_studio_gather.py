@@ -77,3 +77,22 @@ def test_the_key_split_is_routes_and_writes_no_state_of_its_own(flows):
     assert 'routes: {"1": sales, "2": support, "0": support}' in text
     assert "split_key_press" not in text
     assert "split_speech_result:" in text
+
+
+def test_a_keys_only_gather_collects_digits_and_reads_them_back(tmp_path):
+    from conftest import phone_on
+
+    flows = tmp_path / "flows"
+    text = import_fixture("gather_keys", flows).text
+    assert 'gather: {input: dtmf, num_digits: 4, timeout: 10, finish_on_key: "*"}' in text
+    assert strict_problems(flows) == []
+    phone = phone_on(app_for(flows, tmp_path))
+    call = phone.dial("gather_keys")
+    assert call.heard == ["play: https://example.com/enter-account.mp3"]
+    assert 'finishOnKey="*"' in call.documents[0] and 'numDigits="4"' in call.documents[0]
+    call.press("1234")
+    assert call.heard == ["You entered 1234."]
+    assert call.ended
+    call = phone.dial("gather_keys")
+    call.wait()  # Studio's timeout transition is empty: the call ends at the first silence
+    assert call.heard == [] and call.ended

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ivr.core.speech import MODELS, is_variant
 from ivr.core.templates import number_or_text
 from ivr.studio import liquid
 from ivr.studio.model import Context, Piece, Widget, converts, reads
@@ -20,8 +21,6 @@ from ivr.studio.model import Context, Piece, Widget, converts, reads
 __all__ = ["gather_state", "prompt"]
 
 SUBFLOW_EVENT = "incomingParent"
-_SPEECH_MODELS = {"default", "numbers_and_commands", "phone_call", "experimental_conversations",
-                  "experimental_utterances", "googlev2_telephony", "googlev2_short", "googlev2_long"}  # fmt: skip
 
 
 def _number(value: Any) -> int | None:
@@ -133,7 +132,7 @@ def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     finish = widget.prop("finish_on_key")
     if finish is not None and str(finish) != "#":
         gather["finish_on_key"] = str(finish)[:1]
-    if _flag(widget.prop("stop_gather"), True) is False:
+    if _flag(widget.prop("stop_gather"), True) is False and speech:  # keys always interrupt prompts
         gather["barge_in"] = False
     if speech:
         _speech(widget, ctx, gather)
@@ -159,7 +158,7 @@ def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
     recognition: dict[str, Any] = {}
     model = widget.prop("speech_model")
     if model:
-        if str(model) in _SPEECH_MODELS:
+        if str(model) in MODELS or is_variant(str(model)):
             recognition["model"] = str(model)
         else:
             ctx.report(widget, f"speech model {model!r} is not one Twilio offers; the project's pinned model is used")
@@ -186,10 +185,15 @@ def gather_input(widget: Widget, ctx: Context) -> Piece:
         comments.append("Studio's split on the keys is these routes; a key no route takes goes to next,")
         comments.append("as Studio's No Match did (it does not ask again).")
         state_next = nomatch
+        if "num_digits" not in state["gather"]:
+            comments.append("Studio set no number of digits: each key waits for # or the timeout, as there;")
+            comments.append("num_digits: 1 would answer at the first key (check suggests it).")
     else:
         state_next = ctx.target(widget, "keypress")
     if speech_to and speech_to != keys_to:
         state["when"] = [{"if": "input.speech", "next": ctx.target(widget, "speech")}]
+    elif not speech_to:
+        comments.append("Studio's speech transition led nowhere (speech would end the call): keys only here.")
     state["next"] = state_next
     return Piece().add(ctx.state(widget), state, *comments)
 
