@@ -194,7 +194,7 @@ def test_studios_record_voicemail_defaults_are_written_out(flows, tmp_path):
 
 def test_recording_results_read_as_the_recording_variables_and_the_transcription_is_reported():
     ctx = context("record_voicemail")
-    assert ctx.output("voicemail", "RecordingUrl") == "recording.url"
+    assert ctx.output("voicemail", "RecordingUrl") == "recording.url | safe"
     assert ctx.output("voicemail", "RecordingDuration") == "recording.duration"
     assert ctx.output("voicemail", "RecordingSid") == "recording.sid"
     assert ctx.output("voicemail", "Digits") == "recording.digits"
@@ -393,3 +393,13 @@ def test_a_conference_sid_is_reported_the_dial_joins_by_name():
     assert [r.message for r in ctx.reports] == [
         "CF0123456789abcdef0123456789abcdef is a conference SID: the flow language's dial joins a conference by name"
     ]
+
+
+def test_a_recording_played_back_is_played_from_twilios_url_as_given(flows, tmp_path):
+    imported, call = call_fixture("record_voicemail_playback", flows, tmp_path)
+    assert 'play: "{{ recording.url | safe }}"' in imported.text
+    call.record(5)
+    [played] = call.heard
+    assert played.startswith("play: https://api.twilio.com/2010-04-01/Accounts/")  # not percent-encoded whole
+    assert "/Recordings/RE" in played
+    assert strict_problems(flows) == []

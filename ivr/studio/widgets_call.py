@@ -23,7 +23,8 @@ __all__ = ["DIAL_STATUSES", "connect_call_to", "enqueue_call", "record_voicemail
 DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
 _DIAL_OUTPUTS = {"DialCallStatus": "dial.status", "DialCallDuration": "dial.duration", "DialCallSid": "dial.sid"}
 _RECORD_OUTPUTS = {
-    "RecordingUrl": "recording.url",
+    # Twilio's own URL, trusted whole: unmarked, a play or HTTP URL template would percent-encode it.
+    "RecordingUrl": "recording.url | safe",
     "RecordingDuration": "recording.duration",
     "RecordingSid": "recording.sid",
     "Digits": "recording.digits",
