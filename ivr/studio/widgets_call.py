@@ -173,6 +173,10 @@ def record_voicemail(widget: Widget, ctx: Context) -> Piece:
             "Studio's hangup transition: the caller hung up to end the message.",
         )
         return piece
+    if not widget.next("hangup") and done != ctx.END:
+        comments.append(
+            f"Studio ended the call's flow when the caller hung up to end the message; here it goes on to {done}."
+        )
     state["next"] = done
     return piece.add(name, state, *comments)
 
