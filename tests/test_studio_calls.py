@@ -187,6 +187,8 @@ def test_studios_record_voicemail_defaults_are_written_out(flows, tmp_path):
     assert 'finishOnKey=""' in call.documents[-1] and 'maxLength="3600"' in call.documents[-1]
     assert 'timeout="5"' in call.documents[-1]
     assert 'record: {max_length: 3600, timeout: 5, finish_on_key: ""}' in imported.text
+    # Its hangup transition is empty: Studio stopped there; the comment says the flow goes on.
+    assert "when the caller hung up to end the message; here it goes on to goodbye." in imported.text
     call.record(3, finish_key="")
     assert call.heard == ["Thanks for calling. Goodbye."]
     assert strict_problems(flows) == []
