@@ -379,3 +379,18 @@ def test_the_terminal_phone_never_echoes_the_script_words_it_did_not_key():
     )
     assert "(the call ended before: (hidden) hello)" in result.output
     assert "4242424242424242" not in result.output and "123#" not in result.output
+
+
+def test_check_knows_a_payments_save_as_sets_its_variable(tmp_path):
+    """A template reading what `save_as` kept is not an unknown variable for `check`."""
+    from ivr.cli.check import hooks_for
+    from ivr.core.lint import run_checks
+
+    (tmp_path / "bill.yaml").write_text(
+        "start: take\nstates:\n  take:\n    pay: {amount: '5.00', save_as: payment}\n    routes: {success: paid}\n"
+        "    next: bye\n  paid:\n    say: 'Your code is {{ payment.confirmation_code }}.'\n    hangup: true\n"
+        "  bye:\n    hangup: true\n",
+        encoding="utf-8",
+    )
+    report = run_checks([], flows_dir=tmp_path, hooks=hooks_for(None))
+    assert [p.message for p in report.problems if "never set" in p.message] == []

@@ -62,6 +62,7 @@ __all__ = [
     "Sms",
     "State",
     "Target",
+    "Task",
     "Text",
     "Variant",
     "dial_outcomes",
@@ -180,10 +181,22 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Task:
+    """The TaskRouter task of an `<Enqueue workflowSid>`: its attributes (a JSON object whose texts
+    may be templates, as a tuple of (key, value) pairs; nested objects the same), priority, timeout."""
+
+    attributes: tuple
+    priority: int | None
+    timeout: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Enqueue:
-    name: Text
+    name: Text | None  # None with a workflow: TaskRouter chooses the queue
     wait_url: Text | None
     pos: Pos
+    workflow: str | None = None  # a TaskRouter workflow SID (WW...)
+    task: Task | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from ivr.core.hints import did_you_mean, path_join
 from ivr.core.loader import find_flow_files, key_paths, load_schedules_file, read_directory
 from ivr.core.loader.catalog_checks import catalog_warnings, language_warnings
 from ivr.core.outcomes import expected_digits, one_key_menu
+from ivr.core.pay import Pay
 from ivr.core.recording_checks import pay_errors, recording_warnings, transcription_warnings
 from ivr.core.references import state_prompts, state_templates, unknown_names
 from ivr.core.subflow import Return
@@ -190,7 +191,9 @@ def _seconds(prompts) -> float:
 
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
-    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent)} - {None}
+    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent | Pay)} - {
+        None
+    }
 
 
 class _FlowChecks:

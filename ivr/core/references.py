@@ -43,7 +43,7 @@ def spoken_texts(state: f.State) -> list[f.Text]:
     if isinstance(action, f.Dial):
         out += [t.value for t in action.targets] + [action.caller_id]
     elif isinstance(action, f.Enqueue):
-        out += [action.name, action.wait_url]
+        out += [action.name, action.wait_url, *task_texts(action.task)]
     elif isinstance(action, f.Redirect):
         out.append(action.url)
     elif isinstance(action, Pay):
@@ -51,6 +51,36 @@ def spoken_texts(state: f.State) -> list[f.Text]:
     elif isinstance(action, Agent):  # its welcome greeting; its instructions go to the model, not in TwiML
         out.append(action.welcome)
     return [t for t in out if t is not None]
+
+
+def task_texts(task: f.Task | None) -> list[f.Text]:
+    """The texts among an enqueue task's attributes, nested ones included."""
+    out: list[f.Text] = []
+
+    def walk(value) -> None:
+        if isinstance(value, f.Text):
+            out.append(value)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(task.attributes if task else ())
+    return out
+
+
+def task_json(value, text):
+    """An enqueue task's attributes as a JSON value: each text through `text` (its rendering)."""
+    if isinstance(value, f.Text):
+        return text(value)
+    if isinstance(value, tuple | dict):
+        pairs = value.items() if isinstance(value, dict) else value
+        return {key: task_json(item, text) for key, item in pairs}
+    if isinstance(value, list):
+        return [task_json(item, text) for item in value]
+    return value
 
 
 def state_texts(state: f.State) -> list[f.Text]:

@@ -6,6 +6,7 @@ document whose every part is static is serialised once and cached by its chain o
 
 from __future__ import annotations
 
+import json
 import re
 
 from twilio.twiml.voice_response import (
@@ -35,7 +36,7 @@ from ivr.core.flow import BUILT_IN, GOODBYE
 from ivr.core.languages import BUILT_IN_TEXTS
 from ivr.core.outcomes import expected_digits
 from ivr.core.pay import Pay, pay_verbs
-from ivr.core.references import spoken_texts
+from ivr.core.references import spoken_texts, task_json
 from ivr.core.speech import Speech, gather_prompts, resolve, speech_attrs
 from ivr.core.ssml import build_say, fitted
 from ivr.core.subflow import Call, Return
@@ -296,14 +297,18 @@ class Renderer:
                 dial.append(noun[target.kind](value, **(screen or {})))
             return [dial]
         if isinstance(action, f.Enqueue):
-            return [
-                Enqueue(
-                    self._text(action.name, ctx),
-                    action=self.urls.action(flow_id, state.name),
-                    method="POST",
-                    wait_url=self._text(action.wait_url, ctx),
-                )
-            ]
+            enqueue = Enqueue(
+                self._text(action.name, ctx),
+                action=self.urls.action(flow_id, state.name),
+                method="POST",
+                wait_url=self._text(action.wait_url, ctx),
+                workflow_sid=action.workflow,
+            )
+            if action.task is not None:  # TaskRouter's task: its attributes as JSON, each text rendered
+                task = action.task
+                body = json.dumps(task_json(task.attributes, lambda t: self._text(t, ctx)), ensure_ascii=False)
+                enqueue.task(body, priority=task.priority, timeout=task.timeout)
+            return [enqueue]
         if isinstance(action, f.Redirect):
             if action.url is not None:
                 return [Redirect(self._text(action.url, ctx), method="POST")]

@@ -87,7 +87,13 @@ def convert(
 
 # The modules whose converters register themselves (`@converts`); the calls and integrations ones
 # may be absent from a branch, and their widgets then become todo states.
-CONVERTER_MODULES = ("ivr.studio.widgets", "ivr.studio.split", "ivr.studio.widgets_call", "ivr.studio.widgets_more")
+CONVERTER_MODULES = (
+    "ivr.studio.widgets",
+    "ivr.studio.split",
+    "ivr.studio.widgets_call",
+    "ivr.studio.widgets_pay",
+    "ivr.studio.widgets_more",
+)
 
 
 def load_converters() -> None:

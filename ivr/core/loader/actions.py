@@ -10,6 +10,7 @@ from ivr.core import flow as f
 from ivr.core.hints import path_join
 from ivr.core.languages import tag_problem
 from ivr.core.loader.agent import AgentReader
+from ivr.core.loader.enqueue import EnqueueReader
 from ivr.core.loader.http import HttpReader
 from ivr.core.loader.pay import PayReader
 from ivr.core.loader.speech import SpeechReader
@@ -46,12 +47,11 @@ DIAL_RECORD = (
     "record-from-answer-dual",
     "record-from-ringing-dual",
 )
-ENQUEUE_KEYS = ("name", "wait_url")
 REDIRECT_KEYS = ("state", "flow", "url")
 KEYS_RE = re.compile(r"[0-9*#]\Z")
 
 
-class ActionReader(SpeechReader, HttpReader, PayReader, AgentReader):
+class ActionReader(SpeechReader, HttpReader, PayReader, AgentReader, EnqueueReader):
     """Reads actions and the typed scalars (names, texts, time zones) that states share."""
 
     def action(self, kind: str, node: yaml.Node, path: str):
@@ -270,15 +270,6 @@ class ActionReader(SpeechReader, HttpReader, PayReader, AgentReader):
         told = {k: self.prompt_value(items[k][1], path_join(path, k), None, None) if k in items else ()
                 for k in ("on_timeout", "accepted")}  # fmt: skip
         return f.Screen(prompts, key, timeout, self.pos(node), **told)
-
-    def _enqueue(self, items, path, pos, node):
-        self.known_keys(items, ENQUEUE_KEYS, path)
-        if "name" not in items:
-            self.error(node, path, "missing key: name (the queue's name)")
-            return None
-        name = self.text(items["name"][1], path_join(path, "name"))
-        wait = self.text(items["wait_url"][1], path_join(path, "wait_url"), url=True) if "wait_url" in items else None
-        return f.Enqueue(name, wait, pos) if name else None
 
     def _redirect(self, items, path, pos, node):
         self.known_keys(items, REDIRECT_KEYS, path)
