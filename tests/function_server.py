@@ -40,7 +40,11 @@ def function_server(token: str) -> Iterator[FunctionServer]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
-            form = dict(parse_qsl(raw, keep_blank_values=True)) if "form" in (self.headers.get("Content-Type") or "") else {}
+            form = (
+                dict(parse_qsl(raw, keep_blank_values=True))
+                if "form" in (self.headers.get("Content-Type") or "")
+                else {}
+            )
             url = found.base + self.path
             signature = self.headers.get("X-Twilio-Signature")
             got = {"method": self.command, "path": urlsplit(self.path).path, "url": url, "form": form, "body": raw,

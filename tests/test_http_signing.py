@@ -83,7 +83,9 @@ def test_answer_keeps_the_whole_body_as_text(make_app, flows_dir, server):
 def test_answer_is_kept_for_a_failed_answer_too(make_app, flows_dir, server):
     server.answers["/down"] = (503, "text/plain", b"down for maintenance")
     (flows_dir / "fn.yaml").write_text(
-        FLOW.format(base=server.base, path="down", sign="").replace('"Failed {{ code }}."', '"{{ code }}: {{ whole }}"'),
+        FLOW.format(base=server.base, path="down", sign="").replace(
+            '"Failed {{ code }}."', '"{{ code }}: {{ whole }}"'
+        ),
         encoding="utf-8",
     )
     call = phone_on(make_app({"IVR_FLOWS_DIR": str(flows_dir)})).dial("fn")
