@@ -23,6 +23,7 @@ from ivr.cli.outbound import call, sms
 from ivr.cli.phone import phone
 from ivr.cli.recordings import import_call, replay
 from ivr.cli.reports import calls, report
+from ivr.cli.studio import import_studio
 from ivr.hooks import load_hooks
 
 __all__ = ["cli", "main"]
@@ -35,8 +36,8 @@ def cli() -> None:
     load_hooks(os.environ.get("IVR_HOOKS") or None, os.environ.get("IVR_FLOWS_DIR") or "flows")
 
 
-_COMMANDS = (backup, call, calls, campaign, check, drain, fallback_twiml, forget_caller, graph, import_call, journal,
-             messages, phone, reconcile, replay, report, restore, sms)  # fmt: skip
+_COMMANDS = (backup, call, calls, campaign, check, drain, fallback_twiml, forget_caller, graph, import_call,
+             import_studio, journal, messages, phone, reconcile, replay, report, restore, sms)  # fmt: skip
 for _command in _COMMANDS:
     cli.add_command(_command)
 

@@ -306,6 +306,8 @@ class State:
     language: Text | None = None  # `language:` the call goes on in this language (of those the flow offers)
     call_recording: object | None = None  # ivr.core.call_recording.CallRecording: start/pause/resume/stop
     announces_recording: bool = False  # its prompts tell the caller the call is recorded (consent, for `check`)
+    todo: str | None = None  # work left to do on the state (an importer's marked state): `check` warns
+    todo_pos: Pos | None = None
 
     @property
     def ends(self) -> bool:

@@ -256,6 +256,8 @@ class _FlowChecks:
         hook_free = _reach(self.roots, lambda n: [] if n in runs else self.leads_to(n))
         caller = CallerInput(self.flow, preds.__getitem__)
         for name, state in self.states.items():
+            if state.todo is not None:
+                self.add(state.todo_pos, f"todo: {state.todo}", path_join(path_join("states", name), "todo"))
             if name not in reached:
                 self.add(state.pos, _UNREACHABLE, path_join("states", name))
             elif name not in can_end and (name in self.roots or any(p in can_end for p in preds[name])):

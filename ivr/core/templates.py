@@ -47,6 +47,15 @@ _env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=Fal
 _url_env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False, finalize=_url_value)
 
 
+def _matching(value, pattern) -> bool:
+    """`x is matching("^[0-9]+$")`: whether a regular expression (Python's) matches anywhere in the value's text."""
+    return re.search(str(pattern), "" if value is None else str(value)) is not None
+
+
+for _environment in (_env, _url_env):
+    _environment.tests["matching"] = _matching
+
+
 def is_template(text: str) -> bool:
     """Whether the text has Jinja markup and must be rendered per call."""
     return "{{" in text or "{%" in text or "{#" in text

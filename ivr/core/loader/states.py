@@ -44,7 +44,7 @@ ACTION_KEYS = (
     "return",
 )
 STATE_KEYS = (
-    ("description", "sensitive", "set", "report", "language")
+    ("description", "todo", "sensitive", "set", "report", "language")
     + PROMPT_KEYS
     + ACTION_KEYS
     + ("routes", "next", "when", "reprompt", "no_input", "no_match", "on_max", "on_error", "on_message")
@@ -191,6 +191,7 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             return None
         self.known_keys(items, STATE_KEYS, path)
         self._opt(items, "description", path, self.string)
+        todo = self._opt(items, "todo", path, self.string)  # work left to do: `check` warns
         voice = defaults.voice if defaults and not defaults.languages else None  # else each language's view says
         language = defaults.language if defaults and not defaults.languages else None
         prompts = self.prompts(items, path, voice, language)
@@ -276,6 +277,8 @@ class FlowReader(LanguagesReader, FillerReader, SubflowReader, StateExtrasReader
             language=self.state_language(items, path),
             call_recording=recording,
             announces_recording=self.announces(items, path),
+            todo=todo,
+            todo_pos=self.pos(items["todo"][1]) if todo is not None else None,
         )
 
     def set_vars(self, items: dict, path: str) -> tuple:

@@ -1,0 +1,172 @@
+"""The importer's driver: a Studio Flow Definition in, the text of a flow file and its reports out.
+
+Widgets are converted in the order a call meets them (breadth first from the trigger), so that a
+widget that takes over the next one (a gather that absorbs the split reading its digits) does so
+before anything else names that widget's state. Each widget type's converter is looked up in
+`CONVERTERS`; a type without one becomes a marked `todo:` state that fails the way the widget
+would (never its success path). The written text is loaded, with the flows already in the output
+directory, before anything is returned: an importer that writes a flow `check` refuses is a bug.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr.core.loader import load_flow_text, read_directory
+from ivr.core.validate import validate_flows
+from ivr.errors import FlowLoadError, StudioError
+from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
+
+__all__ = ["Imported", "convert", "unreachable"]
+
+# Where each widget type fails, for the marked state of a type no converter knows (first that leads somewhere).
+FAILURE_EVENTS = ("fail", "failed", "failure", "error", "noMatch", "timeout")
+END_TEXT = "Studio ends the execution here, and the call with it."
+
+
+@dataclass
+class Imported:
+    """An imported flow: the YAML text, and what could not be carried over as Studio had it."""
+
+    flow_id: str
+    text: str
+    reports: list[Report] = field(default_factory=list)
+
+
+def convert(
+    definition: Definition,
+    flow_id: str,
+    *,
+    flows_dir: str | Path | None = None,
+    subflows: dict[str, str] | None = None,
+) -> Imported:
+    """Convert a definition into the flow `flow_id`; `flows_dir` holds the flows it must load beside
+    (subflows it runs), `subflows` maps Studio flow SIDs to flow ids. StudioError if the result does not load."""
+    from ivr.studio import split, widgets  # noqa: F401  (their converters register themselves)
+
+    ctx = Context(definition)
+    ctx.extras["subflows"] = dict(subflows or {})
+    ctx.extras["flow_id"] = flow_id
+    order = _order(definition)
+    for widget in definition.widgets:
+        if widget.name not in order:
+            ctx.report(widget, "no transition leads here from the trigger; left out")
+    pieces: dict[str, Piece] = {}
+    for widget in (definition.widget(name) for name in order):
+        if widget.name in ctx.absorbed:
+            continue
+        converter = CONVERTERS.get(widget.type)
+        pieces[widget.name] = converter(widget, ctx) if converter else unknown(widget, ctx)
+    states: dict[str, dict[str, Any]] = {}
+    comments: dict[str, list[str]] = {}
+    for name, piece in pieces.items():
+        if name in ctx.absorbed:  # taken over by a widget converted after it
+            continue
+        states.update(piece.states)
+        comments.update(piece.comments)
+    if not ctx.extras.get("start"):
+        raise StudioError(
+            f"{definition.source}: the trigger leads nowhere for a call: connect its Incoming Call "
+            "(or REST API) transition to a widget in Studio, then export again"
+        )
+    _hoist_voice(ctx, states)
+    _closing_states(ctx, states, comments)
+    text = _write(definition, ctx, states, comments)
+    _verify(text, flow_id, definition.source, flows_dir)
+    return Imported(flow_id, text, ctx.reports)
+
+
+def unknown(widget: Widget, ctx: Context) -> Piece:
+    """A widget no converter knows: a marked state on its failure transition, and a report."""
+    target = ctx.failure(widget, *FAILURE_EVENTS)
+    ctx.report(widget, f"no converter for Studio's {widget.type!r} widget; marked todo, going to {target!r}")
+    todo = f"Studio's {widget.type} widget {widget.name!r} is not carried over: write what it did"
+    return Piece().add(ctx.state(widget), {"todo": todo, "next": target})
+
+
+def unreachable(definition: Definition) -> list[str]:
+    """Names of widgets no transition from the trigger reaches."""
+    order = _order(definition)
+    return [w.name for w in definition.widgets if w.name not in order]
+
+
+def _order(definition: Definition) -> list[str]:
+    """Widget names breadth first from the initial state: the order a call meets them."""
+    seen = [definition.initial_state]
+    queue = deque(seen)
+    while queue:
+        widget = definition.widget(queue.popleft())
+        for transition in widget.transitions if widget else ():
+            if transition.next and transition.next not in seen and definition.widget(transition.next):
+                seen.append(transition.next)
+                queue.append(transition.next)
+    return seen
+
+
+def _hoist_voice(ctx: Context, states: dict) -> None:
+    """One voice and language for every say becomes the flow's `defaults`, as a person would write it."""
+    says = [s["say"] for s in states.values() if "say" in s]
+    pairs = {(s.get("voice"), s.get("language")) if isinstance(s, dict) else (None, None) for s in says}
+    if len(pairs) != 1 or pairs == {(None, None)}:
+        return
+    voice, language = pairs.pop()
+    ctx.defaults.update({k: v for k, v in (("voice", voice), ("language", language)) if v})
+    for state in states.values():
+        say = state.get("say")
+        if isinstance(say, dict):
+            rest = {k: v for k, v in say.items() if k not in ("voice", "language")}
+            state["say"] = rest["text"] if list(rest) == ["text"] else rest
+
+
+def _closing_states(ctx: Context, states: dict, comments: dict) -> None:
+    """END (Studio ends the execution: the call ends) and ERROR, when something leads there."""
+    subflow = bool(ctx.extras.get("returns"))
+    if Context.END in ctx.needed:
+        states[Context.END] = {"return": "completed"} if subflow else {"hangup": True}
+        comments[Context.END] = ["Where Studio's transitions lead nowhere: " + END_TEXT]
+    if Context.ERROR in ctx.needed:
+        says = ctx.extras.get("error_say", "Sorry, something went wrong. Please call again later. Goodbye.")
+        states[Context.ERROR] = {"say": says, "return": "failed"} if subflow else {"say": says, "hangup": True}
+        comments[Context.ERROR] = ["Where a widget without a failure transition fails (Studio would end the call)."]
+
+
+def _write(definition: Definition, ctx: Context, states: dict, comments: dict) -> str:
+    from ivr.studio.writer import dump_flow
+
+    header: dict[str, Any] = {}
+    title = ctx.extras.get("title") or definition.description
+    if title:
+        header["title"] = title
+    for key in ("description", "inputs", "returns"):
+        if ctx.extras.get(key):
+            header[key] = ctx.extras[key]
+    if ctx.defaults:
+        header["defaults"] = ctx.defaults
+    header["start"] = ctx.extras["start"]
+    if Context.ERROR in ctx.needed:
+        header["error_state"] = Context.ERROR
+    top = [
+        f"Imported from Twilio Studio ({definition.source}) by python -m ivr import-studio.",
+        *ctx.extras.get("notes", ()),
+    ]
+    return dump_flow(header, states, comments, top)
+
+
+def _verify(text: str, flow_id: str, source: str, flows_dir: str | Path | None) -> None:
+    """The written flow must load, alone and with the flows of its directory (the subflows it runs)."""
+    file = f"{flow_id}.yaml"
+    try:
+        flow = load_flow_text(text, file, flow_id, validate=False)
+    except FlowLoadError as exc:
+        raise StudioError(f"{source}: internal error: the imported flow does not load:\n{exc}\n{text}") from None
+    flows = {}
+    if flows_dir is not None and Path(flows_dir).is_dir():
+        flows = {r.flow.id: r.flow for r in read_directory(flows_dir) if r.flow is not None and not r.problems}
+    flows[flow_id] = flow
+    errors = [e for e in validate_flows(flows) if e.severity == "error" and e.file == file]
+    if errors:
+        listed = "\n".join(str(e) for e in errors)
+        raise StudioError(f"{source}: internal error: the imported flow does not load:\n{listed}\n{text}")

@@ -1,0 +1,152 @@
+"""Split Based On: Studio's conditions as `when:` tests, and a split folded into the widget before it.
+
+A split's transitions are tried in order; the first condition that matches wins, and `noMatch`
+takes the rest: exactly `when:` (tried in order) with the state's `next`. Studio's comparisons,
+pinned by the tests (tests/test_studio_split.py):
+- text comparisons (equal to, not equal to, matches any of, does not match any of, contains,
+  does not contain, starts with) ignore case; `matches any of` takes a comma-separated list, each
+  value trimmed;
+- `regex` matches anywhere in the text (anchor it with ^ and $ to match the whole);
+- `is blank` is empty or only spaces (a variable never set too), `is not blank` the opposite;
+- `greater than` and `less than` compare numbers: a value that is not a number matches neither.
+
+`absorb_split` is for converters whose widget is followed by a split reading its result: a gather
+followed by a split on its Digits becomes one menu with routes (here), a connect-call-to followed by
+a split on its DialCallStatus becomes a dial with outcome routes (ivr/studio/widgets_call.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from ivr.studio import liquid
+from ivr.studio.model import Condition, Context, Piece, Widget, converts
+
+__all__ = ["KEYS", "absorb_key_split", "absorb_split", "test"]
+
+KEYS = re.compile(r"[0-9*#]+\Z")
+_TEXT_NAMES = re.compile(r"(input\.(digits|speech)|call\.\w+)\Z")  # always text, never none
+_NUMBER = re.compile(r"-?\d+(\.\d+)?\Z")
+_EXACT = ("equal_to", "matches_any_of")
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _values(condition: Condition) -> list[str]:
+    if condition.type in ("matches_any_of", "does_not_match_any_of"):
+        return [v.strip() for v in condition.value.split(",") if v.strip()]
+    return [condition.value]
+
+
+def test(subject: str, condition: Condition) -> str | None:
+    """The Jinja test of one Studio condition on the expression `subject`; None for a type Studio
+    offers that the flow cannot test (reported by the caller)."""
+    text = subject if _TEXT_NAMES.match(subject) else f"(({subject}) if ({subject}) is not none else '') | string"
+    kind, values = condition.type, _values(condition)
+    if kind in ("is_blank", "is_not_blank"):
+        blank = f"not ({text} | trim)" if _TEXT_NAMES.match(subject) else f"not ({text}) | trim"
+        return blank if kind == "is_blank" else f"not ({blank})"
+    if kind in ("greater_than", "less_than"):
+        if not _NUMBER.match(condition.value.strip()):
+            return None
+        op = ">" if kind == "greater_than" else "<"
+        return f"({text}) | float(none) is not none and ({text}) | float {op} {condition.value.strip()}"
+    if kind == "regex":
+        return f"{text} is matching({_quote(condition.value)})"
+    folded = any(c.isalpha() for v in values for c in v)
+    lhs = f"({text}) | lower" if folded else text
+    values = [v.lower() for v in values] if folded else values
+    one = _quote(values[0]) if values else '""'
+    listed = "[" + ", ".join(_quote(v) for v in values) + "]"
+    return {
+        "equal_to": f"{lhs} == {one}",
+        "not_equal_to": f"{lhs} != {one}",
+        "matches_any_of": f"{lhs} in {listed}",
+        "does_not_match_any_of": f"{lhs} not in {listed}",
+        "contains": f"{one} in {lhs}",
+        "does_not_contain": f"{one} not in {lhs}",
+        "starts_with": f"({lhs})[:{len(values[0]) if values else 0}] == {one}",
+    }.get(kind)
+
+
+@converts("split-based-on")
+def split_based_on(widget: Widget, ctx: Context) -> Piece:
+    """A split: each condition a `when:` test in Studio's order, noMatch the state's next."""
+    source = str(widget.prop("input", ""))
+    subject = liquid.expression(ctx, widget, source, "input") if "{{" in source else None
+    state: dict = {}
+    if subject is None:  # a text with Liquid in it, or a constant: compare what it renders to
+        name = f"{ctx.state(widget)}_value"
+        state["set"] = {name: liquid.text(ctx, widget, source, "input") if source else ""}
+        subject = f"{name} | string"
+    tests = []
+    for transition in widget.transitions:
+        if transition.event == "noMatch":
+            continue
+        for condition in transition.conditions or ():
+            jinja = test(subject, condition)
+            if jinja is None:
+                target = ctx.error_state()
+                ctx.report(
+                    widget,
+                    f"condition {condition.friendly_name or condition.type!r} ({condition.type} {condition.value!r}) "
+                    f"has no equivalent; callers it would match go to {target!r}",
+                )
+                jinja = "true"
+                tests.append({"if": jinja, "next": target})
+                continue
+            tests.append({"if": jinja, "next": ctx.state_of(transition.next)})
+    if tests:
+        state["when"] = tests
+    state["next"] = ctx.target(widget, "noMatch")
+    comment = f"Studio's split on {source.strip()}: conditions in order, No Match is next." if source else ""
+    return Piece().add(ctx.state(widget), state, *([comment] if comment else []))
+
+
+def absorb_split(
+    widget: Widget,
+    event: str,
+    path: str,
+    ctx: Context,
+    *,
+    accept: Callable[[str], bool] = lambda value: True,
+) -> tuple[dict[str, str], str] | None:
+    """Fold the split that `widget`'s `event` leads to into `widget`'s own state, when it can be.
+
+    It can when the split tests `{{widgets.<widget>.<path>}}`, no other transition leads to it, and
+    each of its conditions is `equal_to` or `matches_any_of` on values `accept` takes. Returns
+    `(routes, no_match)`: each value (as written, in Studio's order; the first condition naming a
+    value wins) to the state it leads to, and the state of the split's No Match; the split is then
+    absorbed (`ctx.absorb`), and its widget writes no state. None when it cannot (nothing absorbed:
+    the split becomes a state of its own)."""
+    split = ctx.definition.widget(widget.next(event))
+    if split is None or split.type != "split-based-on" or split.name in ctx.absorbed:
+        return None
+    reads = re.fullmatch(r"\s*\{\{\s*widgets\.([\w-]+)\.([\w.]+)\s*\}\}\s*", str(split.prop("input", "")))
+    if not reads or reads.group(1) != widget.name or reads.group(2) != path:
+        return None
+    if ctx.sources(split.name) != [(widget, event)]:
+        return None
+    routes: dict[str, str] = {}
+    for transition in split.transitions:
+        if transition.event == "noMatch":
+            continue
+        for condition in transition.conditions:
+            if condition.type not in _EXACT or not all(accept(v) for v in _values(condition)) or not _values(condition):
+                return None
+            for value in _values(condition):
+                routes.setdefault(value, ctx.state_of(transition.next))
+    if not routes:
+        return None
+    ctx.absorb(split, widget)
+    return routes, ctx.state_of(split.next("noMatch"))
+
+
+def absorb_key_split(widget: Widget, ctx: Context) -> tuple[dict[str, str], str] | None:
+    """A gather's keypress split on its Digits as the gather's key routes (None when it cannot be)."""
+    finish = str(widget.prop("finish_on_key", "#"))
+    return absorb_split(widget, "keypress", "Digits", ctx, accept=lambda v: bool(KEYS.match(v)) and finish not in v)

@@ -1,0 +1,235 @@
+"""Converters of Studio's core widgets: trigger, say/play, gather input on call, set variables and
+add TwiML redirect (the split lives in ivr/studio/split.py, calls and integrations in their own modules).
+
+Studio's behaviour pinned here, from Twilio's widget library (twilio.com/docs/studio/widget-library):
+- Say/Play speaks `say`, plays `play` or sends `digits` as tones, `loop` times (1 to 99, default 1);
+  a widget with no voice or language sends none, so Twilio's defaults speak: the flow does the same.
+- Gather Input on Call listens for keys and speech and fires `keypress`, `speech` or `timeout`;
+  `timeout` (default 5 s) fires once: Studio does not ask again. Its TwiML defaults are Twilio's
+  <Gather> ones: finishOnKey `#`, numDigits unlimited, speechTimeout as Twilio's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.studio import liquid
+from ivr.studio.model import Context, Piece, Widget, converts, reads
+
+__all__ = ["gather_state", "prompt"]
+
+SUBFLOW_EVENT = "incomingParent"
+_SPEECH_MODELS = {"default", "numbers_and_commands", "phone_call", "experimental_conversations",
+                  "experimental_utterances", "googlev2_telephony", "googlev2_short", "googlev2_long"}  # fmt: skip
+
+
+def _number(value: Any) -> int | None:
+    """Studio writes numbers as numbers or text ("5"); None when it is neither."""
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def prompt(widget: Widget, ctx: Context, state: dict[str, Any]) -> None:
+    """Say/play/digits of a say-play or gather widget into `state` (`say:` or `play:`)."""
+    loop = _number(widget.prop("loop", 1)) or 1
+    if loop < 1 or loop > 100:
+        ctx.report(widget, f"loop {widget.prop('loop')!r} is outside 1 to 100; played once")
+        loop = 1
+    said, played, digits = widget.prop("say"), widget.prop("play"), widget.prop("digits")
+    if said:
+        text = liquid.text(ctx, widget, str(said), "say")
+        voice, language = widget.prop("voice"), widget.prop("language")
+        if voice or language or loop != 1:
+            say: dict[str, Any] = {"text": text}
+            if voice:
+                say["voice"] = _voice(str(voice))
+            if language:
+                say["language"] = str(language)
+            if loop != 1:
+                say["loop"] = loop
+            state["say"] = say
+        else:
+            state["say"] = text
+    elif played:
+        url = liquid.text(ctx, widget, str(played), "play")
+        state["play"] = {"url": url, "loop": loop} if loop != 1 else url
+    if digits:
+        ctx.report(widget, f"digits {digits!r}: the flow language cannot play DTMF tones to the caller; left out")
+
+
+def _voice(voice: str) -> str:
+    # Studio lists Twilio's basic voices in lower case and Polly/Google voices as Twilio names them.
+    return voice.lower() if voice.lower() in ("alice", "man", "woman") else voice
+
+
+@converts("trigger")
+def trigger(widget: Widget, ctx: Context) -> Piece:
+    """The trigger starts the flow: incoming call, else REST API (an outbound call), else a subflow's parent."""
+    call, request, parent = (widget.next(e) for e in ("incomingCall", "incomingRequest", SUBFLOW_EVENT))
+    if widget.next("incomingMessage") or widget.next("incomingConversationMessage"):
+        ctx.report(widget, "incoming messages are not a call: that branch of the flow is left out (texts use sms:)")
+    notes = []
+    if call:
+        ctx.extras["start"] = ctx.target(widget, "incomingCall")
+        if request and request != call:
+            ctx.report(
+                widget,
+                f"REST API executions start at {request!r}, calls at {call!r}: the flow starts where calls do; "
+                "outbound calls enter it there too",
+            )
+    elif request:
+        ctx.extras["start"] = ctx.target(widget, "incomingRequest")
+        notes.append("Studio started this flow by REST API: place calls into it with python -m ivr call.")
+    elif parent:
+        ctx.extras["start"] = ctx.target(widget, SUBFLOW_EVENT)
+        ctx.extras["returns"] = ["completed", "failed"]
+        notes.append("A Studio subflow: its end is `return: completed`, a failure `return: failed`.")
+    data = sorted({p.split(".", 2)[2] for w in ctx.definition.widgets for p in _paths(w) if p.startswith("flow.data.")})
+    if data and (request or parent) and not call:
+        if parent:
+            ctx.extras["inputs"] = {name: {"default": ""} for name in data}
+        else:
+            notes.append("Its REST API parameters are variables: " + ", ".join(data) + ".")
+    ctx.extras.setdefault("notes", []).extend(notes)
+    return Piece()
+
+
+def _paths(widget: Widget) -> set[str]:
+    from ivr.studio.liquid import paths
+
+    return paths(widget)
+
+
+@converts("say-play")
+def say_play(widget: Widget, ctx: Context) -> Piece:
+    state: dict[str, Any] = {}
+    prompt(widget, ctx, state)
+    state["next"] = ctx.target(widget, "audioComplete")
+    return Piece().add(ctx.state(widget), state)
+
+
+def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
+    """The prompt and `gather:` of a gather-input-on-call widget, and its timeout (no routing)."""
+    state: dict[str, Any] = {}
+    prompt(widget, ctx, state)
+    gather: dict[str, Any] = {}
+    speech = widget.next("speech") is not None
+    gather["input"] = ["dtmf", "speech"] if speech else "dtmf"
+    digits = _number(widget.prop("number_of_digits"))
+    if digits is not None and 1 <= digits <= 99:
+        gather["num_digits"] = digits
+    timeout = _number(widget.prop("timeout", 5))
+    if timeout is not None and timeout != 5:
+        gather["timeout"] = max(1, min(60, timeout))
+    finish = widget.prop("finish_on_key")
+    if finish is not None and str(finish) != "#":
+        gather["finish_on_key"] = str(finish)[:1]
+    if _flag(widget.prop("stop_gather"), True) is False:
+        gather["barge_in"] = False
+    if speech:
+        _speech(widget, ctx, gather)
+    state["gather"] = gather
+    # Studio's timeout fires once (no retry): one silence goes where its `timeout` transition leads.
+    state["no_input"] = {"max": 1, "on_max": ctx.target(widget, "timeout")}
+    return state
+
+
+def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
+    hints = widget.prop("hints")
+    if hints:
+        gather["hints"] = liquid.text(ctx, widget, str(hints), "hints")
+    language = widget.prop("gather_language")
+    if language:
+        gather["language"] = str(language)
+    speech_timeout = widget.prop("speech_timeout")
+    if speech_timeout is not None:
+        seconds = _number(speech_timeout)
+        gather["speech_timeout"] = "auto" if str(speech_timeout).strip() == "auto" else seconds
+        if gather["speech_timeout"] is None:
+            del gather["speech_timeout"]
+    recognition: dict[str, Any] = {}
+    model = widget.prop("speech_model")
+    if model:
+        if str(model) in _SPEECH_MODELS:
+            recognition["model"] = str(model)
+        else:
+            ctx.report(widget, f"speech model {model!r} is not one Twilio offers; the project's pinned model is used")
+    if widget.prop("profanity_filter") is not None:
+        recognition["profanity_filter"] = _flag(widget.prop("profanity_filter"), True)
+    if _flag(widget.prop("enhanced"), False):
+        recognition["enhanced"] = True
+    if recognition:
+        gather["speech"] = recognition
+
+
+@converts("gather-input-on-call")
+def gather_input(widget: Widget, ctx: Context) -> Piece:
+    """A gather: keys and speech each lead where Studio's transitions do; a split reading the
+    digits, reached only from here, becomes the gather's routes (ivr/studio/split.py)."""
+    from ivr.studio.split import absorb_key_split
+
+    state = gather_state(widget, ctx)
+    keys_to, speech_to = widget.next("keypress"), widget.next("speech")
+    comments = []
+    routes = absorb_key_split(widget, ctx)
+    if routes is not None:
+        state["routes"], nomatch = routes
+        comments.append("Studio's split on the keys is these routes; a key no route takes goes to next,")
+        comments.append("as Studio's No Match did (it does not ask again).")
+        state_next = nomatch
+    else:
+        state_next = ctx.target(widget, "keypress")
+    if speech_to and speech_to != keys_to:
+        state["when"] = [{"if": "input.speech", "next": ctx.target(widget, "speech")}]
+    state["next"] = state_next
+    return Piece().add(ctx.state(widget), state, *comments)
+
+
+@reads("gather-input-on-call")
+def gather_output(widget: Widget, path: str, ctx: Context) -> str | None:
+    return {"Digits": "input.digits", "SpeechResult": "input.speech", "Confidence": "input.confidence"}.get(path)
+
+
+@converts("set-variables")
+def set_variables(widget: Widget, ctx: Context) -> Piece:
+    """Each variable is `flow.variables.NAME` in Studio and NAME in the flow."""
+    values: dict[str, Any] = {}
+    for item in widget.prop("variables", []) or []:
+        key, value = str(item.get("key") or ""), item.get("value")
+        name = liquid.variable_name(key)
+        if name is None:
+            ctx.report(widget, f"variable {key!r} cannot be a flow variable name; left out")
+            continue
+        values[name] = liquid.text(ctx, widget, "" if value is None else str(value), f"variables.{key}")
+    state: dict[str, Any] = {"set": values} if values else {}
+    state["next"] = ctx.target(widget, "next")
+    return Piece().add(ctx.state(widget), state)
+
+
+@converts("add-twiml-redirect")
+def twiml_redirect(widget: Widget, ctx: Context) -> Piece:
+    """Studio hands the call to other TwiML and may get it back on `return`; the flow's redirect does not."""
+    url = liquid.text(ctx, widget, str(widget.prop("url", "")), "url")
+    comments = []
+    if widget.next("return"):
+        ctx.report(
+            widget,
+            "the call leaves the flow at the redirect; Studio's return (to "
+            f"{widget.next('return')!r}) needs that TwiML to redirect back to /voice/{ctx.extras.get('flow_id')}"
+            f"?state={ctx.target(widget, 'return')}",
+        )
+    if str(widget.prop("method", "POST")).upper() != "POST":
+        comments.append("Studio fetched this URL with GET; the redirect uses POST, as Twilio's <Redirect> does.")
+    if not url:
+        target = ctx.failure(widget, "fail")
+        ctx.report(widget, f"no URL to redirect to; marked todo, going to {target!r}")
+        return Piece().add(ctx.state(widget), {"todo": "Studio's TwiML redirect has no URL", "next": target})
+    return Piece().add(ctx.state(widget), {"redirect": {"url": url}}, *comments)
