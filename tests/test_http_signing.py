@@ -101,7 +101,10 @@ def test_answer_is_kept_for_a_failed_answer_too(make_app, flows_dir, server):
     ],
 )
 def test_bad_sign_and_answer_are_load_errors(http, message):
-    text = f"start: look\nstates:\n  look:\n    http:\n      url: https://api.example.com/x\n      {http}\n    next: look2\n  look2:\n    hangup: true\n"
+    text = (
+        "start: look\nstates:\n  look:\n    http:\n      url: https://api.example.com/x\n"
+        f"      {http}\n    next: look2\n  look2:\n    hangup: true\n"
+    )
     with pytest.raises(FlowLoadError) as caught:
         load_flow_text(text, "fn.yaml", "fn")
     assert message in str(caught.value)

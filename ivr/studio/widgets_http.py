@@ -112,8 +112,8 @@ def _url(ctx: Context, widget: Widget, raw: str) -> tuple[str, dict[str, str]] |
                 'headers: {Authorization: "Basic {{ secrets.NAME }}"}, with NAME in IVR_HTTP_SECRETS')  # fmt: skip
     match = ORIGIN_RE.match(base)
     if match is None or "{" in match.group(0):
-        return (f"its URL {raw!r} does not write out its scheme and host; in the flow language they are "
-                "never templated (no caller input or variable can choose where a request goes): write them out")  # fmt: skip
+        return (f"its URL {raw!r} does not write out its scheme and host; in the flow language they are never "
+                "templated (no caller input or variable chooses where a request goes): write them out")  # fmt: skip
     url = match.group(0) + liquid.text(ctx, widget, base[match.end() :], "url")
     query = {}
     for pair in filter(None, query_text.split("&")):

@@ -30,7 +30,6 @@ _FLOW_NUMBER = "{{flow.channel.address}}"
 ANSWERED_BY = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax",
                "unknown")  # fmt: skip
 _CALL_PARAMS = ("AnsweredBy", "CallSid", "CallStatus", "To", "From", "Called", "Caller", "Direction")
-_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
 def _same(value: Any, liquid_variable: str) -> bool:
@@ -53,9 +52,7 @@ def run_subflow(widget: Widget, ctx: Context) -> Piece:
     call: dict[str, Any] = {"flow": flow_id}
     inputs = {}
     for key, value in parameters(widget):
-        name = _NAME.sub("_", key).strip("_")
-        if not name[:1].isalpha():
-            name = "p_" + name
+        name = liquid.variable_name(key)  # as the subflow's trigger names its inputs (its flow.data.KEY)
         if name != key:
             ctx.report(widget, f"parameter {key!r} is the subflow's input {name!r}")
         inputs[name] = liquid.text(ctx, widget, value, f"parameters.{key}")
