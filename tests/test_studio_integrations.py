@@ -284,3 +284,38 @@ def test_send_and_wait_for_reply_is_a_todo_on_its_timeout(flows, tmp_path):
     problems = strict_problems(flows)
     assert any("todo: Studio texted and waited" in p for p in problems)
     assert phone_on(_app(flows, tmp_path)).dial("send_and_wait_for_reply").heard == ["We got no reply."]
+
+
+def test_http_request_post_sends_its_parameters_as_a_form(flows, tmp_path, server):
+    params = [{"key": "caller", "value": "{{trigger.call.From}}"}, {"key": "note", "value": "a&b"}]
+    definition = _http_definition(
+        f"{server.base}/log?source=ivr",
+        method="POST",
+        content_type="application/x-www-form-urlencoded;charset=utf-8",
+        parameters=params,
+    )
+    imported = convert(read_definition(definition, "h.json"), "h", flows_dir=flows)
+    assert imported.reports == []
+    flows.mkdir()
+    (flows / "h.yaml").write_text(imported.text, encoding="utf-8")
+    assert strict_problems(flows) == []
+    assert phone_on(_app(flows, tmp_path)).dial("h").heard == ["Found."]
+    [got] = server.seen
+    assert got["url"] == f"{server.base}/log?source=ivr"
+    assert got["form"] == {"caller": "+15551230000", "note": "a&b"}
+
+
+def test_send_message_to_another_number_from_another_is_reported(flows, tmp_path):
+    data = json.loads((STUDIO / "send_message.json").read_text(encoding="utf-8"))
+    data["states"][1]["properties"].update(to="+15550009999", **{"from": "+15550001111", "media_url": ""})
+    data["states"][1]["transitions"] = [{"event": "sent", "next": "told"}, {"event": "failed"}]
+    data["states"].pop(3)  # not_sent: nothing leads there now
+    imported = convert(read_definition(data, "send_message.json"), "texts", flows_dir=flows)
+    assert _reports(imported) == [
+        "Studio sent from '+15550001111'; a text goes from the call's number (else TWILIO_FROM_NUMBER)"
+    ]
+    flows.mkdir()
+    (flows / "texts.yaml").write_text(imported.text, encoding="utf-8")
+    call = phone_on(_app(flows, tmp_path)).dial("texts")
+    [text] = call.effects
+    assert (text["to"], text["from"]) == ("+15550009999", "+15559870000")

@@ -123,6 +123,9 @@ def make_outgoing_call(widget: Widget, ctx: Context) -> Piece:
         ctx.absorb(split, widget)
         if routes:
             state["answered_by"] = routes
+            if ctx.extras.get("start") != ctx.state(widget):
+                ctx.report(widget, "answered_by routes only on the state a call enters: place calls with "
+                           f"--state {ctx.state(widget)}, or make it the flow's start")  # fmt: skip
         if not detect:
             ctx.report(widget, "the flow splits on AnsweredBy, but Studio did not ask for machine detection")
     state["next"] = answered
