@@ -236,6 +236,9 @@ def test_send_message_texts_the_caller_and_goes_on(flows, tmp_path):
         "Studio took 'failed' to 'not_sent' when the text failed; a text goes after the response, so a failure "
         "is logged and the call goes on",
     ]
+    # Studio's failed branch stays in the file for its author, though no call reaches it now
+    [problem] = strict_problems(flows)
+    assert "states.not_sent: no call can reach this state" in problem
     call = phone_on(_app(flows, tmp_path)).dial("send_message")
     assert call.heard == ["We sent you a text."]
     [text] = call.effects
@@ -271,6 +274,8 @@ def test_outgoing_call_outcomes_before_an_answer_are_reported(flows):
     assert "campaign status" in report
     # busy and noAnswer lead nowhere in the fixture: Studio ends there too, nothing to report
     assert "busy" not in report and "noAnswer" not in report
+    [problem] = strict_problems(flows)
+    assert "states.note_failure: no call can reach this state" in problem
 
 
 # --- messaging only -------------------------------------------------------------------------------
