@@ -10,6 +10,7 @@ directory, before anything is returned: an importer that writes a flow `check` r
 
 from __future__ import annotations
 
+import importlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,9 @@ from ivr.core.validate import validate_flows
 from ivr.errors import FlowLoadError, StudioError
 from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
 
-__all__ = ["Imported", "convert", "unreachable"]
+__all__ = ["CONVERTER_MODULES", "Imported", "convert", "load_converters", "unreachable"]
 
+START_EVENTS = ("incomingCall", "incomingRequest", "incomingParent")  # the trigger's, in the order a flow starts
 # Where each widget type fails, for the marked state of a type no converter knows (first that leads somewhere).
 FAILURE_EVENTS = ("fail", "failed", "failure", "error", "noMatch", "timeout")
 END_TEXT = "Studio ends the execution here, and the call with it."
@@ -45,7 +47,7 @@ def convert(
 ) -> Imported:
     """Convert a definition into the flow `flow_id`; `flows_dir` holds the flows it must load beside
     (subflows it runs), `subflows` maps Studio flow SIDs to flow ids. StudioError if the result does not load."""
-    from ivr.studio import split, widgets  # noqa: F401  (their converters register themselves)
+    load_converters()
 
     ctx = Context(definition)
     ctx.extras["subflows"] = dict(subflows or {})
@@ -53,7 +55,7 @@ def convert(
     order = _order(definition)
     for widget in definition.widgets:
         if widget.name not in order:
-            ctx.report(widget, "no transition leads here from the trigger; left out")
+            ctx.report(widget, "a call never reaches this widget from the trigger; left out")
     pieces: dict[str, Piece] = {}
     for widget in (definition.widget(name) for name in order):
         if widget.name in ctx.absorbed:
@@ -79,11 +81,28 @@ def convert(
     return Imported(flow_id, text, ctx.reports)
 
 
+# The modules whose converters register themselves (`@converts`); the calls and integrations ones
+# may be absent from a branch, and their widgets then become todo states.
+CONVERTER_MODULES = ("ivr.studio.widgets", "ivr.studio.split", "ivr.studio.widgets_call", "ivr.studio.widgets_more")
+
+
+def load_converters() -> None:
+    """Import every converter module there is, so that CONVERTERS knows their widget types."""
+    for module in CONVERTER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
 def unknown(widget: Widget, ctx: Context) -> Piece:
     """A widget no converter knows: a marked state on its failure transition, and a report."""
     target = ctx.failure(widget, *FAILURE_EVENTS)
     ctx.report(widget, f"no converter for Studio's {widget.type!r} widget; marked todo, going to {target!r}")
-    todo = f"Studio's {widget.type} widget {widget.name!r} is not carried over: write what it did"
+    success = [ctx.state_of(t.next) for t in widget.transitions if t.next and t.event not in FAILURE_EVENTS]
+    then = f"; when it works, go on to {success[0]}" if success else ""
+    todo = f"Studio's {widget.type} widget {widget.name!r} is not carried over: write what it did{then}"
     return Piece().add(ctx.state(widget), {"todo": todo, "next": target})
 
 
@@ -94,12 +113,17 @@ def unreachable(definition: Definition) -> list[str]:
 
 
 def _order(definition: Definition) -> list[str]:
-    """Widget names breadth first from the initial state: the order a call meets them."""
+    """Widget names breadth first from the trigger's start (calls, else REST API, else a subflow's
+    parent): the order a call meets them. Widgets only texts or another start reach are not there."""
     seen = [definition.initial_state]
     queue = deque(seen)
     while queue:
         widget = definition.widget(queue.popleft())
-        for transition in widget.transitions if widget else ():
+        transitions = widget.transitions if widget else ()
+        if widget is not None and widget.type == "trigger":
+            start = next((e for e in START_EVENTS if widget.next(e)), None)
+            transitions = tuple(t for t in transitions if t.event == start)
+        for transition in transitions:
             if transition.next and transition.next not in seen and definition.widget(transition.next):
                 seen.append(transition.next)
                 queue.append(transition.next)

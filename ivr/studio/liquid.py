@@ -33,6 +33,8 @@ _TOKEN = re.compile(
     r"""\s*(?:(?P<str>"[^"]*"|'[^']*')|(?P<range>\(\s*[^()]+?\s*\.\.\s*[^()]+?\s*\))|(?P<num>-?\d+(?:\.\d+)?)"""
     r"""|(?P<op>==|!=|<>|<=|>=|<|>)|(?P<punct>[|:,=])|(?P<path>[A-Za-z_][\w-]*(?:\.[\w-]+|\[[^\]]*\])*))"""
 )
+_CLOSE = {"if": "{% endif %}", "unless": "{% endif %}", "for": "{% endfor %}", "capture": "{% endset %}",
+          "case": "{% endif %}", "comment": "", "raw": "{% endraw %}"}  # fmt: skip
 _FLOW_DATA = re.compile(r"\bflow\.data\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -74,13 +76,16 @@ def text(ctx: Context, widget: Widget, value: str, where: str) -> str:
     translator = _Translator(ctx, widget, where)
     out = []
     for n, piece in enumerate(_MARKUP.split(value)):
-        if n % 2 == 0:
-            out.append(piece.replace("{#", '{{ "{#" }}'))  # a Jinja comment opener in plain text
-        else:
+        if n % 2 == 1:
             out.append(translator.markup(piece))
+        elif translator.blocks[-1:] == ["raw"]:
+            out.append(piece)
+        elif translator.blocks[-1:] != ["comment"]:
+            out.append(piece.replace("{#", '{{ "{#" }}'))  # a Jinja comment opener in plain text
+    for block in reversed(translator.blocks):
+        ctx.report(widget, f"{where}: {{% {block} %}} is never closed; closed at the end of the text")
+        out.append(_CLOSE[block])
     result = "".join(out)
-    for problem in translator.unclosed():
-        ctx.report(widget, f"{where}: {problem}")
     try:
         compile_text(result)
     except TemplateProblem as exc:
@@ -127,9 +132,6 @@ class _Translator:
 
     def report(self, message: str) -> None:
         self.ctx.report(self.widget, f"{self.where}: {message}")
-
-    def unclosed(self) -> list[str]:
-        return [f"{{% {b} %}} is never closed" for b in self.blocks]
 
     # --- markup ----------------------------------------------------------------------------------
 
@@ -289,7 +291,9 @@ class _Translator:
             kind, _, attr = rest.partition(".")
             if kind in ("variables", "data") and attr:
                 name, dot, more = attr.partition(".")
-                return variable_name(name) + dot + more
+                # REST API parameters arrive as an outbound call's variables: `vars.x` (a subflow's are inputs).
+                outer = "vars." if kind == "data" and not ctx.extras.get("returns") else ""
+                return outer + variable_name(name) + dot + more
             raise _Unsupported(f"flow.{kind} has no equivalent in the flow language")
         raise _Unsupported("no such Studio variable")
 
@@ -319,11 +323,11 @@ class _Translator:
             "lstrip": f"({value} | string).lstrip()",
             "rstrip": f"({value} | string).rstrip()",
             "strip_newlines": f"({value} | string).replace('\\n', '')",
-            "plus": f"({value}) + {one}",
-            "minus": f"({value}) - {one}",
-            "times": f"({value}) * {one}",
-            "divided_by": f"({value}) {'//' if one.lstrip('-').isdigit() else '/'} {one}",
-            "modulo": f"({value}) % {one}",
+            "plus": f"{_number(value, one)} + {one}",
+            "minus": f"{_number(value, one)} - {one}",
+            "times": f"{_number(value, one)} * {one}",
+            "divided_by": f"{_number(value, one)} {'//' if one.lstrip('-').isdigit() else '/'} {one}",
+            "modulo": f"{_number(value, one)} % {one}",
             "round": f"({value}) | round({one if args else 0}){'' if args else ' | int'}",
             "ceil": f"({value}) | round(0, 'ceil') | int",
             "floor": f"({value}) | round(0, 'floor') | int",
@@ -365,6 +369,11 @@ class _Translator:
         if word == "empty":
             return f"({value} is string or {value} is sequence) and ({value}) | length == 0"
         return f"(not ({value}) and {value} is not number or ({value} is string and not ({value}) | trim))"
+
+
+def _number(value: str, other: str) -> str:
+    """Liquid's arithmetic reads text as a number: whole when the other operand is whole."""
+    return f"({value}) | {'int' if other.lstrip('-').isdigit() else 'float'}"
 
 
 def _tokens(source: str) -> list[tuple[str, str]]:

@@ -53,12 +53,13 @@ def test(subject: str, condition: Condition) -> str | None:
     if kind in ("greater_than", "less_than"):
         if not _NUMBER.match(condition.value.strip()):
             return None
-        op = ">" if kind == "greater_than" else "<"
-        return f"({text}) | float(none) is not none and ({text}) | float {op} {condition.value.strip()}"
+        op, number = (">" if kind == "greater_than" else "<"), text if _TEXT_NAMES.match(subject) else f"({text})"
+        return f"{number} | float(none) is not none and {number} | float {op} {condition.value.strip()}"
     if kind == "regex":
         return f"{text} is matching({_quote(condition.value)})"
     folded = any(c.isalpha() for v in values for c in v)
-    lhs = f"({text}) | lower" if folded else text
+    plain = _TEXT_NAMES.match(subject)
+    lhs = (f"{text} | lower" if plain else f"({text}) | lower") if folded else text
     values = [v.lower() for v in values] if folded else values
     one = _quote(values[0]) if values else '""'
     listed = "[" + ", ".join(_quote(v) for v in values) + "]"
@@ -77,12 +78,14 @@ def test(subject: str, condition: Condition) -> str | None:
 def split_based_on(widget: Widget, ctx: Context) -> Piece:
     """A split: each condition a `when:` test in Studio's order, noMatch the state's next."""
     source = str(widget.prop("input", ""))
-    subject = liquid.expression(ctx, widget, source, "input") if "{{" in source else None
     state: dict = {}
-    if subject is None:  # a text with Liquid in it, or a constant: compare what it renders to
-        name = f"{ctx.state(widget)}_value"
-        state["set"] = {name: liquid.text(ctx, widget, source, "input") if source else ""}
-        subject = f"{name} | string"
+    if re.fullmatch(r"\s*\{\{.*?\}\}\s*", source, re.S):  # one variable: test it where it is
+        subject = liquid.expression(ctx, widget, source, "input") or '""'  # (reported when it has no equivalent)
+    elif "{" in (text := liquid.text(ctx, widget, source, "input")):  # text around variables: test what it renders
+        subject = f"{ctx.state(widget)}_value"
+        state["set"] = {subject: text}
+    else:
+        subject = _quote(text)
     tests = []
     for transition in widget.transitions:
         if transition.event == "noMatch":
@@ -90,14 +93,9 @@ def split_based_on(widget: Widget, ctx: Context) -> Piece:
         for condition in transition.conditions or ():
             jinja = test(subject, condition)
             if jinja is None:
-                target = ctx.error_state()
-                ctx.report(
-                    widget,
-                    f"condition {condition.friendly_name or condition.type!r} ({condition.type} {condition.value!r}) "
-                    f"has no equivalent; callers it would match go to {target!r}",
-                )
-                jinja = "true"
-                tests.append({"if": jinja, "next": target})
+                what = f"the condition {condition.type} {condition.value!r} (to {transition.next!r})"
+                ctx.report(widget, f"{what} has no equivalent; left out, the state is marked todo")
+                state.setdefault("todo", f"Studio's split also had {what}: write it as a when: test")
                 continue
             tests.append({"if": jinja, "next": ctx.state_of(transition.next)})
     if tests:

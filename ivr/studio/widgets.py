@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ivr.core.templates import number_or_text
 from ivr.studio import liquid
 from ivr.studio.model import Context, Piece, Widget, converts, reads
 
@@ -208,7 +209,8 @@ def set_variables(widget: Widget, ctx: Context) -> Piece:
         if name is None:
             ctx.report(widget, f"variable {key!r} cannot be a flow variable name; left out")
             continue
-        values[name] = liquid.text(ctx, widget, "" if value is None else str(value), f"variables.{key}")
+        written = liquid.text(ctx, widget, "" if value is None else str(value), f"variables.{key}")
+        values[name] = number_or_text(written) if "{" not in written else written  # "3" is the number 3
     state: dict[str, Any] = {"set": values} if values else {}
     state["next"] = ctx.target(widget, "next")
     return Piece().add(ctx.state(widget), state)
