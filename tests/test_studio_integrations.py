@@ -19,7 +19,6 @@ from conftest import TOKEN, phone_on
 from function_server import function_server
 from studio_support import STUDIO, strict_problems
 
-import ivr.studio.widgets_more  # noqa: F401  (registers the integration widgets' converters)
 from ivr.studio import convert, read_definition
 from ivr.studio.model import Context
 from ivr.studio.widgets_http import http_output
@@ -324,3 +323,15 @@ def test_send_message_to_another_number_from_another_is_reported(flows, tmp_path
     call = phone_on(_app(flows, tmp_path)).dial("texts")
     [text] = call.effects
     assert (text["to"], text["from"]) == ("+15550009999", "+15559870000")
+
+
+def test_a_url_encode_filter_is_dropped_as_the_step_encodes_values_once(flows, tmp_path, server):
+    definition = _http_definition(
+        f"{server.base}/callers/{{{{trigger.call.To|url_encode}}}}?from={{{{trigger.call.From | url_encode}}}}"
+    )
+    imported = convert(read_definition(definition, "h.json"), "h", flows_dir=flows)
+    assert imported.reports == [] and "url_encode" not in imported.text and "urlencode" not in imported.text
+    flows.mkdir()
+    (flows / "h.yaml").write_text(imported.text, encoding="utf-8")
+    assert phone_on(_app(flows, tmp_path)).dial("h").heard == ["Found."]
+    assert server.seen[0]["url"] == f"{server.base}/callers/%2B15559870000?from=%2B15551230000"

@@ -31,6 +31,7 @@ STUDIO_SECONDS = 10  # how long Studio waits for an answer (Studio FAQ, "HTTP re
 _LIQUID = re.compile(r"\{\{.*?\}\}", re.S)
 _MARK = re.compile("\x00([0-9]+)\x00")
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
+_URL_FILTER = re.compile(r"\|\s*(?:url_encode|uri_escape|escape_uri|cgi_escape)\s*(?=\||\}\})")
 
 
 def todo(ctx: Context, widget: Widget, what: str, *failures: str) -> Piece:
@@ -94,7 +95,7 @@ def _results(ctx: Context, widget: Widget, http: dict) -> list[str]:
             save[result_variable(ctx, widget, _SLUG.sub("_", written).strip("_"))] = written
     if save:
         http["save"] = save
-        return ["A value missing from the answer takes the failed way (Studio went on with it empty)."]
+        return ["A value missing from the answer fails here; Studio went on with it empty."]
     return []
 
 
@@ -114,12 +115,18 @@ def _url(ctx: Context, widget: Widget, raw: str) -> tuple[str, dict[str, str]] |
     if match is None or "{" in match.group(0):
         return (f"its URL {raw!r} does not write out its scheme and host; in the flow language they are never "
                 "templated (no caller input or variable chooses where a request goes): write them out")  # fmt: skip
-    url = match.group(0) + liquid.text(ctx, widget, base[match.end() :], "url")
+    url = match.group(0) + liquid.text(ctx, widget, _unescaped(base[match.end() :]), "url")
     query = {}
     for pair in filter(None, query_text.split("&")):
         key, _, value = pair.partition("=")
-        query[unquote_plus(key)] = liquid.text(ctx, widget, unquote_plus(value), "url")
+        query[unquote_plus(key)] = liquid.text(ctx, widget, _unescaped(unquote_plus(value)), "url")
     return url, query
+
+
+def _unescaped(text: str) -> str:
+    """Liquid for a URL without its `url_encode` filters: a step encodes every value it puts in the path
+    or the query itself, and encoding twice would send `%252B` for a `+`."""
+    return _URL_FILTER.sub("", text)
 
 
 def _json_body(ctx: Context, widget: Widget, raw: str) -> Any:
@@ -201,7 +208,10 @@ def _timeout(ctx: Context, widget: Widget) -> tuple[float, str]:
         return seconds, ""
     if widget.prop("timeout") is not None:
         ctx.report(widget, f"timeout {wanted} s is over an HTTP step's {MAX_TIMEOUT:g} s; waits {MAX_TIMEOUT:g} s")
-    return MAX_TIMEOUT, f"Studio waited up to {seconds:g} s for the answer; a step waits {MAX_TIMEOUT:g} s at most."
+    return (
+        MAX_TIMEOUT,
+        f"Studio waited {seconds:g} s and followed redirects; this waits {MAX_TIMEOUT:g}, and a 3xx fails.",
+    )
 
 
 @converts("make-http-request")
@@ -235,12 +245,11 @@ def make_http_request(widget: Widget, ctx: Context) -> Piece:
         http["query"] = query
     seconds, waited = _timeout(ctx, widget)
     http["timeout"] = int(seconds) if float(seconds).is_integer() else seconds
-    comments = [waited] if waited else []
+    comments = [waited or "Studio followed redirects; a step does not: a 3xx answer takes the failed way."]
     comments += _results(ctx, widget, http)
     if widget.prop("add_twilio_auth") in (True, "true"):
         ctx.report(widget, "Studio added the account's credentials (Basic auth); not carried over: add "
                    'headers: {Authorization: "Basic {{ secrets.NAME }}"} with NAME in IVR_HTTP_SECRETS')  # fmt: skip
-    comments.append("Studio followed redirects; a step does not: a 3xx answer takes the failed way.")
     return Piece().add(ctx.state(widget), {"http": http, "routes": _routes(ctx, widget, "failed")}, *comments)
 
 
@@ -265,6 +274,6 @@ def run_function(widget: Widget, ctx: Context) -> Piece:
     seconds, waited = _timeout(ctx, widget)
     http["timeout"] = int(seconds) if float(seconds).is_integer() else seconds
     comments = ["A Twilio Function: signed with TWILIO_AUTH_TOKEN, as Studio's requests are (a Protected one checks)."]
-    comments += [waited] if waited else []
+    comments += [waited or "Studio followed redirects; a step does not: a 3xx answer takes the failed way."]
     comments += _results(ctx, widget, http)
     return Piece().add(ctx.state(widget), {"http": http, "routes": _routes(ctx, widget, "fail")}, *comments)
