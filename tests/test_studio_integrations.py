@@ -217,6 +217,22 @@ def test_run_subflow_runs_the_imported_subflow_and_comes_back(flows, tmp_path):
     assert call.heard == ["Checking account +15551230000.", "Back in the main flow."]
 
 
+def test_run_subflow_leaves_out_a_parameter_the_subflow_never_reads(flows):
+    """Studio passes every parameter; the flow language refuses an input the subflow does not declare."""
+    from ivr.studio.widgets_more import run_subflow
+
+    _import("subflow_check", flows)
+    data = json.loads((STUDIO / "run_subflow.json").read_text(encoding="utf-8"))
+    data["states"][1]["properties"]["parameters"].append({"key": "lang", "value": "en"})
+    ctx = Context(read_definition(data, "run_subflow.json"))
+    ctx.extras.update(subflows={SUBFLOW_SID: "subflow_check"}, flows_dir=str(flows))
+    state = run_subflow(ctx.definition.widget("verify"), ctx).states["verify"]
+    assert state["subflow"]["inputs"] == {"account": "{{ call.From }}"}
+    assert [r.message for r in ctx.reports] == [
+        "parameter 'lang' is left out: the subflow 'subflow_check' never reads it"
+    ]
+
+
 def test_run_subflow_of_an_unknown_sid_says_how_to_import_it(flows, tmp_path):
     imported = _import("run_subflow", flows)
     [report] = _reports(imported)

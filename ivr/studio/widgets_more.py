@@ -17,7 +17,10 @@ widgets a call cannot carry over; Make HTTP Request and Run Function live in `wi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ivr.studio import liquid
 from ivr.studio.model import Condition, Context, Piece, Widget, converts, reads
@@ -51,8 +54,12 @@ def run_subflow(widget: Widget, ctx: Context) -> Piece:
         return todo(ctx, widget, what, "failed")
     call: dict[str, Any] = {"flow": flow_id}
     inputs = {}
+    declared = _declared_inputs(ctx, flow_id)
     for key, value in parameters(widget):
         name = liquid.variable_name(key)  # as the subflow's trigger names its inputs (its flow.data.KEY)
+        if declared is not None and name not in declared:
+            ctx.report(widget, f"parameter {key!r} is left out: the subflow {flow_id!r} never reads it")
+            continue
         if name != key:
             ctx.report(widget, f"parameter {key!r} is the subflow's input {name!r}")
         inputs[name] = liquid.text(ctx, widget, value, f"parameters.{key}")
@@ -72,6 +79,21 @@ def run_subflow(widget: Widget, ctx: Context) -> Piece:
     if str(widget.prop("flow_revision", "LatestPublished")) not in ("LatestPublished", "LatestRevision"):
         comments.append(f"Studio ran revision {widget.prop('flow_revision')} of the subflow; this runs its file.")
     return Piece().add(ctx.state(widget), state, *comments)
+
+
+def _declared_inputs(ctx: Context, flow_id: str) -> set[str] | None:
+    """The inputs the imported subflow declares (a subflow's inputs are the `flow.data.KEY` it reads; Studio
+    passes every parameter, the flow language refuses one it does not declare); None when unknown."""
+    flows_dir = ctx.extras.get("flows_dir")
+    path = Path(flows_dir, f"{flow_id}.yaml") if flows_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    return set(inputs) if isinstance(inputs, dict | list) else set()
 
 
 @reads("run-subflow")
