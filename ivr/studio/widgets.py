@@ -186,6 +186,9 @@ def gather_input(widget: Widget, ctx: Context) -> Piece:
         comments.append("Studio's split on the keys is these routes; a key no route takes goes to next,")
         comments.append("as Studio's No Match did (it does not ask again).")
         state_next = nomatch
+        if "num_digits" not in state["gather"]:
+            comments.append("Studio set no number of digits: each key waits for # or the timeout, as there;")
+            comments.append("num_digits: 1 would answer at the first key (check suggests it).")
     else:
         state_next = ctx.target(widget, "keypress")
     if speech_to and speech_to != keys_to:
