@@ -29,6 +29,7 @@ from ivr.core.templates import render
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_TEXT",
     "MAX_TIMEOUT",
     "Http",
     "HttpCall",
@@ -45,6 +46,7 @@ __all__ = [
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_TIMEOUT = 3.0
+MAX_TEXT = 64_000  # characters of a whole answer kept in a variable (`answer:`); Studio's limit is 64 kB
 MAX_TIMEOUT = 8.0  # the webhook's budget for its hooks (ivr.web.deadline.HOOKS_BY; a test keeps them equal)
 OK = "ok"
 TIMEOUT = "timeout"
@@ -76,6 +78,8 @@ class Http(f.Run):
     timeout: float = DEFAULT_TIMEOUT
     save: tuple[tuple[str, str, tuple], ...] = ()  # (variable, path as written, parsed path)
     status: str | None = None  # the variable that gets the status code
+    answer: str | None = None  # the variable that gets the whole answer's body, as text
+    sign: bool = False  # `sign: twilio`: X-Twilio-Signature over the final URL and form, from TWILIO_AUTH_TOKEN
     secrets: tuple[tuple[str, f.Pos, str], ...] = ()  # (name, where, key path) of each secret it uses
 
 
@@ -97,6 +101,8 @@ class HttpCall:
     save: tuple[tuple[str, tuple], ...]
     status: str | None
     context: dict
+    answer: str | None = None
+    sign: bool = False
 
     @property
     def origin(self) -> str:
@@ -127,6 +133,8 @@ def http_call(action: Http, flow_id: str, state: str, context: dict, call_sid: s
         save=tuple((var, steps) for var, _, steps in action.save),
         status=action.status,
         context={"call_sid": call_sid, "key": key},
+        answer=action.answer,
+        sign=action.sign,
     )
 
 
@@ -200,10 +208,17 @@ def extract(document, steps: tuple):
     return value
 
 
-def saved_vars(call: HttpCall, status: int, document, *, parsed: bool) -> tuple[dict, str | None]:
-    """The variables an answer sets: the status, and (from a 2xx answer) what `save` names; with the
-    reason when a 2xx answer lacks them (not JSON, or a path not in it), which routes to error."""
+def saved_vars(
+    call: HttpCall, status: int, document, *, parsed: bool, text: str | None = None
+) -> tuple[dict, str | None]:
+    """The variables an answer sets: the status and the whole body (`answer`, whatever the status), and
+    (from a 2xx answer) what `save` names; with the reason when a 2xx answer lacks them (not JSON, or a
+    path not in it), or a body is over MAX_TEXT for `answer`: those route to error."""
     variables: dict = {call.status: status} if call.status else {}
+    if call.answer:
+        if text is not None and len(text) > MAX_TEXT:
+            return variables, f"the answer is over {MAX_TEXT // 1000} kB (answer: {call.answer})"
+        variables[call.answer] = text or ""
     if not call.save or not 200 <= status < 300:
         return variables, None
     if not parsed:

@@ -10,6 +10,10 @@ Secrets: the call carries markers; only here are they replaced, from the environ
 names IVR_HTTP_SECRETS allows. Nothing logged or recorded holds a request's headers, query or body:
 log lines name the state, the method and the scheme://host only, and errors are exception types.
 Redirects are not followed (a 3xx routes as 3xx): a request goes only to the host the flow names.
+
+`sign: twilio` adds X-Twilio-Signature as Twilio computes it for its own requests (a Protected Twilio
+Function checks it): HMAC-SHA1 of the final URL, query included, and the form's keys and values, keyed
+with TWILIO_AUTH_TOKEN (twilio's RequestValidator). The token itself never leaves this process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import threading
 from collections.abc import Collection, Mapping
 
 import httpx
+from twilio.request_validator import RequestValidator
 
 from ivr.core.effects import HookResult
 from ivr.core.http_step import HttpCall, resolve_secrets, saved_vars, secret_names
@@ -47,12 +52,18 @@ class HttpSender:
     """Sends HTTP steps' requests over one pooled client, with the allowed secrets."""
 
     def __init__(
-        self, allowed: Collection[str] | str | None, environ: Mapping[str, str] | None = None, *, client=None
+        self,
+        allowed: Collection[str] | str | None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        client=None,
+        auth_token: str | None = None,
     ) -> None:
         names = secret_names(allowed) if allowed is None or isinstance(allowed, str) else frozenset(allowed)
         environ = os.environ if environ is None else environ
         self.secrets = {name: environ[name] for name in names if name in environ}
         self._client = client
+        self._signer = RequestValidator(auth_token) if auth_token else None
         self._lock = threading.Lock()
 
     @property
@@ -85,6 +96,11 @@ class HttpSender:
             data=form,
             timeout=httpx.Timeout(max(timeout, 0.001)),
         )
+        if call.sign:
+            if self._signer is None:
+                log.error("%s not sent: sign: twilio needs TWILIO_AUTH_TOKEN", where)
+                return HookResult("error", error="no TWILIO_AUTH_TOKEN to sign with")
+            request.headers["X-Twilio-Signature"] = self._signer.compute_signature(str(request.url), form or {})
         try:
             response = self.client.send(request, stream=True)
             try:
@@ -102,7 +118,8 @@ class HttpSender:
         if call.save and 200 <= status < 300:
             with contextlib.suppress(ValueError):  # not JSON: saved_vars says so
                 document, parsed = json.loads(content), True
-        variables, problem = saved_vars(call, status, document, parsed=parsed)
+        text = content.decode(response.encoding or "utf-8", errors="replace") if call.answer else None
+        variables, problem = saved_vars(call, status, document, parsed=parsed, text=text)
         if problem is not None:
             log.error("%s answered %d: %s; taking its error route", where, status, problem)
         return HookResult(str(status), variables, problem)

@@ -95,7 +95,11 @@ def init_app(app: Flask, *, clock: Callable[[], datetime] | None = None) -> Serv
         hook_names=registry.names,
         http_secrets=secret_names(settings["IVR_HTTP_SECRETS"]),
     )
-    runner = HookRunner(registry, settings["IVR_HOOK_TIMEOUT"], http=HttpSender(settings["IVR_HTTP_SECRETS"]))
+    runner = HookRunner(
+        registry,
+        settings["IVR_HOOK_TIMEOUT"],
+        http=HttpSender(settings["IVR_HTTP_SECRETS"], auth_token=settings.get("TWILIO_AUTH_TOKEN")),
+    )
     found = Services(store, flows, runner, clock or _utc_now)
     runner.recordings = RecordingControl(settings, lambda: found.twilio_http)
     found.journal_clock = found.clock

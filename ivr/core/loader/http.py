@@ -22,7 +22,8 @@ from ivr.core.templates import parse_text
 
 __all__ = ["HttpReader"]
 
-HTTP_KEYS = ("method", "url", "query", "headers", "json", "form", "timeout", "save", "status")
+HTTP_KEYS = ("method", "url", "query", "headers", "json", "form", "timeout", "save", "status", "answer", "sign")
+SIGNERS = ("twilio",)
 _HOST_HINT = (
     "the scheme and host of an HTTP step are written out in the flow, never templated "
     "(put values in the path, the query or the body)"
@@ -58,6 +59,8 @@ class HttpReader(Reader):
             timeout_path = path_join(path, "timeout")
             timeout = self.number(items["timeout"][1], timeout_path, minimum=0.1, maximum=MAX_TIMEOUT, integer=False)
         status = self._variable(items["status"][1], path_join(path, "status")) if "status" in items else None
+        answer = self._variable(items["answer"][1], path_join(path, "answer")) if "answer" in items else None
+        sign = self._sign(items, path)
         query, headers = self._pairs(items, "query", path), self._pairs(items, "headers", path)
         save = self._save(items, path)
         return Http(  # with a URL that could not be read too (its error is reported): the rest is checked
@@ -73,8 +76,24 @@ class HttpReader(Reader):
             timeout=timeout or DEFAULT_TIMEOUT,
             save=save,
             status=status,
+            answer=answer,
+            sign=sign,
             secrets=tuple(self._secrets),
         )
+
+    def _sign(self, items: dict, path: str) -> bool:
+        """`sign: twilio`: Twilio signs a form (or no body), never JSON; the signature covers the URL and form."""
+        if "sign" not in items:
+            return False
+        sign_path = path_join(path, "sign")
+        value = self.string(items["sign"][1], sign_path)
+        if value is not None and value not in SIGNERS:
+            self.error(items["sign"][1], sign_path, f"expected one of {', '.join(SIGNERS)}")
+            return False
+        if "json" in items:
+            message = "a signed request sends a form (or no body), as Twilio's own requests do: use form"
+            self.error(items["sign"][0], sign_path, message)
+        return value is not None
 
     def _url(self, node: yaml.Node, path: str) -> tuple[str | None, f.Text | None]:
         value = self.string(node, path)
