@@ -52,6 +52,7 @@ def convert(
     ctx = Context(definition)
     ctx.extras["subflows"] = dict(subflows or {})
     ctx.extras["flow_id"] = flow_id
+    ctx.extras["flows_dir"] = flows_dir
     order = _order(definition)
     for widget in definition.widgets:
         if widget.name not in order:
