@@ -214,7 +214,7 @@ def test_run_subflow_runs_the_imported_subflow_and_comes_back(flows, tmp_path):
     assert "subflow: {flow: subflow_check, inputs: {account: " in imported.text
     assert strict_problems(flows) == []
     call = phone_on(_app(flows, tmp_path)).dial("run_subflow")
-    assert call.heard == ["Checking account +15551230000.", "Back in the main flow."]
+    assert call.heard == ["Checking account +15551230000.", "Back in the main flow: verified."]
 
 
 def test_run_subflow_leaves_out_a_parameter_the_subflow_never_reads(flows):

@@ -344,6 +344,16 @@ def test_check_reports_the_call_site_too(flows_dir, monkeypatch):
     )
 
 
+def test_check_counts_a_subflows_save_as_as_set(flows_dir):
+    """`{{ checked.who }}` after `save_as: checked` reads what the subflow returned: no "never set" warning."""
+    from ivr.core.lint import run_checks
+
+    write(flows_dir, pin=SUB, caller=CALLER)
+    report = run_checks((), flows_dir=str(flows_dir), hooks=lambda directory: set())
+    assert [p.format() for p in report.problems if "checked" in p.format()] == []
+    assert "checked" in CALLER and "{{ checked.who }}" in CALLER
+
+
 # -- recording and replay, the phones -------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from ivr.core.outcomes import expected_digits, one_key_menu
 from ivr.core.pay import Pay
 from ivr.core.recording_checks import pay_errors, recording_warnings, transcription_warnings
 from ivr.core.references import state_prompts, state_templates, unknown_names
+from ivr.core.subflow import Call as SubflowCall
 from ivr.core.subflow import Return
 from ivr.core.templates import unknown_variables
 from ivr.core.validate import validate_flow
@@ -191,9 +192,9 @@ def _seconds(prompts) -> float:
 
 def _set_names(flow: f.Flow) -> set[str]:
     names = {var for s in flow.states.values() for var, _, _ in s.set}
-    return names | {s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent | Pay)} - {
-        None
-    }
+    return names | {
+        s.action.save_as for s in flow.states.values() if isinstance(s.action, f.Gather | Agent | Pay | SubflowCall)
+    } - {None}
 
 
 class _FlowChecks:

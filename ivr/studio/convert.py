@@ -161,12 +161,21 @@ def _closing_states(ctx: Context, states: dict, comments: dict) -> None:
     """END (Studio ends the execution: the call ends) and ERROR, when something leads there."""
     subflow = bool(ctx.extras.get("returns"))
     if Context.END in ctx.needed:
-        states[Context.END] = {"return": "completed"} if subflow else {"hangup": True}
+        states[Context.END] = {"return": _completed(ctx)} if subflow else {"hangup": True}
         comments[Context.END] = ["Where Studio's transitions lead nowhere: " + END_TEXT]
     if Context.ERROR in ctx.needed:
         says = ctx.extras.get("error_say", "Sorry, something went wrong. Please call again later. Goodbye.")
         states[Context.ERROR] = {"say": says, "return": "failed"} if subflow else {"say": says, "hangup": True}
         comments[Context.ERROR] = ["Where a widget without a failure transition fails (Studio would end the call)."]
+
+
+def _completed(ctx: Context) -> str | dict[str, Any]:
+    """A subflow's completed return: Studio gives the parent every variable the subflow set
+    (`{{widgets.RUN.NAME}}`), so the return carries each one under its Studio name."""
+    names = {key: name for key, name in ctx.extras.get("variables", {}).items() if key == name}
+    if not names:
+        return "completed"
+    return {"outcome": "completed", "values": {key: "{{ " + name + " }}" for key, name in sorted(names.items())}}
 
 
 def _write(definition: Definition, ctx: Context, states: dict, comments: dict) -> str:

@@ -216,6 +216,7 @@ def set_variables(widget: Widget, ctx: Context) -> Piece:
             ctx.report(widget, f"variable {key!r} cannot be a flow variable name; left out")
             continue
         written = liquid.text(ctx, widget, "" if value is None else str(value), f"variables.{key}")
+        ctx.extras.setdefault("variables", {})[key] = name  # a subflow returns them to its parent
         values[name] = number_or_text(written) if "{" not in written else written  # "3" is the number 3
     state: dict[str, Any] = {"set": values} if values else {}
     state["next"] = ctx.target(widget, "next")
