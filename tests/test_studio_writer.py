@@ -69,7 +69,7 @@ def test_a_flow_reads_as_written_by_hand_and_loads_back():
 
 
 def test_a_converter_that_writes_a_flow_that_does_not_load_is_an_internal_error(monkeypatch):
-    monkeypatch.setitem(CONVERTERS, "broken-widget", lambda w, ctx: Piece().add("broken", {"next": "nowhere"}))
+    monkeypatch.setitem(CONVERTERS, "broken-widget", lambda w, ctx: Piece().add(ctx.state(w), {"next": "nowhere"}))
     definition = read_definition(
         {"states": [
             {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "b"}]},

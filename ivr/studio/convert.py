@@ -79,6 +79,7 @@ def convert(
             f"{definition.source}: the trigger leads nowhere for a call: connect its Incoming Call "
             "(or REST API) transition to a widget in Studio, then export again"
         )
+    _prune(ctx, pieces, states, comments)
     _hoist_voice(ctx, states)
     _closing_states(ctx, states, comments)
     text = _write(definition, ctx, states, comments)
@@ -140,6 +141,52 @@ def _order(definition: Definition) -> list[str]:
                 seen.append(transition.next)
                 queue.append(transition.next)
     return seen
+
+
+def _prune(ctx: Context, pieces: dict[str, Piece], states: dict, comments: dict) -> None:
+    """Leave out, reported, what no call can reach once converted: Studio's branch for a text that
+    failed, say, which the flow never takes. Kept: what a marked (todo) widget would lead to once
+    someone finishes it, and where a TwiML redirect's return comes back (ctx.extras["entries"])."""
+    roots = [ctx.extras["start"], *ctx.extras.get("entries", ())]
+    for name, piece in pieces.items():
+        if any("todo" in state for state in piece.states.values()):
+            roots.extend(ctx.state_of(t.next) for t in ctx.definition.widget(name).transitions if t.next)
+    reached = _reach_states(roots, states)
+    for name, piece in pieces.items():
+        lost = [state for state in piece.states if state in states and state not in reached]
+        if not lost or name in ctx.absorbed:
+            continue
+        for state in lost:
+            del states[state]
+            comments.pop(state, None)
+        came = ", ".join(f"{w.name} ({event})" for w, event in ctx.sources(name)) or "nothing"
+        ctx.report(
+            ctx.definition.widget(name), f"no call reaches it once converted (Studio came here from {came}); left out"
+        )
+
+
+def _reach_states(roots: list[str], states: dict) -> set[str]:
+    """The states reachable from `roots`: any text in a state naming another state counts as a way there."""
+    seen: set[str] = set()
+    stack = [r for r in roots if r in states or r in (Context.END, Context.ERROR)]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(n for n in _texts(states.get(name, {})) if n in states and n not in seen)
+    return seen
+
+
+def _texts(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def _hoist_voice(ctx: Context, states: dict) -> None:

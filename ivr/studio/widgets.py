@@ -229,6 +229,7 @@ def twiml_redirect(widget: Widget, ctx: Context) -> Piece:
     url = liquid.text(ctx, widget, str(widget.prop("url", "")), "url")
     comments = []
     if widget.next("return"):
+        ctx.extras.setdefault("entries", []).append(ctx.target(widget, "return"))
         ctx.report(
             widget,
             "the call leaves the flow at the redirect; Studio's return (to "
