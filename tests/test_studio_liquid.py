@@ -87,6 +87,23 @@ def test_liquid_renders_as_studio_would(ctx, source, names, expected):
     assert ctx.reports == []
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [("call", "call.From / call.To"), ("rest", "call.To / call.From"), (None, "call.From if call.Direction")],
+)
+def test_the_contact_is_the_caller_or_the_person_called_by_how_the_flow_starts(ctx, entry, expected):
+    """Studio's contact is who the flow talks to: the caller of an incoming call, the `To` of a REST API
+    execution's outbound call; a subflow, run by either, decides by the call's direction."""
+    ctx.extras["entry"] = entry
+    text = liquid.text(
+        ctx, ctx.definition.widget("greet"), "{{contact.channel.address}} / {{flow.channel.address}}", "say"
+    )
+    assert expected in text
+    outbound = {**CALL, "Direction": "outbound-api", "From": "+15005550006", "To": "+15551230000"}
+    if entry != "call":  # the REST API's (or either's) outbound call: the contact is the number called
+        assert render(compile_text(text), {"call": outbound, "vars": {}}) == "+15551230000 / +15005550006"
+
+
 def test_liquid_truthiness_is_kept_empty_text_is_true(ctx):
     # Liquid: only nil and false are false, so Studio says "set" for an empty variable.
     source = "{% if flow.variables.s %}set{% else %}unset{% endif %}"

@@ -287,10 +287,17 @@ class _Translator:
             if kind == "message":
                 raise LiquidUnsupported("a call has no incoming message (the flow's text branch is left out)")
             raise LiquidUnsupported(f"trigger.{kind} has no equivalent in a call")
-        if path == "contact.channel.address":
-            return 'call.From if call.Direction == "inbound" else call.To'
-        if path == "flow.channel.address":
-            return 'call.To if call.Direction == "inbound" else call.From'
+        if path in ("contact.channel.address", "flow.channel.address"):
+            # The contact is the caller of an inbound call and the person called by a REST API execution;
+            # the flow's own number the other one. A subflow may be run by either.
+            contact = path.startswith("contact")
+            entry = ctx.extras.get("entry")
+            if entry == "call":
+                return "call.From" if contact else "call.To"
+            if entry == "rest":
+                return "call.To" if contact else "call.From"
+            first, second = ("call.From", "call.To") if contact else ("call.To", "call.From")
+            return f'{first} if call.Direction == "inbound" else {second}'
         if head == "flow":
             kind, _, attr = rest.partition(".")
             if kind in ("variables", "data") and attr:

@@ -78,7 +78,7 @@ def trigger(widget: Widget, ctx: Context) -> Piece:
         ctx.report(widget, "incoming messages are not a call: that branch of the flow is left out (texts use sms:)")
     notes = []
     if call:
-        ctx.extras["start"] = ctx.target(widget, "incomingCall")
+        ctx.extras["start"], ctx.extras["entry"] = ctx.target(widget, "incomingCall"), "call"
         if request and request != call:
             ctx.report(
                 widget,
@@ -86,7 +86,7 @@ def trigger(widget: Widget, ctx: Context) -> Piece:
                 "imported, and outbound calls enter the flow at its start too; the REST API branch is left out",
             )
     elif request:
-        ctx.extras["start"] = ctx.target(widget, "incomingRequest")
+        ctx.extras["start"], ctx.extras["entry"] = ctx.target(widget, "incomingRequest"), "rest"
         notes.append("Studio started this flow by REST API: place calls into it with python -m ivr call.")
     elif parent:
         ctx.extras["start"] = ctx.target(widget, SUBFLOW_EVENT)
