@@ -89,7 +89,11 @@ def test_liquid_renders_as_studio_would(ctx, source, names, expected):
 
 @pytest.mark.parametrize(
     ("entry", "expected"),
-    [("call", "call.From / call.To"), ("rest", "call.To / call.From"), (None, "call.From if call.Direction")],
+    [
+        ("call", "{{ call.From }} / {{ call.To }}"),
+        ("rest", "{{ call.To }} / {{ call.From }}"),
+        (None, "call.From if call.Direction"),
+    ],
 )
 def test_the_contact_is_the_caller_or_the_person_called_by_how_the_flow_starts(ctx, entry, expected):
     """Studio's contact is who the flow talks to: the caller of an incoming call, the `To` of a REST API
