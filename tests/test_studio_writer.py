@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ivr.errors import StudioError
 from ivr.studio import convert, read_definition
-from ivr.studio.model import CONVERTERS, Piece
 from ivr.studio.writer import dump_flow, scalar
 
 
@@ -66,21 +64,6 @@ def test_a_flow_reads_as_written_by_hand_and_loads_back():
         "    hangup: true\n"
     )
     assert yaml.safe_load(text)["states"] == states
-
-
-def test_a_converter_that_writes_a_flow_that_does_not_load_is_an_internal_error(monkeypatch):
-    monkeypatch.setitem(CONVERTERS, "broken-widget", lambda w, ctx: Piece().add(ctx.state(w), {"next": "nowhere"}))
-    definition = read_definition(
-        {"states": [
-            {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "b"}]},
-            {"name": "b", "type": "broken-widget", "transitions": []},
-        ]},
-        "flow.json",
-    )  # fmt: skip
-    with pytest.raises(
-        StudioError, match=r"(?s)flow.json: internal error: the imported flow does not load:\n.*nowhere"
-    ):
-        convert(definition, "broken")
 
 
 def test_a_widget_whose_properties_cannot_be_read_is_marked_todo_not_a_crash():

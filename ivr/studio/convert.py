@@ -81,10 +81,43 @@ def convert(
         )
     _prune(ctx, pieces, states, comments)
     _hoist_voice(ctx, states)
-    _closing_states(ctx, states, comments)
-    text = _write(definition, ctx, states, comments)
-    _verify(text, flow_id, definition.source, flows_dir)
-    return Imported(flow_id, text, ctx.reports)
+    owners = {state: name for name, piece in pieces.items() for state in piece.states}
+    marked: set[str] = set()
+    for _ in range(_ROUNDS):
+        _closing_states(ctx, states, comments)
+        text = _write(definition, ctx, states, comments)
+        problems = _problems(text, flow_id, flows_dir)
+        if not problems:
+            return Imported(flow_id, text, ctx.reports)
+        if not _mark_refused(ctx, problems, states, owners, marked):
+            break
+    listed = "\n".join(p.format() for p in problems)
+    raise StudioError(f"{definition.source}: internal error: the imported flow does not load:\n{listed}\n{text}")
+
+
+_ROUNDS = 6  # marking the states the loader refuses: each round marks at least one more, or gives up
+
+
+def _mark_refused(ctx: Context, problems: list, states: dict, owners: dict[str, str], marked: set[str]) -> bool:
+    """What the flow language refuses of a converted widget (a loop of states that wait for nothing, a
+    prompt over Twilio's length, an unknown subflow) becomes a marked `todo:` state, reported, so the
+    flow still loads. A state marked before and refused again (its failure path runs into the same
+    loop) goes to the error state. False when a problem is not in any widget's state."""
+    changed = False
+    for problem in problems:
+        parts = (problem.path or "").split(".")
+        name = parts[1] if len(parts) > 1 and parts[0] == "states" else None
+        if name not in owners or name not in states:
+            continue
+        widget = ctx.definition.widget(owners[name])
+        target = ctx.error_state() if name in marked else ctx.failure(widget, *FAILURE_EVENTS)
+        if name not in marked:
+            ctx.report(widget, f"the flow language refuses what it became ({problem.message}); marked todo, "
+                       f"going to {target!r}")  # fmt: skip
+        states[name] = {"todo": f"Studio's {widget.type} widget {widget.name!r}: {problem.message}", "next": target}
+        marked.add(name)
+        changed = True
+    return changed
 
 
 # The modules whose converters register themselves (`@converts`); the calls and integrations ones
@@ -247,18 +280,15 @@ def _write(definition: Definition, ctx: Context, states: dict, comments: dict) -
     return dump_flow(header, states, comments, top)
 
 
-def _verify(text: str, flow_id: str, source: str, flows_dir: str | Path | None) -> None:
-    """The written flow must load, alone and with the flows of its directory (the subflows it runs)."""
+def _problems(text: str, flow_id: str, flows_dir: str | Path | None) -> list:
+    """The load errors of the written flow, alone and with the flows of its directory (the subflows it runs)."""
     file = f"{flow_id}.yaml"
     try:
         flow = load_flow_text(text, file, flow_id, validate=False)
     except FlowLoadError as exc:
-        raise StudioError(f"{source}: internal error: the imported flow does not load:\n{exc}\n{text}") from None
+        return exc.errors
     flows = {}
     if flows_dir is not None and Path(flows_dir).is_dir():
         flows = {r.flow.id: r.flow for r in read_directory(flows_dir) if r.flow is not None and not r.problems}
     flows[flow_id] = flow
-    errors = [e for e in validate_flows(flows) if e.severity == "error" and e.file == file]
-    if errors:
-        listed = "\n".join(str(e) for e in errors)
-        raise StudioError(f"{source}: internal error: the imported flow does not load:\n{listed}\n{text}")
+    return [e for e in validate_flows(flows) if e.severity == "error" and e.file == file]

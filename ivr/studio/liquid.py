@@ -150,6 +150,12 @@ class _Translator:
                 return "{{ " + self.output(inner) + " }}"
             return self.tag(piece[2:-2].strip("-").strip())
         except LiquidUnsupported as exc:
+            name = piece[2:-2].strip("-").strip().partition(" ")[0]
+            if name in ("if", "unless", "elsif"):  # Liquid reads what it does not know as nil: false
+                self.report(f"{piece.strip()}: {exc}; taken as false, as Liquid takes an unknown value")
+                if name != "elsif":
+                    self.blocks.append(name)
+                return "{% elif false %}" if name == "elsif" else "{% if " + str(name == "unless").lower() + " %}"
             self.report(f"{piece.strip()}: {exc}; left out")
             return ""
 

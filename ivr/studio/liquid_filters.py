@@ -41,7 +41,8 @@ def rewrite(name: str, value: str, args: list[str]) -> str:
         "ceil": f"({value}) | round(0, 'ceil') | int",
         "floor": f"({value}) | round(0, 'floor') | int",
         "truncate": f"({value}) | truncate({one}, true, {args[1] if len(args) > 1 else repr('...')}, 0)",
-        "slice": f"({value})[{one}:{one} + {args[1] if len(args) > 1 else 1}]",
+        # from `one` (negative counts from the end, as in Liquid), `length` items: [-4:][:4], never [-4:0]
+        "slice": f"({value})[{one}:][:{args[1] if len(args) > 1 else 1}]",
         "map": f"({value}) | map(attribute={one})",
     }
     if name == "date" and value.strip("'\"") in ("now", "today"):

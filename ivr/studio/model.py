@@ -221,7 +221,13 @@ class Context:
     def target(self, widget: Widget, event: str) -> str:
         """Where `event` of `widget` leads, as a state name: the next widget's state (or the state
         that absorbed it), or END when Studio would end the execution there."""
-        return self.state_of(widget.next(event))
+        name = widget.next(event)
+        if name is not None and self.definition.widget(name) is None:
+            self.report(
+                widget, f"{event} leads to {name!r}, which is no widget of the definition; it goes to the error state"
+            )
+            return self.error_state()
+        return self.state_of(name)
 
     def state_of(self, widget_name: str | None) -> str:
         if widget_name is None or self.definition.widget(widget_name) is None:

@@ -209,6 +209,7 @@ def gather_output(widget: Widget, path: str, ctx: Context) -> str | None:
 def set_variables(widget: Widget, ctx: Context) -> Piece:
     """Each variable is `flow.variables.NAME` in Studio and NAME in the flow."""
     values: dict[str, Any] = {}
+    cleared: list[str] = []
     for item in widget.prop("variables", []) or []:
         key, value = str(item.get("key") or ""), item.get("value")
         name = liquid.variable_name(key)
@@ -217,10 +218,17 @@ def set_variables(widget: Widget, ctx: Context) -> Piece:
             continue
         written = liquid.text(ctx, widget, "" if value is None else str(value), f"variables.{key}")
         ctx.extras.setdefault("variables", {})[key] = name  # a subflow returns them to its parent
+        if not written.strip():  # Studio clears a variable with an empty value; set: takes no empty text
+            values[name], cleared = EMPTY_TEXT, [*cleared, name]
+            continue
         values[name] = number_or_text(written) if "{" not in written else written  # "3" is the number 3
     state: dict[str, Any] = {"set": values} if values else {}
     state["next"] = ctx.target(widget, "next")
-    return Piece().add(ctx.state(widget), state)
+    comments = [f"{', '.join(cleared)}: emptied, as Studio's empty value does."] if cleared else []
+    return Piece().add(ctx.state(widget), state, *comments)
+
+
+EMPTY_TEXT = "{{ '' }}"  # a template that renders empty text: set: refuses an empty value written as such
 
 
 @converts("add-twiml-redirect")
