@@ -96,3 +96,42 @@ def test_a_keys_only_gather_collects_digits_and_reads_them_back(tmp_path):
     call = phone.dial("gather_keys")
     call.wait()  # Studio's timeout transition is empty: the call ends at the first silence
     assert call.heard == [] and call.ended
+
+
+@pytest.mark.parametrize(
+    ("properties", "written"),
+    [
+        ({"finish_on_key": "*"}, 'finish_on_key: "*"'),
+        ({"finish_on_key": ""}, 'finish_on_key: ""'),  # an empty finish key is none, not Twilio's #
+        # "Stop gathering on keypress" off: every key is gathered until the timeout or the number of digits
+        ({"finish_on_key": "#", "stop_gather": False}, 'finish_on_key: ""'),
+        ({"finish_on_key": "#", "stop_gather": True}, None),
+    ],
+)
+def test_the_finish_key_as_studio_sets_it(properties, written):
+    from ivr.studio import convert, read_definition
+
+    gather = {"name": "ask", "type": "gather-input-on-call", "properties": {"say": "Enter it.", **properties},
+              "transitions": [{"event": "keypress", "next": "ok"}]}  # fmt: skip
+    ok = {"name": "ok", "type": "say-play", "properties": {"say": "OK."}, "transitions": []}
+    trigger = {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "ask"}]}
+    text = convert(read_definition({"states": [trigger, gather, ok]}, "f.json"), "f").text
+    if written is None:
+        assert "finish_on_key" not in text
+    else:
+        assert written in text
+
+
+def test_studios_voice_and_language_are_written_and_speech_is_heard_in_en_us():
+    """Studio's message voice is Alice and its language en-US when none is chosen (Gather Input on Call
+    page); speech is recognised in its gather language, en-US unless set, whatever the prompt's."""
+    from ivr.studio import convert, read_definition
+
+    trigger = {"name": "Trigger", "type": "trigger", "transitions": [{"event": "incomingCall", "next": "ask"}]}
+    gather = {"name": "ask", "type": "gather-input-on-call", "properties": {"say": "Hola.", "language": "es-MX",
+              "voice": "Polly.Mia"}, "transitions": [{"event": "speech", "next": "ok"}]}  # fmt: skip
+    ok = {"name": "ok", "type": "say-play", "properties": {"say": "OK."}, "transitions": []}
+    text = convert(read_definition({"states": [trigger, gather, ok]}, "f.json"), "f").text
+    assert "say: {text: Hola., voice: Polly.Mia, language: es-MX}" in text
+    assert "language: en-US" in text.split("gather:")[1].split("no_input")[0]
+    assert "say: {text: OK., voice: alice, language: en-US}" in text

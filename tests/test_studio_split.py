@@ -72,13 +72,15 @@ def test_silence_leaves_the_variable_blank(phone):
 
 
 CASES = [
-    ("equal_to", "Yes", [("yes", True), ("YES", True), ("yes!", False)]),
-    ("not_equal_to", "99", [("99", False), ("9", True), ("", True)]),
+    ("equal_to", "Yes", [("yes", True), ("YES", True), ("yes!", False), ("  yes ", True)]),
+    # "Studio conditions ... automatically trim leading and trailing spaces of the values" (Split Based On)
+    ("equal_to", " Yes  ", [("yes", True), (" YES", True)]),
+    ("not_equal_to", "99", [("99", False), ("9", True), ("", True), (" 99 ", False)]),
     ("matches_any_of", "no, Nope ,nah", [("nope", True), ("NAH", True), ("n", False)]),
     ("does_not_match_any_of", "a,b", [("a", False), ("c", True)]),
     ("contains", "Help", [("please help me", True), ("hel", False)]),
     ("does_not_contain", "x", [("abc", True), ("xyz", False)]),
-    ("starts_with", "+44", [("+447700900000", True), ("+15551230000", False)]),
+    ("starts_with", "+44", [("+447700900000", True), ("+15551230000", False), (" +4477", True)]),
     ("regex", "^[0-9]{4}$", [("1234", True), ("12345", False), ("12a4", False)]),
     ("is_blank", "", [("", True), ("   ", True), (None, True), ("x", False), (0, False)]),
     ("is_not_blank", "", [("", False), ("x", True), (0, True)]),

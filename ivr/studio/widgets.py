@@ -3,10 +3,14 @@ add TwiML redirect (the split lives in ivr/studio/split.py, calls and integratio
 
 Studio's behaviour pinned here, from Twilio's widget library (twilio.com/docs/studio/widget-library):
 - Say/Play speaks `say`, plays `play` or sends `digits` as tones, `loop` times (1 to 99, default 1);
-  a widget with no voice or language sends none, so Twilio's defaults speak: the flow does the same.
+  its message voice defaults to Alice and its language to en-US (the Gather Input on Call page's
+  table, which the Say/Play one shares), not Twilio's <Say> default (man): the flow writes both.
 - Gather Input on Call listens for keys and speech and fires `keypress`, `speech` or `timeout`;
   `timeout` (default 5 s) fires once: Studio does not ask again. Its TwiML defaults are Twilio's
-  <Gather> ones: finishOnKey `#`, numDigits unlimited, speechTimeout as Twilio's.
+  <Gather> ones: finishOnKey `#`, numDigits unlimited, speechTimeout as Twilio's; speech is heard
+  in en-US unless `gather_language` says otherwise, whatever language the prompt is said in.
+  "Stop gathering on keypress" off (`stop_gather: false`) gathers every key until the timeout or
+  the number of digits: no finish key (`finish_on_key: ""`), as an empty finish key does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ivr.studio.model import Context, Piece, Widget, converts, reads
 __all__ = ["gather_state", "prompt"]
 
 SUBFLOW_EVENT = "incomingParent"
+STUDIO_VOICE, STUDIO_LANGUAGE = "alice", "en-US"  # Studio's message voice and language when none is chosen
 
 
 def _number(value: Any) -> int | None:
@@ -46,18 +51,12 @@ def prompt(widget: Widget, ctx: Context, state: dict[str, Any]) -> None:
     said, played, digits = widget.prop("say"), widget.prop("play"), widget.prop("digits")
     if said:
         text = liquid.text(ctx, widget, str(said), "say")
-        voice, language = widget.prop("voice"), widget.prop("language")
-        if voice or language or loop != 1:
-            say: dict[str, Any] = {"text": text}
-            if voice:
-                say["voice"] = _voice(str(voice))
-            if language:
-                say["language"] = str(language)
-            if loop != 1:
-                say["loop"] = loop
-            state["say"] = say
-        else:
-            state["say"] = text
+        # Studio's defaults (Alice, en-US) written out; one voice for every say becomes the flow's defaults
+        voice, language = widget.prop("voice", STUDIO_VOICE), widget.prop("language", STUDIO_LANGUAGE)
+        say: dict[str, Any] = {"text": text, "voice": _voice(str(voice)), "language": str(language)}
+        if loop != 1:
+            say["loop"] = loop
+        state["say"] = say
     elif played:
         url = liquid.text(ctx, widget, str(played), "play")
         state["play"] = {"url": url, "loop": loop} if loop != 1 else url
@@ -129,11 +128,11 @@ def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     timeout = _number(widget.prop("timeout", 5))
     if timeout is not None and timeout != 5:
         gather["timeout"] = max(1, min(60, timeout))
-    finish = widget.prop("finish_on_key")
-    if finish is not None and str(finish) != "#":
+    finish = widget.properties.get("finish_on_key")  # "" is no finish key, not the default
+    if finish == "" or _flag(widget.prop("stop_gather"), True) is False:
+        gather["finish_on_key"] = ""
+    elif finish is not None and str(finish) != "#":
         gather["finish_on_key"] = str(finish)[:1]
-    if _flag(widget.prop("stop_gather"), True) is False and speech:  # keys always interrupt prompts
-        gather["barge_in"] = False
     if speech:
         _speech(widget, ctx, gather)
     state["gather"] = gather
@@ -146,9 +145,7 @@ def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
     hints = widget.prop("hints")
     if hints:
         gather["hints"] = liquid.text(ctx, widget, str(hints), "hints")
-    language = widget.prop("gather_language")
-    if language:
-        gather["language"] = str(language)
+    gather["language"] = str(widget.prop("gather_language", STUDIO_LANGUAGE))  # never the prompt's language
     speech_timeout = widget.prop("speech_timeout")
     if speech_timeout is not None:
         seconds = _number(speech_timeout)
