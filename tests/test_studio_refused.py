@@ -3,9 +3,11 @@ the flow it writes still loads; and what Liquid means where Jinja would read it 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import phone_on
-from studio_support import app_for, import_fixture, strict_problems
+from studio_support import STUDIO, app_for, import_fixture, strict_problems
 
 from ivr.errors import StudioError
 from ivr.studio import convert, liquid, read_definition
@@ -116,3 +118,29 @@ def test_slice_counts_a_negative_start_from_the_end(ctx, source, said):
 
     text = liquid.text(ctx, ctx.definition.widget("s"), source, "say")
     assert render(compile_text(text), {"call": {"From": "+15551230000"}, "vars": {}}) == said
+
+
+def test_a_payment_right_after_the_recording_starts_is_marked_not_left_for_check_to_refuse():
+    """Twilio has not started a recording its own document starts when <Pay> asks to pause it; check
+    refuses that payment as an error, so the importer marks it todo (never paid) and says why."""
+    data = json.loads((STUDIO / "capture_payments.json").read_text(encoding="utf-8"))
+    data["states"][1]["transitions"] = [{"event": "audioComplete", "next": "recording_on"}]
+    started = [{"event": "success", "next": "take_payment"}, {"event": "failed"}]
+    data["states"].append(
+        {"name": "recording_on", "type": "record-call", "properties": {"record_call": True}, "transitions": started}
+    )
+    imported = convert(read_definition(data, "pay.json"), "pay")
+    refused = [r.format() for r in imported.reports if "refuses" in r.message]
+    assert len(refused) == 1
+    assert refused[0].startswith('pay.json: states[2] "take_payment" (capture-payments): the flow language refuses')
+    assert "the recording starts in the same document as this payment" in refused[0]
+    assert "pay:" not in imported.text.split("take_payment:")[1].split("\n\n")[0]
+
+
+def test_an_http_url_that_loses_a_value_is_marked_not_sent_elsewhere():
+    http = {"name": "s", "type": "make-http-request",
+            "properties": {"method": "GET", "url": "https://api.example.com/x/{{widgets.nosuch.parsed.id}}/y"},
+            "transitions": [{"event": "success"}, {"event": "failed"}]}  # fmt: skip
+    imported = convert(definition(http), "f")
+    assert "http:" not in imported.text and "todo:" in imported.text
+    assert any("a value of its URL" in r.message for r in imported.reports)

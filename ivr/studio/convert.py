@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.core.loader import load_flow_text, read_directory
+from ivr.core.recording_checks import pay_errors
 from ivr.core.validate import validate_flows
 from ivr.errors import FlowLoadError, StudioError
 from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
@@ -291,4 +292,5 @@ def _problems(text: str, flow_id: str, flows_dir: str | Path | None) -> list:
     if flows_dir is not None and Path(flows_dir).is_dir():
         flows = {r.flow.id: r.flow for r in read_directory(flows_dir) if r.flow is not None and not r.problems}
     flows[flow_id] = flow
-    return [e for e in validate_flows(flows) if e.severity == "error" and e.file == file]
+    refused = [*validate_flows(flows), *pay_errors(flow, flows)]  # check refuses a payment a recording may hear
+    return [e for e in refused if e.severity == "error" and e.file == file]

@@ -115,11 +115,14 @@ def _url(ctx: Context, widget: Widget, raw: str) -> tuple[str, dict[str, str]] |
     if match is None or "{" in match.group(0):
         return (f"its URL {raw!r} does not write out its scheme and host; in the flow language they are never "
                 "templated (no caller input or variable chooses where a request goes): write them out")  # fmt: skip
+    reported = len(ctx.reports)
     url = match.group(0) + liquid.text(ctx, widget, _unescaped(base[match.end() :]), "url")
     query = {}
     for pair in filter(None, query_text.split("&")):
         key, _, value = pair.partition("=")
         query[unquote_plus(key)] = liquid.text(ctx, widget, _unescaped(unquote_plus(value)), "url")
+    if len(ctx.reports) > reported:  # a value left out of a URL asks another resource: never quietly
+        return f"a value of its URL {raw!r} has no equivalent (reported above): write the URL out"
     return url, query
 
 
