@@ -133,3 +133,16 @@ def test_subflow_names_must_be_sid_equals_flow(run):
     assert result.exit_code == 1
     assert "--subflow 'check_pin': write it as FW...=FLOW_ID" in result.stderr
     assert run(STUDIO / "say_play.json", "--subflow", f"{SID}=check_pin").exit_code == 0
+
+
+def test_strict_passes_a_widget_nothing_leads_to_and_notes_it(run, tmp_path):
+    """Exported flows keep widgets left on the canvas: Studio never runs them, so --strict does not fail."""
+    data = json.loads((STUDIO / "say_play.json").read_text(encoding="utf-8"))
+    data["states"].append({"name": "old_unused", "type": "say-play", "properties": {"say": "Old."}, "transitions": []})
+    (tmp_path / "orphan.json").write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "flows" / "orphan.yaml"
+    result = run(tmp_path / "orphan.json", "-o", out, "--strict")
+    assert result.exit_code == 0, result.output
+    assert f'{tmp_path / "orphan.json"}: states[{len(data["states"]) - 1}] "old_unused" (say-play): nothing in ' \
+           "Studio leads to this widget; left out" in result.stderr.splitlines()  # fmt: skip
+    assert "Old." not in out.read_text(encoding="utf-8")

@@ -43,8 +43,8 @@ def test_set_variables_are_flow_variables_and_an_unknown_widget_fails_to_the_err
 def test_an_unknown_widget_is_a_todo_that_check_strict_fails_on(flows):
     imported = import_fixture("set_variables", flows)
     assert [r.format() for r in imported.reports] == [
-        'set_variables.json: states[5] "reply" (send-message): a call never reaches this widget from the trigger; '
-        "left out",
+        'set_variables.json: states[5] "reply" (send-message): only a branch of the trigger that is left out '
+        "reaches this widget; left out",
         'set_variables.json: states[0] "Trigger" (trigger): incoming messages are not a call: that branch of the flow '
         "is left out (texts use sms:)",
         "set_variables.json: states[3] \"stream\" (fork-stream): no converter for Studio's 'fork-stream' widget; "
@@ -110,7 +110,8 @@ def test_a_trigger_with_call_and_rest_branches_imports_the_calls_and_says_so(tmp
     imported = convert(definition, "both")
     assert "Calling you back." not in imported.text and "start: hello" in imported.text
     assert [r.format() for r in imported.reports] == [
-        'both.json: states[2] "rest" (say-play): a call never reaches this widget from the trigger; left out',
+        'both.json: states[2] "rest" (say-play): only a branch of the trigger that is left out reaches this widget; '
+        "left out",
         "both.json: states[0] \"Trigger\" (trigger): REST API executions start at 'rest', calls at 'hello': "
         "only the call's branch is imported, and outbound calls enter the flow at its start too; "
         "the REST API branch is left out",

@@ -22,7 +22,7 @@ from ivr.core.validate import validate_flows
 from ivr.errors import FlowLoadError, StudioError
 from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
 
-__all__ = ["CONVERTER_MODULES", "Imported", "convert", "load_converters", "unreachable"]
+__all__ = ["CONVERTER_MODULES", "Imported", "convert", "load_converters"]
 
 START_EVENTS = ("incomingCall", "incomingRequest", "incomingParent")  # the trigger's, in the order a flow starts
 # Where each widget type fails, for the marked state of a type no converter knows (first that leads somewhere).
@@ -54,10 +54,12 @@ def convert(
     ctx.extras["subflows"] = dict(subflows or {})
     ctx.extras["flow_id"] = flow_id
     ctx.extras["flows_dir"] = flows_dir
-    order = _order(definition)
+    order, anywhere = _order(definition), _order(definition, every_start=True)
     for widget in definition.widgets:
-        if widget.name not in order:
-            ctx.report(widget, "a call never reaches this widget from the trigger; left out")
+        if widget.name not in anywhere:  # an orphan: Studio never runs it either
+            ctx.report(widget, "nothing in Studio leads to this widget; left out", note=True)
+        elif widget.name not in order:
+            ctx.report(widget, "only a branch of the trigger that is left out reaches this widget; left out")
     pieces: dict[str, Piece] = {}
     for widget in (definition.widget(name) for name in order):
         if widget.name in ctx.absorbed:
@@ -121,25 +123,22 @@ def _mark_refused(ctx: Context, problems: list, states: dict, owners: dict[str, 
     return changed
 
 
-# The modules whose converters register themselves (`@converts`); the calls and integrations ones
-# may be absent from a branch, and their widgets then become todo states.
+# The modules whose converters register themselves (`@converts`). They are imported by name, when a
+# conversion starts: they import the package (`from ivr.studio import liquid`), which imports this module.
 CONVERTER_MODULES = (
     "ivr.studio.widgets",
     "ivr.studio.split",
     "ivr.studio.widgets_call",
     "ivr.studio.widgets_pay",
+    "ivr.studio.widgets_http",
     "ivr.studio.widgets_more",
 )
 
 
 def load_converters() -> None:
-    """Import every converter module there is, so that CONVERTERS knows their widget types."""
+    """Import every converter module, so that CONVERTERS knows their widget types."""
     for module in CONVERTER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def unknown(widget: Widget, ctx: Context, *, reported: bool = False) -> Piece:
@@ -153,13 +152,7 @@ def unknown(widget: Widget, ctx: Context, *, reported: bool = False) -> Piece:
     return Piece().add(ctx.state(widget), {"todo": todo, "next": target})
 
 
-def unreachable(definition: Definition) -> list[str]:
-    """Names of widgets no transition from the trigger reaches."""
-    order = _order(definition)
-    return [w.name for w in definition.widgets if w.name not in order]
-
-
-def _order(definition: Definition) -> list[str]:
+def _order(definition: Definition, *, every_start: bool = False) -> list[str]:
     """Widget names breadth first from the trigger's start (calls, else REST API, else a subflow's
     parent): the order a call meets them. Widgets only texts or another start reach are not there."""
     seen = [definition.initial_state]
@@ -167,7 +160,7 @@ def _order(definition: Definition) -> list[str]:
     while queue:
         widget = definition.widget(queue.popleft())
         transitions = widget.transitions if widget else ()
-        if widget is not None and widget.type == "trigger":
+        if widget is not None and widget.type == "trigger" and not every_start:
             start = next((e for e in START_EVENTS if widget.next(e)), None)
             transitions = tuple(t for t in transitions if t.event == start)
         for transition in transitions:

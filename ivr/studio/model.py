@@ -142,6 +142,7 @@ class Report:
     name: str
     type: str
     message: str
+    note: bool = False  # changes nothing a call does (a widget no call reaches in Studio either): --strict passes
 
     def format(self) -> str:
         return f'{self.source}: states[{self.index}] "{self.name}" ({self.type}): {self.message}'
@@ -260,8 +261,8 @@ class Context:
 
     # --- reports and reading results -----------------------------------------------------------
 
-    def report(self, widget: Widget, message: str) -> None:
-        self.reports.append(Report(self.definition.source, widget.index, widget.name, widget.type, message))
+    def report(self, widget: Widget, message: str, *, note: bool = False) -> None:
+        self.reports.append(Report(self.definition.source, widget.index, widget.name, widget.type, message, note))
 
     def uses(self, widget: Widget) -> set[str]:
         """The paths other widgets read of this one's results: `{"Digits", "parsed.order.status"}`."""
