@@ -20,7 +20,7 @@ from ivr.core.loader import load_flow_text, read_directory
 from ivr.core.recording_checks import pay_errors
 from ivr.core.validate import validate_flows
 from ivr.errors import FlowLoadError, StudioError
-from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget
+from ivr.studio.model import CONVERTERS, Context, Definition, Piece, Report, Widget, strings
 
 __all__ = ["CONVERTER_MODULES", "Imported", "convert", "load_converters"]
 
@@ -201,19 +201,8 @@ def _reach_states(roots: list[str], states: dict) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        stack.extend(n for n in _texts(states.get(name, {})) if n in states and n not in seen)
+        stack.extend(n for n in strings(states.get(name, {})) if n in states and n not in seen)
     return seen
-
-
-def _texts(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
 
 
 def _hoist_voice(ctx: Context, states: dict) -> None:

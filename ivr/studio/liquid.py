@@ -17,7 +17,7 @@ Liquid's semantics kept where Jinja reads differently:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ivr.core.flow import CONTEXT_NAMES, VARIABLE_NAME
 from ivr.core.templates import compile_condition, compile_text
@@ -48,23 +48,7 @@ def variable_name(key: str) -> str:
 
 def paths(widget: Widget) -> set[str]:
     """Every `flow.data.NAME` a widget reads (REST API parameters and subflow inputs)."""
-    found: set[str] = set()
-
-    def scan(value: Any) -> None:
-        if isinstance(value, str):
-            found.update("flow.data." + m.group(1) for m in _FLOW_DATA.finditer(value))
-        elif isinstance(value, dict):
-            for item in value.values():
-                scan(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                scan(item)
-
-    scan(dict(widget.properties))
-    for transition in widget.transitions:
-        for condition in transition.conditions:
-            scan(list(condition.arguments) + [condition.value])
-    return found
+    return {"flow.data." + m.group(1) for text in widget.texts() for m in _FLOW_DATA.finditer(text)}
 
 
 def text(ctx: Context, widget: Widget, value: str, where: str, *, url: bool | None = None) -> str:

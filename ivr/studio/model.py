@@ -30,8 +30,11 @@ __all__ = [
     "Transition",
     "Widget",
     "converts",
+    "flag",
+    "number",
     "read_definition",
     "reads",
+    "strings",
 ]
 
 
@@ -72,8 +75,40 @@ class Widget:
                 return transition.next or None
         return None
 
-    def events(self) -> tuple[str, ...]:
-        return tuple(t.event for t in self.transitions)
+    def texts(self) -> Iterator[str]:
+        """Every text the widget holds: its properties' and its split conditions' (where Liquid may be)."""
+        yield from strings(self.properties)
+        for transition in self.transitions:
+            for condition in transition.conditions:
+                yield from strings([*condition.arguments, condition.value])
+
+
+def number(value: Any) -> int | None:
+    """A Studio number property, written as a number or as text ("30"); None when it is neither."""
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def flag(value: Any, default: bool | None = None) -> bool | None:
+    """A Studio switch: true/false as JSON booleans or as the texts "true"/"false"; else `default`."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text == "true" else False if text == "false" else default
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every text in a JSON-like value: itself, or those in its mappings' values and lists, depth first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from strings(item)
 
 
 @dataclass(frozen=True)
@@ -292,22 +327,8 @@ def _state_names(widgets: tuple[Widget, ...]) -> dict[str, str]:
 def _references(definition: Definition) -> dict[str, set[str]]:
     """Every `widgets.NAME.PATH` written anywhere in the definition, by widget name."""
     found: dict[str, set[str]] = {}
-
-    def scan(value: Any) -> None:
-        if isinstance(value, str):
-            for match in _WIDGET_REF.finditer(value):
-                found.setdefault(match.group(1), set()).add(match.group(2).lstrip("."))
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                scan(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                scan(item)
-
     for widget in definition.widgets:
-        scan(widget.properties)
-        for transition in widget.transitions:
-            for condition in transition.conditions:
-                scan(condition.arguments)
-                scan(condition.value)
+        for text in widget.texts():
+            for match in _WIDGET_REF.finditer(text):
+                found.setdefault(match.group(1), set()).add(match.group(2).lstrip("."))
     return found

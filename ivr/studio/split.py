@@ -127,11 +127,13 @@ def absorb_split(
     ctx: Context,
     *,
     accept: Callable[[str], bool] = lambda value: True,
+    keys: Callable[[Condition], list[str] | None] | None = None,
 ) -> tuple[dict[str, str], str] | None:
     """Fold the split that `widget`'s `event` leads to into `widget`'s own state, when it can be.
 
     It can when the split tests `{{widgets.<widget>.<path>}}`, no other transition leads to it, and
-    each of its conditions is `equal_to` or `matches_any_of` on values `accept` takes. Returns
+    each of its conditions is `equal_to` or `matches_any_of` on values `accept` takes (or, with
+    `keys`, each condition gives the route keys it stands for, None when it cannot). Returns
     `(routes, no_match)`: each value (as written, in Studio's order; the first condition naming a
     value wins) to the state it leads to, and the state of the split's No Match; the split is then
     absorbed (`ctx.absorb`), and its widget writes no state. None when it cannot (nothing absorbed:
@@ -149,9 +151,10 @@ def absorb_split(
         if transition.event == "noMatch":
             continue
         for condition in transition.conditions:
-            if condition.type not in _EXACT or not all(accept(v) for v in _values(condition)) or not _values(condition):
+            values = keys(condition) if keys else _exact(condition, accept)
+            if not values:
                 return None
-            for value in _values(condition):
+            for value in values:
                 routes.setdefault(value, ctx.state_of(transition.next))
     if not routes:
         return None
@@ -163,3 +166,9 @@ def absorb_key_split(widget: Widget, ctx: Context) -> tuple[dict[str, str], str]
     """A gather's keypress split on its Digits as the gather's key routes (None when it cannot be)."""
     finish = str(widget.prop("finish_on_key", "#"))
     return absorb_split(widget, "keypress", "Digits", ctx, accept=lambda v: bool(KEYS.match(v)) and finish not in v)
+
+
+def _exact(condition: Condition, accept: Callable[[str], bool]) -> list[str] | None:
+    """The values an `equal_to` or `matches_any_of` condition names, when `accept` takes each."""
+    values = _values(condition)
+    return values if condition.type in _EXACT and values and all(accept(v) for v in values) else None

@@ -20,7 +20,7 @@ from typing import Any
 from ivr.core.speech import MODELS, is_variant
 from ivr.core.templates import number_or_text
 from ivr.studio import liquid
-from ivr.studio.model import Context, Piece, Widget, converts, reads
+from ivr.studio.model import Context, Piece, Widget, converts, flag, number, reads
 
 __all__ = ["gather_state", "prompt"]
 
@@ -28,23 +28,9 @@ SUBFLOW_EVENT = "incomingParent"
 STUDIO_VOICE, STUDIO_LANGUAGE = "alice", "en-US"  # Studio's message voice and language when none is chosen
 
 
-def _number(value: Any) -> int | None:
-    """Studio writes numbers as numbers or text ("5"); None when it is neither."""
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return str(value).strip().lower() in ("true", "1", "yes")
-
-
 def prompt(widget: Widget, ctx: Context, state: dict[str, Any]) -> None:
     """Say/play/digits of a say-play or gather widget into `state` (`say:` or `play:`)."""
-    loop = _number(widget.prop("loop", 1)) or 1
+    loop = number(widget.prop("loop", 1)) or 1
     if loop < 1 or loop > 100:
         ctx.report(widget, f"loop {widget.prop('loop')!r} is outside 1 to 100; played once")
         loop = 1
@@ -122,14 +108,14 @@ def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     gather: dict[str, Any] = {}
     speech = widget.next("speech") is not None
     gather["input"] = ["dtmf", "speech"] if speech else "dtmf"
-    digits = _number(widget.prop("number_of_digits"))
+    digits = number(widget.prop("number_of_digits"))
     if digits is not None and 1 <= digits <= 99:
         gather["num_digits"] = digits
-    timeout = _number(widget.prop("timeout", 5))
+    timeout = number(widget.prop("timeout", 5))
     if timeout is not None and timeout != 5:
         gather["timeout"] = max(1, min(60, timeout))
     finish = widget.properties.get("finish_on_key")  # "" is no finish key, not the default
-    if finish == "" or _flag(widget.prop("stop_gather"), True) is False:
+    if finish == "" or flag(widget.prop("stop_gather"), True) is False:
         gather["finish_on_key"] = ""
     elif finish is not None and str(finish) != "#":
         gather["finish_on_key"] = str(finish)[:1]
@@ -148,7 +134,7 @@ def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
     gather["language"] = str(widget.prop("gather_language", STUDIO_LANGUAGE))  # never the prompt's language
     speech_timeout = widget.prop("speech_timeout")
     if speech_timeout is not None:
-        seconds = _number(speech_timeout)
+        seconds = number(speech_timeout)
         gather["speech_timeout"] = "auto" if str(speech_timeout).strip() == "auto" else seconds
         if gather["speech_timeout"] is None:
             del gather["speech_timeout"]
@@ -160,8 +146,8 @@ def _speech(widget: Widget, ctx: Context, gather: dict[str, Any]) -> None:
         else:
             ctx.report(widget, f"speech model {model!r} is not one Twilio offers; the project's pinned model is used")
     if widget.prop("profanity_filter") is not None:
-        recognition["profanity_filter"] = _flag(widget.prop("profanity_filter"), True)
-    if _flag(widget.prop("enhanced"), False):
+        recognition["profanity_filter"] = flag(widget.prop("profanity_filter"), True)
+    if flag(widget.prop("enhanced"), False):
         recognition["enhanced"] = True
     if recognition:
         gather["speech"] = recognition

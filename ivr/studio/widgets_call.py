@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ivr.studio import liquid
-from ivr.studio.model import Context, Piece, Widget, converts, reads
+from ivr.studio.model import Context, Piece, Widget, converts, flag, number, reads
 from ivr.studio.split import absorb_split
 
 __all__ = ["DIAL_STATUSES", "connect_call_to", "enqueue_call", "record_voicemail", "send_to_flex"]
@@ -31,22 +31,6 @@ _RECORD_OUTPUTS = {
 }
 _QUEUE_OUTPUTS = {"QueueResult": "queue.result", "QueueTime": "queue.time"}
 WORKFLOW_SID = re.compile(r"WW[0-9a-fA-F]{32}\Z")  # what the flow language's enqueue.workflow takes
-
-
-def number(value: Any) -> int | None:
-    """A Studio number property, written as a number or as text ("30"); None when it is neither."""
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def flag(value: Any) -> bool | None:
-    """A Studio switch: true/false as JSON booleans or as the texts "true"/"false"."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    return True if text == "true" else False if text == "false" else None
 
 
 # --- Connect Call To -----------------------------------------------------------------------------

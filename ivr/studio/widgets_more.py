@@ -24,9 +24,10 @@ import yaml
 
 from ivr.studio import liquid
 from ivr.studio.model import Condition, Context, Piece, Widget, converts, reads
+from ivr.studio.split import absorb_split
 from ivr.studio.widgets_http import parameters, result_variable, todo
 
-__all__ = ["answered_by_routes", "make_outgoing_call", "run_subflow", "send_message"]
+__all__ = ["make_outgoing_call", "run_subflow", "send_message"]
 
 _CONTACT = "{{contact.channel.address}}"
 _FLOW_NUMBER = "{{flow.channel.address}}"
@@ -138,11 +139,10 @@ def make_outgoing_call(widget: Widget, ctx: Context) -> Piece:
     state: dict[str, Any] = {}
     answered = ctx.target(widget, "answered")
     detect = widget.prop("detect_answering_machine") in (True, "true")
-    split = ctx.definition.widget(widget.next("answered"))
-    routes = answered_by_routes(ctx, widget, split) if split is not None else None
+    # A split on its AnsweredBy reached only from `answered`: answered_by routes, No Match the rest
+    routes = absorb_split(widget, "answered", "AnsweredBy", ctx, keys=_answered_by_keys)
     if routes is not None:
         routes, answered = routes
-        ctx.absorb(split, widget)
         if routes:
             state["answered_by"] = routes
             if ctx.extras.get("start") != ctx.state(widget):
@@ -173,26 +173,6 @@ def make_outgoing_call(widget: Widget, ctx: Context) -> Piece:
         if widget.prop(key) not in (None, False, "false"):
             ctx.report(widget, f"{what}: not carried over")
     return Piece().add(ctx.state(widget), state, *comments)
-
-
-def answered_by_routes(ctx: Context, widget: Widget, split: Widget) -> tuple[dict[str, str], str] | None:
-    """A split on `{{widgets.W.AnsweredBy}}` reached only from W's `answered`, as answered_by routes and the
-    state for every other value; None when it is not such a split (it then converts on its own)."""
-    if split.type != "split-based-on" or ctx.sources(split.name) != [(widget, "answered")]:
-        return None
-    if re.sub(r"\s+", "", str(split.prop("input", ""))) != "{{widgets." + widget.name + ".AnsweredBy}}":
-        return None
-    routes: dict[str, str] = {}
-    for transition in split.transitions:
-        if transition.event == "noMatch":
-            continue
-        for condition in transition.conditions:
-            keys = _answered_by_keys(condition)
-            if keys is None:
-                return None
-            for key in keys:
-                routes.setdefault(key, ctx.state_of(transition.next))
-    return routes, ctx.state_of(split.next("noMatch"))
 
 
 def _answered_by_keys(condition: Condition) -> list[str] | None:

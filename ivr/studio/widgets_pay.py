@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from ivr.studio import liquid
-from ivr.studio.model import Context, Piece, Widget, converts, reads
-from ivr.studio.widgets_call import flag, number
+from ivr.studio.model import Context, Piece, Widget, converts, flag, number, reads
 
 __all__ = ["PAY_EVENTS", "capture_payments", "payment_variable", "record_call"]
 
