@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 from ivr.cli.check import hooks_for
@@ -43,3 +44,19 @@ def app_for(flows: Path, tmp_path: Path):
             "IVR_EVENTS": "off",
         }
     )
+
+
+def fixtures_for(name: str):
+    """The `flows` directory and the `ivr_app` (the app the `phone` fixture calls) of a test module
+    whose calls go to tests/fixtures/studio/NAME.json, imported: `flows, ivr_app = fixtures_for(NAME)`."""
+
+    @pytest.fixture
+    def flows(tmp_path):
+        return tmp_path / "flows"
+
+    @pytest.fixture
+    def ivr_app(flows, tmp_path):
+        import_fixture(name, flows)
+        return app_for(flows, tmp_path)
+
+    return flows, ivr_app

@@ -5,20 +5,12 @@ transition fires on the first silence (no retry), and a split's No Match is take
 from __future__ import annotations
 
 import pytest
-from studio_support import app_for, import_fixture, strict_problems
+from studio_support import app_for, fixtures_for, import_fixture, strict_problems
 
 GREETING = "For sales, press 1 or say sales. For support, press 2 or 0, or say support."
 
 
-@pytest.fixture
-def flows(tmp_path):
-    return tmp_path / "flows"
-
-
-@pytest.fixture
-def ivr_app(flows, tmp_path):
-    import_fixture("gather_menu", flows)
-    return app_for(flows, tmp_path)
+flows, ivr_app = fixtures_for("gather_menu")
 
 
 def test_the_imported_menu_passes_check_strict(flows, phone):

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-from studio_support import app_for, import_fixture, strict_problems
+from studio_support import fixtures_for, import_fixture, strict_problems
 
-
-@pytest.fixture
-def flows(tmp_path):
-    return tmp_path / "flows"
-
-
-@pytest.fixture
-def ivr_app(flows, tmp_path):
-    import_fixture("say_play", flows)
-    return app_for(flows, tmp_path)
+flows, ivr_app = fixtures_for("say_play")
 
 
 def test_say_play_is_said_and_played_in_order_then_the_call_ends(phone, flows):

@@ -1,29 +1,20 @@
 """Studio's Split Based On: every condition type, as `when:` tests, on the phone and in a truth table.
 
 Pinned from Twilio's widget library (Split Based On): conditions are tried in order and the first
-match wins; No Match takes the rest at once. Text comparisons ignore case; `matches any of` is a
+match wins; No Match takes the rest at once. Text comparisons ignore case and trim spaces; `matches any of` is a
 comma-separated list; greater/less than compare numbers (text that is no number matches neither).
 """
 
 from __future__ import annotations
 
 import pytest
-from studio_support import app_for, import_fixture, strict_problems
+from studio_support import fixtures_for, strict_problems
 
 from ivr.core.templates import compile_condition, evaluate
 from ivr.studio.model import Condition
 from ivr.studio.split import test as condition_test
 
-
-@pytest.fixture
-def flows(tmp_path):
-    return tmp_path / "flows"
-
-
-@pytest.fixture
-def ivr_app(flows, tmp_path):
-    import_fixture("split_conditions", flows)
-    return app_for(flows, tmp_path)
+flows, ivr_app = fixtures_for("split_conditions")
 
 
 def test_the_imported_splits_pass_check_strict(flows, phone):
