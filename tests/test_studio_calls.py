@@ -363,7 +363,7 @@ def test_a_placeholder_workflow_is_marked_and_fails_and_unreadable_attributes_ar
     assert call.heard == ["Thanks for calling. Goodbye."]
     assert [r.message for r in imported.reports] == [
         "its TaskRouter workflow 'YOUR-WORKFLOW-SID' is not a workflow SID (WW and 32 hex digits); "
-        "marked todo: it takes the failedToEnqueue path",
+        "marked todo, going to 'fallback_flex'",
         "its task attributes are not a JSON object once read (Liquid outside the JSON's texts?); "
         "left out: write them under enqueue.task.attributes by hand",
         "the hold music URL is requested with GET in Studio; ivr always uses POST",

@@ -201,7 +201,7 @@ def test_run_function_without_its_url_is_a_todo(flows):
     del data["states"][1]["properties"]["url"]
     imported = convert(read_definition(data, "run_function.json"), "fn", flows_dir=flows)
     [report] = _reports(imported)
-    assert "whose URL the definition does not hold" in report and "goes to 'sorry'" in report
+    assert "whose URL the definition does not hold" in report and "marked todo, going to 'sorry'" in report
 
 
 # --- Run Subflow ----------------------------------------------------------------------------------

@@ -68,8 +68,7 @@ def convert(
         try:
             pieces[widget.name] = converter(widget, ctx) if converter else unknown(widget, ctx)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a property of a shape we did not expect
-            ctx.report(widget, f"cannot be read ({type(exc).__name__}: {exc}); marked todo")
-            pieces[widget.name] = unknown(widget, ctx, reported=True)
+            pieces[widget.name] = unknown(widget, ctx, why=f"cannot be read ({type(exc).__name__}: {exc})")
     states: dict[str, dict[str, Any]] = {}
     comments: dict[str, list[str]] = {}
     for name, piece in pieces.items():
@@ -141,15 +140,13 @@ def load_converters() -> None:
         importlib.import_module(module)
 
 
-def unknown(widget: Widget, ctx: Context, *, reported: bool = False) -> Piece:
-    """A widget no converter knows (or could read): a marked state on its failure transition, and a report."""
-    target = ctx.failure(widget, *FAILURE_EVENTS)
-    if not reported:
-        ctx.report(widget, f"no converter for Studio's {widget.type!r} widget; marked todo, going to {target!r}")
+def unknown(widget: Widget, ctx: Context, *, why: str | None = None) -> Piece:
+    """A widget no converter knows (or could read: `why`): a marked state on its failure transition."""
     success = [ctx.state_of(t.next) for t in widget.transitions if t.next and t.event not in FAILURE_EVENTS]
     then = f"; when it works, go on to {success[0]}" if success else ""
     todo = f"Studio's {widget.type} widget {widget.name!r} is not carried over: write what it did{then}"
-    return Piece().add(ctx.state(widget), {"todo": todo, "next": target})
+    what = why or f"no converter for Studio's {widget.type!r} widget"
+    return ctx.todo(widget, what, *FAILURE_EVENTS, todo=todo)
 
 
 def _order(definition: Definition, *, every_start: bool = False) -> list[str]:

@@ -282,6 +282,15 @@ class Context:
         self.needed.add(self.ERROR)
         return self.ERROR
 
+    def todo(self, widget: Widget, what: str, *failures: str, todo: str | None = None) -> Piece:
+        """The marked state of what cannot be carried over (the one home of that rule): it takes the
+        first of `failures` that leads somewhere, else the error state, never the widget's success
+        (skipping a PIN check or a payment must not look like passing it); `check` warns of its
+        `todo:` (`todo`, else `what`), and the import reports `what`."""
+        target = self.failure(widget, *failures)
+        self.report(widget, f"{what}; marked todo, going to {target!r}")
+        return Piece().add(self.state(widget), {"todo": todo or what, "next": target})
+
     def error_state(self) -> str:
         self.needed.add(self.ERROR)
         return self.ERROR

@@ -230,7 +230,5 @@ def twiml_redirect(widget: Widget, ctx: Context) -> Piece:
     if str(widget.prop("method", "POST")).upper() != "POST":
         comments.append("Studio fetched this URL with GET; the redirect uses POST, as Twilio's <Redirect> does.")
     if not url:
-        target = ctx.failure(widget, "fail")
-        ctx.report(widget, f"no URL to redirect to; marked todo, going to {target!r}")
-        return Piece().add(ctx.state(widget), {"todo": "Studio's TwiML redirect has no URL", "next": target})
+        return ctx.todo(widget, "no URL to redirect to", "fail", todo="Studio's TwiML redirect has no URL")
     return Piece().add(ctx.state(widget), {"redirect": {"url": url}}, *comments)

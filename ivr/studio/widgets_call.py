@@ -47,13 +47,8 @@ def connect_call_to(widget: Widget, ctx: Context) -> Piece:
     raw = widget.prop("sip_endpoint") if noun == "sip" else widget.prop("to")
     if kind is None or raw is None:
         what = f"connects to a {noun}" if kind is None else "names nobody to connect to"
-        ctx.report(
-            widget,
-            f"{what}, which the flow language's dial cannot do; marked todo: it goes where its hangup "
-            "led, else to the error state",
-        )
         todo = f"Studio's Connect Call To {what}: dial the same party with `dial:` and route its outcomes"
-        return Piece().add(name, {"todo": todo, "next": ctx.failure(widget, "hangup")})
+        return ctx.todo(widget, f"{what}, which the flow language's dial cannot do", "hangup", todo=todo)
     comments: list[str] = []
     if noun == "number-multi":
         targets: Any = [liquid.text(ctx, widget, part.strip(), "to") for part in str(raw).split(",") if part.strip()]
@@ -242,9 +237,7 @@ def _templated(ctx: Context, widget: Widget, value: Any) -> Any:
 
 def _no_queue(widget: Widget, ctx: Context, what: str, todo: str) -> Piece:
     """A marked state for an enqueue the flow language cannot write: it fails, never waits in a queue."""
-    ctx.report(widget, f"{what}; marked todo: it takes the failedToEnqueue path")
-    state = {"todo": todo, "next": ctx.failure(widget, "failedToEnqueue", "callFailure")}
-    return Piece().add(ctx.state(widget), state)
+    return ctx.todo(widget, what, "failedToEnqueue", "callFailure", todo=todo)
 
 
 def _workflow(widget: Widget, ctx: Context, sid: str, comments: list[str], attributes_key: str) -> Piece:

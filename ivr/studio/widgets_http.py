@@ -25,21 +25,13 @@ from ivr.core.http_step import MAX_TIMEOUT, METHODS, ORIGIN_RE, json_path
 from ivr.studio import liquid
 from ivr.studio.model import Context, Piece, Widget, converts, reads
 
-__all__ = ["http_output", "parameters", "result_variable", "todo"]
+__all__ = ["http_output", "parameters", "result_variable"]
 
 STUDIO_SECONDS = 10  # how long Studio waits for an answer (Studio FAQ, "HTTP requests")
 _LIQUID = re.compile(r"\{\{.*?\}\}", re.S)
 _MARK = re.compile("\x00([0-9]+)\x00")
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
 _URL_FILTER = re.compile(r"\|\s*(?:url_encode|uri_escape|escape_uri|cgi_escape)\s*(?=\||\}\})")
-
-
-def todo(ctx: Context, widget: Widget, what: str, *failures: str) -> Piece:
-    """A marked state for what cannot be carried over: it takes the widget's failure transition (never
-    its success: skipping a check must not look like passing it), and the import reports it."""
-    target = ctx.failure(widget, *failures)
-    ctx.report(widget, f"{what}; written as a todo state that goes to '{target}'")
-    return Piece().add(ctx.state(widget), {"todo": what, "next": target})
 
 
 def parameters(widget: Widget) -> list[tuple[str, str]]:
@@ -222,10 +214,10 @@ def make_http_request(widget: Widget, ctx: Context) -> Piece:
     """An `http:` step: method, URL (query split out), form or JSON body, what later widgets read."""
     method = str(widget.prop("method", "GET")).upper()
     if method not in METHODS:
-        return todo(ctx, widget, f"Studio sent a {method} request, which an HTTP step cannot", "failed")
+        return ctx.todo(widget, f"Studio sent a {method} request, which an HTTP step cannot", "failed")
     found = _url(ctx, widget, str(widget.prop("url", "")))
     if isinstance(found, str):
-        return todo(ctx, widget, f"Studio sent an HTTP request, but {found}", "failed")
+        return ctx.todo(widget, f"Studio sent an HTTP request, but {found}", "failed")
     url, query = found
     http: dict[str, Any] = {"method": method, "url": url} if method != "GET" else {"url": url}
     params = {key: liquid.text(ctx, widget, value, f"parameters.{key}") for key, value in parameters(widget)}
@@ -234,7 +226,7 @@ def make_http_request(widget: Widget, ctx: Context) -> Piece:
     if method != "GET" and is_json and body.strip():
         tree = _json_body(ctx, widget, body)
         if isinstance(tree, str):
-            return todo(ctx, widget, f"Studio sent a JSON body, but {tree}: write it as http.json", "failed")
+            return ctx.todo(widget, f"Studio sent a JSON body, but {tree}: write it as http.json", "failed")
         http["json"] = tree
     elif method != "GET" and not is_json and (params or body.strip()):
         if params and body.strip():
@@ -262,10 +254,10 @@ def run_function(widget: Widget, ctx: Context) -> Piece:
     raw = str(widget.prop("url", ""))
     if not raw.strip():
         what = "Studio ran a Twilio Function whose URL the definition does not hold (only its SIDs): write its URL"
-        return todo(ctx, widget, what, "fail")
+        return ctx.todo(widget, what, "fail")
     found = _url(ctx, widget, raw)
     if isinstance(found, str):
-        return todo(ctx, widget, f"Studio ran a Twilio Function, but {found}", "fail")
+        return ctx.todo(widget, f"Studio ran a Twilio Function, but {found}", "fail")
     url, query = found
     http: dict[str, Any] = {"method": "POST", "url": url}
     if query:

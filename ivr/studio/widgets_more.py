@@ -25,7 +25,7 @@ import yaml
 from ivr.studio import liquid
 from ivr.studio.model import Condition, Context, Piece, Widget, converts, reads
 from ivr.studio.split import absorb_split
-from ivr.studio.widgets_http import parameters, result_variable, todo
+from ivr.studio.widgets_http import parameters, result_variable
 
 __all__ = ["make_outgoing_call", "run_subflow", "send_message"]
 
@@ -52,7 +52,7 @@ def run_subflow(widget: Widget, ctx: Context) -> Piece:
         what = (f"Studio ran the subflow {sid or '(no flow_sid)'}, which was not imported: import it with "
                 f"`python -m ivr import-studio --sid {sid or 'FW...'} -o flows/NAME.yaml`, then import this flow "
                 f"again with `--subflow {sid or 'FW...'}=NAME`")  # fmt: skip
-        return todo(ctx, widget, what, "failed")
+        return ctx.todo(widget, what, "failed")
     call: dict[str, Any] = {"flow": flow_id}
     inputs = {}
     declared = _declared_inputs(ctx, flow_id)
@@ -200,7 +200,7 @@ def outgoing_call_output(widget: Widget, path: str, ctx: Context) -> str | None:
 def send_and_wait_for_reply(widget: Widget, ctx: Context) -> Piece:
     what = ("Studio texted and waited for a reply, which a call cannot do: ask with a gather (keys or speech), "
             "or send the text with sms:")  # fmt: skip
-    return todo(ctx, widget, what, "deliveryFailure", "timeout")
+    return ctx.todo(widget, what, "deliveryFailure", "timeout")
 
 
 @converts("send-to-auto-pilot")
@@ -208,4 +208,4 @@ def send_to_autopilot(widget: Widget, ctx: Context) -> Piece:
     what = (
         "Studio handed the conversation to Autopilot (retired by Twilio): an agent state or a menu can take its place"
     )
-    return todo(ctx, widget, what, "failure", "timeout")
+    return ctx.todo(widget, what, "failure", "timeout")
