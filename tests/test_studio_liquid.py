@@ -167,3 +167,15 @@ def test_url_encode_is_not_doubled_in_a_url_where_the_flow_encodes_every_value(c
     rendered = render(compile_text(url, url=True), {"call": CALL})
     assert rendered == "https://example.com/a?from=%2B15551230000"
     assert liquid.text(ctx, greet, "{{trigger.call.From | url_encode}}", "say") == "{{ (call.From) | urlencode }}"
+
+
+def test_a_case_inside_a_case_closes_each(ctx):
+    source = (
+        "{% case flow.variables.a %}{% when 'x' %}"
+        "{% case flow.variables.b %}{% when 'y' %}XY{% else %}X?{% endcase %}"
+        "{% when 'z' %}Z{% endcase %}."
+    )
+    assert said(ctx, source, a="x", b="y") == "XY."
+    assert said(ctx, source, a="x", b="q") == "X?."
+    assert said(ctx, source, a="z", b="y") == "Z."
+    assert ctx.reports == []

@@ -115,6 +115,7 @@ class _Translator:
         self.locals: set[str] = set()
         self.blocks: list[str] = []  # open Liquid blocks (if, unless, for, case, capture, comment, raw)
         self.case: list[str] = []  # the subject of each open case
+        self.case_opened: list[bool] = []  # whether each open case has had its first `when` (an `if` to close)
 
     def report(self, message: str) -> None:
         self.ctx.report(self.widget, f"{self.where}: {message}")
@@ -162,7 +163,7 @@ class _Translator:
             self.blocks.pop()
             if opened == "case":
                 self.case.pop()
-                return "{% endif %}" if self._case_opened() else ""
+                return "{% endif %}" if self.case_opened.pop() else ""
             return {"endcapture": "{% endset %}", "endfor": "{% endfor %}"}.get(name, "{% endif %}")
         if name == "assign":
             target, eq, value = rest.partition("=")
@@ -179,25 +180,20 @@ class _Translator:
         if name == "case":
             self.blocks.append("case")
             self.case.append(self.value(rest))
-            self._case_started = False
+            self.case_opened.append(False)
             return ""
         if name == "when":
             if not self.case:
                 raise LiquidUnsupported("{% when %} outside a {% case %}")
             options = [self.value(v) for v in re.split(r"\s*(?:,|\bor\b)\s*", rest) if v]
-            first = not getattr(self, "_case_started", False)
-            self._case_started = True
+            first = not self.case_opened[-1]
+            self.case_opened[-1] = True
             test = f"{self.case[-1]} in [{', '.join(options)}]"
             return "{% " + ("if" if first else "elif") + " " + test + " %}"
         if name in ("comment", "raw"):
             self.blocks.append(name)
             return "{% raw %}" if name == "raw" else ""
         raise LiquidUnsupported(f"the tag {{% {name} %}} has no equivalent in the flow language")
-
-    def _case_opened(self) -> bool:
-        opened = getattr(self, "_case_started", False)
-        self._case_started = False
-        return opened
 
     def local(self, name: str) -> str:
         if not VARIABLE_NAME.match(name) or name in CONTEXT_NAMES:
