@@ -144,3 +144,10 @@ def test_an_http_url_that_loses_a_value_is_marked_not_sent_elsewhere():
     imported = convert(definition(http), "f")
     assert "http:" not in imported.text and "todo:" in imported.text
     assert any("a value of its URL" in r.message for r in imported.reports)
+
+
+def test_a_say_that_is_not_text_is_reported_not_spoken_as_python():
+    say = {"name": "s", "type": "say-play", "properties": {"say": ["Press", "1"]}, "transitions": []}
+    imported = convert(definition(say), "f")
+    assert [r.message for r in imported.reports] == ["say is list, not text; left out"]
+    assert "Press" not in imported.text

@@ -35,6 +35,11 @@ def prompt(widget: Widget, ctx: Context, state: dict[str, Any]) -> None:
         ctx.report(widget, f"loop {widget.prop('loop')!r} is outside 1 to 100; played once")
         loop = 1
     said, played, digits = widget.prop("say"), widget.prop("play"), widget.prop("digits")
+    for key, value in (("say", said), ("play", played)):
+        if isinstance(value, (list, dict, bool)):  # Studio writes text here: never say a list's Python repr
+            ctx.report(widget, f"{key} is {type(value).__name__}, not text; left out")
+    said = said if isinstance(said, (str, int, float)) and not isinstance(said, bool) else None
+    played = played if isinstance(played, str) else None
     if said:
         text = liquid.text(ctx, widget, str(said), "say")
         # Studio's defaults (Alice, en-US) written out; one voice for every say becomes the flow's defaults
