@@ -261,6 +261,39 @@ print("done", flush=True)
 """
 
 
+CLOSING = """
+import sys, threading
+from ivr.store import SQLiteStore
+for i in range(600):
+    store = SQLiteStore(f"{sys.argv[1]}/s{i}.sqlite3")
+    store.update(f"CA{i}", lambda s: {**(s or {}), "n": 1}, ttl=60)
+    stop = threading.Event()
+    def checkpoint():
+        while not stop.is_set():
+            store.checkpoint()
+    thread = threading.Thread(target=checkpoint)
+    thread.start()
+    store.close()
+    stop.set()
+    thread.join()
+print("done", flush=True)
+"""
+
+
+def test_closing_a_store_while_it_is_checkpointed_never_crashes(tmp_path):
+    """close() waits for a checkpoint under way: closing the checkpoint thread's connection in the middle
+    of its PRAGMA crashed the process (a segmentation fault, in most runs of this script before the lock)."""
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSING, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+    )
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+
+
 def test_incr_from_two_processes_loses_nothing(tmp_path):
     path = tmp_path / "shared" / "ivr.sqlite3"
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

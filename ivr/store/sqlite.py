@@ -60,6 +60,9 @@ class SQLiteStore(SessionStore):
         self._writes = itertools.count(1)  # next() is atomic under the GIL
         self._local = threading.local()
         self._conns_lock = threading.Lock()
+        # held by a checkpoint and by close(): closing the checkpoint thread's connection while its PRAGMA
+        # runs crashes the process (sqlite3 frees a statement in use), as a test run once did
+        self._checkpointing = threading.Lock()
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._closed = False
         # Its own connection, closed at once: worker processes forked later must not
@@ -179,10 +182,11 @@ class SQLiteStore(SessionStore):
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file without waiting for readers or writers (the checkpoint thread's)."""
-        if self._closed:
-            return
-        with self._errors("checkpointing"):
-            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self._checkpointing:
+            if self._closed:
+                return
+            with self._errors("checkpointing"):
+                self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def delete(self, key: str) -> None:
         """Remove the session; a missing one is not an error."""
@@ -237,7 +241,7 @@ class SQLiteStore(SessionStore):
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         checkpoints.forget(self)
-        with self._conns_lock:
+        with self._checkpointing, self._conns_lock:  # a checkpoint under way ends first
             self._closed = True
             for _, conn in self._conns:
                 conn.close()
