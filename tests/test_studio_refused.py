@@ -151,3 +151,20 @@ def test_a_say_that_is_not_text_is_reported_not_spoken_as_python():
     imported = convert(definition(say), "f")
     assert [r.message for r in imported.reports] == ["say is list, not text; left out"]
     assert "Press" not in imported.text
+
+
+@pytest.mark.parametrize(
+    ("properties", "report"),
+    [
+        ({"timeout": "abc"}, "timeout 'abc' is not a whole number from 1 to 60; 5 seconds, as Twilio's default"),
+        (
+            {"number_of_digits": -3},
+            "number_of_digits -3 is not a whole number from 1 to 99; any number of keys, as Twilio's default",
+        ),
+    ],
+)
+def test_a_gather_number_that_cannot_be_read_is_reported(properties, report):
+    gather = {"name": "s", "type": "gather-input-on-call", "properties": {"say": "Enter it.", **properties},
+              "transitions": [{"event": "keypress"}]}  # fmt: skip
+    imported = convert(definition(gather), "f")
+    assert [r.message for r in imported.reports] == [report]

@@ -106,6 +106,16 @@ def say_play(widget: Widget, ctx: Context) -> Piece:
     return Piece().add(ctx.state(widget), state)
 
 
+def _count(widget: Widget, ctx: Context, key: str, low: int, high: int, instead: str) -> int | None:
+    """A whole-number property within [low, high]; None (reported, when it was written) otherwise."""
+    raw = widget.prop(key)
+    value = number(raw)
+    if raw is not None and (value is None or not low <= value <= high):
+        ctx.report(widget, f"{key} {raw!r} is not a whole number from {low} to {high}; {instead}, as Twilio's default")
+        return None
+    return value
+
+
 def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     """The prompt and `gather:` of a gather-input-on-call widget, and its timeout (no routing)."""
     state: dict[str, Any] = {}
@@ -113,12 +123,12 @@ def gather_state(widget: Widget, ctx: Context) -> dict[str, Any]:
     gather: dict[str, Any] = {}
     speech = widget.next("speech") is not None
     gather["input"] = ["dtmf", "speech"] if speech else "dtmf"
-    digits = number(widget.prop("number_of_digits"))
-    if digits is not None and 1 <= digits <= 99:
+    digits = _count(widget, ctx, "number_of_digits", 1, 99, "any number of keys")
+    if digits is not None:
         gather["num_digits"] = digits
-    timeout = number(widget.prop("timeout", 5))
+    timeout = _count(widget, ctx, "timeout", 1, 60, "5 seconds")
     if timeout is not None and timeout != 5:
-        gather["timeout"] = max(1, min(60, timeout))
+        gather["timeout"] = timeout
     finish = widget.properties.get("finish_on_key")  # "" is no finish key, not the default
     if finish == "" or flag(widget.prop("stop_gather"), True) is False:
         gather["finish_on_key"] = ""
