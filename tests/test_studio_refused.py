@@ -168,3 +168,25 @@ def test_a_gather_number_that_cannot_be_read_is_reported(properties, report):
               "transitions": [{"event": "keypress"}]}  # fmt: skip
     imported = convert(definition(gather), "f")
     assert [r.message for r in imported.reports] == [report]
+
+
+def test_a_gather_asking_again_on_every_silence_is_reported_as_check_warns_of_it():
+    gather = {"name": "s", "type": "gather-input-on-call", "properties": {"say": "Press 1."},
+              "transitions": [{"event": "keypress"}, {"event": "timeout", "next": "s"}]}  # fmt: skip
+    imported = convert(definition(gather), "f")
+    assert [r.message for r in imported.reports] == [
+        "its timeout asks again without end, as in Studio; check warns that a silent caller is never let go: "
+        "give no_input.on_max a way out"
+    ]
+
+
+def test_a_condition_naming_another_value_than_the_splits_input_is_reported():
+    split = {"name": "s", "type": "split-based-on", "properties": {"input": "{{flow.variables.a}}"},
+             "transitions": [{"event": "noMatch"}, {"event": "match", "next": "t", "conditions": [
+                 {"arguments": ["{{flow.variables.b}}"], "type": "equal_to", "value": "x"}]}]}  # fmt: skip
+    said = {"name": "t", "type": "say-play", "properties": {"say": "X."}, "transitions": []}
+    imported = convert(definition(split, said), "f")
+    assert [r.message for r in imported.reports] == [
+        "the condition equal_to 'x' names {{flow.variables.b}}; the split's input {{flow.variables.a}} is what "
+        "is tested"
+    ]

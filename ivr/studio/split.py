@@ -106,6 +106,10 @@ def split_based_on(widget: Widget, ctx: Context) -> Piece:
         if transition.event == "noMatch":
             continue
         for condition in transition.conditions or ():
+            if any(a.strip() != source.strip() for a in condition.arguments):  # Studio's exports repeat the input
+                named = ", ".join(condition.arguments)
+                what = f"the condition {condition.type} {condition.value!r} names {named}"
+                ctx.report(widget, f"{what}; the split's input {source.strip()} is what is tested")
             jinja = _compiled(test(subject, condition))
             if jinja is None:
                 what = f"the condition {condition.type} {condition.value!r} (to {transition.next!r})"

@@ -194,6 +194,8 @@ def gather_input(widget: Widget, ctx: Context) -> Piece:
         comments.append("Studio's speech transition led nowhere (speech would end the call): keys only here.")
     if widget.next("timeout") == widget.name:
         comments.append("Studio asked again on every silence, without end (check warns): give on_max a way out.")
+        ctx.report(widget, "its timeout asks again without end, as in Studio; check warns that a silent caller "
+                   "is never let go: give no_input.on_max a way out")  # fmt: skip
     state["next"] = state_next
     return Piece().add(ctx.state(widget), state, *comments)
 
