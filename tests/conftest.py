@@ -10,10 +10,10 @@ import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 from xml.etree import ElementTree
 
 import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 pytest.register_assert_rewrite("ivr.testing")  # imported here before pytest_plugins loads it
 
@@ -160,11 +160,12 @@ class _Quiet(WSGIRequestHandler):
 
 @pytest.fixture
 def serve():
-    """Serve a WSGI app over HTTP on 127.0.0.1; yields a function that returns its base URL."""
+    """Serve a WSGI app over HTTP on 127.0.0.1, a thread per request (a relay socket holds its thread
+    while webhooks go on); yields a function that returns its base URL."""
     servers = []
 
     def start(app) -> str:
-        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         servers.append((server, thread))

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 
 import pytest
 from conftest import FLOWS, TOKEN, phone_on
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ivr.phone import HttpTransport, Phone
 from ivr.testing import Turn, use_scripted_model
@@ -124,33 +122,11 @@ def test_without_a_model_the_caller_hears_the_apology_and_goes_on_at_the_error_r
     assert call.state == "operator"
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def served():
-    """Serve an app with werkzeug's threaded server (a socket holds its thread while webhooks go on)."""
-    servers = []
-
-    def start(app) -> str:
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize("public", ["https://ivr.example.com", None], ids=["wss URL", "root-relative"])
-def test_over_a_real_socket_the_handshake_is_signed_like_twilios(assistant_app, served, public):
+def test_over_a_real_socket_the_handshake_is_signed_like_twilios(assistant_app, serve, public):
     app = assistant_app(IVR_PUBLIC_URL=public)
     use_scripted_model(app, [Turn("You want a person.", (("end_operator", {"reason": "billing"}),))])
-    base = served(app)
+    base = serve(app)
     phone = Phone(HttpTransport(), base, auth_token=TOKEN, public_url=public)
     call = phone.dial("assistant")
     assert (call.heard, call.waiting_for) == ([GREETING], "agent"), call.warnings
@@ -165,10 +141,10 @@ class _ForgingTransport(HttpTransport):
         return super().open_relay(url, {"X-Twilio-Signature": "forged"})
 
 
-def test_a_refused_handshake_fails_the_session_and_the_call_goes_on_at_the_error_route(assistant_app, served):
+def test_a_refused_handshake_fails_the_session_and_the_call_goes_on_at_the_error_route(assistant_app, serve):
     app = assistant_app(IVR_PUBLIC_URL="https://ivr.example.com")
     use_scripted_model(app, [Turn("never heard")])
-    phone = Phone(_ForgingTransport(), served(app), auth_token=TOKEN, public_url="https://ivr.example.com")
+    phone = Phone(_ForgingTransport(), serve(app), auth_token=TOKEN, public_url="https://ivr.example.com")
     call = phone.dial("assistant")
     assert [w.code for w in call.warnings] == [64102]
     assert action_of(call).params["SessionStatus"] == "failed"

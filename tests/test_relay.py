@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -17,7 +16,6 @@ from agent_helpers import Talk, make_agent, socket_to, with_agent
 from conftest import ROOT, TOKEN
 from helpers import HOST, free_port
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from ivr.agent.conversation import Closed
 from ivr.agent.model import ScriptedModel, Turn
@@ -51,19 +49,9 @@ def agent_app(make_app):
 
 
 @pytest.fixture
-def serve():
-    """Serve an app on 127.0.0.1 with werkzeug's threaded server; its ws:// base URL."""
-    servers = []
-
-    def start(app) -> str:
-        server = make_server(HOST, 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"ws://{HOST}:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
+def serve_ws(serve):
+    """The conftest's threaded server, as its ws:// base URL."""
+    return lambda app: "ws" + serve(app).removeprefix("http")
 
 
 def test_the_relay_url_is_the_public_url_with_a_websocket_scheme():
@@ -101,9 +89,9 @@ def test_a_state_that_is_not_an_agent_is_not_found(agent_app):
         app.extensions["ivr.relay"].open("main", "nowhere")
 
 
-def test_a_signed_conversation_over_a_real_socket_ends_with_handoff_data(agent_app, serve):
+def test_a_signed_conversation_over_a_real_socket_ends_with_handoff_data(agent_app, serve_ws):
     app = agent_app([Turn("Your order shipped."), Turn("Bye!", (("end_resolved", {}),))])
-    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk = Talk(socket_to(serve_ws(app) + "/relay/main/assistant", sign(URL)))
     talk.setup(SID)
     assert talk.say("where is my order") == "Your order shipped."
     assert talk.say("thanks") == "Bye!"
@@ -118,9 +106,9 @@ def test_a_signed_conversation_over_a_real_socket_ends_with_handoff_data(agent_a
     assert app.extensions["ivr.relay"].slots.used == 0, "the socket's slot was given back"
 
 
-def test_a_dropped_socket_ends_as_a_hangup_and_frees_its_slot(agent_app, serve):
+def test_a_dropped_socket_ends_as_a_hangup_and_frees_its_slot(agent_app, serve_ws):
     app = agent_app([Turn("Hello.")])
-    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk = Talk(socket_to(serve_ws(app) + "/relay/main/assistant", sign(URL)))
     talk.setup(SID)
     assert talk.say("hi") == "Hello."
     talk.connection.close()
@@ -197,11 +185,11 @@ def test_the_agent_benchmarks_scenario_holds_at_small_scale():
     assert "Server log: 0 tracebacks or refused handshakes." in done.stdout
 
 
-def test_a_message_too_big_to_be_a_prompt_closes_the_socket_unread(agent_app, serve):
+def test_a_message_too_big_to_be_a_prompt_closes_the_socket_unread(agent_app, serve_ws):
     model = ScriptedModel([Turn("You should never hear this.")])
     app = agent_app([])
     services(app).agent_model = lambda agent: model
-    talk = Talk(socket_to(serve(app) + "/relay/main/assistant", sign(URL)))
+    talk = Talk(socket_to(serve_ws(app) + "/relay/main/assistant", sign(URL)))
     talk.setup(SID)
     talk.connection.send({"type": "prompt", "voicePrompt": "x" * (MAX_MESSAGE + 1), "lang": "en-US", "last": True})
     with pytest.raises(Closed):

@@ -32,6 +32,7 @@ __all__ = [
     "agent_event",
     "agent_verbs",
     "handoff_values",
+    "relay_message",
 ]
 
 # What twilio-python's builder takes (`Connect.conversation_relay`): the names a flow's `relay:` may use.
@@ -45,6 +46,16 @@ RELAY_ATTRIBUTES = tuple(
 FAILED_SESSIONS = ("failed", "error")
 MAX_VALUE_LENGTH = 200  # a value the model hands back: caller input, kept as short as speech
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def relay_message(data: str | bytes) -> dict:
+    """One ConversationRelay message as received (either end of the socket): its JSON object, or
+    `{"type": "unreadable"}` for anything that is not one."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        message = None
+    return message if isinstance(message, dict) else {"type": "unreadable"}
 
 
 def relay_value(value: object) -> str:

@@ -14,6 +14,7 @@ from typing import Protocol
 import simple_websocket
 from werkzeug.test import Client
 
+from ivr.core.agent_relay import relay_message
 from ivr.errors import RelayClosed, TransportError
 
 __all__ = [
@@ -150,13 +151,7 @@ class WebSocketConnection:
             data = self.client.receive(timeout=timeout)
         except simple_websocket.ConnectionClosed:
             raise RelayClosed("the socket closed") from None
-        if data is None:
-            return None
-        try:
-            message = json.loads(data)
-        except ValueError:
-            return {"type": "unreadable"}
-        return message if isinstance(message, dict) else {"type": "unreadable"}
+        return None if data is None else relay_message(data)
 
     def close(self) -> None:
         with contextlib.suppress(simple_websocket.ConnectionClosed):  # the app closed it first (after `end`)

@@ -32,6 +32,7 @@ from ivr.agent.model import Model, ScriptedModel, Turn
 from ivr.agent.openai import model_from_settings
 from ivr.core import flow as f
 from ivr.core.agent import Agent
+from ivr.core.agent_relay import relay_message
 from ivr.errors import ConfigError
 from ivr.store import DEFAULT_TTL
 from ivr.web.http import Form
@@ -316,13 +317,7 @@ def conversation(ws, flow_id: str, state: str) -> None:
             data = ws.receive(timeout=timeout)
         except ConnectionClosed:
             raise Closed("the socket closed") from None
-        if data is None:
-            return None
-        try:
-            message = json.loads(data)
-        except ValueError:
-            message = None
-        return message if isinstance(message, dict) else {"type": "unreadable"}
+        return None if data is None else relay_message(data)
 
     found = services()
     flow, agent, receive = versioned(found, flow, agent, state, receive)

@@ -335,20 +335,16 @@
     $("dial-form").addEventListener("submit", startCall);
     $("hangup").addEventListener("click", () => act("hangup", "", "You hang up"));
     $("send-keys").addEventListener("click", sendKeys);
-    $("say-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const phrase = $("phrase").value.trim();
-      if (!phrase) return;
-      $("phrase").value = "";
-      act("say", phrase, `You say “${phrase}”`);
-    });
-    $("agent-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const phrase = $("agent-phrase").value.trim();
-      if (!phrase) return;
-      $("agent-phrase").value = "";
-      act("say", phrase, `You say “${phrase}”`);
-    });
+    // A menu's speech and an agent's conversation: each form says what is typed in its field.
+    for (const [form, field] of [["say-form", "phrase"], ["agent-form", "agent-phrase"]]) {
+      $(form).addEventListener("submit", (event) => {
+        event.preventDefault();
+        const phrase = $(field).value.trim();
+        if (!phrase) return;
+        $(field).value = "";
+        act("say", phrase, `You say “${phrase}”`);
+      });
+    }
     $("silent").addEventListener("click", () => act("wait", "", "You stay silent"));
     $("record").addEventListener("click", () => {
       const seconds = $("seconds").value.trim();
